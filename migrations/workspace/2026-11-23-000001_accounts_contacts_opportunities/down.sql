@@ -1,0 +1,4 @@
+DROP TABLE opportunity;
+DROP TABLE contact;
+DROP TABLE account;
+DROP TABLE workspace_settings;

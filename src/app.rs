@@ -1,0 +1,136 @@
+//! The running server: configuration, database and schema cache, shared by
+//! every request as `Arc<App>`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+
+use crate::config::Config;
+use crate::db::{self, ClusterOptions, Database, EmbeddedPostgres, PoolOptions};
+use crate::graphql::{Limits, SchemaCache};
+
+/// State shared by all requests.
+pub struct App {
+    pub config: Config,
+    pub db: Database,
+    pub schemas: SchemaCache,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App").field("config", &self.config).field("db", &self.db).finish()
+    }
+}
+
+impl App {
+    /// Builds the state over a migrated database.
+    pub fn new(config: Config, database_url: &str) -> anyhow::Result<Arc<App>> {
+        let db = Database::connect(
+            database_url,
+            &PoolOptions {
+                size: config.pool_size,
+                statement_timeout: config.statement_timeout,
+            },
+        )?;
+        let schemas = SchemaCache::new(Limits {
+            max_depth: config.max_depth,
+            max_complexity: config.max_complexity,
+        });
+        Ok(Arc::new(App { config, db, schemas }))
+    }
+}
+
+/// The PostgreSQL server a command talks to: `DATABASE_URL`, or the
+/// embedded cluster in the data folder.
+#[derive(Debug)]
+pub struct DatabaseServer {
+    url: String,
+    cluster: Option<EmbeddedPostgres>,
+}
+
+impl DatabaseServer {
+    /// Uses `DATABASE_URL` when set; otherwise starts (or joins) the embedded
+    /// cluster and makes sure its `crm` database exists.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        if let Some(url) = &config.database_url {
+            return Ok(DatabaseServer {
+                url: url.clone(),
+                cluster: None,
+            });
+        }
+        let cluster = EmbeddedPostgres::start(&config.data_dir, ClusterOptions::default()).await?;
+        db::create_database(&cluster.url("postgres"), db::EMBEDDED_DATABASE, None).await?;
+        Ok(DatabaseServer {
+            url: cluster.url(db::EMBEDDED_DATABASE),
+            cluster: Some(cluster),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Stops the embedded cluster if this process started it.
+    pub async fn stop(mut self) {
+        if let Some(cluster) = self.cluster.as_mut() {
+            cluster.stop().await;
+        }
+    }
+}
+
+/// `crm serve`: migrate, then serve until SIGINT/SIGTERM; in-flight requests
+/// finish before the database stops.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let server = DatabaseServer::open(&config).await?;
+    let result = serve_on(&config, server.url()).await;
+    server.stop().await;
+    result
+}
+
+async fn serve_on(config: &Config, url: &str) -> anyhow::Result<()> {
+    for applied in db::migrate::migrate_all(url).await? {
+        for version in &applied.versions {
+            tracing::info!(schema = %applied.schema, %version, "applied migration");
+        }
+    }
+    let app = App::new(config.clone(), url)?;
+    let address = SocketAddr::new(config.bind, config.port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening on {address}"))?;
+    let address = listener.local_addr()?;
+    let host = if address.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        address.ip().to_string()
+    };
+    println!("CRM server listening on http://{host}:{}", address.port());
+    println!("  GraphQL endpoint and playground: http://{host}:{}/graphql", address.port());
+    println!("  Authentication: none yet (API tokens arrive with roles); bind to 127.0.0.1 only.");
+    println!("  Health: /healthz  Readiness: /readyz  Metrics: /metrics");
+    axum::serve(listener, crate::http::router(app))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("stopped accepting requests; in-flight requests finished");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,46 @@
+//! One `Config` for the server, filled from command-line flags and
+//! environment variables (see `main.rs` and README "Configuration").
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the server needs to know to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the HTTP server binds to.
+    pub bind: IpAddr,
+    /// Port of the HTTP server; 0 picks a free one.
+    pub port: u16,
+    /// The one folder holding everything the server keeps locally
+    /// (the embedded cluster under `pgdata/`, its log, later tokens).
+    pub data_dir: PathBuf,
+    /// An external PostgreSQL server; when unset the embedded cluster is used.
+    pub database_url: Option<String>,
+    /// Maximum connections in the pool.
+    pub pool_size: usize,
+    /// Postgres `statement_timeout` applied to every pooled connection.
+    pub statement_timeout: Duration,
+    /// Largest accepted request body.
+    pub body_limit: usize,
+    /// Maximum depth of a GraphQL query.
+    pub max_depth: usize,
+    /// Maximum complexity (number of fields, weighted by page sizes) of a query.
+    pub max_complexity: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: 8080,
+            data_dir: PathBuf::from(".crm"),
+            database_url: None,
+            pool_size: 16,
+            statement_timeout: Duration::from_secs(30),
+            body_limit: 2 * 1024 * 1024,
+            max_depth: 12,
+            max_complexity: 50_000,
+        }
+    }
+}

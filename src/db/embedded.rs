@@ -1,0 +1,372 @@
+//! A private PostgreSQL cluster started from the system's server binaries.
+//!
+//! With no `DATABASE_URL`, every command uses the cluster in
+//! `<data-dir>/pgdata`: it is created with `initdb` on first use, started on
+//! 127.0.0.1 on a free port with its unix socket in a private folder, and
+//! stopped when the process that started it ends (cleanly on SIGINT/SIGTERM,
+//! and through the kernel's parent-death signal if that process is killed).
+//! A command that finds the cluster already running (say, under a running
+//! server) connects to it instead of starting a second one.
+//!
+//! Postgres refuses to run as root, so when this process is root the
+//! cluster runs as an unprivileged OS user (`postgres` if it exists,
+//! otherwise `nobody`) that owns the data folder.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+
+/// What to tell a user whose machine has no PostgreSQL server binaries.
+pub const MISSING_BINARIES: &str = "PostgreSQL server binaries (initdb, postgres) were not found. \
+Install them, e.g. `apt-get install postgresql` on Debian/Ubuntu, or point PG_BIN at the folder \
+that holds them, or set DATABASE_URL to use an existing server.";
+
+/// How a started cluster behaves; tests trade durability for speed.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClusterOptions {
+    /// Skip fsync: a crash may lose data. Only for throwaway clusters.
+    pub ephemeral: bool,
+}
+
+/// A running cluster: either started (and owned) by this process or found
+/// running under another one.
+#[derive(Debug)]
+pub struct EmbeddedPostgres {
+    pgdata: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+/// Where the server binaries are.
+#[derive(Debug, Clone)]
+pub struct PgBinaries {
+    pub dir: PathBuf,
+}
+
+impl PgBinaries {
+    /// Finds `initdb` and `postgres`: `PG_BIN`, then `PATH`, then the newest
+    /// `/usr/lib/postgresql/*/bin` (Debian's layout).
+    pub fn find() -> anyhow::Result<Self> {
+        let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
+        if let Some(dir) = std::env::var_os("PG_BIN") {
+            let dir = PathBuf::from(dir);
+            if has_both(&dir) {
+                return Ok(PgBinaries { dir });
+            }
+            bail!("PG_BIN={} holds no initdb and postgres. {MISSING_BINARIES}", dir.display());
+        }
+        if let Some(path) = std::env::var_os("PATH") {
+            if let Some(dir) = std::env::split_paths(&path).find(|d| has_both(d)) {
+                return Ok(PgBinaries { dir });
+            }
+        }
+        let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|entry| {
+                let version = entry.file_name().to_str()?.parse::<u32>().ok()?;
+                let bin = entry.path().join("bin");
+                has_both(&bin).then_some((version, bin))
+            })
+            .collect();
+        versions.sort();
+        match versions.pop() {
+            Some((_, dir)) => Ok(PgBinaries { dir }),
+            None => bail!(MISSING_BINARIES),
+        }
+    }
+
+    fn tool(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// The OS account the cluster runs as when we are root.
+#[derive(Debug, Clone, Copy)]
+struct RunAs {
+    uid: u32,
+    gid: u32,
+}
+
+impl RunAs {
+    /// `None` when this process is not root: the cluster runs as us.
+    fn for_this_process() -> anyhow::Result<Option<Self>> {
+        if current_uid() != 0 {
+            return Ok(None);
+        }
+        let passwd = fs::read_to_string("/etc/passwd").context("reading /etc/passwd")?;
+        for wanted in ["postgres", "nobody"] {
+            for line in passwd.lines() {
+                let cols: Vec<&str> = line.split(':').collect();
+                if cols.len() > 3 && cols[0] == wanted {
+                    if let (Ok(uid), Ok(gid)) = (cols[2].parse(), cols[3].parse()) {
+                        return Ok(Some(RunAs { uid, gid }));
+                    }
+                }
+            }
+        }
+        bail!("running as root, and no unprivileged user (postgres or nobody) exists to run PostgreSQL as")
+    }
+}
+
+#[allow(unsafe_code)]
+fn current_uid() -> u32 {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// True when `pid` is a live process whose command line names postgres.
+fn is_postgres_process(pid: i32) -> bool {
+    fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|cmd| String::from_utf8_lossy(&cmd).contains("postgres"))
+        .unwrap_or(false)
+}
+
+/// The port and pid recorded in a cluster's `postmaster.pid`, if the
+/// process that wrote it still runs.
+fn running_cluster(pgdata: &Path) -> Option<(i32, u16)> {
+    let text = fs::read_to_string(pgdata.join("postmaster.pid")).ok()?;
+    let lines: Vec<&str> = text.lines().collect();
+    let pid: i32 = lines.first()?.trim().parse().ok()?;
+    let port: u16 = lines.get(3)?.trim().parse().ok()?;
+    is_postgres_process(pid).then_some((pid, port))
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
+}
+
+impl EmbeddedPostgres {
+    /// Connects to the cluster under `data_dir`, starting it (and creating it
+    /// first if needed) when it is not running.
+    pub async fn start(data_dir: &Path, options: ClusterOptions) -> anyhow::Result<Self> {
+        fs::create_dir_all(data_dir)
+            .with_context(|| format!("creating data folder {}", data_dir.display()))?;
+        let data_dir = data_dir
+            .canonicalize()
+            .with_context(|| format!("resolving {}", data_dir.display()))?;
+        let pgdata = data_dir.join("pgdata");
+
+        if let Some((pid, port)) = running_cluster(&pgdata) {
+            tracing::info!(pid, port, "using the PostgreSQL cluster already running in {}", pgdata.display());
+            let mut cluster = EmbeddedPostgres { pgdata, port, child: None };
+            cluster.wait_ready(None).await?;
+            return Ok(cluster);
+        }
+
+        let binaries = PgBinaries::find()?;
+        let run_as = RunAs::for_this_process()?;
+        if let Some(run_as) = run_as {
+            check_reachable(&data_dir, run_as)?;
+        }
+        if !pgdata.join("PG_VERSION").is_file() {
+            initdb(&binaries, &pgdata, run_as)?;
+        }
+        // A crash (kill -9, power loss) leaves postmaster.pid behind; its pid
+        // is dead or now belongs to another program, so it is stale.
+        let pid_file = pgdata.join("postmaster.pid");
+        if pid_file.exists() {
+            tracing::warn!("removing stale {}", pid_file.display());
+            fs::remove_file(&pid_file).context("removing stale postmaster.pid")?;
+        }
+
+        let socket_dir = data_dir.join("run");
+        fs::create_dir_all(&socket_dir)?;
+        fs::set_permissions(&socket_dir, fs::Permissions::from_mode(0o700))?;
+        chown(&socket_dir, run_as)?;
+
+        let port = free_port()?;
+        let log_path = data_dir.join("postgres.log");
+        let log = fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+        chown(&log_path, run_as)?;
+
+        let mut command = Command::new(binaries.tool("postgres"));
+        command
+            .arg("-D")
+            .arg(&pgdata)
+            .args(["-c", "listen_addresses=127.0.0.1", "-c", &format!("port={port}")])
+            .arg("-c")
+            .arg(format!("unix_socket_directories={}", socket_dir.display()))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        if options.ephemeral {
+            command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+        }
+        // Own process group: a Ctrl-C in the terminal reaches us, and we stop
+        // the cluster after in-flight requests finish.
+        command.process_group(0);
+        if let Some(run_as) = run_as {
+            command.uid(run_as.uid).gid(run_as.gid);
+        }
+        stop_with_parent(&mut command);
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", binaries.tool("postgres").display()))?;
+        let mut cluster = EmbeddedPostgres { pgdata, port, child: Some(child) };
+        if let Err(err) = cluster.wait_ready(Some(&log_path)).await {
+            cluster.stop().await;
+            return Err(err);
+        }
+        tracing::info!(port, "started PostgreSQL in {}", cluster.pgdata.display());
+        Ok(cluster)
+    }
+
+    /// The connection URL of database `database` in this cluster.
+    pub fn url(&self, database: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    }
+
+    /// The port the cluster listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether this process started the cluster (and so stops it).
+    pub fn is_owned(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Waits until the cluster accepts connections, or fails with the tail of
+    /// its log when the postgres process has exited.
+    async fn wait_ready(&mut self, log: Option<&Path>) -> anyhow::Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let url = self.url("postgres");
+        loop {
+            if super::ping(&url).await.is_ok() {
+                return Ok(());
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Some(status) = child.try_wait()? {
+                    let tail = log.map(log_tail).unwrap_or_default();
+                    bail!("PostgreSQL exited during start-up ({status}):\n{tail}");
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("PostgreSQL in {} did not accept connections within 60 s", self.pgdata.display());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Stops the cluster if this process started it: a fast shutdown that
+    /// rolls back open transactions and checkpoints. A cluster found running
+    /// under another process is left alone.
+    pub async fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        send_signal(child.id(), libc::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => return,
+                Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        tracing::warn!("PostgreSQL did not stop within 30 s; killing it");
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+fn log_tail(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(15)..].join("\n")
+}
+
+fn initdb(binaries: &PgBinaries, pgdata: &Path, run_as: Option<RunAs>) -> anyhow::Result<()> {
+    if pgdata.exists() {
+        // No PG_VERSION: an initdb that was interrupted. Nothing in it is data.
+        fs::remove_dir_all(pgdata).context("removing an incomplete cluster folder")?;
+    }
+    fs::create_dir_all(pgdata)?;
+    fs::set_permissions(pgdata, fs::Permissions::from_mode(0o700))?;
+    chown(pgdata, run_as)?;
+    let mut command = Command::new(binaries.tool("initdb"));
+    command
+        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "-D"])
+        .arg(pgdata)
+        .stdin(Stdio::null());
+    if let Some(run_as) = run_as {
+        command.uid(run_as.uid).gid(run_as.gid);
+    }
+    let output = command
+        .output()
+        .with_context(|| format!("running {}", binaries.tool("initdb").display()))?;
+    if !output.status.success() {
+        bail!(
+            "initdb failed ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let mut conf = fs::OpenOptions::new().append(true).open(pgdata.join("postgresql.conf"))?;
+    writeln!(conf, "\n# crm: a private cluster; connections only from this machine")?;
+    writeln!(conf, "max_connections = 200")?;
+    Ok(())
+}
+
+fn chown(path: &Path, run_as: Option<RunAs>) -> anyhow::Result<()> {
+    if let Some(run_as) = run_as {
+        std::os::unix::fs::chown(path, Some(run_as.uid), Some(run_as.gid))
+            .with_context(|| format!("giving {} to the PostgreSQL user", path.display()))?;
+    }
+    Ok(())
+}
+
+/// The unprivileged user must be able to walk down to the data folder; a
+/// folder under a 0700 home (like /root) is not reachable.
+fn check_reachable(data_dir: &Path, _run_as: RunAs) -> anyhow::Result<()> {
+    for dir in data_dir.ancestors().skip(1) {
+        let mode = fs::metadata(dir)?.permissions().mode();
+        if mode & 0o001 == 0 {
+            bail!(
+                "the data folder {} is inside {}, which other users cannot enter (mode {:o}); \
+                 PostgreSQL must run as an unprivileged user when the server runs as root. \
+                 Choose another --data-dir (e.g. /var/lib/crm) or `chmod o+x {}`",
+                data_dir.display(),
+                dir.display(),
+                mode & 0o777,
+                dir.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+#[allow(unsafe_code)]
+fn send_signal(pid: u32, signal: i32) {
+    if let Ok(pid) = i32::try_from(pid) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe {
+            libc::kill(pid, signal);
+        }
+    }
+}
+
+/// Asks the kernel to stop the cluster (fast shutdown) when the thread that
+/// started it dies, so a `kill -9` of the server leaves no orphan cluster.
+#[allow(unsafe_code)]
+fn stop_with_parent(command: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // async-signal-safe functions (prctl, getppid, _exit).
+    unsafe {
+        command.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGINT);
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,80 @@
+//! Embedded migrations: the system set in `crm_system`, the workspace set
+//! in every workspace schema (production and each sandbox).
+
+use anyhow::{anyhow, Context};
+use diesel::connection::SimpleConnection;
+use diesel::Connection;
+use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+use diesel_async::AsyncPgConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use super::sql::quote_ident;
+
+/// Schema of what is global: workspace registry, later users and tokens.
+pub const SYSTEM_SCHEMA: &str = "crm_system";
+/// Schema of production records and metadata.
+pub const PRODUCTION_SCHEMA: &str = "crm";
+
+const SYSTEM: EmbeddedMigrations = embed_migrations!("migrations/system");
+const WORKSPACE: EmbeddedMigrations = embed_migrations!("migrations/workspace");
+
+/// Serializes migrations of concurrent processes (two servers starting).
+const MIGRATION_LOCK: i64 = 0x63726d5f6d696772; // "crm_migr"
+
+/// Migrations applied to one schema by a run.
+#[derive(Debug)]
+pub struct Applied {
+    pub schema: String,
+    pub versions: Vec<String>,
+}
+
+/// Brings the system schema and every registered workspace schema up to date.
+pub async fn migrate_all(url: &str) -> anyhow::Result<Vec<Applied>> {
+    let mut report = vec![migrate_schema(url, SYSTEM_SCHEMA, SYSTEM).await?];
+    for schema in workspace_schemas(url).await? {
+        report.push(migrate_schema(url, &schema, WORKSPACE).await?);
+    }
+    Ok(report)
+}
+
+/// Creates (if needed) and migrates one workspace schema.
+pub async fn migrate_workspace(url: &str, schema: &str) -> anyhow::Result<Applied> {
+    migrate_schema(url, schema, WORKSPACE).await
+}
+
+async fn workspace_schemas(url: &str) -> anyhow::Result<Vec<String>> {
+    use diesel_async::{AsyncConnection, RunQueryDsl};
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        pg_schema: String,
+    }
+    let mut conn = AsyncPgConnection::establish(url).await?;
+    let rows: Vec<Row> =
+        diesel::sql_query("SELECT pg_schema FROM crm_system.workspace ORDER BY kind, name")
+            .load(&mut conn)
+            .await?;
+    Ok(rows.into_iter().map(|r| r.pg_schema).collect())
+}
+
+async fn migrate_schema(url: &str, schema: &str, migrations: EmbeddedMigrations) -> anyhow::Result<Applied> {
+    let url = url.to_owned();
+    let schema = schema.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+            .context("connecting to run migrations")?;
+        let quoted = quote_ident(&schema);
+        conn.batch_execute(&format!(
+            "SELECT pg_advisory_lock({MIGRATION_LOCK}); \
+             CREATE SCHEMA IF NOT EXISTS {quoted}; SET search_path TO {quoted}"
+        ))?;
+        let applied: anyhow::Result<Vec<String>> = conn
+            .run_pending_migrations(migrations)
+            .map(|versions| versions.iter().map(ToString::to_string).collect())
+            .map_err(|err| anyhow!("migrating schema {schema}: {err}"));
+        conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
+        let versions = applied?;
+        Ok(Applied { schema, versions })
+    })
+    .await?
+}

@@ -1,0 +1,154 @@
+//! Database access: the embedded cluster, the connection pool, migrations
+//! and the SQL builder every query goes through.
+
+pub mod embedded;
+pub mod migrate;
+pub mod sql;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel::connection::{Instrumentation, InstrumentationEvent};
+use diesel_async::pooled_connection::deadpool::{Object, Pool};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use futures_util::FutureExt;
+
+pub use embedded::{ClusterOptions, EmbeddedPostgres};
+
+/// A pooled connection.
+pub type Conn = Object<AsyncPgConnection>;
+
+/// The pool plus the counters operators read on `/metrics`.
+#[derive(Clone)]
+pub struct Database {
+    pool: Pool<AsyncPgConnection>,
+    statements: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database").field("status", &self.pool.status()).finish()
+    }
+}
+
+/// Settings of the pool.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub size: usize,
+    pub statement_timeout: Duration,
+}
+
+impl Database {
+    /// Builds the pool. Every connection gets the configured
+    /// `statement_timeout`, UTC as its time zone, and a counter of the SQL
+    /// statements it runs (the N+1 guard in the tests reads it).
+    pub fn connect(url: &str, options: &PoolOptions) -> anyhow::Result<Self> {
+        let statements = Arc::new(AtomicU64::new(0));
+        let timeout_ms = options.statement_timeout.as_millis();
+        let counter = statements.clone();
+        let mut config = ManagerConfig::default();
+        config.recycling_method = RecyclingMethod::Fast;
+        config.custom_setup = Box::new(move |url| {
+            let counter = counter.clone();
+            let url = url.to_owned();
+            async move {
+                let mut conn = AsyncPgConnection::establish(&url).await?;
+                conn.batch_execute(&format!(
+                    "SET statement_timeout = {timeout_ms}; SET TIME ZONE 'UTC'"
+                ))
+                .await
+                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                conn.set_instrumentation(StatementCounter(counter));
+                Ok(conn)
+            }
+            .boxed()
+        });
+        let manager = AsyncDieselConnectionManager::new_with_config(url, config);
+        let pool = Pool::builder(manager)
+            .max_size(options.size)
+            .wait_timeout(Some(Duration::from_secs(30)))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()
+            .context("building the connection pool")?;
+        Ok(Database { pool, statements })
+    }
+
+    /// A connection from the pool.
+    pub async fn conn(&self) -> crate::error::Result<Conn> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// SQL statements run through this pool since it was built.
+    pub fn statements_run(&self) -> u64 {
+        self.statements.load(Ordering::Relaxed)
+    }
+
+    /// Connections in use and idle, for `/metrics`.
+    pub fn pool_status(&self) -> (usize, usize) {
+        let status = self.pool.status();
+        (status.size - status.available, status.available)
+    }
+}
+
+struct StatementCounter(Arc<AtomicU64>);
+
+impl Instrumentation for StatementCounter {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        if let InstrumentationEvent::StartQuery { .. } = event {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Opens one connection and closes it: succeeds when the server answers.
+pub async fn ping(url: &str) -> diesel::ConnectionResult<()> {
+    let mut conn = AsyncPgConnection::establish(url).await?;
+    conn.batch_execute("SELECT 1")
+        .await
+        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)
+}
+
+/// Creates database `name` in the cluster behind `admin_url` unless it
+/// exists, optionally as a copy of `template`.
+pub async fn create_database(admin_url: &str, name: &str, template: Option<&str>) -> anyhow::Result<()> {
+    use diesel::sql_types::Text;
+    use diesel_async::RunQueryDsl;
+    let mut conn = AsyncPgConnection::establish(admin_url).await?;
+    let exists: Vec<sql::Exists> = diesel::sql_query("SELECT true AS exists FROM pg_database WHERE datname = $1")
+        .bind::<Text, _>(name)
+        .load(&mut conn)
+        .await?;
+    if exists.is_empty() {
+        let mut statement = format!("CREATE DATABASE {}", sql::quote_ident(name));
+        if let Some(template) = template {
+            statement.push_str(&format!(" TEMPLATE {}", sql::quote_ident(template)));
+        }
+        conn.batch_execute(&statement)
+            .await
+            .with_context(|| format!("creating database {name}"))?;
+    }
+    Ok(())
+}
+
+/// Replaces the database name in a `postgres://` URL.
+pub fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[authority_start..].find('/') {
+        Some(slash) => &base[..authority_start + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{database}?{query}"),
+        None => format!("{base}/{database}"),
+    }
+}
+
+/// The database the server uses inside the embedded cluster.
+pub const EMBEDDED_DATABASE: &str = "crm";

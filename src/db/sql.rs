@@ -1,0 +1,179 @@
+//! The SQL builder every dynamic query goes through.
+//!
+//! `Sql` is a list of parts: literal SQL written by this crate, identifiers
+//! taken from validated metadata (emitted through Diesel's
+//! `push_identifier`, which quotes them) and values (always bind
+//! parameters). Fragments compose by appending, and Diesel numbers the
+//! placeholders, so a filter compiled once can be reused in a count.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::sql_types::{Array, Bool, Date, Int4, Jsonb, Nullable, Text, Timestamptz, Untyped};
+use diesel::QueryResult;
+use uuid::Uuid;
+
+/// A typed value bound as a parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bind {
+    Text(Option<String>),
+    Uuid(Option<Uuid>),
+    UuidArray(Vec<Uuid>),
+    Int(Option<i32>),
+    /// A decimal, validated and kept as its text form; cast to numeric in SQL.
+    Decimal(Option<String>),
+    Bool(Option<bool>),
+    Date(Option<NaiveDate>),
+    DateTime(Option<DateTime<Utc>>),
+}
+
+#[derive(Debug, Clone)]
+enum Part {
+    Sql(String),
+    Ident(String),
+    Bind(Bind),
+}
+
+/// A composable SQL fragment with bound values.
+#[derive(Debug, Clone, Default)]
+pub struct Sql {
+    parts: Vec<Part>,
+}
+
+impl Sql {
+    pub fn new() -> Self {
+        Sql::default()
+    }
+
+    /// Starts a fragment with literal SQL.
+    pub fn raw(sql: &str) -> Self {
+        let mut s = Sql::new();
+        s.push(sql);
+        s
+    }
+
+    /// Appends literal SQL written by this crate (never user text).
+    pub fn push(&mut self, sql: &str) -> &mut Self {
+        match self.parts.last_mut() {
+            Some(Part::Sql(last)) => last.push_str(sql),
+            _ => self.parts.push(Part::Sql(sql.to_owned())),
+        }
+        self
+    }
+
+    /// Appends a quoted identifier taken from validated metadata.
+    pub fn ident(&mut self, name: &str) -> &mut Self {
+        self.parts.push(Part::Ident(name.to_owned()));
+        self
+    }
+
+    /// Appends `"alias"."column"`.
+    pub fn column(&mut self, alias: &str, column: &str) -> &mut Self {
+        self.ident(alias).push(".").ident(column)
+    }
+
+    /// Appends `"schema"."table"`.
+    pub fn table(&mut self, schema: &str, table: &str) -> &mut Self {
+        self.ident(schema).push(".").ident(table)
+    }
+
+    /// Appends a bound value.
+    pub fn bind(&mut self, value: Bind) -> &mut Self {
+        self.parts.push(Part::Bind(value));
+        self
+    }
+
+    /// Appends another fragment.
+    pub fn append(&mut self, other: &Sql) -> &mut Self {
+        for part in &other.parts {
+            match part {
+                Part::Sql(s) => {
+                    self.push(s);
+                }
+                other => self.parts.push(other.clone()),
+            }
+        }
+        self
+    }
+
+    /// Appends the fragments separated by `sep`.
+    pub fn join(&mut self, items: &[Sql], sep: &str) -> &mut Self {
+        for (i, item) in items.iter().enumerate() {
+            if i > 0 {
+                self.push(sep);
+            }
+            self.append(item);
+        }
+        self
+    }
+}
+
+impl QueryFragment<Pg> for Sql {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.unsafe_to_cache_prepared();
+        for part in &self.parts {
+            match part {
+                Part::Sql(sql) => out.push_sql(sql),
+                Part::Ident(name) => out.push_identifier(name)?,
+                Part::Bind(bind) => match bind {
+                    Bind::Text(v) => out.push_bind_param::<Nullable<Text>, _>(v)?,
+                    Bind::Uuid(v) => out.push_bind_param::<Nullable<diesel::sql_types::Uuid>, _>(v)?,
+                    Bind::UuidArray(v) => out.push_bind_param::<Array<diesel::sql_types::Uuid>, _>(v)?,
+                    Bind::Int(v) => out.push_bind_param::<Nullable<Int4>, _>(v)?,
+                    Bind::Decimal(v) => {
+                        out.push_bind_param::<Nullable<Text>, _>(v)?;
+                        out.push_sql("::numeric");
+                    }
+                    Bind::Bool(v) => out.push_bind_param::<Nullable<Bool>, _>(v)?,
+                    Bind::Date(v) => out.push_bind_param::<Nullable<Date>, _>(v)?,
+                    Bind::DateTime(v) => out.push_bind_param::<Nullable<Timestamptz>, _>(v)?,
+                },
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sql {
+    /// Runs the query and reads its rows (a `QueryableByName` type).
+    pub async fn load<U>(self, conn: &mut diesel_async::AsyncPgConnection) -> QueryResult<Vec<U>>
+    where
+        U: diesel::deserialize::FromSqlRow<Untyped, Pg> + Send + 'static,
+    {
+        diesel_async::RunQueryDsl::load(self, conn).await
+    }
+
+    /// Runs a statement and returns the number of rows it touched.
+    pub async fn execute(self, conn: &mut diesel_async::AsyncPgConnection) -> QueryResult<usize> {
+        diesel_async::RunQueryDsl::execute(self, conn).await
+    }
+}
+
+impl QueryId for Sql {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl Query for Sql {
+    type SqlType = Untyped;
+}
+
+/// A row holding one JSON document built by Postgres (`AS row`).
+#[derive(Debug, diesel::QueryableByName)]
+pub struct JsonRow {
+    #[diesel(sql_type = Jsonb)]
+    pub row: serde_json::Value,
+}
+
+/// A row of `SELECT true AS exists`.
+#[derive(Debug, diesel::QueryableByName)]
+pub struct Exists {
+    #[diesel(sql_type = Bool)]
+    pub exists: bool,
+}
+
+/// Quotes an identifier for the few statements Diesel cannot bind
+/// (`CREATE DATABASE`, `CREATE SCHEMA`).
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

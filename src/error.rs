@@ -1,0 +1,135 @@
+//! The one error type of the server and its mapping to GraphQL errors.
+//!
+//! Every error a client sees carries a stable `extensions.code`; input
+//! errors also carry `extensions.field`, the path of the offending input
+//! value. Database and internal failures are logged with a reference id and
+//! reach the client only as `INTERNAL` with that id: never SQL text.
+
+use async_graphql::ErrorExtensions;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+/// A failure a request can end in, with the code clients dispatch on.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CrmError {
+    /// The client sent a value that is not acceptable; `field` is its path
+    /// inside the arguments, e.g. `["input", "accountId"]`.
+    #[error("{message}")]
+    BadUserInput { message: String, field: Vec<String> },
+    /// The record does not exist in this workspace (or is deleted).
+    #[error("{object} {id} not found")]
+    NotFound { object: String, id: String },
+    /// The change collides with the current state (stale version, unique value).
+    #[error("{0}")]
+    Conflict(String),
+    /// The query asks for more work than the server allows.
+    #[error("{0}")]
+    QueryTooComplex(String),
+    /// A failure that is the server's, not the client's. The detail is in
+    /// the server log under `reference`.
+    #[error("internal error (reference {reference})")]
+    Internal { reference: String },
+}
+
+/// Result type used across the crate.
+pub type Result<T, E = CrmError> = std::result::Result<T, E>;
+
+impl CrmError {
+    /// Bad input at `field` (a path of argument and input-field names).
+    pub fn bad_input<S: Into<String>>(field: &[&str], message: S) -> Self {
+        CrmError::BadUserInput {
+            message: message.into(),
+            field: field.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    /// Bad input at an owned path.
+    pub fn bad_input_at(field: Vec<String>, message: impl Into<String>) -> Self {
+        CrmError::BadUserInput {
+            message: message.into(),
+            field,
+        }
+    }
+
+    pub fn not_found(object: &str, id: impl ToString) -> Self {
+        CrmError::NotFound {
+            object: object.to_owned(),
+            id: id.to_string(),
+        }
+    }
+
+    /// Logs `detail` with a fresh reference id and returns an `INTERNAL`
+    /// error that names only the reference.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        let reference = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        tracing::error!(%reference, "internal error: {detail}");
+        CrmError::Internal { reference }
+    }
+
+    /// The stable code clients dispatch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            CrmError::BadUserInput { .. } => "BAD_USER_INPUT",
+            CrmError::NotFound { .. } => "NOT_FOUND",
+            CrmError::Conflict(_) => "CONFLICT",
+            CrmError::QueryTooComplex(_) => "QUERY_TOO_COMPLEX",
+            CrmError::Internal { .. } => "INTERNAL",
+        }
+    }
+}
+
+impl ErrorExtensions for CrmError {
+    /// The GraphQL error clients see: message, `code`, and `field` for input.
+    fn extend(&self) -> async_graphql::Error {
+        let err = self;
+        let code = err.code();
+        let field = match err {
+            CrmError::BadUserInput { field, .. } if !field.is_empty() => Some(field.clone()),
+            _ => None,
+        };
+        async_graphql::Error::new(err.to_string()).extend_with(|_, ext| {
+            ext.set("code", code);
+            if let Some(field) = field {
+                ext.set("field", field);
+            }
+        })
+    }
+}
+
+impl From<async_graphql::Error> for CrmError {
+    /// A failure inside async-graphql's plumbing (a resolver got a parent
+    /// value of the wrong type): the server's fault.
+    fn from(err: async_graphql::Error) -> Self {
+        CrmError::internal(format_args!("graphql: {}", err.message))
+    }
+}
+
+impl From<DieselError> for CrmError {
+    /// Database errors that a client can cause are mapped by kind; the
+    /// callers that know which input caused them refine the mapping (see
+    /// `records::write`). Everything else is internal.
+    fn from(err: DieselError) -> Self {
+        match &err {
+            DieselError::NotFound => CrmError::NotFound {
+                object: "record".into(),
+                id: String::new(),
+            },
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                CrmError::Conflict("a record with the same unique value already exists".into())
+            }
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if info.message().contains("statement timeout") =>
+            {
+                CrmError::QueryTooComplex(
+                    "the query ran longer than the server's statement timeout".into(),
+                )
+            }
+            _ => CrmError::internal(err),
+        }
+    }
+}
+
+impl From<diesel_async::pooled_connection::deadpool::PoolError> for CrmError {
+    fn from(err: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
+        CrmError::internal(format_args!("database pool: {err}"))
+    }
+}

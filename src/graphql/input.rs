@@ -1,0 +1,428 @@
+//! GraphQL argument values → typed values, filters and page requests.
+//!
+//! Every conversion knows the path of the value it reads, so a refusal
+//! names the exact input field (`["input", "email"]`).
+
+use async_graphql::{Name, Value};
+
+use crate::db::sql::Bind;
+use crate::error::{CrmError, Result};
+use crate::metadata::{screaming_snake, FieldDef, FieldKind, ObjectDef};
+use crate::records::filter::{Comparison, TextMatch};
+use crate::records::page::{Cursor, CursorError, OrderKey, PageRequest, MAX_PAGE_SIZE};
+use crate::records::write::Assignment;
+use crate::records::Filter;
+
+/// Largest decimal digits before the point (columns are numeric(18, 2)).
+const DECIMAL_INTEGER_DIGITS: usize = 16;
+const DECIMAL_SCALE: usize = 2;
+
+/// A path inside the arguments, grown as conversion descends.
+#[derive(Debug, Clone, Default)]
+pub struct Path(Vec<String>);
+
+impl Path {
+    pub fn root(name: &str) -> Self {
+        Path(vec![name.to_owned()])
+    }
+    pub fn at(&self, name: &str) -> Self {
+        let mut next = self.0.clone();
+        next.push(name.to_owned());
+        Path(next)
+    }
+    pub fn index(&self, i: usize) -> Self {
+        self.at(&i.to_string())
+    }
+    pub fn error(&self, message: impl Into<String>) -> CrmError {
+        CrmError::bad_input_at(self.0.clone(), message)
+    }
+}
+
+/// The typed null of a field's column.
+pub fn null_for(field: &FieldDef) -> Bind {
+    match field.kind {
+        FieldKind::Id | FieldKind::Lookup(_) => Bind::Uuid(None),
+        FieldKind::Integer => Bind::Int(None),
+        FieldKind::Decimal => Bind::Decimal(None),
+        FieldKind::Boolean => Bind::Bool(None),
+        FieldKind::Date => Bind::Date(None),
+        FieldKind::DateTime => Bind::DateTime(None),
+        _ => Bind::Text(None),
+    }
+}
+
+/// A non-null GraphQL value as the typed value of `field`.
+pub fn scalar(field: &FieldDef, value: &Value, path: &Path) -> Result<Bind> {
+    let text = || match value {
+        Value::String(s) => Ok(s.as_str()),
+        _ => Err(path.error(format!("{} must be a string", field.label))),
+    };
+    Ok(match &field.kind {
+        FieldKind::Id | FieldKind::Lookup(_) => Bind::Uuid(Some(parse_id(text()?, path)?)),
+        FieldKind::Text | FieldKind::Phone | FieldKind::LongText => Bind::Text(Some(checked_text(field, text()?, path)?)),
+        FieldKind::Email => {
+            let email = checked_text(field, text()?, path)?;
+            if !looks_like_email(&email) {
+                return Err(path.error(format!("{email:?} is not an email address")));
+            }
+            Bind::Text(Some(email))
+        }
+        FieldKind::Url => {
+            let url = checked_text(field, text()?, path)?;
+            if url.chars().any(char::is_whitespace) || !(url.contains('.') || url.contains("://")) {
+                return Err(path.error(format!("{url:?} is not a web address")));
+            }
+            Bind::Text(Some(url))
+        }
+        FieldKind::Integer => match value {
+            Value::Number(n) => match n.as_i64().and_then(|n| i32::try_from(n).ok()) {
+                Some(n) => Bind::Int(Some(n)),
+                None => return Err(path.error(format!("{n} is not a 32-bit integer"))),
+            },
+            _ => return Err(path.error(format!("{} must be an integer", field.label))),
+        },
+        FieldKind::Decimal => {
+            let text = match value {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return Err(path.error(format!("{} must be a decimal string such as \"1250.50\"", field.label))),
+            };
+            Bind::Decimal(Some(parse_decimal(&text).map_err(|why| path.error(why))?))
+        }
+        FieldKind::Boolean => match value {
+            Value::Boolean(b) => Bind::Bool(Some(*b)),
+            _ => return Err(path.error(format!("{} must be true or false", field.label))),
+        },
+        FieldKind::Date => Bind::Date(Some(parse_date(text()?).map_err(|why| path.error(why))?)),
+        FieldKind::DateTime => Bind::DateTime(Some(parse_datetime(text()?).map_err(|why| path.error(why))?)),
+        FieldKind::Picklist(options) => {
+            let name = match value {
+                Value::Enum(name) => name.as_str(),
+                Value::String(s) => s.as_str(),
+                _ => return Err(path.error(format!("{} must be one of its values", field.label))),
+            };
+            if !options.iter().any(|o| o.value == name) {
+                return Err(path.error(format!("{name} is not a value of {}", field.label)));
+            }
+            Bind::Text(Some(name.to_owned()))
+        }
+    })
+}
+
+/// A GraphQL value (possibly null) to store in `field`.
+pub fn assignment(field: &FieldDef, value: &Value, path: &Path) -> Result<Bind> {
+    if matches!(value, Value::Null) {
+        if field.required {
+            return Err(path.error(format!("{} is required and cannot be null", field.label)));
+        }
+        return Ok(null_for(field));
+    }
+    scalar(field, value, path)
+}
+
+/// The fields set by a create or update input.
+pub fn assignments(object: &ObjectDef, input: &Value, path: &Path) -> Result<Vec<Assignment>> {
+    let Value::Object(map) = input else {
+        return Err(path.error("input must be an object"));
+    };
+    let mut out = Vec::with_capacity(map.len());
+    for (key, value) in map {
+        let at = path.at(key);
+        let field = object
+            .field_by_value_key(key)
+            .filter(|f| !f.system)
+            .ok_or_else(|| at.error(format!("{} has no writable field {key}", object.name)))?;
+        out.push((field.clone(), assignment(field, value, &at)?));
+    }
+    Ok(out)
+}
+
+/// Parses a record id.
+pub fn parse_id(text: &str, path: &Path) -> Result<uuid::Uuid> {
+    text.parse()
+        .map_err(|_| path.error(format!("{text:?} is not a valid ID (a UUID)")))
+}
+
+fn checked_text(field: &FieldDef, text: &str, path: &Path) -> Result<String> {
+    if field.required && text.trim().is_empty() {
+        return Err(path.error(format!("{} must not be empty", field.label)));
+    }
+    if let Some(max) = field.max_length {
+        let len = text.chars().count();
+        if len > max {
+            return Err(path.error(format!("{} is {len} characters long; at most {max} are allowed", field.label)));
+        }
+    }
+    if text.contains('\0') {
+        return Err(path.error(format!("{} must not contain NUL characters", field.label)));
+    }
+    Ok(text.to_owned())
+}
+
+fn looks_like_email(text: &str) -> bool {
+    let Some((local, domain)) = text.rsplit_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !text.chars().any(char::is_whitespace)
+}
+
+/// Validates a decimal: digits, one optional point, at most 2 decimals.
+pub fn parse_decimal(text: &str) -> std::result::Result<String, String> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if int.is_empty() || !all_digits(int) || !all_digits(frac) || (digits.contains('.') && frac.is_empty()) {
+        return Err(format!("{text:?} is not a decimal number such as \"1250.50\""));
+    }
+    if int.trim_start_matches('0').len() > DECIMAL_INTEGER_DIGITS {
+        return Err(format!("{text} is too large (at most {DECIMAL_INTEGER_DIGITS} digits before the point)"));
+    }
+    if frac.len() > DECIMAL_SCALE {
+        return Err(format!("{text} has more than {DECIMAL_SCALE} decimal places"));
+    }
+    Ok(text.to_owned())
+}
+
+pub fn parse_date(text: &str) -> std::result::Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("{text:?} is not a date (YYYY-MM-DD)"))
+}
+
+pub fn parse_datetime(text: &str) -> std::result::Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.to_utc())
+        .map_err(|_| format!("{text:?} is not an RFC 3339 date-time such as 2026-11-23T09:30:00Z"))
+}
+
+/// A filter input (`AccountFilter`) as a [`Filter`]; `None` when empty.
+pub fn filter(object: &ObjectDef, value: &Value, path: &Path) -> Result<Option<Filter>> {
+    let Value::Object(map) = value else {
+        return match value {
+            Value::Null => Ok(None),
+            _ => Err(path.error("a filter must be an object")),
+        };
+    };
+    let mut all = Vec::new();
+    for (key, value) in map {
+        let at = path.at(key);
+        if matches!(value, Value::Null) {
+            continue;
+        }
+        match key.as_str() {
+            "and" | "or" => {
+                let Value::List(items) = value else {
+                    return Err(at.error(format!("{key} takes a list of filters")));
+                };
+                let mut parts = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    parts.push(filter(object, item, &at.index(i))?.unwrap_or(Filter::All(vec![])));
+                }
+                all.push(if key == "and" { Filter::All(parts) } else { Filter::Any(parts) });
+            }
+            "not" => {
+                if let Some(inner) = filter(object, value, &at)? {
+                    all.push(Filter::Not(Box::new(inner)));
+                }
+            }
+            _ => {
+                let field = object
+                    .field_by_value_key(key)
+                    .ok_or_else(|| at.error(format!("{} has no field {key}", object.name)))?;
+                all.extend(field_conditions(field, value, &at)?);
+            }
+        }
+    }
+    Ok(match all.len() {
+        0 => None,
+        1 => all.pop(),
+        _ => Some(Filter::All(all)),
+    })
+}
+
+fn field_conditions(field: &FieldDef, ops: &Value, path: &Path) -> Result<Vec<Filter>> {
+    let Value::Object(ops) = ops else {
+        return Err(path.error("a field filter must be an object of operators"));
+    };
+    let column = field.column.clone();
+    let mut out = Vec::new();
+    for (op, operand) in ops {
+        let at = path.at(op);
+        if matches!(operand, Value::Null) {
+            return Err(at.error("use isNull to match empty values; an operator cannot take null"));
+        }
+        let compare = |op| -> Result<Filter> {
+            Ok(Filter::Compare {
+                column: column.clone(),
+                op,
+                value: scalar(field, operand, &at)?,
+            })
+        };
+        let text = |op| -> Result<Filter> {
+            match operand {
+                Value::String(pattern) => Ok(Filter::Text {
+                    column: column.clone(),
+                    op,
+                    pattern: pattern.clone(),
+                }),
+                _ => Err(at.error("a text pattern must be a string")),
+            }
+        };
+        out.push(match op.as_str() {
+            "eq" => compare(Comparison::Eq)?,
+            "neq" => compare(Comparison::Neq)?,
+            "gt" => compare(Comparison::Gt)?,
+            "gte" => compare(Comparison::Gte)?,
+            "lt" => compare(Comparison::Lt)?,
+            "lte" => compare(Comparison::Lte)?,
+            "in" | "notIn" => {
+                let Value::List(items) = operand else {
+                    return Err(at.error(format!("{op} takes a list")));
+                };
+                let values = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| scalar(field, item, &at.index(i)))
+                    .collect::<Result<Vec<_>>>()?;
+                Filter::In {
+                    column: column.clone(),
+                    values,
+                    negated: op == "notIn",
+                }
+            }
+            "isNull" => match operand {
+                Value::Boolean(is_null) => Filter::IsNull {
+                    column: column.clone(),
+                    is_null: *is_null,
+                },
+                _ => return Err(at.error("isNull takes true or false")),
+            },
+            "like" => text(TextMatch::Like)?,
+            "ilike" => text(TextMatch::ILike)?,
+            "startsWith" => text(TextMatch::StartsWith)?,
+            "contains" => text(TextMatch::Contains)?,
+            other => return Err(at.error(format!("unknown filter operator {other}"))),
+        });
+    }
+    Ok(out)
+}
+
+/// The enum value naming a sortable field in `<Object>OrderField`.
+pub fn order_field_name(field: &FieldDef) -> String {
+    screaming_snake(&field.name)
+}
+
+/// `orderBy: [{ field, direction, nulls }]` as order keys.
+pub fn order(object: &ObjectDef, value: Option<&Value>, path: &Path) -> Result<Vec<OrderKey>> {
+    let items = match value {
+        None | Some(Value::Null) => return Ok(vec![]),
+        Some(Value::List(items)) => items.clone(),
+        Some(single @ Value::Object(_)) => vec![single.clone()],
+        Some(_) => return Err(path.error("orderBy takes a list of { field, direction, nulls }")),
+    };
+    let mut keys = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = path.index(i);
+        let Value::Object(map) = item else {
+            return Err(at.error("each orderBy item is { field, direction, nulls }"));
+        };
+        let enum_name = |key: &str| -> Option<String> {
+            match map.get(&Name::new(key)) {
+                Some(Value::Enum(name)) => Some(name.to_string()),
+                Some(Value::String(s)) => Some(s.clone()),
+                _ => None,
+            }
+        };
+        let name = enum_name("field").ok_or_else(|| at.at("field").error("field is required"))?;
+        let field = object
+            .fields
+            .iter()
+            .find(|f| f.sortable() && order_field_name(f) == name)
+            .ok_or_else(|| at.at("field").error(format!("{} cannot be ordered by {name}", object.name)))?;
+        let descending = enum_name("direction").as_deref() == Some("DESC");
+        let nulls_first = enum_name("nulls").map(|n| n == "FIRST");
+        keys.push(OrderKey::new(field.clone(), descending, nulls_first));
+    }
+    Ok(keys)
+}
+
+/// The arguments of a list field.
+#[derive(Debug, Default)]
+pub struct ListArgs<'a> {
+    pub filter: Option<&'a Value>,
+    pub order_by: Option<&'a Value>,
+    pub first: Option<&'a Value>,
+    pub last: Option<&'a Value>,
+    pub after: Option<&'a Value>,
+    pub before: Option<&'a Value>,
+    pub include_deleted: Option<&'a Value>,
+}
+
+/// Checks and converts list arguments into a page request.
+pub fn page_request(object: &ObjectDef, args: &ListArgs<'_>) -> Result<PageRequest> {
+    let filter = match args.filter {
+        Some(value) => filter(object, value, &Path::root("filter"))?,
+        None => None,
+    };
+    let mut user_order = order(object, args.order_by, &Path::root("orderBy"))?;
+    if user_order.is_empty() {
+        // Default: oldest first, the order records were entered in.
+        if let Some(created) = object.field("createdAt") {
+            user_order.push(OrderKey::new(created.clone(), false, None));
+        }
+    }
+    let id = object
+        .field("id")
+        .ok_or_else(|| CrmError::internal(format_args!("{} has no id field", object.name)))?;
+    let order = PageRequest::total_order(&user_order, id);
+    let first = page_size(args.first, "first")?;
+    let last = page_size(args.last, "last")?;
+    let after = cursor(args.after, "after", &order)?;
+    let before = cursor(args.before, "before", &order)?;
+    if first.is_some() && last.is_some() {
+        return Err(CrmError::bad_input(&["last"], "pass either first or last, not both"));
+    }
+    if last.is_some() && after.is_some() {
+        return Err(CrmError::bad_input(&["after"], "page backwards with last and before; forwards with first and after"));
+    }
+    if last.is_none() && before.is_some() {
+        return Err(CrmError::bad_input(&["before"], "before pages backwards: pass last with it"));
+    }
+    Ok(PageRequest {
+        filter,
+        order,
+        first,
+        last,
+        after,
+        before,
+        include_deleted: matches!(args.include_deleted, Some(Value::Boolean(true))),
+    })
+}
+
+fn page_size(value: Option<&Value>, name: &str) -> Result<Option<usize>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(n) if (0..=MAX_PAGE_SIZE as i64).contains(&n) => Ok(Some(n as usize)),
+            _ => Err(CrmError::bad_input(&[name], format!("{name} must be between 0 and {MAX_PAGE_SIZE}"))),
+        },
+        Some(_) => Err(CrmError::bad_input(&[name], format!("{name} must be an integer"))),
+    }
+}
+
+fn cursor(value: Option<&Value>, name: &str, order: &[OrderKey]) -> Result<Option<Cursor>> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => match Cursor::decode(text, order) {
+            Ok(cursor) => Ok(Some(cursor)),
+            Err(CursorError::Malformed) => Err(CrmError::bad_input(&[name], format!("{name} is not a cursor from this list"))),
+            Err(CursorError::OtherOrder) => Err(CrmError::bad_input(
+                &[name],
+                format!("{name} was made for a different orderBy; pass the same orderBy as the page it came from"),
+            )),
+        },
+        Some(_) => Err(CrmError::bad_input(&[name], format!("{name} must be a cursor string"))),
+    }
+}

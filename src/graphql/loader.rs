@@ -1,0 +1,125 @@
+//! DataLoaders: relations cost one query per relation per level.
+//!
+//! Resolvers of sibling records ask for their related records one key at a
+//! time; the loaders collect the keys of one tick and run one statement per
+//! object (to-one) or per relation and arguments (to-many).
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use async_graphql::dataloader::Loader;
+use uuid::Uuid;
+
+use crate::db::Database;
+use crate::error::{CrmError, Result};
+use crate::metadata::{FieldDef, Model};
+use crate::records::{self, ChildPage, PageRequest, Record, Table};
+
+/// One record of one object, by id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordKey {
+    pub object: Arc<str>,
+    pub id: Uuid,
+}
+
+/// The arguments of one to-many field occurrence, compared by their
+/// canonical text so identical arguments share a batch.
+#[derive(Debug)]
+pub struct ChildQuery {
+    /// Child object name.
+    pub object: Arc<str>,
+    /// The lookup on the child pointing at the parent.
+    pub lookup: FieldDef,
+    pub request: PageRequest,
+    /// The relation and arguments as text: equality of batches.
+    pub canonical: String,
+}
+
+/// The first page of one parent's children for one [`ChildQuery`].
+#[derive(Debug, Clone)]
+pub struct ChildrenKey {
+    pub query: Arc<ChildQuery>,
+    pub parent: Uuid,
+}
+
+impl PartialEq for ChildrenKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.parent == other.parent && self.query.canonical == other.query.canonical
+    }
+}
+
+impl Eq for ChildrenKey {}
+
+impl Hash for ChildrenKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.parent.hash(state);
+        self.query.canonical.hash(state);
+    }
+}
+
+/// Loads records of a workspace; one per request.
+pub struct RecordLoader {
+    pub db: Database,
+    pub schema: Arc<str>,
+    pub model: Arc<Model>,
+}
+
+impl RecordLoader {
+    fn table<'a>(&'a self, object: &str) -> Result<Table<'a>> {
+        let object = self
+            .model
+            .object(object)
+            .ok_or_else(|| CrmError::internal(format_args!("loader asked for unknown object {object}")))?;
+        Ok(Table {
+            schema: &self.schema,
+            object,
+        })
+    }
+}
+
+impl Loader<RecordKey> for RecordLoader {
+    type Value = Record;
+    type Error = CrmError;
+
+    async fn load(&self, keys: &[RecordKey]) -> Result<HashMap<RecordKey, Record>> {
+        let mut by_object: HashMap<&Arc<str>, Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            by_object.entry(&key.object).or_default().push(key.id);
+        }
+        let mut conn = self.db.conn().await?;
+        let mut out = HashMap::with_capacity(keys.len());
+        for (object, ids) in by_object {
+            let found = records::get_many(&mut conn, self.table(object)?, &ids).await?;
+            out.extend(found.into_iter().map(|(id, record)| (RecordKey { object: object.clone(), id }, record)));
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<ChildrenKey> for RecordLoader {
+    type Value = ChildPage;
+    type Error = CrmError;
+
+    async fn load(&self, keys: &[ChildrenKey]) -> Result<HashMap<ChildrenKey, ChildPage>> {
+        let mut by_query: HashMap<&str, (&Arc<ChildQuery>, Vec<Uuid>)> = HashMap::new();
+        for key in keys {
+            by_query
+                .entry(key.query.canonical.as_str())
+                .or_insert_with(|| (&key.query, Vec::new()))
+                .1
+                .push(key.parent);
+        }
+        let mut conn = self.db.conn().await?;
+        let mut out = HashMap::with_capacity(keys.len());
+        for (query, parents) in by_query.into_values() {
+            let table = self.table(&query.object)?;
+            let mut pages = records::children(&mut conn, table, &query.lookup, &parents, &query.request).await?;
+            for parent in parents {
+                let page = pages.remove(&parent).unwrap_or_default();
+                out.insert(ChildrenKey { query: query.clone(), parent }, page);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,180 @@
+//! The dynamic GraphQL schema of each workspace, built from its metadata
+//! and cached by metadata version.
+
+pub mod input;
+pub mod loader;
+pub mod resolve;
+pub mod schema;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_graphql::dynamic::Schema;
+use async_graphql::{ErrorExtensionValues, Request, Response, ServerError, Value};
+use diesel::sql_types::Integer;
+
+use crate::db::sql::Sql;
+use crate::db::Database;
+use crate::error::{CrmError, Result};
+use crate::metadata::Model;
+
+pub use resolve::RequestContext;
+pub use schema::Limits;
+
+/// A workspace: production or (later) a sandbox, each in its own Postgres schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workspace {
+    /// `production`, or the sandbox's name.
+    pub name: String,
+    /// The Postgres schema holding its records and metadata.
+    pub pg_schema: String,
+}
+
+impl Workspace {
+    pub fn production() -> Self {
+        Workspace {
+            name: "production".into(),
+            pg_schema: crate::db::migrate::PRODUCTION_SCHEMA.into(),
+        }
+    }
+}
+
+/// A built schema and what it was built from.
+pub struct WorkspaceSchema {
+    pub workspace: Workspace,
+    pub metadata_version: i32,
+    pub model: Arc<Model>,
+    pub schema: Schema,
+}
+
+/// Built schemas by workspace name. Reads are lock-free; a rebuilt schema
+/// replaces the old one atomically while requests in flight finish on it.
+pub struct SchemaCache {
+    limits: Limits,
+    entries: ArcSwap<HashMap<String, Arc<WorkspaceSchema>>>,
+}
+
+impl SchemaCache {
+    pub fn new(limits: Limits) -> Self {
+        SchemaCache {
+            limits,
+            entries: ArcSwap::from_pointee(HashMap::new()),
+        }
+    }
+
+    /// The schema of `workspace`, built on first use.
+    pub async fn get(&self, db: &Database, workspace: &Workspace) -> Result<Arc<WorkspaceSchema>> {
+        if let Some(entry) = self.entries.load().get(&workspace.name) {
+            return Ok(entry.clone());
+        }
+        let metadata_version = metadata_version(db, &workspace.pg_schema).await?;
+        let model = Arc::new(Model::standard());
+        let schema = schema::build(&model, self.limits)
+            .map_err(|err| CrmError::internal(format_args!("building the schema of {}: {err}", workspace.name)))?;
+        let entry = Arc::new(WorkspaceSchema {
+            workspace: workspace.clone(),
+            metadata_version,
+            model,
+            schema,
+        });
+        self.entries.rcu(|entries| {
+            let mut entries = HashMap::clone(entries);
+            entries.insert(workspace.name.clone(), entry.clone());
+            entries
+        });
+        Ok(entry)
+    }
+
+    /// Drops the cached schema of a workspace whose metadata changed.
+    pub fn invalidate(&self, workspace: &str) {
+        self.entries.rcu(|entries| {
+            let mut entries = HashMap::clone(entries);
+            entries.remove(workspace);
+            entries
+        });
+    }
+}
+
+async fn metadata_version(db: &Database, pg_schema: &str) -> Result<i32> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Integer)]
+        metadata_version: i32,
+    }
+    let mut query = Sql::raw("SELECT metadata_version FROM ");
+    query.table(pg_schema, "workspace_settings");
+    let mut conn = db.conn().await?;
+    let rows: Vec<Row> = query.load(&mut conn).await?;
+    rows.first()
+        .map(|r| r.metadata_version)
+        .ok_or_else(|| CrmError::internal(format_args!("{pg_schema}.workspace_settings is empty")))
+}
+
+/// The SDL of the production schema with no customizations.
+pub fn production_sdl() -> std::result::Result<String, async_graphql::dynamic::SchemaError> {
+    let schema = schema::build(
+        &Model::standard(),
+        Limits {
+            max_depth: usize::MAX,
+            max_complexity: usize::MAX,
+        },
+    )?;
+    Ok(schema.sdl())
+}
+
+/// Runs a request and gives every error a stable `extensions.code`.
+pub async fn execute(entry: &WorkspaceSchema, db: &Database, request: Request) -> Response {
+    let context = RequestContext::new(db.clone(), entry.workspace.pg_schema.as_str().into(), entry.model.clone());
+    let mut response = entry.schema.execute(request.data(context)).await;
+    for error in &mut response.errors {
+        ensure_code(error);
+    }
+    response
+}
+
+/// Errors raised by async-graphql itself (parse, validation, limits) carry
+/// no code: name them, and point input errors at the argument they concern.
+fn ensure_code(error: &mut ServerError) {
+    let extensions = error.extensions.get_or_insert_with(ErrorExtensionValues::default);
+    if extensions.get("code").is_some() {
+        return;
+    }
+    let message = error.message.as_str();
+    let code = if message.contains("nested too deep") || message.contains("too complex") {
+        "QUERY_TOO_COMPLEX"
+    } else if error.path.is_empty() {
+        "BAD_USER_INPUT"
+    } else {
+        "INTERNAL"
+    };
+    extensions.set("code", code);
+    if code == "BAD_USER_INPUT" {
+        let field = quoted_path(message);
+        if !field.is_empty() {
+            extensions.set("field", Value::List(field.into_iter().map(Value::String).collect()));
+        }
+    }
+}
+
+/// The argument and field names an async-graphql validation message quotes:
+/// `Invalid value for argument "input", field "lastName" …` → `["input", "lastName"]`.
+fn quoted_path(message: &str) -> Vec<String> {
+    let mut path = Vec::new();
+    for marker in ["argument \"", "field \""] {
+        let mut rest = message;
+        while let Some(start) = rest.find(marker) {
+            rest = &rest[start + marker.len()..];
+            if let Some(end) = rest.find('"') {
+                let name = &rest[..end];
+                if marker == "argument \"" {
+                    path.extend(name.split('.').map(str::to_owned));
+                } else if !path.is_empty() {
+                    path.push(name.to_owned());
+                }
+                rest = &rest[end..];
+            }
+        }
+    }
+    path
+}

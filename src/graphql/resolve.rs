@@ -1,0 +1,436 @@
+//! Resolvers: thin glue from GraphQL arguments to [`crate::records`].
+
+use std::sync::Arc;
+
+use async_graphql::dataloader::DataLoader;
+use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, ResolverContext, TypeRef};
+use async_graphql::{ErrorExtensions, Name, Value};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use super::input::{self, ListArgs, Path};
+use super::loader::{ChildQuery, ChildrenKey, RecordKey, RecordLoader};
+use super::schema::list_arguments;
+use crate::db::Database;
+use crate::error::{CrmError, Result};
+use crate::metadata::{FieldDef, FieldKind, InverseRelation, Lookup, Model, ObjectDef};
+use crate::records::{self, write, Cursor, Filter, OrderKey, Page, Record, Table};
+
+/// What resolvers of one request share: the workspace and its loaders.
+pub struct RequestContext {
+    pub db: Database,
+    /// The workspace's Postgres schema (`crm` for production).
+    pub schema: Arc<str>,
+    pub model: Arc<Model>,
+    pub loader: DataLoader<RecordLoader>,
+}
+
+impl RequestContext {
+    pub fn new(db: Database, schema: Arc<str>, model: Arc<Model>) -> Self {
+        let loader = DataLoader::new(
+            RecordLoader {
+                db: db.clone(),
+                schema: schema.clone(),
+                model: model.clone(),
+            },
+            tokio::spawn,
+        );
+        RequestContext { db, schema, model, loader }
+    }
+
+    fn table<'a>(&'a self, object: &'a ObjectDef) -> Table<'a> {
+        Table {
+            schema: &self.schema,
+            object,
+        }
+    }
+}
+
+/// A list page on its way to `XConnection`.
+pub struct ConnectionValue {
+    records: Vec<Arc<Record>>,
+    order: Vec<OrderKey>,
+    has_next_page: bool,
+    has_previous_page: bool,
+    total: TotalCount,
+}
+
+/// `totalCount` is computed only when asked: either known already (nested
+/// lists count in their window) or counted on demand.
+enum TotalCount {
+    Known(i64),
+    Count {
+        object: Arc<ObjectDef>,
+        filter: Option<Filter>,
+        include_deleted: bool,
+    },
+}
+
+struct Edge {
+    record: Arc<Record>,
+    cursor: String,
+}
+
+struct PageInfo {
+    has_next_page: bool,
+    has_previous_page: bool,
+    start_cursor: Option<String>,
+    end_cursor: Option<String>,
+}
+
+fn context<'a>(ctx: &'a ResolverContext<'_>) -> Result<&'a RequestContext> {
+    Ok(ctx.data::<RequestContext>()?)
+}
+
+/// Runs a resolver body written against the crate's [`Result`], turning its
+/// error into a GraphQL error with `extensions.code` in this one place.
+fn resolved<'a, F>(body: F) -> FieldFuture<'a>
+where
+    F: std::future::Future<Output = Result<Option<FieldValue<'a>>>> + Send + 'a,
+{
+    FieldFuture::new(async move { body.await.map_err(|err| err.extend()) })
+}
+
+fn arg<'a>(ctx: &'a ResolverContext<'_>, name: &str) -> Option<&'a Value> {
+    ctx.args.get(name).map(|v| v.as_value())
+}
+
+fn id_arg(ctx: &ResolverContext<'_>) -> Result<Uuid> {
+    match arg(ctx, "id") {
+        Some(Value::String(text)) => input::parse_id(text, &Path::root("id")),
+        _ => Err(CrmError::bad_input(&["id"], "id is required")),
+    }
+}
+
+/// A record's value as GraphQL output: picklists as enum values, the rest
+/// as Postgres rendered them.
+fn output(field: &FieldDef, json: Option<&Json>) -> Option<Value> {
+    match json {
+        None | Some(Json::Null) => None,
+        Some(Json::String(s)) if matches!(field.kind, FieldKind::Picklist(_)) => Some(Value::Enum(Name::new(s))),
+        Some(json) => Value::from_json(json.clone()).ok(),
+    }
+}
+
+/// A field holding a stored value (`name`, `accountId` …).
+pub fn value_field(field: &FieldDef, api_name: &str, type_ref: TypeRef) -> Field {
+    let field = field.clone();
+    let key = field.value_key();
+    Field::new(api_name, type_ref, move |ctx| {
+        let value = ctx
+            .parent_value
+            .try_downcast_ref::<Record>()
+            .map(|record| output(&field, record.get(&key)));
+        FieldFuture::from_value(value.ok().flatten())
+    })
+}
+
+/// The record a lookup points at, through the loader.
+pub fn to_one_field(field: &FieldDef, lookup: &Lookup) -> Field {
+    let key = field.value_key();
+    let target: Arc<str> = lookup.target.as_str().into();
+    Field::new(&field.name, TypeRef::named(&lookup.target), move |ctx| {
+        let key = key.clone();
+        let target = target.clone();
+        resolved(async move {
+            let record = ctx.parent_value.try_downcast_ref::<Record>()?;
+            let Some(id) = record.get(&key).and_then(Json::as_str).and_then(|s| s.parse::<Uuid>().ok()) else {
+                return Ok(None);
+            };
+            let found = context(&ctx)?.loader.load_one(RecordKey { object: target, id }).await?;
+            Ok(found.map(FieldValue::owned_any))
+        })
+    })
+}
+
+/// The records referring to this one (`Account.contacts`), as a connection.
+pub fn to_many_field(relation: InverseRelation) -> Field {
+    let child = relation.child.clone();
+    let field = Field::new(&relation.name, TypeRef::named_nn(format!("{}Connection", child.name)), move |ctx| {
+        let child = child.clone();
+        let lookup = relation.lookup.clone();
+        resolved(async move {
+            let parent = ctx.parent_value.try_downcast_ref::<Record>()?;
+            let parent = records::record_id(parent).ok_or_else(|| CrmError::internal("record without id"))?;
+            let args = ListArgs {
+                filter: arg(&ctx, "filter"),
+                order_by: arg(&ctx, "orderBy"),
+                first: arg(&ctx, "first"),
+                ..ListArgs::default()
+            };
+            let request = input::page_request(&child, &args)?;
+            let canonical = format!(
+                "{}.{}|{}|{}|{}",
+                child.name,
+                lookup.name,
+                args.filter.map(ToString::to_string).unwrap_or_default(),
+                args.order_by.map(ToString::to_string).unwrap_or_default(),
+                args.first.map(ToString::to_string).unwrap_or_default(),
+            );
+            let order = request.order.clone();
+            let query = Arc::new(ChildQuery {
+                object: child.name.as_str().into(),
+                lookup,
+                request,
+                canonical,
+            });
+            let page = context(&ctx)?
+                .loader
+                .load_one(ChildrenKey { query, parent })
+                .await?
+                .unwrap_or_default();
+            Ok(Some(FieldValue::owned_any(ConnectionValue {
+                records: page.records.into_iter().map(Arc::new).collect(),
+                order,
+                has_next_page: page.has_next_page,
+                has_previous_page: false,
+                total: TotalCount::Known(page.total_count),
+            })))
+        })
+    })
+    .description(relation.description.clone());
+    list_arguments(field, &relation.child, true)
+}
+
+/// `account(id)` and `accounts(…)`.
+pub fn query_fields(object: &Arc<ObjectDef>) -> Vec<Field> {
+    let one = {
+        let captured = object.clone();
+        Field::new(object.singular(), TypeRef::named(&object.name), move |ctx| {
+            let object = captured.clone();
+            resolved(async move {
+                let id = id_arg(&ctx)?;
+                let request = context(&ctx)?;
+                let mut conn = request.db.conn().await?;
+                let mut found = records::get_many(&mut conn, request.table(&object), &[id]).await?;
+                Ok(found.remove(&id).map(FieldValue::owned_any))
+            })
+        })
+        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+        .description(format!("The {} with this id, or null.", object.name))
+    };
+    let list = {
+        let captured = object.clone();
+        let field = Field::new(&object.plural, TypeRef::named_nn(format!("{}Connection", object.name)), move |ctx| {
+            let object = captured.clone();
+            resolved(async move {
+                let args = ListArgs {
+                    filter: arg(&ctx, "filter"),
+                    order_by: arg(&ctx, "orderBy"),
+                    first: arg(&ctx, "first"),
+                    last: arg(&ctx, "last"),
+                    after: arg(&ctx, "after"),
+                    before: arg(&ctx, "before"),
+                    include_deleted: arg(&ctx, "includeDeleted"),
+                };
+                let request = input::page_request(&object, &args)?;
+                let context = context(&ctx)?;
+                let mut conn = context.db.conn().await?;
+                let Page {
+                    records,
+                    has_next_page,
+                    has_previous_page,
+                } = records::list(&mut conn, context.table(&object), &request).await?;
+                Ok(Some(FieldValue::owned_any(ConnectionValue {
+                    records: records.into_iter().map(Arc::new).collect(),
+                    order: request.order,
+                    has_next_page,
+                    has_previous_page,
+                    total: TotalCount::Count {
+                        object: object.clone(),
+                        filter: request.filter,
+                        include_deleted: request.include_deleted,
+                    },
+                })))
+            })
+        })
+        .description(format!("{}, filtered, ordered and paged.", object.label));
+        list_arguments(field, &object, false)
+    };
+    vec![one, list]
+}
+
+/// `createX`, `updateX`, `deleteX`, `restoreX`.
+pub fn mutation_fields(object: &Arc<ObjectDef>) -> Vec<Field> {
+    let name = &object.name;
+    let record = || TypeRef::named_nn(name);
+    let create = {
+        let captured = object.clone();
+        Field::new(format!("create{name}"), record(), move |ctx| {
+            let object = captured.clone();
+            resolved(async move {
+                let input = arg(&ctx, "input").cloned().unwrap_or(Value::Null);
+                let values = input::assignments(&object, &input, &Path::root("input"))?;
+                let context = context(&ctx)?;
+                let mut conn = context.db.conn().await?;
+                let record = write::insert(&mut conn, &context.model, context.table(&object), &values, &["input"]).await?;
+                Ok(Some(FieldValue::owned_any(record)))
+            })
+        })
+        .argument(InputValue::new("input", TypeRef::named_nn(format!("Create{name}Input"))))
+        .description(format!("Creates a {name}."))
+    };
+    let update = {
+        let captured = object.clone();
+        Field::new(format!("update{name}"), record(), move |ctx| {
+            let object = captured.clone();
+            resolved(async move {
+                let id = id_arg(&ctx)?;
+                let input = arg(&ctx, "input").cloned().unwrap_or(Value::Null);
+                let values = input::assignments(&object, &input, &Path::root("input"))?;
+                if values.is_empty() {
+                    return Err(CrmError::bad_input(&["input"], "input changes no field"));
+                }
+                let expected = match arg(&ctx, "expectedVersion") {
+                    Some(Value::Number(n)) => Some(
+                        n.as_i64()
+                            .and_then(|n| i32::try_from(n).ok())
+                            .ok_or_else(|| CrmError::bad_input(&["expectedVersion"], "not a version"))?,
+                    ),
+                    _ => None,
+                };
+                let context = context(&ctx)?;
+                let mut conn = context.db.conn().await?;
+                let table = context.table(&object);
+                let record = write::update(&mut conn, &context.model, table, id, &values, expected, &["input"]).await?;
+                Ok(Some(FieldValue::owned_any(record)))
+            })
+        })
+        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+        .argument(InputValue::new("input", TypeRef::named_nn(format!("Update{name}Input"))))
+        .argument(
+            InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))
+                .description("Refuse the change with CONFLICT unless the record is still at this version."),
+        )
+        .description(format!("Changes a {name}; its version goes up by one."))
+    };
+    let delete = state_change(object, StateChange::Delete);
+    let restore = state_change(object, StateChange::Restore);
+    vec![create, update, delete, restore]
+}
+
+/// Soft delete and restore: the two changes of a record's life state.
+#[derive(Debug, Clone, Copy)]
+enum StateChange {
+    Delete,
+    Restore,
+}
+
+fn state_change(object: &Arc<ObjectDef>, change: StateChange) -> Field {
+    let name = &object.name;
+    let (verb, description) = match change {
+        StateChange::Delete => ("delete", format!("Deletes a {name}; `restore{name}` brings it back.")),
+        StateChange::Restore => ("restore", format!("Restores a deleted {name}.")),
+    };
+    let captured = object.clone();
+    Field::new(format!("{verb}{name}"), TypeRef::named_nn(name), move |ctx| {
+        let object = captured.clone();
+        resolved(async move {
+            let id = id_arg(&ctx)?;
+            let context = context(&ctx)?;
+            let mut conn = context.db.conn().await?;
+            let table = context.table(&object);
+            let record = match change {
+                StateChange::Delete => write::soft_delete(&mut conn, table, id).await?,
+                StateChange::Restore => write::restore(&mut conn, table, id).await?,
+            };
+            Ok(Some(FieldValue::owned_any(record)))
+        })
+    })
+    .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+    .description(description)
+}
+
+/// `PageInfo`, shared by every connection.
+pub fn page_info_type() -> Object {
+    let flag = |name: &str, get: fn(&PageInfo) -> bool| {
+        Field::new(name, TypeRef::named_nn(TypeRef::BOOLEAN), move |ctx| {
+            let info = ctx.parent_value.try_downcast_ref::<PageInfo>().map(get);
+            FieldFuture::from_value(info.ok().map(Value::Boolean))
+        })
+    };
+    let cursor = |name: &str, get: fn(&PageInfo) -> Option<String>| {
+        Field::new(name, TypeRef::named(TypeRef::STRING), move |ctx| {
+            let info = ctx.parent_value.try_downcast_ref::<PageInfo>().ok().and_then(get);
+            FieldFuture::from_value(info.map(Value::String))
+        })
+    };
+    Object::new("PageInfo")
+        .description("Where a page sits in its list.")
+        .field(flag("hasNextPage", |p| p.has_next_page))
+        .field(flag("hasPreviousPage", |p| p.has_previous_page))
+        .field(cursor("startCursor", |p| p.start_cursor.clone()))
+        .field(cursor("endCursor", |p| p.end_cursor.clone()))
+}
+
+/// `XEdge { cursor node }`.
+pub fn edge_type(object: &ObjectDef) -> Object {
+    Object::new(format!("{}Edge", object.name))
+        .description(format!("A {} and its cursor.", object.name))
+        .field(Field::new("cursor", TypeRef::named_nn(TypeRef::STRING), |ctx| {
+            let edge = ctx.parent_value.try_downcast_ref::<Edge>();
+            FieldFuture::from_value(edge.ok().map(|e| Value::String(e.cursor.clone())))
+        }))
+        .field(Field::new("node", TypeRef::named_nn(&object.name), |ctx| {
+            resolved(async move {
+                let edge = ctx.parent_value.try_downcast_ref::<Edge>()?;
+                Ok(Some(FieldValue::borrowed_any(&*edge.record)))
+            })
+        }))
+}
+
+/// `XConnection { edges nodes pageInfo totalCount }`.
+pub fn connection_type(object: &ObjectDef) -> Object {
+    let name = &object.name;
+    Object::new(format!("{name}Connection"))
+        .description(format!("A page of {}.", object.plural))
+        .field(Field::new("edges", TypeRef::named_nn_list_nn(format!("{name}Edge")), |ctx| {
+            resolved(async move {
+                let page = ctx.parent_value.try_downcast_ref::<ConnectionValue>()?;
+                Ok(Some(FieldValue::list(page.records.iter().map(|record| {
+                    FieldValue::owned_any(Edge {
+                        record: record.clone(),
+                        cursor: Cursor::of(record, &page.order),
+                    })
+                }))))
+            })
+        }))
+        .field(Field::new("nodes", TypeRef::named_nn_list_nn(name), |ctx| {
+            resolved(async move {
+                let page = ctx.parent_value.try_downcast_ref::<ConnectionValue>()?;
+                Ok(Some(FieldValue::list(page.records.iter().map(|r| FieldValue::borrowed_any(&**r)))))
+            })
+        }))
+        .field(Field::new("pageInfo", TypeRef::named_nn("PageInfo"), |ctx| {
+            resolved(async move {
+                let page = ctx.parent_value.try_downcast_ref::<ConnectionValue>()?;
+                Ok(Some(FieldValue::owned_any(PageInfo {
+                    has_next_page: page.has_next_page,
+                    has_previous_page: page.has_previous_page,
+                    start_cursor: page.records.first().map(|r| Cursor::of(r, &page.order)),
+                    end_cursor: page.records.last().map(|r| Cursor::of(r, &page.order)),
+                })))
+            })
+        }))
+        .field(
+            Field::new("totalCount", TypeRef::named_nn(TypeRef::INT), |ctx| {
+                resolved(async move {
+                    let page = ctx.parent_value.try_downcast_ref::<ConnectionValue>()?;
+                    let count = match &page.total {
+                        TotalCount::Known(n) => *n,
+                        TotalCount::Count {
+                            object,
+                            filter,
+                            include_deleted,
+                        } => {
+                            let context = context(&ctx)?;
+                            let mut conn = context.db.conn().await?;
+                            records::count(&mut conn, context.table(object), filter.as_ref(), *include_deleted).await?
+                        }
+                    };
+                    Ok(Some(FieldValue::value(Value::from(count))))
+                })
+            })
+            .description("Records matching the filter, on all pages (counted only when asked)."),
+        )
+}

@@ -1,0 +1,297 @@
+//! Builds a workspace's GraphQL schema from its metadata.
+//!
+//! For each object `X` (plural `xs`): the type `X`, `XConnection`/`XEdge`,
+//! `XFilter`, `XOrderBy` with `XOrderField`, `CreateXInput`, `UpdateXInput`
+//! and one enum per picklist; queries `x(id)` and `xs(…)`; mutations
+//! `createX`, `updateX`, `deleteX`, `restoreX`.
+
+use async_graphql::dynamic::{
+    Enum, EnumItem, Field, InputObject, InputValue, Object, Scalar, Schema, SchemaError, TypeRef,
+};
+use async_graphql::Value;
+
+use super::input::order_field_name;
+use super::resolve;
+use crate::metadata::{upper_first, FieldDef, FieldKind, Model, ObjectDef};
+use crate::records::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
+
+/// Limits every schema enforces before running a query.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+}
+
+/// The scalar filter inputs, by GraphQL type of the field.
+const SCALAR_FILTERS: &[(&str, &str, bool, bool)] = &[
+    // (filter name, value type, ordered comparisons, text patterns)
+    ("IDFilter", TypeRef::ID, false, false),
+    ("StringFilter", TypeRef::STRING, true, true),
+    ("IntFilter", TypeRef::INT, true, false),
+    ("DecimalFilter", "Decimal", true, false),
+    ("BooleanFilter", TypeRef::BOOLEAN, false, false),
+    ("DateFilter", "Date", true, false),
+    ("DateTimeFilter", "DateTime", true, false),
+];
+
+/// Builds the schema of a workspace whose model is `model`.
+pub fn build(model: &Model, limits: Limits) -> Result<Schema, SchemaError> {
+    let mut query = Object::new("Query").description("Read CRM records.");
+    let mut mutation = Object::new("Mutation").description("Create, change, delete and restore CRM records.");
+    let mut builder = Schema::build("Query", Some("Mutation"), None);
+
+    for scalar in scalars() {
+        builder = builder.register(scalar);
+    }
+    builder = builder
+        .register(
+            Enum::new("OrderDirection")
+                .description("Sort direction.")
+                .item(EnumItem::new("ASC").description("Smallest first."))
+                .item(EnumItem::new("DESC").description("Largest first.")),
+        )
+        .register(
+            Enum::new("NullsOrder")
+                .description("Where records without a value go. Default: last when ascending, first when descending.")
+                .item(EnumItem::new("FIRST"))
+                .item(EnumItem::new("LAST")),
+        )
+        .register(resolve::page_info_type());
+    for (name, value_type, ordered, text) in SCALAR_FILTERS {
+        builder = builder.register(scalar_filter(name, value_type, *ordered, *text));
+    }
+
+    for object in model.objects() {
+        for field in &object.fields {
+            if let FieldKind::Picklist(options) = &field.kind {
+                let mut picklist = Enum::new(picklist_type(object, field))
+                    .description(format!("Values of {}.{}.", object.name, field.name));
+                for option in options {
+                    picklist = picklist.item(EnumItem::new(&option.value).description(&option.label));
+                }
+                builder = builder.register(picklist);
+                builder = builder.register(enum_filter(object, field));
+            }
+        }
+        builder = builder
+            .register(object_type(model, object))
+            .register(resolve::edge_type(object))
+            .register(resolve::connection_type(object))
+            .register(filter_input(object))
+            .register(order_inputs(object).0)
+            .register(order_inputs(object).1)
+            .register(write_input(object, true))
+            .register(write_input(object, false));
+        for field in resolve::query_fields(object) {
+            query = query.field(field);
+        }
+        for field in resolve::mutation_fields(object) {
+            mutation = mutation.field(field);
+        }
+    }
+    builder
+        .register(query)
+        .register(mutation)
+        .limit_depth(limits.max_depth)
+        .limit_complexity(limits.max_complexity)
+        .finish()
+}
+
+fn scalars() -> Vec<Scalar> {
+    vec![
+        Scalar::new("DateTime")
+            .description("An instant, as an RFC 3339 string in UTC, e.g. `2026-11-23T09:30:00.000000Z`.")
+            .specified_by_url("https://datatracker.ietf.org/doc/html/rfc3339")
+            .validator(|v| matches!(v, Value::String(s) if super::input::parse_datetime(s).is_ok())),
+        Scalar::new("Date")
+            .description("A calendar date, `YYYY-MM-DD`.")
+            .validator(|v| matches!(v, Value::String(s) if super::input::parse_date(s).is_ok())),
+        Scalar::new("Decimal")
+            .description(
+                "An exact decimal number as a string, e.g. `\"125000.50\"`: money keeps every cent \
+                 (JSON numbers would round).",
+            )
+            .validator(|v| match v {
+                Value::String(s) => super::input::parse_decimal(s).is_ok(),
+                Value::Number(_) => true,
+                _ => false,
+            }),
+    ]
+}
+
+fn scalar_filter(name: &str, value_type: &str, ordered: bool, text: bool) -> InputObject {
+    let mut input = InputObject::new(name).description("Conditions on one field; all given must hold.");
+    input = input
+        .field(InputValue::new("eq", TypeRef::named(value_type)).description("Equal to."))
+        .field(InputValue::new("neq", TypeRef::named(value_type)).description("Not equal to (empty values match)."))
+        .field(InputValue::new("in", TypeRef::named_nn_list(value_type)).description("Equal to one of."))
+        .field(InputValue::new("notIn", TypeRef::named_nn_list(value_type)).description("Equal to none of."))
+        .field(InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN)).description("Empty (true) or set (false)."));
+    if ordered {
+        for (op, description) in [("gt", "Greater than."), ("gte", "At least."), ("lt", "Less than."), ("lte", "At most.")] {
+            input = input.field(InputValue::new(op, TypeRef::named(value_type)).description(description));
+        }
+    }
+    if text {
+        input = input
+            .field(InputValue::new("like", TypeRef::named(TypeRef::STRING)).description("SQL LIKE pattern (`%`, `_`)."))
+            .field(InputValue::new("ilike", TypeRef::named(TypeRef::STRING)).description("Case-insensitive LIKE pattern."))
+            .field(InputValue::new("startsWith", TypeRef::named(TypeRef::STRING)).description("Starts with this text."))
+            .field(InputValue::new("contains", TypeRef::named(TypeRef::STRING)).description("Contains this text."));
+    }
+    input
+}
+
+/// `AccountIndustry`.
+pub fn picklist_type(object: &ObjectDef, field: &FieldDef) -> String {
+    format!("{}{}", object.name, upper_first(&field.name))
+}
+
+fn enum_filter(object: &ObjectDef, field: &FieldDef) -> InputObject {
+    let value_type = picklist_type(object, field);
+    InputObject::new(format!("{value_type}Filter"))
+        .description("Conditions on a picklist; all given must hold.")
+        .field(InputValue::new("eq", TypeRef::named(&value_type)))
+        .field(InputValue::new("neq", TypeRef::named(&value_type)))
+        .field(InputValue::new("in", TypeRef::named_nn_list(&value_type)))
+        .field(InputValue::new("notIn", TypeRef::named_nn_list(&value_type)))
+        .field(InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN)))
+}
+
+/// The GraphQL type of a field's value (`ID` for a lookup's id).
+pub fn value_type(object: &ObjectDef, field: &FieldDef) -> String {
+    match &field.kind {
+        FieldKind::Id | FieldKind::Lookup(_) => TypeRef::ID.into(),
+        FieldKind::Text | FieldKind::Email | FieldKind::Url | FieldKind::Phone | FieldKind::LongText => {
+            TypeRef::STRING.into()
+        }
+        FieldKind::Integer => TypeRef::INT.into(),
+        FieldKind::Decimal => "Decimal".into(),
+        FieldKind::Boolean => TypeRef::BOOLEAN.into(),
+        FieldKind::Date => "Date".into(),
+        FieldKind::DateTime => "DateTime".into(),
+        FieldKind::Picklist(_) => picklist_type(object, field),
+    }
+}
+
+fn filter_type(object: &ObjectDef, field: &FieldDef) -> String {
+    match &field.kind {
+        FieldKind::Picklist(_) => format!("{}Filter", picklist_type(object, field)),
+        _ => format!("{}Filter", value_type(object, field)),
+    }
+}
+
+fn object_type(model: &Model, object: &ObjectDef) -> Object {
+    let mut ty = Object::new(&object.name).description(&object.description);
+    for field in &object.fields {
+        let value_type = value_type(object, field);
+        let type_ref = if field.required {
+            TypeRef::named_nn(value_type)
+        } else {
+            TypeRef::named(value_type)
+        };
+        match field.lookup() {
+            Some(lookup) => {
+                ty = ty
+                    .field(
+                        resolve::value_field(field, &field.value_key(), type_ref)
+                            .description(format!("The id of {}", lower_sentence(&field.description))),
+                    )
+                    .field(resolve::to_one_field(field, lookup).description(&field.description));
+            }
+            None => ty = ty.field(resolve::value_field(field, &field.name, type_ref).description(&field.description)),
+        }
+    }
+    for relation in model.inverse_relations(&object.name) {
+        ty = ty.field(resolve::to_many_field(relation));
+    }
+    ty
+}
+
+fn lower_sentence(text: &str) -> String {
+    crate::metadata::lower_first(text)
+}
+
+fn filter_input(object: &ObjectDef) -> InputObject {
+    let name = format!("{}Filter", object.name);
+    let mut input = InputObject::new(&name)
+        .description(format!("Conditions on {}: every field given must match.", object.plural))
+        .field(InputValue::new("and", TypeRef::named_nn_list(&name)).description("All of these match."))
+        .field(InputValue::new("or", TypeRef::named_nn_list(&name)).description("At least one of these matches."))
+        .field(InputValue::new("not", TypeRef::named(&name)).description("This does not match."));
+    for field in &object.fields {
+        input = input.field(InputValue::new(field.value_key(), TypeRef::named(filter_type(object, field))));
+    }
+    input
+}
+
+fn order_inputs(object: &ObjectDef) -> (Enum, InputObject) {
+    let field_enum = format!("{}OrderField", object.name);
+    let mut fields = Enum::new(&field_enum).description(format!("Fields {} can be ordered by.", object.plural));
+    for field in object.fields.iter().filter(|f| f.sortable()) {
+        fields = fields.item(EnumItem::new(order_field_name(field)).description(&field.label));
+    }
+    let input = InputObject::new(format!("{}OrderBy", object.name))
+        .description("One sort key. Lists always end with `id`, so the order is total and cursors are stable.")
+        .field(InputValue::new("field", TypeRef::named_nn(&field_enum)))
+        .field(InputValue::new("direction", TypeRef::named_nn("OrderDirection")).default_value(Value::Enum(
+            async_graphql::Name::new("ASC"),
+        )))
+        .field(InputValue::new("nulls", TypeRef::named("NullsOrder")));
+    (fields, input)
+}
+
+/// `CreateXInput` (required fields non-null) or `UpdateXInput` (all optional;
+/// null clears a field).
+fn write_input(object: &ObjectDef, create: bool) -> InputObject {
+    let name = if create {
+        format!("Create{}Input", object.name)
+    } else {
+        format!("Update{}Input", object.name)
+    };
+    let mut input = InputObject::new(name).description(if create {
+        format!("The values of a new {}.", object.name)
+    } else {
+        format!("The fields to change on a {}; omitted fields keep their value, null clears one.", object.name)
+    });
+    for field in object.fields.iter().filter(|f| !f.system) {
+        let value_type = value_type(object, field);
+        let type_ref = if create && field.required_on_create() {
+            TypeRef::named_nn(value_type)
+        } else {
+            TypeRef::named(value_type)
+        };
+        let mut value = InputValue::new(field.value_key(), type_ref).description(&field.description);
+        if let (true, Some(default)) = (create, &field.default_value) {
+            value = value.description(format!("{} Default: {default}.", field.description));
+        }
+        input = input.field(value);
+    }
+    input
+}
+
+/// The arguments of a list field; nested lists take the first three.
+pub fn list_arguments(field: Field, object: &ObjectDef, nested: bool) -> Field {
+    let mut field = field
+        .argument(InputValue::new("filter", TypeRef::named(format!("{}Filter", object.name))))
+        .argument(
+            InputValue::new("orderBy", TypeRef::named_nn_list(format!("{}OrderBy", object.name)))
+                .description("Sort keys, most significant first. Default: by creation time."),
+        )
+        .argument(
+            InputValue::new("first", TypeRef::named(TypeRef::INT))
+                .description(format!("Page size, 0–{MAX_PAGE_SIZE}; default {DEFAULT_PAGE_SIZE}.")),
+        );
+    if !nested {
+        field = field
+            .argument(InputValue::new("after", TypeRef::named(TypeRef::STRING)).description("Continue after this cursor."))
+            .argument(InputValue::new("last", TypeRef::named(TypeRef::INT)).description("Page backwards: the last N."))
+            .argument(InputValue::new("before", TypeRef::named(TypeRef::STRING)).description("Continue before this cursor (with last)."))
+            .argument(
+                InputValue::new("includeDeleted", TypeRef::named(TypeRef::BOOLEAN))
+                    .description("Also list deleted records.")
+                    .default_value(false),
+            );
+    }
+    field
+}

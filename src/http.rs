@@ -1,0 +1,283 @@
+//! The axum router: GraphQL over HTTP, the playground, health and metrics.
+//!
+//! `/graphql` follows the GraphQL-over-HTTP spec: POST with
+//! `application/json`, GET for queries (never mutations), responses as
+//! `application/graphql-response+json` when the client accepts it (with
+//! 4xx for requests that fail before execution) and `application/json`
+//! otherwise (always 200 for a well-formed request).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_graphql::parser::types::OperationType;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::app::App;
+use crate::graphql::{self, Workspace};
+
+const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
+
+/// The whole HTTP surface of the server.
+pub fn router(app: Arc<App>) -> Router {
+    let body_limit = app.config.body_limit;
+    Router::new()
+        .route("/", get(|| async { Redirect::temporary("/graphql") }))
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/graphql/assets/{file}", get(asset))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            let id = request
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|id| id.header_value().to_str().ok())
+                .unwrap_or("-")
+                .to_owned();
+            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(app)
+}
+
+async fn graphql_post(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !content_type.trim_start().to_ascii_lowercase().starts_with("application/json") {
+        return error_response(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            &headers,
+            "send the GraphQL request as JSON with Content-Type: application/json",
+        );
+    }
+    let request: async_graphql::Request = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(err) => {
+            return error_response(StatusCode::BAD_REQUEST, &headers, &format!("the body is not a GraphQL request: {err}"))
+        }
+    };
+    run(app, &headers, request).await
+}
+
+async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    let query = query.unwrap_or_default();
+    let wants_html = accepts(&headers, "text/html");
+    if wants_html && !query.split('&').any(|pair| pair.starts_with("query=")) {
+        return playground("production", "/graphql").into_response();
+    }
+    let request = match async_graphql::http::parse_query_string(&query) {
+        Ok(request) => request,
+        Err(err) => return error_response(StatusCode::BAD_REQUEST, &headers, &format!("bad GraphQL GET request: {err}")),
+    };
+    if is_mutation(&request) {
+        let mut response = error_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &headers,
+            "mutations are only accepted with POST",
+        );
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
+    run(app, &headers, request).await
+}
+
+/// Whether the operation a request would run is a mutation.
+fn is_mutation(request: &async_graphql::Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let operation = match (&request.operation_name, document.operations) {
+        (_, async_graphql::parser::types::DocumentOperations::Single(op)) => Some(op.node.ty),
+        (Some(name), async_graphql::parser::types::DocumentOperations::Multiple(ops)) => {
+            ops.get(name.as_str()).map(|op| op.node.ty)
+        }
+        (None, async_graphql::parser::types::DocumentOperations::Multiple(_)) => None,
+    };
+    operation == Some(OperationType::Mutation)
+}
+
+async fn run(app: Arc<App>, headers: &HeaderMap, request: async_graphql::Request) -> Response {
+    let started = Instant::now();
+    let operation = request.operation_name.clone().unwrap_or_else(|| "-".into());
+    let workspace = Workspace::production();
+    let entry = match app.schemas.get(&app.db, &workspace).await {
+        Ok(entry) => entry,
+        Err(err) => {
+            let body = json!({ "errors": [async_graphql::Error::from(err).into_server_error(Default::default())] });
+            return json_response(StatusCode::SERVICE_UNAVAILABLE, headers, body.to_string());
+        }
+    };
+    let response = graphql::execute(&entry, &app.db, request).await;
+    tracing::info!(
+        operation = %operation,
+        workspace = %workspace.name,
+        errors = response.errors.len(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "graphql"
+    );
+    // Errors before execution (parse, validation) leave `data` absent.
+    let failed_before_execution = !response.errors.is_empty() && matches!(response.data, async_graphql::Value::Null);
+    let status = if accepts(headers, GRAPHQL_RESPONSE) && failed_before_execution {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let body = match serde_json::to_string(&response) {
+        Ok(body) => body,
+        Err(err) => {
+            let err = crate::error::CrmError::internal(format_args!("serializing a response: {err}"));
+            json!({ "errors": [async_graphql::Error::from(err).into_server_error(Default::default())] }).to_string()
+        }
+    };
+    json_response(status, headers, body)
+}
+
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|part| part.trim().starts_with(media_type)))
+}
+
+fn json_response(status: StatusCode, headers: &HeaderMap, body: String) -> Response {
+    let media_type = if accepts(headers, GRAPHQL_RESPONSE) {
+        GRAPHQL_RESPONSE
+    } else {
+        "application/json"
+    };
+    (status, [(header::CONTENT_TYPE, format!("{media_type}; charset=utf-8"))], body).into_response()
+}
+
+/// A request that is not GraphQL at all: a GraphQL-shaped error body.
+fn error_response(status: StatusCode, headers: &HeaderMap, message: &str) -> Response {
+    let body = json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_REQUEST" } }] });
+    json_response(status, headers, body.to_string())
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    use diesel_async::SimpleAsyncConnection;
+    let ready = match app.db.conn().await {
+        Ok(mut conn) => conn.batch_execute("SELECT 1").await.is_ok(),
+        Err(_) => false,
+    };
+    if ready {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let (in_use, idle) = app.db.pool_status();
+    let body = format!(
+        "# HELP crm_sql_statements_total SQL statements run through the pool.\n\
+         # TYPE crm_sql_statements_total counter\n\
+         crm_sql_statements_total {}\n\
+         # HELP crm_db_connections Pooled database connections.\n\
+         # TYPE crm_db_connections gauge\n\
+         crm_db_connections{{state=\"in_use\"}} {in_use}\n\
+         crm_db_connections{{state=\"idle\"}} {idle}\n",
+        app.db.statements_run()
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// The vendored GraphiQL files (see assets/graphiql/README.md).
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    ("graphiql.min.js", "text/javascript", include_bytes!("../assets/graphiql/graphiql.min.js")),
+    ("graphiql.min.css", "text/css", include_bytes!("../assets/graphiql/graphiql.min.css")),
+    ("react.production.min.js", "text/javascript", include_bytes!("../assets/graphiql/react.production.min.js")),
+    (
+        "react-dom.production.min.js",
+        "text/javascript",
+        include_bytes!("../assets/graphiql/react-dom.production.min.js"),
+    ),
+];
+
+async fn asset(method: Method, Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, bytes)) if method == Method::GET => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CACHE_CONTROL, "public, max-age=86400"),
+            ],
+            *bytes,
+        )
+            .into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The playground page for a workspace's endpoint. Everything it loads is
+/// served by this binary: it works with no network.
+pub fn playground(workspace: &str, endpoint: &str) -> Html<String> {
+    let banner = if workspace == "production" {
+        String::new()
+    } else {
+        format!(
+            "<div class=\"crm-banner\">Sandbox <b>{}</b> — changes here do not touch production</div>",
+            html_escape(workspace)
+        )
+    };
+    Html(format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>CRM GraphQL — {title}</title>
+<link rel="stylesheet" href="/graphql/assets/graphiql.min.css">
+<style>
+  html, body {{ height: 100%; margin: 0; }}
+  body {{ display: flex; flex-direction: column; }}
+  #graphiql {{ flex: 1; min-height: 0; }}
+  .crm-banner {{ background: #b45309; color: #fff; font: 14px system-ui, sans-serif; padding: 6px 12px; }}
+</style>
+</head>
+<body>
+{banner}
+<div id="graphiql">Loading the playground…</div>
+<script src="/graphql/assets/react.production.min.js"></script>
+<script src="/graphql/assets/react-dom.production.min.js"></script>
+<script src="/graphql/assets/graphiql.min.js"></script>
+<script>
+  const fetcher = GraphiQL.createFetcher({{ url: {endpoint} }});
+  const defaultQuery = `# Welcome to the CRM GraphQL playground ({title}).
+# Run the query with the play button or Ctrl-Enter; explore the schema in the Docs panel.
+query Accounts {{
+  accounts(first: 10, orderBy: [{{ field: NAME }}]) {{
+    totalCount
+    nodes {{
+      name
+      industry
+      contacts(first: 5) {{ nodes {{ firstName lastName email }} }}
+      opportunities {{ nodes {{ name amount closeDate }} }}
+    }}
+  }}
+}}
+`;
+  ReactDOM.createRoot(document.getElementById('graphiql')).render(
+    React.createElement(GraphiQL, {{ fetcher, defaultQuery, defaultEditorToolsVisibility: true }})
+  );
+</script>
+</body>
+</html>
+"#,
+        title = html_escape(workspace),
+        endpoint = serde_json::Value::String(endpoint.to_owned()),
+    ))
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}

@@ -1,0 +1,21 @@
+//! A GraphQL CRM server over PostgreSQL.
+//!
+//! The data model is metadata ([`metadata`]): one engine turns it into
+//! typed Postgres columns, a dynamic GraphQL schema per workspace
+//! ([`graphql`]) and SQL compiled with bound parameters ([`records`]).
+//! Production lives in the Postgres schema `crm`; sandboxes will be copies
+//! of it made by the same code.
+
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod graphql;
+pub mod http;
+pub mod metadata;
+pub mod records;
+pub mod seed;
+
+pub use app::App;
+pub use config::Config;
+pub use error::CrmError;

@@ -1,0 +1,253 @@
+//! The data model as metadata: objects, their fields, types and relations.
+//!
+//! Nothing about an object's shape is hard-coded in resolvers or SQL: the
+//! GraphQL schema ([`crate::graphql`]) and every query ([`crate::records`])
+//! are derived from a [`Model`]. Standard objects are described in
+//! [`standard`]; custom fields and objects will be rows of the same shape.
+
+pub mod standard;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The type of a field: decides its column type, GraphQL type, filter
+/// operators and input validation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldKind {
+    /// The record's UUID primary key.
+    Id,
+    /// Short text (one line).
+    Text,
+    /// Text that must look like an email address.
+    Email,
+    /// Text that must look like a web address.
+    Url,
+    /// A phone number, kept as entered.
+    Phone,
+    /// Long free text.
+    LongText,
+    /// A 32-bit integer.
+    Integer,
+    /// An exact decimal (money), exchanged as a string to keep precision.
+    Decimal,
+    Boolean,
+    /// A calendar date, `YYYY-MM-DD`.
+    Date,
+    /// An instant, RFC 3339 in UTC.
+    DateTime,
+    /// One value of a fixed list; a GraphQL enum.
+    Picklist(Vec<PicklistOption>),
+    /// A reference to a record of another object (a foreign key).
+    Lookup(Lookup),
+}
+
+/// One value of a picklist.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PicklistOption {
+    /// The API value (an enum value, SCREAMING_SNAKE_CASE), also stored.
+    pub value: String,
+    /// What people read.
+    pub label: String,
+}
+
+/// The target of a lookup and the name of the list on the other side.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookup {
+    /// The object referred to (`Account`).
+    pub target: String,
+    /// The field on the target listing the referring records (`contacts`).
+    pub inverse: String,
+    /// Description of the inverse list.
+    pub inverse_description: String,
+}
+
+/// A field of an object.
+#[derive(Debug, Clone)]
+pub struct FieldDef {
+    /// API name, camelCase (`annualRevenue`; for lookups the relation, `account`).
+    pub name: String,
+    /// The Postgres column (`annual_revenue`, `account_id`).
+    pub column: String,
+    /// What people read.
+    pub label: String,
+    /// Becomes the GraphQL description.
+    pub description: String,
+    pub kind: FieldKind,
+    /// The column is NOT NULL and the create input requires a value.
+    pub required: bool,
+    /// Maintained by the server (`id`, `createdAt` …): read-only in the API.
+    pub system: bool,
+    /// Longest accepted text, in characters.
+    pub max_length: Option<usize>,
+    /// The value a create without this field stores (the column's default).
+    pub default_value: Option<String>,
+}
+
+impl FieldDef {
+    /// The Postgres type of the column, as `information_schema` spells it.
+    pub fn pg_type(&self) -> &'static str {
+        match self.kind {
+            FieldKind::Id | FieldKind::Lookup(_) => "uuid",
+            FieldKind::Text
+            | FieldKind::Email
+            | FieldKind::Url
+            | FieldKind::Phone
+            | FieldKind::LongText
+            | FieldKind::Picklist(_) => "text",
+            FieldKind::Integer => "integer",
+            FieldKind::Decimal => "numeric",
+            FieldKind::Boolean => "boolean",
+            FieldKind::Date => "date",
+            FieldKind::DateTime => "timestamp with time zone",
+        }
+    }
+
+    /// The key of this field's value in a row document and in inputs:
+    /// the API name, or `<name>Id` for a lookup.
+    pub fn value_key(&self) -> String {
+        match self.kind {
+            FieldKind::Lookup(_) => format!("{}Id", self.name),
+            _ => self.name.clone(),
+        }
+    }
+
+    /// Whether the field can be sorted on.
+    pub fn sortable(&self) -> bool {
+        !matches!(self.kind, FieldKind::LongText | FieldKind::Lookup(_))
+    }
+
+    /// Whether a create must name a value (required, and no default).
+    pub fn required_on_create(&self) -> bool {
+        self.required && self.default_value.is_none() && !self.system
+    }
+
+    pub fn lookup(&self) -> Option<&Lookup> {
+        match &self.kind {
+            FieldKind::Lookup(lookup) => Some(lookup),
+            _ => None,
+        }
+    }
+}
+
+/// An object (a record type): `Account`, `Contact` …
+#[derive(Debug, Clone)]
+pub struct ObjectDef {
+    /// API type name, PascalCase singular.
+    pub name: String,
+    /// API name of the list query, camelCase plural (`accounts`).
+    pub plural: String,
+    /// The table inside a workspace schema.
+    pub table: String,
+    pub label: String,
+    pub description: String,
+    pub fields: Vec<FieldDef>,
+}
+
+impl ObjectDef {
+    pub fn field(&self, name: &str) -> Option<&FieldDef> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The field whose value key (`accountId` for a lookup) is `key`.
+    pub fn field_by_value_key(&self, key: &str) -> Option<&FieldDef> {
+        self.fields.iter().find(|f| f.value_key() == key)
+    }
+
+    /// The API name of the single-record query (`account`).
+    pub fn singular(&self) -> String {
+        lower_first(&self.name)
+    }
+}
+
+/// A to-many relation seen from its target: `Account.contacts` is the
+/// lookup `Contact.account` read backwards.
+#[derive(Debug, Clone)]
+pub struct InverseRelation {
+    /// The field name on the target (`contacts`).
+    pub name: String,
+    pub description: String,
+    /// The object holding the lookup (`Contact`).
+    pub child: Arc<ObjectDef>,
+    /// The lookup field on the child (`account`).
+    pub lookup: FieldDef,
+}
+
+/// The whole model of one workspace.
+#[derive(Debug, Clone)]
+pub struct Model {
+    objects: Vec<Arc<ObjectDef>>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Model {
+    pub fn new(objects: Vec<ObjectDef>) -> Self {
+        let by_name = objects.iter().enumerate().map(|(i, o)| (o.name.clone(), i)).collect();
+        Model {
+            objects: objects.into_iter().map(Arc::new).collect(),
+            by_name,
+        }
+    }
+
+    /// The standard objects with no customizations.
+    pub fn standard() -> Self {
+        Model::new(standard::objects())
+    }
+
+    pub fn objects(&self) -> &[Arc<ObjectDef>] {
+        &self.objects
+    }
+
+    pub fn object(&self, name: &str) -> Option<&Arc<ObjectDef>> {
+        self.by_name.get(name).map(|&i| &self.objects[i])
+    }
+
+    /// The to-many relations pointing at `target`, in model order.
+    pub fn inverse_relations(&self, target: &str) -> Vec<InverseRelation> {
+        let mut out = Vec::new();
+        for child in &self.objects {
+            for field in &child.fields {
+                if let Some(lookup) = field.lookup() {
+                    if lookup.target == target {
+                        out.push(InverseRelation {
+                            name: lookup.inverse.clone(),
+                            description: lookup.inverse_description.clone(),
+                            child: child.clone(),
+                            lookup: field.clone(),
+                        });
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// `annualRevenue` → `ANNUAL_REVENUE`: the enum value naming a field.
+pub fn screaming_snake(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for (i, ch) in name.chars().enumerate() {
+        if ch.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(ch.to_ascii_uppercase());
+    }
+    out
+}
+
+/// `industry` → `Industry`.
+pub fn upper_first(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// `Account` → `account`.
+pub fn lower_first(name: &str) -> String {
+    let mut chars = name.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}

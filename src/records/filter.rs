@@ -1,0 +1,124 @@
+//! Record filters, compiled to a SQL condition on the main table alias.
+
+use crate::db::sql::{Bind, Sql};
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Eq,
+    Neq,
+    Gt,
+    Gte,
+    Lt,
+    Lte,
+}
+
+/// A text pattern operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextMatch {
+    /// SQL LIKE with the client's `%` and `_`.
+    Like,
+    /// Case-insensitive LIKE.
+    ILike,
+    /// A literal prefix.
+    StartsWith,
+    /// A literal substring.
+    Contains,
+}
+
+/// A condition on records.
+#[derive(Debug, Clone)]
+pub enum Filter {
+    All(Vec<Filter>),
+    Any(Vec<Filter>),
+    Not(Box<Filter>),
+    Compare { column: String, op: Comparison, value: Bind },
+    In { column: String, values: Vec<Bind>, negated: bool },
+    IsNull { column: String, is_null: bool },
+    Text { column: String, op: TextMatch, pattern: String },
+}
+
+impl Filter {
+    /// The condition as SQL on table alias `alias`.
+    pub fn compile(&self, alias: &str) -> Sql {
+        let mut sql = Sql::new();
+        match self {
+            Filter::All(items) | Filter::Any(items) if items.is_empty() => {
+                sql.push(if matches!(self, Filter::All(_)) { "true" } else { "false" });
+            }
+            Filter::All(items) | Filter::Any(items) => {
+                let sep = if matches!(self, Filter::All(_)) { " AND " } else { " OR " };
+                let parts: Vec<Sql> = items
+                    .iter()
+                    .map(|f| {
+                        let mut part = Sql::raw("(");
+                        part.append(&f.compile(alias)).push(")");
+                        part
+                    })
+                    .collect();
+                sql.join(&parts, sep);
+            }
+            Filter::Not(inner) => {
+                sql.push("NOT coalesce((").append(&inner.compile(alias)).push("), false)");
+            }
+            Filter::Compare { column, op, value } => {
+                let op = match op {
+                    Comparison::Eq => " = ",
+                    // Null is "not equal" to any value: the intuitive answer
+                    // for "industry is not SOFTWARE".
+                    Comparison::Neq => " IS DISTINCT FROM ",
+                    Comparison::Gt => " > ",
+                    Comparison::Gte => " >= ",
+                    Comparison::Lt => " < ",
+                    Comparison::Lte => " <= ",
+                };
+                sql.column(alias, column).push(op).bind(value.clone());
+            }
+            Filter::In { column, values, negated } => {
+                if values.is_empty() {
+                    sql.push(if *negated { "true" } else { "false" });
+                    return sql;
+                }
+                let binds: Vec<Sql> = values
+                    .iter()
+                    .map(|v| {
+                        let mut b = Sql::new();
+                        b.bind(v.clone());
+                        b
+                    })
+                    .collect();
+                if *negated {
+                    sql.push("(").column(alias, column).push(" IS NULL OR ");
+                    sql.column(alias, column).push(" NOT IN (").join(&binds, ", ").push("))");
+                } else {
+                    sql.column(alias, column).push(" IN (").join(&binds, ", ").push(")");
+                }
+            }
+            Filter::IsNull { column, is_null } => {
+                sql.column(alias, column).push(if *is_null { " IS NULL" } else { " IS NOT NULL" });
+            }
+            Filter::Text { column, op, pattern } => {
+                let (keyword, pattern) = match op {
+                    TextMatch::Like => (" LIKE ", pattern.clone()),
+                    TextMatch::ILike => (" ILIKE ", pattern.clone()),
+                    TextMatch::StartsWith => (" LIKE ", format!("{}%", escape_like(pattern))),
+                    TextMatch::Contains => (" LIKE ", format!("%{}%", escape_like(pattern))),
+                };
+                sql.column(alias, column).push(keyword).bind(Bind::Text(Some(pattern)));
+            }
+        }
+        sql
+    }
+}
+
+/// Makes `%`, `_` and `\` in a literal match themselves under LIKE.
+fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for ch in text.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}

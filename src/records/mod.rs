@@ -1,0 +1,225 @@
+//! Reading records: SQL compiled from metadata.
+//!
+//! Postgres builds each row as a JSON document keyed by API names
+//! (`jsonb_build_object`), so Rust never decodes and re-encodes columns.
+//! Identifiers come from the [`ObjectDef`]; values are bind parameters.
+
+pub mod filter;
+pub mod page;
+pub mod write;
+
+use std::collections::HashMap;
+
+use diesel::sql_types::{BigInt, Jsonb};
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use crate::db::sql::{Bind, JsonRow, Sql};
+use crate::db::Conn;
+use crate::error::Result;
+use crate::metadata::{FieldDef, FieldKind, ObjectDef};
+
+pub use filter::Filter;
+pub use page::{Cursor, OrderKey, Page, PageRequest};
+
+/// The alias of the main table in every query.
+const T: &str = "t";
+
+/// A row document: API names → JSON values.
+pub type Record = serde_json::Map<String, Json>;
+
+/// Where an object's rows live: a workspace schema and the object.
+#[derive(Debug, Clone, Copy)]
+pub struct Table<'a> {
+    pub schema: &'a str,
+    pub object: &'a ObjectDef,
+}
+
+impl Table<'_> {
+    fn from_clause(&self) -> Sql {
+        let mut sql = Sql::raw(" FROM ");
+        sql.table(self.schema, &self.object.table).push(" ").ident(T);
+        sql
+    }
+}
+
+/// `jsonb_build_object('name', t.name, …)` for every field, in chunks of 50
+/// pairs (Postgres allows 100 arguments per call) joined with `||`.
+pub fn projection(object: &ObjectDef, alias: &str) -> Sql {
+    let chunks: Vec<Sql> = object
+        .fields
+        .chunks(50)
+        .map(|fields| {
+            let pairs: Vec<Sql> = fields
+                .iter()
+                .map(|field| {
+                    let mut pair = Sql::raw("'");
+                    // API names are validated identifiers ([A-Za-z0-9]), safe in a literal.
+                    pair.push(&field.value_key()).push("', ");
+                    pair.append(&column_json(field, alias));
+                    pair
+                })
+                .collect();
+            let mut chunk = Sql::raw("jsonb_build_object(");
+            chunk.join(&pairs, ", ").push(")");
+            chunk
+        })
+        .collect();
+    let mut sql = Sql::new();
+    sql.join(&chunks, " || ");
+    sql
+}
+
+/// A column as the JSON value clients get: decimals as text (no float
+/// rounding), instants as RFC 3339 UTC.
+fn column_json(field: &FieldDef, alias: &str) -> Sql {
+    let mut sql = Sql::new();
+    match field.kind {
+        FieldKind::Decimal => {
+            sql.column(alias, &field.column).push("::text");
+        }
+        FieldKind::DateTime => {
+            sql.push("to_char(").column(alias, &field.column);
+            sql.push(" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+        }
+        _ => {
+            sql.column(alias, &field.column);
+        }
+    }
+    sql
+}
+
+fn live_rows(include_deleted: bool) -> Sql {
+    let mut sql = Sql::new();
+    if include_deleted {
+        sql.push("true");
+    } else {
+        sql.column(T, "deleted_at").push(" IS NULL");
+    }
+    sql
+}
+
+async fn load_json(conn: &mut Conn, query: Sql) -> Result<Vec<Json>> {
+    let rows: Vec<JsonRow> = query.load(conn).await?;
+    Ok(rows.into_iter().map(|r| r.row).collect())
+}
+
+/// Turns a row document into a [`Record`].
+pub fn into_record(json: Json) -> Record {
+    match json {
+        Json::Object(map) => map,
+        _ => Record::new(),
+    }
+}
+
+/// Live records with the given ids, keyed by id. One statement.
+pub async fn get_many(conn: &mut Conn, table: Table<'_>, ids: &[Uuid]) -> Result<HashMap<Uuid, Record>> {
+    let mut query = Sql::raw("SELECT ");
+    query.append(&projection(table.object, T)).push(" AS row");
+    query.append(&table.from_clause()).push(" WHERE ");
+    query.column(T, "id").push(" = ANY(").bind(Bind::UuidArray(ids.to_vec())).push(") AND ");
+    query.append(&live_rows(false));
+    let rows = load_json(conn, query).await?;
+    Ok(rows.into_iter().map(into_record).filter_map(|r| Some((record_id(&r)?, r))).collect())
+}
+
+/// The id of a row document.
+pub fn record_id(record: &Record) -> Option<Uuid> {
+    record.get("id")?.as_str()?.parse().ok()
+}
+
+/// One page of an object's records, in keyset order.
+pub async fn list(conn: &mut Conn, table: Table<'_>, request: &PageRequest) -> Result<Page> {
+    let order = request.effective_order();
+    let mut query = Sql::raw("SELECT ");
+    query.append(&projection(table.object, T)).push(" AS row");
+    query.append(&table.from_clause()).push(" WHERE ");
+    query.append(&live_rows(request.include_deleted));
+    if let Some(filter) = &request.filter {
+        query.push(" AND (").append(&filter.compile(T)).push(")");
+    }
+    if let Some(cursor) = request.cursor() {
+        query.push(" AND ").append(&page::after_cursor(&order, cursor, T));
+    }
+    query.push(" ORDER BY ").append(&page::order_by(&order, T));
+    query.push(" LIMIT ").bind(Bind::Int(Some(request.limit() as i32 + 1)));
+    let rows = load_json(conn, query).await?;
+    Ok(request.page_from(rows.into_iter().map(into_record).collect()))
+}
+
+/// How many live records match `filter`.
+pub async fn count(conn: &mut Conn, table: Table<'_>, filter: Option<&Filter>, include_deleted: bool) -> Result<i64> {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        count: i64,
+    }
+    let mut query = Sql::raw("SELECT count(*) AS count");
+    query.append(&table.from_clause()).push(" WHERE ").append(&live_rows(include_deleted));
+    if let Some(filter) = filter {
+        query.push(" AND (").append(&filter.compile(T)).push(")");
+    }
+    let rows: Vec<Count> = query.load(conn).await?;
+    Ok(rows.first().map(|c| c.count).unwrap_or(0))
+}
+
+/// A page of the records referring to one parent through a lookup.
+#[derive(Debug, Clone, Default)]
+pub struct ChildPage {
+    pub records: Vec<Record>,
+    pub has_next_page: bool,
+    pub total_count: i64,
+}
+
+/// The first page of children of many parents at once: one statement with a
+/// window per parent (`row_number() OVER (PARTITION BY lookup …)`), so a
+/// list of N parents costs one query, not N.
+pub async fn children(
+    conn: &mut Conn,
+    table: Table<'_>,
+    lookup: &FieldDef,
+    parents: &[Uuid],
+    request: &PageRequest,
+) -> Result<HashMap<Uuid, ChildPage>> {
+    #[derive(diesel::QueryableByName)]
+    struct ChildRow {
+        #[diesel(sql_type = Jsonb)]
+        document: Json,
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        parent: Uuid,
+        #[diesel(sql_type = BigInt)]
+        total: i64,
+    }
+    let order = request.effective_order();
+    let mut partition = Sql::raw("PARTITION BY ");
+    partition.column(T, &lookup.column);
+    let mut inner = Sql::raw("SELECT ");
+    inner.append(&projection(table.object, T)).push(" AS row, ");
+    inner.column(T, &lookup.column).push(" AS parent, row_number() OVER (");
+    inner.append(&partition).push(" ORDER BY ").append(&page::order_by(&order, T));
+    inner.push(") AS position, count(*) OVER (").append(&partition).push(") AS total");
+    inner.append(&table.from_clause()).push(" WHERE ");
+    inner.column(T, &lookup.column).push(" = ANY(").bind(Bind::UuidArray(parents.to_vec())).push(")");
+    inner.push(" AND ").append(&live_rows(request.include_deleted));
+    if let Some(filter) = &request.filter {
+        inner.push(" AND (").append(&filter.compile(T)).push(")");
+    }
+    let mut query = Sql::raw("SELECT row AS document, parent, total FROM (");
+    query.append(&inner).push(") AS c WHERE position <= ");
+    query.bind(Bind::Int(Some(request.limit() as i32 + 1)));
+    query.push(" ORDER BY parent, position");
+    let rows: Vec<ChildRow> = query.load(conn).await?;
+
+    let limit = request.limit();
+    let mut pages: HashMap<Uuid, ChildPage> = HashMap::new();
+    for row in rows {
+        let page = pages.entry(row.parent).or_default();
+        page.total_count = row.total;
+        if page.records.len() < limit {
+            page.records.push(into_record(row.document));
+        } else {
+            page.has_next_page = true;
+        }
+    }
+    Ok(pages)
+}

@@ -1,0 +1,291 @@
+//! Ordering and keyset pagination.
+//!
+//! Every order is made total by ending it with `id`, and pages continue
+//! from a cursor holding the last row's order-key values (no OFFSET), so
+//! cursors stay valid while rows are inserted.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::{json, Value as Json};
+
+use super::Record;
+use crate::db::sql::{Bind, Sql};
+use crate::metadata::{FieldDef, FieldKind};
+
+/// Page size when the client names none.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// The largest page a client may ask for.
+pub const MAX_PAGE_SIZE: usize = 500;
+
+/// One key of an ORDER BY.
+#[derive(Debug, Clone)]
+pub struct OrderKey {
+    pub field: FieldDef,
+    pub descending: bool,
+    pub nulls_first: bool,
+}
+
+impl OrderKey {
+    /// Postgres' default null placement: last when ascending.
+    pub fn new(field: FieldDef, descending: bool, nulls_first: Option<bool>) -> Self {
+        OrderKey {
+            field,
+            descending,
+            nulls_first: nulls_first.unwrap_or(descending),
+        }
+    }
+
+    fn reversed(&self) -> Self {
+        OrderKey {
+            field: self.field.clone(),
+            descending: !self.descending,
+            nulls_first: !self.nulls_first,
+        }
+    }
+
+    fn signature(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.field.name,
+            if self.descending { "d" } else { "a" },
+            if self.nulls_first { "f" } else { "l" }
+        )
+    }
+}
+
+/// An opaque position in an ordered list: the order it was made for and
+/// the values of the row it points at.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cursor {
+    order: String,
+    values: Vec<Json>,
+}
+
+/// Why a cursor was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CursorError {
+    Malformed,
+    OtherOrder,
+}
+
+impl Cursor {
+    /// The cursor of `record` in a list ordered by `order` (with `id` last).
+    pub fn of(record: &Record, order: &[OrderKey]) -> String {
+        let values: Vec<Json> = order
+            .iter()
+            .map(|key| record.get(&key.field.value_key()).cloned().unwrap_or(Json::Null))
+            .collect();
+        let doc = json!({ "o": order_signature(order), "v": values });
+        URL_SAFE_NO_PAD.encode(doc.to_string())
+    }
+
+    /// Reads a cursor made for `order`.
+    pub fn decode(text: &str, order: &[OrderKey]) -> Result<Cursor, CursorError> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(|_| CursorError::Malformed)?;
+        let doc: Json = serde_json::from_slice(&bytes).map_err(|_| CursorError::Malformed)?;
+        let signature = doc.get("o").and_then(Json::as_str).ok_or(CursorError::Malformed)?;
+        let values = doc.get("v").and_then(Json::as_array).ok_or(CursorError::Malformed)?;
+        if signature != order_signature(order) {
+            return Err(CursorError::OtherOrder);
+        }
+        if values.len() != order.len() {
+            return Err(CursorError::Malformed);
+        }
+        for (key, value) in order.iter().zip(values) {
+            if bind_from_json(&key.field, value).is_none() {
+                return Err(CursorError::Malformed);
+            }
+        }
+        Ok(Cursor {
+            order: signature.to_owned(),
+            values: values.clone(),
+        })
+    }
+}
+
+fn order_signature(order: &[OrderKey]) -> String {
+    order.iter().map(OrderKey::signature).collect::<Vec<_>>().join(",")
+}
+
+/// A request for one page.
+#[derive(Debug, Clone, Default)]
+pub struct PageRequest {
+    pub filter: Option<super::Filter>,
+    /// The total order: the client's keys ending with `id`
+    /// (see [`PageRequest::total_order`]).
+    pub order: Vec<OrderKey>,
+    pub first: Option<usize>,
+    pub last: Option<usize>,
+    pub after: Option<Cursor>,
+    pub before: Option<Cursor>,
+    pub include_deleted: bool,
+}
+
+/// One page of records and whether there are more on either side.
+#[derive(Debug, Clone, Default)]
+pub struct Page {
+    pub records: Vec<Record>,
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+}
+
+impl PageRequest {
+    /// Paging backwards (`last`/`before`): the query runs in reverse order.
+    fn backward(&self) -> bool {
+        self.last.is_some()
+    }
+
+    /// Rows on the page.
+    pub fn limit(&self) -> usize {
+        self.first.or(self.last).unwrap_or(DEFAULT_PAGE_SIZE)
+    }
+
+    /// The client's order made total with `id`.
+    pub fn total_order(order: &[OrderKey], id: &FieldDef) -> Vec<OrderKey> {
+        let mut keys: Vec<OrderKey> = order.iter().filter(|k| k.field.name != "id").cloned().collect();
+        let id_key = order
+            .iter()
+            .find(|k| k.field.name == "id")
+            .cloned()
+            .unwrap_or_else(|| OrderKey::new(id.clone(), false, None));
+        keys.push(id_key);
+        keys
+    }
+
+    /// The order the SQL runs in: the total order, reversed when paging backwards.
+    pub fn effective_order(&self) -> Vec<OrderKey> {
+        let total = self.order.clone();
+        if self.backward() {
+            total.iter().map(OrderKey::reversed).collect()
+        } else {
+            total
+        }
+    }
+
+    /// The cursor the SQL continues from.
+    pub fn cursor(&self) -> Option<&Cursor> {
+        if self.backward() {
+            self.before.as_ref()
+        } else {
+            self.after.as_ref()
+        }
+    }
+
+    /// Cuts the `limit + 1` fetched rows to a page, in the client's order.
+    pub fn page_from(&self, mut rows: Vec<Record>) -> Page {
+        let more = rows.len() > self.limit();
+        rows.truncate(self.limit());
+        if self.backward() {
+            rows.reverse();
+            Page {
+                records: rows,
+                has_next_page: self.before.is_some(),
+                has_previous_page: more,
+            }
+        } else {
+            Page {
+                records: rows,
+                has_next_page: more,
+                has_previous_page: self.after.is_some(),
+            }
+        }
+    }
+}
+
+/// `ORDER BY` keys with explicit null placement.
+pub fn order_by(order: &[OrderKey], alias: &str) -> Sql {
+    let keys: Vec<Sql> = order
+        .iter()
+        .map(|key| {
+            let mut sql = Sql::new();
+            sql.column(alias, &key.field.column);
+            sql.push(if key.descending { " DESC" } else { " ASC" });
+            sql.push(if key.nulls_first { " NULLS FIRST" } else { " NULLS LAST" });
+            sql
+        })
+        .collect();
+    let mut sql = Sql::new();
+    sql.join(&keys, ", ");
+    sql
+}
+
+/// Rows strictly after `cursor` in `order`:
+/// `k1 > v1 OR (k1 = v1 AND k2 > v2) OR …`, with nulls placed as ordered.
+pub fn after_cursor(order: &[OrderKey], cursor: &Cursor, alias: &str) -> Sql {
+    let mut branches = Vec::new();
+    for (i, key) in order.iter().enumerate() {
+        let mut branch = Sql::raw("(");
+        for (prior, value) in order[..i].iter().zip(&cursor.values) {
+            branch.append(&equal(prior, value, alias)).push(" AND ");
+        }
+        branch.append(&beyond(key, &cursor.values[i], alias)).push(")");
+        branches.push(branch);
+    }
+    let mut sql = Sql::raw("(");
+    sql.join(&branches, " OR ").push(")");
+    sql
+}
+
+fn equal(key: &OrderKey, value: &Json, alias: &str) -> Sql {
+    let mut sql = Sql::new();
+    sql.column(alias, &key.field.column);
+    match bind_from_json(&key.field, value) {
+        Some(bind) if !value.is_null() => {
+            sql.push(" = ").bind(bind);
+        }
+        _ => {
+            sql.push(" IS NULL");
+        }
+    }
+    sql
+}
+
+fn beyond(key: &OrderKey, value: &Json, alias: &str) -> Sql {
+    let mut sql = Sql::new();
+    if value.is_null() {
+        if key.nulls_first {
+            sql.column(alias, &key.field.column).push(" IS NOT NULL");
+        } else {
+            sql.push("false");
+        }
+        return sql;
+    }
+    let op = if key.descending { " < " } else { " > " };
+    let Some(bind) = bind_from_json(&key.field, value) else {
+        sql.push("false");
+        return sql;
+    };
+    if key.nulls_first {
+        sql.column(alias, &key.field.column).push(op).bind(bind);
+    } else {
+        sql.push("(").column(alias, &key.field.column).push(op).bind(bind);
+        sql.push(" OR ").column(alias, &key.field.column).push(" IS NULL)");
+    }
+    sql
+}
+
+/// A row document's value as a typed bind parameter for `field`; `None`
+/// when the JSON does not fit the field's type.
+pub fn bind_from_json(field: &FieldDef, value: &Json) -> Option<Bind> {
+    let null = value.is_null();
+    Some(match &field.kind {
+        FieldKind::Id | FieldKind::Lookup(_) => {
+            Bind::Uuid(if null { None } else { Some(value.as_str()?.parse().ok()?) })
+        }
+        FieldKind::Integer => Bind::Int(if null { None } else { Some(i32::try_from(value.as_i64()?).ok()?) }),
+        FieldKind::Decimal => Bind::Decimal(if null { None } else { Some(value.as_str()?.to_owned()) }),
+        FieldKind::Boolean => Bind::Bool(if null { None } else { Some(value.as_bool()?) }),
+        FieldKind::Date => Bind::Date(if null { None } else { Some(value.as_str()?.parse().ok()?) }),
+        FieldKind::DateTime => Bind::DateTime(if null {
+            None
+        } else {
+            Some(chrono::DateTime::parse_from_rfc3339(value.as_str()?).ok()?.to_utc())
+        }),
+        FieldKind::Text
+        | FieldKind::Email
+        | FieldKind::Url
+        | FieldKind::Phone
+        | FieldKind::LongText
+        | FieldKind::Picklist(_) => Bind::Text(if null { None } else { Some(value.as_str()?.to_owned()) }),
+    })
+}

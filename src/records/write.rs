@@ -1,0 +1,222 @@
+//! Writing records: create, update, soft delete and restore.
+//!
+//! Each is one statement returning the row document, so a mutation costs
+//! one round trip plus one existence check per lookup it sets. Database
+//! constraint failures are turned into input errors on the field that
+//! caused them.
+
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use uuid::Uuid;
+
+use super::{into_record, projection, Record, Table, T};
+use crate::db::sql::{Bind, JsonRow, Sql};
+use crate::db::Conn;
+use crate::error::{CrmError, Result};
+use crate::metadata::{FieldDef, Model, ObjectDef};
+
+/// A field and the value to store in it.
+pub type Assignment = (FieldDef, Bind);
+
+/// Inserts a record and returns it.
+pub async fn insert(
+    conn: &mut Conn,
+    model: &Model,
+    table: Table<'_>,
+    values: &[Assignment],
+    path: &[&str],
+) -> Result<Record> {
+    check_lookups(conn, model, table.schema, values, path).await?;
+    let mut query = Sql::raw("INSERT INTO ");
+    query.table(table.schema, &table.object.table).push(" AS ").ident(T);
+    if values.is_empty() {
+        query.push(" DEFAULT VALUES");
+    } else {
+        let columns: Vec<Sql> = values.iter().map(|(f, _)| ident(&f.column)).collect();
+        let binds: Vec<Sql> = values.iter().map(|(_, v)| bind(v)).collect();
+        query.push(" (").join(&columns, ", ").push(") VALUES (").join(&binds, ", ").push(")");
+    }
+    query.push(" RETURNING ").append(&projection(table.object, T)).push(" AS row");
+    let rows: Vec<JsonRow> = query
+        .load(conn)
+        .await
+        .map_err(|e| constraint_error(e, table.object, path))?;
+    one(rows, table.object, "new")
+}
+
+/// Updates a live record; with `expected_version`, only if nobody changed
+/// it since the client read that version.
+pub async fn update(
+    conn: &mut Conn,
+    model: &Model,
+    table: Table<'_>,
+    id: Uuid,
+    values: &[Assignment],
+    expected_version: Option<i32>,
+    path: &[&str],
+) -> Result<Record> {
+    check_lookups(conn, model, table.schema, values, path).await?;
+    let mut sets: Vec<Sql> = values
+        .iter()
+        .map(|(field, value)| {
+            let mut set = ident(&field.column);
+            set.push(" = ").bind(value.clone());
+            set
+        })
+        .collect();
+    sets.push(Sql::raw("version = t.version + 1"));
+    sets.push(Sql::raw("updated_at = now()"));
+    let mut query = Sql::raw("UPDATE ");
+    query.table(table.schema, &table.object.table).push(" AS ").ident(T);
+    query.push(" SET ").join(&sets, ", ");
+    query.push(" WHERE t.id = ").bind(Bind::Uuid(Some(id))).push(" AND t.deleted_at IS NULL");
+    if let Some(version) = expected_version {
+        query.push(" AND t.version = ").bind(Bind::Int(Some(version)));
+    }
+    query.push(" RETURNING ").append(&projection(table.object, T)).push(" AS row");
+    let rows: Vec<JsonRow> = query
+        .load(conn)
+        .await
+        .map_err(|e| constraint_error(e, table.object, path))?;
+    if rows.is_empty() {
+        return Err(explain_missed_update(conn, table, id, expected_version).await);
+    }
+    one(rows, table.object, &id.to_string())
+}
+
+/// Marks a live record deleted; it stays restorable.
+pub async fn soft_delete(conn: &mut Conn, table: Table<'_>, id: Uuid) -> Result<Record> {
+    set_deleted(conn, table, id, true).await
+}
+
+/// Brings a deleted record back.
+pub async fn restore(conn: &mut Conn, table: Table<'_>, id: Uuid) -> Result<Record> {
+    set_deleted(conn, table, id, false).await
+}
+
+async fn set_deleted(conn: &mut Conn, table: Table<'_>, id: Uuid, delete: bool) -> Result<Record> {
+    let mut query = Sql::raw("UPDATE ");
+    query.table(table.schema, &table.object.table).push(" AS ").ident(T);
+    query.push(if delete { " SET deleted_at = now()" } else { " SET deleted_at = NULL" });
+    query.push(", version = t.version + 1, updated_at = now() WHERE t.id = ").bind(Bind::Uuid(Some(id)));
+    query.push(if delete { " AND t.deleted_at IS NULL" } else { " AND t.deleted_at IS NOT NULL" });
+    query.push(" RETURNING ").append(&projection(table.object, T)).push(" AS row");
+    let rows: Vec<JsonRow> = query.load(conn).await?;
+    one(rows, table.object, &id.to_string())
+}
+
+fn one(rows: Vec<JsonRow>, object: &ObjectDef, id: &str) -> Result<Record> {
+    rows.into_iter()
+        .next()
+        .map(|r| into_record(r.row))
+        .ok_or_else(|| CrmError::not_found(&object.name, id))
+}
+
+fn ident(name: &str) -> Sql {
+    let mut sql = Sql::new();
+    sql.ident(name);
+    sql
+}
+
+fn bind(value: &Bind) -> Sql {
+    let mut sql = Sql::new();
+    sql.bind(value.clone());
+    sql
+}
+
+/// Lookups must point at live records of their target: a clean input error
+/// names the field instead of a foreign-key failure.
+async fn check_lookups(
+    conn: &mut Conn,
+    model: &Model,
+    schema: &str,
+    values: &[Assignment],
+    path: &[&str],
+) -> Result<()> {
+    for (field, value) in values {
+        let (Some(lookup), Bind::Uuid(Some(id))) = (field.lookup(), value) else {
+            continue;
+        };
+        let Some(target) = model.object(&lookup.target) else {
+            return Err(CrmError::internal(format_args!("lookup to unknown object {}", lookup.target)));
+        };
+        let mut query = Sql::raw("SELECT true AS exists FROM ");
+        query.table(schema, &target.table);
+        query.push(" WHERE id = ").bind(Bind::Uuid(Some(*id))).push(" AND deleted_at IS NULL");
+        let found: Vec<crate::db::sql::Exists> = query.load(conn).await?;
+        if found.is_empty() {
+            let mut at: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
+            at.push(field.value_key());
+            return Err(CrmError::bad_input_at(at, format!("no {} with id {id}", lookup.target)));
+        }
+    }
+    Ok(())
+}
+
+async fn explain_missed_update(conn: &mut Conn, table: Table<'_>, id: Uuid, expected: Option<i32>) -> CrmError {
+    #[derive(diesel::QueryableByName)]
+    struct State {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        version: i32,
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        deleted: bool,
+    }
+    let mut query = Sql::raw("SELECT version, deleted_at IS NOT NULL AS deleted FROM ");
+    query.table(table.schema, &table.object.table).push(" WHERE id = ").bind(Bind::Uuid(Some(id)));
+    let state: Vec<State> = match query.load(conn).await {
+        Ok(state) => state,
+        Err(err) => return err.into(),
+    };
+    match (state.first(), expected) {
+        (Some(s), Some(expected)) if !s.deleted && s.version != expected => CrmError::Conflict(format!(
+            "{} {id} is at version {}, not the expected version {expected}: reload it and try again",
+            table.object.name, s.version
+        )),
+        _ => CrmError::not_found(&table.object.name, id),
+    }
+}
+
+/// Maps a constraint failure to an input error on the field whose column
+/// the constraint guards; other failures keep their general mapping.
+fn constraint_error(err: DieselError, object: &ObjectDef, path: &[&str]) -> CrmError {
+    let DieselError::DatabaseError(kind, info) = &err else {
+        return err.into();
+    };
+    let field_of = |constraint: Option<&str>, column: Option<&str>| -> Option<&FieldDef> {
+        if let Some(column) = column {
+            return object.fields.iter().find(|f| f.column == column);
+        }
+        let constraint = constraint?;
+        // Postgres names column constraints `<table>_<column>_<kind>`.
+        object
+            .fields
+            .iter()
+            .filter(|f| constraint.starts_with(&format!("{}_{}_", object.table, f.column)))
+            .max_by_key(|f| f.column.len())
+    };
+    let field = field_of(info.constraint_name(), info.column_name());
+    let at = |field: Option<&FieldDef>| -> Vec<String> {
+        let mut at: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
+        if let Some(field) = field {
+            at.push(field.value_key());
+        }
+        at
+    };
+    match kind {
+        DatabaseErrorKind::CheckViolation => {
+            let name = field.map(|f| f.label.as_str()).unwrap_or("a value");
+            CrmError::bad_input_at(at(field), format!("{name} is not an accepted value"))
+        }
+        DatabaseErrorKind::NotNullViolation => {
+            let name = field.map(|f| f.label.as_str()).unwrap_or("a required field");
+            CrmError::bad_input_at(at(field), format!("{name} is required"))
+        }
+        DatabaseErrorKind::ForeignKeyViolation => {
+            CrmError::bad_input_at(at(field), "the referenced record does not exist".to_owned())
+        }
+        DatabaseErrorKind::UniqueViolation => {
+            let name = field.map(|f| f.label.as_str()).unwrap_or("a unique value");
+            CrmError::Conflict(format!("another {} already has this {name}", object.name))
+        }
+        _ => err.into(),
+    }
+}
