@@ -19,7 +19,10 @@ pub struct App {
 
 impl std::fmt::Debug for App {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("App").field("config", &self.config).field("db", &self.db).finish()
+        f.debug_struct("App")
+            .field("config", &self.config)
+            .field("db", &self.db)
+            .finish()
     }
 }
 
@@ -106,7 +109,10 @@ async fn serve_on(config: &Config, url: &str) -> anyhow::Result<()> {
         address.ip().to_string()
     };
     println!("CRM server listening on http://{host}:{}", address.port());
-    println!("  GraphQL endpoint and playground: http://{host}:{}/graphql", address.port());
+    println!(
+        "  GraphQL endpoint and playground: http://{host}:{}/graphql",
+        address.port()
+    );
     println!("  Authentication: none yet (API tokens arrive with roles); bind to 127.0.0.1 only.");
     println!("  Health: /healthz  Readiness: /readyz  Metrics: /metrics");
     axum::serve(listener, crate::http::router(app))

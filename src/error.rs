@@ -119,9 +119,7 @@ impl From<DieselError> for CrmError {
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
                 if info.message().contains("statement timeout") =>
             {
-                CrmError::QueryTooComplex(
-                    "the query ran longer than the server's statement timeout".into(),
-                )
+                CrmError::QueryTooComplex("the query ran longer than the server's statement timeout".into())
             }
             _ => CrmError::internal(err),
         }

@@ -51,8 +51,15 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 async fn graphql_post(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !content_type.trim_start().to_ascii_lowercase().starts_with("application/json") {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
         return error_response(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             &headers,
@@ -62,7 +69,11 @@ async fn graphql_post(State(app): State<Arc<App>>, headers: HeaderMap, body: Byt
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(err) => {
-            return error_response(StatusCode::BAD_REQUEST, &headers, &format!("the body is not a GraphQL request: {err}"))
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &headers,
+                &format!("the body is not a GraphQL request: {err}"),
+            )
         }
     };
     run(app, &headers, request).await
@@ -76,7 +87,13 @@ async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(q
     }
     let request = match async_graphql::http::parse_query_string(&query) {
         Ok(request) => request,
-        Err(err) => return error_response(StatusCode::BAD_REQUEST, &headers, &format!("bad GraphQL GET request: {err}")),
+        Err(err) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                &headers,
+                &format!("bad GraphQL GET request: {err}"),
+            )
+        }
     };
     if is_mutation(&request) {
         let mut response = error_response(
@@ -84,7 +101,9 @@ async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(q
             &headers,
             "mutations are only accepted with POST",
         );
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        response
+            .headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
     run(app, &headers, request).await
@@ -155,7 +174,12 @@ fn json_response(status: StatusCode, headers: &HeaderMap, body: String) -> Respo
     } else {
         "application/json"
     };
-    (status, [(header::CONTENT_TYPE, format!("{media_type}; charset=utf-8"))], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, format!("{media_type}; charset=utf-8"))],
+        body,
+    )
+        .into_response()
 }
 
 /// A request that is not GraphQL at all: a GraphQL-shaped error body.
@@ -194,9 +218,21 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
 
 /// The vendored GraphiQL files (see assets/graphiql/README.md).
 const ASSETS: &[(&str, &str, &[u8])] = &[
-    ("graphiql.min.js", "text/javascript", include_bytes!("../assets/graphiql/graphiql.min.js")),
-    ("graphiql.min.css", "text/css", include_bytes!("../assets/graphiql/graphiql.min.css")),
-    ("react.production.min.js", "text/javascript", include_bytes!("../assets/graphiql/react.production.min.js")),
+    (
+        "graphiql.min.js",
+        "text/javascript",
+        include_bytes!("../assets/graphiql/graphiql.min.js"),
+    ),
+    (
+        "graphiql.min.css",
+        "text/css",
+        include_bytes!("../assets/graphiql/graphiql.min.css"),
+    ),
+    (
+        "react.production.min.js",
+        "text/javascript",
+        include_bytes!("../assets/graphiql/react.production.min.js"),
+    ),
     (
         "react-dom.production.min.js",
         "text/javascript",
@@ -279,5 +315,8 @@ query Accounts {{
 }
 
 fn html_escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }

@@ -11,7 +11,11 @@ use crm::app::{self, App, DatabaseServer};
 use crm::Config;
 
 #[derive(Parser)]
-#[command(name = "crm", version, about = "A GraphQL CRM server with custom fields and sandboxes, over PostgreSQL")]
+#[command(
+    name = "crm",
+    version,
+    about = "A GraphQL CRM server with custom fields and sandboxes, over PostgreSQL"
+)]
 struct Cli {
     #[command(flatten)]
     database: DatabaseArgs,

@@ -36,7 +36,10 @@ const DEMO: &[DemoAccount] = &[
         revenue: "48000000.00",
         employees: 320,
         contacts: &[("Ada", "Lovelace", "VP Operations"), ("Grace", "Hopper", "CTO")],
-        opportunities: &[("Acme — assembly line analytics", "125000.00", "2027-01-31"), ("Acme — support renewal", "18000.00", "2026-12-15")],
+        opportunities: &[
+            ("Acme — assembly line analytics", "125000.00", "2027-01-31"),
+            ("Acme — support renewal", "18000.00", "2026-12-15"),
+        ],
     },
     DemoAccount {
         name: "Globex Health",
@@ -44,7 +47,11 @@ const DEMO: &[DemoAccount] = &[
         industry: "HEALTHCARE",
         revenue: "210000000.00",
         employees: 1800,
-        contacts: &[("Hedy", "Lamarr", "Head of IT"), ("Rosalind", "Franklin", "Research Director"), ("Mary", "Jackson", "Procurement Lead")],
+        contacts: &[
+            ("Hedy", "Lamarr", "Head of IT"),
+            ("Rosalind", "Franklin", "Research Director"),
+            ("Mary", "Jackson", "Procurement Lead"),
+        ],
         opportunities: &[("Globex — patient portal", "340000.00", "2027-03-01")],
     },
     DemoAccount {
@@ -53,8 +60,14 @@ const DEMO: &[DemoAccount] = &[
         industry: "SOFTWARE",
         revenue: "12500000.00",
         employees: 95,
-        contacts: &[("Alan", "Turing", "Founder & CEO"), ("Katherine", "Johnson", "Engineering Manager")],
-        opportunities: &[("Initech — 50 seats", "60000.00", "2026-12-20"), ("Initech — data migration", "22500.00", "2027-02-10")],
+        contacts: &[
+            ("Alan", "Turing", "Founder & CEO"),
+            ("Katherine", "Johnson", "Engineering Manager"),
+        ],
+        opportunities: &[
+            ("Initech — 50 seats", "60000.00", "2026-12-20"),
+            ("Initech — data migration", "22500.00", "2027-02-10"),
+        ],
     },
     DemoAccount {
         name: "Umbrella Logistics",
@@ -71,7 +84,10 @@ const DEMO: &[DemoAccount] = &[
         industry: "ENERGY",
         revenue: "530000000.00",
         employees: 4200,
-        contacts: &[("Lise", "Meitner", "Chief Scientist"), ("Chien-Shiung", "Wu", "VP Engineering")],
+        contacts: &[
+            ("Lise", "Meitner", "Chief Scientist"),
+            ("Chien-Shiung", "Wu", "VP Engineering"),
+        ],
         opportunities: &[("Stark — enterprise agreement", "780000.00", "2027-06-30")],
     },
     DemoAccount {
@@ -80,8 +96,14 @@ const DEMO: &[DemoAccount] = &[
         industry: "FINANCE",
         revenue: "1200000000.00",
         employees: 9000,
-        contacts: &[("Emmy", "Noether", "Head of Risk"), ("Dorothy", "Vaughan", "Data Platform Lead")],
-        opportunities: &[("Wayne — risk dashboards", "215000.00", "2027-04-12"), ("Wayne — training", "12000.00", "2026-12-05")],
+        contacts: &[
+            ("Emmy", "Noether", "Head of Risk"),
+            ("Dorothy", "Vaughan", "Data Platform Lead"),
+        ],
+        opportunities: &[
+            ("Wayne — risk dashboards", "215000.00", "2027-04-12"),
+            ("Wayne — training", "12000.00", "2026-12-05"),
+        ],
     },
 ];
 

@@ -1,1 +1,14 @@
+//! The integration suite: one binary, so it links once. Every test talks to
+//! a real PostgreSQL through the real HTTP server (GraphQL in, JSON out).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod batching;
+mod cli;
+mod http;
+mod metadata;
+mod mutations;
+mod queries;
+mod schema_file;

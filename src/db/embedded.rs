@@ -59,7 +59,10 @@ impl PgBinaries {
             if has_both(&dir) {
                 return Ok(PgBinaries { dir });
             }
-            bail!("PG_BIN={} holds no initdb and postgres. {MISSING_BINARIES}", dir.display());
+            bail!(
+                "PG_BIN={} holds no initdb and postgres. {MISSING_BINARIES}",
+                dir.display()
+            );
         }
         if let Some(path) = std::env::var_os("PATH") {
             if let Some(dir) = std::env::split_paths(&path).find(|d| has_both(d)) {
@@ -148,16 +151,24 @@ impl EmbeddedPostgres {
     /// Connects to the cluster under `data_dir`, starting it (and creating it
     /// first if needed) when it is not running.
     pub async fn start(data_dir: &Path, options: ClusterOptions) -> anyhow::Result<Self> {
-        fs::create_dir_all(data_dir)
-            .with_context(|| format!("creating data folder {}", data_dir.display()))?;
+        fs::create_dir_all(data_dir).with_context(|| format!("creating data folder {}", data_dir.display()))?;
         let data_dir = data_dir
             .canonicalize()
             .with_context(|| format!("resolving {}", data_dir.display()))?;
         let pgdata = data_dir.join("pgdata");
 
         if let Some((pid, port)) = running_cluster(&pgdata) {
-            tracing::info!(pid, port, "using the PostgreSQL cluster already running in {}", pgdata.display());
-            let mut cluster = EmbeddedPostgres { pgdata, port, child: None };
+            tracing::info!(
+                pid,
+                port,
+                "using the PostgreSQL cluster already running in {}",
+                pgdata.display()
+            );
+            let mut cluster = EmbeddedPostgres {
+                pgdata,
+                port,
+                child: None,
+            };
             cluster.wait_ready(None).await?;
             return Ok(cluster);
         }
@@ -199,7 +210,14 @@ impl EmbeddedPostgres {
             .stdout(log.try_clone()?)
             .stderr(log);
         if options.ephemeral {
-            command.args(["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]);
+            command.args([
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+            ]);
         }
         // Own process group: a Ctrl-C in the terminal reaches us, and we stop
         // the cluster after in-flight requests finish.
@@ -211,7 +229,11 @@ impl EmbeddedPostgres {
         let child = command
             .spawn()
             .with_context(|| format!("starting {}", binaries.tool("postgres").display()))?;
-        let mut cluster = EmbeddedPostgres { pgdata, port, child: Some(child) };
+        let mut cluster = EmbeddedPostgres {
+            pgdata,
+            port,
+            child: Some(child),
+        };
         if let Err(err) = cluster.wait_ready(Some(&log_path)).await {
             cluster.stop().await;
             return Err(err);
@@ -251,7 +273,10 @@ impl EmbeddedPostgres {
                 }
             }
             if Instant::now() > deadline {
-                bail!("PostgreSQL in {} did not accept connections within 60 s", self.pgdata.display());
+                bail!(
+                    "PostgreSQL in {} did not accept connections within 60 s",
+                    self.pgdata.display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -292,7 +317,17 @@ fn initdb(binaries: &PgBinaries, pgdata: &Path, run_as: Option<RunAs>) -> anyhow
     chown(pgdata, run_as)?;
     let mut command = Command::new(binaries.tool("initdb"));
     command
-        .args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "-D"])
+        .args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "--no-sync",
+            "-D",
+        ])
         .arg(pgdata)
         .stdin(Stdio::null());
     if let Some(run_as) = run_as {
@@ -309,7 +344,9 @@ fn initdb(binaries: &PgBinaries, pgdata: &Path, run_as: Option<RunAs>) -> anyhow
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let mut conf = fs::OpenOptions::new().append(true).open(pgdata.join("postgresql.conf"))?;
+    let mut conf = fs::OpenOptions::new()
+        .append(true)
+        .open(pgdata.join("postgresql.conf"))?;
     writeln!(conf, "\n# crm: a private cluster; connections only from this machine")?;
     writeln!(conf, "max_connections = 200")?;
     Ok(())

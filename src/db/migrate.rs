@@ -50,10 +50,9 @@ async fn workspace_schemas(url: &str) -> anyhow::Result<Vec<String>> {
         pg_schema: String,
     }
     let mut conn = AsyncPgConnection::establish(url).await?;
-    let rows: Vec<Row> =
-        diesel::sql_query("SELECT pg_schema FROM crm_system.workspace ORDER BY kind, name")
-            .load(&mut conn)
-            .await?;
+    let rows: Vec<Row> = diesel::sql_query("SELECT pg_schema FROM crm_system.workspace ORDER BY kind, name")
+        .load(&mut conn)
+        .await?;
     Ok(rows.into_iter().map(|r| r.pg_schema).collect())
 }
 
@@ -61,8 +60,8 @@ async fn migrate_schema(url: &str, schema: &str, migrations: EmbeddedMigrations)
     let url = url.to_owned();
     let schema = schema.to_owned();
     tokio::task::spawn_blocking(move || {
-        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
-            .context("connecting to run migrations")?;
+        let mut conn =
+            AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).context("connecting to run migrations")?;
         let quoted = quote_ident(&schema);
         conn.batch_execute(&format!(
             "SELECT pg_advisory_lock({MIGRATION_LOCK}); \

@@ -56,11 +56,9 @@ impl Database {
             let url = url.to_owned();
             async move {
                 let mut conn = AsyncPgConnection::establish(&url).await?;
-                conn.batch_execute(&format!(
-                    "SET statement_timeout = {timeout_ms}; SET TIME ZONE 'UTC'"
-                ))
-                .await
-                .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+                conn.batch_execute(&format!("SET statement_timeout = {timeout_ms}; SET TIME ZONE 'UTC'"))
+                    .await
+                    .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
                 conn.set_instrumentation(StatementCounter(counter));
                 Ok(conn)
             }

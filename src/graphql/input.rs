@@ -59,7 +59,9 @@ pub fn scalar(field: &FieldDef, value: &Value, path: &Path) -> Result<Bind> {
     };
     Ok(match &field.kind {
         FieldKind::Id | FieldKind::Lookup(_) => Bind::Uuid(Some(parse_id(text()?, path)?)),
-        FieldKind::Text | FieldKind::Phone | FieldKind::LongText => Bind::Text(Some(checked_text(field, text()?, path)?)),
+        FieldKind::Text | FieldKind::Phone | FieldKind::LongText => {
+            Bind::Text(Some(checked_text(field, text()?, path)?))
+        }
         FieldKind::Email => {
             let email = checked_text(field, text()?, path)?;
             if !looks_like_email(&email) {
@@ -150,7 +152,10 @@ fn checked_text(field: &FieldDef, text: &str, path: &Path) -> Result<String> {
     if let Some(max) = field.max_length {
         let len = text.chars().count();
         if len > max {
-            return Err(path.error(format!("{} is {len} characters long; at most {max} are allowed", field.label)));
+            return Err(path.error(format!(
+                "{} is {len} characters long; at most {max} are allowed",
+                field.label
+            )));
         }
     }
     if text.contains('\0') {
@@ -179,7 +184,9 @@ pub fn parse_decimal(text: &str) -> std::result::Result<String, String> {
         return Err(format!("{text:?} is not a decimal number such as \"1250.50\""));
     }
     if int.trim_start_matches('0').len() > DECIMAL_INTEGER_DIGITS {
-        return Err(format!("{text} is too large (at most {DECIMAL_INTEGER_DIGITS} digits before the point)"));
+        return Err(format!(
+            "{text} is too large (at most {DECIMAL_INTEGER_DIGITS} digits before the point)"
+        ));
     }
     if frac.len() > DECIMAL_SCALE {
         return Err(format!("{text} has more than {DECIMAL_SCALE} decimal places"));
@@ -220,7 +227,11 @@ pub fn filter(object: &ObjectDef, value: &Value, path: &Path) -> Result<Option<F
                 for (i, item) in items.iter().enumerate() {
                     parts.push(filter(object, item, &at.index(i))?.unwrap_or(Filter::All(vec![])));
                 }
-                all.push(if key == "and" { Filter::All(parts) } else { Filter::Any(parts) });
+                all.push(if key == "and" {
+                    Filter::All(parts)
+                } else {
+                    Filter::Any(parts)
+                });
             }
             "not" => {
                 if let Some(inner) = filter(object, value, &at)? {
@@ -340,7 +351,10 @@ pub fn order(object: &ObjectDef, value: Option<&Value>, path: &Path) -> Result<V
             .fields
             .iter()
             .find(|f| f.sortable() && order_field_name(f) == name)
-            .ok_or_else(|| at.at("field").error(format!("{} cannot be ordered by {name}", object.name)))?;
+            .ok_or_else(|| {
+                at.at("field")
+                    .error(format!("{} cannot be ordered by {name}", object.name))
+            })?;
         let descending = enum_name("direction").as_deref() == Some("DESC");
         let nulls_first = enum_name("nulls").map(|n| n == "FIRST");
         keys.push(OrderKey::new(field.clone(), descending, nulls_first));
@@ -385,10 +399,16 @@ pub fn page_request(object: &ObjectDef, args: &ListArgs<'_>) -> Result<PageReque
         return Err(CrmError::bad_input(&["last"], "pass either first or last, not both"));
     }
     if last.is_some() && after.is_some() {
-        return Err(CrmError::bad_input(&["after"], "page backwards with last and before; forwards with first and after"));
+        return Err(CrmError::bad_input(
+            &["after"],
+            "page backwards with last and before; forwards with first and after",
+        ));
     }
     if last.is_none() && before.is_some() {
-        return Err(CrmError::bad_input(&["before"], "before pages backwards: pass last with it"));
+        return Err(CrmError::bad_input(
+            &["before"],
+            "before pages backwards: pass last with it",
+        ));
     }
     Ok(PageRequest {
         filter,
@@ -406,7 +426,10 @@ fn page_size(value: Option<&Value>, name: &str) -> Result<Option<usize>> {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Number(n)) => match n.as_i64() {
             Some(n) if (0..=MAX_PAGE_SIZE as i64).contains(&n) => Ok(Some(n as usize)),
-            _ => Err(CrmError::bad_input(&[name], format!("{name} must be between 0 and {MAX_PAGE_SIZE}"))),
+            _ => Err(CrmError::bad_input(
+                &[name],
+                format!("{name} must be between 0 and {MAX_PAGE_SIZE}"),
+            )),
         },
         Some(_) => Err(CrmError::bad_input(&[name], format!("{name} must be an integer"))),
     }
@@ -417,7 +440,10 @@ fn cursor(value: Option<&Value>, name: &str, order: &[OrderKey]) -> Result<Optio
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(text)) => match Cursor::decode(text, order) {
             Ok(cursor) => Ok(Some(cursor)),
-            Err(CursorError::Malformed) => Err(CrmError::bad_input(&[name], format!("{name} is not a cursor from this list"))),
+            Err(CursorError::Malformed) => Err(CrmError::bad_input(
+                &[name],
+                format!("{name} is not a cursor from this list"),
+            )),
             Err(CursorError::OtherOrder) => Err(CrmError::bad_input(
                 &[name],
                 format!("{name} was made for a different orderBy; pass the same orderBy as the page it came from"),

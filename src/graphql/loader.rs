@@ -91,7 +91,15 @@ impl Loader<RecordKey> for RecordLoader {
         let mut out = HashMap::with_capacity(keys.len());
         for (object, ids) in by_object {
             let found = records::get_many(&mut conn, self.table(object)?, &ids).await?;
-            out.extend(found.into_iter().map(|(id, record)| (RecordKey { object: object.clone(), id }, record)));
+            out.extend(found.into_iter().map(|(id, record)| {
+                (
+                    RecordKey {
+                        object: object.clone(),
+                        id,
+                    },
+                    record,
+                )
+            }));
         }
         Ok(out)
     }
@@ -117,7 +125,13 @@ impl Loader<ChildrenKey> for RecordLoader {
             let mut pages = records::children(&mut conn, table, &query.lookup, &parents, &query.request).await?;
             for parent in parents {
                 let page = pages.remove(&parent).unwrap_or_default();
-                out.insert(ChildrenKey { query: query.clone(), parent }, page);
+                out.insert(
+                    ChildrenKey {
+                        query: query.clone(),
+                        parent,
+                    },
+                    page,
+                );
             }
         }
         Ok(out)

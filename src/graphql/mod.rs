@@ -125,7 +125,11 @@ pub fn production_sdl() -> std::result::Result<String, async_graphql::dynamic::S
 
 /// Runs a request and gives every error a stable `extensions.code`.
 pub async fn execute(entry: &WorkspaceSchema, db: &Database, request: Request) -> Response {
-    let context = RequestContext::new(db.clone(), entry.workspace.pg_schema.as_str().into(), entry.model.clone());
+    let context = RequestContext::new(
+        db.clone(),
+        entry.workspace.pg_schema.as_str().into(),
+        entry.model.clone(),
+    );
     let mut response = entry.schema.execute(request.data(context)).await;
     for error in &mut response.errors {
         ensure_code(error);

@@ -13,7 +13,7 @@ use super::loader::{ChildQuery, ChildrenKey, RecordKey, RecordLoader};
 use super::schema::list_arguments;
 use crate::db::Database;
 use crate::error::{CrmError, Result};
-use crate::metadata::{FieldDef, FieldKind, InverseRelation, Lookup, Model, ObjectDef};
+use crate::metadata::{upper_first, with_article, FieldDef, FieldKind, InverseRelation, Lookup, Model, ObjectDef};
 use crate::records::{self, write, Cursor, Filter, OrderKey, Page, Record, Table};
 
 /// What resolvers of one request share: the workspace and its loaders.
@@ -35,7 +35,12 @@ impl RequestContext {
             },
             tokio::spawn,
         );
-        RequestContext { db, schema, model, loader }
+        RequestContext {
+            db,
+            schema,
+            model,
+            loader,
+        }
     }
 
     fn table<'a>(&'a self, object: &'a ObjectDef) -> Table<'a> {
@@ -134,7 +139,11 @@ pub fn to_one_field(field: &FieldDef, lookup: &Lookup) -> Field {
         let target = target.clone();
         resolved(async move {
             let record = ctx.parent_value.try_downcast_ref::<Record>()?;
-            let Some(id) = record.get(&key).and_then(Json::as_str).and_then(|s| s.parse::<Uuid>().ok()) else {
+            let Some(id) = record
+                .get(&key)
+                .and_then(Json::as_str)
+                .and_then(|s| s.parse::<Uuid>().ok())
+            else {
                 return Ok(None);
             };
             let found = context(&ctx)?.loader.load_one(RecordKey { object: target, id }).await?;
@@ -146,48 +155,52 @@ pub fn to_one_field(field: &FieldDef, lookup: &Lookup) -> Field {
 /// The records referring to this one (`Account.contacts`), as a connection.
 pub fn to_many_field(relation: InverseRelation) -> Field {
     let child = relation.child.clone();
-    let field = Field::new(&relation.name, TypeRef::named_nn(format!("{}Connection", child.name)), move |ctx| {
-        let child = child.clone();
-        let lookup = relation.lookup.clone();
-        resolved(async move {
-            let parent = ctx.parent_value.try_downcast_ref::<Record>()?;
-            let parent = records::record_id(parent).ok_or_else(|| CrmError::internal("record without id"))?;
-            let args = ListArgs {
-                filter: arg(&ctx, "filter"),
-                order_by: arg(&ctx, "orderBy"),
-                first: arg(&ctx, "first"),
-                ..ListArgs::default()
-            };
-            let request = input::page_request(&child, &args)?;
-            let canonical = format!(
-                "{}.{}|{}|{}|{}",
-                child.name,
-                lookup.name,
-                args.filter.map(ToString::to_string).unwrap_or_default(),
-                args.order_by.map(ToString::to_string).unwrap_or_default(),
-                args.first.map(ToString::to_string).unwrap_or_default(),
-            );
-            let order = request.order.clone();
-            let query = Arc::new(ChildQuery {
-                object: child.name.as_str().into(),
-                lookup,
-                request,
-                canonical,
-            });
-            let page = context(&ctx)?
-                .loader
-                .load_one(ChildrenKey { query, parent })
-                .await?
-                .unwrap_or_default();
-            Ok(Some(FieldValue::owned_any(ConnectionValue {
-                records: page.records.into_iter().map(Arc::new).collect(),
-                order,
-                has_next_page: page.has_next_page,
-                has_previous_page: false,
-                total: TotalCount::Known(page.total_count),
-            })))
-        })
-    })
+    let field = Field::new(
+        &relation.name,
+        TypeRef::named_nn(format!("{}Connection", child.name)),
+        move |ctx| {
+            let child = child.clone();
+            let lookup = relation.lookup.clone();
+            resolved(async move {
+                let parent = ctx.parent_value.try_downcast_ref::<Record>()?;
+                let parent = records::record_id(parent).ok_or_else(|| CrmError::internal("record without id"))?;
+                let args = ListArgs {
+                    filter: arg(&ctx, "filter"),
+                    order_by: arg(&ctx, "orderBy"),
+                    first: arg(&ctx, "first"),
+                    ..ListArgs::default()
+                };
+                let request = input::page_request(&child, &args)?;
+                let canonical = format!(
+                    "{}.{}|{}|{}|{}",
+                    child.name,
+                    lookup.name,
+                    args.filter.map(ToString::to_string).unwrap_or_default(),
+                    args.order_by.map(ToString::to_string).unwrap_or_default(),
+                    args.first.map(ToString::to_string).unwrap_or_default(),
+                );
+                let order = request.order.clone();
+                let query = Arc::new(ChildQuery {
+                    object: child.name.as_str().into(),
+                    lookup,
+                    request,
+                    canonical,
+                });
+                let page = context(&ctx)?
+                    .loader
+                    .load_one(ChildrenKey { query, parent })
+                    .await?
+                    .unwrap_or_default();
+                Ok(Some(FieldValue::owned_any(ConnectionValue {
+                    records: page.records.into_iter().map(Arc::new).collect(),
+                    order,
+                    has_next_page: page.has_next_page,
+                    has_previous_page: false,
+                    total: TotalCount::Known(page.total_count),
+                })))
+            })
+        },
+    )
     .description(relation.description.clone());
     list_arguments(field, &relation.child, true)
 }
@@ -211,41 +224,45 @@ pub fn query_fields(object: &Arc<ObjectDef>) -> Vec<Field> {
     };
     let list = {
         let captured = object.clone();
-        let field = Field::new(&object.plural, TypeRef::named_nn(format!("{}Connection", object.name)), move |ctx| {
-            let object = captured.clone();
-            resolved(async move {
-                let args = ListArgs {
-                    filter: arg(&ctx, "filter"),
-                    order_by: arg(&ctx, "orderBy"),
-                    first: arg(&ctx, "first"),
-                    last: arg(&ctx, "last"),
-                    after: arg(&ctx, "after"),
-                    before: arg(&ctx, "before"),
-                    include_deleted: arg(&ctx, "includeDeleted"),
-                };
-                let request = input::page_request(&object, &args)?;
-                let context = context(&ctx)?;
-                let mut conn = context.db.conn().await?;
-                let Page {
-                    records,
-                    has_next_page,
-                    has_previous_page,
-                } = records::list(&mut conn, context.table(&object), &request).await?;
-                Ok(Some(FieldValue::owned_any(ConnectionValue {
-                    records: records.into_iter().map(Arc::new).collect(),
-                    order: request.order,
-                    has_next_page,
-                    has_previous_page,
-                    total: TotalCount::Count {
-                        object: object.clone(),
-                        filter: request.filter,
-                        include_deleted: request.include_deleted,
-                    },
-                })))
-            })
-        })
-        .description(format!("{}, filtered, ordered and paged.", object.label));
-        list_arguments(field, &object, false)
+        let field = Field::new(
+            &object.plural,
+            TypeRef::named_nn(format!("{}Connection", object.name)),
+            move |ctx| {
+                let object = captured.clone();
+                resolved(async move {
+                    let args = ListArgs {
+                        filter: arg(&ctx, "filter"),
+                        order_by: arg(&ctx, "orderBy"),
+                        first: arg(&ctx, "first"),
+                        last: arg(&ctx, "last"),
+                        after: arg(&ctx, "after"),
+                        before: arg(&ctx, "before"),
+                        include_deleted: arg(&ctx, "includeDeleted"),
+                    };
+                    let request = input::page_request(&object, &args)?;
+                    let context = context(&ctx)?;
+                    let mut conn = context.db.conn().await?;
+                    let Page {
+                        records,
+                        has_next_page,
+                        has_previous_page,
+                    } = records::list(&mut conn, context.table(&object), &request).await?;
+                    Ok(Some(FieldValue::owned_any(ConnectionValue {
+                        records: records.into_iter().map(Arc::new).collect(),
+                        order: request.order,
+                        has_next_page,
+                        has_previous_page,
+                        total: TotalCount::Count {
+                            object: object.clone(),
+                            filter: request.filter,
+                            include_deleted: request.include_deleted,
+                        },
+                    })))
+                })
+            },
+        )
+        .description(format!("{}, filtered, ordered and paged.", upper_first(&object.plural)));
+        list_arguments(field, object, false)
     };
     vec![one, list]
 }
@@ -263,12 +280,16 @@ pub fn mutation_fields(object: &Arc<ObjectDef>) -> Vec<Field> {
                 let values = input::assignments(&object, &input, &Path::root("input"))?;
                 let context = context(&ctx)?;
                 let mut conn = context.db.conn().await?;
-                let record = write::insert(&mut conn, &context.model, context.table(&object), &values, &["input"]).await?;
+                let record =
+                    write::insert(&mut conn, &context.model, context.table(&object), &values, &["input"]).await?;
                 Ok(Some(FieldValue::owned_any(record)))
             })
         })
-        .argument(InputValue::new("input", TypeRef::named_nn(format!("Create{name}Input"))))
-        .description(format!("Creates a {name}."))
+        .argument(InputValue::new(
+            "input",
+            TypeRef::named_nn(format!("Create{name}Input")),
+        ))
+        .description(format!("Creates {}.", with_article(name)))
     };
     let update = {
         let captured = object.clone();
@@ -297,12 +318,15 @@ pub fn mutation_fields(object: &Arc<ObjectDef>) -> Vec<Field> {
             })
         })
         .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
-        .argument(InputValue::new("input", TypeRef::named_nn(format!("Update{name}Input"))))
+        .argument(InputValue::new(
+            "input",
+            TypeRef::named_nn(format!("Update{name}Input")),
+        ))
         .argument(
             InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))
                 .description("Refuse the change with CONFLICT unless the record is still at this version."),
         )
-        .description(format!("Changes a {name}; its version goes up by one."))
+        .description(format!("Changes {}; its version goes up by one.", with_article(name)))
     };
     let delete = state_change(object, StateChange::Delete);
     let restore = state_change(object, StateChange::Restore);
@@ -319,7 +343,10 @@ enum StateChange {
 fn state_change(object: &Arc<ObjectDef>, change: StateChange) -> Field {
     let name = &object.name;
     let (verb, description) = match change {
-        StateChange::Delete => ("delete", format!("Deletes a {name}; `restore{name}` brings it back.")),
+        StateChange::Delete => (
+            "delete",
+            format!("Deletes {}; `restore{name}` brings it back.", with_article(name)),
+        ),
         StateChange::Restore => ("restore", format!("Restores a deleted {name}.")),
     };
     let captured = object.clone();
@@ -366,7 +393,7 @@ pub fn page_info_type() -> Object {
 /// `XEdge { cursor node }`.
 pub fn edge_type(object: &ObjectDef) -> Object {
     Object::new(format!("{}Edge", object.name))
-        .description(format!("A {} and its cursor.", object.name))
+        .description(format!("{} and its cursor.", upper_first(&with_article(&object.name))))
         .field(Field::new("cursor", TypeRef::named_nn(TypeRef::STRING), |ctx| {
             let edge = ctx.parent_value.try_downcast_ref::<Edge>();
             FieldFuture::from_value(edge.ok().map(|e| Value::String(e.cursor.clone())))
@@ -384,21 +411,27 @@ pub fn connection_type(object: &ObjectDef) -> Object {
     let name = &object.name;
     Object::new(format!("{name}Connection"))
         .description(format!("A page of {}.", object.plural))
-        .field(Field::new("edges", TypeRef::named_nn_list_nn(format!("{name}Edge")), |ctx| {
-            resolved(async move {
-                let page = ctx.parent_value.try_downcast_ref::<ConnectionValue>()?;
-                Ok(Some(FieldValue::list(page.records.iter().map(|record| {
-                    FieldValue::owned_any(Edge {
-                        record: record.clone(),
-                        cursor: Cursor::of(record, &page.order),
-                    })
-                }))))
-            })
-        }))
+        .field(Field::new(
+            "edges",
+            TypeRef::named_nn_list_nn(format!("{name}Edge")),
+            |ctx| {
+                resolved(async move {
+                    let page = ctx.parent_value.try_downcast_ref::<ConnectionValue>()?;
+                    Ok(Some(FieldValue::list(page.records.iter().map(|record| {
+                        FieldValue::owned_any(Edge {
+                            record: record.clone(),
+                            cursor: Cursor::of(record, &page.order),
+                        })
+                    }))))
+                })
+            },
+        ))
         .field(Field::new("nodes", TypeRef::named_nn_list_nn(name), |ctx| {
             resolved(async move {
                 let page = ctx.parent_value.try_downcast_ref::<ConnectionValue>()?;
-                Ok(Some(FieldValue::list(page.records.iter().map(|r| FieldValue::borrowed_any(&**r)))))
+                Ok(Some(FieldValue::list(
+                    page.records.iter().map(|r| FieldValue::borrowed_any(&**r)),
+                )))
             })
         }))
         .field(Field::new("pageInfo", TypeRef::named_nn("PageInfo"), |ctx| {

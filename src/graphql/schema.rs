@@ -128,14 +128,21 @@ fn scalar_filter(name: &str, value_type: &str, ordered: bool, text: bool) -> Inp
         .field(InputValue::new("notIn", TypeRef::named_nn_list(value_type)).description("Equal to none of."))
         .field(InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN)).description("Empty (true) or set (false)."));
     if ordered {
-        for (op, description) in [("gt", "Greater than."), ("gte", "At least."), ("lt", "Less than."), ("lte", "At most.")] {
+        for (op, description) in [
+            ("gt", "Greater than."),
+            ("gte", "At least."),
+            ("lt", "Less than."),
+            ("lte", "At most."),
+        ] {
             input = input.field(InputValue::new(op, TypeRef::named(value_type)).description(description));
         }
     }
     if text {
         input = input
             .field(InputValue::new("like", TypeRef::named(TypeRef::STRING)).description("SQL LIKE pattern (`%`, `_`)."))
-            .field(InputValue::new("ilike", TypeRef::named(TypeRef::STRING)).description("Case-insensitive LIKE pattern."))
+            .field(
+                InputValue::new("ilike", TypeRef::named(TypeRef::STRING)).description("Case-insensitive LIKE pattern."),
+            )
             .field(InputValue::new("startsWith", TypeRef::named(TypeRef::STRING)).description("Starts with this text."))
             .field(InputValue::new("contains", TypeRef::named(TypeRef::STRING)).description("Contains this text."));
     }
@@ -215,12 +222,18 @@ fn lower_sentence(text: &str) -> String {
 fn filter_input(object: &ObjectDef) -> InputObject {
     let name = format!("{}Filter", object.name);
     let mut input = InputObject::new(&name)
-        .description(format!("Conditions on {}: every field given must match.", object.plural))
+        .description(format!(
+            "Conditions on {}: every field given must match.",
+            object.plural
+        ))
         .field(InputValue::new("and", TypeRef::named_nn_list(&name)).description("All of these match."))
         .field(InputValue::new("or", TypeRef::named_nn_list(&name)).description("At least one of these matches."))
         .field(InputValue::new("not", TypeRef::named(&name)).description("This does not match."));
     for field in &object.fields {
-        input = input.field(InputValue::new(field.value_key(), TypeRef::named(filter_type(object, field))));
+        input = input.field(InputValue::new(
+            field.value_key(),
+            TypeRef::named(filter_type(object, field)),
+        ));
     }
     input
 }
@@ -234,9 +247,10 @@ fn order_inputs(object: &ObjectDef) -> (Enum, InputObject) {
     let input = InputObject::new(format!("{}OrderBy", object.name))
         .description("One sort key. Lists always end with `id`, so the order is total and cursors are stable.")
         .field(InputValue::new("field", TypeRef::named_nn(&field_enum)))
-        .field(InputValue::new("direction", TypeRef::named_nn("OrderDirection")).default_value(Value::Enum(
-            async_graphql::Name::new("ASC"),
-        )))
+        .field(
+            InputValue::new("direction", TypeRef::named_nn("OrderDirection"))
+                .default_value(Value::Enum(async_graphql::Name::new("ASC"))),
+        )
         .field(InputValue::new("nulls", TypeRef::named("NullsOrder")));
     (fields, input)
 }
@@ -252,7 +266,10 @@ fn write_input(object: &ObjectDef, create: bool) -> InputObject {
     let mut input = InputObject::new(name).description(if create {
         format!("The values of a new {}.", object.name)
     } else {
-        format!("The fields to change on a {}; omitted fields keep their value, null clears one.", object.name)
+        format!(
+            "The fields to change on {}; omitted fields keep their value, null clears one.",
+            crate::metadata::with_article(&object.name)
+        )
     });
     for field in object.fields.iter().filter(|f| !f.system) {
         let value_type = value_type(object, field);
@@ -273,7 +290,10 @@ fn write_input(object: &ObjectDef, create: bool) -> InputObject {
 /// The arguments of a list field; nested lists take the first three.
 pub fn list_arguments(field: Field, object: &ObjectDef, nested: bool) -> Field {
     let mut field = field
-        .argument(InputValue::new("filter", TypeRef::named(format!("{}Filter", object.name))))
+        .argument(InputValue::new(
+            "filter",
+            TypeRef::named(format!("{}Filter", object.name)),
+        ))
         .argument(
             InputValue::new("orderBy", TypeRef::named_nn_list(format!("{}OrderBy", object.name)))
                 .description("Sort keys, most significant first. Default: by creation time."),
@@ -284,9 +304,14 @@ pub fn list_arguments(field: Field, object: &ObjectDef, nested: bool) -> Field {
         );
     if !nested {
         field = field
-            .argument(InputValue::new("after", TypeRef::named(TypeRef::STRING)).description("Continue after this cursor."))
+            .argument(
+                InputValue::new("after", TypeRef::named(TypeRef::STRING)).description("Continue after this cursor."),
+            )
             .argument(InputValue::new("last", TypeRef::named(TypeRef::INT)).description("Page backwards: the last N."))
-            .argument(InputValue::new("before", TypeRef::named(TypeRef::STRING)).description("Continue before this cursor (with last)."))
+            .argument(
+                InputValue::new("before", TypeRef::named(TypeRef::STRING))
+                    .description("Continue before this cursor (with last)."),
+            )
             .argument(
                 InputValue::new("includeDeleted", TypeRef::named(TypeRef::BOOLEAN))
                     .description("Also list deleted records.")

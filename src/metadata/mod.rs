@@ -222,6 +222,12 @@ impl Model {
     }
 }
 
+/// `Account` → `an Account`, `Contact` → `a Contact`: for descriptions.
+pub fn with_article(name: &str) -> String {
+    let vowel = name.chars().next().is_some_and(|c| "AEIOUaeiou".contains(c));
+    format!("{} {name}", if vowel { "an" } else { "a" })
+}
+
 /// `annualRevenue` → `ANNUAL_REVENUE`: the enum value naming a field.
 pub fn screaming_snake(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);

@@ -61,15 +61,36 @@ fn picklist(values: &[(&str, &str)]) -> FieldKind {
 /// The fields every record has, maintained by the server.
 fn system_fields(object: &str) -> Vec<FieldDef> {
     vec![
-        F::new("id", "id", "ID", FieldKind::Id, &format!("Unique identifier of the {object}.")).required().system().0,
-        F::new("createdAt", "created_at", "Created at", FieldKind::DateTime, "When the record was created.")
-            .required()
-            .system()
-            .0,
-        F::new("updatedAt", "updated_at", "Updated at", FieldKind::DateTime, "When the record last changed.")
-            .required()
-            .system()
-            .0,
+        F::new(
+            "id",
+            "id",
+            "ID",
+            FieldKind::Id,
+            &format!("Unique identifier of the {object}."),
+        )
+        .required()
+        .system()
+        .0,
+        F::new(
+            "createdAt",
+            "created_at",
+            "Created at",
+            FieldKind::DateTime,
+            "When the record was created.",
+        )
+        .required()
+        .system()
+        .0,
+        F::new(
+            "updatedAt",
+            "updated_at",
+            "Updated at",
+            FieldKind::DateTime,
+            "When the record last changed.",
+        )
+        .required()
+        .system()
+        .0,
         F::new(
             "version",
             "version",
@@ -137,13 +158,40 @@ pub fn objects() -> Vec<ObjectDef> {
             "account",
             "A company or organization you do business with: a customer, a prospect or a partner.",
             vec![
-                F::new("name", "name", "Account name", Text, "The company's name.").required().max(255),
+                F::new("name", "name", "Account name", Text, "The company's name.")
+                    .required()
+                    .max(255),
                 F::new("website", "website", "Website", Url, "The company's web site.").max(2048),
-                F::new("industry", "industry", "Industry", picklist(INDUSTRIES), "The industry the company works in."),
-                F::new("annualRevenue", "annual_revenue", "Annual revenue", Decimal, "Yearly revenue, in the account's currency."),
-                F::new("employeeCount", "employee_count", "Employees", Integer, "Number of employees."),
+                F::new(
+                    "industry",
+                    "industry",
+                    "Industry",
+                    picklist(INDUSTRIES),
+                    "The industry the company works in.",
+                ),
+                F::new(
+                    "annualRevenue",
+                    "annual_revenue",
+                    "Annual revenue",
+                    Decimal,
+                    "Yearly revenue, in the account's currency.",
+                ),
+                F::new(
+                    "employeeCount",
+                    "employee_count",
+                    "Employees",
+                    Integer,
+                    "Number of employees.",
+                ),
                 F::new("phone", "phone", "Phone", Phone, "Main phone number.").max(64),
-                F::new("description", "description", "Description", LongText, "Free-text notes about the account.").max(32_000),
+                F::new(
+                    "description",
+                    "description",
+                    "Description",
+                    LongText,
+                    "Free-text notes about the account.",
+                )
+                .max(32_000),
             ],
         ),
         object(
@@ -153,7 +201,9 @@ pub fn objects() -> Vec<ObjectDef> {
             "A person you deal with, usually working at an account.",
             vec![
                 F::new("firstName", "first_name", "First name", Text, "Given name.").max(255),
-                F::new("lastName", "last_name", "Last name", Text, "Family name.").required().max(255),
+                F::new("lastName", "last_name", "Last name", Text, "Family name.")
+                    .required()
+                    .max(255),
                 F::new("email", "email", "Email", Email, "Work email address.").max(320),
                 F::new("phone", "phone", "Phone", Phone, "Work phone number.").max(64),
                 F::new("title", "title", "Title", Text, "Job title, e.g. VP Sales.").max(255),
@@ -172,14 +222,41 @@ pub fn objects() -> Vec<ObjectDef> {
             "opportunity",
             "A potential deal: revenue you expect to win from an account.",
             vec![
-                F::new("name", "name", "Opportunity name", Text, "A short name for the deal.").required().max(255),
-                F::new("amount", "amount", "Amount", Decimal, "Expected deal value, in `currency`."),
-                F::new("currency", "currency", "Currency", Text, "ISO 4217 code of the amount, e.g. EUR; USD when not given.")
+                F::new("name", "name", "Opportunity name", Text, "A short name for the deal.")
                     .required()
-                    .default("USD")
-                    .max(3),
-                F::new("closeDate", "close_date", "Close date", Date, "When the deal is expected to close."),
-                F::new("nextStep", "next_step", "Next step", Text, "What happens next to move the deal forward.").max(255),
+                    .max(255),
+                F::new(
+                    "amount",
+                    "amount",
+                    "Amount",
+                    Decimal,
+                    "Expected deal value, in `currency`.",
+                ),
+                F::new(
+                    "currency",
+                    "currency",
+                    "Currency",
+                    Text,
+                    "ISO 4217 code of the amount, e.g. EUR; USD when not given.",
+                )
+                .required()
+                .default("USD")
+                .max(3),
+                F::new(
+                    "closeDate",
+                    "close_date",
+                    "Close date",
+                    Date,
+                    "When the deal is expected to close.",
+                ),
+                F::new(
+                    "nextStep",
+                    "next_step",
+                    "Next step",
+                    Text,
+                    "What happens next to move the deal forward.",
+                )
+                .max(255),
                 F::new(
                     "account",
                     "account_id",
@@ -191,7 +268,11 @@ pub fn objects() -> Vec<ObjectDef> {
                     "primaryContact",
                     "primary_contact_id",
                     "Primary contact",
-                    lookup("Contact", "primaryOpportunities", "The deals where this contact is the primary contact."),
+                    lookup(
+                        "Contact",
+                        "primaryOpportunities",
+                        "The deals where this contact is the primary contact.",
+                    ),
                     "The main person you deal with on this opportunity.",
                 ),
             ],

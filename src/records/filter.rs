@@ -32,10 +32,25 @@ pub enum Filter {
     All(Vec<Filter>),
     Any(Vec<Filter>),
     Not(Box<Filter>),
-    Compare { column: String, op: Comparison, value: Bind },
-    In { column: String, values: Vec<Bind>, negated: bool },
-    IsNull { column: String, is_null: bool },
-    Text { column: String, op: TextMatch, pattern: String },
+    Compare {
+        column: String,
+        op: Comparison,
+        value: Bind,
+    },
+    In {
+        column: String,
+        values: Vec<Bind>,
+        negated: bool,
+    },
+    IsNull {
+        column: String,
+        is_null: bool,
+    },
+    Text {
+        column: String,
+        op: TextMatch,
+        pattern: String,
+    },
 }
 
 impl Filter {
@@ -44,10 +59,18 @@ impl Filter {
         let mut sql = Sql::new();
         match self {
             Filter::All(items) | Filter::Any(items) if items.is_empty() => {
-                sql.push(if matches!(self, Filter::All(_)) { "true" } else { "false" });
+                sql.push(if matches!(self, Filter::All(_)) {
+                    "true"
+                } else {
+                    "false"
+                });
             }
             Filter::All(items) | Filter::Any(items) => {
-                let sep = if matches!(self, Filter::All(_)) { " AND " } else { " OR " };
+                let sep = if matches!(self, Filter::All(_)) {
+                    " AND "
+                } else {
+                    " OR "
+                };
                 let parts: Vec<Sql> = items
                     .iter()
                     .map(|f| {
@@ -59,7 +82,9 @@ impl Filter {
                 sql.join(&parts, sep);
             }
             Filter::Not(inner) => {
-                sql.push("NOT coalesce((").append(&inner.compile(alias)).push("), false)");
+                sql.push("NOT coalesce((")
+                    .append(&inner.compile(alias))
+                    .push("), false)");
             }
             Filter::Compare { column, op, value } => {
                 let op = match op {
@@ -74,7 +99,11 @@ impl Filter {
                 };
                 sql.column(alias, column).push(op).bind(value.clone());
             }
-            Filter::In { column, values, negated } => {
+            Filter::In {
+                column,
+                values,
+                negated,
+            } => {
                 if values.is_empty() {
                     sql.push(if *negated { "true" } else { "false" });
                     return sql;
@@ -89,13 +118,17 @@ impl Filter {
                     .collect();
                 if *negated {
                     sql.push("(").column(alias, column).push(" IS NULL OR ");
-                    sql.column(alias, column).push(" NOT IN (").join(&binds, ", ").push("))");
+                    sql.column(alias, column)
+                        .push(" NOT IN (")
+                        .join(&binds, ", ")
+                        .push("))");
                 } else {
                     sql.column(alias, column).push(" IN (").join(&binds, ", ").push(")");
                 }
             }
             Filter::IsNull { column, is_null } => {
-                sql.column(alias, column).push(if *is_null { " IS NULL" } else { " IS NOT NULL" });
+                sql.column(alias, column)
+                    .push(if *is_null { " IS NULL" } else { " IS NOT NULL" });
             }
             Filter::Text { column, op, pattern } => {
                 let (keyword, pattern) = match op {

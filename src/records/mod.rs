@@ -36,7 +36,7 @@ pub struct Table<'a> {
 }
 
 impl Table<'_> {
-    fn from_clause(&self) -> Sql {
+    fn sql_from(&self) -> Sql {
         let mut sql = Sql::raw(" FROM ");
         sql.table(self.schema, &self.object.table).push(" ").ident(T);
         sql
@@ -116,11 +116,19 @@ pub fn into_record(json: Json) -> Record {
 pub async fn get_many(conn: &mut Conn, table: Table<'_>, ids: &[Uuid]) -> Result<HashMap<Uuid, Record>> {
     let mut query = Sql::raw("SELECT ");
     query.append(&projection(table.object, T)).push(" AS row");
-    query.append(&table.from_clause()).push(" WHERE ");
-    query.column(T, "id").push(" = ANY(").bind(Bind::UuidArray(ids.to_vec())).push(") AND ");
+    query.append(&table.sql_from()).push(" WHERE ");
+    query
+        .column(T, "id")
+        .push(" = ANY(")
+        .bind(Bind::UuidArray(ids.to_vec()))
+        .push(") AND ");
     query.append(&live_rows(false));
     let rows = load_json(conn, query).await?;
-    Ok(rows.into_iter().map(into_record).filter_map(|r| Some((record_id(&r)?, r))).collect())
+    Ok(rows
+        .into_iter()
+        .map(into_record)
+        .filter_map(|r| Some((record_id(&r)?, r)))
+        .collect())
 }
 
 /// The id of a row document.
@@ -133,7 +141,7 @@ pub async fn list(conn: &mut Conn, table: Table<'_>, request: &PageRequest) -> R
     let order = request.effective_order();
     let mut query = Sql::raw("SELECT ");
     query.append(&projection(table.object, T)).push(" AS row");
-    query.append(&table.from_clause()).push(" WHERE ");
+    query.append(&table.sql_from()).push(" WHERE ");
     query.append(&live_rows(request.include_deleted));
     if let Some(filter) = &request.filter {
         query.push(" AND (").append(&filter.compile(T)).push(")");
@@ -155,7 +163,10 @@ pub async fn count(conn: &mut Conn, table: Table<'_>, filter: Option<&Filter>, i
         count: i64,
     }
     let mut query = Sql::raw("SELECT count(*) AS count");
-    query.append(&table.from_clause()).push(" WHERE ").append(&live_rows(include_deleted));
+    query
+        .append(&table.sql_from())
+        .push(" WHERE ")
+        .append(&live_rows(include_deleted));
     if let Some(filter) = filter {
         query.push(" AND (").append(&filter.compile(T)).push(")");
     }
@@ -196,10 +207,20 @@ pub async fn children(
     let mut inner = Sql::raw("SELECT ");
     inner.append(&projection(table.object, T)).push(" AS row, ");
     inner.column(T, &lookup.column).push(" AS parent, row_number() OVER (");
-    inner.append(&partition).push(" ORDER BY ").append(&page::order_by(&order, T));
-    inner.push(") AS position, count(*) OVER (").append(&partition).push(") AS total");
-    inner.append(&table.from_clause()).push(" WHERE ");
-    inner.column(T, &lookup.column).push(" = ANY(").bind(Bind::UuidArray(parents.to_vec())).push(")");
+    inner
+        .append(&partition)
+        .push(" ORDER BY ")
+        .append(&page::order_by(&order, T));
+    inner
+        .push(") AS position, count(*) OVER (")
+        .append(&partition)
+        .push(") AS total");
+    inner.append(&table.sql_from()).push(" WHERE ");
+    inner
+        .column(T, &lookup.column)
+        .push(" = ANY(")
+        .bind(Bind::UuidArray(parents.to_vec()))
+        .push(")");
     inner.push(" AND ").append(&live_rows(request.include_deleted));
     if let Some(filter) = &request.filter {
         inner.push(" AND (").append(&filter.compile(T)).push(")");

@@ -269,13 +269,23 @@ fn beyond(key: &OrderKey, value: &Json, alias: &str) -> Sql {
 pub fn bind_from_json(field: &FieldDef, value: &Json) -> Option<Bind> {
     let null = value.is_null();
     Some(match &field.kind {
-        FieldKind::Id | FieldKind::Lookup(_) => {
-            Bind::Uuid(if null { None } else { Some(value.as_str()?.parse().ok()?) })
-        }
-        FieldKind::Integer => Bind::Int(if null { None } else { Some(i32::try_from(value.as_i64()?).ok()?) }),
+        FieldKind::Id | FieldKind::Lookup(_) => Bind::Uuid(if null {
+            None
+        } else {
+            Some(value.as_str()?.parse().ok()?)
+        }),
+        FieldKind::Integer => Bind::Int(if null {
+            None
+        } else {
+            Some(i32::try_from(value.as_i64()?).ok()?)
+        }),
         FieldKind::Decimal => Bind::Decimal(if null { None } else { Some(value.as_str()?.to_owned()) }),
         FieldKind::Boolean => Bind::Bool(if null { None } else { Some(value.as_bool()?) }),
-        FieldKind::Date => Bind::Date(if null { None } else { Some(value.as_str()?.parse().ok()?) }),
+        FieldKind::Date => Bind::Date(if null {
+            None
+        } else {
+            Some(value.as_str()?.parse().ok()?)
+        }),
         FieldKind::DateTime => Bind::DateTime(if null {
             None
         } else {

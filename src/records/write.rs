@@ -33,9 +33,17 @@ pub async fn insert(
     } else {
         let columns: Vec<Sql> = values.iter().map(|(f, _)| ident(&f.column)).collect();
         let binds: Vec<Sql> = values.iter().map(|(_, v)| bind(v)).collect();
-        query.push(" (").join(&columns, ", ").push(") VALUES (").join(&binds, ", ").push(")");
+        query
+            .push(" (")
+            .join(&columns, ", ")
+            .push(") VALUES (")
+            .join(&binds, ", ")
+            .push(")");
     }
-    query.push(" RETURNING ").append(&projection(table.object, T)).push(" AS row");
+    query
+        .push(" RETURNING ")
+        .append(&projection(table.object, T))
+        .push(" AS row");
     let rows: Vec<JsonRow> = query
         .load(conn)
         .await
@@ -68,11 +76,17 @@ pub async fn update(
     let mut query = Sql::raw("UPDATE ");
     query.table(table.schema, &table.object.table).push(" AS ").ident(T);
     query.push(" SET ").join(&sets, ", ");
-    query.push(" WHERE t.id = ").bind(Bind::Uuid(Some(id))).push(" AND t.deleted_at IS NULL");
+    query
+        .push(" WHERE t.id = ")
+        .bind(Bind::Uuid(Some(id)))
+        .push(" AND t.deleted_at IS NULL");
     if let Some(version) = expected_version {
         query.push(" AND t.version = ").bind(Bind::Int(Some(version)));
     }
-    query.push(" RETURNING ").append(&projection(table.object, T)).push(" AS row");
+    query
+        .push(" RETURNING ")
+        .append(&projection(table.object, T))
+        .push(" AS row");
     let rows: Vec<JsonRow> = query
         .load(conn)
         .await
@@ -96,10 +110,23 @@ pub async fn restore(conn: &mut Conn, table: Table<'_>, id: Uuid) -> Result<Reco
 async fn set_deleted(conn: &mut Conn, table: Table<'_>, id: Uuid, delete: bool) -> Result<Record> {
     let mut query = Sql::raw("UPDATE ");
     query.table(table.schema, &table.object.table).push(" AS ").ident(T);
-    query.push(if delete { " SET deleted_at = now()" } else { " SET deleted_at = NULL" });
-    query.push(", version = t.version + 1, updated_at = now() WHERE t.id = ").bind(Bind::Uuid(Some(id)));
-    query.push(if delete { " AND t.deleted_at IS NULL" } else { " AND t.deleted_at IS NOT NULL" });
-    query.push(" RETURNING ").append(&projection(table.object, T)).push(" AS row");
+    query.push(if delete {
+        " SET deleted_at = now()"
+    } else {
+        " SET deleted_at = NULL"
+    });
+    query
+        .push(", version = t.version + 1, updated_at = now() WHERE t.id = ")
+        .bind(Bind::Uuid(Some(id)));
+    query.push(if delete {
+        " AND t.deleted_at IS NULL"
+    } else {
+        " AND t.deleted_at IS NOT NULL"
+    });
+    query
+        .push(" RETURNING ")
+        .append(&projection(table.object, T))
+        .push(" AS row");
     let rows: Vec<JsonRow> = query.load(conn).await?;
     one(rows, table.object, &id.to_string())
 }
@@ -137,11 +164,17 @@ async fn check_lookups(
             continue;
         };
         let Some(target) = model.object(&lookup.target) else {
-            return Err(CrmError::internal(format_args!("lookup to unknown object {}", lookup.target)));
+            return Err(CrmError::internal(format_args!(
+                "lookup to unknown object {}",
+                lookup.target
+            )));
         };
         let mut query = Sql::raw("SELECT true AS exists FROM ");
         query.table(schema, &target.table);
-        query.push(" WHERE id = ").bind(Bind::Uuid(Some(*id))).push(" AND deleted_at IS NULL");
+        query
+            .push(" WHERE id = ")
+            .bind(Bind::Uuid(Some(*id)))
+            .push(" AND deleted_at IS NULL");
         let found: Vec<crate::db::sql::Exists> = query.load(conn).await?;
         if found.is_empty() {
             let mut at: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
@@ -161,7 +194,10 @@ async fn explain_missed_update(conn: &mut Conn, table: Table<'_>, id: Uuid, expe
         deleted: bool,
     }
     let mut query = Sql::raw("SELECT version, deleted_at IS NOT NULL AS deleted FROM ");
-    query.table(table.schema, &table.object.table).push(" WHERE id = ").bind(Bind::Uuid(Some(id)));
+    query
+        .table(table.schema, &table.object.table)
+        .push(" WHERE id = ")
+        .bind(Bind::Uuid(Some(id)));
     let state: Vec<State> = match query.load(conn).await {
         Ok(state) => state,
         Err(err) => return err.into(),

@@ -1,0 +1,146 @@
+//! The `crm` binary as a user runs it: schema printing, the embedded
+//! cluster's start, crash recovery and shutdown, and the error a machine
+//! without PostgreSQL gets.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hyper::Method;
+use serde_json::{json, Value};
+
+use crate::support::http_request;
+
+fn crm() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_crm"));
+    command.env_remove("DATABASE_URL").env("RUST_LOG", "warn");
+    command
+}
+
+fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("crm-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn schema_print_writes_the_checked_in_sdl() {
+    let output = crm().args(["schema", "print"]).output().unwrap();
+    assert!(output.status.success());
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let file = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("schema.graphql")).unwrap();
+    assert_eq!(printed, file);
+    assert!(printed.contains("type Account"));
+}
+
+#[test]
+fn missing_postgres_binaries_name_the_package_to_install() {
+    let dir = scratch_dir("nopg");
+    let output = crm()
+        .args(["migrate", "--data-dir"])
+        .arg(&dir)
+        .env("PG_BIN", "/nonexistent/postgresql/bin")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts `crm serve` on a free port and returns it with its address.
+fn serve(data_dir: &Path) -> (Child, std::net::SocketAddr) {
+    let mut child = crm()
+        .args(["serve", "--port", "0", "--data-dir"])
+        .arg(data_dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline {
+        let Some(Ok(line)) = lines.next() else { break };
+        if let Some(url) = line.strip_prefix("CRM server listening on http://") {
+            // Keep draining stdout so the server never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return (child, url.trim().parse().unwrap());
+        }
+    }
+    let _ = child.kill();
+    let status = child.wait();
+    panic!("serve did not print its URL within 60 s ({status:?})");
+}
+
+async fn graphql(addr: std::net::SocketAddr, query: &str) -> Value {
+    let body = json!({ "query": query }).to_string().into_bytes();
+    http_request(
+        addr,
+        Method::POST,
+        "/graphql",
+        &[("content-type", "application/json")],
+        body,
+    )
+    .await
+    .json()
+}
+
+fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "crm did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[allow(unsafe_code)]
+fn signal(child: &Child, signal: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe {
+        libc::kill(child.id() as i32, signal);
+    }
+}
+
+fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_survives_kill_9_and_stops_cleanly_on_sigterm() {
+    let dir = scratch_dir("serve");
+    let pid_file = dir.join("pgdata/postmaster.pid");
+
+    let (mut first, addr) = serve(&dir);
+    let created = graphql(addr, "mutation { createAccount(input: { name: \"Survivor\" }) { id } }").await;
+    assert!(created["data"]["createAccount"]["id"].is_string(), "{created}");
+
+    // kill -9: no cleanup runs in the server; its cluster must not be left
+    // running, and the next start must come up on the same data.
+    signal(&first, libc::SIGKILL);
+    wait_for_exit(&mut first);
+    wait_until("the orphaned cluster stops", || !pid_file.exists());
+
+    let (mut second, addr) = serve(&dir);
+    let read = graphql(addr, "{ accounts { nodes { name } } }").await;
+    assert_eq!(read["data"]["accounts"]["nodes"], json!([{ "name": "Survivor" }]));
+
+    // A command run beside the server joins its cluster instead of starting one.
+    let seeded = crm().args(["seed", "--demo", "--data-dir"]).arg(&dir).output().unwrap();
+    assert!(seeded.status.success(), "{}", String::from_utf8_lossy(&seeded.stderr));
+    assert!(String::from_utf8_lossy(&seeded.stdout).contains("already has accounts"));
+    assert!(pid_file.exists(), "seed must not stop the server's cluster");
+
+    signal(&second, libc::SIGTERM);
+    assert!(wait_for_exit(&mut second).success());
+    assert!(!pid_file.exists(), "SIGTERM stops the cluster too");
+    let _ = std::fs::remove_dir_all(&dir);
+}

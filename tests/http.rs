@@ -1,0 +1,152 @@
+//! GraphQL over HTTP, the playground, health, limits and error shapes.
+
+use hyper::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::TestApp;
+
+const JSON: (&str, &str) = ("content-type", "application/json");
+
+#[tokio::test]
+async fn get_runs_queries_but_not_mutations() {
+    let app = TestApp::start().await;
+    let response = app
+        .get("/graphql?query=%7B%20accounts%20%7B%20totalCount%20%7D%20%7D", &[])
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.json(), json!({ "data": { "accounts": { "totalCount": 0 } } }));
+    assert!(response.header("content-type").starts_with("application/json"));
+    assert!(
+        !response.header("x-request-id").is_empty(),
+        "every response carries a request id"
+    );
+
+    let mutation = app
+        .get(
+            "/graphql?query=mutation%20%7B%20createAccount(input%3A%7Bname%3A%22x%22%7D)%20%7B%20id%20%7D%20%7D",
+            &[],
+        )
+        .await;
+    assert_eq!(mutation.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(mutation.header("allow"), "POST");
+    assert_eq!(mutation.json()["errors"][0]["extensions"]["code"], "BAD_REQUEST");
+    let count = app.data("{ accounts { totalCount } }", json!({})).await;
+    assert_eq!(count["accounts"]["totalCount"], 0);
+}
+
+#[tokio::test]
+async fn media_types_and_status_codes() {
+    let app = TestApp::start().await;
+    let invalid = json!({ "query": "{ accounts { nope } }" }).to_string().into_bytes();
+    // application/graphql-response+json: a request that fails validation is a 400.
+    let modern = app
+        .request(
+            Method::POST,
+            "/graphql",
+            &[JSON, ("accept", "application/graphql-response+json")],
+            invalid.clone(),
+        )
+        .await;
+    assert_eq!(modern.status, StatusCode::BAD_REQUEST);
+    assert!(modern
+        .header("content-type")
+        .starts_with("application/graphql-response+json"));
+    assert_eq!(modern.json()["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    // application/json: always 200 for a well-formed request.
+    let legacy = app
+        .request(
+            Method::POST,
+            "/graphql",
+            &[JSON, ("accept", "application/json")],
+            invalid,
+        )
+        .await;
+    assert_eq!(legacy.status, StatusCode::OK);
+    assert_eq!(legacy.json()["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+
+    let unsupported = app
+        .request(
+            Method::POST,
+            "/graphql",
+            &[("content-type", "text/plain")],
+            b"{}".to_vec(),
+        )
+        .await;
+    assert_eq!(unsupported.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let garbage = app
+        .request(Method::POST, "/graphql", &[JSON], b"{not json".to_vec())
+        .await;
+    assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
+    assert_eq!(garbage.json()["errors"][0]["extensions"]["code"], "BAD_REQUEST");
+    let unparsable = app
+        .request(
+            Method::POST,
+            "/graphql",
+            &[JSON],
+            json!({ "query": "{ accounts {" }).to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(unparsable.json()["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn limits_apply() {
+    let app = TestApp::start().await;
+    let huge = vec![b' '; 3 * 1024 * 1024];
+    let response = app.request(Method::POST, "/graphql", &[JSON], huge).await;
+    assert_eq!(response.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let deep = format!(
+        "{{ accounts {{ nodes {{ {} name {} }} }} }}",
+        "contacts { nodes { account { ".repeat(6),
+        "} } } ".repeat(6)
+    );
+    let error = app.error(&deep, json!({})).await;
+    assert_eq!(error["extensions"]["code"], "QUERY_TOO_COMPLEX");
+}
+
+#[tokio::test]
+async fn playground_is_served_from_the_binary() {
+    let app = TestApp::start().await;
+    let page = app
+        .get("/graphql", &[("accept", "text/html,application/xhtml+xml")])
+        .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(html.contains("GraphiQL"));
+    // Every script and stylesheet is a local path: the page works offline.
+    let mut references = Vec::new();
+    for marker in ["src=\"", "href=\""] {
+        for part in html.split(marker).skip(1) {
+            references.push(part.split('"').next().unwrap().to_owned());
+        }
+    }
+    assert!(references.len() >= 4, "{references:?}");
+    for reference in &references {
+        assert!(
+            reference.starts_with('/') && !reference.starts_with("//"),
+            "non-local URL in the playground: {reference}"
+        );
+        let asset = app.get(reference, &[]).await;
+        assert_eq!(asset.status, StatusCode::OK, "{reference}");
+        assert!(asset.body.len() > 1000, "{reference}");
+    }
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "the page names no remote host"
+    );
+    assert_eq!(
+        app.get("/graphql/assets/nope.js", &[]).await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let app = TestApp::start().await;
+    assert_eq!(app.get("/healthz", &[]).await.status, StatusCode::OK);
+    assert_eq!(app.get("/readyz", &[]).await.status, StatusCode::OK);
+    let metrics = app.get("/metrics", &[]).await.text();
+    assert!(metrics.contains("crm_sql_statements_total"));
+    assert!(metrics.contains("crm_db_connections{state=\"idle\"}"));
+}

@@ -1,0 +1,97 @@
+//! The migrated tables are what the metadata says they are.
+
+use std::collections::BTreeMap;
+
+use crm::metadata::Model;
+use diesel::sql_types::Text;
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use crate::support;
+
+#[derive(diesel::QueryableByName, Debug)]
+struct Column {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = Text)]
+    data_type: String,
+    #[diesel(sql_type = Text)]
+    is_nullable: String,
+}
+
+#[derive(diesel::QueryableByName, Debug)]
+struct ForeignKey {
+    #[diesel(sql_type = Text)]
+    table_name: String,
+    #[diesel(sql_type = Text)]
+    column_name: String,
+    #[diesel(sql_type = Text)]
+    target_table: String,
+}
+
+#[tokio::test]
+async fn tables_match_metadata() {
+    let url = support::fresh_database().await;
+    let mut conn = AsyncPgConnection::establish(&url).await.unwrap();
+    let columns: Vec<Column> = diesel::sql_query(
+        "SELECT table_name::text, column_name::text, data_type::text, is_nullable::text
+         FROM information_schema.columns WHERE table_schema = 'crm'",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
+    let foreign_keys: Vec<ForeignKey> = diesel::sql_query(
+        "SELECT c.conrelid::regclass::text AS table_name, a.attname::text AS column_name,
+                c.confrelid::regclass::text AS target_table
+         FROM pg_constraint c
+         JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1]
+         WHERE c.contype = 'f' AND c.connamespace = 'crm'::regnamespace",
+    )
+    .load(&mut conn)
+    .await
+    .unwrap();
+
+    let model = Model::standard();
+    let mut actual: BTreeMap<(String, String), (String, bool)> = BTreeMap::new();
+    for c in &columns {
+        actual.insert(
+            (c.table_name.clone(), c.column_name.clone()),
+            (c.data_type.clone(), c.is_nullable == "YES"),
+        );
+    }
+    for object in model.objects() {
+        let mut described = 0;
+        for field in &object.fields {
+            let key = (object.table.clone(), field.column.clone());
+            let (data_type, nullable) = actual
+                .get(&key)
+                .unwrap_or_else(|| panic!("{}.{} has no column {}", object.name, field.name, field.column));
+            assert_eq!(data_type, field.pg_type(), "type of {}.{}", object.table, field.column);
+            assert_eq!(
+                *nullable, !field.required,
+                "nullability of {}.{}",
+                object.table, field.column
+            );
+            if let Some(lookup) = field.lookup() {
+                let target = model.object(&lookup.target).unwrap();
+                let fk = foreign_keys
+                    .iter()
+                    .find(|fk| fk.table_name.ends_with(&object.table) && fk.column_name == field.column)
+                    .unwrap_or_else(|| panic!("{}.{} has no foreign key", object.table, field.column));
+                assert!(
+                    fk.target_table.ends_with(&target.table),
+                    "{fk:?} should point at {}",
+                    target.table
+                );
+            }
+            described += 1;
+        }
+        let in_table = columns.iter().filter(|c| c.table_name == object.table).count();
+        assert_eq!(
+            in_table, described,
+            "{} has columns the metadata does not describe",
+            object.table
+        );
+    }
+}

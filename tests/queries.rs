@@ -1,0 +1,290 @@
+//! Reading records: single records, relations both ways, filters, orders
+//! and keyset pages.
+
+use serde_json::{json, Value};
+
+use crate::support::TestApp;
+
+fn names(connection: &Value) -> Vec<String> {
+    connection["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn demo_data_reads_with_relations_both_ways() {
+    let app = TestApp::start().await;
+    let report = crm::seed::demo(&app.app).await.unwrap();
+    assert_eq!((report.accounts, report.contacts, report.opportunities), (6, 12, 9));
+    // A second seed leaves production alone.
+    assert!(crm::seed::demo(&app.app).await.unwrap().skipped);
+
+    let data = app
+        .data(
+            r#"{ accounts(filter: { name: { eq: "Globex Health" } }) {
+                   totalCount
+                   nodes { id name industry annualRevenue employeeCount
+                     contacts(orderBy: [{ field: LAST_NAME }]) { totalCount nodes { lastName account { name } } }
+                     opportunities { nodes { name amount closeDate primaryContact { lastName } account { name } } } } } }"#,
+            json!({}),
+        )
+        .await;
+    let account = &data["accounts"]["nodes"][0];
+    assert_eq!(data["accounts"]["totalCount"], 1);
+    assert_eq!(account["industry"], "HEALTHCARE");
+    assert_eq!(account["annualRevenue"], "210000000.00");
+    assert_eq!(account["employeeCount"], 1800);
+    let contacts: Vec<&str> = account["contacts"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["lastName"].as_str().unwrap())
+        .collect();
+    assert_eq!(contacts, ["Franklin", "Jackson", "Lamarr"]);
+    assert_eq!(account["contacts"]["totalCount"], 3);
+    assert_eq!(account["contacts"]["nodes"][0]["account"]["name"], "Globex Health");
+    let opportunity = &account["opportunities"]["nodes"][0];
+    assert_eq!(opportunity["amount"], "340000.00");
+    assert_eq!(opportunity["closeDate"], "2027-03-01");
+    assert_eq!(opportunity["primaryContact"]["lastName"], "Lamarr");
+
+    // The single-record query, and the contact's way back to its deals.
+    let id = account["id"].as_str().unwrap();
+    let one = app
+        .data(
+            "query($id: ID!) { account(id: $id) { name contacts(first: 1) { totalCount pageInfo { hasNextPage } } } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(one["account"]["name"], "Globex Health");
+    assert_eq!(one["account"]["contacts"]["totalCount"], 3);
+    assert_eq!(one["account"]["contacts"]["pageInfo"]["hasNextPage"], true);
+    let back = app
+        .data(r#"{ contacts(filter: { lastName: { eq: "Lamarr" } }) { nodes { primaryOpportunities { nodes { name } } } } }"#, json!({}))
+        .await;
+    assert_eq!(
+        back["contacts"]["nodes"][0]["primaryOpportunities"]["nodes"][0]["name"],
+        "Globex — patient portal"
+    );
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_ids() {
+    let app = TestApp::start().await;
+    let missing = app
+        .data(
+            "{ account(id: \"00000000-0000-4000-8000-000000000000\") { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(missing["account"], Value::Null);
+    let error = app.error("{ account(id: \"not-a-uuid\") { name } }", json!({})).await;
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(error["extensions"]["field"], json!(["id"]));
+}
+
+async fn accounts(app: &TestApp, names: &[(&str, Option<&str>, Option<i32>)]) {
+    for (name, industry, employees) in names {
+        app.create_account(json!({ "name": name, "industry": industry, "employeeCount": employees }))
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn filters_on_every_operator() {
+    let app = TestApp::start().await;
+    accounts(
+        &app,
+        &[
+            ("Alpha 100%", Some("SOFTWARE"), Some(10)),
+            ("Beta_Co", Some("RETAIL"), Some(250)),
+            ("Gamma", None, Some(40)),
+            ("delta", Some("SOFTWARE"), None),
+        ],
+    )
+    .await;
+    let cases: &[(&str, &[&str])] = &[
+        (r#"{ industry: { eq: SOFTWARE } }"#, &["Alpha 100%", "delta"]),
+        (r#"{ industry: { neq: SOFTWARE } }"#, &["Beta_Co", "Gamma"]),
+        (
+            r#"{ industry: { in: [RETAIL, SOFTWARE] } }"#,
+            &["Alpha 100%", "Beta_Co", "delta"],
+        ),
+        (r#"{ industry: { notIn: [SOFTWARE] } }"#, &["Beta_Co", "Gamma"]),
+        (r#"{ industry: { isNull: true } }"#, &["Gamma"]),
+        (r#"{ employeeCount: { gt: 10, lte: 250 } }"#, &["Beta_Co", "Gamma"]),
+        (r#"{ employeeCount: { lt: 40 } }"#, &["Alpha 100%"]),
+        (r#"{ employeeCount: { gte: 40 } }"#, &["Beta_Co", "Gamma"]),
+        (r#"{ name: { startsWith: "Alpha 100%" } }"#, &["Alpha 100%"]),
+        (r#"{ name: { contains: "_" } }"#, &["Beta_Co"]),
+        (r#"{ name: { contains: "%" } }"#, &["Alpha 100%"]),
+        (r#"{ name: { like: "%a" } }"#, &["Gamma", "delta"]),
+        (r#"{ name: { ilike: "D%" } }"#, &["delta"]),
+        (
+            r#"{ or: [{ name: { eq: "Gamma" } }, { employeeCount: { isNull: true } }] }"#,
+            &["Gamma", "delta"],
+        ),
+        (
+            r#"{ and: [{ industry: { eq: SOFTWARE } }, { employeeCount: { isNull: false } }] }"#,
+            &["Alpha 100%"],
+        ),
+        (r#"{ not: { industry: { eq: SOFTWARE } } }"#, &["Beta_Co", "Gamma"]),
+    ];
+    for (filter, expected) in cases {
+        let query =
+            format!("{{ accounts(filter: {filter}, orderBy: [{{ field: NAME }}]) {{ totalCount nodes {{ name }} }} }}");
+        let data = app.data(&query, json!({})).await;
+        let mut got = names(&data["accounts"]);
+        got.sort();
+        assert_eq!(got, *expected, "filter {filter}");
+        assert_eq!(
+            data["accounts"]["totalCount"],
+            expected.len(),
+            "totalCount for {filter}"
+        );
+    }
+    let none = app
+        .data(
+            r#"{ accounts(filter: { industry: { in: [] } }) { nodes { name } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(names(&none["accounts"]).len(), 0);
+
+    let error = app
+        .error(
+            r#"{ accounts(filter: { name: { eq: null } }) { nodes { name } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(error["extensions"]["field"], json!(["filter", "name", "eq"]));
+}
+
+#[tokio::test]
+async fn keyset_pages_forwards_and_backwards() {
+    let app = TestApp::start().await;
+    // Equal names force the id tie-break; nulls test null placement.
+    accounts(
+        &app,
+        &[
+            ("Echo", None, Some(5)),
+            ("Bravo", None, None),
+            ("Delta", None, Some(5)),
+            ("Alpha", None, Some(1)),
+            ("Charlie", None, None),
+            ("Bravo", None, Some(9)),
+            ("Foxtrot", None, Some(7)),
+        ],
+    )
+    .await;
+    let query = "query($first: Int, $after: String, $last: Int, $before: String, $order: [AccountOrderBy!]) {
+        accounts(first: $first, after: $after, last: $last, before: $before, orderBy: $order) {
+          totalCount edges { cursor node { name employeeCount } }
+          pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } }";
+    for order in [
+        json!([{ "field": "NAME" }]),
+        json!([{ "field": "NAME", "direction": "DESC" }]),
+        json!([{ "field": "EMPLOYEE_COUNT", "direction": "DESC", "nulls": "LAST" }, { "field": "NAME" }]),
+        json!([{ "field": "EMPLOYEE_COUNT", "nulls": "FIRST" }]),
+        json!([{ "field": "EMPLOYEE_COUNT" }]),
+    ] {
+        let all = app.data(query, json!({ "first": 500, "order": order })).await;
+        let everything: Vec<Value> = all["accounts"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"].clone())
+            .collect();
+        assert_eq!(everything.len(), 7);
+
+        // Forwards in pages of 3.
+        let mut seen = Vec::new();
+        let mut after = Value::Null;
+        loop {
+            let page = app
+                .data(query, json!({ "first": 3, "after": after, "order": order }))
+                .await;
+            let page = &page["accounts"];
+            assert_eq!(page["totalCount"], 7);
+            seen.extend(page["edges"].as_array().unwrap().iter().map(|e| e["node"].clone()));
+            if page["pageInfo"]["hasNextPage"] == false {
+                break;
+            }
+            after = page["pageInfo"]["endCursor"].clone();
+        }
+        assert_eq!(seen, everything, "forward pages with order {order}");
+
+        // Backwards in pages of 2.
+        let mut seen_back = Vec::new();
+        let mut before = Value::Null;
+        loop {
+            let page = app
+                .data(query, json!({ "last": 2, "before": before, "order": order }))
+                .await;
+            let page = &page["accounts"];
+            let mut nodes: Vec<Value> = page["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"].clone())
+                .collect();
+            nodes.extend(seen_back);
+            seen_back = nodes;
+            if page["pageInfo"]["hasPreviousPage"] == false {
+                break;
+            }
+            before = page["pageInfo"]["startCursor"].clone();
+        }
+        assert_eq!(seen_back, everything, "backward pages with order {order}");
+    }
+
+    // Cursors stay valid when rows are added before them.
+    let first = app
+        .data(query, json!({ "first": 2, "order": [{ "field": "NAME" }] }))
+        .await;
+    let cursor = first["accounts"]["pageInfo"]["endCursor"].clone();
+    app.create_account(json!({ "name": "Aardvark" })).await;
+    let next = app
+        .data(
+            query,
+            json!({ "first": 1, "after": cursor, "order": [{ "field": "NAME" }] }),
+        )
+        .await;
+    assert_eq!(next["accounts"]["edges"][0]["node"]["name"], "Bravo");
+
+    // A cursor only works with the order it was made for.
+    let error = app
+        .error(
+            query,
+            json!({ "first": 1, "after": cursor, "order": [{ "field": "CREATED_AT" }] }),
+        )
+        .await;
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(error["extensions"]["field"], json!(["after"]));
+    let error = app.error(query, json!({ "first": 1, "after": "garbage" })).await;
+    assert_eq!(error["extensions"]["field"], json!(["after"]));
+    let error = app.error(query, json!({ "first": 501 })).await;
+    assert_eq!(error["extensions"]["field"], json!(["first"]));
+    let error = app.error(query, json!({ "first": 1, "last": 1 })).await;
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT");
+}
+
+#[tokio::test]
+async fn default_order_is_creation_order_and_default_page_is_fifty() {
+    let app = TestApp::start().await;
+    for i in 0..55 {
+        app.create_account(json!({ "name": format!("Account {i:02}") })).await;
+    }
+    let data = app
+        .data("{ accounts { nodes { name } pageInfo { hasNextPage } } }", json!({}))
+        .await;
+    let got = names(&data["accounts"]);
+    assert_eq!(got.len(), 50);
+    assert_eq!(got[0], "Account 00");
+    assert_eq!(got[49], "Account 49");
+    assert_eq!(data["accounts"]["pageInfo"]["hasNextPage"], true);
+}

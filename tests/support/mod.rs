@@ -1,0 +1,276 @@
+//! Test harness: one embedded PostgreSQL cluster per test run, one database
+//! per test cloned from a migrated template, and a real server per test on
+//! an ephemeral port, spoken to over HTTP.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use crm::db::{self, ClusterOptions, EmbeddedPostgres};
+use crm::{App, Config};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::header::{HeaderMap, HeaderValue};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+
+const TEMPLATE: &str = "crm_template";
+
+/// The cluster shared by every test of this run.
+struct Cluster {
+    port: u16,
+}
+
+static CLUSTER: OnceLock<Cluster> = OnceLock::new();
+static NEXT_DATABASE: AtomicUsize = AtomicUsize::new(0);
+
+fn admin_url(port: u16, database: &str) -> String {
+    format!("postgres://postgres@127.0.0.1:{port}/{database}")
+}
+
+/// A folder for this run's cluster under the system temp folder (reachable
+/// by the unprivileged PostgreSQL user), removing those of finished runs.
+fn cluster_dir() -> PathBuf {
+    let base = std::env::temp_dir();
+    if let Ok(entries) = std::fs::read_dir(&base) {
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix("crm-test-").and_then(|rest| rest.split('-').next());
+            if let Some(pid) = pid.filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+                if !PathBuf::from(format!("/proc/{pid}")).exists() {
+                    let _ = std::fs::remove_dir_all(entry.path());
+                }
+            }
+        }
+    }
+    base.join(format!("crm-test-{}", std::process::id()))
+}
+
+/// Starts the cluster and builds the migrated template, once per run. The
+/// cluster is started from a thread that lives as long as the test binary:
+/// when the binary exits, the kernel's parent-death signal stops it.
+fn cluster() -> &'static Cluster {
+    CLUSTER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("test-postgres".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                let cluster: anyhow::Result<EmbeddedPostgres> = runtime.block_on(async {
+                    let cluster = EmbeddedPostgres::start(&cluster_dir(), ClusterOptions { ephemeral: true }).await?;
+                    let admin = cluster.url("postgres");
+                    diesel_drop_database(&admin, TEMPLATE).await?;
+                    db::create_database(&admin, TEMPLATE, None).await?;
+                    db::migrate::migrate_all(&cluster.url(TEMPLATE)).await?;
+                    Ok(cluster)
+                });
+                // Dropping the runtime closes the connections used above: a
+                // session left on the template makes every clone of it wait.
+                drop(runtime);
+                match cluster {
+                    Ok(cluster) => {
+                        tx.send(Ok(cluster.port())).unwrap();
+                        // Keep the cluster (and this thread, its parent) alive.
+                        let _cluster = cluster;
+                        loop {
+                            std::thread::park();
+                        }
+                    }
+                    Err(err) => tx.send(Err(format!("{err:#}"))).unwrap(),
+                }
+            })
+            .unwrap();
+        match rx.recv().unwrap() {
+            Ok(port) => Cluster { port },
+            Err(err) => panic!("could not start the test PostgreSQL cluster: {err}"),
+        }
+    })
+}
+
+async fn diesel_drop_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let mut conn = AsyncPgConnection::establish(admin_url).await?;
+    conn.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\""))
+        .await?;
+    Ok(())
+}
+
+/// A fresh, migrated database of its own.
+pub async fn fresh_database() -> String {
+    let cluster = cluster();
+    let name = format!(
+        "test_{}_{}",
+        std::process::id(),
+        NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
+    );
+    db::create_database(&admin_url(cluster.port, "postgres"), &name, Some(TEMPLATE))
+        .await
+        .unwrap_or_else(|err| panic!("cloning the template database: {err:#}"));
+    admin_url(cluster.port, &name)
+}
+
+/// Sends one HTTP/1.1 request to a server on this machine.
+pub async fn http_request(
+    addr: std::net::SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> HttpResponse {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let mut request = Request::builder().method(method).uri(path).header("host", "localhost");
+    for (name, value) in headers {
+        request = request.header(*name, HeaderValue::from_str(value).unwrap());
+    }
+    let response = sender
+        .send_request(request.body(Full::new(Bytes::from(body))).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    HttpResponse { status, headers, body }
+}
+
+/// A running server over its own database.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub app: Arc<App>,
+    pub database_url: String,
+}
+
+/// A response as the test reads it.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    }
+}
+
+impl TestApp {
+    pub async fn start() -> TestApp {
+        TestApp::start_with(Config::default()).await
+    }
+
+    pub async fn start_with(config: Config) -> TestApp {
+        let database_url = fresh_database().await;
+        let app = App::new(config, &database_url).expect("building the app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = crm::http::router(app.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        TestApp {
+            addr,
+            app,
+            database_url,
+        }
+    }
+
+    /// Sends one HTTP request to the server.
+    pub async fn request(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> HttpResponse {
+        http_request(self.addr, method, path, headers, body).await
+    }
+
+    pub async fn get(&self, path: &str, headers: &[(&str, &str)]) -> HttpResponse {
+        self.request(Method::GET, path, headers, Vec::new()).await
+    }
+
+    /// POSTs a GraphQL request and returns the whole response document.
+    pub async fn graphql(&self, query: &str, variables: Value) -> Value {
+        let body = json!({ "query": query, "variables": variables })
+            .to_string()
+            .into_bytes();
+        let response = self
+            .request(Method::POST, "/graphql", &[("content-type", "application/json")], body)
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        response.json()
+    }
+
+    /// The `data` of a request that must succeed.
+    pub async fn data(&self, query: &str, variables: Value) -> Value {
+        let response = self.graphql(query, variables).await;
+        assert!(response.get("errors").is_none(), "unexpected errors: {response:#}");
+        response["data"].clone()
+    }
+
+    /// The single error of a request that must fail; checks it has a code.
+    pub async fn error(&self, query: &str, variables: Value) -> Value {
+        let response = self.graphql(query, variables).await;
+        let errors = response["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("expected an error: {response:#}"));
+        assert_eq!(errors.len(), 1, "{response:#}");
+        assert!(
+            errors[0]["extensions"]["code"].is_string(),
+            "error without a code: {response:#}"
+        );
+        errors[0].clone()
+    }
+
+    /// SQL statements run so far, read from `/metrics`.
+    pub async fn statements(&self) -> u64 {
+        let metrics = self.get("/metrics", &[]).await.text();
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix("crm_sql_statements_total "))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("crm_sql_statements_total in /metrics")
+    }
+
+    /// Creates an account and returns its id.
+    pub async fn create_account(&self, input: Value) -> String {
+        let data = self
+            .data(
+                "mutation($input: CreateAccountInput!) { createAccount(input: $input) { id } }",
+                json!({ "input": input }),
+            )
+            .await;
+        data["createAccount"]["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn create_contact(&self, input: Value) -> String {
+        let data = self
+            .data(
+                "mutation($input: CreateContactInput!) { createContact(input: $input) { id } }",
+                json!({ "input": input }),
+            )
+            .await;
+        data["createContact"]["id"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn create_opportunity(&self, input: Value) -> String {
+        let data = self
+            .data(
+                "mutation($input: CreateOpportunityInput!) { createOpportunity(input: $input) { id } }",
+                json!({ "input": input }),
+            )
+            .await;
+        data["createOpportunity"]["id"].as_str().unwrap().to_owned()
+    }
+}
