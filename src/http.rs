@@ -125,6 +125,9 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
 }
 
 async fn run(app: Arc<App>, headers: &HeaderMap, request: async_graphql::Request) -> Response {
+    if request.query.trim().is_empty() {
+        return error_response(StatusCode::BAD_REQUEST, headers, "the request has no query");
+    }
     let started = Instant::now();
     let operation = request.operation_name.clone().unwrap_or_else(|| "-".into());
     let workspace = Workspace::production();
@@ -150,8 +153,16 @@ async fn run(app: Arc<App>, headers: &HeaderMap, request: async_graphql::Request
     } else {
         StatusCode::OK
     };
-    let body = match serde_json::to_string(&response) {
-        Ok(body) => body,
+    let body = match serde_json::to_value(&response) {
+        Ok(mut body) => {
+            // A request that fails before execution has no `data` entry at all.
+            if failed_before_execution {
+                if let Some(document) = body.as_object_mut() {
+                    document.remove("data");
+                }
+            }
+            body.to_string()
+        }
         Err(err) => {
             let err = crate::error::CrmError::internal(format_args!("serializing a response: {err}"));
             json!({ "errors": [async_graphql::Error::from(err).into_server_error(Default::default())] }).to_string()
@@ -289,7 +300,8 @@ pub fn playground(workspace: &str, endpoint: &str) -> Html<String> {
 <script>
   const fetcher = GraphiQL.createFetcher({{ url: {endpoint} }});
   const defaultQuery = `# Welcome to the CRM GraphQL playground ({title}).
-# Run the query with the play button or Ctrl-Enter; explore the schema in the Docs panel.
+# Run it with the play button or Ctrl-Enter.
+# The Docs panel (top left) lists every type and field.
 query Accounts {{
   accounts(first: 10, orderBy: [{{ field: NAME }}]) {{
     totalCount

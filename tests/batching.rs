@@ -13,16 +13,22 @@ const QUERY: &str = "query($first: Int) { accounts(first: $first, orderBy: [{ fi
 
 async fn populate(app: &TestApp, accounts: usize) {
     for i in 0..accounts {
-        let account = app.create_account(json!({ "name": format!("Account {i:03}") })).await;
+        let account = app
+            .create("Account", json!({ "name": format!("Account {i:03}") }))
+            .await;
         let mut first = None;
         for c in 0..2 {
             let contact = app
-                .create_contact(json!({ "lastName": format!("Contact {i}-{c}"), "accountId": account }))
+                .create(
+                    "Contact",
+                    json!({ "lastName": format!("Contact {i}-{c}"), "accountId": account }),
+                )
                 .await;
             first.get_or_insert(contact);
         }
         for o in 0..2 {
-            app.create_opportunity(
+            app.create(
+                "Opportunity",
                 json!({ "name": format!("Deal {i}-{o}"), "accountId": account, "primaryContactId": first }),
             )
             .await;

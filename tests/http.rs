@@ -52,6 +52,10 @@ async fn media_types_and_status_codes() {
         .header("content-type")
         .starts_with("application/graphql-response+json"));
     assert_eq!(modern.json()["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert!(
+        modern.json().get("data").is_none(),
+        "no data entry when validation fails"
+    );
     // application/json: always 200 for a well-formed request.
     let legacy = app
         .request(
@@ -78,6 +82,15 @@ async fn media_types_and_status_codes() {
         .await;
     assert_eq!(garbage.status, StatusCode::BAD_REQUEST);
     assert_eq!(garbage.json()["errors"][0]["extensions"]["code"], "BAD_REQUEST");
+    let empty = app
+        .request(
+            Method::POST,
+            "/graphql",
+            &[JSON],
+            json!({ "variables": {} }).to_string().into_bytes(),
+        )
+        .await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
     let unparsable = app
         .request(
             Method::POST,
@@ -102,6 +115,12 @@ async fn limits_apply() {
         "} } } ".repeat(6)
     );
     let error = app.error(&deep, json!({})).await;
+    assert_eq!(error["extensions"]["code"], "QUERY_TOO_COMPLEX");
+    assert!(error["message"].as_str().unwrap().contains("at most 12"), "{error}");
+    // Through fragments too.
+    let fragments = "query { accounts { ...A } } fragment A on AccountConnection { nodes { contacts { nodes { account { \
+        contacts { nodes { account { contacts { nodes { account { contacts { nodes { account { name } } } } } } } } } } } } } }";
+    let error = app.error(fragments, json!({})).await;
     assert_eq!(error["extensions"]["code"], "QUERY_TOO_COMPLEX");
 }
 
@@ -149,4 +168,41 @@ async fn health_readiness_and_metrics() {
     let metrics = app.get("/metrics", &[]).await.text();
     assert!(metrics.contains("crm_sql_statements_total"));
     assert!(metrics.contains("crm_db_connections{state=\"idle\"}"));
+}
+
+/// The shape of graphql-js' `getIntrospectionQuery()`, which GraphiQL and
+/// other tools send on start: deep, but it must never hit the depth limit.
+const INTROSPECTION: &str = r#"query IntrospectionQuery {
+  __schema {
+    queryType { name } mutationType { name } subscriptionType { name }
+    types { ...FullType }
+    directives { name description locations args(includeDeprecated: true) { ...InputValue } }
+  }
+}
+fragment FullType on __Type {
+  kind name description specifiedByURL
+  fields(includeDeprecated: true) { name description args(includeDeprecated: true) { ...InputValue } type { ...TypeRef } isDeprecated deprecationReason }
+  inputFields(includeDeprecated: true) { ...InputValue }
+  interfaces { ...TypeRef }
+  enumValues(includeDeprecated: true) { name description isDeprecated deprecationReason }
+  possibleTypes { ...TypeRef }
+}
+fragment InputValue on __InputValue { name description type { ...TypeRef } defaultValue isDeprecated deprecationReason }
+fragment TypeRef on __Type {
+  kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name ofType {
+    kind name ofType { kind name ofType { kind name ofType { kind name ofType { kind name } } } } } } } } }
+}"#;
+
+#[tokio::test]
+async fn introspection_works_for_playgrounds_and_tools() {
+    let app = TestApp::start().await;
+    let data = app.data(INTROSPECTION, json!({})).await;
+    let types = data["__schema"]["types"].as_array().unwrap();
+    assert!(types.iter().any(|t| t["name"] == "Account"));
+    assert!(types
+        .iter()
+        .any(|t| t["name"] == "AccountIndustry" && t["kind"] == "ENUM"));
+    // Introspection inside a deep record query is free; record depth still counts.
+    let shallow = app.data("{ accounts { nodes { __typename name } } }", json!({})).await;
+    assert_eq!(shallow["accounts"]["nodes"], json!([]));
 }

@@ -117,12 +117,13 @@ async fn create_update_delete_restore() {
 #[tokio::test]
 async fn relations_are_set_by_id_and_checked() {
     let app = TestApp::start().await;
-    let account = app.create_account(json!({ "name": "Initech" })).await;
+    let account = app.create("Account", json!({ "name": "Initech" })).await;
     let contact = app
-        .create_contact(json!({ "lastName": "Turing", "accountId": account }))
+        .create("Contact", json!({ "lastName": "Turing", "accountId": account }))
         .await;
     let opportunity = app
-        .create_opportunity(
+        .create(
+            "Opportunity",
             json!({ "name": "50 seats", "accountId": account, "primaryContactId": contact, "amount": 60000 }),
         )
         .await;

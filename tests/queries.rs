@@ -81,15 +81,23 @@ async fn unknown_and_malformed_ids() {
         )
         .await;
     assert_eq!(missing["account"], Value::Null);
-    let error = app.error("{ account(id: \"not-a-uuid\") { name } }", json!({})).await;
-    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT");
-    assert_eq!(error["extensions"]["field"], json!(["id"]));
+    for id in ["\"not-a-uuid\"", "5"] {
+        let error = app
+            .error(&format!("{{ account(id: {id}) {{ name }} }}"), json!({}))
+            .await;
+        assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT");
+        assert_eq!(error["extensions"]["field"], json!(["id"]));
+        assert!(error["message"].as_str().unwrap().contains("not a valid ID"), "{error}");
+    }
 }
 
 async fn accounts(app: &TestApp, names: &[(&str, Option<&str>, Option<i32>)]) {
     for (name, industry, employees) in names {
-        app.create_account(json!({ "name": name, "industry": industry, "employeeCount": employees }))
-            .await;
+        app.create(
+            "Account",
+            json!({ "name": name, "industry": industry, "employeeCount": employees }),
+        )
+        .await;
     }
 }
 
@@ -247,7 +255,7 @@ async fn keyset_pages_forwards_and_backwards() {
         .data(query, json!({ "first": 2, "order": [{ "field": "NAME" }] }))
         .await;
     let cursor = first["accounts"]["pageInfo"]["endCursor"].clone();
-    app.create_account(json!({ "name": "Aardvark" })).await;
+    app.create("Account", json!({ "name": "Aardvark" })).await;
     let next = app
         .data(
             query,
@@ -277,7 +285,8 @@ async fn keyset_pages_forwards_and_backwards() {
 async fn default_order_is_creation_order_and_default_page_is_fifty() {
     let app = TestApp::start().await;
     for i in 0..55 {
-        app.create_account(json!({ "name": format!("Account {i:02}") })).await;
+        app.create("Account", json!({ "name": format!("Account {i:02}") }))
+            .await;
     }
     let data = app
         .data("{ accounts { nodes { name } pageInfo { hasNextPage } } }", json!({}))

@@ -1,6 +1,7 @@
 //! The dynamic GraphQL schema of each workspace, built from its metadata
 //! and cached by metadata version.
 
+pub mod depth;
 pub mod input;
 pub mod loader;
 pub mod resolve;
@@ -11,7 +12,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use async_graphql::dynamic::Schema;
-use async_graphql::{ErrorExtensionValues, Request, Response, ServerError, Value};
+use async_graphql::{ErrorExtensionValues, ErrorExtensions, Request, Response, ServerError, Value};
 use diesel::sql_types::Integer;
 
 use crate::db::sql::Sql;
@@ -43,6 +44,7 @@ impl Workspace {
 /// A built schema and what it was built from.
 pub struct WorkspaceSchema {
     pub workspace: Workspace,
+    pub limits: Limits,
     pub metadata_version: i32,
     pub model: Arc<Model>,
     pub schema: Schema,
@@ -74,6 +76,7 @@ impl SchemaCache {
             .map_err(|err| CrmError::internal(format_args!("building the schema of {}: {err}", workspace.name)))?;
         let entry = Arc::new(WorkspaceSchema {
             workspace: workspace.clone(),
+            limits: self.limits,
             metadata_version,
             model,
             schema,
@@ -124,7 +127,18 @@ pub fn production_sdl() -> std::result::Result<String, async_graphql::dynamic::S
 }
 
 /// Runs a request and gives every error a stable `extensions.code`.
-pub async fn execute(entry: &WorkspaceSchema, db: &Database, request: Request) -> Response {
+pub async fn execute(entry: &WorkspaceSchema, db: &Database, mut request: Request) -> Response {
+    // A query that does not parse falls through: execution reports it.
+    if let Ok(document) = request.parsed_query() {
+        let depth = depth::query_depth(document);
+        if depth > entry.limits.max_depth {
+            let error = CrmError::QueryTooComplex(format!(
+                "the query nests fields {depth} levels deep; at most {} are allowed",
+                entry.limits.max_depth
+            ));
+            return Response::from_errors(vec![error.extend().into_server_error(Default::default())]);
+        }
+    }
     let context = RequestContext::new(
         db.clone(),
         entry.workspace.pg_schema.as_str().into(),

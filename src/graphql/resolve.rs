@@ -101,9 +101,12 @@ fn arg<'a>(ctx: &'a ResolverContext<'_>, name: &str) -> Option<&'a Value> {
 }
 
 fn id_arg(ctx: &ResolverContext<'_>) -> Result<Uuid> {
+    let path = Path::root("id");
     match arg(ctx, "id") {
-        Some(Value::String(text)) => input::parse_id(text, &Path::root("id")),
-        _ => Err(CrmError::bad_input(&["id"], "id is required")),
+        Some(Value::String(text)) => input::parse_id(text, &path),
+        // The ID type lets numbers through; ids are UUID strings.
+        Some(other) => Err(path.error(format!("{other} is not a valid ID (a UUID)"))),
+        None => Err(path.error("id is required")),
     }
 }
 

@@ -92,7 +92,7 @@ pub fn build(model: &Model, limits: Limits) -> Result<Schema, SchemaError> {
     builder
         .register(query)
         .register(mutation)
-        .limit_depth(limits.max_depth)
+        // Depth is checked before execution (see `depth`), sparing introspection.
         .limit_complexity(limits.max_complexity)
         .finish()
 }

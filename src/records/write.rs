@@ -40,14 +40,7 @@ pub async fn insert(
             .join(&binds, ", ")
             .push(")");
     }
-    query
-        .push(" RETURNING ")
-        .append(&projection(table.object, T))
-        .push(" AS row");
-    let rows: Vec<JsonRow> = query
-        .load(conn)
-        .await
-        .map_err(|e| constraint_error(e, table.object, path))?;
+    let rows = returning(conn, query, table.object, path).await?;
     one(rows, table.object, "new")
 }
 
@@ -83,14 +76,7 @@ pub async fn update(
     if let Some(version) = expected_version {
         query.push(" AND t.version = ").bind(Bind::Int(Some(version)));
     }
-    query
-        .push(" RETURNING ")
-        .append(&projection(table.object, T))
-        .push(" AS row");
-    let rows: Vec<JsonRow> = query
-        .load(conn)
-        .await
-        .map_err(|e| constraint_error(e, table.object, path))?;
+    let rows = returning(conn, query, table.object, path).await?;
     if rows.is_empty() {
         return Err(explain_missed_update(conn, table, id, expected_version).await);
     }
@@ -123,12 +109,15 @@ async fn set_deleted(conn: &mut Conn, table: Table<'_>, id: Uuid, delete: bool) 
     } else {
         " AND t.deleted_at IS NOT NULL"
     });
-    query
-        .push(" RETURNING ")
-        .append(&projection(table.object, T))
-        .push(" AS row");
-    let rows: Vec<JsonRow> = query.load(conn).await?;
+    let rows = returning(conn, query, table.object, &[]).await?;
     one(rows, table.object, &id.to_string())
+}
+
+/// Runs a write with `RETURNING` the row documents it touched; constraint
+/// failures become input errors under `path`.
+async fn returning(conn: &mut Conn, mut query: Sql, object: &ObjectDef, path: &[&str]) -> Result<Vec<JsonRow>> {
+    query.push(" RETURNING ").append(&projection(object, T)).push(" AS row");
+    query.load(conn).await.map_err(|e| constraint_error(e, object, path))
 }
 
 fn one(rows: Vec<JsonRow>, object: &ObjectDef, id: &str) -> Result<Record> {

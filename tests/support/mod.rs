@@ -243,34 +243,10 @@ impl TestApp {
             .expect("crm_sql_statements_total in /metrics")
     }
 
-    /// Creates an account and returns its id.
-    pub async fn create_account(&self, input: Value) -> String {
-        let data = self
-            .data(
-                "mutation($input: CreateAccountInput!) { createAccount(input: $input) { id } }",
-                json!({ "input": input }),
-            )
-            .await;
-        data["createAccount"]["id"].as_str().unwrap().to_owned()
-    }
-
-    pub async fn create_contact(&self, input: Value) -> String {
-        let data = self
-            .data(
-                "mutation($input: CreateContactInput!) { createContact(input: $input) { id } }",
-                json!({ "input": input }),
-            )
-            .await;
-        data["createContact"]["id"].as_str().unwrap().to_owned()
-    }
-
-    pub async fn create_opportunity(&self, input: Value) -> String {
-        let data = self
-            .data(
-                "mutation($input: CreateOpportunityInput!) { createOpportunity(input: $input) { id } }",
-                json!({ "input": input }),
-            )
-            .await;
-        data["createOpportunity"]["id"].as_str().unwrap().to_owned()
+    /// Creates a record of `object` (`Account`, `Contact` …) and returns its id.
+    pub async fn create(&self, object: &str, input: Value) -> String {
+        let mutation = format!("mutation($input: Create{object}Input!) {{ create{object}(input: $input) {{ id }} }}");
+        let data = self.data(&mutation, json!({ "input": input })).await;
+        data[format!("create{object}")]["id"].as_str().unwrap().to_owned()
     }
 }
