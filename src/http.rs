@@ -20,7 +20,10 @@ use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use async_graphql::ErrorExtensions;
+
 use crate::app::App;
+use crate::error::CrmError;
 use crate::graphql::{self, Workspace};
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
@@ -133,10 +136,7 @@ async fn run(app: Arc<App>, headers: &HeaderMap, request: async_graphql::Request
     let workspace = Workspace::production();
     let entry = match app.schemas.get(&app.db, &workspace).await {
         Ok(entry) => entry,
-        Err(err) => {
-            let body = json!({ "errors": [async_graphql::Error::from(err).into_server_error(Default::default())] });
-            return json_response(StatusCode::SERVICE_UNAVAILABLE, headers, body.to_string());
-        }
+        Err(err) => return json_response(StatusCode::SERVICE_UNAVAILABLE, headers, errors_body(err)),
     };
     let response = graphql::execute(&entry, &app.db, request).await;
     tracing::info!(
@@ -153,22 +153,23 @@ async fn run(app: Arc<App>, headers: &HeaderMap, request: async_graphql::Request
     } else {
         StatusCode::OK
     };
-    let body = match serde_json::to_value(&response) {
-        Ok(mut body) => {
-            // A request that fails before execution has no `data` entry at all.
-            if failed_before_execution {
-                if let Some(document) = body.as_object_mut() {
-                    document.remove("data");
-                }
-            }
-            body.to_string()
-        }
-        Err(err) => {
-            let err = crate::error::CrmError::internal(format_args!("serializing a response: {err}"));
-            json!({ "errors": [async_graphql::Error::from(err).into_server_error(Default::default())] }).to_string()
-        }
+    // Serialized as is, so fields keep the order the query asked for. A
+    // request that fails before execution has no `data` entry at all.
+    let body = if failed_before_execution {
+        serde_json::to_string(&json!({ "errors": response.errors }))
+    } else {
+        serde_json::to_string(&response)
     };
+    let body = body.unwrap_or_else(|err| {
+        let err = CrmError::internal(format_args!("serializing a response: {err}"));
+        errors_body(err)
+    });
     json_response(status, headers, body)
+}
+
+/// A response body holding one error, with its code.
+fn errors_body(err: CrmError) -> String {
+    json!({ "errors": [err.extend().into_server_error(Default::default())] }).to_string()
 }
 
 fn accepts(headers: &HeaderMap, media_type: &str) -> bool {

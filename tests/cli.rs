@@ -49,6 +49,55 @@ fn missing_postgres_binaries_name_the_package_to_install() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+#[tokio::test]
+async fn migrate_uses_database_url_without_a_launcher() {
+    let url = crate::support::fresh_database().await;
+    let dir = scratch_dir("external");
+    let output = crm()
+        .args(["migrate", "--data-dir"])
+        .arg(&dir)
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("crm_system: up to date") && stdout.contains("crm: up to date"),
+        "{stdout}"
+    );
+    assert!(
+        !dir.join("pgdata").exists(),
+        "no embedded cluster when DATABASE_URL is set"
+    );
+}
+
+#[test]
+fn as_root_a_data_dir_postgres_cannot_enter_gets_a_linked_cluster() {
+    if unsafe_is_root() {
+        let locked = scratch_dir("locked");
+        std::fs::create_dir_all(&locked).unwrap();
+        std::fs::set_permissions(&locked, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+        let data_dir = locked.join("data");
+        let output = crm().args(["migrate", "--data-dir"]).arg(&data_dir).output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(String::from_utf8_lossy(&output.stdout).contains("crm: applied"));
+        let target = std::fs::read_link(data_dir.join("pgdata")).expect("pgdata is a link");
+        assert!(target.starts_with("/var/lib/crm/clusters"), "{}", target.display());
+        assert!(target.join("PG_VERSION").is_file());
+        // The next command finds the same cluster through the link.
+        let again = crm().args(["migrate", "--data-dir"]).arg(&data_dir).output().unwrap();
+        assert!(String::from_utf8_lossy(&again.stdout).contains("crm: up to date"));
+        let _ = std::fs::remove_dir_all(target.parent().unwrap());
+        let _ = std::fs::remove_dir_all(&locked);
+    }
+}
+
+#[allow(unsafe_code)]
+fn unsafe_is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Starts `crm serve` on a free port and returns it with its address.
 fn serve(data_dir: &Path) -> (Child, std::net::SocketAddr) {
     let mut child = crm()

@@ -34,6 +34,26 @@ async fn demo_data_reads_with_relations_both_ways() {
         .await;
     let account = &data["accounts"]["nodes"][0];
     assert_eq!(data["accounts"]["totalCount"], 1);
+    // Fields come back in the order the query asked for them.
+    let raw = app
+        .request(
+            hyper::Method::POST,
+            "/graphql",
+            &[("content-type", "application/json")],
+            json!({ "query": "{ accounts(first: 1) { totalCount nodes { name id industry } } }" })
+                .to_string()
+                .into_bytes(),
+        )
+        .await
+        .text();
+    let at = |key: &str| {
+        raw.find(&format!("\"{key}\""))
+            .unwrap_or_else(|| panic!("{key} in {raw}"))
+    };
+    assert!(
+        at("totalCount") < at("nodes") && at("name") < at("id") && at("id") < at("industry"),
+        "{raw}"
+    );
     assert_eq!(account["industry"], "HEALTHCARE");
     assert_eq!(account["annualRevenue"], "210000000.00");
     assert_eq!(account["employeeCount"], 1800);

@@ -155,7 +155,8 @@ impl EmbeddedPostgres {
         let data_dir = data_dir
             .canonicalize()
             .with_context(|| format!("resolving {}", data_dir.display()))?;
-        let pgdata = data_dir.join("pgdata");
+        let run_as = RunAs::for_this_process()?;
+        let pgdata = locate_pgdata(&data_dir, run_as)?;
 
         if let Some((pid, port)) = running_cluster(&pgdata) {
             tracing::info!(
@@ -174,9 +175,19 @@ impl EmbeddedPostgres {
         }
 
         let binaries = PgBinaries::find()?;
-        let run_as = RunAs::for_this_process()?;
-        if let Some(run_as) = run_as {
-            check_reachable(&data_dir, run_as)?;
+        let home = pgdata.parent().unwrap_or(&data_dir).to_path_buf();
+        if run_as.is_some() {
+            if let Some(blocked) = unreachable_ancestor(&pgdata) {
+                bail!(
+                    "PostgreSQL runs as an unprivileged user when the server runs as root, and that user \
+                     cannot enter {} (mode {:o}), which holds the cluster {}. Choose another --data-dir \
+                     (e.g. /var/lib/crm) or `chmod o+x {}`",
+                    blocked.display(),
+                    mode_of(&blocked),
+                    pgdata.display(),
+                    blocked.display()
+                );
+            }
         }
         if !pgdata.join("PG_VERSION").is_file() {
             initdb(&binaries, &pgdata, run_as)?;
@@ -189,7 +200,7 @@ impl EmbeddedPostgres {
             fs::remove_file(&pid_file).context("removing stale postmaster.pid")?;
         }
 
-        let socket_dir = data_dir.join("run");
+        let socket_dir = home.join("run");
         fs::create_dir_all(&socket_dir)?;
         fs::set_permissions(&socket_dir, fs::Permissions::from_mode(0o700))?;
         chown(&socket_dir, run_as)?;
@@ -360,24 +371,52 @@ fn chown(path: &Path, run_as: Option<RunAs>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The unprivileged user must be able to walk down to the data folder; a
-/// folder under a 0700 home (like /root) is not reachable.
-fn check_reachable(data_dir: &Path, _run_as: RunAs) -> anyhow::Result<()> {
-    for dir in data_dir.ancestors().skip(1) {
-        let mode = fs::metadata(dir)?.permissions().mode();
-        if mode & 0o001 == 0 {
-            bail!(
-                "the data folder {} is inside {}, which other users cannot enter (mode {:o}); \
-                 PostgreSQL must run as an unprivileged user when the server runs as root. \
-                 Choose another --data-dir (e.g. /var/lib/crm) or `chmod o+x {}`",
-                data_dir.display(),
-                dir.display(),
-                mode & 0o777,
-                dir.display()
-            );
-        }
+/// Where relocated clusters live (see [`locate_pgdata`]).
+const RELOCATED_CLUSTERS: &str = "/var/lib/crm/clusters";
+
+/// The cluster folder: `<data-dir>/pgdata`. As root, PostgreSQL runs as an
+/// unprivileged user that must be able to walk down to it; when the data
+/// folder sits under a folder others cannot enter (like /root), the cluster
+/// is made under /var/lib/crm/clusters instead and `<data-dir>/pgdata` links
+/// to it, so the data folder still leads to everything.
+fn locate_pgdata(data_dir: &Path, run_as: Option<RunAs>) -> anyhow::Result<PathBuf> {
+    let link = data_dir.join("pgdata");
+    if fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()) {
+        return fs::read_link(&link).with_context(|| format!("reading the link {}", link.display()));
     }
-    Ok(())
+    let blocked = match unreachable_ancestor(&link) {
+        Some(blocked) if run_as.is_some() && !link.exists() => blocked,
+        _ => return Ok(link),
+    };
+    let name: String = data_dir
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let home = Path::new(RELOCATED_CLUSTERS).join(name.trim_matches('_'));
+    fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
+    fs::set_permissions(&home, fs::Permissions::from_mode(0o755))?;
+    let pgdata = home.join("pgdata");
+    std::os::unix::fs::symlink(&pgdata, &link).with_context(|| format!("linking {}", link.display()))?;
+    tracing::warn!(
+        "the PostgreSQL user cannot enter {}; keeping the cluster in {} (linked from {})",
+        blocked.display(),
+        pgdata.display(),
+        link.display()
+    );
+    Ok(pgdata)
+}
+
+/// The first folder above `path` that other users cannot enter, if any.
+fn unreachable_ancestor(path: &Path) -> Option<PathBuf> {
+    path.ancestors()
+        .skip(1)
+        .find(|ancestor| mode_of(ancestor) & 0o001 == 0)
+        .map(Path::to_path_buf)
+}
+
+fn mode_of(path: &Path) -> u32 {
+    fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0)
 }
 
 #[allow(unsafe_code)]
