@@ -188,7 +188,32 @@ async fn serve_survives_kill_9_and_stops_cleanly_on_sigterm() {
     assert!(String::from_utf8_lossy(&seeded.stdout).contains("already has accounts"));
     assert!(pid_file.exists(), "seed must not stop the server's cluster");
 
+    // SIGTERM while a request is half sent: the server finishes it, then stops.
+    let in_flight = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let body = json!({ "query": "{ accounts { totalCount } }" }).to_string();
+        let head = format!(
+            "POST /graphql HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&body.as_bytes()[..10]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        stream.write_all(&body.as_bytes()[10..]).await.unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await.unwrap();
+        response
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
     signal(&second, libc::SIGTERM);
+    let response = in_flight.await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(
+        response.contains(r#"{"data":{"accounts":{"totalCount":1}}}"#),
+        "{response}"
+    );
     assert!(wait_for_exit(&mut second).success());
     assert!(!pid_file.exists(), "SIGTERM stops the cluster too");
     let _ = std::fs::remove_dir_all(&dir);
