@@ -24,6 +24,10 @@ pub enum CrmError {
     /// The query asks for more work than the server allows.
     #[error("{0}")]
     QueryTooComplex(String),
+    /// The database gave up on a statement after the configured
+    /// `statement_timeout`; a narrower filter or smaller page may succeed.
+    #[error("{0}")]
+    Timeout(String),
     /// A failure that is the server's, not the client's. The detail is in
     /// the server log under `reference`.
     #[error("internal error (reference {reference})")]
@@ -72,6 +76,7 @@ impl CrmError {
             CrmError::NotFound { .. } => "NOT_FOUND",
             CrmError::Conflict(_) => "CONFLICT",
             CrmError::QueryTooComplex(_) => "QUERY_TOO_COMPLEX",
+            CrmError::Timeout(_) => "TIMEOUT",
             CrmError::Internal { .. } => "INTERNAL",
         }
     }
@@ -119,7 +124,10 @@ impl From<DieselError> for CrmError {
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
                 if info.message().contains("statement timeout") =>
             {
-                CrmError::QueryTooComplex("the query ran longer than the server's statement timeout".into())
+                CrmError::Timeout(
+                    "the query ran longer than the server's statement timeout; narrow the filter or ask for less"
+                        .into(),
+                )
             }
             _ => CrmError::internal(err),
         }

@@ -317,3 +317,157 @@ async fn default_order_is_creation_order_and_default_page_is_fifty() {
     assert_eq!(got[49], "Account 49");
     assert_eq!(data["accounts"]["pageInfo"]["hasNextPage"], true);
 }
+
+#[tokio::test]
+async fn relation_filters_both_ways() {
+    let app = TestApp::start().await;
+    let acme = app
+        .create("Account", json!({ "name": "Acme", "industry": "SOFTWARE" }))
+        .await;
+    let globex = app
+        .create("Account", json!({ "name": "Globex", "industry": "RETAIL" }))
+        .await;
+    app.create("Account", json!({ "name": "Empty Inc" })).await;
+    let ada = app
+        .create(
+            "Contact",
+            json!({ "lastName": "Lovelace", "title": "CTO", "accountId": acme }),
+        )
+        .await;
+    app.create(
+        "Contact",
+        json!({ "lastName": "Hopper", "title": "CEO", "accountId": acme }),
+    )
+    .await;
+    let gone = app
+        .create(
+            "Contact",
+            json!({ "lastName": "Turing", "title": "CTO", "accountId": globex }),
+        )
+        .await;
+    app.create(
+        "Contact",
+        json!({ "lastName": "Noether", "title": "CFO", "accountId": globex }),
+    )
+    .await;
+    app.create(
+        "Opportunity",
+        json!({ "name": "Big deal", "accountId": acme, "primaryContactId": ada }),
+    )
+    .await;
+    // A deleted related record counts for nothing.
+    app.data(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": gone }),
+    )
+    .await;
+
+    let cases: &[(&str, &str, &[&str])] = &[
+        (
+            "contacts",
+            r#"{ account: { industry: { eq: SOFTWARE } } }"#,
+            &["Hopper", "Lovelace"],
+        ),
+        (
+            "contacts",
+            r#"{ not: { account: { name: { eq: "Acme" } } } }"#,
+            &["Noether"],
+        ),
+        (
+            "accounts",
+            r#"{ contacts: { some: { title: { eq: "CTO" } } } }"#,
+            &["Acme"],
+        ),
+        (
+            "accounts",
+            r#"{ contacts: { none: { title: { eq: "CTO" } } } }"#,
+            &["Empty Inc", "Globex"],
+        ),
+        (
+            "accounts",
+            r#"{ contacts: { every: { title: { eq: "CFO" } } } }"#,
+            &["Empty Inc", "Globex"],
+        ),
+        ("accounts", r#"{ contacts: { some: {} } }"#, &["Acme", "Globex"]),
+        (
+            "accounts",
+            r#"{ contacts: { some: { title: { startsWith: "C" } }, none: { title: { eq: "CFO" } } } }"#,
+            &["Acme"],
+        ),
+        (
+            "accounts",
+            r#"{ opportunities: { some: { primaryContact: { lastName: { eq: "Lovelace" } } } } }"#,
+            &["Acme"],
+        ),
+        (
+            "opportunities",
+            r#"{ primaryContact: { account: { contacts: { some: { title: { eq: "CEO" } } } } } }"#,
+            &["Big deal"],
+        ),
+    ];
+    for (list, filter, expected) in cases {
+        let field = if *list == "contacts" { "lastName" } else { "name" };
+        let query = format!("{{ {list}(filter: {filter}) {{ totalCount nodes {{ {field} }} }} }}");
+        let data = app.data(&query, json!({})).await;
+        let mut got: Vec<&str> = data[list]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n[field].as_str().unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, *expected, "{list} {filter}");
+        assert_eq!(data[list]["totalCount"], expected.len(), "{list} {filter}");
+    }
+
+    // Nested lists filter with the same language.
+    let nested = app
+        .data(r#"{ accounts(filter: { name: { eq: "Acme" } }) { nodes { contacts(filter: { title: { eq: "CEO" } }) { totalCount nodes { lastName } } } } }"#, json!({}))
+        .await;
+    assert_eq!(
+        nested["accounts"]["nodes"][0]["contacts"],
+        json!({ "totalCount": 1, "nodes": [{ "lastName": "Hopper" }] })
+    );
+
+    let error = app
+        .error(
+            r#"{ accounts(filter: { contacts: { any: {} } }) { totalCount } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT");
+    let deep = format!(
+        "{{ contacts(filter: {}{{ lastName: {{ eq: \"x\" }} }}{}) {{ totalCount }} }}",
+        "{ account: { contacts: { some: ".repeat(4),
+        " } } }".repeat(4)
+    );
+    let error = app.error(&deep, json!({})).await;
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("nest at most"), "{error}");
+    let shallow = deep
+        .replacen("{ account: { contacts: { some: ", "", 2)
+        .replacen(" } } }", "", 2);
+    app.data(&shallow, json!({})).await;
+}
+
+#[tokio::test]
+async fn a_statement_over_the_timeout_gets_timeout_not_a_500() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let app = TestApp::start_with(crm::Config {
+        statement_timeout: std::time::Duration::from_millis(10),
+        ..crm::Config::default()
+    })
+    .await;
+    let mut conn = AsyncPgConnection::establish(&app.database_url).await.unwrap();
+    conn.batch_execute("INSERT INTO crm.account (name) SELECT 'Account ' || n FROM generate_series(1, 300000) n")
+        .await
+        .unwrap();
+    let error = app
+        .error(
+            r#"{ accounts(filter: { name: { ilike: "%zz%q%" } }) { totalCount } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(error["extensions"]["code"], "TIMEOUT", "{error}");
+    assert!(!error["message"].as_str().unwrap().contains("canceling"), "{error}");
+}

@@ -7,11 +7,11 @@ use async_graphql::{Name, Value};
 
 use crate::db::sql::Bind;
 use crate::error::{CrmError, Result};
-use crate::metadata::{screaming_snake, FieldDef, FieldKind, ObjectDef};
+use crate::metadata::{screaming_snake, FieldDef, FieldKind, Model, ObjectDef};
 use crate::records::filter::{Comparison, TextMatch};
 use crate::records::page::{Cursor, CursorError, OrderKey, PageRequest, MAX_PAGE_SIZE};
 use crate::records::write::Assignment;
-use crate::records::Filter;
+use crate::records::{Filter, Quantifier};
 
 /// Largest decimal digits before the point (columns are numeric(18, 2)).
 const DECIMAL_INTEGER_DIGITS: usize = 16;
@@ -204,14 +204,26 @@ pub fn parse_datetime(text: &str) -> std::result::Result<chrono::DateTime<chrono
         .map_err(|_| format!("{text:?} is not an RFC 3339 date-time such as 2026-11-23T09:30:00Z"))
 }
 
+/// How deep relation filters may nest (`account: { parentAccount: { … } }`).
+const MAX_FILTER_NESTING: usize = 6;
+
 /// A filter input (`AccountFilter`) as a [`Filter`]; `None` when empty.
-pub fn filter(object: &ObjectDef, value: &Value, path: &Path) -> Result<Option<Filter>> {
+pub fn filter(model: &Model, object: &ObjectDef, value: &Value, path: &Path) -> Result<Option<Filter>> {
+    filter_at(model, object, value, path, 0)
+}
+
+fn filter_at(model: &Model, object: &ObjectDef, value: &Value, path: &Path, nesting: usize) -> Result<Option<Filter>> {
     let Value::Object(map) = value else {
         return match value {
             Value::Null => Ok(None),
             _ => Err(path.error("a filter must be an object")),
         };
     };
+    if nesting > MAX_FILTER_NESTING {
+        return Err(path.error(format!(
+            "relation filters nest at most {MAX_FILTER_NESTING} levels deep"
+        )));
+    }
     let mut all = Vec::new();
     for (key, value) in map {
         let at = path.at(key);
@@ -225,7 +237,7 @@ pub fn filter(object: &ObjectDef, value: &Value, path: &Path) -> Result<Option<F
                 };
                 let mut parts = Vec::new();
                 for (i, item) in items.iter().enumerate() {
-                    parts.push(filter(object, item, &at.index(i))?.unwrap_or(Filter::All(vec![])));
+                    parts.push(filter_at(model, object, item, &at.index(i), nesting)?.unwrap_or(Filter::All(vec![])));
                 }
                 all.push(if key == "and" {
                     Filter::All(parts)
@@ -234,16 +246,11 @@ pub fn filter(object: &ObjectDef, value: &Value, path: &Path) -> Result<Option<F
                 });
             }
             "not" => {
-                if let Some(inner) = filter(object, value, &at)? {
+                if let Some(inner) = filter_at(model, object, value, &at, nesting)? {
                     all.push(Filter::Not(Box::new(inner)));
                 }
             }
-            _ => {
-                let field = object
-                    .field_by_value_key(key)
-                    .ok_or_else(|| at.error(format!("{} has no field {key}", object.name)))?;
-                all.extend(field_conditions(field, value, &at)?);
-            }
+            _ => all.extend(key_conditions(model, object, key, value, &at, nesting)?),
         }
     }
     Ok(match all.len() {
@@ -251,6 +258,64 @@ pub fn filter(object: &ObjectDef, value: &Value, path: &Path) -> Result<Option<F
         1 => all.pop(),
         _ => Some(Filter::All(all)),
     })
+}
+
+/// The conditions one filter key stands for: a field's operators, a lookup's
+/// target filter (`account: {…}`) or a related list's quantifiers
+/// (`contacts: { some: {…} }`).
+fn key_conditions(
+    model: &Model,
+    object: &ObjectDef,
+    key: &str,
+    value: &Value,
+    at: &Path,
+    nesting: usize,
+) -> Result<Vec<Filter>> {
+    if let Some(field) = object.field_by_value_key(key) {
+        return field_conditions(field, value, at);
+    }
+    let unknown = || at.error(format!("{} has no field {key}", object.name));
+    if let Some(lookup_field) = object.field(key).filter(|f| f.lookup().is_some()) {
+        let lookup = lookup_field.lookup().ok_or_else(unknown)?;
+        let target = model.object(&lookup.target).ok_or_else(unknown)?;
+        return Ok(filter_at(model, target, value, at, nesting + 1)?
+            .map(|inner| Filter::Related {
+                table: target.table.clone(),
+                related_column: "id".into(),
+                outer_column: lookup_field.column.clone(),
+                quantifier: Quantifier::Some,
+                inner: Box::new(inner),
+            })
+            .into_iter()
+            .collect());
+    }
+    let relation = model
+        .inverse_relations(&object.name)
+        .into_iter()
+        .find(|r| r.name == key)
+        .ok_or_else(unknown)?;
+    let Value::Object(quantifiers) = value else {
+        return Err(at.error(format!("{key} takes {{ some, none, every }}")));
+    };
+    let mut out = Vec::new();
+    for (name, inner) in quantifiers {
+        let quantifier = match name.as_str() {
+            "some" => Quantifier::Some,
+            "none" => Quantifier::None,
+            "every" => Quantifier::Every,
+            other => return Err(at.at(other).error(format!("{other} is not one of some, none, every"))),
+        };
+        // An empty condition matches every related record.
+        let inner = filter_at(model, &relation.child, inner, &at.at(name), nesting + 1)?.unwrap_or(Filter::All(vec![]));
+        out.push(Filter::Related {
+            table: relation.child.table.clone(),
+            related_column: relation.lookup.column.clone(),
+            outer_column: "id".into(),
+            quantifier,
+            inner: Box::new(inner),
+        });
+    }
+    Ok(out)
 }
 
 fn field_conditions(field: &FieldDef, ops: &Value, path: &Path) -> Result<Vec<Filter>> {
@@ -375,9 +440,9 @@ pub struct ListArgs<'a> {
 }
 
 /// Checks and converts list arguments into a page request.
-pub fn page_request(object: &ObjectDef, args: &ListArgs<'_>) -> Result<PageRequest> {
+pub fn page_request(model: &Model, object: &ObjectDef, args: &ListArgs<'_>) -> Result<PageRequest> {
     let filter = match args.filter {
-        Some(value) => filter(object, value, &Path::root("filter"))?,
+        Some(value) => filter(model, object, value, &Path::root("filter"))?,
         None => None,
     };
     let mut user_order = order(object, args.order_by, &Path::root("orderBy"))?;

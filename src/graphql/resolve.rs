@@ -173,7 +173,7 @@ pub fn to_many_field(relation: InverseRelation) -> Field {
                     first: arg(&ctx, "first"),
                     ..ListArgs::default()
                 };
-                let request = input::page_request(&child, &args)?;
+                let request = input::page_request(&context(&ctx)?.model, &child, &args)?;
                 let canonical = format!(
                     "{}.{}|{}|{}|{}",
                     child.name,
@@ -242,8 +242,8 @@ pub fn query_fields(object: &Arc<ObjectDef>) -> Vec<Field> {
                         before: arg(&ctx, "before"),
                         include_deleted: arg(&ctx, "includeDeleted"),
                     };
-                    let request = input::page_request(&object, &args)?;
                     let context = context(&ctx)?;
+                    let request = input::page_request(&context.model, &object, &args)?;
                     let mut conn = context.db.conn().await?;
                     let Page {
                         records,

@@ -77,7 +77,8 @@ pub fn build(model: &Model, limits: Limits) -> Result<Schema, SchemaError> {
             .register(object_type(model, object))
             .register(resolve::edge_type(object))
             .register(resolve::connection_type(object))
-            .register(filter_input(object))
+            .register(filter_input(model, object))
+            .register(list_filter_input(object))
             .register(order_inputs(object).0)
             .register(order_inputs(object).1)
             .register(write_input(object, true))
@@ -219,7 +220,7 @@ fn lower_sentence(text: &str) -> String {
     crate::metadata::lower_first(text)
 }
 
-fn filter_input(object: &ObjectDef) -> InputObject {
+fn filter_input(model: &Model, object: &ObjectDef) -> InputObject {
     let name = format!("{}Filter", object.name);
     let mut input = InputObject::new(&name)
         .description(format!(
@@ -230,12 +231,41 @@ fn filter_input(object: &ObjectDef) -> InputObject {
         .field(InputValue::new("or", TypeRef::named_nn_list(&name)).description("At least one of these matches."))
         .field(InputValue::new("not", TypeRef::named(&name)).description("This does not match."));
     for field in &object.fields {
-        input = input.field(InputValue::new(
-            field.value_key(),
-            TypeRef::named(filter_type(object, field)),
-        ));
+        input = input.field(
+            InputValue::new(field.value_key(), TypeRef::named(filter_type(object, field))).description(&field.label),
+        );
+        if let Some(lookup) = field.lookup() {
+            input = input.field(
+                InputValue::new(&field.name, TypeRef::named(format!("{}Filter", lookup.target))).description(format!(
+                    "Conditions on the {} this refers to.",
+                    lower_sentence(&field.label)
+                )),
+            );
+        }
+    }
+    for relation in model.inverse_relations(&object.name) {
+        input = input.field(
+            InputValue::new(
+                &relation.name,
+                TypeRef::named(format!("{}ListFilter", relation.child.name)),
+            )
+            .description(relation.description.clone()),
+        );
     }
     input
+}
+
+/// `ContactListFilter { some none every }`: conditions on a related list.
+fn list_filter_input(object: &ObjectDef) -> InputObject {
+    let filter = format!("{}Filter", object.name);
+    InputObject::new(format!("{}ListFilter", object.name))
+        .description(format!(
+            "Conditions on a list of related {}; all given must hold.",
+            object.plural
+        ))
+        .field(InputValue::new("some", TypeRef::named(&filter)).description("At least one matches."))
+        .field(InputValue::new("none", TypeRef::named(&filter)).description("None matches."))
+        .field(InputValue::new("every", TypeRef::named(&filter)).description("All match (true for an empty list)."))
 }
 
 fn order_inputs(object: &ObjectDef) -> (Enum, InputObject) {

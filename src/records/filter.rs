@@ -26,6 +26,17 @@ pub enum TextMatch {
     Contains,
 }
 
+/// How the records of a related list must match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quantifier {
+    /// At least one related record matches.
+    Some,
+    /// No related record matches.
+    None,
+    /// Every related record matches (true when there are none).
+    Every,
+}
+
 /// A condition on records.
 #[derive(Debug, Clone)]
 pub enum Filter {
@@ -51,11 +62,22 @@ pub enum Filter {
         op: TextMatch,
         pattern: String,
     },
+    /// A condition on live related records: rows of `table` whose
+    /// `related_column` equals this record's `outer_column` (a lookup read
+    /// either way), quantified over the matches.
+    Related {
+        table: String,
+        related_column: String,
+        outer_column: String,
+        quantifier: Quantifier,
+        inner: Box<Filter>,
+    },
 }
 
 impl Filter {
-    /// The condition as SQL on table alias `alias`.
-    pub fn compile(&self, alias: &str) -> Sql {
+    /// The condition as SQL on table alias `alias`; related tables are read
+    /// from the workspace schema `schema`.
+    pub fn compile(&self, schema: &str, alias: &str) -> Sql {
         let mut sql = Sql::new();
         match self {
             Filter::All(items) | Filter::Any(items) if items.is_empty() => {
@@ -75,7 +97,7 @@ impl Filter {
                     .iter()
                     .map(|f| {
                         let mut part = Sql::raw("(");
-                        part.append(&f.compile(alias)).push(")");
+                        part.append(&f.compile(schema, alias)).push(")");
                         part
                     })
                     .collect();
@@ -83,7 +105,7 @@ impl Filter {
             }
             Filter::Not(inner) => {
                 sql.push("NOT coalesce((")
-                    .append(&inner.compile(alias))
+                    .append(&inner.compile(schema, alias))
                     .push("), false)");
             }
             Filter::Compare { column, op, value } => {
@@ -138,6 +160,35 @@ impl Filter {
                     TextMatch::Contains => (" LIKE ", format!("%{}%", escape_like(pattern))),
                 };
                 sql.column(alias, column).push(keyword).bind(Bind::Text(Some(pattern)));
+            }
+            Filter::Related {
+                table,
+                related_column,
+                outer_column,
+                quantifier,
+                inner,
+            } => {
+                // Each nesting level gets its own alias: `t`, `tr`, `trr` …
+                let related = format!("{alias}r");
+                let condition = inner.compile(schema, &related);
+                sql.push(if *quantifier == Quantifier::Some {
+                    "EXISTS ("
+                } else {
+                    "NOT EXISTS ("
+                });
+                sql.push("SELECT 1 FROM ")
+                    .table(schema, table)
+                    .push(" ")
+                    .ident(&related);
+                sql.push(" WHERE ")
+                    .column(&related, related_column)
+                    .push(" = ")
+                    .column(alias, outer_column);
+                sql.push(" AND ").column(&related, "deleted_at").push(" IS NULL AND ");
+                match quantifier {
+                    Quantifier::Some | Quantifier::None => sql.push("(").append(&condition).push("))"),
+                    Quantifier::Every => sql.push("NOT coalesce((").append(&condition).push("), false))"),
+                };
             }
         }
         sql

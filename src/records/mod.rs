@@ -19,7 +19,7 @@ use crate::db::Conn;
 use crate::error::Result;
 use crate::metadata::{FieldDef, FieldKind, ObjectDef};
 
-pub use filter::Filter;
+pub use filter::{Filter, Quantifier};
 pub use page::{Cursor, OrderKey, Page, PageRequest};
 
 /// The alias of the main table in every query.
@@ -144,7 +144,7 @@ pub async fn list(conn: &mut Conn, table: Table<'_>, request: &PageRequest) -> R
     query.append(&table.sql_from()).push(" WHERE ");
     query.append(&live_rows(request.include_deleted));
     if let Some(filter) = &request.filter {
-        query.push(" AND (").append(&filter.compile(T)).push(")");
+        query.push(" AND (").append(&filter.compile(table.schema, T)).push(")");
     }
     if let Some(cursor) = request.cursor() {
         query.push(" AND ").append(&page::after_cursor(&order, cursor, T));
@@ -168,7 +168,7 @@ pub async fn count(conn: &mut Conn, table: Table<'_>, filter: Option<&Filter>, i
         .push(" WHERE ")
         .append(&live_rows(include_deleted));
     if let Some(filter) = filter {
-        query.push(" AND (").append(&filter.compile(T)).push(")");
+        query.push(" AND (").append(&filter.compile(table.schema, T)).push(")");
     }
     let rows: Vec<Count> = query.load(conn).await?;
     Ok(rows.first().map(|c| c.count).unwrap_or(0))
@@ -223,7 +223,7 @@ pub async fn children(
         .push(")");
     inner.push(" AND ").append(&live_rows(request.include_deleted));
     if let Some(filter) = &request.filter {
-        inner.push(" AND (").append(&filter.compile(T)).push(")");
+        inner.push(" AND (").append(&filter.compile(table.schema, T)).push(")");
     }
     let mut query = Sql::raw("SELECT row AS document, parent, total FROM (");
     query.append(&inner).push(") AS c WHERE position <= ");
