@@ -9,6 +9,7 @@ mod batching;
 mod cli;
 mod http;
 mod metadata;
+mod model;
 mod mutations;
 mod queries;
 mod schema_file;

@@ -280,6 +280,7 @@ fn key_conditions(
         let target = model.object(&lookup.target).ok_or_else(unknown)?;
         return Ok(filter_at(model, target, value, at, nesting + 1)?
             .map(|inner| Filter::Related {
+                schema: target.schema.clone(),
                 table: target.table.clone(),
                 related_column: "id".into(),
                 outer_column: lookup_field.column.clone(),
@@ -308,6 +309,7 @@ fn key_conditions(
         // An empty condition matches every related record.
         let inner = filter_at(model, &relation.child, inner, &at.at(name), nesting + 1)?.unwrap_or(Filter::All(vec![]));
         out.push(Filter::Related {
+            schema: relation.child.schema.clone(),
             table: relation.child.table.clone(),
             related_column: relation.lookup.column.clone(),
             outer_column: "id".into(),
@@ -447,9 +449,9 @@ pub fn page_request(model: &Model, object: &ObjectDef, args: &ListArgs<'_>) -> R
     };
     let mut user_order = order(object, args.order_by, &Path::root("orderBy"))?;
     if user_order.is_empty() {
-        // Default: oldest first, the order records were entered in.
-        if let Some(created) = object.field("createdAt") {
-            user_order.push(OrderKey::new(created.clone(), false, None));
+        // The object's natural order: creation time, or e.g. a stage's position.
+        if let Some(field) = object.field(&object.default_order) {
+            user_order.push(OrderKey::new(field.clone(), false, None));
         }
     }
     let id = object

@@ -71,10 +71,7 @@ impl RecordLoader {
             .model
             .object(object)
             .ok_or_else(|| CrmError::internal(format_args!("loader asked for unknown object {object}")))?;
-        Ok(Table {
-            schema: &self.schema,
-            object,
-        })
+        Ok(Table::new(&self.schema, object))
     }
 }
 

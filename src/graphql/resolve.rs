@@ -44,10 +44,7 @@ impl RequestContext {
     }
 
     fn table<'a>(&'a self, object: &'a ObjectDef) -> Table<'a> {
-        Table {
-            schema: &self.schema,
-            object,
-        }
+        Table::new(&self.schema, object)
     }
 }
 

@@ -55,8 +55,9 @@ pub struct PicklistOption {
 pub struct Lookup {
     /// The object referred to (`Account`).
     pub target: String,
-    /// The field on the target listing the referring records (`contacts`).
-    pub inverse: String,
+    /// The field on the target listing the referring records (`contacts`);
+    /// `None` when the target shows no such list (`createdBy`).
+    pub inverse: Option<String>,
     /// Description of the inverse list.
     pub inverse_description: String,
 }
@@ -141,9 +142,20 @@ pub struct ObjectDef {
     pub label: String,
     pub description: String,
     pub fields: Vec<FieldDef>,
+    /// A fixed Postgres schema for objects shared by every workspace
+    /// (`User` lives in `crm_system`); `None` for workspace objects.
+    pub schema: Option<String>,
+    /// The field lists are ordered by when the client names no order
+    /// (`createdAt`; `position` for stages).
+    pub default_order: String,
 }
 
 impl ObjectDef {
+    /// The Postgres schema of this object's table inside `workspace_schema`.
+    pub fn schema_in<'a>(&'a self, workspace_schema: &'a str) -> &'a str {
+        self.schema.as_deref().unwrap_or(workspace_schema)
+    }
+
     pub fn field(&self, name: &str) -> Option<&FieldDef> {
         self.fields.iter().find(|f| f.name == name)
     }
@@ -207,9 +219,9 @@ impl Model {
         for child in &self.objects {
             for field in &child.fields {
                 if let Some(lookup) = field.lookup() {
-                    if lookup.target == target {
+                    if let (true, Some(inverse)) = (lookup.target == target, &lookup.inverse) {
                         out.push(InverseRelation {
-                            name: lookup.inverse.clone(),
+                            name: inverse.clone(),
                             description: lookup.inverse_description.clone(),
                             child: child.clone(),
                             lookup: field.clone(),

@@ -66,6 +66,8 @@ pub enum Filter {
     /// `related_column` equals this record's `outer_column` (a lookup read
     /// either way), quantified over the matches.
     Related {
+        /// The related table's own schema, for global objects (users).
+        schema: Option<String>,
         table: String,
         related_column: String,
         outer_column: String,
@@ -162,6 +164,7 @@ impl Filter {
                 sql.column(alias, column).push(keyword).bind(Bind::Text(Some(pattern)));
             }
             Filter::Related {
+                schema: own_schema,
                 table,
                 related_column,
                 outer_column,
@@ -177,7 +180,7 @@ impl Filter {
                     "NOT EXISTS ("
                 });
                 sql.push("SELECT 1 FROM ")
-                    .table(schema, table)
+                    .table(own_schema.as_deref().unwrap_or(schema), table)
                     .push(" ")
                     .ident(&related);
                 sql.push(" WHERE ")

@@ -31,11 +31,23 @@ pub type Record = serde_json::Map<String, Json>;
 /// Where an object's rows live: a workspace schema and the object.
 #[derive(Debug, Clone, Copy)]
 pub struct Table<'a> {
+    /// The schema holding this object's table.
     pub schema: &'a str,
+    /// The workspace the request runs in: related tables are found there.
+    pub workspace_schema: &'a str,
     pub object: &'a ObjectDef,
 }
 
-impl Table<'_> {
+impl<'a> Table<'a> {
+    /// The table of `object` in a workspace (or its own schema, for global objects).
+    pub fn new(workspace_schema: &'a str, object: &'a ObjectDef) -> Self {
+        Table {
+            schema: object.schema_in(workspace_schema),
+            workspace_schema,
+            object,
+        }
+    }
+
     fn sql_from(&self) -> Sql {
         let mut sql = Sql::raw(" FROM ");
         sql.table(self.schema, &self.object.table).push(" ").ident(T);
@@ -144,7 +156,10 @@ pub async fn list(conn: &mut Conn, table: Table<'_>, request: &PageRequest) -> R
     query.append(&table.sql_from()).push(" WHERE ");
     query.append(&live_rows(request.include_deleted));
     if let Some(filter) = &request.filter {
-        query.push(" AND (").append(&filter.compile(table.schema, T)).push(")");
+        query
+            .push(" AND (")
+            .append(&filter.compile(table.workspace_schema, T))
+            .push(")");
     }
     if let Some(cursor) = request.cursor() {
         query.push(" AND ").append(&page::after_cursor(&order, cursor, T));
@@ -168,7 +183,10 @@ pub async fn count(conn: &mut Conn, table: Table<'_>, filter: Option<&Filter>, i
         .push(" WHERE ")
         .append(&live_rows(include_deleted));
     if let Some(filter) = filter {
-        query.push(" AND (").append(&filter.compile(table.schema, T)).push(")");
+        query
+            .push(" AND (")
+            .append(&filter.compile(table.workspace_schema, T))
+            .push(")");
     }
     let rows: Vec<Count> = query.load(conn).await?;
     Ok(rows.first().map(|c| c.count).unwrap_or(0))
@@ -223,7 +241,10 @@ pub async fn children(
         .push(")");
     inner.push(" AND ").append(&live_rows(request.include_deleted));
     if let Some(filter) = &request.filter {
-        inner.push(" AND (").append(&filter.compile(table.schema, T)).push(")");
+        inner
+            .push(" AND (")
+            .append(&filter.compile(table.workspace_schema, T))
+            .push(")");
     }
     let mut query = Sql::raw("SELECT row AS document, parent, total FROM (");
     query.append(&inner).push(") AS c WHERE position <= ");

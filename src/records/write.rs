@@ -25,7 +25,7 @@ pub async fn insert(
     values: &[Assignment],
     path: &[&str],
 ) -> Result<Record> {
-    check_lookups(conn, model, table.schema, values, path).await?;
+    check_lookups(conn, model, table.workspace_schema, values, path).await?;
     let mut query = Sql::raw("INSERT INTO ");
     query.table(table.schema, &table.object.table).push(" AS ").ident(T);
     if values.is_empty() {
@@ -55,7 +55,7 @@ pub async fn update(
     expected_version: Option<i32>,
     path: &[&str],
 ) -> Result<Record> {
-    check_lookups(conn, model, table.schema, values, path).await?;
+    check_lookups(conn, model, table.workspace_schema, values, path).await?;
     let mut sets: Vec<Sql> = values
         .iter()
         .map(|(field, value)| {
@@ -159,7 +159,7 @@ async fn check_lookups(
             )));
         };
         let mut query = Sql::raw("SELECT true AS exists FROM ");
-        query.table(schema, &target.table);
+        query.table(target.schema_in(schema), &target.table);
         query
             .push(" WHERE id = ")
             .bind(Bind::Uuid(Some(*id)))
@@ -226,6 +226,10 @@ fn constraint_error(err: DieselError, object: &ObjectDef, path: &[&str]) -> CrmE
         }
         at
     };
+    // Rules written for people (constraints named `…_rule`) speak for themselves.
+    if info.constraint_name().is_some_and(|name| name.ends_with("_rule")) {
+        return CrmError::bad_input_at(at(field), info.message().to_owned());
+    }
     match kind {
         DatabaseErrorKind::CheckViolation => {
             let name = field.map(|f| f.label.as_str()).unwrap_or("a value");
