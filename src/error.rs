@@ -18,9 +18,17 @@ pub enum CrmError {
     /// The record does not exist in this workspace (or is deleted).
     #[error("{object} {id} not found")]
     NotFound { object: String, id: String },
-    /// The change collides with the current state (stale version, unique value).
+    /// The change collides with the current state (a unique value taken).
     #[error("{0}")]
     Conflict(String),
+    /// The record moved on since the client read it.
+    #[error("{object} {id} is at version {current}, not the expected version {expected}: reload it and try again")]
+    VersionConflict {
+        object: String,
+        id: String,
+        current: i32,
+        expected: i32,
+    },
     /// The query asks for more work than the server allows.
     #[error("{0}")]
     QueryTooComplex(String),
@@ -74,7 +82,7 @@ impl CrmError {
         match self {
             CrmError::BadUserInput { .. } => "BAD_USER_INPUT",
             CrmError::NotFound { .. } => "NOT_FOUND",
-            CrmError::Conflict(_) => "CONFLICT",
+            CrmError::Conflict(_) | CrmError::VersionConflict { .. } => "CONFLICT",
             CrmError::QueryTooComplex(_) => "QUERY_TOO_COMPLEX",
             CrmError::Timeout(_) => "TIMEOUT",
             CrmError::Internal { .. } => "INTERNAL",
@@ -91,10 +99,22 @@ impl ErrorExtensions for CrmError {
             CrmError::BadUserInput { field, .. } if !field.is_empty() => Some(field.clone()),
             _ => None,
         };
+        let current_version = match err {
+            CrmError::VersionConflict { current, .. } => Some(*current),
+            _ => None,
+        };
         async_graphql::Error::new(err.to_string()).extend_with(|_, ext| {
             ext.set("code", code);
             if let Some(field) = field {
-                ext.set("field", field);
+                // List positions are numbers, as in a GraphQL `path`.
+                let path = field.into_iter().map(|part| match part.parse::<u64>() {
+                    Ok(index) => async_graphql::Value::from(index),
+                    Err(_) => async_graphql::Value::String(part),
+                });
+                ext.set("field", async_graphql::Value::List(path.collect()));
+            }
+            if let Some(current) = current_version {
+                ext.set("currentVersion", current);
             }
         })
     }

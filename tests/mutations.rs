@@ -302,3 +302,134 @@ async fn bad_input_gets_a_clean_error_and_writes_nothing() {
         .await;
     assert_eq!(required["extensions"]["field"], json!(["input", "name"]));
 }
+
+#[tokio::test]
+async fn batches_are_all_or_nothing_and_name_the_failing_item() {
+    let app = TestApp::start().await;
+    let create = "mutation($inputs: [CreateAccountInput!]!) { createAccounts(inputs: $inputs) { id name version } }";
+    let created = app
+        .data(
+            create,
+            json!({ "inputs": [{ "name": "One" }, { "name": "Two" }, { "name": "Three" }] }),
+        )
+        .await;
+    let created = created["createAccounts"].as_array().unwrap().clone();
+    assert_eq!(
+        created.iter().map(|a| a["name"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["One", "Two", "Three"]
+    );
+
+    let error = app
+        .error(
+            create,
+            json!({ "inputs": [{ "name": "Four" }, { "name": "" }, { "name": "Six" }] }),
+        )
+        .await;
+    assert_eq!(error["extensions"]["field"], json!(["inputs", 1, "name"]));
+    let error = app
+        .error(
+            "mutation($inputs: [CreateContactInput!]!) { createContacts(inputs: $inputs) { id } }",
+            json!({ "inputs": [
+            { "lastName": "Fine" }, { "lastName": "Ghost", "accountId": "00000000-0000-4000-8000-000000000000" }] }),
+        )
+        .await;
+    assert_eq!(error["extensions"]["field"], json!(["inputs", 1, "accountId"]));
+    let too_many: Vec<Value> = (0..501).map(|i| json!({ "name": format!("A{i}") })).collect();
+    let error = app.error(create, json!({ "inputs": too_many })).await;
+    assert_eq!(error["extensions"]["field"], json!(["inputs"]));
+    assert_eq!(count(&app, "accounts").await, 3);
+    assert_eq!(count(&app, "contacts").await, 0);
+
+    let update = "mutation($inputs: [AccountUpdate!]!) { updateAccounts(inputs: $inputs) { name version } }";
+    let ids: Vec<&str> = created.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    let updated = app
+        .data(
+            update,
+            json!({ "inputs": [
+            { "id": ids[0], "input": { "name": "One!" }, "expectedVersion": 1 },
+            { "id": ids[1], "input": { "employeeCount": 5 } }] }),
+        )
+        .await;
+    assert_eq!(
+        updated["updateAccounts"],
+        json!([{ "name": "One!", "version": 2 }, { "name": "Two", "version": 2 }])
+    );
+    // A stale version anywhere refuses the whole batch, and says the current version.
+    let error = app
+        .error(
+            update,
+            json!({ "inputs": [
+            { "id": ids[2], "input": { "name": "Three!" } },
+            { "id": ids[0], "input": { "name": "Lost" }, "expectedVersion": 1 }] }),
+        )
+        .await;
+    assert_eq!(error["extensions"]["code"], "CONFLICT");
+    assert_eq!(error["extensions"]["currentVersion"], 2);
+    let three = app
+        .data(
+            "query($id: ID!) { account(id: $id) { name version } }",
+            json!({ "id": ids[2] }),
+        )
+        .await;
+    assert_eq!(three["account"], json!({ "name": "Three", "version": 1 }));
+    let error = app
+        .error(
+            update,
+            json!({ "inputs": [{ "id": "nope", "input": { "name": "x" } }] }),
+        )
+        .await;
+    assert_eq!(error["extensions"]["field"], json!(["inputs", 0, "id"]));
+}
+
+#[tokio::test]
+async fn upsert_by_external_id() {
+    let app = TestApp::start().await;
+    let upsert =
+        "mutation($ext: String!, $input: CreateAccountInput!) { upsertAccount(externalId: $ext, input: $input) {
+        id name industry externalId version deletedAt } }";
+    let first = app
+        .data(
+            upsert,
+            json!({ "ext": "sf-001", "input": { "name": "Acme", "industry": "SOFTWARE" } }),
+        )
+        .await;
+    let first = &first["upsertAccount"];
+    assert_eq!(
+        (first["version"].clone(), first["externalId"].clone()),
+        (json!(1), json!("sf-001"))
+    );
+    let second = app
+        .data(upsert, json!({ "ext": "sf-001", "input": { "name": "Acme Corp" } }))
+        .await;
+    let second = &second["upsertAccount"];
+    assert_eq!(second["id"], first["id"]);
+    assert_eq!(second["version"], 2);
+    assert_eq!(second["name"], "Acme Corp");
+    assert_eq!(second["industry"], "SOFTWARE", "fields not named keep their value");
+    // Upserting a deleted record brings it back.
+    app.data(
+        "mutation($id: ID!) { deleteAccount(id: $id) { id } }",
+        json!({ "id": first["id"] }),
+    )
+    .await;
+    let third = app
+        .data(upsert, json!({ "ext": "sf-001", "input": { "name": "Acme Corp" } }))
+        .await;
+    assert_eq!(third["upsertAccount"]["deletedAt"], Value::Null);
+    assert_eq!(count(&app, "accounts").await, 1);
+
+    let error = app
+        .error(
+            upsert,
+            json!({ "ext": "sf-001", "input": { "name": "X", "externalId": "sf-002" } }),
+        )
+        .await;
+    assert_eq!(error["extensions"]["field"], json!(["input", "externalId"]));
+    let error = app.error(upsert, json!({ "ext": "", "input": { "name": "X" } })).await;
+    assert_eq!(error["extensions"]["field"], json!(["externalId"]));
+    let error = app
+        .error(upsert, json!({ "ext": "sf-003", "input": { "name": "" } }))
+        .await;
+    assert_eq!(error["extensions"]["field"], json!(["input", "name"]));
+    assert_eq!(count(&app, "accounts").await, 1);
+}

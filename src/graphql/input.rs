@@ -36,6 +36,10 @@ impl Path {
     pub fn error(&self, message: impl Into<String>) -> CrmError {
         CrmError::bad_input_at(self.0.clone(), message)
     }
+    /// The names along the path, for errors raised further down.
+    pub fn parts(&self) -> &[String] {
+        &self.0
+    }
 }
 
 /// The typed null of a field's column.

@@ -4,6 +4,7 @@
 pub mod depth;
 pub mod input;
 pub mod loader;
+pub mod mutation;
 pub mod resolve;
 pub mod schema;
 

@@ -14,7 +14,7 @@ use super::schema::list_arguments;
 use crate::db::Database;
 use crate::error::{CrmError, Result};
 use crate::metadata::{upper_first, with_article, FieldDef, FieldKind, InverseRelation, Lookup, Model, ObjectDef};
-use crate::records::{self, write, Cursor, Filter, OrderKey, Page, Record, Table};
+use crate::records::{self, Cursor, Filter, OrderKey, Page, Record, Table};
 
 /// What resolvers of one request share: the workspace and its loaders.
 pub struct RequestContext {
@@ -43,7 +43,7 @@ impl RequestContext {
         }
     }
 
-    fn table<'a>(&'a self, object: &'a ObjectDef) -> Table<'a> {
+    pub(super) fn table<'a>(&'a self, object: &'a ObjectDef) -> Table<'a> {
         Table::new(&self.schema, object)
     }
 }
@@ -80,24 +80,24 @@ struct PageInfo {
     end_cursor: Option<String>,
 }
 
-fn context<'a>(ctx: &'a ResolverContext<'_>) -> Result<&'a RequestContext> {
+pub(super) fn context<'a>(ctx: &'a ResolverContext<'_>) -> Result<&'a RequestContext> {
     Ok(ctx.data::<RequestContext>()?)
 }
 
 /// Runs a resolver body written against the crate's [`Result`], turning its
 /// error into a GraphQL error with `extensions.code` in this one place.
-fn resolved<'a, F>(body: F) -> FieldFuture<'a>
+pub(super) fn resolved<'a, F>(body: F) -> FieldFuture<'a>
 where
     F: std::future::Future<Output = Result<Option<FieldValue<'a>>>> + Send + 'a,
 {
     FieldFuture::new(async move { body.await.map_err(|err| err.extend()) })
 }
 
-fn arg<'a>(ctx: &'a ResolverContext<'_>, name: &str) -> Option<&'a Value> {
+pub(super) fn arg<'a>(ctx: &'a ResolverContext<'_>, name: &str) -> Option<&'a Value> {
     ctx.args.get(name).map(|v| v.as_value())
 }
 
-fn id_arg(ctx: &ResolverContext<'_>) -> Result<Uuid> {
+pub(super) fn id_arg(ctx: &ResolverContext<'_>) -> Result<Uuid> {
     let path = Path::root("id");
     match arg(ctx, "id") {
         Some(Value::String(text)) => input::parse_id(text, &path),
@@ -261,111 +261,13 @@ pub fn query_fields(object: &Arc<ObjectDef>) -> Vec<Field> {
                 })
             },
         )
-        .description(format!("{}, filtered, ordered and paged.", upper_first(&object.plural)));
+        .description(format!(
+            "{}, filtered, ordered and paged.",
+            upper_first(&crate::metadata::words(&object.plural))
+        ));
         list_arguments(field, object, false)
     };
     vec![one, list]
-}
-
-/// `createX`, `updateX`, `deleteX`, `restoreX`.
-pub fn mutation_fields(object: &Arc<ObjectDef>) -> Vec<Field> {
-    let name = &object.name;
-    let record = || TypeRef::named_nn(name);
-    let create = {
-        let captured = object.clone();
-        Field::new(format!("create{name}"), record(), move |ctx| {
-            let object = captured.clone();
-            resolved(async move {
-                let input = arg(&ctx, "input").cloned().unwrap_or(Value::Null);
-                let values = input::assignments(&object, &input, &Path::root("input"))?;
-                let context = context(&ctx)?;
-                let mut conn = context.db.conn().await?;
-                let record =
-                    write::insert(&mut conn, &context.model, context.table(&object), &values, &["input"]).await?;
-                Ok(Some(FieldValue::owned_any(record)))
-            })
-        })
-        .argument(InputValue::new(
-            "input",
-            TypeRef::named_nn(format!("Create{name}Input")),
-        ))
-        .description(format!("Creates {}.", with_article(name)))
-    };
-    let update = {
-        let captured = object.clone();
-        Field::new(format!("update{name}"), record(), move |ctx| {
-            let object = captured.clone();
-            resolved(async move {
-                let id = id_arg(&ctx)?;
-                let input = arg(&ctx, "input").cloned().unwrap_or(Value::Null);
-                let values = input::assignments(&object, &input, &Path::root("input"))?;
-                if values.is_empty() {
-                    return Err(CrmError::bad_input(&["input"], "input changes no field"));
-                }
-                let expected = match arg(&ctx, "expectedVersion") {
-                    Some(Value::Number(n)) => Some(
-                        n.as_i64()
-                            .and_then(|n| i32::try_from(n).ok())
-                            .ok_or_else(|| CrmError::bad_input(&["expectedVersion"], "not a version"))?,
-                    ),
-                    _ => None,
-                };
-                let context = context(&ctx)?;
-                let mut conn = context.db.conn().await?;
-                let table = context.table(&object);
-                let record = write::update(&mut conn, &context.model, table, id, &values, expected, &["input"]).await?;
-                Ok(Some(FieldValue::owned_any(record)))
-            })
-        })
-        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
-        .argument(InputValue::new(
-            "input",
-            TypeRef::named_nn(format!("Update{name}Input")),
-        ))
-        .argument(
-            InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))
-                .description("Refuse the change with CONFLICT unless the record is still at this version."),
-        )
-        .description(format!("Changes {}; its version goes up by one.", with_article(name)))
-    };
-    let delete = state_change(object, StateChange::Delete);
-    let restore = state_change(object, StateChange::Restore);
-    vec![create, update, delete, restore]
-}
-
-/// Soft delete and restore: the two changes of a record's life state.
-#[derive(Debug, Clone, Copy)]
-enum StateChange {
-    Delete,
-    Restore,
-}
-
-fn state_change(object: &Arc<ObjectDef>, change: StateChange) -> Field {
-    let name = &object.name;
-    let (verb, description) = match change {
-        StateChange::Delete => (
-            "delete",
-            format!("Deletes {}; `restore{name}` brings it back.", with_article(name)),
-        ),
-        StateChange::Restore => ("restore", format!("Restores a deleted {name}.")),
-    };
-    let captured = object.clone();
-    Field::new(format!("{verb}{name}"), TypeRef::named_nn(name), move |ctx| {
-        let object = captured.clone();
-        resolved(async move {
-            let id = id_arg(&ctx)?;
-            let context = context(&ctx)?;
-            let mut conn = context.db.conn().await?;
-            let table = context.table(&object);
-            let record = match change {
-                StateChange::Delete => write::soft_delete(&mut conn, table, id).await?,
-                StateChange::Restore => write::restore(&mut conn, table, id).await?,
-            };
-            Ok(Some(FieldValue::owned_any(record)))
-        })
-    })
-    .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
-    .description(description)
 }
 
 /// `PageInfo`, shared by every connection.
@@ -410,7 +312,7 @@ pub fn edge_type(object: &ObjectDef) -> Object {
 pub fn connection_type(object: &ObjectDef) -> Object {
     let name = &object.name;
     Object::new(format!("{name}Connection"))
-        .description(format!("A page of {}.", object.plural))
+        .description(format!("A page of {}.", crate::metadata::words(&object.plural)))
         .field(Field::new(
             "edges",
             TypeRef::named_nn_list_nn(format!("{name}Edge")),

@@ -12,7 +12,7 @@ use async_graphql::Value;
 
 use super::input::order_field_name;
 use super::resolve;
-use crate::metadata::{upper_first, FieldDef, FieldKind, Model, ObjectDef};
+use crate::metadata::{upper_first, words, FieldDef, FieldKind, Model, ObjectDef};
 use crate::records::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 /// Limits every schema enforces before running a query.
@@ -86,7 +86,8 @@ pub fn build(model: &Model, limits: Limits) -> Result<Schema, SchemaError> {
         for field in resolve::query_fields(object) {
             query = query.field(field);
         }
-        for field in resolve::mutation_fields(object) {
+        builder = builder.register(super::mutation::update_item_input(object));
+        for field in super::mutation::fields(object) {
             mutation = mutation.field(field);
         }
     }
@@ -225,7 +226,7 @@ fn filter_input(model: &Model, object: &ObjectDef) -> InputObject {
     let mut input = InputObject::new(&name)
         .description(format!(
             "Conditions on {}: every field given must match.",
-            object.plural
+            words(&object.plural)
         ))
         .field(InputValue::new("and", TypeRef::named_nn_list(&name)).description("All of these match."))
         .field(InputValue::new("or", TypeRef::named_nn_list(&name)).description("At least one of these matches."))
@@ -237,8 +238,8 @@ fn filter_input(model: &Model, object: &ObjectDef) -> InputObject {
         if let Some(lookup) = field.lookup() {
             input = input.field(
                 InputValue::new(&field.name, TypeRef::named(format!("{}Filter", lookup.target))).description(format!(
-                    "Conditions on the {} this refers to.",
-                    lower_sentence(&field.label)
+                    "Conditions on the {} this record refers to.",
+                    lookup.target
                 )),
             );
         }
@@ -261,7 +262,7 @@ fn list_filter_input(object: &ObjectDef) -> InputObject {
     InputObject::new(format!("{}ListFilter", object.name))
         .description(format!(
             "Conditions on a list of related {}; all given must hold.",
-            object.plural
+            words(&object.plural)
         ))
         .field(InputValue::new("some", TypeRef::named(&filter)).description("At least one matches."))
         .field(InputValue::new("none", TypeRef::named(&filter)).description("None matches."))
@@ -270,7 +271,7 @@ fn list_filter_input(object: &ObjectDef) -> InputObject {
 
 fn order_inputs(object: &ObjectDef) -> (Enum, InputObject) {
     let field_enum = format!("{}OrderField", object.name);
-    let mut fields = Enum::new(&field_enum).description(format!("Fields {} can be ordered by.", object.plural));
+    let mut fields = Enum::new(&field_enum).description(format!("Fields {} can be ordered by.", words(&object.plural)));
     for field in object.fields.iter().filter(|f| f.sortable()) {
         fields = fields.item(EnumItem::new(order_field_name(field)).description(&field.label));
     }

@@ -234,10 +234,25 @@ impl Model {
     }
 }
 
-/// `Account` → `an Account`, `Contact` → `a Contact`: for descriptions.
+/// `Account` → `an Account`, `User` → `a User`: for descriptions. A leading
+/// U reads as "you" in the CRM's words (User, Unit), so it takes "a".
 pub fn with_article(name: &str) -> String {
-    let vowel = name.chars().next().is_some_and(|c| "AEIOUaeiou".contains(c));
+    let vowel = name.chars().next().is_some_and(|c| "AEIOaeio".contains(c));
     format!("{} {name}", if vowel { "an" } else { "a" })
+}
+
+/// `contactRoles` → `contact roles`: API names in prose.
+pub fn words(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    for ch in name.chars() {
+        if ch.is_ascii_uppercase() {
+            out.push(' ');
+            out.push(ch.to_ascii_lowercase());
+        } else {
+            out.push(ch);
+        }
+    }
+    out.trim_start().to_owned()
 }
 
 /// `annualRevenue` → `ANNUAL_REVENUE`: the enum value naming a field.

@@ -142,7 +142,7 @@ fn ownership(plural: &str) -> Vec<F> {
             lookup(
                 "User",
                 &format!("owned{}", super::upper_first(plural)),
-                &format!("The {plural} this user owns."),
+                &format!("The {} this user owns.", super::words(plural)),
             ),
             "The user responsible for the record.",
         ),

@@ -10,20 +10,20 @@ use uuid::Uuid;
 
 use super::{into_record, projection, Record, Table, T};
 use crate::db::sql::{Bind, JsonRow, Sql};
-use crate::db::Conn;
 use crate::error::{CrmError, Result};
 use crate::metadata::{FieldDef, Model, ObjectDef};
+use diesel_async::AsyncPgConnection;
 
 /// A field and the value to store in it.
 pub type Assignment = (FieldDef, Bind);
 
 /// Inserts a record and returns it.
 pub async fn insert(
-    conn: &mut Conn,
+    conn: &mut AsyncPgConnection,
     model: &Model,
     table: Table<'_>,
     values: &[Assignment],
-    path: &[&str],
+    path: &[String],
 ) -> Result<Record> {
     check_lookups(conn, model, table.workspace_schema, values, path).await?;
     let mut query = Sql::raw("INSERT INTO ");
@@ -44,16 +44,60 @@ pub async fn insert(
     one(rows, table.object, "new")
 }
 
+/// Creates the record with this external id, or changes (and restores) the
+/// one that has it: one statement, so concurrent upserts cannot both insert.
+pub async fn upsert(
+    conn: &mut AsyncPgConnection,
+    model: &Model,
+    table: Table<'_>,
+    external_id: (FieldDef, Bind),
+    values: &[Assignment],
+    path: &[String],
+) -> Result<Record> {
+    check_lookups(conn, model, table.workspace_schema, values, path).await?;
+    let (external_field, external_value) = external_id;
+    let mut columns: Vec<Sql> = values.iter().map(|(f, _)| ident(&f.column)).collect();
+    let mut binds: Vec<Sql> = values.iter().map(|(_, v)| bind(v)).collect();
+    columns.push(ident(&external_field.column));
+    binds.push(bind(&external_value));
+    let mut sets: Vec<Sql> = values
+        .iter()
+        .map(|(field, _)| {
+            let mut set = ident(&field.column);
+            set.push(" = EXCLUDED.").ident(&field.column);
+            set
+        })
+        .collect();
+    sets.push(Sql::raw("deleted_at = NULL"));
+    sets.push(Sql::raw("version = t.version + 1"));
+    sets.push(Sql::raw("updated_at = now()"));
+    let mut query = Sql::raw("INSERT INTO ");
+    query.table(table.schema, &table.object.table).push(" AS ").ident(T);
+    query
+        .push(" (")
+        .join(&columns, ", ")
+        .push(") VALUES (")
+        .join(&binds, ", ")
+        .push(")");
+    query
+        .push(" ON CONFLICT (")
+        .ident(&external_field.column)
+        .push(") DO UPDATE SET ")
+        .join(&sets, ", ");
+    let rows = returning(conn, query, table.object, path).await?;
+    one(rows, table.object, "upserted")
+}
+
 /// Updates a live record; with `expected_version`, only if nobody changed
 /// it since the client read that version.
 pub async fn update(
-    conn: &mut Conn,
+    conn: &mut AsyncPgConnection,
     model: &Model,
     table: Table<'_>,
     id: Uuid,
     values: &[Assignment],
     expected_version: Option<i32>,
-    path: &[&str],
+    path: &[String],
 ) -> Result<Record> {
     check_lookups(conn, model, table.workspace_schema, values, path).await?;
     let mut sets: Vec<Sql> = values
@@ -84,16 +128,16 @@ pub async fn update(
 }
 
 /// Marks a live record deleted; it stays restorable.
-pub async fn soft_delete(conn: &mut Conn, table: Table<'_>, id: Uuid) -> Result<Record> {
+pub async fn soft_delete(conn: &mut AsyncPgConnection, table: Table<'_>, id: Uuid) -> Result<Record> {
     set_deleted(conn, table, id, true).await
 }
 
 /// Brings a deleted record back.
-pub async fn restore(conn: &mut Conn, table: Table<'_>, id: Uuid) -> Result<Record> {
+pub async fn restore(conn: &mut AsyncPgConnection, table: Table<'_>, id: Uuid) -> Result<Record> {
     set_deleted(conn, table, id, false).await
 }
 
-async fn set_deleted(conn: &mut Conn, table: Table<'_>, id: Uuid, delete: bool) -> Result<Record> {
+async fn set_deleted(conn: &mut AsyncPgConnection, table: Table<'_>, id: Uuid, delete: bool) -> Result<Record> {
     let mut query = Sql::raw("UPDATE ");
     query.table(table.schema, &table.object.table).push(" AS ").ident(T);
     query.push(if delete {
@@ -115,7 +159,12 @@ async fn set_deleted(conn: &mut Conn, table: Table<'_>, id: Uuid, delete: bool) 
 
 /// Runs a write with `RETURNING` the row documents it touched; constraint
 /// failures become input errors under `path`.
-async fn returning(conn: &mut Conn, mut query: Sql, object: &ObjectDef, path: &[&str]) -> Result<Vec<JsonRow>> {
+async fn returning(
+    conn: &mut AsyncPgConnection,
+    mut query: Sql,
+    object: &ObjectDef,
+    path: &[String],
+) -> Result<Vec<JsonRow>> {
     query.push(" RETURNING ").append(&projection(object, T)).push(" AS row");
     query.load(conn).await.map_err(|e| constraint_error(e, object, path))
 }
@@ -142,11 +191,11 @@ fn bind(value: &Bind) -> Sql {
 /// Lookups must point at live records of their target: a clean input error
 /// names the field instead of a foreign-key failure.
 async fn check_lookups(
-    conn: &mut Conn,
+    conn: &mut AsyncPgConnection,
     model: &Model,
     schema: &str,
     values: &[Assignment],
-    path: &[&str],
+    path: &[String],
 ) -> Result<()> {
     for (field, value) in values {
         let (Some(lookup), Bind::Uuid(Some(id))) = (field.lookup(), value) else {
@@ -166,7 +215,7 @@ async fn check_lookups(
             .push(" AND deleted_at IS NULL");
         let found: Vec<crate::db::sql::Exists> = query.load(conn).await?;
         if found.is_empty() {
-            let mut at: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
+            let mut at = path.to_vec();
             at.push(field.value_key());
             return Err(CrmError::bad_input_at(at, format!("no {} with id {id}", lookup.target)));
         }
@@ -174,7 +223,12 @@ async fn check_lookups(
     Ok(())
 }
 
-async fn explain_missed_update(conn: &mut Conn, table: Table<'_>, id: Uuid, expected: Option<i32>) -> CrmError {
+async fn explain_missed_update(
+    conn: &mut AsyncPgConnection,
+    table: Table<'_>,
+    id: Uuid,
+    expected: Option<i32>,
+) -> CrmError {
     #[derive(diesel::QueryableByName)]
     struct State {
         #[diesel(sql_type = diesel::sql_types::Integer)]
@@ -192,17 +246,19 @@ async fn explain_missed_update(conn: &mut Conn, table: Table<'_>, id: Uuid, expe
         Err(err) => return err.into(),
     };
     match (state.first(), expected) {
-        (Some(s), Some(expected)) if !s.deleted && s.version != expected => CrmError::Conflict(format!(
-            "{} {id} is at version {}, not the expected version {expected}: reload it and try again",
-            table.object.name, s.version
-        )),
+        (Some(s), Some(expected)) if !s.deleted && s.version != expected => CrmError::VersionConflict {
+            object: table.object.name.clone(),
+            id: id.to_string(),
+            current: s.version,
+            expected,
+        },
         _ => CrmError::not_found(&table.object.name, id),
     }
 }
 
 /// Maps a constraint failure to an input error on the field whose column
 /// the constraint guards; other failures keep their general mapping.
-fn constraint_error(err: DieselError, object: &ObjectDef, path: &[&str]) -> CrmError {
+fn constraint_error(err: DieselError, object: &ObjectDef, path: &[String]) -> CrmError {
     let DieselError::DatabaseError(kind, info) = &err else {
         return err.into();
     };
@@ -220,7 +276,7 @@ fn constraint_error(err: DieselError, object: &ObjectDef, path: &[&str]) -> CrmE
     };
     let field = field_of(info.constraint_name(), info.column_name());
     let at = |field: Option<&FieldDef>| -> Vec<String> {
-        let mut at: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
+        let mut at = path.to_vec();
         if let Some(field) = field {
             at.push(field.value_key());
         }
