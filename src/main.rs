@@ -45,11 +45,14 @@ enum Command {
         #[command(subcommand)]
         command: SchemaCommand,
     },
-    /// Load data.
+    /// Load data into an empty production workspace.
     Seed {
         /// A small, realistic demo data set (accounts, contacts, opportunities).
-        #[arg(long, required = true)]
+        #[arg(long, conflicts_with = "bench", required_unless_present = "bench")]
         demo: bool,
+        /// The benchmark data set: 20,000 accounts, 100,000 contacts, 50,000 opportunities, 200,000 activities.
+        #[arg(long)]
+        bench: bool,
     },
 }
 
@@ -151,17 +154,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
-        Command::Seed { demo: _ } => {
+        Command::Seed { bench, .. } => {
+            let bench = *bench;
             with_database(config(&cli.database, None), |config, url| async move {
                 crm::db::migrate::migrate_all(&url).await?;
                 let app = App::new(config, &url)?;
-                let report = crm::seed::demo(&app).await?;
+                let report = if bench {
+                    crm::seed::bench(&app).await?
+                } else {
+                    crm::seed::demo(&app).await?
+                };
                 if report.skipped {
-                    println!("production already has accounts; demo data not added");
+                    println!("production already has accounts; nothing added");
                 } else {
                     println!(
-                        "added {} accounts, {} contacts, {} opportunities",
-                        report.accounts, report.contacts, report.opportunities
+                        "added {} accounts, {} contacts, {} opportunities, {} activities",
+                        report.accounts, report.contacts, report.opportunities, report.activities
                     );
                 }
                 Ok(())

@@ -14,6 +14,7 @@ pub struct SeedReport {
     pub accounts: usize,
     pub contacts: usize,
     pub opportunities: usize,
+    pub activities: usize,
     /// True when production already had records and nothing was added.
     pub skipped: bool,
 }
@@ -169,4 +170,109 @@ async fn run(app: &App, query: &str, variables: Value) -> anyhow::Result<Value> 
         bail!("seeding failed: {}", error.message);
     }
     response.data.into_json().context("reading a seed result")
+}
+
+/// Sizes of the benchmark data set.
+pub const BENCH_ACCOUNTS: i64 = 20_000;
+pub const BENCH_CONTACTS: i64 = 100_000;
+pub const BENCH_OPPORTUNITIES: i64 = 50_000;
+pub const BENCH_ACTIVITIES: i64 = 200_000;
+
+/// The benchmark data set, made inside Postgres in one transaction.
+/// Deterministic: record n of an object has the id `md5('<object>' || n)`,
+/// account n is named `Account 0000n`; contact n and opportunity n belong
+/// to account ((n - 1) mod 20,000) + 1, activity n to opportunity
+/// ((n - 1) mod 50,000) + 1 and its account. Opportunities spread over the
+/// default pipeline's stages.
+const BENCH_SQL: &str = r#"
+INSERT INTO crm.account (id, name, website, domain, industry, type, annual_revenue, employee_count, created_at, updated_at)
+SELECT md5('account' || n)::uuid,
+       'Account ' || lpad(n::text, 5, '0'),
+       'https://account' || n || '.example',
+       'account' || n || '.example',
+       (ARRAY['AGRICULTURE','BANKING','CONSULTING','EDUCATION','ENERGY','FINANCE','GOVERNMENT','HEALTHCARE',
+              'HOSPITALITY','INSURANCE','MANUFACTURING','MEDIA','NONPROFIT','REAL_ESTATE','RETAIL','SOFTWARE',
+              'TELECOMMUNICATIONS','TRANSPORTATION','OTHER'])[1 + n % 19],
+       (ARRAY['PROSPECT','CUSTOMER','PARTNER'])[1 + n % 3],
+       ((n::bigint * 7919) % 100000000)::numeric + 0.5,
+       10 + (n * 31) % 5000,
+       timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second',
+       timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second'
+FROM generate_series(1, $ACCOUNTS) n;
+
+INSERT INTO crm.contact (id, first_name, last_name, email, title, account_id, created_at, updated_at)
+SELECT md5('contact' || n)::uuid,
+       (ARRAY['Ada','Grace','Alan','Hedy','Katherine','Margaret','Edsger','Barbara','Donald','Frances'])[1 + n % 10],
+       (ARRAY['Lovelace','Hopper','Turing','Lamarr','Johnson','Hamilton','Dijkstra','Liskov','Knuth','Allen'])[1 + (n / 10) % 10]
+           || ' ' || n,
+       'contact' || n || '@account' || ((n - 1) % $ACCOUNTS + 1) || '.example',
+       (ARRAY['CEO','CTO','VP Sales','Head of IT','Procurement Lead'])[1 + n % 5],
+       md5('account' || ((n - 1) % $ACCOUNTS + 1))::uuid,
+       timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second',
+       timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second'
+FROM generate_series(1, $CONTACTS) n;
+
+INSERT INTO crm.opportunity (id, name, account_id, primary_contact_id, stage_id, amount, close_date, created_at, updated_at)
+SELECT md5('opportunity' || n)::uuid,
+       'Opportunity ' || n,
+       md5('account' || ((n - 1) % $ACCOUNTS + 1))::uuid,
+       md5('contact' || (((n - 1) % $ACCOUNTS + 1) + $ACCOUNTS * (n % 5)))::uuid,
+       s.ids[1 + n % array_length(s.ids, 1)],
+       1000 + (n::bigint * 104729) % 500000,
+       date '2026-01-01' + (n % 365),
+       timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second',
+       timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second'
+FROM generate_series(1, $OPPORTUNITIES) n,
+     (SELECT array_agg(st.id ORDER BY st.position) AS ids
+      FROM crm.stage st JOIN crm.pipeline p ON p.id = st.pipeline_id AND p.is_default) s;
+
+INSERT INTO crm.activity (id, type, subject, status, due_at, opportunity_id, account_id, created_at, updated_at)
+SELECT md5('activity' || n)::uuid,
+       (ARRAY['CALL','EMAIL','MEETING','TASK','NOTE'])[1 + n % 5],
+       'Activity ' || n,
+       (ARRAY['OPEN','COMPLETED'])[1 + n % 2],
+       timestamptz '2026-01-01 00:00:00+00' + n * interval '1 minute',
+       md5('opportunity' || ((n - 1) % $OPPORTUNITIES + 1))::uuid,
+       md5('account' || (((n - 1) % $OPPORTUNITIES) % $ACCOUNTS + 1))::uuid,
+       timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second',
+       timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second'
+FROM generate_series(1, $ACTIVITIES) n;
+"#;
+
+/// Loads the benchmark data set into an empty production workspace.
+pub async fn bench(app: &App) -> anyhow::Result<SeedReport> {
+    use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+    let existing = run(app, "query { accounts(first: 1) { totalCount } }", json!({})).await?;
+    if existing["accounts"]["totalCount"].as_i64().unwrap_or(0) > 0 {
+        return Ok(SeedReport {
+            skipped: true,
+            ..SeedReport::default()
+        });
+    }
+    let sql = BENCH_SQL
+        .replace("$ACCOUNTS", &BENCH_ACCOUNTS.to_string())
+        .replace("$CONTACTS", &BENCH_CONTACTS.to_string())
+        .replace("$OPPORTUNITIES", &BENCH_OPPORTUNITIES.to_string())
+        .replace("$ACTIVITIES", &BENCH_ACTIVITIES.to_string());
+    let mut conn = app.db.conn().await?;
+    // Bulk load: no statement timeout, one transaction.
+    conn.batch_execute("SET statement_timeout = 0").await?;
+    let loaded = conn
+        .transaction::<_, diesel::result::Error, _>(async |conn| conn.batch_execute(&sql).await)
+        .await;
+    loaded.context("loading the benchmark data set")?;
+    conn.batch_execute("ANALYZE crm.account, crm.contact, crm.opportunity, crm.activity")
+        .await?;
+    conn.batch_execute(&format!(
+        "SET statement_timeout = {}",
+        app.config.statement_timeout.as_millis()
+    ))
+    .await?;
+    Ok(SeedReport {
+        accounts: BENCH_ACCOUNTS as usize,
+        contacts: BENCH_CONTACTS as usize,
+        opportunities: BENCH_OPPORTUNITIES as usize,
+        activities: BENCH_ACTIVITIES as usize,
+        skipped: false,
+    })
 }

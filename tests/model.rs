@@ -348,3 +348,81 @@ async fn contact_roles_activities_leads_and_owners() {
         .await;
     assert_eq!(unknown_owner["extensions"]["field"], json!(["input", "ownerId"]));
 }
+
+#[tokio::test]
+async fn the_benchmark_data_set_is_deterministic_and_consistent() {
+    let app = TestApp::start().await;
+    let report = crm::seed::bench(&app.app).await.unwrap();
+    assert_eq!(
+        (
+            report.accounts,
+            report.contacts,
+            report.opportunities,
+            report.activities
+        ),
+        (20_000, 100_000, 50_000, 200_000)
+    );
+    let counts = app
+        .data("{ accounts { totalCount } contacts { totalCount } opportunities { totalCount } activities { totalCount } }", json!({}))
+        .await;
+    assert_eq!(
+        counts,
+        json!({ "accounts": { "totalCount": 20000 }, "contacts": { "totalCount": 100000 },
+                "opportunities": { "totalCount": 50000 }, "activities": { "totalCount": 200000 } })
+    );
+    // Account 1 has the id md5('account1') and five contacts; its deals have
+    // activities of their own account.
+    let account = app
+        .data(
+            r#"{ accounts(filter: { name: { eq: "Account 00001" } }) { nodes { id contacts { totalCount }
+                 opportunities { totalCount nodes { primaryContact { account { name } } activities { totalCount nodes { account { name } } } } } } } }"#,
+            json!({}),
+        )
+        .await["accounts"]["nodes"][0]
+        .clone();
+    assert_eq!(account["id"], md5_uuid("account1"));
+    assert_eq!(account["contacts"]["totalCount"], 5);
+    assert_eq!(account["opportunities"]["totalCount"], 3);
+    let deal = &account["opportunities"]["nodes"][0];
+    assert_eq!(deal["primaryContact"]["account"]["name"], "Account 00001");
+    assert_eq!(deal["activities"]["totalCount"], 4);
+    assert_eq!(deal["activities"]["nodes"][0]["account"]["name"], "Account 00001");
+    // Every stage of the default pipeline has deals.
+    let stages = app
+        .data(
+            "{ stages { nodes { opportunities(first: 0) { totalCount } } } }",
+            json!({}),
+        )
+        .await;
+    for stage in stages["stages"]["nodes"].as_array().unwrap() {
+        assert!(
+            stage["opportunities"]["totalCount"].as_i64().unwrap() > 5000,
+            "{stages}"
+        );
+    }
+    // A second run leaves the data alone.
+    assert!(crm::seed::bench(&app.app).await.unwrap().skipped);
+}
+
+/// `md5(text)::uuid`, as the benchmark data set names its records.
+fn md5_uuid(text: &str) -> String {
+    let output = std::process::Command::new("md5sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes())?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let hex = String::from_utf8(output.stdout).unwrap();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}

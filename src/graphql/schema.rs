@@ -237,10 +237,8 @@ fn filter_input(model: &Model, object: &ObjectDef) -> InputObject {
         );
         if let Some(lookup) = field.lookup() {
             input = input.field(
-                InputValue::new(&field.name, TypeRef::named(format!("{}Filter", lookup.target))).description(format!(
-                    "Conditions on the {} this record refers to.",
-                    lookup.target
-                )),
+                InputValue::new(&field.name, TypeRef::named(format!("{}Filter", lookup.target)))
+                    .description(format!("Conditions on the {} this record refers to.", lookup.target)),
             );
         }
     }
