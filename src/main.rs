@@ -10,6 +10,11 @@ use clap::{Args, Parser, Subcommand};
 use crm::app::{self, App, DatabaseServer};
 use crm::Config;
 
+/// Responses are built from many small allocations freed on other threads;
+/// mimalloc handles that pattern far better than glibc's allocator.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "crm",

@@ -206,3 +206,43 @@ async fn introspection_works_for_playgrounds_and_tools() {
     let shallow = app.data("{ accounts { nodes { __typename name } } }", json!({})).await;
     assert_eq!(shallow["accounts"]["nodes"], json!([]));
 }
+
+#[tokio::test]
+async fn every_type_field_argument_and_value_has_a_description() {
+    let app = TestApp::start().await;
+    let data = app.data(INTROSPECTION, json!({})).await;
+    let builtin = ["String", "Int", "Float", "Boolean", "ID"];
+    let mut missing = Vec::new();
+    let described = |v: &serde_json::Value| v["description"].as_str().is_some_and(|d| !d.trim().is_empty());
+    for ty in data["__schema"]["types"].as_array().unwrap() {
+        let name = ty["name"].as_str().unwrap();
+        if name.starts_with("__") || builtin.contains(&name) {
+            continue;
+        }
+        if !described(ty) {
+            missing.push(name.to_owned());
+        }
+        for list in ["fields", "inputFields", "enumValues"] {
+            for item in ty[list].as_array().into_iter().flatten() {
+                if !described(item) {
+                    missing.push(format!("{name}.{}", item["name"].as_str().unwrap()));
+                }
+                for arg in item["args"].as_array().into_iter().flatten() {
+                    if !described(arg) {
+                        missing.push(format!(
+                            "{name}.{}({})",
+                            item["name"].as_str().unwrap(),
+                            arg["name"].as_str().unwrap()
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} without a description: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(30)]
+    );
+}

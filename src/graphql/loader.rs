@@ -14,12 +14,13 @@ use uuid::Uuid;
 use crate::db::Database;
 use crate::error::{CrmError, Result};
 use crate::metadata::{FieldDef, Model};
-use crate::records::{self, ChildPage, PageRequest, Record, Table};
+use crate::records::{self, ChildPage, FieldSet, PageRequest, Record, Table};
 
-/// One record of one object, by id.
+/// One record of one object, by id, with the fields the query needs.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RecordKey {
     pub object: Arc<str>,
+    pub fields: FieldSet,
     pub id: Uuid,
 }
 
@@ -31,6 +32,8 @@ pub struct ChildQuery {
     pub object: Arc<str>,
     /// The lookup on the child pointing at the parent.
     pub lookup: FieldDef,
+    /// The child fields the query needs.
+    pub fields: FieldSet,
     pub request: PageRequest,
     /// The relation and arguments as text: equality of batches.
     pub canonical: String,
@@ -80,22 +83,21 @@ impl Loader<RecordKey> for RecordLoader {
     type Error = CrmError;
 
     async fn load(&self, keys: &[RecordKey]) -> Result<HashMap<RecordKey, Record>> {
-        let mut by_object: HashMap<&Arc<str>, Vec<Uuid>> = HashMap::new();
+        let mut by_object: HashMap<(&Arc<str>, &FieldSet), Vec<Uuid>> = HashMap::new();
         for key in keys {
-            by_object.entry(&key.object).or_default().push(key.id);
+            by_object.entry((&key.object, &key.fields)).or_default().push(key.id);
         }
         let mut conn = self.db.conn().await?;
         let mut out = HashMap::with_capacity(keys.len());
-        for (object, ids) in by_object {
-            let found = records::get_many(&mut conn, self.table(object)?, &ids).await?;
+        for ((object, fields), ids) in by_object {
+            let found = records::get_many(&mut conn, self.table(object)?, fields, &ids).await?;
             out.extend(found.into_iter().map(|(id, record)| {
-                (
-                    RecordKey {
-                        object: object.clone(),
-                        id,
-                    },
-                    record,
-                )
+                let key = RecordKey {
+                    object: object.clone(),
+                    fields: fields.clone(),
+                    id,
+                };
+                (key, record)
             }));
         }
         Ok(out)
@@ -103,10 +105,10 @@ impl Loader<RecordKey> for RecordLoader {
 }
 
 impl Loader<ChildrenKey> for RecordLoader {
-    type Value = ChildPage;
+    type Value = Arc<ChildPage>;
     type Error = CrmError;
 
-    async fn load(&self, keys: &[ChildrenKey]) -> Result<HashMap<ChildrenKey, ChildPage>> {
+    async fn load(&self, keys: &[ChildrenKey]) -> Result<HashMap<ChildrenKey, Arc<ChildPage>>> {
         let mut by_query: HashMap<&str, (&Arc<ChildQuery>, Vec<Uuid>)> = HashMap::new();
         for key in keys {
             by_query
@@ -119,7 +121,8 @@ impl Loader<ChildrenKey> for RecordLoader {
         let mut out = HashMap::with_capacity(keys.len());
         for (query, parents) in by_query.into_values() {
             let table = self.table(&query.object)?;
-            let mut pages = records::children(&mut conn, table, &query.lookup, &parents, &query.request).await?;
+            let mut pages =
+                records::children(&mut conn, table, &query.lookup, &query.fields, &parents, &query.request).await?;
             for parent in parents {
                 let page = pages.remove(&parent).unwrap_or_default();
                 out.insert(
@@ -127,7 +130,7 @@ impl Loader<ChildrenKey> for RecordLoader {
                         query: query.clone(),
                         parent,
                     },
-                    page,
+                    Arc::new(page),
                 );
             }
         }

@@ -7,6 +7,7 @@ pub mod loader;
 pub mod mutation;
 pub mod resolve;
 pub mod schema;
+pub mod selection;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -35,11 +35,11 @@ pub fn fields(object: &Arc<ObjectDef>) -> Vec<Field> {
 pub fn update_item_input(object: &ObjectDef) -> InputObject {
     InputObject::new(format!("{}Update", object.name))
         .description(format!("One change of a batch update of {}.", words(&object.plural)))
-        .field(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
-        .field(InputValue::new(
-            "input",
-            TypeRef::named_nn(format!("Update{}Input", object.name)),
-        ))
+        .field(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)).description("The record to change."))
+        .field(
+            InputValue::new("input", TypeRef::named_nn(format!("Update{}Input", object.name)))
+                .description("The fields to change."),
+        )
         .field(
             InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))
                 .description("Refuse the whole batch with CONFLICT unless the record is still at this version."),
@@ -97,10 +97,10 @@ fn create(object: &Arc<ObjectDef>) -> Field {
             Ok(Some(FieldValue::owned_any(record)))
         })
     })
-    .argument(InputValue::new(
-        "input",
-        TypeRef::named_nn(format!("Create{name}Input")),
-    ))
+    .argument(
+        InputValue::new("input", TypeRef::named_nn(format!("Create{name}Input")))
+            .description("The new record's values."),
+    )
     .description(format!("Creates {}.", with_article(name)))
 }
 
@@ -119,11 +119,10 @@ fn update(object: &Arc<ObjectDef>) -> Field {
             Ok(Some(FieldValue::owned_any(record)))
         })
     })
-    .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
-    .argument(InputValue::new(
-        "input",
-        TypeRef::named_nn(format!("Update{name}Input")),
-    ))
+    .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)).description("The record's id."))
+    .argument(
+        InputValue::new("input", TypeRef::named_nn(format!("Update{name}Input"))).description("The fields to change."),
+    )
     .argument(
         InputValue::new("expectedVersion", TypeRef::named(TypeRef::INT))
             .description("Refuse the change with CONFLICT unless the record is still at this version."),
@@ -166,10 +165,10 @@ fn create_many(object: &Arc<ObjectDef>) -> Field {
             Ok(Some(FieldValue::list(records.into_iter().map(FieldValue::owned_any))))
         })
     })
-    .argument(InputValue::new(
-        "inputs",
-        TypeRef::named_nn_list_nn(format!("Create{name}Input")),
-    ))
+    .argument(
+        InputValue::new("inputs", TypeRef::named_nn_list_nn(format!("Create{name}Input")))
+            .description(format!("The new records, at most {MAX_BATCH}.")),
+    )
     .description(format!(
         "Creates up to {MAX_BATCH} {} in one transaction: all or none. An error names the item by its index.",
         words(&object.plural)
@@ -209,10 +208,10 @@ fn update_many(object: &Arc<ObjectDef>) -> Field {
             Ok(Some(FieldValue::list(records.into_iter().map(FieldValue::owned_any))))
         })
     })
-    .argument(InputValue::new(
-        "inputs",
-        TypeRef::named_nn_list_nn(format!("{name}Update")),
-    ))
+    .argument(
+        InputValue::new("inputs", TypeRef::named_nn_list_nn(format!("{name}Update")))
+            .description(format!("The changes, at most {MAX_BATCH}.")),
+    )
     .description(format!(
         "Changes up to {MAX_BATCH} {} in one transaction: all or none. An error names the item by its index.",
         words(&object.plural)
@@ -257,11 +256,14 @@ fn upsert(object: &Arc<ObjectDef>) -> Field {
             Ok(Some(FieldValue::owned_any(record)))
         })
     })
-    .argument(InputValue::new("externalId", TypeRef::named_nn(TypeRef::STRING)))
-    .argument(InputValue::new(
-        "input",
-        TypeRef::named_nn(format!("Create{name}Input")),
-    ))
+    .argument(
+        InputValue::new("externalId", TypeRef::named_nn(TypeRef::STRING))
+            .description("The record's id in the other system."),
+    )
+    .argument(
+        InputValue::new("input", TypeRef::named_nn(format!("Create{name}Input")))
+            .description("The values to create with, or to change."),
+    )
     .description(format!(
         "Creates {} with this externalId, or changes the one that has it (restoring it if deleted): \
          for integrations that sync from another system.",
@@ -300,6 +302,6 @@ fn state_change(object: &Arc<ObjectDef>, change: StateChange) -> Field {
             Ok(Some(FieldValue::owned_any(record)))
         })
     })
-    .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+    .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)).description("The record's id."))
     .description(description)
 }

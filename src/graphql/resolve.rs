@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::input::{self, ListArgs, Path};
 use super::loader::{ChildQuery, ChildrenKey, RecordKey, RecordLoader};
 use super::schema::list_arguments;
+use super::selection;
 use crate::db::Database;
 use crate::error::{CrmError, Result};
 use crate::metadata::{upper_first, with_article, FieldDef, FieldKind, InverseRelation, Lookup, Model, ObjectDef};
@@ -50,7 +51,7 @@ impl RequestContext {
 
 /// A list page on its way to `XConnection`.
 pub struct ConnectionValue {
-    records: Vec<Arc<Record>>,
+    records: Vec<Record>,
     order: Vec<OrderKey>,
     has_next_page: bool,
     has_previous_page: bool,
@@ -69,7 +70,7 @@ enum TotalCount {
 }
 
 struct Edge {
-    record: Arc<Record>,
+    record: Record,
     cursor: String,
 }
 
@@ -146,7 +147,20 @@ pub fn to_one_field(field: &FieldDef, lookup: &Lookup) -> Field {
             else {
                 return Ok(None);
             };
-            let found = context(&ctx)?.loader.load_one(RecordKey { object: target, id }).await?;
+            let context = context(&ctx)?;
+            let object = context
+                .model
+                .object(&target)
+                .ok_or_else(|| CrmError::internal(format_args!("lookup to unknown object {target}")))?;
+            let fields = selection::record_fields(object, ctx.field().selection_set(), &[]);
+            let found = context
+                .loader
+                .load_one(RecordKey {
+                    object: target,
+                    fields,
+                    id,
+                })
+                .await?;
             Ok(found.map(FieldValue::owned_any))
         })
     })
@@ -171,18 +185,21 @@ pub fn to_many_field(relation: InverseRelation) -> Field {
                     ..ListArgs::default()
                 };
                 let request = input::page_request(&context(&ctx)?.model, &child, &args)?;
+                let fields = selection::connection_fields(ctx.field(), &child, &request.order);
                 let canonical = format!(
-                    "{}.{}|{}|{}|{}",
+                    "{}.{}|{}|{}|{}|{:?}",
                     child.name,
                     lookup.name,
                     args.filter.map(ToString::to_string).unwrap_or_default(),
                     args.order_by.map(ToString::to_string).unwrap_or_default(),
                     args.first.map(ToString::to_string).unwrap_or_default(),
+                    fields,
                 );
                 let order = request.order.clone();
                 let query = Arc::new(ChildQuery {
                     object: child.name.as_str().into(),
                     lookup,
+                    fields,
                     request,
                     canonical,
                 });
@@ -192,7 +209,7 @@ pub fn to_many_field(relation: InverseRelation) -> Field {
                     .await?
                     .unwrap_or_default();
                 Ok(Some(FieldValue::owned_any(ConnectionValue {
-                    records: page.records.into_iter().map(Arc::new).collect(),
+                    records: page.records.clone(),
                     order,
                     has_next_page: page.has_next_page,
                     has_previous_page: false,
@@ -215,11 +232,12 @@ pub fn query_fields(object: &Arc<ObjectDef>) -> Vec<Field> {
                 let id = id_arg(&ctx)?;
                 let request = context(&ctx)?;
                 let mut conn = request.db.conn().await?;
-                let mut found = records::get_many(&mut conn, request.table(&object), &[id]).await?;
+                let fields = selection::record_fields(&object, ctx.field().selection_set(), &[]);
+                let mut found = records::get_many(&mut conn, request.table(&object), &fields, &[id]).await?;
                 Ok(found.remove(&id).map(FieldValue::owned_any))
             })
         })
-        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)).description("The record's id."))
         .description(format!("The {} with this id, or null.", object.name))
     };
     let list = {
@@ -241,14 +259,15 @@ pub fn query_fields(object: &Arc<ObjectDef>) -> Vec<Field> {
                     };
                     let context = context(&ctx)?;
                     let request = input::page_request(&context.model, &object, &args)?;
+                    let fields = selection::connection_fields(ctx.field(), &object, &request.order);
                     let mut conn = context.db.conn().await?;
                     let Page {
                         records,
                         has_next_page,
                         has_previous_page,
-                    } = records::list(&mut conn, context.table(&object), &request).await?;
+                    } = records::list(&mut conn, context.table(&object), &fields, &request).await?;
                     Ok(Some(FieldValue::owned_any(ConnectionValue {
-                        records: records.into_iter().map(Arc::new).collect(),
+                        records,
                         order: request.order,
                         has_next_page,
                         has_previous_page,
@@ -286,26 +305,38 @@ pub fn page_info_type() -> Object {
     };
     Object::new("PageInfo")
         .description("Where a page sits in its list.")
-        .field(flag("hasNextPage", |p| p.has_next_page))
-        .field(flag("hasPreviousPage", |p| p.has_previous_page))
-        .field(cursor("startCursor", |p| p.start_cursor.clone()))
-        .field(cursor("endCursor", |p| p.end_cursor.clone()))
+        .field(flag("hasNextPage", |p| p.has_next_page).description("More records follow this page."))
+        .field(flag("hasPreviousPage", |p| p.has_previous_page).description("Records come before this page."))
+        .field(
+            cursor("startCursor", |p| p.start_cursor.clone())
+                .description("The cursor of the first record; pass it as `before` for the page before."),
+        )
+        .field(
+            cursor("endCursor", |p| p.end_cursor.clone())
+                .description("The cursor of the last record; pass it as `after` for the next page."),
+        )
 }
 
 /// `XEdge { cursor node }`.
 pub fn edge_type(object: &ObjectDef) -> Object {
     Object::new(format!("{}Edge", object.name))
         .description(format!("{} and its cursor.", upper_first(&with_article(&object.name))))
-        .field(Field::new("cursor", TypeRef::named_nn(TypeRef::STRING), |ctx| {
-            let edge = ctx.parent_value.try_downcast_ref::<Edge>();
-            FieldFuture::from_value(edge.ok().map(|e| Value::String(e.cursor.clone())))
-        }))
-        .field(Field::new("node", TypeRef::named_nn(&object.name), |ctx| {
-            resolved(async move {
-                let edge = ctx.parent_value.try_downcast_ref::<Edge>()?;
-                Ok(Some(FieldValue::borrowed_any(&*edge.record)))
+        .field(
+            Field::new("cursor", TypeRef::named_nn(TypeRef::STRING), |ctx| {
+                let edge = ctx.parent_value.try_downcast_ref::<Edge>();
+                FieldFuture::from_value(edge.ok().map(|e| Value::String(e.cursor.clone())))
             })
-        }))
+            .description("The record's position: pass it as `after` or `before` to page from here."),
+        )
+        .field(
+            Field::new("node", TypeRef::named_nn(&object.name), |ctx| {
+                resolved(async move {
+                    let edge = ctx.parent_value.try_downcast_ref::<Edge>()?;
+                    Ok(Some(FieldValue::borrowed_any(&edge.record)))
+                })
+            })
+            .description("The record."),
+        )
 }
 
 /// `XConnection { edges nodes pageInfo totalCount }`.
@@ -313,10 +344,8 @@ pub fn connection_type(object: &ObjectDef) -> Object {
     let name = &object.name;
     Object::new(format!("{name}Connection"))
         .description(format!("A page of {}.", crate::metadata::words(&object.plural)))
-        .field(Field::new(
-            "edges",
-            TypeRef::named_nn_list_nn(format!("{name}Edge")),
-            |ctx| {
+        .field(
+            Field::new("edges", TypeRef::named_nn_list_nn(format!("{name}Edge")), |ctx| {
                 resolved(async move {
                     let page = ctx.parent_value.try_downcast_ref::<ConnectionValue>()?;
                     Ok(Some(FieldValue::list(page.records.iter().map(|record| {
@@ -326,27 +355,34 @@ pub fn connection_type(object: &ObjectDef) -> Object {
                         })
                     }))))
                 })
-            },
-        ))
-        .field(Field::new("nodes", TypeRef::named_nn_list_nn(name), |ctx| {
-            resolved(async move {
-                let page = ctx.parent_value.try_downcast_ref::<ConnectionValue>()?;
-                Ok(Some(FieldValue::list(
-                    page.records.iter().map(|r| FieldValue::borrowed_any(&**r)),
-                )))
             })
-        }))
-        .field(Field::new("pageInfo", TypeRef::named_nn("PageInfo"), |ctx| {
-            resolved(async move {
-                let page = ctx.parent_value.try_downcast_ref::<ConnectionValue>()?;
-                Ok(Some(FieldValue::owned_any(PageInfo {
-                    has_next_page: page.has_next_page,
-                    has_previous_page: page.has_previous_page,
-                    start_cursor: page.records.first().map(|r| Cursor::of(r, &page.order)),
-                    end_cursor: page.records.last().map(|r| Cursor::of(r, &page.order)),
-                })))
+            .description("The records of the page with their cursors."),
+        )
+        .field(
+            Field::new("nodes", TypeRef::named_nn_list_nn(name), |ctx| {
+                resolved(async move {
+                    let page = ctx.parent_value.try_downcast_ref::<ConnectionValue>()?;
+                    Ok(Some(FieldValue::list(
+                        page.records.iter().map(|r| FieldValue::borrowed_any(r)),
+                    )))
+                })
             })
-        }))
+            .description("The records of the page."),
+        )
+        .field(
+            Field::new("pageInfo", TypeRef::named_nn("PageInfo"), |ctx| {
+                resolved(async move {
+                    let page = ctx.parent_value.try_downcast_ref::<ConnectionValue>()?;
+                    Ok(Some(FieldValue::owned_any(PageInfo {
+                        has_next_page: page.has_next_page,
+                        has_previous_page: page.has_previous_page,
+                        start_cursor: page.records.first().map(|r| Cursor::of(r, &page.order)),
+                        end_cursor: page.records.last().map(|r| Cursor::of(r, &page.order)),
+                    })))
+                })
+            })
+            .description("Where the page sits in the list."),
+        )
         .field(
             Field::new("totalCount", TypeRef::named_nn(TypeRef::INT), |ctx| {
                 resolved(async move {

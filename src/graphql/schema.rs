@@ -53,8 +53,8 @@ pub fn build(model: &Model, limits: Limits) -> Result<Schema, SchemaError> {
         .register(
             Enum::new("NullsOrder")
                 .description("Where records without a value go. Default: last when ascending, first when descending.")
-                .item(EnumItem::new("FIRST"))
-                .item(EnumItem::new("LAST")),
+                .item(EnumItem::new("FIRST").description("Records without a value come first."))
+                .item(EnumItem::new("LAST").description("Records without a value come last.")),
         )
         .register(resolve::page_info_type());
     for (name, value_type, ordered, text) in SCALAR_FILTERS {
@@ -160,11 +160,11 @@ fn enum_filter(object: &ObjectDef, field: &FieldDef) -> InputObject {
     let value_type = picklist_type(object, field);
     InputObject::new(format!("{value_type}Filter"))
         .description("Conditions on a picklist; all given must hold.")
-        .field(InputValue::new("eq", TypeRef::named(&value_type)))
-        .field(InputValue::new("neq", TypeRef::named(&value_type)))
-        .field(InputValue::new("in", TypeRef::named_nn_list(&value_type)))
-        .field(InputValue::new("notIn", TypeRef::named_nn_list(&value_type)))
-        .field(InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN)))
+        .field(InputValue::new("eq", TypeRef::named(&value_type)).description("Equal to."))
+        .field(InputValue::new("neq", TypeRef::named(&value_type)).description("Not equal to (empty values match)."))
+        .field(InputValue::new("in", TypeRef::named_nn_list(&value_type)).description("Equal to one of."))
+        .field(InputValue::new("notIn", TypeRef::named_nn_list(&value_type)).description("Equal to none of."))
+        .field(InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN)).description("Empty (true) or set (false)."))
 }
 
 /// The GraphQL type of a field's value (`ID` for a lookup's id).
@@ -273,14 +273,18 @@ fn order_inputs(object: &ObjectDef) -> (Enum, InputObject) {
     for field in object.fields.iter().filter(|f| f.sortable()) {
         fields = fields.item(EnumItem::new(order_field_name(field)).description(&field.label));
     }
-    let input = InputObject::new(format!("{}OrderBy", object.name))
-        .description("One sort key. Lists always end with `id`, so the order is total and cursors are stable.")
-        .field(InputValue::new("field", TypeRef::named_nn(&field_enum)))
-        .field(
-            InputValue::new("direction", TypeRef::named_nn("OrderDirection"))
-                .default_value(Value::Enum(async_graphql::Name::new("ASC"))),
-        )
-        .field(InputValue::new("nulls", TypeRef::named("NullsOrder")));
+    let input =
+        InputObject::new(format!("{}OrderBy", object.name))
+            .description("One sort key. Lists always end with `id`, so the order is total and cursors are stable.")
+            .field(InputValue::new("field", TypeRef::named_nn(&field_enum)).description("The field to sort by."))
+            .field(
+                InputValue::new("direction", TypeRef::named_nn("OrderDirection"))
+                    .default_value(Value::Enum(async_graphql::Name::new("ASC")))
+                    .description("Ascending (the default) or descending."),
+            )
+            .field(InputValue::new("nulls", TypeRef::named("NullsOrder")).description(
+                "Where records without a value go: by default last when ascending, first when descending.",
+            ));
     (fields, input)
 }
 
@@ -319,10 +323,10 @@ fn write_input(object: &ObjectDef, create: bool) -> InputObject {
 /// The arguments of a list field; nested lists take the first three.
 pub fn list_arguments(field: Field, object: &ObjectDef, nested: bool) -> Field {
     let mut field = field
-        .argument(InputValue::new(
-            "filter",
-            TypeRef::named(format!("{}Filter", object.name)),
-        ))
+        .argument(
+            InputValue::new("filter", TypeRef::named(format!("{}Filter", object.name)))
+                .description("Only records matching these conditions."),
+        )
         .argument(
             InputValue::new("orderBy", TypeRef::named_nn_list(format!("{}OrderBy", object.name)))
                 .description("Sort keys, most significant first. Default: by creation time."),

@@ -25,8 +25,9 @@ pub use page::{Cursor, OrderKey, Page, PageRequest};
 /// The alias of the main table in every query.
 const T: &str = "t";
 
-/// A row document: API names → JSON values.
-pub type Record = serde_json::Map<String, Json>;
+/// A row document: API names → JSON values. Shared, because loaders hand
+/// the same record to every field that asked for it.
+pub type Record = std::sync::Arc<serde_json::Map<String, Json>>;
 
 /// Where an object's rows live: a workspace schema and the object.
 #[derive(Debug, Clone, Copy)]
@@ -55,11 +56,41 @@ impl<'a> Table<'a> {
     }
 }
 
-/// `jsonb_build_object('name', t.name, …)` for every field, in chunks of 50
-/// pairs (Postgres allows 100 arguments per call) joined with `||`.
-pub fn projection(object: &ObjectDef, alias: &str) -> Sql {
-    let chunks: Vec<Sql> = object
-        .fields
+/// The fields of an object a query needs, as sorted positions in
+/// `ObjectDef::fields`: projecting only these keeps both Postgres's JSON
+/// building and Rust's parsing proportional to what the client asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct FieldSet(Vec<usize>);
+
+impl FieldSet {
+    /// Every field (mutations return whole records).
+    pub fn all(object: &ObjectDef) -> Self {
+        FieldSet((0..object.fields.len()).collect())
+    }
+
+    /// The fields with these value keys, plus `id`; unknown keys are ignored.
+    pub fn of<'k>(object: &ObjectDef, keys: impl IntoIterator<Item = &'k str>) -> Self {
+        let mut positions: Vec<usize> = keys
+            .into_iter()
+            .chain(["id"])
+            .filter_map(|key| object.fields.iter().position(|f| f.value_key() == key))
+            .collect();
+        positions.sort_unstable();
+        positions.dedup();
+        FieldSet(positions)
+    }
+
+    /// The fields of `object` in this set.
+    pub fn fields<'o>(&self, object: &'o ObjectDef) -> impl Iterator<Item = &'o FieldDef> + use<'o, '_> {
+        self.0.iter().filter_map(|&i| object.fields.get(i))
+    }
+}
+
+/// `jsonb_build_object('name', t.name, …)` for the fields in `fields`, in
+/// chunks of 50 pairs (Postgres allows 100 arguments per call) joined with `||`.
+pub fn projection(object: &ObjectDef, fields: &FieldSet, alias: &str) -> Sql {
+    let fields: Vec<&FieldDef> = fields.fields(object).collect();
+    let chunks: Vec<Sql> = fields
         .chunks(50)
         .map(|fields| {
             let pairs: Vec<Sql> = fields
@@ -119,15 +150,20 @@ async fn load_json(conn: &mut Conn, query: Sql) -> Result<Vec<Json>> {
 /// Turns a row document into a [`Record`].
 pub fn into_record(json: Json) -> Record {
     match json {
-        Json::Object(map) => map,
-        _ => Record::new(),
+        Json::Object(map) => Record::new(map),
+        _ => Record::default(),
     }
 }
 
 /// Live records with the given ids, keyed by id. One statement.
-pub async fn get_many(conn: &mut Conn, table: Table<'_>, ids: &[Uuid]) -> Result<HashMap<Uuid, Record>> {
+pub async fn get_many(
+    conn: &mut Conn,
+    table: Table<'_>,
+    fields: &FieldSet,
+    ids: &[Uuid],
+) -> Result<HashMap<Uuid, Record>> {
     let mut query = Sql::raw("SELECT ");
-    query.append(&projection(table.object, T)).push(" AS row");
+    query.append(&projection(table.object, fields, T)).push(" AS row");
     query.append(&table.sql_from()).push(" WHERE ");
     query
         .column(T, "id")
@@ -149,10 +185,10 @@ pub fn record_id(record: &Record) -> Option<Uuid> {
 }
 
 /// One page of an object's records, in keyset order.
-pub async fn list(conn: &mut Conn, table: Table<'_>, request: &PageRequest) -> Result<Page> {
+pub async fn list(conn: &mut Conn, table: Table<'_>, fields: &FieldSet, request: &PageRequest) -> Result<Page> {
     let order = request.effective_order();
     let mut query = Sql::raw("SELECT ");
-    query.append(&projection(table.object, T)).push(" AS row");
+    query.append(&projection(table.object, fields, T)).push(" AS row");
     query.append(&table.sql_from()).push(" WHERE ");
     query.append(&live_rows(request.include_deleted));
     if let Some(filter) = &request.filter {
@@ -207,6 +243,7 @@ pub async fn children(
     conn: &mut Conn,
     table: Table<'_>,
     lookup: &FieldDef,
+    fields: &FieldSet,
     parents: &[Uuid],
     request: &PageRequest,
 ) -> Result<HashMap<Uuid, ChildPage>> {
@@ -223,7 +260,7 @@ pub async fn children(
     let mut partition = Sql::raw("PARTITION BY ");
     partition.column(T, &lookup.column);
     let mut inner = Sql::raw("SELECT ");
-    inner.append(&projection(table.object, T)).push(" AS row, ");
+    inner.append(&projection(table.object, fields, T)).push(" AS row, ");
     inner.column(T, &lookup.column).push(" AS parent, row_number() OVER (");
     inner
         .append(&partition)

@@ -8,7 +8,7 @@
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use uuid::Uuid;
 
-use super::{into_record, projection, Record, Table, T};
+use super::{into_record, projection, FieldSet, Record, Table, T};
 use crate::db::sql::{Bind, JsonRow, Sql};
 use crate::error::{CrmError, Result};
 use crate::metadata::{FieldDef, Model, ObjectDef};
@@ -165,7 +165,10 @@ async fn returning(
     object: &ObjectDef,
     path: &[String],
 ) -> Result<Vec<JsonRow>> {
-    query.push(" RETURNING ").append(&projection(object, T)).push(" AS row");
+    query
+        .push(" RETURNING ")
+        .append(&projection(object, &FieldSet::all(object), T))
+        .push(" AS row");
     query.load(conn).await.map_err(|e| constraint_error(e, object, path))
 }
 
