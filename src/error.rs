@@ -90,6 +90,16 @@ impl CrmError {
     }
 }
 
+impl CrmError {
+    /// The error as a response error that points at no location in the
+    /// query: for refusals of the request as a whole.
+    pub fn into_server_error(self) -> async_graphql::ServerError {
+        let mut error = async_graphql::ServerError::new(self.to_string(), None);
+        error.extensions = self.extend().extensions;
+        error
+    }
+}
+
 impl ErrorExtensions for CrmError {
     /// The GraphQL error clients see: message, `code`, and `field` for input.
     fn extend(&self) -> async_graphql::Error {

@@ -20,8 +20,6 @@ use serde_json::json;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use async_graphql::ErrorExtensions;
-
 use crate::app::App;
 use crate::error::CrmError;
 use crate::graphql::{self, Workspace};
@@ -169,7 +167,7 @@ async fn run(app: Arc<App>, headers: &HeaderMap, request: async_graphql::Request
 
 /// A response body holding one error, with its code.
 fn errors_body(err: CrmError) -> String {
-    json!({ "errors": [err.extend().into_server_error(Default::default())] }).to_string()
+    json!({ "errors": [err.into_server_error()] }).to_string()
 }
 
 fn accepts(headers: &HeaderMap, media_type: &str) -> bool {

@@ -87,8 +87,8 @@ struct ServeArgs {
     /// Deepest accepted GraphQL query.
     #[arg(long, env = "CRM_MAX_DEPTH", default_value_t = 12)]
     max_depth: usize,
-    /// Most complex accepted GraphQL query (fields counted).
-    #[arg(long, env = "CRM_MAX_COMPLEXITY", default_value_t = 50_000)]
+    /// Most fields a query may resolve, page sizes multiplied through.
+    #[arg(long, env = "CRM_MAX_COMPLEXITY", default_value_t = 250_000)]
     max_complexity: usize,
 }
 

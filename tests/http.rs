@@ -122,6 +122,19 @@ async fn limits_apply() {
         contacts { nodes { account { contacts { nodes { account { contacts { nodes { account { name } } } } } } } } } } } } } }";
     let error = app.error(fragments, json!({})).await;
     assert_eq!(error["extensions"]["code"], "QUERY_TOO_COMPLEX");
+
+    // Cost multiplies page sizes through nested lists, variables included.
+    let wide = "query($n: Int) { accounts(first: 500) { nodes { name contacts(first: $n) { nodes { firstName lastName email } } } } }";
+    let error = app.error(wide, json!({ "n": 500 })).await;
+    assert_eq!(error["extensions"]["code"], "QUERY_TOO_COMPLEX");
+    assert!(error["message"].as_str().unwrap().contains("smaller pages"), "{error}");
+    app.data(wide, json!({ "n": 10 })).await;
+    // The benchmark's deepest query stays well inside the default.
+    app.data(
+        "{ accounts(first: 20) { nodes { id name opportunities { nodes { id name activities { nodes { id subject type } } } } } } }",
+        json!({}),
+    )
+    .await;
 }
 
 #[tokio::test]

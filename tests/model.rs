@@ -374,7 +374,7 @@ async fn the_benchmark_data_set_is_deterministic_and_consistent() {
     // activities of their own account.
     let account = app
         .data(
-            r#"{ accounts(filter: { name: { eq: "Account 00001" } }) { nodes { id contacts { totalCount }
+            r#"{ accounts(first: 1, filter: { name: { eq: "Account 00001" } }) { nodes { id contacts { totalCount }
                  opportunities { totalCount nodes { primaryContact { account { name } } activities { totalCount nodes { account { name } } } } } } } }"#,
             json!({}),
         )

@@ -471,3 +471,159 @@ async fn a_statement_over_the_timeout_gets_timeout_not_a_500() {
     assert_eq!(error["extensions"]["code"], "TIMEOUT", "{error}");
     assert!(!error["message"].as_str().unwrap().contains("canceling"), "{error}");
 }
+
+#[tokio::test]
+async fn operators_and_sorts_on_every_field_type() {
+    let app = TestApp::start().await;
+    let mut ids = Vec::new();
+    for (name, amount, close, stage_closed) in [
+        ("Small", "100.50", "2027-01-10", false),
+        ("Medium", "2500.00", "2027-02-20", false),
+        ("Large", "90000.99", "2027-03-30", true),
+        ("Unpriced", "", "", false),
+    ] {
+        let mut input = json!({ "name": name });
+        if !amount.is_empty() {
+            input["amount"] = json!(amount);
+            input["closeDate"] = json!(close);
+        }
+        if stage_closed {
+            let won = app
+                .data(
+                    r#"{ stages(filter: { name: { eq: "Closed Won" } }) { nodes { id } } }"#,
+                    json!({}),
+                )
+                .await;
+            input["stageId"] = won["stages"]["nodes"][0]["id"].clone();
+        }
+        ids.push(app.create("Opportunity", input).await);
+    }
+    let created = app
+        .data(
+            "query($id: ID!) { opportunity(id: $id) { createdAt } }",
+            json!({ "id": ids[1] }),
+        )
+        .await["opportunity"]["createdAt"]
+        .clone();
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (r#"{ amount: { gt: "100.50" } }"#.into(), vec!["Large", "Medium"]),
+        (
+            r#"{ amount: { gte: "100.50", lt: "90000.99" } }"#.into(),
+            vec!["Medium", "Small"],
+        ),
+        (r#"{ amount: { lte: "2500" } }"#.into(), vec!["Medium", "Small"]),
+        (
+            r#"{ amount: { in: ["100.5", "90000.99"] } }"#.into(),
+            vec!["Large", "Small"],
+        ),
+        (r#"{ amount: { isNull: true } }"#.into(), vec!["Unpriced"]),
+        (
+            r#"{ closeDate: { gte: "2027-02-01", lte: "2027-03-30" } }"#.into(),
+            vec!["Large", "Medium"],
+        ),
+        (
+            r#"{ closeDate: { neq: "2027-01-10" } }"#.into(),
+            vec!["Large", "Medium", "Unpriced"],
+        ),
+        (
+            format!(r#"{{ createdAt: {{ gte: "{}" }} }}"#, created.as_str().unwrap()),
+            vec!["Large", "Medium", "Unpriced"],
+        ),
+        (
+            format!(r#"{{ createdAt: {{ lt: "{}" }} }}"#, created.as_str().unwrap()),
+            vec!["Small"],
+        ),
+        (r#"{ isClosed: { eq: true } }"#.into(), vec!["Large"]),
+        (
+            r#"{ isWon: { neq: true } }"#.into(),
+            vec!["Medium", "Small", "Unpriced"],
+        ),
+        (
+            format!(r#"{{ id: {{ in: ["{}", "{}"] }} }}"#, ids[0], ids[3]),
+            vec!["Small", "Unpriced"],
+        ),
+        (
+            format!(r#"{{ id: {{ notIn: ["{}"] }} }}"#, ids[0]),
+            vec!["Large", "Medium", "Unpriced"],
+        ),
+        (
+            r#"{ forecastCategory: { in: [CLOSED, COMMIT] } }"#.into(),
+            vec!["Large"],
+        ),
+        (r#"{ probability: { gte: 100 } }"#.into(), vec!["Large"]),
+        (r#"{ expectedRevenue: { gt: "50" } }"#.into(), vec!["Large", "Medium"]),
+    ];
+    for (filter, expected) in cases {
+        let data = app
+            .data(
+                &format!("{{ opportunities(filter: {filter}) {{ nodes {{ name }} }} }}"),
+                json!({}),
+            )
+            .await;
+        let mut got: Vec<&str> = data["opportunities"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, expected, "{filter}");
+    }
+    for (order, expected) in [
+        (
+            r#"[{ field: AMOUNT, direction: DESC }]"#,
+            ["Unpriced", "Large", "Medium", "Small"],
+        ),
+        (
+            r#"[{ field: AMOUNT, direction: DESC, nulls: LAST }]"#,
+            ["Large", "Medium", "Small", "Unpriced"],
+        ),
+        (
+            r#"[{ field: CLOSE_DATE, nulls: FIRST }]"#,
+            ["Unpriced", "Small", "Medium", "Large"],
+        ),
+        (
+            r#"[{ field: IS_CLOSED, direction: DESC }, { field: NAME }]"#,
+            ["Large", "Medium", "Small", "Unpriced"],
+        ),
+        (
+            r#"[{ field: CREATED_AT, direction: DESC }]"#,
+            ["Unpriced", "Large", "Medium", "Small"],
+        ),
+    ] {
+        let data = app
+            .data(
+                &format!("{{ opportunities(orderBy: {order}) {{ nodes {{ name }} }} }}"),
+                json!({}),
+            )
+            .await;
+        let got: Vec<&str> = data["opportunities"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, expected, "{order}");
+    }
+    for (filter, field) in [
+        (r#"{ amount: { gt: "1.234" } }"#, json!(["filter", "amount", "gt"])),
+        (
+            r#"{ closeDate: { eq: "2027-13-01" } }"#,
+            json!(["filter", "closeDate", "eq"]),
+        ),
+        (
+            r#"{ createdAt: { lt: "yesterday" } }"#,
+            json!(["filter", "createdAt", "lt"]),
+        ),
+        (r#"{ id: { eq: "x" } }"#, json!(["filter", "id", "eq"])),
+    ] {
+        let error = app
+            .error(
+                &format!("{{ opportunities(filter: {filter}) {{ totalCount }} }}"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{filter}");
+        assert_eq!(error["extensions"]["field"], field, "{filter}: {error}");
+    }
+}

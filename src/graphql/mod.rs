@@ -1,8 +1,8 @@
 //! The dynamic GraphQL schema of each workspace, built from its metadata
 //! and cached by metadata version.
 
-pub mod depth;
 pub mod input;
+pub mod limits;
 pub mod loader;
 pub mod mutation;
 pub mod resolve;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use async_graphql::dynamic::Schema;
-use async_graphql::{ErrorExtensionValues, ErrorExtensions, Request, Response, ServerError, Value};
+use async_graphql::{ErrorExtensionValues, Request, Response, ServerError, Value};
 use diesel::sql_types::Integer;
 
 use crate::db::sql::Sql;
@@ -74,7 +74,7 @@ impl SchemaCache {
         }
         let metadata_version = metadata_version(db, &workspace.pg_schema).await?;
         let model = Arc::new(Model::standard());
-        let schema = schema::build(&model, self.limits)
+        let schema = schema::build(&model)
             .map_err(|err| CrmError::internal(format_args!("building the schema of {}: {err}", workspace.name)))?;
         let entry = Arc::new(WorkspaceSchema {
             workspace: workspace.clone(),
@@ -118,27 +118,33 @@ async fn metadata_version(db: &Database, pg_schema: &str) -> Result<i32> {
 
 /// The SDL of the production schema with no customizations.
 pub fn production_sdl() -> std::result::Result<String, async_graphql::dynamic::SchemaError> {
-    let schema = schema::build(
-        &Model::standard(),
-        Limits {
-            max_depth: usize::MAX,
-            max_complexity: usize::MAX,
-        },
-    )?;
+    let schema = schema::build(&Model::standard())?;
     Ok(schema.sdl())
 }
 
 /// Runs a request and gives every error a stable `extensions.code`.
 pub async fn execute(entry: &WorkspaceSchema, db: &Database, mut request: Request) -> Response {
     // A query that does not parse falls through: execution reports it.
+    let variables = request.variables.clone();
     if let Ok(document) = request.parsed_query() {
-        let depth = depth::query_depth(document);
-        if depth > entry.limits.max_depth {
-            let error = CrmError::QueryTooComplex(format!(
+        let depth = limits::query_depth(document);
+        let cost = limits::query_cost(document, &variables);
+        let refusal = if depth > entry.limits.max_depth {
+            Some(format!(
                 "the query nests fields {depth} levels deep; at most {} are allowed",
                 entry.limits.max_depth
-            ));
-            return Response::from_errors(vec![error.extend().into_server_error(Default::default())]);
+            ))
+        } else if cost > entry.limits.max_complexity as u64 {
+            Some(format!(
+                "the query may resolve {cost} fields (page sizes multiplied through); at most {} are allowed: \
+                 ask for smaller pages or fewer nested lists",
+                entry.limits.max_complexity
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = refusal {
+            return Response::from_errors(vec![CrmError::QueryTooComplex(message).into_server_error()]);
         }
     }
     let context = RequestContext::new(

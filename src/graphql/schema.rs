@@ -15,7 +15,7 @@ use super::resolve;
 use crate::metadata::{upper_first, words, FieldDef, FieldKind, Model, ObjectDef};
 use crate::records::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
-/// Limits every schema enforces before running a query.
+/// Limits every request is checked against before it runs (see `limits`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_depth: usize,
@@ -35,7 +35,7 @@ const SCALAR_FILTERS: &[(&str, &str, bool, bool)] = &[
 ];
 
 /// Builds the schema of a workspace whose model is `model`.
-pub fn build(model: &Model, limits: Limits) -> Result<Schema, SchemaError> {
+pub fn build(model: &Model) -> Result<Schema, SchemaError> {
     let mut query = Object::new("Query").description("Read CRM records.");
     let mut mutation = Object::new("Mutation").description("Create, change, delete and restore CRM records.");
     let mut builder = Schema::build("Query", Some("Mutation"), None);
@@ -94,8 +94,7 @@ pub fn build(model: &Model, limits: Limits) -> Result<Schema, SchemaError> {
     builder
         .register(query)
         .register(mutation)
-        // Depth is checked before execution (see `depth`), sparing introspection.
-        .limit_complexity(limits.max_complexity)
+        // Depth and cost are checked before execution (see `limits`).
         .finish()
 }
 

@@ -1,0 +1,129 @@
+//! Query depth and cost limits, applied before execution.
+//!
+//! async-graphql's own limits count introspection (the query every GraphQL
+//! tool sends on start nests `ofType` a dozen levels deep) and weigh every
+//! field as 1 whatever the page size. Here introspection is free (its shape
+//! is fixed and small), and a field inside a list costs once per record the
+//! list may return: `first`/`last`, or the default page for a connection.
+
+use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
+use async_graphql::{Name, Positioned, Value, Variables};
+
+use crate::records::page::DEFAULT_PAGE_SIZE;
+
+/// The deepest nesting of non-introspection fields in any operation.
+pub fn query_depth(document: &ExecutableDocument) -> usize {
+    let mut fragments_on_path = Vec::new();
+    document
+        .operations
+        .iter()
+        .map(|(_, operation)| depth(document, &operation.node.selection_set.node, &mut fragments_on_path))
+        .max()
+        .unwrap_or(0)
+}
+
+fn depth<'a>(document: &'a ExecutableDocument, set: &'a SelectionSet, on_path: &mut Vec<&'a Name>) -> usize {
+    set.items
+        .iter()
+        .map(|selection| match &selection.node {
+            Selection::Field(field) if field.node.name.node.starts_with("__") => 0,
+            Selection::Field(field) => 1 + depth(document, &field.node.selection_set.node, on_path),
+            Selection::InlineFragment(fragment) => depth(document, &fragment.node.selection_set.node, on_path),
+            Selection::FragmentSpread(spread) => {
+                let name = &spread.node.fragment_name.node;
+                // A fragment cycle is a validation error reported later; stop here.
+                match document.fragments.get(name) {
+                    Some(fragment) if !on_path.contains(&name) => {
+                        on_path.push(name);
+                        let d = depth(document, &fragment.node.selection_set.node, on_path);
+                        on_path.pop();
+                        d
+                    }
+                    _ => 0,
+                }
+            }
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// The most records each field of the query may be resolved for, summed:
+/// `accounts(first: 20) { nodes { name } }` costs 1 + 20 × 2.
+pub fn query_cost(document: &ExecutableDocument, variables: &Variables) -> u64 {
+    let mut fragments_on_path = Vec::new();
+    document
+        .operations
+        .iter()
+        .map(|(_, operation)| {
+            cost(
+                document,
+                variables,
+                &operation.node.selection_set.node,
+                &mut fragments_on_path,
+            )
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+fn cost<'a>(
+    document: &'a ExecutableDocument,
+    variables: &Variables,
+    set: &'a SelectionSet,
+    on_path: &mut Vec<&'a Name>,
+) -> u64 {
+    set.items
+        .iter()
+        .map(|selection| match &selection.node {
+            Selection::Field(field) if field.node.name.node.starts_with("__") => 0,
+            Selection::Field(field) => {
+                let children = cost(document, variables, &field.node.selection_set.node, on_path);
+                1u64.saturating_add(page_size(field, variables).saturating_mul(children))
+            }
+            Selection::InlineFragment(fragment) => {
+                cost(document, variables, &fragment.node.selection_set.node, on_path)
+            }
+            Selection::FragmentSpread(spread) => {
+                let name = &spread.node.fragment_name.node;
+                match document.fragments.get(name) {
+                    Some(fragment) if !on_path.contains(&name) => {
+                        on_path.push(name);
+                        let c = cost(document, variables, &fragment.node.selection_set.node, on_path);
+                        on_path.pop();
+                        c
+                    }
+                    _ => 0,
+                }
+            }
+        })
+        .fold(0u64, u64::saturating_add)
+}
+
+/// How many records a field's selection is resolved for: its `first` or
+/// `last`, the default page for a connection (it selects `nodes`/`edges`),
+/// else one.
+fn page_size(field: &Positioned<Field>, variables: &Variables) -> u64 {
+    for name in ["first", "last"] {
+        if let Some(value) = field.node.get_argument(name) {
+            let value = value
+                .node
+                .clone()
+                .into_const_with(|name| variables.get(&name).cloned().ok_or(()));
+            if let Ok(Value::Number(n)) = value {
+                return n.as_u64().unwrap_or(0);
+            }
+        }
+    }
+    let is_connection = field
+        .node
+        .selection_set
+        .node
+        .items
+        .iter()
+        .any(|s| matches!(&s.node, Selection::Field(f) if matches!(f.node.name.node.as_str(), "nodes" | "edges")));
+    if is_connection {
+        DEFAULT_PAGE_SIZE as u64
+    } else {
+        1
+    }
+}
