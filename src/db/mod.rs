@@ -11,12 +11,16 @@ use std::time::Duration;
 
 use anyhow::Context;
 use diesel::connection::{Instrumentation, InstrumentationEvent};
+use deadpool::managed::{Hook, HookError};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod};
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
 pub use embedded::{ClusterOptions, EmbeddedPostgres};
+
+/// Checkouts after which a pooled connection is replaced.
+const CONNECTION_USES: usize = 10_000;
 
 /// A pooled connection.
 pub type Conn = Object<AsyncPgConnection>;
@@ -69,6 +73,15 @@ impl Database {
             .max_size(options.size)
             .wait_timeout(Some(Duration::from_secs(30)))
             .runtime(deadpool::Runtime::Tokio1)
+            // Each connection keeps the statements it prepared; retiring it
+            // after many uses bounds that cache whatever queries clients send.
+            .post_recycle(Hook::sync_fn(|_, metrics| {
+                if metrics.recycle_count >= CONNECTION_USES {
+                    Err(HookError::Message("retired to bound its statement cache".into()))
+                } else {
+                    Ok(())
+                }
+            }))
             .build()
             .context("building the connection pool")?;
         Ok(Database { pool, statements })

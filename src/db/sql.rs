@@ -109,8 +109,11 @@ impl Sql {
 }
 
 impl QueryFragment<Pg> for Sql {
+    /// Statements are prepared once per connection and SQL text (Diesel's
+    /// statement cache): Postgres skips parsing and planning when a query
+    /// shape comes back. The pool retires connections after a while so the
+    /// cache stays bounded (see `db::Database::connect`).
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.unsafe_to_cache_prepared();
         for part in &self.parts {
             match part {
                 Part::Sql(sql) => out.push_sql(sql),
