@@ -118,6 +118,19 @@ pub async fn demo(app: &App) -> anyhow::Result<SeedReport> {
         });
     }
     let mut report = SeedReport::default();
+    let owner = run(
+        app,
+        "mutation { upsertUser(externalId: \"demo-owner\", input: { name: \"Sam Seller\", email: \"sam.seller@crm.example\" }) { id } }",
+        json!({}),
+    )
+    .await?["upsertUser"]["id"]
+        .clone();
+    let stages = run(app, "{ stages(first: 20) { nodes { id } } }", json!({})).await?;
+    let stages: Vec<Value> = stages["stages"]["nodes"]
+        .as_array()
+        .map(|nodes| nodes.iter().map(|n| n["id"].clone()).collect())
+        .unwrap_or_default();
+    let mut deal_number = 0;
     for account in DEMO {
         let created = run(
             app,
@@ -125,39 +138,84 @@ pub async fn demo(app: &App) -> anyhow::Result<SeedReport> {
             json!({ "input": {
                 "name": account.name, "website": account.website, "industry": account.industry,
                 "annualRevenue": account.revenue, "employeeCount": account.employees,
+                "type": "CUSTOMER", "ownerId": owner,
             }}),
         )
         .await?;
         let account_id = created["createAccount"]["id"].clone();
         report.accounts += 1;
-        let mut first_contact = Value::Null;
+        let mut contacts = Vec::new();
         for (first, last, title) in account.contacts {
             let domain = account.website.trim_start_matches("https://");
             let email = format!("{}.{}@{domain}", first.to_lowercase(), last.to_lowercase());
             let contact = run(
                 app,
                 "mutation($input: CreateContactInput!) { createContact(input: $input) { id } }",
-                json!({ "input": { "firstName": first, "lastName": last, "title": title, "email": email, "accountId": account_id } }),
+                json!({ "input": { "firstName": first, "lastName": last, "title": title, "email": email,
+                                   "accountId": account_id, "ownerId": owner } }),
             )
             .await?;
-            if first_contact.is_null() {
-                first_contact = contact["createContact"]["id"].clone();
-            }
+            contacts.push(contact["createContact"]["id"].clone());
             report.contacts += 1;
         }
         for (name, amount, close) in account.opportunities {
-            run(
+            // Spread the deals over the pipeline so the stages have something to show.
+            let stage = stages
+                .get(deal_number % stages.len().max(1))
+                .cloned()
+                .unwrap_or(Value::Null);
+            deal_number += 1;
+            let deal = run(
                 app,
                 "mutation($input: CreateOpportunityInput!) { createOpportunity(input: $input) { id } }",
                 json!({ "input": {
-                    "name": name, "amount": amount, "closeDate": close,
-                    "accountId": account_id, "primaryContactId": first_contact,
-                    "nextStep": "Schedule a demo with the buying committee",
+                    "name": name, "amount": amount, "closeDate": close, "stageId": stage,
+                    "accountId": account_id, "primaryContactId": contacts.first(), "ownerId": owner,
+                    "nextStep": "Schedule a demo with the buying committee", "leadSource": "WEB",
                 }}),
             )
             .await?;
+            let deal_id = deal["createOpportunity"]["id"].clone();
+            for (i, (contact, role)) in contacts
+                .iter()
+                .zip(["DECISION_MAKER", "CHAMPION", "TECHNICAL_BUYER"])
+                .enumerate()
+            {
+                run(
+                    app,
+                    "mutation($input: CreateContactRoleInput!) { createContactRole(input: $input) { id } }",
+                    json!({ "input": { "opportunityId": deal_id, "contactId": contact, "role": role, "isPrimary": i == 0 } }),
+                )
+                .await?;
+            }
+            for (kind, subject, status) in [
+                ("CALL", "Discovery call", "COMPLETED"),
+                ("TASK", "Send the proposal", "OPEN"),
+            ] {
+                run(
+                    app,
+                    "mutation($input: CreateActivityInput!) { createActivity(input: $input) { id } }",
+                    json!({ "input": { "type": kind, "subject": subject, "status": status, "ownerId": owner,
+                                       "opportunityId": deal_id, "accountId": account_id, "contactId": contacts.first() } }),
+                )
+                .await?;
+                report.activities += 1;
+            }
             report.opportunities += 1;
         }
+    }
+    for (first, last, company, status) in [
+        ("Rosalind", "Franklin", "Helix Labs", "NEW"),
+        ("Claude", "Shannon", "Bell Signals", "WORKING"),
+        ("Barbara", "Liskov", "Substitution Systems", "QUALIFIED"),
+    ] {
+        run(
+            app,
+            "mutation($input: CreateLeadInput!) { createLead(input: $input) { id } }",
+            json!({ "input": { "firstName": first, "lastName": last, "company": company, "status": status,
+                               "source": "TRADE_SHOW", "rating": "WARM", "ownerId": owner } }),
+        )
+        .await?;
     }
     Ok(report)
 }

@@ -18,7 +18,35 @@ fn names(connection: &Value) -> Vec<String> {
 async fn demo_data_reads_with_relations_both_ways() {
     let app = TestApp::start().await;
     let report = crm::seed::demo(&app.app).await.unwrap();
-    assert_eq!((report.accounts, report.contacts, report.opportunities), (6, 12, 9));
+    assert_eq!(
+        (
+            report.accounts,
+            report.contacts,
+            report.opportunities,
+            report.activities
+        ),
+        (6, 12, 9, 18)
+    );
+    let model = app
+        .data(
+            "{ leads { totalCount } users { nodes { name ownedAccounts { totalCount } } } contactRoles { totalCount }
+                 stages(first: 9) { nodes { opportunities(first: 0) { totalCount } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(model["leads"]["totalCount"], 3);
+    assert_eq!(
+        model["users"]["nodes"],
+        json!([{ "name": "Sam Seller", "ownedAccounts": { "totalCount": 6 } }])
+    );
+    assert_eq!(model["contactRoles"]["totalCount"], 18);
+    let in_stages: Vec<i64> = model["stages"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["opportunities"]["totalCount"].as_i64().unwrap())
+        .collect();
+    assert_eq!(in_stages, [1; 9], "demo deals spread over every stage");
     // A second seed leaves production alone.
     assert!(crm::seed::demo(&app.app).await.unwrap().skipped);
 
