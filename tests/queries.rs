@@ -655,3 +655,64 @@ async fn operators_and_sorts_on_every_field_type() {
         assert_eq!(error["extensions"]["field"], field, "{filter}: {error}");
     }
 }
+
+#[tokio::test]
+async fn nested_lists_page_with_cursors_both_ways() {
+    let app = TestApp::start().await;
+    let acme = app.create("Account", json!({ "name": "Acme" })).await;
+    let other = app.create("Account", json!({ "name": "Other" })).await;
+    for i in 0..7 {
+        app.create("Contact", json!({ "lastName": format!("C{i}"), "accountId": acme }))
+            .await;
+    }
+    app.create("Contact", json!({ "lastName": "Elsewhere", "accountId": other }))
+        .await;
+    let query = "query($id: ID!, $first: Int, $after: String, $last: Int, $before: String) { account(id: $id) {
+        contacts(first: $first, after: $after, last: $last, before: $before, orderBy: [{ field: LAST_NAME }]) {
+          totalCount nodes { lastName } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } } }";
+    let names = |data: &Value| -> Vec<String> {
+        data["account"]["contacts"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["lastName"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut forward = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = app.data(query, json!({ "id": acme, "first": 3, "after": after })).await;
+        assert_eq!(
+            page["account"]["contacts"]["totalCount"], 7,
+            "the total ignores the cursor"
+        );
+        forward.extend(names(&page));
+        let info = &page["account"]["contacts"]["pageInfo"];
+        assert_eq!(info["hasPreviousPage"], !after.is_null());
+        if info["hasNextPage"] == false {
+            break;
+        }
+        after = info["endCursor"].clone();
+    }
+    assert_eq!(forward, ["C0", "C1", "C2", "C3", "C4", "C5", "C6"]);
+    let mut backward = Vec::new();
+    let mut before = Value::Null;
+    loop {
+        let page = app
+            .data(query, json!({ "id": acme, "last": 3, "before": before }))
+            .await;
+        let mut chunk = names(&page);
+        chunk.extend(backward);
+        backward = chunk;
+        let info = &page["account"]["contacts"]["pageInfo"];
+        if info["hasPreviousPage"] == false {
+            break;
+        }
+        before = info["startCursor"].clone();
+    }
+    assert_eq!(backward, forward);
+    let error = app
+        .error(query, json!({ "id": acme, "first": 3, "after": "bogus" }))
+        .await;
+    assert_eq!(error["extensions"]["field"], json!(["after"]));
+}

@@ -182,18 +182,17 @@ pub fn to_many_field(relation: InverseRelation) -> Field {
                     filter: arg(&ctx, "filter"),
                     order_by: arg(&ctx, "orderBy"),
                     first: arg(&ctx, "first"),
-                    ..ListArgs::default()
+                    last: arg(&ctx, "last"),
+                    after: arg(&ctx, "after"),
+                    before: arg(&ctx, "before"),
+                    include_deleted: None,
                 };
                 let request = input::page_request(&context(&ctx)?.model, &child, &args)?;
                 let fields = selection::connection_fields(ctx.field(), &child, &request.order);
+                // Identical arguments (the same field under many parents) share one batch.
                 let canonical = format!(
-                    "{}.{}|{}|{}|{}|{:?}",
-                    child.name,
-                    lookup.name,
-                    args.filter.map(ToString::to_string).unwrap_or_default(),
-                    args.order_by.map(ToString::to_string).unwrap_or_default(),
-                    args.first.map(ToString::to_string).unwrap_or_default(),
-                    fields,
+                    "{}.{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{fields:?}",
+                    child.name, lookup.name, args.filter, args.order_by, args.first, args.last, args.after, args.before,
                 );
                 let order = request.order.clone();
                 let query = Arc::new(ChildQuery {
@@ -212,7 +211,7 @@ pub fn to_many_field(relation: InverseRelation) -> Field {
                     records: page.records.clone(),
                     order,
                     has_next_page: page.has_next_page,
-                    has_previous_page: false,
+                    has_previous_page: page.has_previous_page,
                     total: TotalCount::Known(page.total_count),
                 })))
             })

@@ -327,28 +327,28 @@ pub fn list_arguments(field: Field, object: &ObjectDef, nested: bool) -> Field {
                 .description("Only records matching these conditions."),
         )
         .argument(
-            InputValue::new("orderBy", TypeRef::named_nn_list(format!("{}OrderBy", object.name)))
-                .description("Sort keys, most significant first. Default: by creation time."),
+            InputValue::new("orderBy", TypeRef::named_nn_list(format!("{}OrderBy", object.name))).description(format!(
+                "Sort keys, most significant first. Default: by {}.",
+                words(&object.default_order)
+            )),
         )
         .argument(
             InputValue::new("first", TypeRef::named(TypeRef::INT))
                 .description(format!("Page size, 0–{MAX_PAGE_SIZE}; default {DEFAULT_PAGE_SIZE}.")),
         );
+    field = field
+        .argument(InputValue::new("after", TypeRef::named(TypeRef::STRING)).description("Continue after this cursor."))
+        .argument(InputValue::new("last", TypeRef::named(TypeRef::INT)).description("Page backwards: the last N."))
+        .argument(
+            InputValue::new("before", TypeRef::named(TypeRef::STRING))
+                .description("Continue before this cursor (with last)."),
+        );
     if !nested {
-        field = field
-            .argument(
-                InputValue::new("after", TypeRef::named(TypeRef::STRING)).description("Continue after this cursor."),
-            )
-            .argument(InputValue::new("last", TypeRef::named(TypeRef::INT)).description("Page backwards: the last N."))
-            .argument(
-                InputValue::new("before", TypeRef::named(TypeRef::STRING))
-                    .description("Continue before this cursor (with last)."),
-            )
-            .argument(
-                InputValue::new("includeDeleted", TypeRef::named(TypeRef::BOOLEAN))
-                    .description("Also list deleted records.")
-                    .default_value(false),
-            );
+        field = field.argument(
+            InputValue::new("includeDeleted", TypeRef::named(TypeRef::BOOLEAN))
+                .description("Also list deleted records.")
+                .default_value(false),
+        );
     }
     field
 }

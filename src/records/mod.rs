@@ -233,12 +233,15 @@ pub async fn count(conn: &mut Conn, table: Table<'_>, filter: Option<&Filter>, i
 pub struct ChildPage {
     pub records: Vec<Record>,
     pub has_next_page: bool,
+    pub has_previous_page: bool,
+    /// Every matching child of the parent, on all pages.
     pub total_count: i64,
 }
 
-/// The first page of children of many parents at once: one statement with a
+/// One page of children of many parents at once: one statement with a
 /// window per parent (`row_number() OVER (PARTITION BY lookup …)`), so a
-/// list of N parents costs one query, not N.
+/// list of N parents costs one query, not N. A cursor applies within each
+/// parent's list; `total` counts every matching child, cursor or not.
 pub async fn children(
     conn: &mut Conn,
     table: Table<'_>,
@@ -257,15 +260,19 @@ pub async fn children(
         total: i64,
     }
     let order = request.effective_order();
+    // Rows past the cursor are numbered; the others only count to the total.
+    let past_cursor = match request.cursor() {
+        Some(cursor) => page::after_cursor(&order, cursor, T),
+        None => Sql::raw("true"),
+    };
     let mut partition = Sql::raw("PARTITION BY ");
     partition.column(T, &lookup.column);
     let mut inner = Sql::raw("SELECT ");
     inner.append(&projection(table.object, fields, T)).push(" AS row, ");
-    inner.column(T, &lookup.column).push(" AS parent, row_number() OVER (");
-    inner
-        .append(&partition)
-        .push(" ORDER BY ")
-        .append(&page::order_by(&order, T));
+    inner.column(T, &lookup.column).push(" AS parent, ");
+    inner.append(&past_cursor).push(" AS past_cursor, row_number() OVER (");
+    inner.append(&partition).push(", ").append(&past_cursor);
+    inner.push(" ORDER BY ").append(&page::order_by(&order, T));
     inner
         .push(") AS position, count(*) OVER (")
         .append(&partition)
@@ -284,21 +291,28 @@ pub async fn children(
             .push(")");
     }
     let mut query = Sql::raw("SELECT row AS document, parent, total FROM (");
-    query.append(&inner).push(") AS c WHERE position <= ");
+    query.append(&inner).push(") AS c WHERE past_cursor AND position <= ");
     query.bind(Bind::Int(Some(request.limit() as i32 + 1)));
     query.push(" ORDER BY parent, position");
     let rows: Vec<ChildRow> = query.load(conn).await?;
 
-    let limit = request.limit();
-    let mut pages: HashMap<Uuid, ChildPage> = HashMap::new();
+    let mut by_parent: HashMap<Uuid, (i64, Vec<Record>)> = HashMap::new();
     for row in rows {
-        let page = pages.entry(row.parent).or_default();
-        page.total_count = row.total;
-        if page.records.len() < limit {
-            page.records.push(into_record(row.document));
-        } else {
-            page.has_next_page = true;
-        }
+        let entry = by_parent.entry(row.parent).or_default();
+        entry.0 = row.total;
+        entry.1.push(into_record(row.document));
     }
-    Ok(pages)
+    Ok(by_parent
+        .into_iter()
+        .map(|(parent, (total_count, rows))| {
+            let page = request.page_from(rows);
+            let child_page = ChildPage {
+                records: page.records,
+                has_next_page: page.has_next_page,
+                has_previous_page: page.has_previous_page,
+                total_count,
+            };
+            (parent, child_page)
+        })
+        .collect())
 }
