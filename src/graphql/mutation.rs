@@ -25,8 +25,8 @@ pub fn fields(object: &Arc<ObjectDef>) -> Vec<Field> {
         update(object),
         state_change(object, StateChange::Delete),
         state_change(object, StateChange::Restore),
-        create_many(object),
-        update_many(object),
+        batch(object, Batch::Create),
+        batch(object, Batch::Update),
         upsert(object),
     ]
 }
@@ -142,44 +142,64 @@ fn batch_items<'a>(ctx: &'a ResolverContext<'_>) -> Result<&'a [Value]> {
     }
 }
 
-fn create_many(object: &Arc<ObjectDef>) -> Field {
-    let name = &object.name;
-    let plural = upper_first(&object.plural);
-    let captured = object.clone();
-    Field::new(format!("create{plural}"), TypeRef::named_nn_list_nn(name), move |ctx| {
-        let object = captured.clone();
-        resolved(async move {
-            let items = batch_items(&ctx)?;
-            let context = context(&ctx)?;
-            let mut conn = context.db.conn().await?;
-            let object = &object;
-            let records = conn
-                .transaction::<_, CrmError, _>(async |conn| {
-                    let mut records = Vec::with_capacity(items.len());
-                    for (i, item) in items.iter().enumerate() {
-                        records.push(create_one(conn, context, object, item, &Path::root("inputs").index(i)).await?);
-                    }
-                    Ok(records)
-                })
-                .await?;
-            Ok(Some(FieldValue::list(records.into_iter().map(FieldValue::owned_any))))
-        })
-    })
-    .argument(
-        InputValue::new("inputs", TypeRef::named_nn_list_nn(format!("Create{name}Input")))
-            .description(format!("The new records, at most {MAX_BATCH}.")),
-    )
-    .description(format!(
-        "Creates up to {MAX_BATCH} {} in one transaction: all or none. An error names the item by its index.",
-        words(&object.plural)
-    ))
+/// The two batch mutations: `createAccounts` and `updateAccounts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Batch {
+    Create,
+    Update,
 }
 
-fn update_many(object: &Arc<ObjectDef>) -> Field {
+/// One record of a batch, at `inputs[i]`.
+async fn batch_item(
+    conn: &mut AsyncPgConnection,
+    context: &RequestContext,
+    object: &ObjectDef,
+    batch: Batch,
+    at: Path,
+    item: &Value,
+) -> Result<Record> {
+    if batch == Batch::Create {
+        return create_one(conn, context, object, item, &at).await;
+    }
+    let Value::Object(item) = item else {
+        return Err(at.error("each item is { id, input, expectedVersion }"));
+    };
+    let id = match item.get("id") {
+        Some(Value::String(id)) => input::parse_id(id, &at.at("id"))?,
+        _ => return Err(at.at("id").error("id is required")),
+    };
+    let input = item.get("input").cloned().unwrap_or(Value::Null);
+    update_one(
+        conn,
+        context,
+        object,
+        id,
+        &input,
+        item.get("expectedVersion"),
+        &at.at("input"),
+    )
+    .await
+}
+
+fn batch(object: &Arc<ObjectDef>, batch: Batch) -> Field {
     let name = &object.name;
     let plural = upper_first(&object.plural);
+    let (field, item_type, items, verb) = match batch {
+        Batch::Create => (
+            format!("create{plural}"),
+            format!("Create{name}Input"),
+            "The new records",
+            "Creates",
+        ),
+        Batch::Update => (
+            format!("update{plural}"),
+            format!("{name}Update"),
+            "The changes",
+            "Changes",
+        ),
+    };
     let captured = object.clone();
-    Field::new(format!("update{plural}"), TypeRef::named_nn_list_nn(name), move |ctx| {
+    Field::new(field, TypeRef::named_nn_list_nn(name), move |ctx| {
         let object = captured.clone();
         resolved(async move {
             let items = batch_items(&ctx)?;
@@ -191,16 +211,7 @@ fn update_many(object: &Arc<ObjectDef>) -> Field {
                     let mut records = Vec::with_capacity(items.len());
                     for (i, item) in items.iter().enumerate() {
                         let at = Path::root("inputs").index(i);
-                        let Value::Object(item) = item else {
-                            return Err(at.error("each item is { id, input, expectedVersion }"));
-                        };
-                        let id = match item.get("id") {
-                            Some(Value::String(id)) => input::parse_id(id, &at.at("id"))?,
-                            _ => return Err(at.at("id").error("id is required")),
-                        };
-                        let input = item.get("input").cloned().unwrap_or(Value::Null);
-                        let expected = item.get("expectedVersion");
-                        records.push(update_one(conn, context, object, id, &input, expected, &at.at("input")).await?);
+                        records.push(batch_item(conn, context, object, batch, at, item).await?);
                     }
                     Ok(records)
                 })
@@ -209,11 +220,11 @@ fn update_many(object: &Arc<ObjectDef>) -> Field {
         })
     })
     .argument(
-        InputValue::new("inputs", TypeRef::named_nn_list_nn(format!("{name}Update")))
-            .description(format!("The changes, at most {MAX_BATCH}.")),
+        InputValue::new("inputs", TypeRef::named_nn_list_nn(item_type))
+            .description(format!("{items}, at most {MAX_BATCH}.")),
     )
     .description(format!(
-        "Changes up to {MAX_BATCH} {} in one transaction: all or none. An error names the item by its index.",
+        "{verb} up to {MAX_BATCH} {} in one transaction: all or none. An error names the item by its index.",
         words(&object.plural)
     ))
 }

@@ -98,6 +98,19 @@ pub(super) fn arg<'a>(ctx: &'a ResolverContext<'_>, name: &str) -> Option<&'a Va
     ctx.args.get(name).map(|v| v.as_value())
 }
 
+/// The arguments of a list field (nested lists have no `includeDeleted`).
+fn list_args<'a>(ctx: &'a ResolverContext<'_>) -> ListArgs<'a> {
+    ListArgs {
+        filter: arg(ctx, "filter"),
+        order_by: arg(ctx, "orderBy"),
+        first: arg(ctx, "first"),
+        last: arg(ctx, "last"),
+        after: arg(ctx, "after"),
+        before: arg(ctx, "before"),
+        include_deleted: arg(ctx, "includeDeleted"),
+    }
+}
+
 pub(super) fn id_arg(ctx: &ResolverContext<'_>) -> Result<Uuid> {
     let path = Path::root("id");
     match arg(ctx, "id") {
@@ -178,15 +191,7 @@ pub fn to_many_field(relation: InverseRelation) -> Field {
             resolved(async move {
                 let parent = ctx.parent_value.try_downcast_ref::<Record>()?;
                 let parent = records::record_id(parent).ok_or_else(|| CrmError::internal("record without id"))?;
-                let args = ListArgs {
-                    filter: arg(&ctx, "filter"),
-                    order_by: arg(&ctx, "orderBy"),
-                    first: arg(&ctx, "first"),
-                    last: arg(&ctx, "last"),
-                    after: arg(&ctx, "after"),
-                    before: arg(&ctx, "before"),
-                    include_deleted: None,
-                };
+                let args = list_args(&ctx);
                 let request = input::page_request(&context(&ctx)?.model, &child, &args)?;
                 let fields = selection::connection_fields(ctx.field(), &child, &request.order);
                 // Identical arguments (the same field under many parents) share one batch.
@@ -247,15 +252,7 @@ pub fn query_fields(object: &Arc<ObjectDef>) -> Vec<Field> {
             move |ctx| {
                 let object = captured.clone();
                 resolved(async move {
-                    let args = ListArgs {
-                        filter: arg(&ctx, "filter"),
-                        order_by: arg(&ctx, "orderBy"),
-                        first: arg(&ctx, "first"),
-                        last: arg(&ctx, "last"),
-                        after: arg(&ctx, "after"),
-                        before: arg(&ctx, "before"),
-                        include_deleted: arg(&ctx, "includeDeleted"),
-                    };
+                    let args = list_args(&ctx);
                     let context = context(&ctx)?;
                     let request = input::page_request(&context.model, &object, &args)?;
                     let fields = selection::connection_fields(ctx.field(), &object, &request.order);

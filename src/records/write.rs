@@ -31,14 +31,7 @@ pub async fn insert(
     if values.is_empty() {
         query.push(" DEFAULT VALUES");
     } else {
-        let columns: Vec<Sql> = values.iter().map(|(f, _)| ident(&f.column)).collect();
-        let binds: Vec<Sql> = values.iter().map(|(_, v)| bind(v)).collect();
-        query
-            .push(" (")
-            .join(&columns, ", ")
-            .push(") VALUES (")
-            .join(&binds, ", ")
-            .push(")");
+        query.append(&values_clause(values));
     }
     let rows = returning(conn, query, table.object, path).await?;
     one(rows, table.object, "new")
@@ -56,10 +49,6 @@ pub async fn upsert(
 ) -> Result<Record> {
     check_lookups(conn, model, table.workspace_schema, values, path).await?;
     let (external_field, external_value) = external_id;
-    let mut columns: Vec<Sql> = values.iter().map(|(f, _)| ident(&f.column)).collect();
-    let mut binds: Vec<Sql> = values.iter().map(|(_, v)| bind(v)).collect();
-    columns.push(ident(&external_field.column));
-    binds.push(bind(&external_value));
     let mut sets: Vec<Sql> = values
         .iter()
         .map(|(field, _)| {
@@ -71,14 +60,11 @@ pub async fn upsert(
     sets.push(Sql::raw("deleted_at = NULL"));
     sets.push(Sql::raw("version = t.version + 1"));
     sets.push(Sql::raw("updated_at = now()"));
+    let mut all = values.to_vec();
+    all.push((external_field.clone(), external_value));
     let mut query = Sql::raw("INSERT INTO ");
     query.table(table.schema, &table.object.table).push(" AS ").ident(T);
-    query
-        .push(" (")
-        .join(&columns, ", ")
-        .push(") VALUES (")
-        .join(&binds, ", ")
-        .push(")");
+    query.append(&values_clause(&all));
     query
         .push(" ON CONFLICT (")
         .ident(&external_field.column)
@@ -177,6 +163,15 @@ fn one(rows: Vec<JsonRow>, object: &ObjectDef, id: &str) -> Result<Record> {
         .next()
         .map(|r| into_record(r.row))
         .ok_or_else(|| CrmError::not_found(&object.name, id))
+}
+
+/// ` (col, …) VALUES ($1, …)`.
+fn values_clause(values: &[Assignment]) -> Sql {
+    let columns: Vec<Sql> = values.iter().map(|(f, _)| ident(&f.column)).collect();
+    let binds: Vec<Sql> = values.iter().map(|(_, v)| bind(v)).collect();
+    let mut sql = Sql::raw(" (");
+    sql.join(&columns, ", ").push(") VALUES (").join(&binds, ", ").push(")");
+    sql
 }
 
 fn ident(name: &str) -> Sql {
