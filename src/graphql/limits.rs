@@ -6,10 +6,97 @@
 //! is fixed and small), and a field inside a list costs once per record the
 //! list may return: `first`/`last`, or the default page for a connection.
 
-use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
-use async_graphql::{Name, Positioned, Value, Variables};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
+use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
+use async_graphql::{Name, Positioned, ServerResult, Value, Variables};
+
+use super::Limits;
+use crate::error::CrmError;
 use crate::records::page::DEFAULT_PAGE_SIZE;
+
+/// Distinct query texts whose parsed form is kept; clients send a few
+/// fixed queries, so a full cache is a sign of generated ones and is reset.
+const CACHED_DOCUMENTS: usize = 1024;
+
+/// Every request passes here instead of the plain parser: documents seen
+/// before come from a cache (parsing is a tenth of a small query's time),
+/// and each is checked against the depth and cost limits before it runs.
+#[derive(Clone)]
+pub struct QueryGate {
+    limits: Limits,
+    documents: Arc<Mutex<HashMap<String, ExecutableDocument>>>,
+}
+
+impl QueryGate {
+    pub fn new(limits: Limits) -> Self {
+        QueryGate {
+            limits,
+            documents: Arc::default(),
+        }
+    }
+
+    fn check(&self, document: &ExecutableDocument, variables: &Variables) -> ServerResult<()> {
+        let depth = query_depth(document);
+        if depth > self.limits.max_depth {
+            let message = format!(
+                "the query nests fields {depth} levels deep; at most {} are allowed",
+                self.limits.max_depth
+            );
+            return Err(CrmError::QueryTooComplex(message).into_server_error());
+        }
+        let cost = query_cost(document, variables);
+        if cost > self.limits.max_complexity as u64 {
+            let message = format!(
+                "the query may resolve {cost} fields (page sizes multiplied through); at most {} are allowed: \
+                 ask for smaller pages or fewer nested lists",
+                self.limits.max_complexity
+            );
+            return Err(CrmError::QueryTooComplex(message).into_server_error());
+        }
+        Ok(())
+    }
+}
+
+impl ExtensionFactory for QueryGate {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(self.clone())
+    }
+}
+
+#[async_graphql::async_trait::async_trait]
+impl Extension for QueryGate {
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let cached = self
+            .documents
+            .lock()
+            .ok()
+            .and_then(|documents| documents.get(query).cloned());
+        let document = match cached {
+            Some(document) => document,
+            None => {
+                let document = next.run(ctx, query, variables).await?;
+                if let Ok(mut documents) = self.documents.lock() {
+                    if documents.len() >= CACHED_DOCUMENTS {
+                        documents.clear();
+                    }
+                    documents.insert(query.to_owned(), document.clone());
+                }
+                document
+            }
+        };
+        self.check(&document, variables)?;
+        Ok(document)
+    }
+}
 
 /// The deepest nesting of non-introspection fields in any operation.
 pub fn query_depth(document: &ExecutableDocument) -> usize {

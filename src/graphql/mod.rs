@@ -46,7 +46,6 @@ impl Workspace {
 /// A built schema and what it was built from.
 pub struct WorkspaceSchema {
     pub workspace: Workspace,
-    pub limits: Limits,
     pub metadata_version: i32,
     pub model: Arc<Model>,
     pub schema: Schema,
@@ -74,11 +73,10 @@ impl SchemaCache {
         }
         let metadata_version = metadata_version(db, &workspace.pg_schema).await?;
         let model = Arc::new(Model::standard());
-        let schema = schema::build(&model)
+        let schema = schema::build(&model, Some(self.limits))
             .map_err(|err| CrmError::internal(format_args!("building the schema of {}: {err}", workspace.name)))?;
         let entry = Arc::new(WorkspaceSchema {
             workspace: workspace.clone(),
-            limits: self.limits,
             metadata_version,
             model,
             schema,
@@ -118,35 +116,12 @@ async fn metadata_version(db: &Database, pg_schema: &str) -> Result<i32> {
 
 /// The SDL of the production schema with no customizations.
 pub fn production_sdl() -> std::result::Result<String, async_graphql::dynamic::SchemaError> {
-    let schema = schema::build(&Model::standard())?;
+    let schema = schema::build(&Model::standard(), None)?;
     Ok(schema.sdl())
 }
 
 /// Runs a request and gives every error a stable `extensions.code`.
-pub async fn execute(entry: &WorkspaceSchema, db: &Database, mut request: Request) -> Response {
-    // A query that does not parse falls through: execution reports it.
-    let variables = request.variables.clone();
-    if let Ok(document) = request.parsed_query() {
-        let depth = limits::query_depth(document);
-        let cost = limits::query_cost(document, &variables);
-        let refusal = if depth > entry.limits.max_depth {
-            Some(format!(
-                "the query nests fields {depth} levels deep; at most {} are allowed",
-                entry.limits.max_depth
-            ))
-        } else if cost > entry.limits.max_complexity as u64 {
-            Some(format!(
-                "the query may resolve {cost} fields (page sizes multiplied through); at most {} are allowed: \
-                 ask for smaller pages or fewer nested lists",
-                entry.limits.max_complexity
-            ))
-        } else {
-            None
-        };
-        if let Some(message) = refusal {
-            return Response::from_errors(vec![CrmError::QueryTooComplex(message).into_server_error()]);
-        }
-    }
+pub async fn execute(entry: &WorkspaceSchema, db: &Database, request: Request) -> Response {
     let context = RequestContext::new(
         db.clone(),
         entry.workspace.pg_schema.as_str().into(),

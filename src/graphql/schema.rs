@@ -34,8 +34,9 @@ const SCALAR_FILTERS: &[(&str, &str, bool, bool)] = &[
     ("DateTimeFilter", "DateTime", true, false),
 ];
 
-/// Builds the schema of a workspace whose model is `model`.
-pub fn build(model: &Model) -> Result<Schema, SchemaError> {
+/// Builds the schema of a workspace whose model is `model`; requests are
+/// checked against `limits` (none for printing the SDL).
+pub fn build(model: &Model, limits: Option<Limits>) -> Result<Schema, SchemaError> {
     let mut query = Object::new("Query").description("Read CRM records.");
     let mut mutation = Object::new("Mutation").description("Create, change, delete and restore CRM records.");
     let mut builder = Schema::build("Query", Some("Mutation"), None);
@@ -91,11 +92,10 @@ pub fn build(model: &Model) -> Result<Schema, SchemaError> {
             mutation = mutation.field(field);
         }
     }
-    builder
-        .register(query)
-        .register(mutation)
-        // Depth and cost are checked before execution (see `limits`).
-        .finish()
+    if let Some(limits) = limits {
+        builder = builder.extension(super::limits::QueryGate::new(limits));
+    }
+    builder.register(query).register(mutation).finish()
 }
 
 fn scalars() -> Vec<Scalar> {
