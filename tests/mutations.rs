@@ -138,6 +138,25 @@ async fn relations_are_set_by_id_and_checked() {
         json!({ "amount": "60000.00", "currency": "USD", "accountId": account, "account": { "name": "Initech" }, "primaryContact": { "lastName": "Turing" } })
     );
 
+    // Nested lists hide deleted records unless asked for them.
+    let gone = app
+        .create("Contact", json!({ "lastName": "Gone", "accountId": account }))
+        .await;
+    app.data(
+        "mutation($id: ID!) { deleteContact(id: $id) { id } }",
+        json!({ "id": gone }),
+    )
+    .await;
+    let trash = app
+        .data(
+            "query($id: ID!) { account(id: $id) { live: contacts { totalCount } all: contacts(includeDeleted: true) {
+                totalCount nodes { lastName deletedAt } } } }",
+            json!({ "id": account }),
+        )
+        .await;
+    assert_eq!(trash["account"]["live"]["totalCount"], 1);
+    assert_eq!(trash["account"]["all"]["totalCount"], 2);
+    assert!(trash["account"]["all"]["nodes"][1]["deletedAt"].is_string(), "{trash}");
     // A lookup to a record that does not exist, or is deleted, is refused.
     let missing = app
         .error(
@@ -167,7 +186,7 @@ async fn relations_are_set_by_id_and_checked() {
         )
         .await;
     assert_eq!(orphan["contact"]["account"], Value::Null);
-    assert_eq!(count(&app, "contacts").await, 1);
+    assert_eq!(count(&app, "contacts").await, 2);
 }
 
 #[tokio::test]

@@ -98,7 +98,7 @@ pub(super) fn arg<'a>(ctx: &'a ResolverContext<'_>, name: &str) -> Option<&'a Va
     ctx.args.get(name).map(|v| v.as_value())
 }
 
-/// The arguments of a list field (nested lists have no `includeDeleted`).
+/// The arguments of a list field.
 fn list_args<'a>(ctx: &'a ResolverContext<'_>) -> ListArgs<'a> {
     ListArgs {
         filter: arg(ctx, "filter"),
@@ -196,8 +196,16 @@ pub fn to_many_field(relation: InverseRelation) -> Field {
                 let fields = selection::connection_fields(ctx.field(), &child, &request.order);
                 // Identical arguments (the same field under many parents) share one batch.
                 let canonical = format!(
-                    "{}.{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{fields:?}",
-                    child.name, lookup.name, args.filter, args.order_by, args.first, args.last, args.after, args.before,
+                    "{}.{}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{fields:?}",
+                    child.name,
+                    lookup.name,
+                    args.filter,
+                    args.order_by,
+                    args.first,
+                    args.last,
+                    args.after,
+                    args.before,
+                    args.include_deleted,
                 );
                 let order = request.order.clone();
                 let query = Arc::new(ChildQuery {
@@ -223,7 +231,7 @@ pub fn to_many_field(relation: InverseRelation) -> Field {
         },
     )
     .description(relation.description.clone());
-    list_arguments(field, &relation.child, true)
+    list_arguments(field, &relation.child)
 }
 
 /// `account(id)` and `accounts(…)`.
@@ -280,7 +288,7 @@ pub fn query_fields(object: &Arc<ObjectDef>) -> Vec<Field> {
             "{}, filtered, ordered and paged.",
             upper_first(&crate::metadata::words(&object.plural))
         ));
-        list_arguments(field, object, false)
+        list_arguments(field, object)
     };
     vec![one, list]
 }

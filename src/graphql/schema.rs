@@ -319,9 +319,9 @@ fn write_input(object: &ObjectDef, create: bool) -> InputObject {
     input
 }
 
-/// The arguments of a list field; nested lists take the first three.
-pub fn list_arguments(field: Field, object: &ObjectDef, nested: bool) -> Field {
-    let mut field = field
+/// The arguments of every list field, top-level or nested.
+pub fn list_arguments(field: Field, object: &ObjectDef) -> Field {
+    field
         .argument(
             InputValue::new("filter", TypeRef::named(format!("{}Filter", object.name)))
                 .description("Only records matching these conditions."),
@@ -335,20 +335,16 @@ pub fn list_arguments(field: Field, object: &ObjectDef, nested: bool) -> Field {
         .argument(
             InputValue::new("first", TypeRef::named(TypeRef::INT))
                 .description(format!("Page size, 0–{MAX_PAGE_SIZE}; default {DEFAULT_PAGE_SIZE}.")),
-        );
-    field = field
+        )
         .argument(InputValue::new("after", TypeRef::named(TypeRef::STRING)).description("Continue after this cursor."))
         .argument(InputValue::new("last", TypeRef::named(TypeRef::INT)).description("Page backwards: the last N."))
         .argument(
             InputValue::new("before", TypeRef::named(TypeRef::STRING))
                 .description("Continue before this cursor (with last)."),
-        );
-    if !nested {
-        field = field.argument(
+        )
+        .argument(
             InputValue::new("includeDeleted", TypeRef::named(TypeRef::BOOLEAN))
                 .description("Also list deleted records.")
                 .default_value(false),
-        );
-    }
-    field
+        )
 }
