@@ -12,7 +12,7 @@ use async_graphql::Value;
 
 use super::input::order_field_name;
 use super::resolve;
-use crate::metadata::{upper_first, words, FieldDef, FieldKind, Model, ObjectDef};
+use crate::metadata::{lower_first, upper_first, words, FieldDef, FieldKind, Model, ObjectDef};
 use crate::records::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 /// Limits every request is checked against before it runs (see `limits`).
@@ -203,7 +203,7 @@ fn object_type(model: &Model, object: &ObjectDef) -> Object {
                 ty = ty
                     .field(
                         resolve::value_field(field, &field.value_key(), type_ref)
-                            .description(format!("The id of {}", lower_sentence(&field.description))),
+                            .description(format!("The id of {}", lower_first(&field.description))),
                     )
                     .field(resolve::to_one_field(field, lookup).description(&field.description));
             }
@@ -214,10 +214,6 @@ fn object_type(model: &Model, object: &ObjectDef) -> Object {
         ty = ty.field(resolve::to_many_field(relation));
     }
     ty
-}
-
-fn lower_sentence(text: &str) -> String {
-    crate::metadata::lower_first(text)
 }
 
 fn filter_input(model: &Model, object: &ObjectDef) -> InputObject {

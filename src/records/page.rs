@@ -53,11 +53,10 @@ impl OrderKey {
     }
 }
 
-/// An opaque position in an ordered list: the order it was made for and
-/// the values of the row it points at.
+/// An opaque position in an ordered list: the values of the row it points
+/// at (decoding checks it was made for the same order).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Cursor {
-    order: String,
     values: Vec<Json>,
 }
 
@@ -96,10 +95,7 @@ impl Cursor {
                 return Err(CursorError::Malformed);
             }
         }
-        Ok(Cursor {
-            order: signature.to_owned(),
-            values: values.clone(),
-        })
+        Ok(Cursor { values: values.clone() })
     }
 }
 
