@@ -136,11 +136,25 @@ async fn run(app: Arc<App>, headers: &HeaderMap, request: async_graphql::Request
         Ok(entry) => entry,
         Err(err) => return json_response(StatusCode::SERVICE_UNAVAILABLE, headers, errors_body(err)),
     };
-    let response = graphql::execute(&entry, &app.db, request).await;
+    let response = match graphql::answer(&entry, &app.db, request).await {
+        graphql::Answer::Compiled(body) => {
+            tracing::info!(
+                operation = %operation,
+                workspace = %workspace.name,
+                errors = 0,
+                compiled = true,
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "graphql"
+            );
+            return json_response(StatusCode::OK, headers, body);
+        }
+        graphql::Answer::Resolved(response) => response,
+    };
     tracing::info!(
         operation = %operation,
         workspace = %workspace.name,
         errors = response.errors.len(),
+        compiled = false,
         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
         "graphql"
     );
@@ -220,8 +234,12 @@ async fn metrics(State(app): State<Arc<App>>) -> Response {
          # HELP crm_db_connections Pooled database connections.\n\
          # TYPE crm_db_connections gauge\n\
          crm_db_connections{{state=\"in_use\"}} {in_use}\n\
-         crm_db_connections{{state=\"idle\"}} {idle}\n",
-        app.db.statements_run()
+         crm_db_connections{{state=\"idle\"}} {idle}\n\
+         # HELP crm_graphql_compiled_total Queries answered by one compiled SQL statement.\n\
+         # TYPE crm_graphql_compiled_total counter\n\
+         crm_graphql_compiled_total {}\n",
+        app.db.statements_run(),
+        app.schemas.compiled_answers()
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

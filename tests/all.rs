@@ -7,6 +7,7 @@ mod support;
 
 mod batching;
 mod cli;
+mod compiled;
 mod http;
 mod metadata;
 mod model;

@@ -1,6 +1,7 @@
 //! The dynamic GraphQL schema of each workspace, built from its metadata
 //! and cached by metadata version.
 
+pub mod compiled;
 pub mod input;
 pub mod limits;
 pub mod loader;
@@ -10,11 +11,13 @@ pub mod schema;
 pub mod selection;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use async_graphql::dynamic::Schema;
-use async_graphql::{ErrorExtensionValues, Request, Response, ServerError, Value};
+use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{ErrorExtensionValues, Name, Request, Response, ServerError, Value};
 use diesel::sql_types::Integer;
 
 use crate::db::sql::Sql;
@@ -49,6 +52,8 @@ pub struct WorkspaceSchema {
     pub metadata_version: i32,
     pub model: Arc<Model>,
     pub schema: Schema,
+    /// Which of its operations run as one compiled statement.
+    pub plans: compiled::Plans,
 }
 
 /// Built schemas by workspace name. Reads are lock-free; a rebuilt schema
@@ -56,6 +61,8 @@ pub struct WorkspaceSchema {
 pub struct SchemaCache {
     limits: Limits,
     entries: ArcSwap<HashMap<String, Arc<WorkspaceSchema>>>,
+    /// Requests answered by a compiled statement, in every workspace.
+    compiled_answers: Arc<AtomicU64>,
 }
 
 impl SchemaCache {
@@ -63,7 +70,13 @@ impl SchemaCache {
         SchemaCache {
             limits,
             entries: ArcSwap::from_pointee(HashMap::new()),
+            compiled_answers: Arc::default(),
         }
+    }
+
+    /// Requests answered by one compiled statement instead of resolvers.
+    pub fn compiled_answers(&self) -> u64 {
+        self.compiled_answers.load(Ordering::Relaxed)
     }
 
     /// The schema of `workspace`, built on first use.
@@ -80,6 +93,7 @@ impl SchemaCache {
             metadata_version,
             model,
             schema,
+            plans: compiled::Plans::new(Some(self.limits), self.compiled_answers.clone()),
         });
         self.entries.rcu(|entries| {
             let mut entries = HashMap::clone(entries);
@@ -120,18 +134,112 @@ pub fn production_sdl() -> std::result::Result<String, async_graphql::dynamic::S
     Ok(schema.sdl())
 }
 
-/// Runs a request and gives every error a stable `extensions.code`.
+/// How a request was answered.
+pub enum Answer {
+    /// By one compiled statement: the response body, ready to send.
+    Compiled(String),
+    /// By the resolvers.
+    Resolved(Response),
+}
+
+/// Runs a request: compiled when it can be, else through the resolvers,
+/// with a stable `extensions.code` on every error.
+pub async fn answer(entry: &WorkspaceSchema, db: &Database, request: Request) -> Answer {
+    let workspace = entry.workspace.pg_schema.as_str();
+    if let Some(body) = entry.plans.answer(&entry.model, workspace, db, &request).await {
+        return Answer::Compiled(body);
+    }
+    let key = compiled::plan_key(&request);
+    let response = execute(entry, db, request).await;
+    entry.plans.confirm(key, &response);
+    Answer::Resolved(response)
+}
+
+/// Runs a request through the resolvers and gives every error a stable
+/// `extensions.code`.
 pub async fn execute(entry: &WorkspaceSchema, db: &Database, request: Request) -> Response {
     let context = RequestContext::new(
         db.clone(),
         entry.workspace.pg_schema.as_str().into(),
         entry.model.clone(),
     );
+    let query = request.query.clone();
+    let operation_name = request.operation_name.clone();
     let mut response = entry.schema.execute(request.data(context)).await;
     for error in &mut response.errors {
         ensure_code(error);
     }
+    in_selection_order(&mut response.data, &query, operation_name.as_deref());
     response
+}
+
+/// async-graphql resolves sibling fields concurrently and lists them in
+/// the order they finish; GraphQL (and every client) expects the order of
+/// the query. Puts each object's keys back in selection order.
+fn in_selection_order(data: &mut Value, query: &str, operation_name: Option<&str>) {
+    if matches!(data, Value::Null) {
+        return;
+    }
+    let Ok(document) = async_graphql::parser::parse_query(query) else {
+        return;
+    };
+    if let Some(operation) = compiled::operation(&document, operation_name) {
+        order_value(data, &[&operation.selection_set.node], &document);
+    }
+}
+
+fn order_value(value: &mut Value, sets: &[&SelectionSet], document: &ExecutableDocument) {
+    match value {
+        Value::List(items) => items.iter_mut().for_each(|item| order_value(item, sets, document)),
+        Value::Object(map) => {
+            let mut keys: Vec<(&Name, Vec<&SelectionSet>)> = Vec::new();
+            for set in sets {
+                selected_keys(set, document, &mut keys, 0);
+            }
+            let mut unordered = std::mem::take(map);
+            for (key, subsets) in keys {
+                if let Some(mut child) = unordered.swap_remove(key) {
+                    order_value(&mut child, &subsets, document);
+                    map.insert(key.clone(), child);
+                }
+            }
+            map.extend(unordered);
+        }
+        _ => {}
+    }
+}
+
+/// The response keys of a selection in order, each with the selection sets
+/// of the fields merged under it.
+fn selected_keys<'d>(
+    set: &'d SelectionSet,
+    document: &'d ExecutableDocument,
+    keys: &mut Vec<(&'d Name, Vec<&'d SelectionSet>)>,
+    nesting: usize,
+) {
+    if nesting > 16 {
+        return;
+    }
+    for selection in &set.items {
+        match &selection.node {
+            Selection::Field(field) => {
+                let key = &field.node.response_key().node;
+                let subset = &field.node.selection_set.node;
+                match keys.iter_mut().find(|(k, _)| *k == key) {
+                    Some((_, subsets)) => subsets.push(subset),
+                    None => keys.push((key, vec![subset])),
+                }
+            }
+            Selection::InlineFragment(fragment) => {
+                selected_keys(&fragment.node.selection_set.node, document, keys, nesting + 1)
+            }
+            Selection::FragmentSpread(spread) => {
+                if let Some(fragment) = document.fragments.get(&spread.node.fragment_name.node) {
+                    selected_keys(&fragment.node.selection_set.node, document, keys, nesting + 1);
+                }
+            }
+        }
+    }
 }
 
 /// Errors raised by async-graphql itself (parse, validation, limits) carry

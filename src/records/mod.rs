@@ -115,7 +115,7 @@ pub fn projection(object: &ObjectDef, fields: &FieldSet, alias: &str) -> Sql {
 
 /// A column as the JSON value clients get: decimals as text (no float
 /// rounding), instants as RFC 3339 UTC.
-fn column_json(field: &FieldDef, alias: &str) -> Sql {
+pub fn column_json(field: &FieldDef, alias: &str) -> Sql {
     let mut sql = Sql::new();
     match field.kind {
         FieldKind::Decimal => {
@@ -132,12 +132,13 @@ fn column_json(field: &FieldDef, alias: &str) -> Sql {
     sql
 }
 
-fn live_rows(include_deleted: bool) -> Sql {
+/// Rows not soft-deleted (or every row, with `include_deleted`) of table alias `alias`.
+pub fn live_rows(include_deleted: bool, alias: &str) -> Sql {
     let mut sql = Sql::new();
     if include_deleted {
         sql.push("true");
     } else {
-        sql.column(T, "deleted_at").push(" IS NULL");
+        sql.column(alias, "deleted_at").push(" IS NULL");
     }
     sql
 }
@@ -170,7 +171,7 @@ pub async fn get_many(
         .push(" = ANY(")
         .bind(Bind::UuidArray(ids.to_vec()))
         .push(") AND ");
-    query.append(&live_rows(false));
+    query.append(&live_rows(false, T));
     let rows = load_json(conn, query).await?;
     Ok(rows
         .into_iter()
@@ -190,7 +191,7 @@ pub async fn list(conn: &mut Conn, table: Table<'_>, fields: &FieldSet, request:
     let mut query = Sql::raw("SELECT ");
     query.append(&projection(table.object, fields, T)).push(" AS row");
     query.append(&table.sql_from()).push(" WHERE ");
-    query.append(&live_rows(request.include_deleted));
+    query.append(&live_rows(request.include_deleted, T));
     if let Some(filter) = &request.filter {
         query
             .push(" AND (")
@@ -217,7 +218,7 @@ pub async fn count(conn: &mut Conn, table: Table<'_>, filter: Option<&Filter>, i
     query
         .append(&table.sql_from())
         .push(" WHERE ")
-        .append(&live_rows(include_deleted));
+        .append(&live_rows(include_deleted, T));
     if let Some(filter) = filter {
         query
             .push(" AND (")
@@ -283,7 +284,7 @@ pub async fn children(
         .push(" = ANY(")
         .bind(Bind::UuidArray(parents.to_vec()))
         .push(")");
-    inner.push(" AND ").append(&live_rows(request.include_deleted));
+    inner.push(" AND ").append(&live_rows(request.include_deleted, T));
     if let Some(filter) = &request.filter {
         inner
             .push(" AND (")

@@ -99,6 +99,26 @@ impl Cursor {
     }
 }
 
+/// The cursor of each row of table alias `alias`, computed by Postgres:
+/// byte for byte what [`Cursor::of`] makes of the same row, so a page read
+/// by a compiled query continues the same as one read by resolvers.
+pub fn cursor_sql(order: &[OrderKey], alias: &str) -> Sql {
+    // The signature is field names and order flags: safe inside a literal.
+    let mut sql = Sql::raw("translate(encode(convert_to('{\"o\":\"");
+    sql.push(&order_signature(order)).push("\",\"v\":[' || ");
+    for (i, key) in order.iter().enumerate() {
+        if i > 0 {
+            sql.push(" || ',' || ");
+        }
+        sql.push("coalesce(to_json(")
+            .append(&super::column_json(&key.field, alias))
+            .push(")::text, 'null')");
+    }
+    // Base64 to the URL-safe alphabet, unpadded and on one line.
+    sql.push(" || ']}', 'UTF8'), 'base64'), E'+/=\\n', '-_')");
+    sql
+}
+
 fn order_signature(order: &[OrderKey]) -> String {
     order.iter().map(OrderKey::signature).collect::<Vec<_>>().join(",")
 }

@@ -235,12 +235,17 @@ impl TestApp {
 
     /// SQL statements run so far, read from `/metrics`.
     pub async fn statements(&self) -> u64 {
+        self.metric("crm_sql_statements_total").await
+    }
+
+    /// A counter from `/metrics`.
+    pub async fn metric(&self, name: &str) -> u64 {
         let metrics = self.get("/metrics", &[]).await.text();
         metrics
             .lines()
-            .find_map(|line| line.strip_prefix("crm_sql_statements_total "))
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
             .and_then(|n| n.trim().parse().ok())
-            .expect("crm_sql_statements_total in /metrics")
+            .unwrap_or_else(|| panic!("{name} in /metrics"))
     }
 
     /// Creates a record of `object` (`Account`, `Contact` …) and returns its id.

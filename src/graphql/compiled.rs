@@ -1,0 +1,683 @@
+//! Compiled reads: a query made only of records, relations and connections
+//! runs as one SQL statement in which Postgres builds the response JSON
+//! (`json_build_object`/`json_agg`, which keep field order), the way
+//! PostGraphile does. The server passes the text through: no per-field
+//! resolvers, no row parsing.
+//!
+//! The resolvers stay the reference. An operation is compiled only after
+//! it has once run through them without an error (that run validated the
+//! document), and anything the compiler does not know — introspection,
+//! directives, input-object variables, a value it would refuse — goes to
+//! the resolvers, which answer it or explain the error. Both paths build
+//! their SQL from the same pieces (`records`), and the test suite checks
+//! that they answer byte for byte the same.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use async_graphql::parser::types::{
+    BaseType, DocumentOperations, ExecutableDocument, Field, OperationDefinition, OperationType, Selection,
+    SelectionSet,
+};
+use async_graphql::{Name, Request, Response, Value, Variables};
+use diesel::sql_types::Text;
+
+use super::input::{self, ListArgs, Path};
+use super::limits::{query_cost, query_depth};
+use super::Limits;
+use crate::db::sql::{Bind, Sql};
+use crate::db::Database;
+use crate::metadata::{FieldDef, Lookup, Model, ObjectDef};
+use crate::records::{column_json, live_rows, page};
+
+/// Distinct operations whose plan is kept (as many as parsed documents).
+const CACHED_PLANS: usize = 1024;
+/// `json_build_object` takes at most 100 arguments: 50 keys and values.
+const PAIRS_PER_CALL: usize = 50;
+/// Fragments nest at most this deep (a cycle is a validation error the
+/// resolvers report; this only stops the compiler from following it).
+const MAX_FRAGMENT_NESTING: usize = 16;
+
+/// What is known about one operation (query text and operation name).
+#[derive(Clone)]
+enum Plan {
+    /// It needs the resolvers (introspection, directives, mutations …).
+    Resolvers,
+    /// It compiles; it runs compiled once the resolvers have answered it
+    /// without an error, which proves the document valid.
+    Unconfirmed(Arc<ExecutableDocument>),
+    Compiled(Arc<ExecutableDocument>),
+}
+
+/// Why a request is not answered by a compiled statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    /// The operation uses something the compiler does not handle.
+    Unsupported,
+    /// This request's values need the resolvers (to report an error, or a
+    /// variable type the compiler does not check); others may not.
+    Values,
+}
+
+type Compiled<T> = std::result::Result<T, Skip>;
+
+/// The plans of one workspace schema (dropped with it when metadata changes).
+pub struct Plans {
+    limits: Option<Limits>,
+    entries: RwLock<HashMap<String, Plan>>,
+    answered: Arc<AtomicU64>,
+}
+
+impl Plans {
+    /// `answered` counts requests answered by a compiled statement (for `/metrics`).
+    pub fn new(limits: Option<Limits>, answered: Arc<AtomicU64>) -> Self {
+        Plans {
+            limits,
+            entries: RwLock::default(),
+            answered,
+        }
+    }
+
+    /// The response body, when one compiled statement can answer `request`;
+    /// `None` sends it to the resolvers.
+    pub async fn answer(&self, model: &Model, workspace: &str, db: &Database, request: &Request) -> Option<String> {
+        let key = plan_key(request);
+        let plan = self.entries.read().ok()?.get(&key).cloned();
+        let document = match plan {
+            Some(Plan::Compiled(document)) => document,
+            Some(_) => return None,
+            None => {
+                self.learn(model, workspace, key, request);
+                return None;
+            }
+        };
+        let (operation, variables) = match prepare(&document, request) {
+            Ok(prepared) => prepared,
+            Err(skip) => return self.skip(request, skip),
+        };
+        if !self.within_limits(&document, &variables) {
+            return None;
+        }
+        let mut compiler = Compiler {
+            model,
+            workspace,
+            document: &document,
+            variables: &variables,
+            aliases: 0,
+        };
+        let data = match compiler.query(&operation.selection_set.node) {
+            Ok(data) => data,
+            Err(skip) => return self.skip(request, skip),
+        };
+        let text = run(db, data).await?;
+        self.answered.fetch_add(1, Ordering::Relaxed);
+        Some(format!("{{\"data\":{}}}", compact(&text)))
+    }
+
+    /// Records that the resolvers answered `request`: without an error, its
+    /// document is valid and its plan may run compiled from now on.
+    pub fn confirm(&self, key: String, response: &Response) {
+        if !response.errors.is_empty() {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.write() {
+            if let Some(Plan::Unconfirmed(document)) = entries.get(&key) {
+                let document = document.clone();
+                entries.insert(key, Plan::Compiled(document));
+            }
+        }
+    }
+
+    /// First sight of an operation: parse it and find out whether it compiles.
+    fn learn(&self, model: &Model, workspace: &str, key: String, request: &Request) {
+        let plan = match async_graphql::parser::parse_query(&request.query) {
+            Err(_) => Plan::Resolvers,
+            Ok(document) => {
+                let compiled = prepare(&document, request).and_then(|(operation, variables)| {
+                    let mut compiler = Compiler {
+                        model,
+                        workspace,
+                        document: &document,
+                        variables: &variables,
+                        aliases: 0,
+                    };
+                    compiler.query(&operation.selection_set.node).map(drop)
+                });
+                match compiled {
+                    Err(Skip::Unsupported) => Plan::Resolvers,
+                    Ok(()) | Err(Skip::Values) => Plan::Unconfirmed(Arc::new(document)),
+                }
+            }
+        };
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= CACHED_PLANS {
+                entries.clear();
+            }
+            entries.insert(key, plan);
+        }
+    }
+
+    /// An operation found unsupported late (a branch its first request did
+    /// not reach) stays with the resolvers.
+    fn skip(&self, request: &Request, skip: Skip) -> Option<String> {
+        if skip == Skip::Unsupported {
+            if let Ok(mut entries) = self.entries.write() {
+                entries.insert(plan_key(request), Plan::Resolvers);
+            }
+        }
+        None
+    }
+
+    /// Over a limit, the resolvers' query gate explains which.
+    fn within_limits(&self, document: &ExecutableDocument, variables: &Variables) -> bool {
+        match self.limits {
+            Some(limits) => {
+                query_depth(document) <= limits.max_depth
+                    && query_cost(document, variables) <= limits.max_complexity as u64
+            }
+            None => true,
+        }
+    }
+}
+
+/// The plan cache key of a request: operation name and query text.
+pub fn plan_key(request: &Request) -> String {
+    let operation = request.operation_name.as_deref().unwrap_or("");
+    let mut key = String::with_capacity(operation.len() + 1 + request.query.len());
+    key.push_str(operation);
+    key.push('\n');
+    key.push_str(&request.query);
+    key
+}
+
+#[derive(diesel::QueryableByName)]
+struct DataRow {
+    #[diesel(sql_type = Text)]
+    data: String,
+}
+
+/// Runs the statement; on any database error (a timeout, a lost
+/// connection) the resolvers run the request again and report it.
+async fn run(db: &Database, data: Sql) -> Option<String> {
+    let mut query = Sql::raw("SELECT (");
+    query.append(&data).push(")::text AS data");
+    let mut conn = db.conn().await.ok()?;
+    match query.load::<DataRow>(&mut conn).await {
+        Ok(mut rows) => rows.pop().map(|row| row.data),
+        Err(err) => {
+            tracing::debug!(error = %err, "compiled query failed; answering with resolvers");
+            None
+        }
+    }
+}
+
+/// The operation a request names (or its only one).
+pub fn operation<'d>(document: &'d ExecutableDocument, name: Option<&str>) -> Option<&'d OperationDefinition> {
+    match (&document.operations, name) {
+        (DocumentOperations::Single(operation), None) => Some(&operation.node),
+        (DocumentOperations::Multiple(operations), Some(name)) => operations.get(name).map(|op| &op.node),
+        (DocumentOperations::Multiple(operations), None) if operations.len() == 1 => {
+            operations.values().next().map(|op| &op.node)
+        }
+        _ => None,
+    }
+}
+
+/// The operation a request runs and its variables, checked against their
+/// declared types (absent nullable ones as null, defaults applied).
+fn prepare<'d>(document: &'d ExecutableDocument, request: &Request) -> Compiled<(&'d OperationDefinition, Variables)> {
+    let operation = operation(document, request.operation_name.as_deref()).ok_or(Skip::Unsupported)?;
+    if operation.ty != OperationType::Query || !operation.directives.is_empty() {
+        return Err(Skip::Unsupported);
+    }
+    let mut variables = Variables::default();
+    for definition in &operation.variable_definitions {
+        let definition = &definition.node;
+        let declared = &definition.var_type.node;
+        let BaseType::Named(type_name) = &declared.base else {
+            return Err(Skip::Unsupported);
+        };
+        if !definition.directives.is_empty() {
+            return Err(Skip::Unsupported);
+        }
+        let value = request
+            .variables
+            .get(&definition.name.node)
+            .cloned()
+            .or_else(|| definition.default_value.as_ref().map(|v| v.node.clone()));
+        let value = match value {
+            Some(value) => value,
+            None if declared.nullable => Value::Null,
+            None => return Err(Skip::Values),
+        };
+        let fits = match (type_name.as_str(), &value) {
+            ("ID" | "String" | "Int" | "Boolean", Value::Null) => declared.nullable,
+            ("ID" | "String", Value::String(_)) | ("Boolean", Value::Boolean(_)) => true,
+            ("Int", Value::Number(n)) => n.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
+            ("ID" | "String" | "Int" | "Boolean", _) => false,
+            // Enums and input objects: the resolvers coerce and check them.
+            _ => return Err(Skip::Unsupported),
+        };
+        if !fits {
+            return Err(Skip::Values);
+        }
+        variables.insert(definition.name.node.clone(), value);
+    }
+    Ok((operation, variables))
+}
+
+/// The parent of a nested list: its rows refer to `alias.id` through `lookup`.
+struct Parent<'a> {
+    lookup: &'a FieldDef,
+    alias: &'a str,
+}
+
+/// Builds the SQL expression of an operation's `data`.
+struct Compiler<'a> {
+    model: &'a Model,
+    /// The workspace's Postgres schema.
+    workspace: &'a str,
+    document: &'a ExecutableDocument,
+    variables: &'a Variables,
+    /// Table aliases handed out so far (`t1`, `p2` …).
+    aliases: usize,
+}
+
+impl<'a> Compiler<'a> {
+    fn alias(&mut self, prefix: &str) -> String {
+        self.aliases += 1;
+        format!("{prefix}{}", self.aliases)
+    }
+
+    /// The fields of a selection set on `type_name`, fragments spread in.
+    /// Fields repeated under one response key are merged by GraphQL; that
+    /// (rare) case goes to the resolvers.
+    fn fields(&self, set: &'a SelectionSet, type_name: &str) -> Compiled<Vec<&'a Field>> {
+        let mut fields = Vec::new();
+        self.collect(set, type_name, &mut fields, 0)?;
+        for (i, field) in fields.iter().enumerate() {
+            let key = field.response_key().node.as_str();
+            if fields[..i].iter().any(|f| f.response_key().node.as_str() == key) {
+                return Err(Skip::Unsupported);
+            }
+        }
+        Ok(fields)
+    }
+
+    fn collect(&self, set: &'a SelectionSet, type_name: &str, out: &mut Vec<&'a Field>, nesting: usize) -> Compiled<()> {
+        if nesting > MAX_FRAGMENT_NESTING {
+            return Err(Skip::Unsupported);
+        }
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) if field.node.directives.is_empty() => out.push(&field.node),
+                Selection::InlineFragment(fragment)
+                    if fragment.node.directives.is_empty()
+                        && fragment
+                            .node
+                            .type_condition
+                            .as_ref()
+                            .is_none_or(|on| on.node.on.node == type_name) =>
+                {
+                    self.collect(&fragment.node.selection_set.node, type_name, out, nesting + 1)?;
+                }
+                Selection::FragmentSpread(spread) if spread.node.directives.is_empty() => {
+                    let fragment = self
+                        .document
+                        .fragments
+                        .get(&spread.node.fragment_name.node)
+                        .ok_or(Skip::Unsupported)?;
+                    if !fragment.node.directives.is_empty() || fragment.node.type_condition.node.on.node != type_name {
+                        return Err(Skip::Unsupported);
+                    }
+                    self.collect(&fragment.node.selection_set.node, type_name, out, nesting + 1)?;
+                }
+                _ => return Err(Skip::Unsupported),
+            }
+        }
+        Ok(())
+    }
+
+    /// An argument's value with variables substituted.
+    fn argument(&self, field: &Field, name: &str) -> Option<Value> {
+        let value = field.get_argument(name)?;
+        value
+            .node
+            .clone()
+            .into_const_with(|variable| self.variables.get(&variable).cloned().ok_or(()))
+            .ok()
+    }
+
+    /// Fails when `field` has arguments other than `allowed`.
+    fn only_arguments(field: &Field, allowed: &[&str]) -> Compiled<()> {
+        match field.arguments.iter().all(|(name, _)| allowed.contains(&name.node.as_str())) {
+            true => Ok(()),
+            false => Err(Skip::Unsupported),
+        }
+    }
+
+    /// The root selection on `Query`.
+    fn query(&mut self, set: &'a SelectionSet) -> Compiled<Sql> {
+        let model = self.model;
+        let mut pairs = Vec::new();
+        for field in self.fields(set, "Query")? {
+            let name = field.name.node.as_str();
+            let value = if name == "__typename" {
+                type_name("Query")
+            } else if let Some(object) = model.objects().iter().find(|o| o.singular() == name) {
+                Self::only_arguments(field, &["id"])?;
+                self.single(object, field)?
+            } else if let Some(object) = model.objects().iter().find(|o| o.plural == name) {
+                self.connection(object, field, None)?
+            } else {
+                return Err(Skip::Unsupported);
+            };
+            pairs.push((field.response_key().node.clone(), value));
+        }
+        json_object(pairs)
+    }
+
+    /// `account(id: …)`: the live record or null.
+    fn single(&mut self, object: &ObjectDef, field: &'a Field) -> Compiled<Sql> {
+        let id = match self.argument(field, "id") {
+            Some(Value::String(text)) => input::parse_id(&text, &Path::root("id")).map_err(|_| Skip::Values)?,
+            _ => return Err(Skip::Values),
+        };
+        let alias = self.alias("t");
+        let record = self.record(object, &field.selection_set.node, &alias)?;
+        let mut sql = Sql::raw("(SELECT ");
+        sql.append(&record).push(" FROM ");
+        sql.table(object.schema_in(self.workspace), &object.table).push(" ").ident(&alias);
+        sql.push(" WHERE ").column(&alias, "id").push(" = ").bind(Bind::Uuid(Some(id)));
+        sql.push(" AND ").append(&live_rows(false, &alias)).push(")");
+        Ok(sql)
+    }
+
+    /// A record of `object` in table alias `alias`, as the selection asks.
+    fn record(&mut self, object: &ObjectDef, set: &'a SelectionSet, alias: &str) -> Compiled<Sql> {
+        let model = self.model;
+        let mut pairs = Vec::new();
+        for field in self.fields(set, &object.name)? {
+            let name = field.name.node.as_str();
+            let value = if name == "__typename" {
+                type_name(&object.name)
+            } else if let Some(def) = object.field(name) {
+                Self::only_arguments(field, &[])?;
+                match def.lookup() {
+                    Some(lookup) => self.referenced(def, lookup, field, alias)?,
+                    None => column_json(def, alias),
+                }
+            } else if let Some(def) = object.field_by_value_key(name) {
+                Self::only_arguments(field, &[])?;
+                column_json(def, alias)
+            } else if let Some(relation) = model
+                .inverse_relations(&object.name)
+                .into_iter()
+                .find(|relation| relation.name == name)
+            {
+                let parent = Parent {
+                    lookup: &relation.lookup,
+                    alias,
+                };
+                self.connection(&relation.child, field, Some(parent))?
+            } else {
+                return Err(Skip::Unsupported);
+            };
+            pairs.push((field.response_key().node.clone(), value));
+        }
+        json_object(pairs)
+    }
+
+    /// The live record a lookup points at, or null.
+    fn referenced(&mut self, def: &FieldDef, lookup: &Lookup, field: &'a Field, alias: &str) -> Compiled<Sql> {
+        let target = self.model.object(&lookup.target).ok_or(Skip::Unsupported)?;
+        let inner = self.alias("t");
+        let record = self.record(target, &field.selection_set.node, &inner)?;
+        let mut sql = Sql::raw("(SELECT ");
+        sql.append(&record).push(" FROM ");
+        sql.table(target.schema_in(self.workspace), &target.table).push(" ").ident(&inner);
+        sql.push(" WHERE ").column(&inner, "id").push(" = ").column(alias, &def.column);
+        sql.push(" AND ").append(&live_rows(false, &inner)).push(")");
+        Ok(sql)
+    }
+
+    /// `accounts(…) { … }` or a nested list: one page in keyset order, with
+    /// `limit + 1` rows read to know whether more follow.
+    fn connection(&mut self, object: &ObjectDef, field: &'a Field, parent: Option<Parent<'_>>) -> Compiled<Sql> {
+        const ARGUMENTS: [&str; 7] = ["filter", "orderBy", "first", "last", "after", "before", "includeDeleted"];
+        Self::only_arguments(field, &ARGUMENTS)?;
+        let values: Vec<Option<Value>> = ARGUMENTS.iter().map(|name| self.argument(field, name)).collect();
+        let args = ListArgs {
+            filter: values[0].as_ref(),
+            order_by: values[1].as_ref(),
+            first: values[2].as_ref(),
+            last: values[3].as_ref(),
+            after: values[4].as_ref(),
+            before: values[5].as_ref(),
+            include_deleted: values[6].as_ref(),
+        };
+        let request = input::page_request(self.model, object, &args).map_err(|_| Skip::Values)?;
+        let backward = request.last.is_some();
+        let limit = request.limit() as i32;
+        let rows = self.alias("p");
+        let (position, position_reversed) = if backward {
+            ("\"__position\" DESC", "\"__position\" ASC")
+        } else {
+            ("\"__position\" ASC", "\"__position\" DESC")
+        };
+        // Aggregates over the page's rows, without the extra one.
+        let aggregate = |function: &str, value: &Sql, order: &str| {
+            let mut sql = Sql::raw(function);
+            sql.push("(").append(value).push(" ORDER BY ").ident(&rows).push(".");
+            sql.push(order).push(") FILTER (WHERE ").ident(&rows).push(".\"__position\" <= ");
+            sql.bind(Bind::Int(Some(limit))).push(")");
+            sql
+        };
+        let more = || {
+            let mut sql = Sql::raw("(count(*) > ");
+            sql.bind(Bind::Int(Some(limit))).push(")");
+            sql
+        };
+        let cursor = page::cursor_sql(&request.order, &rows);
+        let connection_type = format!("{}Connection", object.name);
+        let mut pairs = Vec::new();
+        let mut reads_page = false;
+        for item in self.fields(&field.selection_set.node, &connection_type)? {
+            Self::only_arguments(item, &[])?;
+            let value = match item.name.node.as_str() {
+                "__typename" => type_name(&connection_type),
+                "totalCount" => self.count(object, &request, parent.as_ref()),
+                "nodes" => {
+                    reads_page = true;
+                    let record = self.record(object, &item.selection_set.node, &rows)?;
+                    let mut sql = Sql::raw("coalesce(");
+                    sql.append(&aggregate("json_agg", &record, position)).push(", '[]'::json)");
+                    sql
+                }
+                "edges" => {
+                    reads_page = true;
+                    let edge_type = format!("{}Edge", object.name);
+                    let mut edge = Vec::new();
+                    for edge_field in self.fields(&item.selection_set.node, &edge_type)? {
+                        Self::only_arguments(edge_field, &[])?;
+                        let value = match edge_field.name.node.as_str() {
+                            "__typename" => type_name(&edge_type),
+                            "cursor" => cursor.clone(),
+                            "node" => self.record(object, &edge_field.selection_set.node, &rows)?,
+                            _ => return Err(Skip::Unsupported),
+                        };
+                        edge.push((edge_field.response_key().node.clone(), value));
+                    }
+                    let mut sql = Sql::raw("coalesce(");
+                    sql.append(&aggregate("json_agg", &json_object(edge)?, position))
+                        .push(", '[]'::json)");
+                    sql
+                }
+                "pageInfo" => {
+                    reads_page = true;
+                    let mut info = Vec::new();
+                    for info_field in self.fields(&item.selection_set.node, "PageInfo")? {
+                        Self::only_arguments(info_field, &[])?;
+                        let value = match info_field.name.node.as_str() {
+                            "__typename" => type_name("PageInfo"),
+                            "hasNextPage" if backward => boolean(request.before.is_some()),
+                            "hasNextPage" => more(),
+                            "hasPreviousPage" if backward => more(),
+                            "hasPreviousPage" => boolean(request.after.is_some()),
+                            "startCursor" | "endCursor" => {
+                                let order = match info_field.name.node.as_str() {
+                                    "startCursor" => position,
+                                    _ => position_reversed,
+                                };
+                                let mut sql = Sql::raw("(");
+                                sql.append(&aggregate("array_agg", &cursor, order)).push(")[1]");
+                                sql
+                            }
+                            _ => return Err(Skip::Unsupported),
+                        };
+                        info.push((info_field.response_key().node.clone(), value));
+                    }
+                    json_object(info)?
+                }
+                _ => return Err(Skip::Unsupported),
+            };
+            pairs.push((item.response_key().node.clone(), value));
+        }
+        let mut sql = Sql::raw("(SELECT ");
+        sql.append(&json_object(pairs)?);
+        if reads_page {
+            sql.push(" FROM (").append(&self.page_rows(object, &request, parent.as_ref()));
+            sql.push(") AS ").ident(&rows);
+        }
+        sql.push(")");
+        Ok(sql)
+    }
+
+    /// The page's rows plus one, numbered in the order they are read.
+    fn page_rows(&mut self, object: &ObjectDef, request: &page::PageRequest, parent: Option<&Parent<'_>>) -> Sql {
+        let table = self.alias("t");
+        let order = page::order_by(&request.effective_order(), &table);
+        let mut sql = Sql::raw("SELECT ");
+        sql.ident(&table).push(".*, row_number() OVER (ORDER BY ");
+        sql.append(&order).push(") AS \"__position\"");
+        sql.append(&self.matching(object, request, parent, &table));
+        if let Some(cursor) = request.cursor() {
+            sql.push(" AND ")
+                .append(&page::after_cursor(&request.effective_order(), cursor, &table));
+        }
+        sql.push(" ORDER BY ").append(&order);
+        sql.push(" LIMIT ").bind(Bind::Int(Some(request.limit() as i32 + 1)));
+        sql
+    }
+
+    /// `totalCount`: every matching record, on all pages.
+    fn count(&mut self, object: &ObjectDef, request: &page::PageRequest, parent: Option<&Parent<'_>>) -> Sql {
+        let table = self.alias("t");
+        let mut sql = Sql::raw("(SELECT count(*)");
+        sql.append(&self.matching(object, request, parent, &table)).push(")");
+        sql
+    }
+
+    /// `FROM … WHERE …`: the live (or all) records of the list, of one
+    /// parent when nested, matching the filter.
+    fn matching(&self, object: &ObjectDef, request: &page::PageRequest, parent: Option<&Parent<'_>>, table: &str) -> Sql {
+        let mut sql = Sql::raw(" FROM ");
+        sql.table(object.schema_in(self.workspace), &object.table).push(" ").ident(table);
+        sql.push(" WHERE ").append(&live_rows(request.include_deleted, table));
+        if let Some(parent) = parent {
+            sql.push(" AND ").column(table, &parent.lookup.column);
+            sql.push(" = ").column(parent.alias, "id");
+        }
+        if let Some(filter) = &request.filter {
+            sql.push(" AND (").append(&filter.compile(self.workspace, table)).push(")");
+        }
+        sql
+    }
+}
+
+/// A type name (from metadata or the fixed schema) as a JSON string.
+fn type_name(name: &str) -> Sql {
+    let mut sql = Sql::new();
+    sql.bind(Bind::Text(Some(name.to_owned())));
+    sql
+}
+
+fn boolean(value: bool) -> Sql {
+    Sql::raw(if value { "true" } else { "false" })
+}
+
+/// `json_build_object('key', value, …)`, keys in selection order. Past 50
+/// keys the objects of each 50 are spliced as text.
+fn json_object(pairs: Vec<(Name, Sql)>) -> Compiled<Sql> {
+    // Response keys are GraphQL names ([_A-Za-z][_0-9A-Za-z]*): safe in a literal.
+    if pairs
+        .iter()
+        .any(|(key, _)| !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    {
+        return Err(Skip::Unsupported);
+    }
+    let chunks: Vec<Sql> = pairs
+        .chunks(PAIRS_PER_CALL)
+        .map(|chunk| {
+            let mut sql = Sql::raw("json_build_object(");
+            for (i, (key, value)) in chunk.iter().enumerate() {
+                if i > 0 {
+                    sql.push(", ");
+                }
+                sql.push("'").push(key).push("', ").append(value);
+            }
+            sql.push(")");
+            sql
+        })
+        .collect();
+    if chunks.len() == 1 {
+        return Ok(chunks.into_iter().next().unwrap_or_default());
+    }
+    let last = chunks.len() - 1;
+    let mut sql = Sql::raw("(");
+    for (i, chunk) in chunks.iter().enumerate() {
+        let mut text = Sql::raw("(");
+        text.append(chunk).push(")::text");
+        if i < last {
+            let mut cut = Sql::raw("left(");
+            cut.append(&text).push(", -1)");
+            text = cut;
+        }
+        if i > 0 {
+            let mut cut = Sql::raw("substr(");
+            cut.append(&text).push(", 2)");
+            text = cut;
+            sql.push(" || ', ' || ");
+        }
+        sql.append(&text);
+    }
+    sql.push(")::json");
+    Ok(sql)
+}
+
+/// Postgres renders JSON with spaces (`{"a" : 1, "b" : 2}`); clients get it
+/// compact, as the resolvers write it.
+fn compact(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    let mut in_string = false;
+    let mut escaped = false;
+    for c in json.chars() {
+        if in_string {
+            out.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == '"' {
+                in_string = false;
+            }
+        } else if c == '"' {
+            in_string = true;
+            out.push(c);
+        } else if !c.is_ascii_whitespace() {
+            out.push(c);
+        }
+    }
+    out
+}

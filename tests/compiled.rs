@@ -1,0 +1,283 @@
+//! Compiled reads: once an operation has run through the resolvers, it
+//! runs as one SQL statement. Every query here runs both ways and the two
+//! answers must be the same bytes; anything the compiler does not handle
+//! keeps being answered by the resolvers.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use axum::http::Method;
+use serde_json::{json, Value};
+
+use crate::support::TestApp;
+
+/// Runs `query` twice: the first answer comes from the resolvers, the
+/// second from one compiled statement, and they must be identical. A
+/// comment makes each call's text new, so its first run is never compiled.
+async fn both_ways(app: &TestApp, query: &str, variables: Value) -> Value {
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    let query = &format!("{query}\n# call {}", CALLS.fetch_add(1, Ordering::Relaxed));
+    let (first, first_compiled) = run(app, query, &variables).await;
+    let (second, second_compiled) = run(app, query, &variables).await;
+    assert!(!first_compiled, "a first run goes through the resolvers: {query}");
+    let parsed: Value = serde_json::from_str(&first).unwrap();
+    assert!(parsed.get("errors").is_none(), "{query}\n{parsed:#}");
+    assert!(second_compiled, "the second run is compiled: {query}");
+    assert_eq!(first, second, "resolvers and compiled SQL answer alike: {query}");
+    parsed["data"].clone()
+}
+
+/// Runs `query` `times` times; none may be compiled.
+async fn never_compiled(app: &TestApp, query: &str, variables: Value, times: usize) -> Vec<Value> {
+    let mut answers = Vec::new();
+    for _ in 0..times {
+        let (body, compiled) = run(app, query, &variables).await;
+        assert!(!compiled, "must stay with the resolvers: {query}");
+        answers.push(serde_json::from_str(&body).unwrap());
+    }
+    answers
+}
+
+/// The response body and whether a compiled statement answered it.
+async fn run(app: &TestApp, query: &str, variables: &Value) -> (String, bool) {
+    let before = app.metric("crm_graphql_compiled_total").await;
+    let body = json!({ "query": query, "variables": variables }).to_string().into_bytes();
+    let response = app
+        .request(Method::POST, "/graphql", &[("content-type", "application/json")], body)
+        .await;
+    assert_eq!(response.status, 200, "{}", response.text());
+    let after = app.metric("crm_graphql_compiled_total").await;
+    (response.text(), after > before)
+}
+
+/// The demo data plus records that test the edges: a deleted account, an
+/// account without optional values, text that needs escaping.
+async fn populate(app: &TestApp) -> (String, String) {
+    crm::seed::demo(&app.app).await.unwrap();
+    let gone = app.create("Account", json!({ "name": "Gone Ltd" })).await;
+    app.data("mutation($id: ID!) { deleteAccount(id: $id) { id } }", json!({ "id": gone }))
+        .await;
+    let odd = app
+        .create(
+            "Account",
+            json!({ "name": "Odd \"Quoted\" \\ Back\nslash\ttab \u{1} ünïcödé 😀", "annualRevenue": "123456789012.34" }),
+        )
+        .await;
+    app.create(
+        "Contact",
+        json!({ "lastName": "O'Brien", "firstName": "</script>", "accountId": odd, "birthdate": "1990-02-28" }),
+    )
+    .await;
+    (gone, odd)
+}
+
+#[tokio::test]
+async fn compiled_answers_match_the_resolvers() {
+    let app = TestApp::start().await;
+    let (gone, odd) = populate(&app).await;
+    let accounts = app
+        .data("{ accounts(orderBy: [{ field: NAME }]) { nodes { id name } } }", json!({}))
+        .await;
+    let acme = accounts["accounts"]["nodes"][0]["id"].as_str().unwrap().to_owned();
+
+    // Single records: found, missing, deleted, every kind of value, escapes.
+    both_ways(
+        &app,
+        "query Q1($id: ID!) { account(id: $id) { id name industry annualRevenue employeeCount } }",
+        json!({ "id": acme }),
+    )
+    .await;
+    let missing = both_ways(
+        &app,
+        "query($id: ID!) { account(id: $id) { id } }",
+        json!({ "id": "00000000-0000-0000-0000-000000000000" }),
+    )
+    .await;
+    assert_eq!(missing, json!({ "account": null }));
+    let deleted = both_ways(&app, "query($id: ID!) { account(id: $id) { id } }", json!({ "id": gone })).await;
+    assert_eq!(deleted, json!({ "account": null }));
+    let every = "query($id: ID!) { account(id: $id) { __typename id createdAt updatedAt version deletedAt externalId
+        ownerId owner { __typename id name email role active createdAt } createdById createdBy { email }
+        name website domain industry type lifecycleStage annualRevenue employeeCount phone parentAccountId
+        parentAccount { name } description billingStreet billingCity billingState billingPostalCode billingCountry
+        shippingStreet shippingCity shippingState shippingPostalCode shippingCountry } }";
+    both_ways(&app, every, json!({ "id": acme })).await;
+    let escaped = both_ways(&app, every, json!({ "id": odd })).await;
+    assert_eq!(
+        escaped["account"]["name"],
+        "Odd \"Quoted\" \\ Back\nslash\ttab \u{1} ünïcödé 😀"
+    );
+    assert_eq!(escaped["account"]["annualRevenue"], "123456789012.34");
+    both_ways(
+        &app,
+        "query($id: ID!) { account(id: $id) { contacts { nodes { firstName lastName birthdate doNotContact } } } }",
+        json!({ "id": odd }),
+    )
+    .await;
+
+    // The benchmark's shapes.
+    both_ways(
+        &app,
+        "{ accounts(first: 50, orderBy: [{ field: NAME }]) { nodes { id name contacts { nodes { id firstName lastName email title } } } } }",
+        json!({}),
+    )
+    .await;
+    let stage = app
+        .data("{ stages(filter: { name: { eq: \"Qualification\" } }) { nodes { id } } }", json!({}))
+        .await["stages"]["nodes"][0]["id"]
+        .clone();
+    both_ways(
+        &app,
+        "query($stage: ID!) { opportunities(first: 50, filter: { stageId: { eq: $stage } }) { nodes { id name amount account { name } primaryContact { email } } } }",
+        json!({ "stage": stage }),
+    )
+    .await;
+    both_ways(
+        &app,
+        "{ accounts(first: 20) { nodes { id name opportunities { nodes { id name activities { nodes { id subject type } } } } } } }",
+        json!({}),
+    )
+    .await;
+
+    // Filters of every kind, orders with nulls, totals.
+    for filter in [
+        r#"{ industry: { eq: SOFTWARE } }"#,
+        r#"{ industry: { neq: SOFTWARE } }"#,
+        r#"{ industry: { in: [SOFTWARE, HEALTHCARE] }, employeeCount: { gte: 10 } }"#,
+        r#"{ industry: { notIn: [SOFTWARE] } }"#,
+        r#"{ industry: { isNull: true } }"#,
+        r#"{ annualRevenue: { gt: "1000000", lte: "900000000" } }"#,
+        r#"{ name: { ilike: "%a%" }, not: { name: { startsWith: "Ac" } } }"#,
+        r#"{ or: [{ name: { contains: "Health" } }, { name: { like: "Init%" } }] }"#,
+        r#"{ contacts: { some: { lastName: { startsWith: "L" } } } }"#,
+        r#"{ contacts: { none: { email: { isNull: false } } } }"#,
+        r#"{ opportunities: { every: { amount: { gt: "1000" } } } }"#,
+        r#"{ owner: { email: { contains: "@" } }, createdAt: { lt: "2999-01-01T00:00:00Z" } }"#,
+        r#"{ and: [] }"#,
+    ] {
+        let query = format!(
+            "{{ accounts(filter: {filter}, orderBy: [{{ field: INDUSTRY, nulls: FIRST }}, {{ field: ANNUAL_REVENUE, direction: DESC }}])
+                {{ totalCount nodes {{ name industry annualRevenue }} pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} }} }}"
+        );
+        both_ways(&app, &query, json!({})).await;
+    }
+
+    // Deleted records on request, at the root and nested.
+    let with_deleted = both_ways(
+        &app,
+        "{ accounts(includeDeleted: true, orderBy: [{ field: NAME }]) { totalCount nodes { name deletedAt } }
+           users { nodes { ownedAccounts(includeDeleted: true) { totalCount } } } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(with_deleted["accounts"]["totalCount"], 8);
+
+    // Fragments, aliases, __typename on every type, edges and more than
+    // fifty keys in one object.
+    let many: String = (0..60).map(|i| format!("n{i}: name ")).collect();
+    both_ways(
+        &app,
+        &format!(
+            "query Shapes {{ __typename first: accounts(first: 2) {{ __typename ...Page }} rest: accounts(first: 0) {{ totalCount pageInfo {{ __typename hasNextPage endCursor }} }}
+               one: account(id: \"{acme}\") {{ {many} ... on Account {{ industry }} }} }}
+             fragment Page on AccountConnection {{ edges {{ __typename cursor node {{ ...Names }} }} pageInfo {{ hasNextPage }} }}
+             fragment Names on Account {{ id label: name contacts(first: 1) {{ __typename edges {{ cursor node {{ lastName }} }} }} }}"
+        ),
+        json!({}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn compiled_pages_continue_with_the_same_cursors() {
+    let app = TestApp::start().await;
+    populate(&app).await;
+    let query = "query($first: Int, $after: String, $last: Int, $before: String) {
+        accounts(first: $first, after: $after, last: $last, before: $before, orderBy: [{ field: NAME, direction: DESC }]) {
+          totalCount edges { cursor node { name } } pageInfo { hasNextPage hasPreviousPage startCursor endCursor }
+          nodes { contacts(last: 1, orderBy: [{ field: LAST_NAME }]) { nodes { lastName } pageInfo { hasPreviousPage hasNextPage startCursor } } } } }";
+    // Forwards: every page answered both ways alike, ending where it should.
+    let mut names = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let page = both_ways(&app, query, json!({ "first": 2, "after": after })).await;
+        let accounts = &page["accounts"];
+        names.extend(accounts["edges"].as_array().unwrap().iter().map(|e| e["node"]["name"].clone()));
+        if accounts["pageInfo"]["hasNextPage"] == false {
+            break;
+        }
+        after = accounts["pageInfo"]["endCursor"].clone();
+    }
+    assert_eq!(names.len(), 7);
+    // Backwards to the start.
+    let mut backwards = Vec::new();
+    let mut before = Value::Null;
+    loop {
+        let page = both_ways(&app, query, json!({ "last": 3, "before": before })).await;
+        let accounts = &page["accounts"];
+        let mut chunk: Vec<Value> = accounts["edges"].as_array().unwrap().iter().map(|e| e["node"]["name"].clone()).collect();
+        chunk.extend(backwards);
+        backwards = chunk;
+        if accounts["pageInfo"]["hasPreviousPage"] == false {
+            break;
+        }
+        before = accounts["pageInfo"]["startCursor"].clone();
+    }
+    assert_eq!(backwards, names);
+}
+
+#[tokio::test]
+async fn what_the_compiler_does_not_handle_stays_with_the_resolvers() {
+    let app = TestApp::start().await;
+    populate(&app).await;
+
+    // Directives, introspection, input-object variables and repeated keys.
+    let answers = never_compiled(
+        &app,
+        "query($all: Boolean!) { accounts { totalCount nodes @include(if: $all) { name } } }",
+        json!({ "all": false }),
+        3,
+    )
+    .await;
+    assert_eq!(answers[2]["data"], json!({ "accounts": { "totalCount": 7 } }));
+    never_compiled(&app, "{ __schema { queryType { name } } }", json!({}), 2).await;
+    let filtered = never_compiled(
+        &app,
+        "query($filter: AccountFilter) { accounts(filter: $filter) { totalCount } }",
+        json!({ "filter": { "name": { "startsWith": "Acme" } } }),
+        2,
+    )
+    .await;
+    assert_eq!(filtered[1]["data"]["accounts"]["totalCount"], 1);
+    never_compiled(&app, "{ accounts { totalCount } accounts { nodes { name } } }", json!({}), 2).await;
+
+    // An invalid query never runs compiled; its error stays the resolvers'.
+    let invalid = never_compiled(&app, "{ accounts { nodes { nope } } }", json!({}), 2).await;
+    assert_eq!(invalid[1]["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+
+    // A compiled operation given bad values: the resolvers explain.
+    let query = "query($id: ID!, $first: Int) { account(id: $id) { name contacts(first: $first) { totalCount } } }";
+    let acme = app
+        .data("{ accounts(filter: { name: { startsWith: \"Acme\" } }) { nodes { id } } }", json!({}))
+        .await["accounts"]["nodes"][0]["id"]
+        .clone();
+    both_ways(&app, query, json!({ "id": acme, "first": 1 })).await;
+    for (variables, code, field) in [
+        (json!({ "id": "nope", "first": 1 }), "BAD_USER_INPUT", json!(["id"])),
+        (json!({ "id": acme, "first": 501 }), "BAD_USER_INPUT", json!(["first"])),
+        (json!({ "id": acme, "first": "ten" }), "BAD_USER_INPUT", Value::Null),
+        (json!({ "first": 1 }), "BAD_USER_INPUT", Value::Null),
+    ] {
+        let answer = &never_compiled(&app, query, variables.clone(), 1).await[0];
+        let error = &answer["errors"][0];
+        assert_eq!(error["extensions"]["code"], code, "{variables}: {answer:#}");
+        if !field.is_null() {
+            assert_eq!(error["extensions"]["field"], field, "{variables}: {answer:#}");
+        }
+    }
+
+    // Limits hold on compiled operations: over them, the resolvers refuse.
+    let nested = "query($n: Int) { accounts(first: $n) { nodes { contacts(first: $n) { nodes { activities(first: $n) { nodes { subject } } } } } } }";
+    both_ways(&app, nested, json!({ "n": 2 })).await;
+    let refused = &never_compiled(&app, nested, json!({ "n": 500 }), 1).await[0];
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX");
+}
