@@ -40,7 +40,9 @@ async fn never_compiled(app: &TestApp, query: &str, variables: Value, times: usi
 /// The response body and whether a compiled statement answered it.
 async fn run(app: &TestApp, query: &str, variables: &Value) -> (String, bool) {
     let before = app.metric("crm_graphql_compiled_total").await;
-    let body = json!({ "query": query, "variables": variables }).to_string().into_bytes();
+    let body = json!({ "query": query, "variables": variables })
+        .to_string()
+        .into_bytes();
     let response = app
         .request(Method::POST, "/graphql", &[("content-type", "application/json")], body)
         .await;
@@ -54,8 +56,11 @@ async fn run(app: &TestApp, query: &str, variables: &Value) -> (String, bool) {
 async fn populate(app: &TestApp) -> (String, String) {
     crm::seed::demo(&app.app).await.unwrap();
     let gone = app.create("Account", json!({ "name": "Gone Ltd" })).await;
-    app.data("mutation($id: ID!) { deleteAccount(id: $id) { id } }", json!({ "id": gone }))
-        .await;
+    app.data(
+        "mutation($id: ID!) { deleteAccount(id: $id) { id } }",
+        json!({ "id": gone }),
+    )
+    .await;
     let odd = app
         .create(
             "Account",
@@ -75,7 +80,10 @@ async fn compiled_answers_match_the_resolvers() {
     let app = TestApp::start().await;
     let (gone, odd) = populate(&app).await;
     let accounts = app
-        .data("{ accounts(orderBy: [{ field: NAME }]) { nodes { id name } } }", json!({}))
+        .data(
+            "{ accounts(orderBy: [{ field: NAME }]) { nodes { id name } } }",
+            json!({}),
+        )
         .await;
     let acme = accounts["accounts"]["nodes"][0]["id"].as_str().unwrap().to_owned();
 
@@ -93,7 +101,12 @@ async fn compiled_answers_match_the_resolvers() {
     )
     .await;
     assert_eq!(missing, json!({ "account": null }));
-    let deleted = both_ways(&app, "query($id: ID!) { account(id: $id) { id } }", json!({ "id": gone })).await;
+    let deleted = both_ways(
+        &app,
+        "query($id: ID!) { account(id: $id) { id } }",
+        json!({ "id": gone }),
+    )
+    .await;
     assert_eq!(deleted, json!({ "account": null }));
     let every = "query($id: ID!) { account(id: $id) { __typename id createdAt updatedAt version deletedAt externalId
         ownerId owner { __typename id name email role active createdAt } createdById createdBy { email }
@@ -122,7 +135,10 @@ async fn compiled_answers_match_the_resolvers() {
     )
     .await;
     let stage = app
-        .data("{ stages(filter: { name: { eq: \"Qualification\" } }) { nodes { id } } }", json!({}))
+        .data(
+            "{ stages(filter: { name: { eq: \"Qualification\" } }) { nodes { id } } }",
+            json!({}),
+        )
         .await["stages"]["nodes"][0]["id"]
         .clone();
     both_ways(
@@ -201,7 +217,13 @@ async fn compiled_pages_continue_with_the_same_cursors() {
     loop {
         let page = both_ways(&app, query, json!({ "first": 2, "after": after })).await;
         let accounts = &page["accounts"];
-        names.extend(accounts["edges"].as_array().unwrap().iter().map(|e| e["node"]["name"].clone()));
+        names.extend(
+            accounts["edges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["node"]["name"].clone()),
+        );
         if accounts["pageInfo"]["hasNextPage"] == false {
             break;
         }
@@ -214,7 +236,12 @@ async fn compiled_pages_continue_with_the_same_cursors() {
     loop {
         let page = both_ways(&app, query, json!({ "last": 3, "before": before })).await;
         let accounts = &page["accounts"];
-        let mut chunk: Vec<Value> = accounts["edges"].as_array().unwrap().iter().map(|e| e["node"]["name"].clone()).collect();
+        let mut chunk: Vec<Value> = accounts["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["name"].clone())
+            .collect();
         chunk.extend(backwards);
         backwards = chunk;
         if accounts["pageInfo"]["hasPreviousPage"] == false {
@@ -248,7 +275,13 @@ async fn what_the_compiler_does_not_handle_stays_with_the_resolvers() {
     )
     .await;
     assert_eq!(filtered[1]["data"]["accounts"]["totalCount"], 1);
-    never_compiled(&app, "{ accounts { totalCount } accounts { nodes { name } } }", json!({}), 2).await;
+    never_compiled(
+        &app,
+        "{ accounts { totalCount } accounts { nodes { name } } }",
+        json!({}),
+        2,
+    )
+    .await;
 
     // An invalid query never runs compiled; its error stays the resolvers'.
     let invalid = never_compiled(&app, "{ accounts { nodes { nope } } }", json!({}), 2).await;
@@ -257,7 +290,10 @@ async fn what_the_compiler_does_not_handle_stays_with_the_resolvers() {
     // A compiled operation given bad values: the resolvers explain.
     let query = "query($id: ID!, $first: Int) { account(id: $id) { name contacts(first: $first) { totalCount } } }";
     let acme = app
-        .data("{ accounts(filter: { name: { startsWith: \"Acme\" } }) { nodes { id } } }", json!({}))
+        .data(
+            "{ accounts(filter: { name: { startsWith: \"Acme\" } }) { nodes { id } } }",
+            json!({}),
+        )
         .await["accounts"]["nodes"][0]["id"]
         .clone();
     both_ways(&app, query, json!({ "id": acme, "first": 1 })).await;

@@ -202,6 +202,10 @@ struct DataRow {
 async fn run(db: &Database, data: Sql) -> Option<String> {
     let mut query = Sql::raw("SELECT (");
     query.append(&data).push(")::text AS data");
+    if tracing::enabled!(tracing::Level::TRACE) {
+        let sql = diesel::debug_query::<diesel::pg::Pg, _>(&query).to_string();
+        tracing::trace!(%sql, "compiled query");
+    }
     let mut conn = db.conn().await.ok()?;
     match query.load::<DataRow>(&mut conn).await {
         Ok(mut rows) => rows.pop().map(|row| row.data),
@@ -305,7 +309,13 @@ impl<'a> Compiler<'a> {
         Ok(fields)
     }
 
-    fn collect(&self, set: &'a SelectionSet, type_name: &str, out: &mut Vec<&'a Field>, nesting: usize) -> Compiled<()> {
+    fn collect(
+        &self,
+        set: &'a SelectionSet,
+        type_name: &str,
+        out: &mut Vec<&'a Field>,
+        nesting: usize,
+    ) -> Compiled<()> {
         if nesting > MAX_FRAGMENT_NESTING {
             return Err(Skip::Unsupported);
         }
@@ -351,7 +361,11 @@ impl<'a> Compiler<'a> {
 
     /// Fails when `field` has arguments other than `allowed`.
     fn only_arguments(field: &Field, allowed: &[&str]) -> Compiled<()> {
-        match field.arguments.iter().all(|(name, _)| allowed.contains(&name.node.as_str())) {
+        match field
+            .arguments
+            .iter()
+            .all(|(name, _)| allowed.contains(&name.node.as_str()))
+        {
             true => Ok(()),
             false => Err(Skip::Unsupported),
         }
@@ -388,8 +402,13 @@ impl<'a> Compiler<'a> {
         let record = self.record(object, &field.selection_set.node, &alias)?;
         let mut sql = Sql::raw("(SELECT ");
         sql.append(&record).push(" FROM ");
-        sql.table(object.schema_in(self.workspace), &object.table).push(" ").ident(&alias);
-        sql.push(" WHERE ").column(&alias, "id").push(" = ").bind(Bind::Uuid(Some(id)));
+        sql.table(object.schema_in(self.workspace), &object.table)
+            .push(" ")
+            .ident(&alias);
+        sql.push(" WHERE ")
+            .column(&alias, "id")
+            .push(" = ")
+            .bind(Bind::Uuid(Some(id)));
         sql.push(" AND ").append(&live_rows(false, &alias)).push(")");
         Ok(sql)
     }
@@ -436,8 +455,13 @@ impl<'a> Compiler<'a> {
         let record = self.record(target, &field.selection_set.node, &inner)?;
         let mut sql = Sql::raw("(SELECT ");
         sql.append(&record).push(" FROM ");
-        sql.table(target.schema_in(self.workspace), &target.table).push(" ").ident(&inner);
-        sql.push(" WHERE ").column(&inner, "id").push(" = ").column(alias, &def.column);
+        sql.table(target.schema_in(self.workspace), &target.table)
+            .push(" ")
+            .ident(&inner);
+        sql.push(" WHERE ")
+            .column(&inner, "id")
+            .push(" = ")
+            .column(alias, &def.column);
         sql.push(" AND ").append(&live_rows(false, &inner)).push(")");
         Ok(sql)
     }
@@ -445,7 +469,15 @@ impl<'a> Compiler<'a> {
     /// `accounts(…) { … }` or a nested list: one page in keyset order, with
     /// `limit + 1` rows read to know whether more follow.
     fn connection(&mut self, object: &ObjectDef, field: &'a Field, parent: Option<Parent<'_>>) -> Compiled<Sql> {
-        const ARGUMENTS: [&str; 7] = ["filter", "orderBy", "first", "last", "after", "before", "includeDeleted"];
+        const ARGUMENTS: [&str; 7] = [
+            "filter",
+            "orderBy",
+            "first",
+            "last",
+            "after",
+            "before",
+            "includeDeleted",
+        ];
         Self::only_arguments(field, &ARGUMENTS)?;
         let values: Vec<Option<Value>> = ARGUMENTS.iter().map(|name| self.argument(field, name)).collect();
         let args = ListArgs {
@@ -459,7 +491,8 @@ impl<'a> Compiler<'a> {
         };
         let request = input::page_request(self.model, object, &args).map_err(|_| Skip::Values)?;
         let backward = request.last.is_some();
-        let limit = request.limit() as i32;
+        // A number this code computed (0–500): written into the SQL text.
+        let limit = request.limit();
         let rows = self.alias("p");
         let (position, position_reversed) = if backward {
             ("\"__position\" DESC", "\"__position\" ASC")
@@ -470,13 +503,16 @@ impl<'a> Compiler<'a> {
         let aggregate = |function: &str, value: &Sql, order: &str| {
             let mut sql = Sql::raw(function);
             sql.push("(").append(value).push(" ORDER BY ").ident(&rows).push(".");
-            sql.push(order).push(") FILTER (WHERE ").ident(&rows).push(".\"__position\" <= ");
-            sql.bind(Bind::Int(Some(limit))).push(")");
+            sql.push(order)
+                .push(") FILTER (WHERE ")
+                .ident(&rows)
+                .push(".\"__position\" <= ");
+            sql.push(&limit.to_string()).push(")");
             sql
         };
         let more = || {
             let mut sql = Sql::raw("(count(*) > ");
-            sql.bind(Bind::Int(Some(limit))).push(")");
+            sql.push(&limit.to_string()).push(")");
             sql
         };
         let cursor = page::cursor_sql(&request.order, &rows);
@@ -492,7 +528,8 @@ impl<'a> Compiler<'a> {
                     reads_page = true;
                     let record = self.record(object, &item.selection_set.node, &rows)?;
                     let mut sql = Sql::raw("coalesce(");
-                    sql.append(&aggregate("json_agg", &record, position)).push(", '[]'::json)");
+                    sql.append(&aggregate("json_agg", &record, position))
+                        .push(", '[]'::json)");
                     sql
                 }
                 "edges" => {
@@ -547,7 +584,8 @@ impl<'a> Compiler<'a> {
         let mut sql = Sql::raw("(SELECT ");
         sql.append(&json_object(pairs)?);
         if reads_page {
-            sql.push(" FROM (").append(&self.page_rows(object, &request, parent.as_ref()));
+            sql.push(" FROM (")
+                .append(&self.page_rows(object, &request, parent.as_ref()));
             sql.push(") AS ").ident(&rows);
         }
         sql.push(")");
@@ -567,7 +605,10 @@ impl<'a> Compiler<'a> {
                 .append(&page::after_cursor(&request.effective_order(), cursor, &table));
         }
         sql.push(" ORDER BY ").append(&order);
-        sql.push(" LIMIT ").bind(Bind::Int(Some(request.limit() as i32 + 1)));
+        // Page sizes are written into the text, not bound: with a bound
+        // LIMIT Postgres cannot trust a cached generic plan and plans the
+        // statement again on every run.
+        sql.push(" LIMIT ").push(&(request.limit() + 1).to_string());
         sql
     }
 
@@ -581,16 +622,26 @@ impl<'a> Compiler<'a> {
 
     /// `FROM … WHERE …`: the live (or all) records of the list, of one
     /// parent when nested, matching the filter.
-    fn matching(&self, object: &ObjectDef, request: &page::PageRequest, parent: Option<&Parent<'_>>, table: &str) -> Sql {
+    fn matching(
+        &self,
+        object: &ObjectDef,
+        request: &page::PageRequest,
+        parent: Option<&Parent<'_>>,
+        table: &str,
+    ) -> Sql {
         let mut sql = Sql::raw(" FROM ");
-        sql.table(object.schema_in(self.workspace), &object.table).push(" ").ident(table);
+        sql.table(object.schema_in(self.workspace), &object.table)
+            .push(" ")
+            .ident(table);
         sql.push(" WHERE ").append(&live_rows(request.include_deleted, table));
         if let Some(parent) = parent {
             sql.push(" AND ").column(table, &parent.lookup.column);
             sql.push(" = ").column(parent.alias, "id");
         }
         if let Some(filter) = &request.filter {
-            sql.push(" AND (").append(&filter.compile(self.workspace, table)).push(")");
+            sql.push(" AND (")
+                .append(&filter.compile(self.workspace, table))
+                .push(")");
         }
         sql
     }

@@ -202,7 +202,9 @@ pub async fn list(conn: &mut Conn, table: Table<'_>, fields: &FieldSet, request:
         query.push(" AND ").append(&page::after_cursor(&order, cursor, T));
     }
     query.push(" ORDER BY ").append(&page::order_by(&order, T));
-    query.push(" LIMIT ").bind(Bind::Int(Some(request.limit() as i32 + 1)));
+    // The page size (0–500, checked) is written into the text: with a bound
+    // LIMIT Postgres re-plans the cached statement on every run.
+    query.push(" LIMIT ").push(&(request.limit() + 1).to_string());
     let rows = load_json(conn, query).await?;
     Ok(request.page_from(rows.into_iter().map(into_record).collect()))
 }
@@ -293,7 +295,7 @@ pub async fn children(
     }
     let mut query = Sql::raw("SELECT row AS document, parent, total FROM (");
     query.append(&inner).push(") AS c WHERE past_cursor AND position <= ");
-    query.bind(Bind::Int(Some(request.limit() as i32 + 1)));
+    query.push(&(request.limit() + 1).to_string());
     query.push(" ORDER BY parent, position");
     let rows: Vec<ChildRow> = query.load(conn).await?;
 
