@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use crate::auth::{self, Authenticator};
 use crate::config::Config;
 use crate::db::{self, ClusterOptions, Database, EmbeddedPostgres, PoolOptions};
 use crate::graphql::{Limits, SchemaCache};
@@ -15,6 +16,8 @@ pub struct App {
     pub config: Config,
     pub db: Database,
     pub schemas: SchemaCache,
+    /// Checks the API token of every request.
+    pub auth: Authenticator,
 }
 
 impl std::fmt::Debug for App {
@@ -40,7 +43,13 @@ impl App {
             max_depth: config.max_depth,
             max_complexity: config.max_complexity,
         });
-        Ok(Arc::new(App { config, db, schemas }))
+        let auth = Authenticator::new(db.clone());
+        Ok(Arc::new(App {
+            config,
+            db,
+            schemas,
+            auth,
+        }))
     }
 }
 
@@ -98,6 +107,10 @@ async fn serve_on(config: &Config, url: &str) -> anyhow::Result<()> {
         }
     }
     let app = App::new(config.clone(), url)?;
+    let first_admin = {
+        let mut conn = app.db.conn().await?;
+        auth::first_admin(&mut conn).await?
+    };
     let address = SocketAddr::new(config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(address)
         .await
@@ -113,13 +126,50 @@ async fn serve_on(config: &Config, url: &str) -> anyhow::Result<()> {
         "  GraphQL endpoint and playground: http://{host}:{}/graphql",
         address.port()
     );
-    println!("  Authentication: none yet (API tokens arrive with roles); bind to 127.0.0.1 only.");
+    let token_file = config.data_dir.join("admin-token");
+    match first_admin {
+        Some(issued) => {
+            write_secret(&token_file, &issued.token)?;
+            println!(
+                "  Created the administrator {} and its API token (shown once):",
+                issued.user_email
+            );
+            println!("    {}", issued.token);
+            println!("  It is also in {} (readable by you only).", token_file.display());
+        }
+        None if token_file.exists() => {
+            println!("  The first admin token is in {}.", token_file.display());
+        }
+        None => {}
+    }
+    println!("  Authenticate with the header  Authorization: Bearer <token>  (more tokens: crm token create)");
     println!("  Health: /healthz  Readiness: /readyz  Metrics: /metrics");
     axum::serve(listener, crate::http::router(app))
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")?;
     tracing::info!("stopped accepting requests; in-flight requests finished");
+    Ok(())
+}
+
+/// Writes a secret to a file only its owner can read (mode 0600).
+fn write_secret(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(file, "{secret}").with_context(|| format!("writing {}", path.display()))?;
+    // An existing file keeps its mode through `open`: narrow it too.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("restricting {}", path.display()))?;
     Ok(())
 }
 

@@ -29,6 +29,10 @@ pub enum CrmError {
         current: i32,
         expected: i32,
     },
+    /// The request carries no valid API token (missing, unknown, expired
+    /// or revoked): HTTP 401.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// The query asks for more work than the server allows.
     #[error("{0}")]
     QueryTooComplex(String),
@@ -83,6 +87,7 @@ impl CrmError {
             CrmError::BadUserInput { .. } => "BAD_USER_INPUT",
             CrmError::NotFound { .. } => "NOT_FOUND",
             CrmError::Conflict(_) | CrmError::VersionConflict { .. } => "CONFLICT",
+            CrmError::Unauthenticated(_) => "UNAUTHENTICATED",
             CrmError::QueryTooComplex(_) => "QUERY_TOO_COMPLEX",
             CrmError::Timeout(_) => "TIMEOUT",
             CrmError::Internal { .. } => "INTERNAL",

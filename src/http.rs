@@ -52,6 +52,9 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 async fn graphql_post(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(refused) = authenticate(&app, &headers).await {
+        return refused;
+    }
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -86,6 +89,9 @@ async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(q
     if wants_html && !query.split('&').any(|pair| pair.starts_with("query=")) {
         return playground("production", "/graphql").into_response();
     }
+    if let Err(refused) = authenticate(&app, &headers).await {
+        return refused;
+    }
     let request = match async_graphql::http::parse_query_string(&query) {
         Ok(request) => request,
         Err(err) => {
@@ -108,6 +114,30 @@ async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(q
         return response;
     }
     run(app, &headers, request).await
+}
+
+/// The actor of a request, or the response refusing it: 401 with
+/// `WWW-Authenticate` for a missing or bad token, 503 when tokens cannot
+/// be checked.
+async fn authenticate(app: &App, headers: &HeaderMap) -> Result<crate::auth::Actor, Response> {
+    let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match app.auth.authenticate(header).await {
+        Ok(actor) => Ok(actor),
+        Err(err) => {
+            let status = match err {
+                CrmError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+                _ => StatusCode::SERVICE_UNAVAILABLE,
+            };
+            let mut response = json_response(status, headers, errors_body(err));
+            if status == StatusCode::UNAUTHORIZED {
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"crm\""),
+                );
+            }
+            Err(response)
+        }
+    }
 }
 
 /// Whether the operation a request would run is a mutation.
@@ -225,7 +255,10 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<Arc<App>>) -> Response {
+async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = authenticate(&app, &headers).await {
+        return refused;
+    }
     let (in_use, idle) = app.db.pool_status();
     let body = format!(
         "# HELP crm_sql_statements_total SQL statements run through the pool.\n\
@@ -332,7 +365,15 @@ query Accounts {{
 }}
 `;
   ReactDOM.createRoot(document.getElementById('graphiql')).render(
-    React.createElement(GraphiQL, {{ fetcher, defaultQuery, defaultEditorToolsVisibility: true }})
+    React.createElement(GraphiQL, {{
+      fetcher,
+      defaultQuery,
+      // Requests need an API token: `serve` prints the first one and keeps
+      // it in <data-dir>/admin-token. Headers are remembered in this browser.
+      defaultHeaders: '{{\n  "Authorization": "Bearer <paste your API token here>"\n}}',
+      shouldPersistHeaders: true,
+      defaultEditorToolsVisibility: 'headers',
+    }})
   );
 </script>
 </body>

@@ -7,6 +7,7 @@
 //! of it made by the same code.
 
 pub mod app;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use crm::app::{self, App, DatabaseServer};
+use crm::auth::Role;
 use crm::Config;
 
 /// Responses are built from many small allocations freed on other threads;
@@ -59,6 +60,45 @@ enum Command {
         #[arg(long)]
         bench: bool,
     },
+    /// Create, list and revoke API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token for a user; prints it once.
+    Create {
+        /// The user's email.
+        #[arg(long)]
+        user: String,
+        /// What the token may do: ADMIN, SALES, SUPPORT or READ_ONLY.
+        #[arg(long, value_parser = parse_role)]
+        role: Role,
+        /// Lifetime, e.g. 30d, 12h or 45m (default: until revoked).
+        #[arg(long, value_parser = parse_lifetime)]
+        expires: Option<chrono::Duration>,
+        /// What the token is for, shown in `crm token list`.
+        #[arg(long, default_value = "command line")]
+        name: String,
+    },
+    /// List tokens (never their secrets).
+    List,
+    /// Revoke a token by id; requests with it fail from then on.
+    Revoke {
+        /// The token's id (from `crm token list`).
+        id: uuid::Uuid,
+    },
+}
+
+fn parse_role(text: &str) -> Result<Role, String> {
+    Role::parse(text).ok_or_else(|| "expected ADMIN, SALES, SUPPORT or READ_ONLY".to_owned())
+}
+
+fn parse_lifetime(text: &str) -> Result<chrono::Duration, String> {
+    crm::auth::parse_lifetime(text).ok_or_else(|| "expected a lifetime such as 30d, 12h or 45m".to_owned())
 }
 
 #[derive(Subcommand)]
@@ -159,6 +199,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Token { command } => {
+            with_database(config(&cli.database, None), |config, url| async move {
+                crm::db::migrate::migrate_all(&url).await?;
+                let app = App::new(config, &url)?;
+                let mut conn = app.db.conn().await?;
+                token_command(command, &mut conn).await
+            })
+            .await
+        }
         Command::Seed { bench, .. } => {
             let bench = *bench;
             with_database(config(&cli.database, None), |config, url| async move {
@@ -182,6 +231,61 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
     }
+}
+
+async fn token_command(command: &TokenCommand, conn: &mut crm::db::Conn) -> anyhow::Result<()> {
+    match command {
+        TokenCommand::Create {
+            user,
+            role,
+            expires,
+            name,
+        } => {
+            let expires_at = expires.map(|lifetime| chrono::Utc::now() + lifetime);
+            let issued = crm::auth::issue(conn, user, *role, name, expires_at).await?;
+            println!("{}", issued.token);
+            let until = match issued.expires_at {
+                Some(at) => format!("until {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                None => "until revoked".to_owned(),
+            };
+            eprintln!(
+                "token {} for {} as {}, valid {until}. It is shown only now: keep it safe.",
+                issued.id,
+                issued.user_email,
+                issued.role.as_str()
+            );
+        }
+        TokenCommand::List => {
+            let format = |at: Option<chrono::DateTime<chrono::Utc>>| {
+                at.map(|at| at.format("%Y-%m-%d %H:%M").to_string())
+                    .unwrap_or_else(|| "-".into())
+            };
+            println!(
+                "{:<36}  {:<28}  {:<9}  {:<16}  {:<16}  {:<16}  name",
+                "id", "user", "role", "created", "expires", "last used"
+            );
+            for token in crm::auth::list(conn).await? {
+                let state = if token.revoked_at.is_some() { " (revoked)" } else { "" };
+                println!(
+                    "{:<36}  {:<28}  {:<9}  {:<16}  {:<16}  {:<16}  {}{state}",
+                    token.id,
+                    token.user_email,
+                    token.role,
+                    format(Some(token.created_at)),
+                    format(token.expires_at),
+                    format(token.last_used_at),
+                    token.name
+                );
+            }
+        }
+        TokenCommand::Revoke { id } => {
+            if !crm::auth::revoke(conn, *id).await? {
+                anyhow::bail!("no live token {id} (see crm token list)");
+            }
+            println!("revoked {id}; servers refuse it within 5 seconds");
+        }
+    }
+    Ok(())
 }
 
 /// Runs `work` against the configured database, starting the embedded

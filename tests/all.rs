@@ -5,6 +5,7 @@
 
 mod support;
 
+mod auth;
 mod batching;
 mod cli;
 mod compiled;

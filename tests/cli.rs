@@ -98,8 +98,9 @@ fn unsafe_is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Starts `crm serve` on a free port and returns it with its address.
-fn serve(data_dir: &Path) -> (Child, std::net::SocketAddr) {
+/// Starts `crm serve` on a free port and returns it with its address and
+/// what it printed up to its authentication hint.
+fn serve(data_dir: &Path) -> (Child, std::net::SocketAddr, String) {
     let mut child = crm()
         .args(["serve", "--port", "0", "--data-dir"])
         .arg(data_dir)
@@ -110,12 +111,19 @@ fn serve(data_dir: &Path) -> (Child, std::net::SocketAddr) {
     let stdout = child.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let deadline = Instant::now() + Duration::from_secs(60);
+    let mut printed = String::new();
+    let mut addr = None;
     while Instant::now() < deadline {
         let Some(Ok(line)) = lines.next() else { break };
+        printed.push_str(&line);
+        printed.push('\n');
         if let Some(url) = line.strip_prefix("CRM server listening on http://") {
+            addr = Some(url.trim().parse().unwrap());
+        }
+        if let (Some(addr), true) = (addr, line.contains("Authorization: Bearer")) {
             // Keep draining stdout so the server never blocks on a full pipe.
             std::thread::spawn(move || for _ in lines {});
-            return (child, url.trim().parse().unwrap());
+            return (child, addr, printed);
         }
     }
     let _ = child.kill();
@@ -123,13 +131,14 @@ fn serve(data_dir: &Path) -> (Child, std::net::SocketAddr) {
     panic!("serve did not print its URL within 60 s ({status:?})");
 }
 
-async fn graphql(addr: std::net::SocketAddr, query: &str) -> Value {
+async fn graphql(addr: std::net::SocketAddr, token: &str, query: &str) -> Value {
     let body = json!({ "query": query }).to_string().into_bytes();
+    let bearer = format!("Bearer {token}");
     http_request(
         addr,
         Method::POST,
         "/graphql",
-        &[("content-type", "application/json")],
+        &[("content-type", "application/json"), ("authorization", &bearer)],
         body,
     )
     .await
@@ -168,8 +177,24 @@ async fn serve_survives_kill_9_and_stops_cleanly_on_sigterm() {
     let dir = scratch_dir("serve");
     let pid_file = dir.join("pgdata/postmaster.pid");
 
-    let (mut first, addr) = serve(&dir);
-    let created = graphql(addr, "mutation { createAccount(input: { name: \"Survivor\" }) { id } }").await;
+    let (mut first, addr, printed) = serve(&dir);
+    // The first start creates an administrator and shows its token once,
+    // also keeping it in a file only its owner may read.
+    let token_file = dir.join("admin-token");
+    let token = std::fs::read_to_string(&token_file).unwrap().trim().to_owned();
+    assert!(token.starts_with("crm_"), "{token}");
+    assert!(printed.contains(&token), "{printed}");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let created = graphql(
+        addr,
+        &token,
+        "mutation { createAccount(input: { name: \"Survivor\" }) { id } }",
+    )
+    .await;
     assert!(created["data"]["createAccount"]["id"].is_string(), "{created}");
 
     // kill -9: no cleanup runs in the server; its cluster must not be left
@@ -178,8 +203,10 @@ async fn serve_survives_kill_9_and_stops_cleanly_on_sigterm() {
     wait_for_exit(&mut first);
     wait_until("the orphaned cluster stops", || !pid_file.exists());
 
-    let (mut second, addr) = serve(&dir);
-    let read = graphql(addr, "{ accounts { nodes { name } } }").await;
+    let (mut second, addr, printed) = serve(&dir);
+    assert!(!printed.contains(&token), "the token is shown only once: {printed}");
+    assert!(printed.contains("admin-token"), "{printed}");
+    let read = graphql(addr, &token, "{ accounts { nodes { name } } }").await;
     assert_eq!(read["data"]["accounts"]["nodes"], json!([{ "name": "Survivor" }]));
 
     // A command run beside the server joins its cluster instead of starting one.
@@ -188,13 +215,68 @@ async fn serve_survives_kill_9_and_stops_cleanly_on_sigterm() {
     assert!(String::from_utf8_lossy(&seeded.stdout).contains("already has accounts"));
     assert!(pid_file.exists(), "seed must not stop the server's cluster");
 
+    // Tokens from the command line: created, listed, used, revoked.
+    let created = crm()
+        .args([
+            "token",
+            "create",
+            "--user",
+            "admin@crm.local",
+            "--role",
+            "read_only",
+            "--expires",
+            "1d",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let cli_token = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    let read = graphql(addr, &cli_token, "{ accounts { totalCount } }").await;
+    assert_eq!(read["data"]["accounts"]["totalCount"], 1, "{read}");
+    let listed = crm().args(["token", "list", "--data-dir"]).arg(&dir).output().unwrap();
+    let listed = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let id = cli_token
+        .strip_prefix("crm_")
+        .unwrap()
+        .split('_')
+        .next()
+        .unwrap()
+        .parse::<uuid::Uuid>()
+        .unwrap();
+    let line = listed
+        .lines()
+        .find(|l| l.starts_with(&id.to_string()))
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert!(line.contains("READ_ONLY") && line.contains("command line"), "{line}");
+    assert!(
+        !listed.contains(cli_token.rsplit('_').next().unwrap()),
+        "secrets are never listed"
+    );
+    let revoked = crm()
+        .args(["token", "revoke", &id.to_string(), "--data-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let answer = graphql(addr, &cli_token, "{ accounts { totalCount } }").await;
+        if answer["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a revoked token still works: {answer}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
     // SIGTERM while a request is half sent: the server finishes it, then stops.
     let in_flight = tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let body = json!({ "query": "{ accounts { totalCount } }" }).to_string();
         let head = format!(
             "POST /graphql HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\n\
-             content-length: {}\r\nconnection: close\r\n\r\n",
+             authorization: Bearer {token}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             body.len()
         );
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();

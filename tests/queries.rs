@@ -37,7 +37,10 @@ async fn demo_data_reads_with_relations_both_ways() {
     assert_eq!(model["leads"]["totalCount"], 3);
     assert_eq!(
         model["users"]["nodes"],
-        json!([{ "name": "Sam Seller", "ownedAccounts": { "totalCount": 6 } }])
+        json!([
+            { "name": "Administrator", "ownedAccounts": { "totalCount": 0 } },
+            { "name": "Sam Seller", "ownedAccounts": { "totalCount": 6 } }
+        ])
     );
     assert_eq!(model["contactRoles"]["totalCount"], 18);
     let in_stages: Vec<i64> = model["stages"]["nodes"]

@@ -9,7 +9,7 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
-use diesel::sql_types::{Array, Bool, Date, Int4, Jsonb, Nullable, Text, Timestamptz, Untyped};
+use diesel::sql_types::{Array, Bool, Bytea, Date, Int4, Jsonb, Nullable, Text, Timestamptz, Untyped};
 use diesel::QueryResult;
 use uuid::Uuid;
 
@@ -25,6 +25,7 @@ pub enum Bind {
     Bool(Option<bool>),
     Date(Option<NaiveDate>),
     DateTime(Option<DateTime<Utc>>),
+    Bytes(Vec<u8>),
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +131,7 @@ impl QueryFragment<Pg> for Sql {
                     Bind::Bool(v) => out.push_bind_param::<Nullable<Bool>, _>(v)?,
                     Bind::Date(v) => out.push_bind_param::<Nullable<Date>, _>(v)?,
                     Bind::DateTime(v) => out.push_bind_param::<Nullable<Timestamptz>, _>(v)?,
+                    Bind::Bytes(v) => out.push_bind_param::<Bytea, _>(v)?,
                 },
             }
         }

@@ -147,6 +147,9 @@ pub struct TestApp {
     pub addr: std::net::SocketAddr,
     pub app: Arc<App>,
     pub database_url: String,
+    /// The first admin's API token, sent with every request unless the
+    /// test names its own `authorization` header.
+    pub token: String,
 }
 
 /// A response as the test reads it.
@@ -178,6 +181,10 @@ impl TestApp {
     pub async fn start_with(config: Config) -> TestApp {
         let database_url = fresh_database().await;
         let app = App::new(config, &database_url).expect("building the app");
+        let token = {
+            let mut conn = app.db.conn().await.unwrap();
+            crm::auth::first_admin(&mut conn).await.unwrap().unwrap().token
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let router = crm::http::router(app.clone());
@@ -188,11 +195,31 @@ impl TestApp {
             addr,
             app,
             database_url,
+            token,
         }
     }
 
-    /// Sends one HTTP request to the server.
+    /// Sends one HTTP request to the server, with the admin token.
     pub async fn request(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> HttpResponse {
+        let bearer = format!("Bearer {}", self.token);
+        let mut all = headers.to_vec();
+        if !headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        {
+            all.push(("authorization", &bearer));
+        }
+        http_request(self.addr, method, path, &all, body).await
+    }
+
+    /// Sends one HTTP request with no `Authorization` header.
+    pub async fn request_without_token(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> HttpResponse {
         http_request(self.addr, method, path, headers, body).await
     }
 
