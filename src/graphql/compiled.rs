@@ -29,7 +29,7 @@ use super::Limits;
 use crate::db::sql::{Bind, Sql};
 use crate::db::Database;
 use crate::metadata::{FieldDef, Lookup, Model, ObjectDef};
-use crate::records::{column_json, live_rows, page};
+use crate::records::{column_json, live_rows, page, Table};
 
 /// Distinct operations whose plan is kept (as many as parsed documents).
 const CACHED_PLANS: usize = 1024;
@@ -99,14 +99,7 @@ impl Plans {
         if !self.within_limits(&document, &variables) {
             return None;
         }
-        let mut compiler = Compiler {
-            model,
-            workspace,
-            document: &document,
-            variables: &variables,
-            aliases: 0,
-        };
-        let data = match compiler.query(&operation.selection_set.node) {
+        let data = match compile(model, workspace, &document, operation, &variables) {
             Ok(data) => data,
             Err(skip) => return self.skip(request, skip),
         };
@@ -134,19 +127,11 @@ impl Plans {
         let plan = match async_graphql::parser::parse_query(&request.query) {
             Err(_) => Plan::Resolvers,
             Ok(document) => {
-                let compiled = prepare(&document, request).and_then(|(operation, variables)| {
-                    let mut compiler = Compiler {
-                        model,
-                        workspace,
-                        document: &document,
-                        variables: &variables,
-                        aliases: 0,
-                    };
-                    compiler.query(&operation.selection_set.node).map(drop)
-                });
+                let compiled = prepare(&document, request)
+                    .and_then(|(operation, variables)| compile(model, workspace, &document, operation, &variables));
                 match compiled {
                     Err(Skip::Unsupported) => Plan::Resolvers,
-                    Ok(()) | Err(Skip::Values) => Plan::Unconfirmed(Arc::new(document)),
+                    Ok(_) | Err(Skip::Values) => Plan::Unconfirmed(Arc::new(document)),
                 }
             }
         };
@@ -269,6 +254,24 @@ fn prepare<'d>(document: &'d ExecutableDocument, request: &Request) -> Compiled<
         variables.insert(definition.name.node.clone(), value);
     }
     Ok((operation, variables))
+}
+
+/// The SQL expression of an operation's `data`.
+fn compile(
+    model: &Model,
+    workspace: &str,
+    document: &ExecutableDocument,
+    operation: &OperationDefinition,
+    variables: &Variables,
+) -> Compiled<Sql> {
+    let mut compiler = Compiler {
+        model,
+        workspace,
+        document,
+        variables,
+        aliases: 0,
+    };
+    compiler.query(&operation.selection_set.node)
 }
 
 /// The parent of a nested list: its rows refer to `alias.id` through `lookup`.
@@ -398,17 +401,20 @@ impl<'a> Compiler<'a> {
             Some(Value::String(text)) => input::parse_id(&text, &Path::root("id")).map_err(|_| Skip::Values)?,
             _ => return Err(Skip::Values),
         };
+        let mut key = Sql::new();
+        key.bind(Bind::Uuid(Some(id)));
+        self.live_record(object, &field.selection_set.node, key)
+    }
+
+    /// `(SELECT <record> FROM … WHERE id = <key> AND live)`: one live record
+    /// of `object`, or null.
+    fn live_record(&mut self, object: &ObjectDef, set: &'a SelectionSet, key: Sql) -> Compiled<Sql> {
         let alias = self.alias("t");
-        let record = self.record(object, &field.selection_set.node, &alias)?;
+        let record = self.record(object, set, &alias)?;
         let mut sql = Sql::raw("(SELECT ");
-        sql.append(&record).push(" FROM ");
-        sql.table(object.schema_in(self.workspace), &object.table)
-            .push(" ")
-            .ident(&alias);
-        sql.push(" WHERE ")
-            .column(&alias, "id")
-            .push(" = ")
-            .bind(Bind::Uuid(Some(id)));
+        sql.append(&record);
+        sql.append(&Table::new(self.workspace, object).from_as(&alias));
+        sql.push(" WHERE ").column(&alias, "id").push(" = ").append(&key);
         sql.push(" AND ").append(&live_rows(false, &alias)).push(")");
         Ok(sql)
     }
@@ -451,19 +457,9 @@ impl<'a> Compiler<'a> {
     /// The live record a lookup points at, or null.
     fn referenced(&mut self, def: &FieldDef, lookup: &Lookup, field: &'a Field, alias: &str) -> Compiled<Sql> {
         let target = self.model.object(&lookup.target).ok_or(Skip::Unsupported)?;
-        let inner = self.alias("t");
-        let record = self.record(target, &field.selection_set.node, &inner)?;
-        let mut sql = Sql::raw("(SELECT ");
-        sql.append(&record).push(" FROM ");
-        sql.table(target.schema_in(self.workspace), &target.table)
-            .push(" ")
-            .ident(&inner);
-        sql.push(" WHERE ")
-            .column(&inner, "id")
-            .push(" = ")
-            .column(alias, &def.column);
-        sql.push(" AND ").append(&live_rows(false, &inner)).push(")");
-        Ok(sql)
+        let mut key = Sql::new();
+        key.column(alias, &def.column);
+        self.live_record(target, &field.selection_set.node, key)
     }
 
     /// `accounts(…) { … }` or a nested list: one page in keyset order, with
@@ -629,10 +625,7 @@ impl<'a> Compiler<'a> {
         parent: Option<&Parent<'_>>,
         table: &str,
     ) -> Sql {
-        let mut sql = Sql::raw(" FROM ");
-        sql.table(object.schema_in(self.workspace), &object.table)
-            .push(" ")
-            .ident(table);
+        let mut sql = Table::new(self.workspace, object).from_as(table);
         sql.push(" WHERE ").append(&live_rows(request.include_deleted, table));
         if let Some(parent) = parent {
             sql.push(" AND ").column(table, &parent.lookup.column);

@@ -49,9 +49,10 @@ impl<'a> Table<'a> {
         }
     }
 
-    fn sql_from(&self) -> Sql {
+    /// ` FROM "schema"."table" "alias"`.
+    pub fn from_as(&self, alias: &str) -> Sql {
         let mut sql = Sql::raw(" FROM ");
-        sql.table(self.schema, &self.object.table).push(" ").ident(T);
+        sql.table(self.schema, &self.object.table).push(" ").ident(alias);
         sql
     }
 }
@@ -165,7 +166,7 @@ pub async fn get_many(
 ) -> Result<HashMap<Uuid, Record>> {
     let mut query = Sql::raw("SELECT ");
     query.append(&projection(table.object, fields, T)).push(" AS row");
-    query.append(&table.sql_from()).push(" WHERE ");
+    query.append(&table.from_as(T)).push(" WHERE ");
     query
         .column(T, "id")
         .push(" = ANY(")
@@ -190,7 +191,7 @@ pub async fn list(conn: &mut Conn, table: Table<'_>, fields: &FieldSet, request:
     let order = request.effective_order();
     let mut query = Sql::raw("SELECT ");
     query.append(&projection(table.object, fields, T)).push(" AS row");
-    query.append(&table.sql_from()).push(" WHERE ");
+    query.append(&table.from_as(T)).push(" WHERE ");
     query.append(&live_rows(request.include_deleted, T));
     if let Some(filter) = &request.filter {
         query
@@ -218,7 +219,7 @@ pub async fn count(conn: &mut Conn, table: Table<'_>, filter: Option<&Filter>, i
     }
     let mut query = Sql::raw("SELECT count(*) AS count");
     query
-        .append(&table.sql_from())
+        .append(&table.from_as(T))
         .push(" WHERE ")
         .append(&live_rows(include_deleted, T));
     if let Some(filter) = filter {
@@ -280,7 +281,7 @@ pub async fn children(
         .push(") AS position, count(*) OVER (")
         .append(&partition)
         .push(") AS total");
-    inner.append(&table.sql_from()).push(" WHERE ");
+    inner.append(&table.from_as(T)).push(" WHERE ");
     inner
         .column(T, &lookup.column)
         .push(" = ANY(")
