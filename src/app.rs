@@ -17,7 +17,7 @@ pub struct App {
     pub db: Database,
     pub schemas: SchemaCache,
     /// Checks the API token of every request.
-    pub auth: Authenticator,
+    pub auth: Arc<Authenticator>,
 }
 
 impl std::fmt::Debug for App {
@@ -43,7 +43,7 @@ impl App {
             max_depth: config.max_depth,
             max_complexity: config.max_complexity,
         });
-        let auth = Authenticator::new(db.clone());
+        let auth = Arc::new(Authenticator::new(db.clone()));
         Ok(Arc::new(App {
             config,
             db,
@@ -132,7 +132,7 @@ async fn serve_on(config: &Config, url: &str) -> anyhow::Result<()> {
             write_secret(&token_file, &issued.token)?;
             println!(
                 "  Created the administrator {} and its API token (shown once):",
-                issued.user_email
+                issued.info.user_email
             );
             println!("    {}", issued.token);
             println!("  It is also in {} (readable by you only).", token_file.display());

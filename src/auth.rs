@@ -17,8 +17,11 @@ use diesel::sql_types::{Bool, Bytea, Nullable, Text, Timestamptz};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+
+use crate::audit::{self, Trail};
 use crate::db::sql::{Bind, Sql};
-use crate::db::{Conn, Database};
+use crate::db::Database;
 use crate::error::{CrmError, Result};
 
 /// Every token starts with this, so secret scanners can spot leaked ones.
@@ -52,6 +55,26 @@ impl Role {
         }
     }
 
+    /// How much the role may do: each role may do all a lower one may.
+    fn rank(self) -> u8 {
+        match self {
+            Role::Admin => 3,
+            Role::Sales => 2,
+            Role::Support => 1,
+            Role::ReadOnly => 0,
+        }
+    }
+
+    /// The role of the two that may do less: a token acts with at most its
+    /// user's role.
+    pub fn narrower(self, other: Role) -> Role {
+        if self.rank() <= other.rank() {
+            self
+        } else {
+            other
+        }
+    }
+
     /// Reads a role name, case-insensitively (`read_only`, `READ-ONLY`).
     pub fn parse(text: &str) -> Option<Role> {
         let name = text.trim().to_ascii_uppercase().replace('-', "_");
@@ -63,19 +86,19 @@ impl Role {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Actor {
     pub user_id: Uuid,
-    pub token_id: Uuid,
+    /// The token the request came with; `None` for the server's own work
+    /// (the demo data of `crm seed`).
+    pub token_id: Option<Uuid>,
+    /// The token's role, narrowed to its user's current role.
     pub role: Role,
 }
 
 /// A token just created: the only time its text exists.
 #[derive(Debug, Clone)]
 pub struct IssuedToken {
-    pub id: Uuid,
     /// `crm_<id>_<secret>`: give it to the client; it is not kept.
     pub token: String,
-    pub user_email: String,
-    pub role: Role,
-    pub expires_at: Option<DateTime<Utc>>,
+    pub info: TokenInfo,
 }
 
 /// A token as listed: everything but its secret.
@@ -85,6 +108,8 @@ pub struct TokenInfo {
     pub id: Uuid,
     #[diesel(sql_type = Text)]
     pub name: String,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pub user_id: Uuid,
     #[diesel(sql_type = Text)]
     pub user_email: String,
     #[diesel(sql_type = Text)]
@@ -99,12 +124,21 @@ pub struct TokenInfo {
     pub last_used_at: Option<DateTime<Utc>>,
 }
 
+/// The user a token is for.
+#[derive(Debug, Clone)]
+pub enum UserRef {
+    Email(String),
+    Id(Uuid),
+}
+
 #[derive(diesel::QueryableByName)]
 struct UserRow {
     #[diesel(sql_type = diesel::sql_types::Uuid)]
     id: Uuid,
     #[diesel(sql_type = Text)]
     email: String,
+    #[diesel(sql_type = Text)]
+    role: String,
     #[diesel(sql_type = Bool)]
     active: bool,
 }
@@ -115,94 +149,213 @@ struct IdRow {
     id: Uuid,
 }
 
-/// Creates a token for the user with `email`, acting with `role`.
-pub async fn issue(
-    conn: &mut Conn,
-    email: &str,
-    role: Role,
-    name: &str,
-    expires_at: Option<DateTime<Utc>>,
-) -> Result<IssuedToken> {
-    let mut query = Sql::raw("SELECT id, email, active FROM crm_system.users WHERE lower(email) = lower(");
-    query
-        .bind(Bind::Text(Some(email.to_owned())))
-        .push(") AND deleted_at IS NULL");
-    let users: Vec<UserRow> = query.load(conn).await?;
-    let user = users
-        .into_iter()
-        .next()
-        .ok_or_else(|| CrmError::not_found("User", email))?;
-    if !user.active {
-        return Err(CrmError::bad_input(
-            &["user"],
-            format!("{} is deactivated; reactivate the user first", user.email),
-        ));
-    }
-    if expires_at.is_some_and(|at| at <= Utc::now()) {
-        return Err(CrmError::bad_input(&["expiresAt"], "the expiry must be in the future"));
-    }
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 255 {
-        return Err(CrmError::bad_input(&["name"], "a token's name is 1 to 255 characters"));
-    }
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|err| CrmError::internal(format_args!("no randomness: {err}")))?;
-    let secret = URL_SAFE_NO_PAD.encode(secret);
-    let mut insert =
-        Sql::raw("INSERT INTO crm_system.api_tokens (user_id, name, role, secret_sha256, expires_at) VALUES (");
-    insert.bind(Bind::Uuid(Some(user.id))).push(", ");
-    insert.bind(Bind::Text(Some(name.to_owned()))).push(", ");
-    insert.bind(Bind::Text(Some(role.as_str().to_owned()))).push(", ");
-    insert.bind(Bind::Bytes(sha256(&secret).to_vec())).push(", ");
-    insert.bind(Bind::DateTime(expires_at)).push(") RETURNING id");
-    let rows: Vec<IdRow> = insert.load(conn).await?;
-    let id = rows
-        .first()
-        .map(|row| row.id)
-        .ok_or_else(|| CrmError::internal("token insert returned no id"))?;
-    Ok(IssuedToken {
-        id,
-        token: format!("{TOKEN_PREFIX}{}_{secret}", id.simple()),
-        user_email: user.email,
-        role,
-        expires_at,
-    })
+/// What a new token is for.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub user: UserRef,
+    /// The role it acts with; at most the user's. `None`: the user's role.
+    pub role: Option<Role>,
+    pub name: String,
+    pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Every token, newest first.
-pub async fn list(conn: &mut Conn) -> Result<Vec<TokenInfo>> {
-    let query = Sql::raw(
-        "SELECT t.id, t.name, u.email AS user_email, t.role, t.created_at, t.expires_at, t.revoked_at, t.last_used_at \
-         FROM crm_system.api_tokens t JOIN crm_system.users u ON u.id = t.user_id ORDER BY t.created_at DESC, t.id",
-    );
+/// Creates a token, with its audit entry, in one transaction.
+pub async fn issue(conn: &mut AsyncPgConnection, trail: &Trail, new: &NewToken) -> Result<IssuedToken> {
+    conn.transaction::<_, CrmError, _>(async |conn| {
+        let mut query = Sql::raw("SELECT id, email, role, active FROM crm_system.users WHERE ");
+        match &new.user {
+            UserRef::Email(email) => query
+                .push("lower(email) = lower(")
+                .bind(Bind::Text(Some(email.clone())))
+                .push(")"),
+            UserRef::Id(id) => query.push("id = ").bind(Bind::Uuid(Some(*id))),
+        };
+        query.push(" AND deleted_at IS NULL");
+        let users: Vec<UserRow> = query.load(conn).await?;
+        let user = users.into_iter().next().ok_or_else(|| match &new.user {
+            UserRef::Email(email) => CrmError::not_found("User", email),
+            UserRef::Id(id) => CrmError::not_found("User", id),
+        })?;
+        if !user.active {
+            return Err(CrmError::bad_input(
+                &["userId"],
+                format!("{} is deactivated; reactivate the user first", user.email),
+            ));
+        }
+        let user_role =
+            Role::parse(&user.role).ok_or_else(|| CrmError::internal(format_args!("role {}", user.role)))?;
+        let role = new.role.unwrap_or(user_role);
+        if role.narrower(user_role) != role {
+            return Err(CrmError::bad_input(
+                &["role"],
+                format!(
+                    "{} is a {} user; a token acts with at most its user's role",
+                    user.email,
+                    user_role.as_str()
+                ),
+            ));
+        }
+        if new.expires_at.is_some_and(|at| at <= Utc::now()) {
+            return Err(CrmError::bad_input(&["expiresAt"], "the expiry must be in the future"));
+        }
+        let name = new.name.trim();
+        if name.is_empty() || name.chars().count() > 255 {
+            return Err(CrmError::bad_input(&["name"], "a token's name is 1 to 255 characters"));
+        }
+        let mut secret = [0u8; 32];
+        getrandom::fill(&mut secret).map_err(|err| CrmError::internal(format_args!("no randomness: {err}")))?;
+        let secret = URL_SAFE_NO_PAD.encode(secret);
+        let mut insert =
+            Sql::raw("INSERT INTO crm_system.api_tokens (user_id, name, role, secret_sha256, expires_at) VALUES (");
+        insert.bind(Bind::Uuid(Some(user.id))).push(", ");
+        insert.bind(Bind::Text(Some(name.to_owned()))).push(", ");
+        insert.bind(Bind::Text(Some(role.as_str().to_owned()))).push(", ");
+        insert.bind(Bind::Bytes(sha256(&secret).to_vec())).push(", ");
+        insert.bind(Bind::DateTime(new.expires_at)).push(") RETURNING id");
+        let rows: Vec<IdRow> = insert.load(conn).await?;
+        let id = rows
+            .first()
+            .map(|row| row.id)
+            .ok_or_else(|| CrmError::internal("token insert returned no id"))?;
+        let info = find(conn, id)
+            .await?
+            .ok_or_else(|| CrmError::internal("a new token is gone"))?;
+        let entry = audit::Entry {
+            object: "ApiToken".into(),
+            record_id: Some(id),
+            action: audit::Action::Create,
+            changes: token_fields(&info),
+        };
+        audit::append(conn, trail, &[entry]).await?;
+        Ok(IssuedToken {
+            token: format!("{TOKEN_PREFIX}{}_{secret}", id.simple()),
+            info,
+        })
+    })
+    .await
+}
+
+/// What the audit log keeps of a new token (never its secret).
+fn token_fields(info: &TokenInfo) -> Vec<audit::Change> {
+    let at = |t: Option<DateTime<Utc>>| {
+        t.map(|t| serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)))
+            .unwrap_or_default()
+    };
+    [
+        ("name", serde_json::Value::String(info.name.clone())),
+        ("userId", serde_json::Value::String(info.user_id.to_string())),
+        ("role", serde_json::Value::String(info.role.clone())),
+        ("expiresAt", at(info.expires_at)),
+    ]
+    .into_iter()
+    .filter(|(_, value)| !value.is_null())
+    .map(|(field, after)| audit::Change {
+        field: field.into(),
+        before: serde_json::Value::Null,
+        after,
+    })
+    .collect()
+}
+
+const TOKEN_COLUMNS: &str =
+    "SELECT t.id, t.name, t.user_id, u.email AS user_email, t.role, t.created_at, t.expires_at, \
+     t.revoked_at, t.last_used_at FROM crm_system.api_tokens t JOIN crm_system.users u ON u.id = t.user_id";
+
+/// Every token (of one user, when given), newest first.
+pub async fn list(conn: &mut AsyncPgConnection, user: Option<Uuid>) -> Result<Vec<TokenInfo>> {
+    let mut query = Sql::raw(TOKEN_COLUMNS);
+    if let Some(user) = user {
+        query.push(" WHERE t.user_id = ").bind(Bind::Uuid(Some(user)));
+    }
+    query.push(" ORDER BY t.created_at DESC, t.id");
     Ok(query.load(conn).await?)
 }
 
-/// Revokes a token; false when there is no such live token.
-pub async fn revoke(conn: &mut Conn, id: Uuid) -> Result<bool> {
-    let mut query = Sql::raw("UPDATE crm_system.api_tokens SET revoked_at = now() WHERE id = ");
-    query.bind(Bind::Uuid(Some(id))).push(" AND revoked_at IS NULL");
-    Ok(query.execute(conn).await? == 1)
+/// One token.
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<TokenInfo>> {
+    let mut query = Sql::raw(TOKEN_COLUMNS);
+    query.push(" WHERE t.id = ").bind(Bind::Uuid(Some(id)));
+    let tokens: Vec<TokenInfo> = query.load(conn).await?;
+    Ok(tokens.into_iter().next())
 }
 
-/// On a database without an administrator: creates one
-/// ([`FIRST_ADMIN_EMAIL`]) and a token for it. `None` when there is one.
-pub async fn first_admin(conn: &mut Conn) -> Result<Option<IssuedToken>> {
-    let existing: Vec<IdRow> =
-        Sql::raw("SELECT id FROM crm_system.users WHERE role = 'ADMIN' AND deleted_at IS NULL AND active LIMIT 1")
-            .load(conn)
-            .await?;
-    if !existing.is_empty() {
+/// Revokes a live token, with its audit entry, in one transaction;
+/// `NOT_FOUND` when there is no such live token.
+pub async fn revoke(conn: &mut AsyncPgConnection, trail: &Trail, id: Uuid) -> Result<TokenInfo> {
+    conn.transaction::<_, CrmError, _>(async |conn| {
+        let mut query = Sql::raw("UPDATE crm_system.api_tokens SET revoked_at = now() WHERE id = ");
+        query.bind(Bind::Uuid(Some(id))).push(" AND revoked_at IS NULL");
+        if query.execute(conn).await? != 1 {
+            return Err(CrmError::not_found("ApiToken", id));
+        }
+        let info = find(conn, id)
+            .await?
+            .ok_or_else(|| CrmError::internal("a revoked token is gone"))?;
+        let at = info
+            .revoked_at
+            .map(|t| serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)))
+            .unwrap_or_default();
+        let entry = audit::Entry {
+            object: "ApiToken".into(),
+            record_id: Some(id),
+            action: audit::Action::Revoke,
+            changes: vec![audit::Change {
+                field: "revokedAt".into(),
+                before: serde_json::Value::Null,
+                after: at,
+            }],
+        };
+        audit::append(conn, trail, &[entry]).await?;
+        Ok(info)
+    })
+    .await
+}
+
+/// When no administrator has a live token (an empty database, or every
+/// admin token revoked or expired): a new admin token, for the oldest
+/// active administrator or a new one ([`FIRST_ADMIN_EMAIL`]). `None`
+/// when an admin token is live.
+pub async fn first_admin(conn: &mut AsyncPgConnection) -> Result<Option<IssuedToken>> {
+    let live: Vec<IdRow> = Sql::raw(
+        "SELECT t.id FROM crm_system.api_tokens t JOIN crm_system.users u ON u.id = t.user_id \
+         WHERE u.role = 'ADMIN' AND u.active AND u.deleted_at IS NULL AND t.role = 'ADMIN' \
+         AND t.revoked_at IS NULL AND (t.expires_at IS NULL OR t.expires_at > now()) LIMIT 1",
+    )
+    .load(conn)
+    .await?;
+    if !live.is_empty() {
         return Ok(None);
     }
+    let admin = admin_user(conn).await?;
+    let new = NewToken {
+        user: UserRef::Id(admin),
+        role: Some(Role::Admin),
+        name: "first admin token".into(),
+        expires_at: None,
+    };
+    issue(conn, &Trail::cli("production"), &new).await.map(Some)
+}
+
+/// The oldest active administrator, created ([`FIRST_ADMIN_EMAIL`]) when
+/// there is none.
+pub async fn admin_user(conn: &mut AsyncPgConnection) -> Result<Uuid> {
+    let existing: Vec<IdRow> = Sql::raw(
+        "SELECT id FROM crm_system.users WHERE role = 'ADMIN' AND deleted_at IS NULL AND active \
+         ORDER BY created_at, id LIMIT 1",
+    )
+    .load(conn)
+    .await?;
+    if let Some(admin) = existing.first() {
+        return Ok(admin.id);
+    }
     let mut insert = Sql::raw("INSERT INTO crm_system.users (name, email, role) VALUES ('Administrator', ");
-    insert
-        .bind(Bind::Text(Some(FIRST_ADMIN_EMAIL.to_owned())))
-        .push(", 'ADMIN') ON CONFLICT (email) DO UPDATE SET role = 'ADMIN', active = true, deleted_at = NULL");
-    insert.execute(conn).await?;
-    issue(conn, FIRST_ADMIN_EMAIL, Role::Admin, "first admin token", None)
-        .await
-        .map(Some)
+    insert.bind(Bind::Text(Some(FIRST_ADMIN_EMAIL.to_owned()))).push(
+        ", 'ADMIN') ON CONFLICT (email) DO UPDATE SET role = 'ADMIN', active = true, deleted_at = NULL RETURNING id",
+    );
+    let rows: Vec<IdRow> = insert.load(conn).await?;
+    rows.first()
+        .map(|row| row.id)
+        .ok_or_else(|| CrmError::internal("the first admin insert returned no id"))
 }
 
 fn sha256(secret: &str) -> [u8; 32] {
@@ -222,6 +375,8 @@ struct TokenRow {
     user_id: Uuid,
     #[diesel(sql_type = Text)]
     role: String,
+    #[diesel(sql_type = Text)]
+    user_role: String,
     #[diesel(sql_type = Bytea)]
     secret_sha256: Vec<u8>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
@@ -232,6 +387,12 @@ struct TokenRow {
 pub struct Authenticator {
     db: Database,
     remembered: Mutex<HashMap<Uuid, (Instant, Option<TokenRow>)>>,
+}
+
+impl std::fmt::Debug for Authenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Authenticator").finish_non_exhaustive()
+    }
 }
 
 impl Authenticator {
@@ -276,11 +437,11 @@ impl Authenticator {
                 expired.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
             )));
         }
-        let role = Role::parse(&row.role).ok_or_else(|| CrmError::internal(format_args!("token role {}", row.role)))?;
+        let role = |text: &str| Role::parse(text).ok_or_else(|| CrmError::internal(format_args!("role {text}")));
         Ok(Actor {
             user_id: row.user_id,
-            token_id: id,
-            role,
+            token_id: Some(id),
+            role: role(&row.role)?.narrower(role(&row.user_role)?),
         })
     }
 
@@ -288,6 +449,14 @@ impl Authenticator {
     pub fn forget(&self, id: Uuid) {
         if let Ok(mut remembered) = self.remembered.lock() {
             remembered.remove(&id);
+        }
+    }
+
+    /// Forgets every token of a user at once (after the user is changed
+    /// or deactivated).
+    pub fn forget_user(&self, user: Uuid) {
+        if let Ok(mut remembered) = self.remembered.lock() {
+            remembered.retain(|_, (_, row)| row.as_ref().is_none_or(|row| row.user_id != user));
         }
     }
 
@@ -308,7 +477,7 @@ impl Authenticator {
         query.bind(Bind::Uuid(Some(id)));
         query.push(
             " AND u.id = t.user_id AND t.revoked_at IS NULL AND u.active AND u.deleted_at IS NULL \
-             RETURNING t.user_id, t.role, t.secret_sha256, t.expires_at",
+             RETURNING t.user_id, t.role, u.role AS user_role, t.secret_sha256, t.expires_at",
         );
         let rows: Vec<TokenRow> = query.load(&mut conn).await?;
         let row = rows.into_iter().next();

@@ -33,6 +33,13 @@ pub enum CrmError {
     /// or revoked): HTTP 401.
     #[error("{0}")]
     Unauthenticated(String),
+    /// The actor's role does not grant `permission` (`Opportunity.create`,
+    /// `users.manage` …).
+    #[error("{message}")]
+    Forbidden { permission: String, message: String },
+    /// Too many requests with one token in a short time: HTTP 429.
+    #[error("{0}")]
+    RateLimited(String),
     /// The query asks for more work than the server allows.
     #[error("{0}")]
     QueryTooComplex(String),
@@ -88,6 +95,8 @@ impl CrmError {
             CrmError::NotFound { .. } => "NOT_FOUND",
             CrmError::Conflict(_) | CrmError::VersionConflict { .. } => "CONFLICT",
             CrmError::Unauthenticated(_) => "UNAUTHENTICATED",
+            CrmError::Forbidden { .. } => "FORBIDDEN",
+            CrmError::RateLimited(_) => "RATE_LIMITED",
             CrmError::QueryTooComplex(_) => "QUERY_TOO_COMPLEX",
             CrmError::Timeout(_) => "TIMEOUT",
             CrmError::Internal { .. } => "INTERNAL",
@@ -114,6 +123,10 @@ impl ErrorExtensions for CrmError {
             CrmError::BadUserInput { field, .. } if !field.is_empty() => Some(field.clone()),
             _ => None,
         };
+        let permission = match err {
+            CrmError::Forbidden { permission, .. } => Some(permission.clone()),
+            _ => None,
+        };
         let current_version = match err {
             CrmError::VersionConflict { current, .. } => Some(*current),
             _ => None,
@@ -127,6 +140,9 @@ impl ErrorExtensions for CrmError {
                     Err(_) => async_graphql::Value::String(part),
                 });
                 ext.set("field", async_graphql::Value::List(path.collect()));
+            }
+            if let Some(permission) = permission {
+                ext.set("permission", permission);
             }
             if let Some(current) = current_version {
                 ext.set("currentVersion", current);

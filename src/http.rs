@@ -21,8 +21,9 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId
 use tower_http::trace::TraceLayer;
 
 use crate::app::App;
+use crate::auth::Actor;
 use crate::error::CrmError;
-use crate::graphql::{self, Workspace};
+use crate::graphql::{self, Caller, Workspace};
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
@@ -52,9 +53,10 @@ pub fn router(app: Arc<App>) -> Router {
 }
 
 async fn graphql_post(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    if let Err(refused) = authenticate(&app, &headers).await {
-        return refused;
-    }
+    let actor = match authenticate(&app, &headers).await {
+        Ok(actor) => actor,
+        Err(refused) => return refused,
+    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -80,7 +82,7 @@ async fn graphql_post(State(app): State<Arc<App>>, headers: HeaderMap, body: Byt
             )
         }
     };
-    run(app, &headers, request).await
+    run(app, &headers, actor, request).await
 }
 
 async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
@@ -89,9 +91,10 @@ async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(q
     if wants_html && !query.split('&').any(|pair| pair.starts_with("query=")) {
         return playground("production", "/graphql").into_response();
     }
-    if let Err(refused) = authenticate(&app, &headers).await {
-        return refused;
-    }
+    let actor = match authenticate(&app, &headers).await {
+        Ok(actor) => actor,
+        Err(refused) => return refused,
+    };
     let request = match async_graphql::http::parse_query_string(&query) {
         Ok(request) => request,
         Err(err) => {
@@ -113,13 +116,13 @@ async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(q
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    run(app, &headers, request).await
+    run(app, &headers, actor, request).await
 }
 
 /// The actor of a request, or the response refusing it: 401 with
 /// `WWW-Authenticate` for a missing or bad token, 503 when tokens cannot
 /// be checked.
-async fn authenticate(app: &App, headers: &HeaderMap) -> Result<crate::auth::Actor, Response> {
+async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Actor, Response> {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match app.auth.authenticate(header).await {
         Ok(actor) => Ok(actor),
@@ -155,7 +158,7 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
     operation == Some(OperationType::Mutation)
 }
 
-async fn run(app: Arc<App>, headers: &HeaderMap, request: async_graphql::Request) -> Response {
+async fn run(app: Arc<App>, headers: &HeaderMap, actor: Actor, request: async_graphql::Request) -> Response {
     if request.query.trim().is_empty() {
         return error_response(StatusCode::BAD_REQUEST, headers, "the request has no query");
     }
@@ -166,7 +169,15 @@ async fn run(app: Arc<App>, headers: &HeaderMap, request: async_graphql::Request
         Ok(entry) => entry,
         Err(err) => return json_response(StatusCode::SERVICE_UNAVAILABLE, headers, errors_body(err)),
     };
-    let response = match graphql::answer(&entry, &app.db, request).await {
+    let caller = Caller {
+        actor,
+        request_id: headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        authenticator: Some(app.auth.clone()),
+    };
+    let response = match graphql::answer(&entry, &app.db, caller, request).await {
         graphql::Answer::Compiled(body) => {
             tracing::info!(
                 operation = %operation,

@@ -6,7 +6,9 @@
 //! Production lives in the Postgres schema `crm`; sandboxes will be copies
 //! of it made by the same code.
 
+pub mod access;
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod db;

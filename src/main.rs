@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use crm::app::{self, App, DatabaseServer};
+use crm::audit::Trail;
 use crm::auth::Role;
 use crm::Config;
 
@@ -242,17 +243,21 @@ async fn token_command(command: &TokenCommand, conn: &mut crm::db::Conn) -> anyh
             name,
         } => {
             let expires_at = expires.map(|lifetime| chrono::Utc::now() + lifetime);
-            let issued = crm::auth::issue(conn, user, *role, name, expires_at).await?;
+            let new = crm::auth::NewToken {
+                user: crm::auth::UserRef::Email(user.clone()),
+                role: Some(*role),
+                name: name.clone(),
+                expires_at,
+            };
+            let issued = crm::auth::issue(conn, &Trail::cli("production"), &new).await?;
             println!("{}", issued.token);
-            let until = match issued.expires_at {
+            let until = match issued.info.expires_at {
                 Some(at) => format!("until {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
                 None => "until revoked".to_owned(),
             };
             eprintln!(
                 "token {} for {} as {}, valid {until}. It is shown only now: keep it safe.",
-                issued.id,
-                issued.user_email,
-                issued.role.as_str()
+                issued.info.id, issued.info.user_email, issued.info.role
             );
         }
         TokenCommand::List => {
@@ -264,7 +269,7 @@ async fn token_command(command: &TokenCommand, conn: &mut crm::db::Conn) -> anyh
                 "{:<36}  {:<28}  {:<9}  {:<16}  {:<16}  {:<16}  name",
                 "id", "user", "role", "created", "expires", "last used"
             );
-            for token in crm::auth::list(conn).await? {
+            for token in crm::auth::list(conn, None).await? {
                 let state = if token.revoked_at.is_some() { " (revoked)" } else { "" };
                 println!(
                     "{:<36}  {:<28}  {:<9}  {:<16}  {:<16}  {:<16}  {}{state}",
@@ -279,9 +284,10 @@ async fn token_command(command: &TokenCommand, conn: &mut crm::db::Conn) -> anyh
             }
         }
         TokenCommand::Revoke { id } => {
-            if !crm::auth::revoke(conn, *id).await? {
-                anyhow::bail!("no live token {id} (see crm token list)");
-            }
+            match crm::auth::revoke(conn, &Trail::cli("production"), *id).await {
+                Err(crm::CrmError::NotFound { .. }) => anyhow::bail!("no live token {id} (see crm token list)"),
+                other => other?,
+            };
             println!("revoked {id}; servers refuse it within 5 seconds");
         }
     }

@@ -6,7 +6,8 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use crate::app::App;
-use crate::graphql::{self, Workspace};
+use crate::auth::{Actor, Role};
+use crate::graphql::{self, Caller, Workspace};
 
 /// What the seed created.
 #[derive(Debug, Default)]
@@ -222,8 +223,22 @@ pub async fn demo(app: &App) -> anyhow::Result<SeedReport> {
 
 async fn run(app: &App, query: &str, variables: Value) -> anyhow::Result<Value> {
     let entry = app.schemas.get(&app.db, &Workspace::production()).await?;
+    let admin = {
+        let mut conn = app.db.conn().await?;
+        crate::auth::admin_user(&mut conn).await?
+    };
+    // The seed acts as the administrator, with no token.
+    let caller = Caller {
+        actor: Actor {
+            user_id: admin,
+            token_id: None,
+            role: Role::Admin,
+        },
+        request_id: None,
+        authenticator: None,
+    };
     let request = async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(variables));
-    let response = graphql::execute(&entry, &app.db, request).await;
+    let response = graphql::execute(&entry, &app.db, caller, request).await;
     if let Some(error) = response.errors.first() {
         bail!("seeding failed: {}", error.message);
     }

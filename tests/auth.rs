@@ -76,71 +76,124 @@ async fn requests_without_a_valid_token_get_401() {
 #[tokio::test]
 async fn revoked_expired_and_deactivated_tokens_stop_working() {
     let app = TestApp::start().await;
-    let mut conn = app.app.db.conn().await.unwrap();
-    app.create(
-        "User",
-        json!({ "name": "Rita Rep", "email": "rita@example.com", "role": "SALES" }),
-    )
-    .await;
-    let expires = Some(Utc::now() + Duration::days(1));
-    let token = crm::auth::issue(&mut conn, "RITA@example.com", crm::auth::Role::Sales, "test", expires)
-        .await
-        .unwrap();
+    let (rita, token) = app.user("rita@example.com", "SALES").await;
     let bearer = |t: &str| format!("Bearer {t}");
-    assert_eq!(post_with(&app, Some(&bearer(&token.token))).await.status, 200);
+    assert_eq!(post_with(&app, Some(&bearer(&token))).await.status, 200);
+    let me = app
+        .graphql_as(&token, "{ me { role user { email } } }", json!({}))
+        .await;
+    assert_eq!(
+        me["data"]["me"],
+        json!({ "role": "SALES", "user": { "email": "rita@example.com" } })
+    );
 
-    // Revoked: refused as soon as this server forgets it.
-    assert!(crm::auth::revoke(&mut conn, token.id).await.unwrap());
-    assert!(!crm::auth::revoke(&mut conn, token.id).await.unwrap(), "revoking twice");
-    app.app.auth.forget(token.id);
-    assert_refused(&post_with(&app, Some(&bearer(&token.token))).await, "revoked");
+    // Revoked through the API: refused at once.
+    let tokens = app
+        .data(
+            "query($u: ID) { apiTokens(userId: $u) { id name role revokedAt } }",
+            json!({ "u": rita }),
+        )
+        .await;
+    let id = tokens["apiTokens"][0]["id"].as_str().unwrap().to_owned();
+    let revoke = "mutation($id: ID!) { revokeApiToken(id: $id) { id revokedAt } }";
+    let revoked = app.data(revoke, json!({ "id": id })).await;
+    assert!(revoked["revokeApiToken"]["revokedAt"].is_string());
+    assert_eq!(
+        app.error(revoke, json!({ "id": id })).await["extensions"]["code"],
+        "NOT_FOUND",
+        "revoking twice"
+    );
+    assert_refused(&post_with(&app, Some(&bearer(&token))).await, "revoked");
 
     // Expired.
-    let soon = crm::auth::issue(&mut conn, "rita@example.com", crm::auth::Role::Sales, "soon", None)
-        .await
-        .unwrap();
+    let create = "mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) { token apiToken { id role expiresAt } } }";
+    let soon = app
+        .data(create, json!({ "input": { "userId": rita, "name": "soon", "expiresAt": (Utc::now() + Duration::days(1)).to_rfc3339() } }))
+        .await;
+    let soon_token = soon["createApiToken"]["token"].as_str().unwrap().to_owned();
+    let soon_id = soon["createApiToken"]["apiToken"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        soon["createApiToken"]["apiToken"]["role"], "SALES",
+        "the user's role by default"
+    );
+    let mut conn = app.app.db.conn().await.unwrap();
     diesel_async::SimpleAsyncConnection::batch_execute(
         &mut *conn,
-        &format!(
-            "UPDATE crm_system.api_tokens SET expires_at = now() - interval '1 minute' WHERE id = '{}'",
-            soon.id
-        ),
+        &format!("UPDATE crm_system.api_tokens SET expires_at = now() - interval '1 minute' WHERE id = '{soon_id}'"),
     )
     .await
     .unwrap();
-    assert_refused(&post_with(&app, Some(&bearer(&soon.token))).await, "expired");
+    app.app.auth.forget(soon_id.parse().unwrap());
+    assert_refused(&post_with(&app, Some(&bearer(&soon_token))).await, "expired");
 
-    // A past expiry is refused when issuing, and unknown users are named.
-    let past = crm::auth::issue(
-        &mut conn,
-        "rita@example.com",
-        crm::auth::Role::Sales,
-        "x",
-        Some(Utc::now()),
+    // A past expiry, a role above the user's, and unknown users are refused.
+    let past = app
+        .error(
+            create,
+            json!({ "input": { "userId": rita, "name": "x", "expiresAt": "2020-01-01T00:00:00Z" } }),
+        )
+        .await;
+    assert_eq!(past["extensions"]["field"], json!(["expiresAt"]));
+    let above = app
+        .error(
+            create,
+            json!({ "input": { "userId": rita, "name": "x", "role": "ADMIN" } }),
+        )
+        .await;
+    assert_eq!(above["extensions"]["code"], "BAD_USER_INPUT");
+    assert!(above["message"].as_str().unwrap().contains("at most its user's role"));
+    let nobody = app
+        .error(
+            create,
+            json!({ "input": { "userId": "00000000-0000-0000-0000-000000000000", "name": "x" } }),
+        )
+        .await;
+    assert_eq!(nobody["extensions"]["code"], "NOT_FOUND");
+
+    // A token acts with at most its user's current role.
+    let read_only = app
+        .data(
+            create,
+            json!({ "input": { "userId": rita, "name": "reports", "role": "READ_ONLY" } }),
+        )
+        .await["createApiToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let live = app
+        .data(create, json!({ "input": { "userId": rita, "name": "live" } }))
+        .await["createApiToken"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let me = app.graphql_as(&read_only, "{ me { role } }", json!({})).await;
+    assert_eq!(me["data"]["me"]["role"], "READ_ONLY");
+    app.data(
+        "mutation($id: ID!) { updateUser(id: $id, input: { role: SUPPORT }) { role } }",
+        json!({ "id": rita }),
     )
     .await;
-    assert_eq!(past.unwrap_err().code(), "BAD_USER_INPUT");
-    let nobody = crm::auth::issue(&mut conn, "nobody@example.com", crm::auth::Role::Sales, "x", None).await;
-    assert_eq!(nobody.unwrap_err().code(), "NOT_FOUND");
+    let me = app.graphql_as(&live, "{ me { role } }", json!({})).await;
+    assert_eq!(
+        me["data"]["me"]["role"], "SUPPORT",
+        "narrowed at once to the user's new role"
+    );
 
-    // A deactivated user's tokens stop working.
-    let live = crm::auth::issue(&mut conn, "rita@example.com", crm::auth::Role::Sales, "live", None)
-        .await
-        .unwrap();
-    assert_eq!(post_with(&app, Some(&bearer(&live.token))).await.status, 200);
-    diesel_async::SimpleAsyncConnection::batch_execute(
-        &mut *conn,
-        "UPDATE crm_system.users SET active = false WHERE email = 'rita@example.com'",
-    )
-    .await
-    .unwrap();
-    app.app.auth.forget(live.id);
-    assert_refused(&post_with(&app, Some(&bearer(&live.token))).await, "unknown");
+    // A deactivated user's tokens stop working at once; admins cannot
+    // deactivate themselves.
+    assert_eq!(post_with(&app, Some(&bearer(&live))).await.status, 200);
+    let deactivate = "mutation($id: ID!) { deactivateUser(id: $id) { active } }";
+    let done = app.data(deactivate, json!({ "id": rita })).await;
+    assert_eq!(done["deactivateUser"]["active"], false);
+    assert_refused(&post_with(&app, Some(&bearer(&live))).await, "unknown");
+    let admin = app.data("{ me { user { id } } }", json!({})).await["me"]["user"]["id"].clone();
+    let myself = app.error(deactivate, json!({ "id": admin })).await;
+    assert_eq!(myself["extensions"]["code"], "BAD_USER_INPUT");
 
-    // Tokens are listed without their secrets.
-    let listed = crm::auth::list(&mut conn).await.unwrap();
-    assert_eq!(listed.len(), 4, "the admin's and Rita's three");
-    assert!(listed.iter().any(|t| t.id == token.id && t.revoked_at.is_some()));
+    // Tokens are listed without their secrets; the CLI lists them too.
+    let listed = crm::auth::list(&mut conn, None).await.unwrap();
+    assert_eq!(listed.len(), 5, "the admin's and Rita's four");
+    assert!(listed.iter().any(|t| t.id.to_string() == id && t.revoked_at.is_some()));
 }
 
 #[test]

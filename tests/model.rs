@@ -298,7 +298,11 @@ async fn contact_roles_activities_leads_and_owners() {
         view["owner"],
         json!({ "name": "Sam Seller", "ownedAccounts": { "totalCount": 1 } })
     );
-    assert_eq!(view["createdBy"], Value::Null);
+    assert_eq!(
+        view["createdBy"],
+        json!({ "name": "Administrator" }),
+        "whoever's token created it"
+    );
     let opportunity = &view["opportunities"]["nodes"][0];
     assert_eq!(opportunity["owner"]["email"], "sam@example.com");
     assert_eq!(

@@ -26,6 +26,7 @@ pub enum Bind {
     Date(Option<NaiveDate>),
     DateTime(Option<DateTime<Utc>>),
     Bytes(Vec<u8>),
+    Json(serde_json::Value),
 }
 
 #[derive(Debug, Clone)]
@@ -132,6 +133,7 @@ impl QueryFragment<Pg> for Sql {
                     Bind::Date(v) => out.push_bind_param::<Nullable<Date>, _>(v)?,
                     Bind::DateTime(v) => out.push_bind_param::<Nullable<Timestamptz>, _>(v)?,
                     Bind::Bytes(v) => out.push_bind_param::<Bytea, _>(v)?,
+                    Bind::Json(v) => out.push_bind_param::<Jsonb, _>(v)?,
                 },
             }
         }

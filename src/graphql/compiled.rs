@@ -26,10 +26,11 @@ use diesel::sql_types::Text;
 use super::input::{self, ListArgs, Path};
 use super::limits::{query_cost, query_depth};
 use super::Limits;
+use crate::access::Visibility;
 use crate::db::sql::{Bind, Sql};
 use crate::db::Database;
 use crate::metadata::{FieldDef, Lookup, Model, ObjectDef};
-use crate::records::{column_json, live_rows, page, Table};
+use crate::records::{column_json, page, Table};
 
 /// Distinct operations whose plan is kept (as many as parsed documents).
 const CACHED_PLANS: usize = 1024;
@@ -81,7 +82,14 @@ impl Plans {
 
     /// The response body, when one compiled statement can answer `request`;
     /// `None` sends it to the resolvers.
-    pub async fn answer(&self, model: &Model, workspace: &str, db: &Database, request: &Request) -> Option<String> {
+    pub async fn answer(
+        &self,
+        model: &Model,
+        workspace: &str,
+        visibility: &Visibility,
+        db: &Database,
+        request: &Request,
+    ) -> Option<String> {
         let key = plan_key(request);
         let plan = self.entries.read().ok()?.get(&key).cloned();
         let document = match plan {
@@ -99,7 +107,7 @@ impl Plans {
         if !self.within_limits(&document, &variables) {
             return None;
         }
-        let data = match compile(model, workspace, &document, operation, &variables) {
+        let data = match compile(model, workspace, visibility, &document, operation, &variables) {
             Ok(data) => data,
             Err(skip) => return self.skip(request, skip),
         };
@@ -127,8 +135,10 @@ impl Plans {
         let plan = match async_graphql::parser::parse_query(&request.query) {
             Err(_) => Plan::Resolvers,
             Ok(document) => {
-                let compiled = prepare(&document, request)
-                    .and_then(|(operation, variables)| compile(model, workspace, &document, operation, &variables));
+                let all = Visibility::all();
+                let compiled = prepare(&document, request).and_then(|(operation, variables)| {
+                    compile(model, workspace, &all, &document, operation, &variables)
+                });
                 match compiled {
                     Err(Skip::Unsupported) => Plan::Resolvers,
                     Ok(_) | Err(Skip::Values) => Plan::Unconfirmed(Arc::new(document)),
@@ -260,6 +270,7 @@ fn prepare<'d>(document: &'d ExecutableDocument, request: &Request) -> Compiled<
 fn compile(
     model: &Model,
     workspace: &str,
+    visibility: &Visibility,
     document: &ExecutableDocument,
     operation: &OperationDefinition,
     variables: &Variables,
@@ -269,6 +280,7 @@ fn compile(
         workspace,
         document,
         variables,
+        visibility,
         aliases: 0,
     };
     compiler.query(&operation.selection_set.node)
@@ -287,11 +299,21 @@ struct Compiler<'a> {
     workspace: &'a str,
     document: &'a ExecutableDocument,
     variables: &'a Variables,
+    /// The records the request may see.
+    visibility: &'a Visibility,
     /// Table aliases handed out so far (`t1`, `p2` …).
     aliases: usize,
 }
 
 impl<'a> Compiler<'a> {
+    /// Where `object`'s rows are, restricted to what the request may see.
+    fn table<'o>(&self, object: &'o ObjectDef) -> Table<'o>
+    where
+        'a: 'o,
+    {
+        Table::new(self.workspace, object).restricted(self.visibility.filter(&object.name))
+    }
+
     fn alias(&mut self, prefix: &str) -> String {
         self.aliases += 1;
         format!("{prefix}{}", self.aliases)
@@ -411,11 +433,12 @@ impl<'a> Compiler<'a> {
     fn live_record(&mut self, object: &ObjectDef, set: &'a SelectionSet, key: Sql) -> Compiled<Sql> {
         let alias = self.alias("t");
         let record = self.record(object, set, &alias)?;
+        let table = self.table(object);
         let mut sql = Sql::raw("(SELECT ");
         sql.append(&record);
-        sql.append(&Table::new(self.workspace, object).from_as(&alias));
+        sql.append(&table.from_as(&alias));
         sql.push(" WHERE ").column(&alias, "id").push(" = ").append(&key);
-        sql.push(" AND ").append(&live_rows(false, &alias)).push(")");
+        sql.push(" AND ").append(&table.rows(false, &alias)).push(")");
         Ok(sql)
     }
 
@@ -625,8 +648,9 @@ impl<'a> Compiler<'a> {
         parent: Option<&Parent<'_>>,
         table: &str,
     ) -> Sql {
-        let mut sql = Table::new(self.workspace, object).from_as(table);
-        sql.push(" WHERE ").append(&live_rows(request.include_deleted, table));
+        let rows = self.table(object);
+        let mut sql = rows.from_as(table);
+        sql.push(" WHERE ").append(&rows.rows(request.include_deleted, table));
         if let Some(parent) = parent {
             sql.push(" AND ").column(table, &parent.lookup.column);
             sql.push(" = ").column(parent.alias, "id");

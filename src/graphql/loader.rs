@@ -11,6 +11,8 @@ use std::sync::Arc;
 use async_graphql::dataloader::Loader;
 use uuid::Uuid;
 
+use crate::access::Visibility;
+use crate::audit;
 use crate::db::Database;
 use crate::error::{CrmError, Result};
 use crate::metadata::{FieldDef, Model};
@@ -61,11 +63,25 @@ impl Hash for ChildrenKey {
     }
 }
 
+/// The newest audit entries of one record (its `history` field).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HistoryKey {
+    pub object: Arc<str>,
+    pub record: Uuid,
+    pub first: usize,
+    /// The entry id of the `after` cursor.
+    pub after: Option<i64>,
+}
+
 /// Loads records of a workspace; one per request.
 pub struct RecordLoader {
     pub db: Database,
     pub schema: Arc<str>,
+    /// The workspace's name (`production`), as the audit log names it.
+    pub workspace: Arc<str>,
     pub model: Arc<Model>,
+    /// The records the request may see.
+    pub visibility: Visibility,
 }
 
 impl RecordLoader {
@@ -74,7 +90,7 @@ impl RecordLoader {
             .model
             .object(object)
             .ok_or_else(|| CrmError::internal(format_args!("loader asked for unknown object {object}")))?;
-        Ok(Table::new(&self.schema, object))
+        Ok(Table::new(&self.schema, object).restricted(self.visibility.filter(&object.name)))
     }
 }
 
@@ -132,6 +148,36 @@ impl Loader<ChildrenKey> for RecordLoader {
                     },
                     Arc::new(page),
                 );
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Loader<HistoryKey> for RecordLoader {
+    type Value = Arc<audit::Page>;
+    type Error = CrmError;
+
+    async fn load(&self, keys: &[HistoryKey]) -> Result<HashMap<HistoryKey, Arc<audit::Page>>> {
+        let mut by_page: HashMap<(&Arc<str>, usize, Option<i64>), Vec<Uuid>> = HashMap::new();
+        for key in keys {
+            by_page
+                .entry((&key.object, key.first, key.after))
+                .or_default()
+                .push(key.record);
+        }
+        let mut conn = self.db.conn().await?;
+        let mut out = HashMap::with_capacity(keys.len());
+        for ((object, first, after), records) in by_page {
+            let mut pages = audit::histories(&mut conn, &self.workspace, object, &records, first, after).await?;
+            for record in records {
+                let key = HistoryKey {
+                    object: object.clone(),
+                    record,
+                    first,
+                    after,
+                };
+                out.insert(key, Arc::new(pages.remove(&record).unwrap_or_default()));
             }
         }
         Ok(out)

@@ -1,6 +1,7 @@
 //! The dynamic GraphQL schema of each workspace, built from its metadata
 //! and cached by metadata version.
 
+pub mod admin;
 pub mod compiled;
 pub mod input;
 pub mod limits;
@@ -20,12 +21,24 @@ use async_graphql::parser::types::{ExecutableDocument, Selection, SelectionSet};
 use async_graphql::{ErrorExtensionValues, Name, Request, Response, ServerError, Value};
 use diesel::sql_types::Integer;
 
+use crate::access::{RecordVisibility, Visibility, VisibilitySetting};
+use crate::auth::Actor;
 use crate::db::sql::Sql;
 use crate::db::Database;
 use crate::error::{CrmError, Result};
 use crate::metadata::Model;
 
 pub use resolve::RequestContext;
+
+/// Who sends a request, and which request it is (for the audit log).
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub actor: Actor,
+    /// The request's `x-request-id`.
+    pub request_id: Option<String>,
+    /// The server's token checker, told when users or tokens change.
+    pub authenticator: Option<Arc<crate::auth::Authenticator>>,
+}
 pub use schema::Limits;
 
 /// A workspace: production or (later) a sandbox, each in its own Postgres schema.
@@ -50,6 +63,8 @@ impl Workspace {
 pub struct WorkspaceSchema {
     pub workspace: Workspace,
     pub metadata_version: i32,
+    /// Its `recordVisibility` setting.
+    pub record_visibility: Arc<VisibilitySetting>,
     pub model: Arc<Model>,
     pub schema: Schema,
     /// Which of its operations run as one compiled statement.
@@ -84,13 +99,16 @@ impl SchemaCache {
         if let Some(entry) = self.entries.load().get(&workspace.name) {
             return Ok(entry.clone());
         }
-        let metadata_version = metadata_version(db, &workspace.pg_schema).await?;
+        let settings = settings(db, &workspace.pg_schema).await?;
         let model = Arc::new(Model::standard());
         let schema = schema::build(&model, Some(self.limits))
             .map_err(|err| CrmError::internal(format_args!("building the schema of {}: {err}", workspace.name)))?;
         let entry = Arc::new(WorkspaceSchema {
             workspace: workspace.clone(),
-            metadata_version,
+            metadata_version: settings.metadata_version,
+            record_visibility: Arc::new(VisibilitySetting::new(
+                RecordVisibility::parse(&settings.record_visibility).unwrap_or_default(),
+            )),
             model,
             schema,
             plans: compiled::Plans::new(Some(self.limits), self.compiled_answers.clone()),
@@ -113,18 +131,21 @@ impl SchemaCache {
     }
 }
 
-async fn metadata_version(db: &Database, pg_schema: &str) -> Result<i32> {
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Integer)]
-        metadata_version: i32,
-    }
-    let mut query = Sql::raw("SELECT metadata_version FROM ");
+#[derive(diesel::QueryableByName)]
+struct Settings {
+    #[diesel(sql_type = Integer)]
+    metadata_version: i32,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    record_visibility: String,
+}
+
+async fn settings(db: &Database, pg_schema: &str) -> Result<Settings> {
+    let mut query = Sql::raw("SELECT metadata_version, record_visibility FROM ");
     query.table(pg_schema, "workspace_settings");
     let mut conn = db.conn().await?;
-    let rows: Vec<Row> = query.load(&mut conn).await?;
-    rows.first()
-        .map(|r| r.metadata_version)
+    let rows: Vec<Settings> = query.load(&mut conn).await?;
+    rows.into_iter()
+        .next()
         .ok_or_else(|| CrmError::internal(format_args!("{pg_schema}.workspace_settings is empty")))
 }
 
@@ -144,25 +165,38 @@ pub enum Answer {
 
 /// Runs a request: compiled when it can be, else through the resolvers,
 /// with a stable `extensions.code` on every error.
-pub async fn answer(entry: &WorkspaceSchema, db: &Database, request: Request) -> Answer {
+pub async fn answer(entry: &WorkspaceSchema, db: &Database, caller: Caller, request: Request) -> Answer {
     let workspace = entry.workspace.pg_schema.as_str();
-    if let Some(body) = entry.plans.answer(&entry.model, workspace, db, &request).await {
+    let visibility = Visibility::of(&caller.actor, entry.record_visibility.get(), &entry.model);
+    if let Some(body) = entry
+        .plans
+        .answer(&entry.model, workspace, &visibility, db, &request)
+        .await
+    {
         return Answer::Compiled(body);
     }
     let key = compiled::plan_key(&request);
-    let response = execute(entry, db, request).await;
+    let response = run(entry, db, caller, visibility, request).await;
     entry.plans.confirm(key, &response);
     Answer::Resolved(response)
 }
 
 /// Runs a request through the resolvers and gives every error a stable
 /// `extensions.code`.
-pub async fn execute(entry: &WorkspaceSchema, db: &Database, request: Request) -> Response {
-    let context = RequestContext::new(
-        db.clone(),
-        entry.workspace.pg_schema.as_str().into(),
-        entry.model.clone(),
-    );
+pub async fn execute(entry: &WorkspaceSchema, db: &Database, caller: Caller, request: Request) -> Response {
+    let visibility = Visibility::of(&caller.actor, entry.record_visibility.get(), &entry.model);
+    run(entry, db, caller, visibility, request).await
+}
+
+async fn run(
+    entry: &WorkspaceSchema,
+    db: &Database,
+    caller: Caller,
+    visibility: Visibility,
+    request: Request,
+) -> Response {
+    let mut context = RequestContext::new(db.clone(), &entry.workspace, entry.model.clone(), caller, visibility);
+    context.record_visibility = entry.record_visibility.clone();
     let query = request.query.clone();
     let operation_name = request.operation_name.clone();
     let mut response = entry.schema.execute(request.data(context)).await;

@@ -10,25 +10,71 @@ use uuid::Uuid;
 
 use super::input::{self, Path};
 use super::resolve::{arg, context, id_arg, resolved, RequestContext};
+use crate::access::{self, AdminPermission, Grant, Operation};
+use crate::audit::{self, Action, Entry};
 use crate::db::sql::Bind;
 use crate::error::{CrmError, Result};
-use crate::metadata::{upper_first, with_article, words, ObjectDef};
+use crate::metadata::{upper_first, with_article, words, Access, FieldDef, ObjectDef};
 use crate::records::{write, Record};
 
 /// The most records one batch mutation may carry.
 pub const MAX_BATCH: usize = 500;
 
-/// All mutation fields of one object.
+/// All mutation fields of one object. Users are deactivated, not deleted.
 pub fn fields(object: &Arc<ObjectDef>) -> Vec<Field> {
-    vec![
-        create(object),
-        update(object),
-        state_change(object, StateChange::Delete),
-        state_change(object, StateChange::Restore),
+    let mut fields = vec![create(object), update(object)];
+    if object.access == Access::Users {
+        fields.push(deactivate(object));
+    } else {
+        fields.push(state_change(object, StateChange::Delete));
+        fields.push(state_change(object, StateChange::Restore));
+    }
+    fields.extend([
         batch(object, Batch::Create),
         batch(object, Batch::Update),
         upsert(object),
-    ]
+    ]);
+    fields
+}
+
+/// Refuses with `FORBIDDEN` unless the request's actor may do `operation`
+/// on records of `object`; users are managed under `users.manage`.
+fn permitted(context: &RequestContext, object: &ObjectDef, operation: Operation) -> Result<Grant> {
+    if object.access == Access::Users && operation != Operation::Read {
+        access::require_admin(&context.actor, AdminPermission::ManageUsers)?;
+        return Ok(Grant::Granted);
+    }
+    access::require(&context.actor, object, operation)
+}
+
+/// Runs `$body` on `$conn`, a connection in a transaction, and appends the
+/// audit entries it gives with its result, `(result, entries)`: the change
+/// and its entries are committed together or not at all.
+macro_rules! audited {
+    ($context:expr, |$conn:ident| $body:block) => {{
+        let context: &RequestContext = $context;
+        let mut conn = context.db.conn().await?;
+        conn.transaction::<_, CrmError, _>(async |$conn| {
+            let (done, entries): (_, Vec<Entry>) = $body;
+            audit::append($conn, &context.trail, &entries).await?;
+            Ok(done)
+        })
+        .await
+    }};
+}
+
+/// Who created a new record and, unless the input names one, its owner:
+/// the actor.
+fn with_creator(context: &RequestContext, object: &ObjectDef, values: &mut Vec<(FieldDef, Bind)>) {
+    let actor = Bind::Uuid(Some(context.actor.user_id));
+    if let Some(created_by) = object.field("createdBy") {
+        values.push((created_by.clone(), actor.clone()));
+    }
+    if let Some(owner) = object.field("owner") {
+        if !values.iter().any(|(field, _)| field.name == owner.name) {
+            values.push((owner.clone(), actor));
+        }
+    }
 }
 
 /// `AccountUpdate { id input expectedVersion }`: one item of `updateAccounts`.
@@ -52,9 +98,12 @@ async fn create_one(
     object: &ObjectDef,
     input: &Value,
     path: &Path,
-) -> Result<Record> {
-    let values = input::assignments(object, input, path)?;
-    write::insert(conn, &context.model, context.table(object), &values, path.parts()).await
+) -> Result<(Record, Entry)> {
+    let mut values = input::assignments(object, input, path)?;
+    with_creator(context, object, &mut values);
+    let record = write::insert(conn, &context.model, context.table(object), &values, path.parts()).await?;
+    let entry = Entry::of_record(object, Action::Create, None, &record);
+    Ok((record, entry))
 }
 
 async fn update_one(
@@ -65,7 +114,7 @@ async fn update_one(
     input: &Value,
     expected_version: Option<&Value>,
     path: &Path,
-) -> Result<Record> {
+) -> Result<(Record, Entry)> {
     let values = input::assignments(object, input, path)?;
     if values.is_empty() {
         return Err(path.error("input changes no field"));
@@ -81,7 +130,10 @@ async fn update_one(
         Some(_) => return Err(path.error("expectedVersion must be an integer")),
     };
     let table = context.table(object);
-    write::update(conn, &context.model, table, id, &values, expected, path.parts()).await
+    let before = write::lock(conn, table, id).await?;
+    let record = write::update(conn, &context.model, table, id, &values, expected, path.parts()).await?;
+    let entry = Entry::of_record(object, Action::Update, before.as_ref(), &record);
+    Ok((record, entry))
 }
 
 fn create(object: &Arc<ObjectDef>) -> Field {
@@ -90,10 +142,13 @@ fn create(object: &Arc<ObjectDef>) -> Field {
     Field::new(format!("create{name}"), TypeRef::named_nn(name), move |ctx| {
         let object = captured.clone();
         resolved(async move {
-            let input = arg(&ctx, "input").cloned().unwrap_or(Value::Null);
             let context = context(&ctx)?;
-            let mut conn = context.db.conn().await?;
-            let record = create_one(&mut conn, context, &object, &input, &Path::root("input")).await?;
+            permitted(context, &object, Operation::Create)?;
+            let input = arg(&ctx, "input").cloned().unwrap_or(Value::Null);
+            let record = audited!(context, |conn| {
+                let (record, entry) = create_one(conn, context, &object, &input, &Path::root("input")).await?;
+                (record, vec![entry])
+            })?;
             Ok(Some(FieldValue::owned_any(record)))
         })
     })
@@ -110,12 +165,17 @@ fn update(object: &Arc<ObjectDef>) -> Field {
     Field::new(format!("update{name}"), TypeRef::named_nn(name), move |ctx| {
         let object = captured.clone();
         resolved(async move {
+            let context = context(&ctx)?;
+            permitted(context, &object, Operation::Update)?;
             let id = id_arg(&ctx)?;
             let input = arg(&ctx, "input").cloned().unwrap_or(Value::Null);
-            let context = context(&ctx)?;
-            let mut conn = context.db.conn().await?;
             let expected = arg(&ctx, "expectedVersion");
-            let record = update_one(&mut conn, context, &object, id, &input, expected, &Path::root("input")).await?;
+            let record = audited!(context, |conn| {
+                let path = Path::root("input");
+                let (record, entry) = update_one(conn, context, &object, id, &input, expected, &path).await?;
+                (record, vec![entry])
+            })?;
+            users_changed(context, &object, &record);
             Ok(Some(FieldValue::owned_any(record)))
         })
     })
@@ -157,7 +217,7 @@ async fn batch_item(
     batch: Batch,
     at: Path,
     item: &Value,
-) -> Result<Record> {
+) -> Result<(Record, Entry)> {
     if batch == Batch::Create {
         return create_one(conn, context, object, item, &at).await;
     }
@@ -202,20 +262,28 @@ fn batch(object: &Arc<ObjectDef>, batch: Batch) -> Field {
     Field::new(field, TypeRef::named_nn_list_nn(name), move |ctx| {
         let object = captured.clone();
         resolved(async move {
-            let items = batch_items(&ctx)?;
             let context = context(&ctx)?;
-            let mut conn = context.db.conn().await?;
+            let operation = match batch {
+                Batch::Create => Operation::Create,
+                Batch::Update => Operation::Update,
+            };
+            permitted(context, &object, operation)?;
+            let items = batch_items(&ctx)?;
             let object = &object;
-            let records = conn
-                .transaction::<_, CrmError, _>(async |conn| {
-                    let mut records = Vec::with_capacity(items.len());
-                    for (i, item) in items.iter().enumerate() {
-                        let at = Path::root("inputs").index(i);
-                        records.push(batch_item(conn, context, object, batch, at, item).await?);
-                    }
-                    Ok(records)
-                })
-                .await?;
+            let records = audited!(context, |conn| {
+                let mut records = Vec::with_capacity(items.len());
+                let mut entries = Vec::with_capacity(items.len());
+                for (i, item) in items.iter().enumerate() {
+                    let at = Path::root("inputs").index(i);
+                    let (record, entry) = batch_item(conn, context, object, batch, at, item).await?;
+                    records.push(record);
+                    entries.push(entry);
+                }
+                (records, entries)
+            })?;
+            for record in &records {
+                users_changed(context, object, record);
+            }
             Ok(Some(FieldValue::list(records.into_iter().map(FieldValue::owned_any))))
         })
     })
@@ -244,6 +312,9 @@ fn upsert(object: &Arc<ObjectDef>) -> Field {
                     ))
                 }
             };
+            let context = context(&ctx)?;
+            permitted(context, &object, Operation::Create)?;
+            permitted(context, &object, Operation::Update)?;
             let input = arg(&ctx, "input").cloned().unwrap_or(Value::Null);
             let path = Path::root("input");
             let mut values = input::assignments(&object, &input, &path)?;
@@ -259,11 +330,23 @@ fn upsert(object: &Arc<ObjectDef>) -> Field {
                 }
             }
             values.retain(|(f, _)| f.name != "externalId");
-            let context = context(&ctx)?;
-            let mut conn = context.db.conn().await?;
             let table = context.table(&object);
             let external = (field, Bind::Text(Some(external_id)));
-            let record = write::upsert(&mut conn, &context.model, table, external, &values, path.parts()).await?;
+            let record = audited!(context, |conn| {
+                let before = write::lock_external(conn, table, &external).await?;
+                let action = match &before {
+                    None => {
+                        with_creator(context, &object, &mut values);
+                        Action::Create
+                    }
+                    Some(before) if before.get("deletedAt").is_some_and(|at| !at.is_null()) => Action::Restore,
+                    Some(_) => Action::Update,
+                };
+                let record = write::upsert(conn, &context.model, table, external, &values, path.parts()).await?;
+                let entry = Entry::of_record(&object, action, before.as_ref(), &record);
+                (record, vec![entry])
+            })?;
+            users_changed(context, &object, &record);
             Ok(Some(FieldValue::owned_any(record)))
         })
     })
@@ -280,6 +363,57 @@ fn upsert(object: &Arc<ObjectDef>) -> Field {
          for integrations that sync from another system.",
         with_article(name)
     ))
+}
+
+/// `deactivateUser(id)`: the user keeps their records but their tokens
+/// stop working at once.
+fn deactivate(object: &Arc<ObjectDef>) -> Field {
+    let name = &object.name;
+    let captured = object.clone();
+    Field::new(format!("deactivate{name}"), TypeRef::named_nn(name), move |ctx| {
+        let object = captured.clone();
+        resolved(async move {
+            let context = context(&ctx)?;
+            permitted(context, &object, Operation::Update)?;
+            let id = id_arg(&ctx)?;
+            if id == context.actor.user_id {
+                return Err(CrmError::bad_input(
+                    &["id"],
+                    "you cannot deactivate yourself; another admin can",
+                ));
+            }
+            let active = object
+                .field("active")
+                .ok_or_else(|| CrmError::internal(format_args!("{} has no active field", object.name)))?
+                .clone();
+            let record = audited!(context, |conn| {
+                let table = context.table(&object);
+                let before = write::lock(conn, table, id).await?;
+                let values = [(active, Bind::Bool(Some(false)))];
+                let record = write::update(conn, &context.model, table, id, &values, None, &[]).await?;
+                let entry = Entry::of_record(&object, Action::Deactivate, before.as_ref(), &record);
+                (record, vec![entry])
+            })?;
+            users_changed(context, &object, &record);
+            Ok(Some(FieldValue::owned_any(record)))
+        })
+    })
+    .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)).description("The user's id."))
+    .description(format!(
+        "Deactivates a {name}: they keep their records, their API tokens stop working at once. \
+         `update{name}(input: {{ active: true }})` reactivates them."
+    ))
+}
+
+/// A changed user's tokens are checked again on their next request (their
+/// role or active flag may have changed).
+fn users_changed(context: &RequestContext, object: &ObjectDef, record: &Record) {
+    if object.access != Access::Users {
+        return;
+    }
+    if let (Some(authenticator), Some(id)) = (&context.authenticator, crate::records::record_id(record)) {
+        authenticator.forget_user(id);
+    }
 }
 
 /// Soft delete and restore: the two changes of a record's life state.
@@ -302,14 +436,36 @@ fn state_change(object: &Arc<ObjectDef>, change: StateChange) -> Field {
     Field::new(format!("{verb}{name}"), TypeRef::named_nn(name), move |ctx| {
         let object = captured.clone();
         resolved(async move {
-            let id = id_arg(&ctx)?;
             let context = context(&ctx)?;
-            let mut conn = context.db.conn().await?;
-            let table = context.table(&object);
-            let record = match change {
-                StateChange::Delete => write::soft_delete(&mut conn, table, id).await?,
-                StateChange::Restore => write::restore(&mut conn, table, id).await?,
+            let (operation, action) = match change {
+                StateChange::Delete => (Operation::Delete, Action::Delete),
+                StateChange::Restore => (Operation::Restore, Action::Restore),
             };
+            let grant = permitted(context, &object, operation)?;
+            let id = id_arg(&ctx)?;
+            let table = context.table(&object);
+            let record = audited!(context, |conn| {
+                let before = write::lock(conn, table, id).await?;
+                if grant == Grant::Owned {
+                    let mine = context.actor.user_id.to_string();
+                    let owner = before.as_ref().and_then(|b| b.get("ownerId")).and_then(|o| o.as_str());
+                    if before.is_some() && owner != Some(mine.as_str()) {
+                        let permission = access::permission(&object, operation);
+                        let detail = format!(
+                            "{} may {} only records they own",
+                            context.actor.role.as_str(),
+                            operation.as_str()
+                        );
+                        return Err(access::forbidden(context.actor.role, &permission, &detail));
+                    }
+                }
+                let record = match change {
+                    StateChange::Delete => write::soft_delete(conn, table, id).await?,
+                    StateChange::Restore => write::restore(conn, table, id).await?,
+                };
+                let entry = Entry::of_record(&object, action, before.as_ref(), &record);
+                (record, vec![entry])
+            })?;
             Ok(Some(FieldValue::owned_any(record)))
         })
     })

@@ -12,27 +12,44 @@ use super::input::{self, ListArgs, Path};
 use super::loader::{ChildQuery, ChildrenKey, RecordKey, RecordLoader};
 use super::schema::list_arguments;
 use super::selection;
+use super::{Caller, Workspace};
+use crate::access::Visibility;
+use crate::audit::Trail;
+use crate::auth::Actor;
 use crate::db::Database;
 use crate::error::{CrmError, Result};
 use crate::metadata::{upper_first, with_article, FieldDef, FieldKind, InverseRelation, Lookup, Model, ObjectDef};
 use crate::records::{self, Cursor, Filter, OrderKey, Page, Record, Table};
 
-/// What resolvers of one request share: the workspace and its loaders.
+/// What resolvers of one request share: who asks, the workspace and its
+/// loaders.
 pub struct RequestContext {
     pub db: Database,
     /// The workspace's Postgres schema (`crm` for production).
     pub schema: Arc<str>,
     pub model: Arc<Model>,
     pub loader: DataLoader<RecordLoader>,
+    pub actor: Actor,
+    /// The records the actor may see.
+    pub visibility: Visibility,
+    /// Where changes are recorded as made.
+    pub trail: Trail,
+    /// The server's token checker, told when users or tokens change.
+    pub authenticator: Option<Arc<crate::auth::Authenticator>>,
+    /// The workspace's `recordVisibility`, as the schema cache holds it.
+    pub record_visibility: Arc<crate::access::VisibilitySetting>,
 }
 
 impl RequestContext {
-    pub fn new(db: Database, schema: Arc<str>, model: Arc<Model>) -> Self {
+    pub fn new(db: Database, workspace: &Workspace, model: Arc<Model>, caller: Caller, visibility: Visibility) -> Self {
+        let schema: Arc<str> = workspace.pg_schema.as_str().into();
         let loader = DataLoader::new(
             RecordLoader {
                 db: db.clone(),
                 schema: schema.clone(),
+                workspace: workspace.name.as_str().into(),
                 model: model.clone(),
+                visibility: visibility.clone(),
             },
             tokio::spawn,
         );
@@ -41,11 +58,21 @@ impl RequestContext {
             schema,
             model,
             loader,
+            trail: Trail {
+                actor: Some(caller.actor.clone()),
+                request_id: caller.request_id,
+                workspace: workspace.name.clone(),
+            },
+            actor: caller.actor,
+            authenticator: caller.authenticator,
+            visibility,
+            record_visibility: Arc::default(),
         }
     }
 
+    /// The rows of `object` this request may read and change.
     pub(super) fn table<'a>(&'a self, object: &'a ObjectDef) -> Table<'a> {
-        Table::new(&self.schema, object)
+        Table::new(&self.schema, object).restricted(self.visibility.filter(&object.name))
     }
 }
 
@@ -74,11 +101,11 @@ struct Edge {
     cursor: String,
 }
 
-struct PageInfo {
-    has_next_page: bool,
-    has_previous_page: bool,
-    start_cursor: Option<String>,
-    end_cursor: Option<String>,
+pub(super) struct PageInfo {
+    pub has_next_page: bool,
+    pub has_previous_page: bool,
+    pub start_cursor: Option<String>,
+    pub end_cursor: Option<String>,
 }
 
 pub(super) fn context<'a>(ctx: &'a ResolverContext<'_>) -> Result<&'a RequestContext> {

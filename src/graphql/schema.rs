@@ -92,6 +92,25 @@ pub fn build(model: &Model, limits: Option<Limits>) -> Result<Schema, SchemaErro
             mutation = mutation.field(field);
         }
     }
+    let (objects, inputs, enums, scalars) = super::admin::types();
+    for scalar in scalars {
+        builder = builder.register(scalar);
+    }
+    for e in enums {
+        builder = builder.register(e);
+    }
+    for input in inputs {
+        builder = builder.register(input);
+    }
+    for object in objects {
+        builder = builder.register(object);
+    }
+    for field in super::admin::query_fields() {
+        query = query.field(field);
+    }
+    for field in super::admin::mutation_fields() {
+        mutation = mutation.field(field);
+    }
     if let Some(limits) = limits {
         builder = builder.extension(super::limits::QueryGate::new(limits));
     }
@@ -213,7 +232,7 @@ fn object_type(model: &Model, object: &ObjectDef) -> Object {
     for relation in model.inverse_relations(&object.name) {
         ty = ty.field(resolve::to_many_field(relation));
     }
-    ty
+    ty.field(super::admin::history_field(object))
 }
 
 fn filter_input(model: &Model, object: &ObjectDef) -> InputObject {

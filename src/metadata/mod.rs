@@ -148,6 +148,22 @@ pub struct ObjectDef {
     /// The field lists are ordered by when the client names no order
     /// (`createdAt`; `position` for stages).
     pub default_order: String,
+    /// Who may see and change its records (see `access`).
+    pub access: Access,
+}
+
+/// What kind of data an object holds, for permissions and visibility.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// CRM records, each owned by a user. Under `recordVisibility: OWNED`
+    /// sales reps see only their own records and those records' children.
+    Record,
+    /// Configuration every role reads and only admins change (pipelines,
+    /// stages).
+    Configuration,
+    /// The people who use the CRM: every role reads them (owners, pickers),
+    /// admins manage them; they are deactivated, never deleted.
+    Users,
 }
 
 impl ObjectDef {

@@ -1,7 +1,7 @@
 //! The standard objects, described as metadata. Their tables are made by
 //! `migrations/workspace`; a test checks the two agree.
 
-use super::{FieldDef, FieldKind, Lookup, ObjectDef, PicklistOption};
+use super::{Access, FieldDef, FieldKind, Lookup, ObjectDef, PicklistOption};
 
 /// A field builder, so each definition reads as one line.
 #[derive(Clone)]
@@ -164,6 +164,7 @@ struct Object {
     description: &'static str,
     default_order: &'static str,
     owned: bool,
+    access: Access,
 }
 
 impl Object {
@@ -175,6 +176,7 @@ impl Object {
             description,
             default_order: "createdAt",
             owned: true,
+            access: Access::Record,
         }
     }
 
@@ -193,6 +195,7 @@ impl Object {
             fields: all,
             schema: None,
             default_order: self.default_order.into(),
+            access: self.access,
         }
     }
 }
@@ -480,13 +483,14 @@ pub fn objects() -> Vec<ObjectDef> {
         ),
         F::new("convertedAt", "converted_at", "Converted at", DateTime, "When the lead was converted."),
     ]);
-    let pipeline = Object::new(
+    let mut pipeline = Object::new(
         "Pipeline",
         "pipelines",
         "pipeline",
         "A sales process: an ordered list of stages deals move through. There can be many (new business, renewals …).",
-    )
-    .fields(vec![
+    );
+    pipeline.access = Access::Configuration;
+    let pipeline = pipeline.fields(vec![
         F::new("name", "name", "Pipeline name", Text, "The pipeline's name, unique.")
             .required()
             .max(255),
@@ -515,6 +519,7 @@ pub fn objects() -> Vec<ObjectDef> {
         "A step of a pipeline, with the win probability and forecast category deals in it get.",
     );
     stage.default_order = "position";
+    stage.access = Access::Configuration;
     let stage = stage.fields(vec![
         F::new(
             "pipeline",
@@ -825,6 +830,7 @@ pub fn objects() -> Vec<ObjectDef> {
         "A person who works in the CRM: owns records, logs activities.",
     );
     user.owned = false;
+    user.access = Access::Users;
     let mut user = user.fields(vec![
         F::new("name", "name", "Name", Text, "Full name.").required().max(255),
         F::new("email", "email", "Email", Email, "Sign-in email address, unique.")

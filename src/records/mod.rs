@@ -37,6 +37,8 @@ pub struct Table<'a> {
     /// The workspace the request runs in: related tables are found there.
     pub workspace_schema: &'a str,
     pub object: &'a ObjectDef,
+    /// The rows the request may see (`access::Visibility`); `None`: all.
+    pub visible: Option<&'a Filter>,
 }
 
 impl<'a> Table<'a> {
@@ -46,7 +48,25 @@ impl<'a> Table<'a> {
             schema: object.schema_in(workspace_schema),
             workspace_schema,
             object,
+            visible: None,
         }
+    }
+
+    /// The same table, read only where `visible` holds.
+    pub fn restricted(self, visible: Option<&'a Filter>) -> Self {
+        Table { visible, ..self }
+    }
+
+    /// The rows of table alias `alias` a request reads: live ones (or all,
+    /// with `include_deleted`) that it may see.
+    pub fn rows(&self, include_deleted: bool, alias: &str) -> Sql {
+        let mut sql = live_rows(include_deleted, alias);
+        if let Some(visible) = self.visible {
+            sql.push(" AND (")
+                .append(&visible.compile(self.workspace_schema, alias))
+                .push(")");
+        }
+        sql
     }
 
     /// ` FROM "schema"."table" "alias"`.
@@ -172,7 +192,7 @@ pub async fn get_many(
         .push(" = ANY(")
         .bind(Bind::UuidArray(ids.to_vec()))
         .push(") AND ");
-    query.append(&live_rows(false, T));
+    query.append(&table.rows(false, T));
     let rows = load_json(conn, query).await?;
     Ok(rows
         .into_iter()
@@ -192,7 +212,7 @@ pub async fn list(conn: &mut Conn, table: Table<'_>, fields: &FieldSet, request:
     let mut query = Sql::raw("SELECT ");
     query.append(&projection(table.object, fields, T)).push(" AS row");
     query.append(&table.from_as(T)).push(" WHERE ");
-    query.append(&live_rows(request.include_deleted, T));
+    query.append(&table.rows(request.include_deleted, T));
     if let Some(filter) = &request.filter {
         query
             .push(" AND (")
@@ -221,7 +241,7 @@ pub async fn count(conn: &mut Conn, table: Table<'_>, filter: Option<&Filter>, i
     query
         .append(&table.from_as(T))
         .push(" WHERE ")
-        .append(&live_rows(include_deleted, T));
+        .append(&table.rows(include_deleted, T));
     if let Some(filter) = filter {
         query
             .push(" AND (")
@@ -287,7 +307,7 @@ pub async fn children(
         .push(" = ANY(")
         .bind(Bind::UuidArray(parents.to_vec()))
         .push(")");
-    inner.push(" AND ").append(&live_rows(request.include_deleted, T));
+    inner.push(" AND ").append(&table.rows(request.include_deleted, T));
     if let Some(filter) = &request.filter {
         inner
             .push(" AND (")

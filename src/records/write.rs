@@ -102,7 +102,8 @@ pub async fn update(
     query
         .push(" WHERE t.id = ")
         .bind(Bind::Uuid(Some(id)))
-        .push(" AND t.deleted_at IS NULL");
+        .push(" AND ")
+        .append(&table.rows(false, T));
     if let Some(version) = expected_version {
         query.push(" AND t.version = ").bind(Bind::Int(Some(version)));
     }
@@ -111,6 +112,48 @@ pub async fn update(
         return Err(explain_missed_update(conn, table, id, expected_version).await);
     }
     one(rows, table.object, &id.to_string())
+}
+
+/// The record `id` as it is now (deleted or not), locked until the
+/// transaction ends: the "before" of a change. `None` when it does not
+/// exist or the request may not see it.
+pub async fn lock(conn: &mut AsyncPgConnection, table: Table<'_>, id: Uuid) -> Result<Option<Record>> {
+    let mut query = Sql::raw("SELECT ");
+    query
+        .append(&projection(table.object, &FieldSet::all(table.object), T))
+        .push(" AS row");
+    query
+        .append(&table.from_as(T))
+        .push(" WHERE ")
+        .column(T, "id")
+        .push(" = ");
+    query
+        .bind(Bind::Uuid(Some(id)))
+        .push(" AND ")
+        .append(&table.rows(true, T));
+    query.push(" FOR UPDATE");
+    let rows: Vec<JsonRow> = query.load(conn).await?;
+    Ok(rows.into_iter().next().map(|r| into_record(r.row)))
+}
+
+/// The live or deleted record with this external id, locked (see [`lock`]).
+pub async fn lock_external(
+    conn: &mut AsyncPgConnection,
+    table: Table<'_>,
+    external: &Assignment,
+) -> Result<Option<Record>> {
+    let mut query = Sql::raw("SELECT ");
+    query
+        .append(&projection(table.object, &FieldSet::all(table.object), T))
+        .push(" AS row");
+    query
+        .append(&table.from_as(T))
+        .push(" WHERE ")
+        .column(T, &external.0.column)
+        .push(" = ");
+    query.bind(external.1.clone()).push(" FOR UPDATE");
+    let rows: Vec<JsonRow> = query.load(conn).await?;
+    Ok(rows.into_iter().next().map(|r| into_record(r.row)))
 }
 
 /// Marks a live record deleted; it stays restorable.
@@ -134,6 +177,7 @@ async fn set_deleted(conn: &mut AsyncPgConnection, table: Table<'_>, id: Uuid, d
     query
         .push(", version = t.version + 1, updated_at = now() WHERE t.id = ")
         .bind(Bind::Uuid(Some(id)));
+    query.push(" AND ").append(&table.rows(true, T));
     query.push(if delete {
         " AND t.deleted_at IS NULL"
     } else {

@@ -275,6 +275,32 @@ impl TestApp {
             .unwrap_or_else(|| panic!("{name} in /metrics"))
     }
 
+    /// POSTs a GraphQL request with another API token.
+    pub async fn graphql_as(&self, token: &str, query: &str, variables: Value) -> Value {
+        let body = json!({ "query": query, "variables": variables })
+            .to_string()
+            .into_bytes();
+        let bearer = format!("Bearer {token}");
+        let headers = [("content-type", "application/json"), ("authorization", bearer.as_str())];
+        let response = self.request(Method::POST, "/graphql", &headers, body).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        response.json()
+    }
+
+    /// A new user with `role` and an API token for them: `(user id, token)`.
+    pub async fn user(&self, email: &str, role: &str) -> (String, String) {
+        let user = self
+            .create("User", json!({ "name": email, "email": email, "role": role }))
+            .await;
+        let created = self
+            .data(
+                "mutation($input: CreateApiTokenInput!) { createApiToken(input: $input) { token } }",
+                json!({ "input": { "userId": user, "name": "test" } }),
+            )
+            .await;
+        (user, created["createApiToken"]["token"].as_str().unwrap().to_owned())
+    }
+
     /// Creates a record of `object` (`Account`, `Contact` …) and returns its id.
     pub async fn create(&self, object: &str, input: Value) -> String {
         let mutation = format!("mutation($input: Create{object}Input!) {{ create{object}(input: $input) {{ id }} }}");

@@ -1,0 +1,2 @@
+-- Forward-only in practice; kept so a developer database can step back.
+ALTER TABLE workspace_settings DROP COLUMN record_visibility;

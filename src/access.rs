@@ -1,0 +1,260 @@
+//! Who may do what: the permissions of each role and the records a
+//! request may see.
+//!
+//! | role      | read | create / update                                   | delete / restore      | settings, users, tokens |
+//! |-----------|------|---------------------------------------------------|-----------------------|-------------------------|
+//! | ADMIN     | all  | all                                               | all                   | yes                     |
+//! | SALES     | all  | accounts, contacts, leads, opportunities, contact roles, activities | records they own | no          |
+//! | SUPPORT   | all  | contacts, activities                              | no                    | no                      |
+//! | READ_ONLY | all  | no                                                | no                    | no                      |
+//!
+//! Pipelines and stages are configuration: only admins change them. Users
+//! are managed by admins and deactivated rather than deleted. With the
+//! workspace setting `recordVisibility: OWNED`, sales reps read only the
+//! records they own and the children of those records (see [`Visibility`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use crate::auth::{Actor, Role};
+use crate::db::sql::Bind;
+use crate::error::{CrmError, Result};
+use crate::metadata::{Access, Model, ObjectDef};
+use crate::records::filter::Comparison;
+use crate::records::{Filter, Quantifier};
+
+/// A class of operation a permission covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    Read,
+    Create,
+    Update,
+    Delete,
+    Restore,
+}
+
+impl Operation {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Read => "read",
+            Operation::Create => "create",
+            Operation::Update => "update",
+            Operation::Delete => "delete",
+            Operation::Restore => "restore",
+        }
+    }
+}
+
+/// Permissions that are not about one object's records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminPermission {
+    /// Users and API tokens: `users.manage`.
+    ManageUsers,
+    /// Workspace settings, custom fields and objects: `metadata.change`.
+    ChangeMetadata,
+    /// The audit log across records: `audit.read`.
+    ReadAuditLog,
+}
+
+impl AdminPermission {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AdminPermission::ManageUsers => "users.manage",
+            AdminPermission::ChangeMetadata => "metadata.change",
+            AdminPermission::ReadAuditLog => "audit.read",
+        }
+    }
+}
+
+/// Objects whose records sales reps create and change.
+const SALES_WRITES: &[&str] = &["Account", "Contact", "Lead", "Opportunity", "ContactRole", "Activity"];
+/// Objects whose records support agents create and change.
+const SUPPORT_WRITES: &[&str] = &["Contact", "Activity"];
+
+/// How far a role's grant on an operation reaches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grant {
+    Denied,
+    /// Only records the actor owns (sales deleting and restoring).
+    Owned,
+    Granted,
+}
+
+/// What `role` may do with records of `object`.
+pub fn grant(role: Role, object: &ObjectDef, operation: Operation) -> Grant {
+    use Operation::*;
+    if operation == Read || role == Role::Admin {
+        return Grant::Granted;
+    }
+    let writes = match role {
+        Role::Sales => SALES_WRITES,
+        Role::Support => SUPPORT_WRITES,
+        Role::Admin | Role::ReadOnly => &[],
+    };
+    // Custom objects (later) are records sales and support work with like accounts.
+    let writable = object.access == Access::Record && writes.contains(&object.name.as_str());
+    match operation {
+        Read => Grant::Granted,
+        Create | Update if writable => Grant::Granted,
+        Delete | Restore if writable && role == Role::Sales => Grant::Owned,
+        _ => Grant::Denied,
+    }
+}
+
+/// The permission name of an operation on an object: `Opportunity.create`.
+pub fn permission(object: &ObjectDef, operation: Operation) -> String {
+    format!("{}.{}", object.name, operation.as_str())
+}
+
+/// Refuses with `FORBIDDEN` unless `actor` may do `operation` on some
+/// records of `object`; returns how far the grant reaches.
+pub fn require(actor: &Actor, object: &ObjectDef, operation: Operation) -> Result<Grant> {
+    match grant(actor.role, object, operation) {
+        Grant::Denied => Err(forbidden(actor.role, &permission(object, operation), "")),
+        grant => Ok(grant),
+    }
+}
+
+/// Refuses with `FORBIDDEN` unless `actor` is an admin.
+pub fn require_admin(actor: &Actor, permission: AdminPermission) -> Result<()> {
+    if actor.role == Role::Admin {
+        return Ok(());
+    }
+    Err(forbidden(actor.role, permission.as_str(), ""))
+}
+
+/// The error for a denied permission; `detail` says more when the grant is partial.
+pub fn forbidden(role: Role, permission: &str, detail: &str) -> CrmError {
+    let mut message = format!("the {} role does not have the permission {permission}", role.as_str());
+    if !detail.is_empty() {
+        message.push_str(": ");
+        message.push_str(detail);
+    }
+    CrmError::Forbidden {
+        permission: permission.to_owned(),
+        message,
+    }
+}
+
+/// The workspace setting `recordVisibility`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RecordVisibility {
+    /// Every role reads every record.
+    #[default]
+    All,
+    /// Sales reps read the records they own and their children.
+    Owned,
+}
+
+impl RecordVisibility {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordVisibility::All => "ALL",
+            RecordVisibility::Owned => "OWNED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "ALL" => Some(RecordVisibility::All),
+            "OWNED" => Some(RecordVisibility::Owned),
+            _ => None,
+        }
+    }
+}
+
+/// A workspace's `recordVisibility` as this server last read or set it,
+/// shared by the requests of the workspace's cached schema.
+#[derive(Debug, Default)]
+pub struct VisibilitySetting(std::sync::atomic::AtomicBool);
+
+impl VisibilitySetting {
+    pub fn new(setting: RecordVisibility) -> Self {
+        let setting_ = VisibilitySetting::default();
+        setting_.set(setting);
+        setting_
+    }
+
+    pub fn get(&self) -> RecordVisibility {
+        if self.0.load(std::sync::atomic::Ordering::Acquire) {
+            RecordVisibility::Owned
+        } else {
+            RecordVisibility::All
+        }
+    }
+
+    pub fn set(&self, setting: RecordVisibility) {
+        let owned = setting == RecordVisibility::Owned;
+        self.0.store(owned, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// The records one request may read, per object: a condition added to
+/// every statement that reads the object, on either execution path.
+#[derive(Debug, Clone, Default)]
+pub struct Visibility(Option<Arc<HashMap<String, Filter>>>);
+
+impl Visibility {
+    /// Everything (every role but sales under `OWNED`).
+    pub fn all() -> Self {
+        Visibility(None)
+    }
+
+    /// What `actor` sees in a workspace with this setting.
+    pub fn of(actor: &Actor, setting: RecordVisibility, model: &Model) -> Self {
+        if actor.role != Role::Sales || setting == RecordVisibility::All {
+            return Visibility::all();
+        }
+        let filters = model
+            .objects()
+            .iter()
+            .filter(|object| object.access == Access::Record)
+            .map(|object| (object.name.clone(), owned_or_child(model, object, actor.user_id)))
+            .collect();
+        Visibility(Some(Arc::new(filters)))
+    }
+
+    /// The condition on rows of `object`, if any.
+    pub fn filter(&self, object: &str) -> Option<&Filter> {
+        self.0.as_ref()?.get(object)
+    }
+
+    /// Whether some object is restricted: compiled plans differ then.
+    pub fn is_restricted(&self) -> bool {
+        self.0.is_some()
+    }
+}
+
+/// `owner = user`, or a lookup points at a live record `user` owns
+/// (a contact of their account, an activity on their deal).
+fn owned_or_child(model: &Model, object: &ObjectDef, user: Uuid) -> Filter {
+    let owned = || Filter::Compare {
+        column: "owner_id".into(),
+        op: Comparison::Eq,
+        value: Bind::Uuid(Some(user)),
+    };
+    let mut any = Vec::new();
+    if object.field("owner").is_some() {
+        any.push(owned());
+    }
+    for field in &object.fields {
+        let Some(lookup) = field.lookup() else { continue };
+        let Some(parent) = model.object(&lookup.target) else {
+            continue;
+        };
+        if parent.access != Access::Record || parent.field("owner").is_none() {
+            continue;
+        }
+        any.push(Filter::Related {
+            schema: None,
+            table: parent.table.clone(),
+            related_column: "id".into(),
+            outer_column: field.column.clone(),
+            quantifier: Quantifier::Some,
+            inner: Box::new(owned()),
+        });
+    }
+    Filter::Any(any)
+}
