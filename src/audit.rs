@@ -21,7 +21,7 @@ use crate::records::Record;
 use diesel_async::AsyncPgConnection;
 
 /// Fields every change touches; listing them in each entry says nothing.
-const BOOKKEEPING: &[&str] = &["id", "createdAt", "updatedAt", "version", "createdBy"];
+const BOOKKEEPING: &[&str] = &["id", "createdAt", "updatedAt", "version", "createdById"];
 /// Entries one page of the audit log holds at most.
 pub const MAX_PAGE: usize = 500;
 /// Entries a page holds when the client names no size.
@@ -115,29 +115,36 @@ impl Entry {
     /// The entry of a record written through the API: `before` is `None`
     /// for a new record.
     pub fn of_record(object: &ObjectDef, action: Action, before: Option<&Record>, after: &Record) -> Entry {
+        let fields = object.fields.iter().map(|field| field.value_key());
         Entry {
             object: object.name.clone(),
             record_id: crate::records::record_id(after),
             action,
-            changes: changes(before, after),
+            changes: changes_of(fields, before, after),
         }
     }
 }
 
-/// The fields whose values differ between two row documents (all set
-/// fields of a new record), in the order the record lists them.
+/// The fields whose values differ between two documents (all set fields
+/// of a new one), in the order the documents list them.
 pub fn changes(before: Option<&Record>, after: &Record) -> Vec<Change> {
+    changes_of(after.keys().cloned(), before, after)
+}
+
+/// The changed `fields` (value keys, in the order to report them).
+fn changes_of(fields: impl Iterator<Item = String>, before: Option<&Record>, after: &Record) -> Vec<Change> {
     let mut out = Vec::new();
-    for (field, value) in after.iter() {
+    for field in fields {
         if BOOKKEEPING.contains(&field.as_str()) {
             continue;
         }
-        let old = before.and_then(|b| b.get(field)).unwrap_or(&Json::Null);
-        if old != value {
+        let old = before.and_then(|b| b.get(&field)).unwrap_or(&Json::Null);
+        let new = after.get(&field).unwrap_or(&Json::Null);
+        if old != new {
             out.push(Change {
-                field: field.clone(),
                 before: old.clone(),
-                after: value.clone(),
+                after: new.clone(),
+                field,
             });
         }
     }

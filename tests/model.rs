@@ -1,7 +1,7 @@
 //! The sales model: pipelines and stages, opportunity stage rules, account
 //! hierarchy, contact roles, activities, leads, users and ownership.
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::support::TestApp;
 

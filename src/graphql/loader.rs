@@ -159,7 +159,9 @@ impl Loader<HistoryKey> for RecordLoader {
     type Error = CrmError;
 
     async fn load(&self, keys: &[HistoryKey]) -> Result<HashMap<HistoryKey, Arc<audit::Page>>> {
-        let mut by_page: HashMap<(&Arc<str>, usize, Option<i64>), Vec<Uuid>> = HashMap::new();
+        // Records asking for the same page (object, size, cursor) share a statement.
+        type Page<'k> = (&'k Arc<str>, usize, Option<i64>);
+        let mut by_page: HashMap<Page<'_>, Vec<Uuid>> = HashMap::new();
         for key in keys {
             by_page
                 .entry((&key.object, key.first, key.after))
