@@ -42,6 +42,7 @@ impl App {
         let schemas = SchemaCache::new(Limits {
             max_depth: config.max_depth,
             max_complexity: config.max_complexity,
+            introspection: config.introspection,
         });
         let auth = Arc::new(Authenticator::new(db.clone()));
         Ok(Arc::new(App {

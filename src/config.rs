@@ -28,6 +28,15 @@ pub struct Config {
     /// Most fields a query may resolve, page sizes multiplied through
     /// (`accounts(first: 20) { nodes { name } }` costs 41).
     pub max_complexity: usize,
+    /// Whether clients may ask for the schema (`__schema`, `__type`): on
+    /// for playgrounds and code generators, off to hide the API's shape.
+    pub introspection: bool,
+    /// Origins browsers may call the API from (`https://app.example.com`);
+    /// none by default: only same-origin pages such as the playground.
+    pub cors_origins: Vec<String>,
+    /// Requests per second one API token may make (twice that in a burst);
+    /// 0 turns the limit off.
+    pub rate_limit: u32,
 }
 
 impl Default for Config {
@@ -42,6 +51,9 @@ impl Default for Config {
             body_limit: 2 * 1024 * 1024,
             max_depth: 12,
             max_complexity: 250_000,
+            introspection: true,
+            cors_origins: Vec::new(),
+            rate_limit: 200,
         }
     }
 }

@@ -7,16 +7,22 @@
 //! otherwise (always 200 for a well-formed request).
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_graphql::parser::types::OperationType;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
+use governor::clock::QuantaInstant;
+use governor::middleware::NoOpMiddleware;
 use serde_json::json;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::key_extractor::KeyExtractor;
+use tower_governor::{GovernorError, GovernorLayer};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -30,13 +36,23 @@ const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 /// The whole HTTP surface of the server.
 pub fn router(app: Arc<App>) -> Router {
     let body_limit = app.config.body_limit;
-    Router::new()
-        .route("/", get(|| async { Redirect::temporary("/graphql") }))
+    // What needs a token is also limited per token.
+    let mut api = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/metrics", get(metrics));
+    if let Some(limit) = rate_limit(app.config.rate_limit) {
+        api = api.route_layer(limit);
+    }
+    let mut router = Router::new()
+        .route("/", get(|| async { Redirect::temporary("/graphql") }))
+        .merge(api)
         .route("/graphql/assets/{file}", get(asset))
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz));
+    if let Some(cors) = cors(&app.config.cors_origins) {
+        router = router.layer(cors);
+    }
+    router
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
@@ -52,11 +68,87 @@ pub fn router(app: Arc<App>) -> Router {
         .with_state(app)
 }
 
+/// The rate-limit key of a request: its token's id, read from the header
+/// without checking it (that is `authenticate`'s job, after the limit), or
+/// one shared key for requests without a token.
+#[derive(Debug, Clone, Copy)]
+struct TokenKey;
+
+impl KeyExtractor for TokenKey {
+    type Key = Option<String>;
+
+    fn extract<T>(&self, request: &axum::http::Request<T>) -> Result<Self::Key, GovernorError> {
+        let id = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split_once(' '))
+            .and_then(|(_, token)| token.trim().strip_prefix(crate::auth::TOKEN_PREFIX))
+            .and_then(|rest| rest.get(..32))
+            .map(str::to_owned);
+        Ok(id)
+    }
+}
+
+/// `per_second` requests per second per token, bursts of twice that; a
+/// refused request gets 429 with `Retry-After` and a `RATE_LIMITED` error.
+fn rate_limit(per_second: u32) -> Option<GovernorLayer<TokenKey, NoOpMiddleware<QuantaInstant>, axum::body::Body>> {
+    if per_second == 0 {
+        return None;
+    }
+    let config = GovernorConfigBuilder::default()
+        .period(Duration::from_secs(1) / per_second)
+        .burst_size(per_second.saturating_mul(2))
+        .key_extractor(TokenKey)
+        .finish()?;
+    Some(GovernorLayer::new(config).error_handler(|error| {
+        let (wait, mut headers) = match error {
+            GovernorError::TooManyRequests { wait_time, headers } => (wait_time, headers.unwrap_or_default()),
+            _ => (1, HeaderMap::new()),
+        };
+        let retry = HeaderValue::from(wait.max(1));
+        headers.insert(header::RETRY_AFTER, retry);
+        let message = format!("too many requests with this API token; retry in {} s", wait.max(1));
+        let body = json!({ "errors": [CrmError::RateLimited(message).into_server_error()] }).to_string();
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+            body,
+        )
+            .into_response();
+        response.headers_mut().extend(headers);
+        response
+    }))
+}
+
+/// Browsers may call the API from these origins (none: same origin only).
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| match HeaderValue::from_str(o) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                tracing::warn!(origin = %o, "ignoring a CORS origin that is not a header value");
+                None
+            }
+        })
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
+            .max_age(Duration::from_secs(3600)),
+    )
+}
+
 async fn graphql_post(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    let actor = match authenticate(&app, &headers).await {
-        Ok(actor) => actor,
-        Err(refused) => return refused,
-    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -82,6 +174,15 @@ async fn graphql_post(State(app): State<Arc<App>>, headers: HeaderMap, body: Byt
             )
         }
     };
+    // Bounded before any token is looked up: the body size (the layer) and
+    // the nesting of the query (here).
+    if let Some(refused) = too_deep(&app, &headers, &request.query) {
+        return refused;
+    }
+    let actor = match authenticate(&app, &headers).await {
+        Ok(actor) => actor,
+        Err(refused) => return refused,
+    };
     run(app, &headers, actor, request).await
 }
 
@@ -91,10 +192,6 @@ async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(q
     if wants_html && !query.split('&').any(|pair| pair.starts_with("query=")) {
         return playground("production", "/graphql").into_response();
     }
-    let actor = match authenticate(&app, &headers).await {
-        Ok(actor) => actor,
-        Err(refused) => return refused,
-    };
     let request = match async_graphql::http::parse_query_string(&query) {
         Ok(request) => request,
         Err(err) => {
@@ -104,6 +201,13 @@ async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(q
                 &format!("bad GraphQL GET request: {err}"),
             )
         }
+    };
+    if let Some(refused) = too_deep(&app, &headers, &request.query) {
+        return refused;
+    }
+    let actor = match authenticate(&app, &headers).await {
+        Ok(actor) => actor,
+        Err(refused) => return refused,
     };
     if is_mutation(&request) {
         let mut response = error_response(
@@ -117,6 +221,28 @@ async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(q
         return response;
     }
     run(app, &headers, actor, request).await
+}
+
+/// Refuses a document nested far deeper than any valid query may be,
+/// before authentication: brace nesting bounds selection depth plus
+/// input-object nesting, and the exact depth check runs after it.
+fn too_deep(app: &App, headers: &HeaderMap, query: &str) -> Option<Response> {
+    let bound = app.config.max_depth * 2 + 8;
+    let nesting = crate::graphql::limits::brace_nesting(query.as_bytes());
+    if nesting <= bound {
+        return None;
+    }
+    let message = format!(
+        "the query nests {nesting} levels of braces; queries are at most {} fields deep",
+        app.config.max_depth
+    );
+    let mut response = json_response(
+        StatusCode::BAD_REQUEST,
+        headers,
+        errors_body(CrmError::QueryTooComplex(message)),
+    );
+    *response.status_mut() = StatusCode::BAD_REQUEST;
+    Some(response)
 }
 
 /// The actor of a request, or the response refusing it: 401 with

@@ -131,6 +131,16 @@ struct ServeArgs {
     /// Most fields a query may resolve, page sizes multiplied through.
     #[arg(long, env = "CRM_MAX_COMPLEXITY", default_value_t = 250_000)]
     max_complexity: usize,
+    /// Answer schema introspection (`__schema`, `__type`): `true` or `false`.
+    #[arg(long, env = "CRM_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]
+    introspection: bool,
+    /// An origin browsers may call the API from; repeat the flag, or give a
+    /// comma-separated list in the variable. None by default.
+    #[arg(long = "cors-origin", env = "CRM_CORS_ORIGINS", value_delimiter = ',')]
+    cors_origins: Vec<String>,
+    /// Requests per second per API token (bursts of twice that); 0 is no limit.
+    #[arg(long, env = "CRM_RATE_LIMIT", default_value_t = 200)]
+    rate_limit: u32,
 }
 
 fn config(database: &DatabaseArgs, serve: Option<&ServeArgs>) -> Config {
@@ -147,6 +157,9 @@ fn config(database: &DatabaseArgs, serve: Option<&ServeArgs>) -> Config {
         config.body_limit = serve.body_limit;
         config.max_depth = serve.max_depth;
         config.max_complexity = serve.max_complexity;
+        config.introspection = serve.introspection;
+        config.cors_origins = serve.cors_origins.clone();
+        config.rate_limit = serve.rate_limit;
     }
     config
 }

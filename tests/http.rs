@@ -1,5 +1,6 @@
 //! GraphQL over HTTP, the playground, health, limits and error shapes.
 
+use crm::Config;
 use hyper::{Method, StatusCode};
 use serde_json::json;
 
@@ -258,4 +259,119 @@ async fn every_type_field_argument_and_value_has_a_description() {
         missing.len(),
         &missing[..missing.len().min(30)]
     );
+}
+
+#[tokio::test]
+async fn hardening_introspection_cors_rate_limit_and_limits_before_auth() {
+    // Introspection can be turned off; ordinary queries and __typename stay.
+    let hidden = TestApp::start_with(Config {
+        introspection: false,
+        ..Config::default()
+    })
+    .await;
+    let refused = hidden.graphql("{ __schema { types { name } } }", json!({})).await;
+    assert!(refused["errors"][0]["extensions"]["code"].is_string(), "{refused}");
+    assert!(refused.get("data").is_none_or(|d| d.is_null()), "{refused}");
+    assert_eq!(hidden.data("{ __typename }", json!({})).await["__typename"], "Query");
+
+    // CORS: no origin is allowed by default; configured ones are.
+    let preflight = |origin: &'static str| {
+        vec![
+            ("origin", origin),
+            ("access-control-request-method", "POST"),
+            ("access-control-request-headers", "authorization, content-type"),
+        ]
+    };
+    let response = hidden
+        .request_without_token(
+            Method::OPTIONS,
+            "/graphql",
+            &preflight("https://app.example.com"),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(response.header("access-control-allow-origin"), "", "none by default");
+    let app = TestApp::start_with(Config {
+        cors_origins: vec!["https://app.example.com".into()],
+        rate_limit: 3,
+        ..Config::default()
+    })
+    .await;
+    let response = app
+        .request_without_token(
+            Method::OPTIONS,
+            "/graphql",
+            &preflight("https://app.example.com"),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(
+        response.header("access-control-allow-origin"),
+        "https://app.example.com"
+    );
+    assert!(response
+        .header("access-control-allow-headers")
+        .contains("authorization"));
+    let response = app
+        .request_without_token(
+            Method::OPTIONS,
+            "/graphql",
+            &preflight("https://evil.example"),
+            Vec::new(),
+        )
+        .await;
+    assert_eq!(response.header("access-control-allow-origin"), "");
+
+    // Per token: 3 a second, bursts of 6; then 429 with Retry-After. Another
+    // token keeps its own allowance.
+    let body = || br#"{"query":"{ __typename }"}"#.to_vec();
+    let headers = [("content-type", "application/json")];
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(app.request(Method::POST, "/graphql", &headers, body()).await);
+    }
+    let limited = statuses
+        .iter()
+        .find(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .expect("a 429 within 10 quick requests");
+    assert!(limited.header("retry-after").parse::<u64>().unwrap() >= 1);
+    assert_eq!(limited.json()["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+    assert!(
+        statuses[..6].iter().all(|r| r.status == StatusCode::OK),
+        "the burst passes"
+    );
+    let (_, other) = {
+        // Made directly: the admin token is out of allowance for a moment.
+        let mut conn = app.app.db.conn().await.unwrap();
+        let new = crm::auth::NewToken {
+            user: crm::auth::UserRef::Email(crm::auth::FIRST_ADMIN_EMAIL.into()),
+            role: None,
+            name: "second".into(),
+            expires_at: None,
+        };
+        let issued = crm::auth::issue(&mut conn, &crm::audit::Trail::cli("production"), &new)
+            .await
+            .unwrap();
+        ((), issued.token)
+    };
+    let bearer = format!("Bearer {other}");
+    let response = app
+        .request(
+            Method::POST,
+            "/graphql",
+            &[("content-type", "application/json"), ("authorization", &bearer)],
+            body(),
+        )
+        .await;
+    assert_eq!(response.status, StatusCode::OK);
+
+    // A document nested absurdly deep is refused before its token is looked
+    // up: no token, yet QUERY_TOO_COMPLEX, not 401.
+    let deep = format!("{}{}", "{ a ".repeat(200), "}".repeat(200));
+    let body = json!({ "query": deep }).to_string().into_bytes();
+    let response = app
+        .request_without_token(Method::POST, "/graphql", &headers, body)
+        .await;
+    assert_eq!(response.status, StatusCode::BAD_REQUEST, "{}", response.text());
+    assert_eq!(response.json()["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX");
 }

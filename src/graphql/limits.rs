@@ -214,3 +214,39 @@ fn page_size(field: &Positioned<Field>, variables: &Variables) -> u64 {
         1
     }
 }
+
+/// The deepest nesting of `{ }` in a GraphQL request body (JSON or query
+/// text), outside strings and comments: a cheap upper bound on selection
+/// depth plus input-object nesting, checked before anything else.
+pub fn brace_nesting(text: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let mut in_string = false;
+    let mut escaped = false;
+    let mut in_comment = false;
+    for &byte in text {
+        if in_comment {
+            in_comment = byte != b'\n';
+            continue;
+        }
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'#' => in_comment = true,
+            b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}

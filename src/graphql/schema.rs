@@ -20,6 +20,8 @@ use crate::records::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
+    /// Whether `__schema` and `__type` are answered.
+    pub introspection: bool,
 }
 
 /// The scalar filter inputs, by GraphQL type of the field.
@@ -113,6 +115,9 @@ pub fn build(model: &Model, limits: Option<Limits>) -> Result<Schema, SchemaErro
     }
     if let Some(limits) = limits {
         builder = builder.extension(super::limits::QueryGate::new(limits));
+        if !limits.introspection {
+            builder = builder.disable_introspection();
+        }
     }
     builder.register(query).register(mutation).finish()
 }
