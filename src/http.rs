@@ -325,8 +325,12 @@ async fn run(app: Arc<App>, headers: &HeaderMap, actor: Actor, request: async_gr
         elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
         "graphql"
     );
-    // Errors before execution (parse, validation) leave `data` absent.
-    let failed_before_execution = !response.errors.is_empty() && matches!(response.data, async_graphql::Value::Null);
+    // Errors before execution (parse, validation) leave `data` absent; an
+    // error of a non-null root field (say FORBIDDEN) leaves `data: null`
+    // and has a path.
+    let failed_before_execution = !response.errors.is_empty()
+        && matches!(response.data, async_graphql::Value::Null)
+        && response.errors.iter().all(|error| error.path.is_empty());
     let status = if accepts(headers, GRAPHQL_RESPONSE) && failed_before_execution {
         StatusCode::BAD_REQUEST
     } else {

@@ -421,6 +421,11 @@ async fn every_change_is_audited_in_its_own_transaction() {
         )
         .await;
     assert_eq!(forbidden["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    assert_eq!(
+        forbidden.get("data"),
+        Some(&Value::Null),
+        "execution ran: data is present, null"
+    );
     assert_eq!(app.data(count, json!({})).await["auditLog"]["totalCount"], before);
 
     // The log filters and pages; users, tokens and settings are in it too.
