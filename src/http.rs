@@ -315,8 +315,9 @@ async fn run(app: Arc<App>, headers: &HeaderMap, actor: Actor, request: async_gr
             );
             return json_response(StatusCode::OK, headers, body);
         }
-        graphql::Answer::Resolved(response) => response,
+        graphql::Answer::Resolved { response, executed } => (response, executed),
     };
+    let (response, executed) = response;
     tracing::info!(
         operation = %operation,
         workspace = %workspace.name,
@@ -326,11 +327,8 @@ async fn run(app: Arc<App>, headers: &HeaderMap, actor: Actor, request: async_gr
         "graphql"
     );
     // Errors before execution (parse, validation) leave `data` absent; an
-    // error of a non-null root field (say FORBIDDEN) leaves `data: null`
-    // and has a path.
-    let failed_before_execution = !response.errors.is_empty()
-        && matches!(response.data, async_graphql::Value::Null)
-        && response.errors.iter().all(|error| error.path.is_empty());
+    // error of a non-null root field (say FORBIDDEN) leaves `data: null`.
+    let failed_before_execution = !executed;
     let status = if accepts(headers, GRAPHQL_RESPONSE) && failed_before_execution {
         StatusCode::BAD_REQUEST
     } else {
@@ -340,6 +338,9 @@ async fn run(app: Arc<App>, headers: &HeaderMap, actor: Actor, request: async_gr
     // request that fails before execution has no `data` entry at all.
     let body = if failed_before_execution {
         serde_json::to_string(&json!({ "errors": response.errors }))
+    } else if matches!(response.data, async_graphql::Value::Null) {
+        // async-graphql leaves a null `data` out; execution ran, so it is there.
+        serde_json::to_string(&json!({ "data": null, "errors": response.errors }))
     } else {
         serde_json::to_string(&response)
     };

@@ -424,7 +424,7 @@ async fn every_change_is_audited_in_its_own_transaction() {
     assert_eq!(
         forbidden.get("data"),
         Some(&Value::Null),
-        "execution ran: data is present, null"
+        "execution ran: data is present, null: {forbidden}"
     );
     assert_eq!(app.data(count, json!({})).await["auditLog"]["totalCount"], before);
 

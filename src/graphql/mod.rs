@@ -159,8 +159,9 @@ pub fn production_sdl() -> std::result::Result<String, async_graphql::dynamic::S
 pub enum Answer {
     /// By one compiled statement: the response body, ready to send.
     Compiled(String),
-    /// By the resolvers.
-    Resolved(Response),
+    /// By the resolvers. `executed` is false when the request failed
+    /// before execution (parse, validation, limits): then it has no `data`.
+    Resolved { response: Response, executed: bool },
 }
 
 /// Runs a request: compiled when it can be, else through the resolvers,
@@ -176,16 +177,16 @@ pub async fn answer(entry: &WorkspaceSchema, db: &Database, caller: Caller, requ
         return Answer::Compiled(body);
     }
     let key = compiled::plan_key(&request);
-    let response = run(entry, db, caller, visibility, request).await;
+    let (response, executed) = run(entry, db, caller, visibility, request).await;
     entry.plans.confirm(key, &response);
-    Answer::Resolved(response)
+    Answer::Resolved { response, executed }
 }
 
 /// Runs a request through the resolvers and gives every error a stable
 /// `extensions.code`.
 pub async fn execute(entry: &WorkspaceSchema, db: &Database, caller: Caller, request: Request) -> Response {
     let visibility = Visibility::of(&caller.actor, entry.record_visibility.get(), &entry.model);
-    run(entry, db, caller, visibility, request).await
+    run(entry, db, caller, visibility, request).await.0
 }
 
 async fn run(
@@ -194,17 +195,24 @@ async fn run(
     caller: Caller,
     visibility: Visibility,
     request: Request,
-) -> Response {
+) -> (Response, bool) {
     let mut context = RequestContext::new(db.clone(), &entry.workspace, entry.model.clone(), caller, visibility);
     context.record_visibility = entry.record_visibility.clone();
     let query = request.query.clone();
     let operation_name = request.operation_name.clone();
     let mut response = entry.schema.execute(request.data(context)).await;
+    // Resolvers' errors carry a code (async-graphql gives them no path);
+    // errors before execution have none, except the query gate's.
+    let executed = !matches!(response.data, Value::Null)
+        || response.errors.iter().any(|error| {
+            let code = error.extensions.as_ref().and_then(|e| e.get("code"));
+            code.is_some_and(|code| *code != Value::from("QUERY_TOO_COMPLEX"))
+        });
     for error in &mut response.errors {
         ensure_code(error);
     }
     in_selection_order(&mut response.data, &query, operation_name.as_deref());
-    response
+    (response, executed)
 }
 
 /// async-graphql resolves sibling fields concurrently and lists them in
