@@ -315,7 +315,7 @@ async fn run(app: Arc<App>, headers: &HeaderMap, actor: Actor, request: async_gr
             );
             return json_response(StatusCode::OK, headers, body);
         }
-        graphql::Answer::Resolved { response, executed } => (response, executed),
+        graphql::Answer::Resolved { response, executed } => (*response, executed),
     };
     let (response, executed) = response;
     tracing::info!(

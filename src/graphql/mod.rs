@@ -161,7 +161,7 @@ pub enum Answer {
     Compiled(String),
     /// By the resolvers. `executed` is false when the request failed
     /// before execution (parse, validation, limits): then it has no `data`.
-    Resolved { response: Response, executed: bool },
+    Resolved { response: Box<Response>, executed: bool },
 }
 
 /// Runs a request: compiled when it can be, else through the resolvers,
@@ -179,7 +179,10 @@ pub async fn answer(entry: &WorkspaceSchema, db: &Database, caller: Caller, requ
     let key = compiled::plan_key(&request);
     let (response, executed) = run(entry, db, caller, visibility, request).await;
     entry.plans.confirm(key, &response);
-    Answer::Resolved { response, executed }
+    Answer::Resolved {
+        response: Box::new(response),
+        executed,
+    }
 }
 
 /// Runs a request through the resolvers and gives every error a stable
