@@ -254,15 +254,17 @@ async fn owned_visibility_limits_sales_to_their_records_and_children() {
     let (_, support_token) = app.user("support@example.com", "SUPPORT").await;
     let mine = app.create("Account", json!({ "name": "Mine", "ownerId": rep })).await;
     let theirs = app
-        .create("Account", json!({ "name": "Theirs", "ownerId": colleague }))
-        .await;
-    // A contact owned by the colleague on the rep's account: a child, so visible.
-    let child = app
         .create(
-            "Contact",
-            json!({ "lastName": "Child", "accountId": mine, "ownerId": colleague }),
+            "Account",
+            json!({ "name": "Theirs", "ownerId": colleague, "externalId": "theirs-1" }),
         )
         .await;
+    // A contact owned by the colleague on the rep's account: a child, so visible.
+    app.create(
+        "Contact",
+        json!({ "lastName": "Child", "accountId": mine, "ownerId": colleague }),
+    )
+    .await;
     let hidden = app
         .create(
             "Contact",
@@ -331,8 +333,16 @@ async fn owned_visibility_limits_sales_to_their_records_and_children() {
     let update = "mutation($id: ID!) { updateAccount(id: $id, input: { name: \"Taken\" }) { name } }";
     let refused = app.graphql_as(&rep_token, update, json!({ "id": theirs })).await;
     assert_eq!(refused["errors"][0]["extensions"]["code"], "NOT_FOUND", "{refused}");
-    let _ = own_contact;
-    let _ = child;
+    let upsert = "mutation { upsertAccount(externalId: \"theirs-1\", input: { name: \"Taken\" }) { name } }";
+    let refused = app.graphql_as(&rep_token, upsert, json!({})).await;
+    assert_eq!(refused["errors"][0]["extensions"]["code"], "CONFLICT", "{refused}");
+    let name = app
+        .data("query($id: ID!) { account(id: $id) { name } }", json!({ "id": theirs }))
+        .await;
+    assert_eq!(
+        name["account"]["name"], "Theirs",
+        "an invisible record is not overwritten"
+    );
     app.data(set, json!({ "v": "ALL" })).await;
     let answer = app.graphql_as(&rep_token, query, variables).await;
     assert_eq!(answer["data"], everything);

@@ -333,7 +333,20 @@ fn upsert(object: &Arc<ObjectDef>) -> Field {
             let table = context.table(&object);
             let external = (field, Bind::Text(Some(external_id)));
             let record = audited!(context, |conn| {
-                let before = write::lock_external(conn, table, &external).await?;
+                // Found among all rows (the external id is unique among them),
+                // then changed only if the request may see it.
+                let (field, value) = &external;
+                let every = table.restricted(None);
+                let before = write::lock_where(conn, every, &field.column, value.clone()).await?;
+                if let (Some(found), Some(_)) = (&before, table.visible) {
+                    let id = crate::records::record_id(found).ok_or_else(|| CrmError::internal("record without id"))?;
+                    if write::lock(conn, table, id).await?.is_none() {
+                        return Err(CrmError::Conflict(format!(
+                            "another {} already has this externalId",
+                            object.name
+                        )));
+                    }
+                }
                 let action = match &before {
                     None => {
                         with_creator(context, &object, &mut values);

@@ -118,40 +118,24 @@ pub async fn update(
 /// transaction ends: the "before" of a change. `None` when it does not
 /// exist or the request may not see it.
 pub async fn lock(conn: &mut AsyncPgConnection, table: Table<'_>, id: Uuid) -> Result<Option<Record>> {
-    let mut query = Sql::raw("SELECT ");
-    query
-        .append(&projection(table.object, &FieldSet::all(table.object), T))
-        .push(" AS row");
-    query
-        .append(&table.from_as(T))
-        .push(" WHERE ")
-        .column(T, "id")
-        .push(" = ");
-    query
-        .bind(Bind::Uuid(Some(id)))
-        .push(" AND ")
-        .append(&table.rows(true, T));
-    query.push(" FOR UPDATE");
-    let rows: Vec<JsonRow> = query.load(conn).await?;
-    Ok(rows.into_iter().next().map(|r| into_record(r.row)))
+    lock_where(conn, table, "id", Bind::Uuid(Some(id))).await
 }
 
-/// The live or deleted record with this external id, locked (see [`lock`]).
-pub async fn lock_external(
+/// The record whose `column` holds `value` (a unique column: `id`,
+/// `external_id`), locked; see [`lock`].
+pub async fn lock_where(
     conn: &mut AsyncPgConnection,
     table: Table<'_>,
-    external: &Assignment,
+    column: &str,
+    value: Bind,
 ) -> Result<Option<Record>> {
     let mut query = Sql::raw("SELECT ");
     query
         .append(&projection(table.object, &FieldSet::all(table.object), T))
         .push(" AS row");
-    query
-        .append(&table.from_as(T))
-        .push(" WHERE ")
-        .column(T, &external.0.column)
-        .push(" = ");
-    query.bind(external.1.clone()).push(" FOR UPDATE");
+    query.append(&table.from_as(T)).push(" WHERE ").column(T, column);
+    query.push(" = ").bind(value).push(" AND ").append(&table.rows(true, T));
+    query.push(" FOR UPDATE");
     let rows: Vec<JsonRow> = query.load(conn).await?;
     Ok(rows.into_iter().next().map(|r| into_record(r.row)))
 }
