@@ -271,12 +271,12 @@ async fn owned_visibility_limits_sales_to_their_records_and_children() {
             json!({ "lastName": "Hidden", "accountId": theirs, "ownerId": colleague }),
         )
         .await;
-    let own_contact = app
-        .create(
-            "Contact",
-            json!({ "lastName": "Own", "accountId": theirs, "ownerId": rep }),
-        )
-        .await;
+    // The rep's own contact on the colleague's account: visible, its account not.
+    app.create(
+        "Contact",
+        json!({ "lastName": "Own", "accountId": theirs, "ownerId": rep }),
+    )
+    .await;
 
     let query = "query($theirs: ID!, $hidden: ID!) {
         accounts(orderBy: [{ field: NAME }]) { totalCount nodes { name contacts(orderBy: [{ field: LAST_NAME }]) { totalCount nodes { lastName } } } }
