@@ -85,7 +85,7 @@ pub enum Grant {
 /// What `role` may do with records of `object`.
 pub fn grant(role: Role, object: &ObjectDef, operation: Operation) -> Grant {
     use Operation::*;
-    if operation == Read || role == Role::Admin {
+    if role == Role::Admin {
         return Grant::Granted;
     }
     let writes = match role {
@@ -172,9 +172,7 @@ pub struct VisibilitySetting(std::sync::atomic::AtomicBool);
 
 impl VisibilitySetting {
     pub fn new(setting: RecordVisibility) -> Self {
-        let setting_ = VisibilitySetting::default();
-        setting_.set(setting);
-        setting_
+        VisibilitySetting(std::sync::atomic::AtomicBool::new(setting == RecordVisibility::Owned))
     }
 
     pub fn get(&self) -> RecordVisibility {
@@ -219,11 +217,6 @@ impl Visibility {
     /// The condition on rows of `object`, if any.
     pub fn filter(&self, object: &str) -> Option<&Filter> {
         self.0.as_ref()?.get(object)
-    }
-
-    /// Whether some object is restricted: compiled plans differ then.
-    pub fn is_restricted(&self) -> bool {
-        self.0.is_some()
     }
 }
 

@@ -237,15 +237,11 @@ pub async fn issue(conn: &mut AsyncPgConnection, trail: &Trail, new: &NewToken) 
 
 /// What the audit log keeps of a new token (never its secret).
 fn token_fields(info: &TokenInfo) -> Vec<audit::Change> {
-    let at = |t: Option<DateTime<Utc>>| {
-        t.map(|t| serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)))
-            .unwrap_or_default()
-    };
     [
         ("name", serde_json::Value::String(info.name.clone())),
         ("userId", serde_json::Value::String(info.user_id.to_string())),
         ("role", serde_json::Value::String(info.role.clone())),
-        ("expiresAt", at(info.expires_at)),
+        ("expiresAt", json_time(info.expires_at)),
     ]
     .into_iter()
     .filter(|(_, value)| !value.is_null())
@@ -255,6 +251,12 @@ fn token_fields(info: &TokenInfo) -> Vec<audit::Change> {
         after,
     })
     .collect()
+}
+
+/// An instant as the API writes it, or null.
+fn json_time(at: Option<DateTime<Utc>>) -> serde_json::Value {
+    at.map(|t| serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)))
+        .unwrap_or_default()
 }
 
 const TOKEN_COLUMNS: &str =
@@ -291,10 +293,7 @@ pub async fn revoke(conn: &mut AsyncPgConnection, trail: &Trail, id: Uuid) -> Re
         let info = find(conn, id)
             .await?
             .ok_or_else(|| CrmError::internal("a revoked token is gone"))?;
-        let at = info
-            .revoked_at
-            .map(|t| serde_json::Value::String(t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)))
-            .unwrap_or_default();
+        let at = json_time(info.revoked_at);
         let entry = audit::Entry {
             object: "ApiToken".into(),
             record_id: Some(id),

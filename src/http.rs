@@ -236,13 +236,11 @@ fn too_deep(app: &App, headers: &HeaderMap, query: &str) -> Option<Response> {
         "the query nests {nesting} levels of braces; queries are at most {} fields deep",
         app.config.max_depth
     );
-    let mut response = json_response(
+    Some(json_response(
         StatusCode::BAD_REQUEST,
         headers,
         errors_body(CrmError::QueryTooComplex(message)),
-    );
-    *response.status_mut() = StatusCode::BAD_REQUEST;
-    Some(response)
+    ))
 }
 
 /// The actor of a request, or the response refusing it: 401 with
@@ -303,7 +301,7 @@ async fn run(app: Arc<App>, headers: &HeaderMap, actor: Actor, request: async_gr
             .map(str::to_owned),
         authenticator: Some(app.auth.clone()),
     };
-    let response = match graphql::answer(&entry, &app.db, caller, request).await {
+    let (response, executed) = match graphql::answer(&entry, &app.db, caller, request).await {
         graphql::Answer::Compiled(body) => {
             tracing::info!(
                 operation = %operation,
@@ -317,7 +315,6 @@ async fn run(app: Arc<App>, headers: &HeaderMap, actor: Actor, request: async_gr
         }
         graphql::Answer::Resolved { response, executed } => (*response, executed),
     };
-    let (response, executed) = response;
     tracing::info!(
         operation = %operation,
         workspace = %workspace.name,

@@ -199,8 +199,7 @@ async fn run(
     visibility: Visibility,
     request: Request,
 ) -> (Response, bool) {
-    let mut context = RequestContext::new(db.clone(), &entry.workspace, entry.model.clone(), caller, visibility);
-    context.record_visibility = entry.record_visibility.clone();
+    let context = RequestContext::new(db.clone(), entry, caller, visibility);
     let query = request.query.clone();
     let operation_name = request.operation_name.clone();
     let mut response = entry.schema.execute(request.data(context)).await;

@@ -12,7 +12,7 @@ use super::input::{self, ListArgs, Path};
 use super::loader::{ChildQuery, ChildrenKey, RecordKey, RecordLoader};
 use super::schema::list_arguments;
 use super::selection;
-use super::{Caller, Workspace};
+use super::{Caller, WorkspaceSchema};
 use crate::access::Visibility;
 use crate::audit::Trail;
 use crate::auth::Actor;
@@ -41,7 +41,10 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    pub fn new(db: Database, workspace: &Workspace, model: Arc<Model>, caller: Caller, visibility: Visibility) -> Self {
+    /// The context of one request on `entry`'s schema.
+    pub fn new(db: Database, entry: &WorkspaceSchema, caller: Caller, visibility: Visibility) -> Self {
+        let workspace = &entry.workspace;
+        let model = entry.model.clone();
         let schema: Arc<str> = workspace.pg_schema.as_str().into();
         let loader = DataLoader::new(
             RecordLoader {
@@ -66,7 +69,7 @@ impl RequestContext {
             actor: caller.actor,
             authenticator: caller.authenticator,
             visibility,
-            record_visibility: Arc::default(),
+            record_visibility: entry.record_visibility.clone(),
         }
     }
 

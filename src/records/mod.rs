@@ -154,7 +154,7 @@ pub fn column_json(field: &FieldDef, alias: &str) -> Sql {
 }
 
 /// Rows not soft-deleted (or every row, with `include_deleted`) of table alias `alias`.
-pub fn live_rows(include_deleted: bool, alias: &str) -> Sql {
+fn live_rows(include_deleted: bool, alias: &str) -> Sql {
     let mut sql = Sql::new();
     if include_deleted {
         sql.push("true");
