@@ -93,8 +93,9 @@ pub fn grant(role: Role, object: &ObjectDef, operation: Operation) -> Grant {
         Role::Support => SUPPORT_WRITES,
         Role::Admin | Role::ReadOnly => &[],
     };
-    // Custom objects (later) are records sales and support work with like accounts.
-    let writable = object.access == Access::Record && writes.contains(&object.name.as_str());
+    // Custom objects hold records sales reps work with like accounts.
+    let writable = object.access == Access::Record
+        && (writes.contains(&object.name.as_str()) || (object.custom && role == Role::Sales));
     match operation {
         Read => Grant::Granted,
         Create | Update if writable => Grant::Granted,

@@ -15,9 +15,11 @@ use crate::graphql::{Limits, SchemaCache};
 pub struct App {
     pub config: Config,
     pub db: Database,
-    pub schemas: SchemaCache,
+    pub schemas: Arc<SchemaCache>,
     /// Checks the API token of every request.
     pub auth: Arc<Authenticator>,
+    /// Dropping it stops the task listening for other servers' changes.
+    _listener: tokio::sync::oneshot::Sender<()>,
 }
 
 impl std::fmt::Debug for App {
@@ -30,7 +32,9 @@ impl std::fmt::Debug for App {
 }
 
 impl App {
-    /// Builds the state over a migrated database.
+    /// Builds the state over a migrated database, and starts listening for
+    /// changes other servers on the same database announce (`notify`): it
+    /// must run inside the Tokio runtime.
     pub fn new(config: Config, database_url: &str) -> anyhow::Result<Arc<App>> {
         let db = Database::connect(
             database_url,
@@ -39,18 +43,26 @@ impl App {
                 statement_timeout: config.statement_timeout,
             },
         )?;
-        let schemas = SchemaCache::new(Limits {
+        let schemas = Arc::new(SchemaCache::new(Limits {
             max_depth: config.max_depth,
             max_complexity: config.max_complexity,
             introspection: config.introspection,
-        });
+        }));
         let auth = Arc::new(Authenticator::new(db.clone()));
-        Ok(Arc::new(App {
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let app = Arc::new(App {
             config,
             db,
             schemas,
             auth,
-        }))
+            _listener: stop,
+        });
+        tokio::spawn(crate::notify::listen(
+            Arc::downgrade(&app),
+            database_url.to_owned(),
+            stopped,
+        ));
+        Ok(app)
     }
 }
 

@@ -58,16 +58,18 @@ pub enum Action {
     Restore,
     Deactivate,
     Revoke,
+    Purge,
 }
 
 impl Action {
-    pub const ALL: [Action; 6] = [
+    pub const ALL: [Action; 7] = [
         Action::Create,
         Action::Update,
         Action::Delete,
         Action::Restore,
         Action::Deactivate,
         Action::Revoke,
+        Action::Purge,
     ];
 
     pub fn description(self) -> &'static str {
@@ -78,6 +80,7 @@ impl Action {
             Action::Restore => "A deleted record was restored.",
             Action::Deactivate => "A user was deactivated.",
             Action::Revoke => "An API token was revoked.",
+            Action::Purge => "A deleted custom field or object was removed for good, with its data.",
         }
     }
 
@@ -89,6 +92,7 @@ impl Action {
             Action::Restore => "RESTORE",
             Action::Deactivate => "DEACTIVATE",
             Action::Revoke => "REVOKE",
+            Action::Purge => "PURGE",
         }
     }
 }
@@ -182,7 +186,7 @@ pub async fn append(conn: &mut AsyncPgConnection, trail: &Trail, entries: &[Entr
         query.bind(Bind::Text(Some(entry.object.clone()))).push(", ");
         query.bind(Bind::Uuid(entry.record_id)).push(", ");
         query.push("'").push(entry.action.as_str()).push("', ");
-        query.bind(Bind::Json(Json::Array(changes))).push(")");
+        query.bind(Bind::Json(Some(Json::Array(changes)))).push(")");
     }
     query.execute(conn).await?;
     Ok(())

@@ -305,6 +305,8 @@ pub async fn revoke(conn: &mut AsyncPgConnection, trail: &Trail, id: Uuid) -> Re
             }],
         };
         audit::append(conn, trail, &[entry]).await?;
+        // Every server refuses it from the commit on.
+        crate::notify::announce(conn, &crate::notify::Announcement::TokenRevoked { id }).await?;
         Ok(info)
     })
     .await
@@ -456,6 +458,14 @@ impl Authenticator {
     pub fn forget_user(&self, user: Uuid) {
         if let Ok(mut remembered) = self.remembered.lock() {
             remembered.retain(|_, (_, row)| row.as_ref().is_none_or(|row| row.user_id != user));
+        }
+    }
+
+    /// Forgets every token (announcements of other servers may have been
+    /// missed).
+    pub fn forget_all(&self) {
+        if let Ok(mut remembered) = self.remembered.lock() {
+            remembered.clear();
         }
     }
 

@@ -21,6 +21,16 @@ pub enum CrmError {
     /// The change collides with the current state (a unique value taken).
     #[error("{0}")]
     Conflict(String),
+    /// A metadata change that existing records do not satisfy (a new
+    /// constraint they violate, values a type change cannot convert):
+    /// `count` records, some of them in `sample_ids`. Nothing changed.
+    #[error("{message}")]
+    DataConflict {
+        message: String,
+        field: Vec<String>,
+        count: i64,
+        sample_ids: Vec<String>,
+    },
     /// The record moved on since the client read it.
     #[error("{object} {id} is at version {current}, not the expected version {expected}: reload it and try again")]
     VersionConflict {
@@ -93,7 +103,7 @@ impl CrmError {
         match self {
             CrmError::BadUserInput { .. } => "BAD_USER_INPUT",
             CrmError::NotFound { .. } => "NOT_FOUND",
-            CrmError::Conflict(_) | CrmError::VersionConflict { .. } => "CONFLICT",
+            CrmError::Conflict(_) | CrmError::VersionConflict { .. } | CrmError::DataConflict { .. } => "CONFLICT",
             CrmError::Unauthenticated(_) => "UNAUTHENTICATED",
             CrmError::Forbidden { .. } => "FORBIDDEN",
             CrmError::RateLimited(_) => "RATE_LIMITED",
@@ -120,7 +130,13 @@ impl ErrorExtensions for CrmError {
         let err = self;
         let code = err.code();
         let field = match err {
-            CrmError::BadUserInput { field, .. } if !field.is_empty() => Some(field.clone()),
+            CrmError::BadUserInput { field, .. } | CrmError::DataConflict { field, .. } if !field.is_empty() => {
+                Some(field.clone())
+            }
+            _ => None,
+        };
+        let violations = match err {
+            CrmError::DataConflict { count, sample_ids, .. } => Some((*count, sample_ids.clone())),
             _ => None,
         };
         let permission = match err {
@@ -146,6 +162,11 @@ impl ErrorExtensions for CrmError {
             }
             if let Some(current) = current_version {
                 ext.set("currentVersion", current);
+            }
+            if let Some((count, samples)) = violations {
+                ext.set("count", count);
+                let samples = samples.into_iter().map(async_graphql::Value::String).collect();
+                ext.set("sampleIds", async_graphql::Value::List(samples));
             }
         })
     }

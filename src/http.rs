@@ -300,6 +300,7 @@ async fn run(app: Arc<App>, headers: &HeaderMap, actor: Actor, request: async_gr
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
         authenticator: Some(app.auth.clone()),
+        schemas: Some(app.schemas.clone()),
     };
     let (response, executed) = match graphql::answer(&entry, &app.db, caller, request).await {
         graphql::Answer::Compiled(body) => {

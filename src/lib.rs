@@ -16,6 +16,7 @@ pub mod error;
 pub mod graphql;
 pub mod http;
 pub mod metadata;
+pub mod notify;
 pub mod records;
 pub mod seed;
 

@@ -236,6 +236,7 @@ async fn run(app: &App, query: &str, variables: Value) -> anyhow::Result<Value> 
         },
         request_id: None,
         authenticator: None,
+        schemas: None,
     };
     let request = async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(variables));
     let response = graphql::execute(&entry, &app.db, caller, request).await;

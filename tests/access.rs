@@ -207,13 +207,32 @@ async fn every_role_may_do_exactly_what_it_is_granted() {
             checked += 3;
         }
 
-        // Metadata change: workspace settings (custom fields come later).
-        let settings = "mutation { updateWorkspaceSettings(input: { recordVisibility: ALL }) { recordVisibility } }";
-        check(
-            &format!("{role} metadata change"),
-            role == "ADMIN",
-            &attempt(&app, &token, settings, json!({})).await,
-        );
+        // Metadata: workspace settings, custom fields and objects, reading them.
+        let metadata_ops = [
+            (
+                "mutation { updateWorkspaceSettings(input: { recordVisibility: ALL }) { recordVisibility } }"
+                    .to_owned(),
+                json!({}),
+            ),
+            (
+                "mutation($input: CreateCustomFieldInput!) { createCustomField(input: $input) { name } }".to_owned(),
+                json!({ "input": { "object": "Account", "name": unique("field").replace('-', ""), "label": "F", "type": "TEXT" } }),
+            ),
+            (
+                "mutation($input: CreateCustomObjectInput!) { createCustomObject(input: $input) { name } }".to_owned(),
+                json!({ "input": { "name": format!("Thing{}", unique("x").replace('-', "")), "label": "Thing", "pluralLabel": "Things" } }),
+            ),
+            ("{ objects { name } }".to_owned(), json!({})),
+            ("{ metadataChanges { version } }".to_owned(), json!({})),
+        ];
+        for (query, variables) in metadata_ops {
+            check(
+                &format!("{role} metadata {query}"),
+                role == "ADMIN",
+                &attempt(&app, &token, &query, variables).await,
+            );
+            checked += 1;
+        }
         // User administration: users, tokens, the audit log.
         let new_user = json!({ "input": { "name": unique("n"), "email": format!("{}@example.com", unique("n")) } });
         let admin_ops = [

@@ -26,7 +26,8 @@ pub enum Bind {
     Date(Option<NaiveDate>),
     DateTime(Option<DateTime<Utc>>),
     Bytes(Vec<u8>),
-    Json(serde_json::Value),
+    Json(Option<serde_json::Value>),
+    TextArray(Option<Vec<String>>),
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +78,12 @@ impl Sql {
     /// Appends `"schema"."table"`.
     pub fn table(&mut self, schema: &str, table: &str) -> &mut Self {
         self.ident(schema).push(".").ident(table)
+    }
+
+    /// Appends a string literal, quoted: for DDL, where values cannot be
+    /// bound (a column's `DEFAULT`). The text must not contain NUL.
+    pub fn string_literal(&mut self, text: &str) -> &mut Self {
+        self.push("'").push(&text.replace('\'', "''")).push("'")
     }
 
     /// Appends a bound value.
@@ -133,7 +140,8 @@ impl QueryFragment<Pg> for Sql {
                     Bind::Date(v) => out.push_bind_param::<Nullable<Date>, _>(v)?,
                     Bind::DateTime(v) => out.push_bind_param::<Nullable<Timestamptz>, _>(v)?,
                     Bind::Bytes(v) => out.push_bind_param::<Bytea, _>(v)?,
-                    Bind::Json(v) => out.push_bind_param::<Jsonb, _>(v)?,
+                    Bind::Json(v) => out.push_bind_param::<Nullable<Jsonb>, _>(v)?,
+                    Bind::TextArray(v) => out.push_bind_param::<Nullable<Array<Text>>, _>(v)?,
                 },
             }
         }

@@ -214,6 +214,9 @@ pub fn mutation_fields() -> Vec<Field> {
                                 changes: audit::changes(Some(&settings_record(before)), &settings_record(visibility)),
                             };
                             audit::append(conn, &context.trail, &[entry]).await?;
+                            let workspace = context.trail.workspace.clone();
+                            let announcement = crate::notify::Announcement::Settings { workspace };
+                            crate::notify::announce(conn, &announcement).await?;
                             Ok(visibility)
                         })
                         .await?;

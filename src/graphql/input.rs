@@ -7,8 +7,8 @@ use async_graphql::{Name, Value};
 
 use crate::db::sql::Bind;
 use crate::error::{CrmError, Result};
-use crate::metadata::{screaming_snake, FieldDef, FieldKind, Model, ObjectDef};
-use crate::records::filter::{Comparison, TextMatch};
+use crate::metadata::{screaming_snake, FieldDef, FieldKind, Model, ObjectDef, PicklistOption};
+use crate::records::filter::{ArrayMatch, Comparison, TextMatch};
 use crate::records::page::{Cursor, CursorError, OrderKey, PageRequest, MAX_PAGE_SIZE};
 use crate::records::write::Assignment;
 use crate::records::{Filter, Quantifier};
@@ -24,6 +24,9 @@ pub struct Path(Vec<String>);
 impl Path {
     pub fn root(name: &str) -> Self {
         Path(vec![name.to_owned()])
+    }
+    pub fn from_parts(parts: &[String]) -> Self {
+        Path(parts.to_vec())
     }
     pub fn at(&self, name: &str) -> Self {
         let mut next = self.0.clone();
@@ -47,8 +50,10 @@ pub fn null_for(field: &FieldDef) -> Bind {
     match field.kind {
         FieldKind::Id | FieldKind::Lookup(_) => Bind::Uuid(None),
         FieldKind::Integer => Bind::Int(None),
-        FieldKind::Decimal => Bind::Decimal(None),
+        FieldKind::Decimal | FieldKind::Currency | FieldKind::Percent => Bind::Decimal(None),
         FieldKind::Boolean => Bind::Bool(None),
+        FieldKind::MultiPicklist(_) => Bind::TextArray(None),
+        FieldKind::Json => Bind::Json(None),
         FieldKind::Date => Bind::Date(None),
         FieldKind::DateTime => Bind::DateTime(None),
         _ => Bind::Text(None),
@@ -87,7 +92,7 @@ pub fn scalar(field: &FieldDef, value: &Value, path: &Path) -> Result<Bind> {
             },
             _ => return Err(path.error(format!("{} must be an integer", field.label))),
         },
-        FieldKind::Decimal => {
+        FieldKind::Decimal | FieldKind::Currency | FieldKind::Percent => {
             let text = match value {
                 Value::String(s) => s.clone(),
                 Value::Number(n) => n.to_string(),
@@ -101,18 +106,61 @@ pub fn scalar(field: &FieldDef, value: &Value, path: &Path) -> Result<Bind> {
         },
         FieldKind::Date => Bind::Date(Some(parse_date(text()?).map_err(|why| path.error(why))?)),
         FieldKind::DateTime => Bind::DateTime(Some(parse_datetime(text()?).map_err(|why| path.error(why))?)),
-        FieldKind::Picklist(options) => {
-            let name = match value {
-                Value::Enum(name) => name.as_str(),
-                Value::String(s) => s.as_str(),
-                _ => return Err(path.error(format!("{} must be one of its values", field.label))),
+        FieldKind::Picklist(options) => Bind::Text(Some(option(field, options, value, path)?)),
+        FieldKind::MultiPicklist(options) => {
+            // A single value is a list of one, as GraphQL input coercion has it.
+            let items = match value {
+                Value::List(items) => items.as_slice(),
+                single => std::slice::from_ref(single),
             };
-            if !options.iter().any(|o| o.value == name) {
-                return Err(path.error(format!("{name} is not a value of {}", field.label)));
+            let mut values: Vec<String> = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                let value = option(field, options, item, &path.index(i))?;
+                if !values.contains(&value) {
+                    values.push(value);
+                }
             }
-            Bind::Text(Some(name.to_owned()))
+            Bind::TextArray(Some(values))
         }
+        FieldKind::Json => Bind::Json(Some(
+            value
+                .clone()
+                .into_json()
+                .map_err(|_| path.error(format!("{} must be a JSON value", field.label)))?,
+        )),
     })
+}
+
+/// One value of a picklist.
+fn option(field: &FieldDef, options: &[PicklistOption], value: &Value, path: &Path) -> Result<String> {
+    let name = match value {
+        Value::Enum(name) => name.as_str(),
+        Value::String(s) => s.as_str(),
+        _ => return Err(path.error(format!("{} must be one of its values", field.label))),
+    };
+    if !options.iter().any(|o| o.value == name) {
+        return Err(path.error(format!("{name} is not a value of {}", field.label)));
+    }
+    Ok(name.to_owned())
+}
+
+/// Refuses retired (inactive) picklist values in what a write stores;
+/// filters may still name them.
+fn check_active(field: &FieldDef, bind: &Bind, path: &Path) -> Result<()> {
+    let Some(options) = field.kind.options() else {
+        return Ok(());
+    };
+    let values: Vec<&String> = match bind {
+        Bind::Text(Some(value)) => vec![value],
+        Bind::TextArray(Some(values)) => values.iter().collect(),
+        _ => vec![],
+    };
+    for value in values {
+        if options.iter().any(|o| &o.value == value && !o.active) {
+            return Err(path.error(format!("{value} is retired: {} no longer takes it", field.label)));
+        }
+    }
+    Ok(())
 }
 
 /// A GraphQL value (possibly null) to store in `field`.
@@ -123,7 +171,9 @@ pub fn assignment(field: &FieldDef, value: &Value, path: &Path) -> Result<Bind> 
         }
         return Ok(null_for(field));
     }
-    scalar(field, value, path)
+    let bind = scalar(field, value, path)?;
+    check_active(field, &bind, path)?;
+    Ok(bind)
 }
 
 /// The fields set by a create or update input.
@@ -380,6 +430,28 @@ fn field_conditions(field: &FieldDef, ops: &Value, path: &Path) -> Result<Vec<Fi
                     is_null: *is_null,
                 },
                 _ => return Err(at.error("isNull takes true or false")),
+            },
+            "containsAny" | "containsAll" | "containsNone" => {
+                let Bind::TextArray(Some(values)) = scalar(field, operand, &at)? else {
+                    return Err(at.error(format!("{op} takes a list of values")));
+                };
+                let op = match op.as_str() {
+                    "containsAny" => ArrayMatch::Any,
+                    "containsAll" => ArrayMatch::All,
+                    _ => ArrayMatch::None,
+                };
+                Filter::Array {
+                    column: column.clone(),
+                    op,
+                    values,
+                }
+            }
+            "contains" if field.kind == FieldKind::Json => Filter::JsonContains {
+                column: column.clone(),
+                value: operand
+                    .clone()
+                    .into_json()
+                    .map_err(|_| at.error("contains takes a JSON value"))?,
             },
             "like" => text(TextMatch::Like)?,
             "ilike" => text(TextMatch::ILike)?,

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod compiled;
+pub mod customize;
 pub mod input;
 pub mod limits;
 pub mod loader;
@@ -26,6 +27,7 @@ use crate::auth::Actor;
 use crate::db::sql::Sql;
 use crate::db::Database;
 use crate::error::{CrmError, Result};
+use crate::metadata::custom::Customizations;
 use crate::metadata::Model;
 
 pub use resolve::RequestContext;
@@ -38,6 +40,8 @@ pub struct Caller {
     pub request_id: Option<String>,
     /// The server's token checker, told when users or tokens change.
     pub authenticator: Option<Arc<crate::auth::Authenticator>>,
+    /// The server's schema cache, rebuilt after a metadata change.
+    pub schemas: Option<Arc<SchemaCache>>,
 }
 pub use schema::Limits;
 
@@ -80,6 +84,14 @@ pub struct SchemaCache {
     compiled_answers: Arc<AtomicU64>,
 }
 
+impl std::fmt::Debug for SchemaCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SchemaCache")
+            .field("workspaces", &self.entries.load().keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
 impl SchemaCache {
     pub fn new(limits: Limits) -> Self {
         SchemaCache {
@@ -99,11 +111,32 @@ impl SchemaCache {
         if let Some(entry) = self.entries.load().get(&workspace.name) {
             return Ok(entry.clone());
         }
-        let settings = settings(db, &workspace.pg_schema).await?;
-        let model = Arc::new(Model::standard());
+        let entry = Arc::new(self.build(db, workspace).await?);
+        self.entries.rcu(|entries| {
+            let mut entries = HashMap::clone(entries);
+            // Another request may have built a newer one meanwhile.
+            if entries
+                .get(&workspace.name)
+                .is_none_or(|cached| cached.metadata_version < entry.metadata_version)
+            {
+                entries.insert(workspace.name.clone(), entry.clone());
+            }
+            entries
+        });
+        Ok(entry)
+    }
+
+    /// Builds a workspace's schema from its metadata as stored now.
+    async fn build(&self, db: &Database, workspace: &Workspace) -> Result<WorkspaceSchema> {
+        let mut conn = db.conn().await?;
+        // Settings first: the model read after is at least as new as the version.
+        let settings = settings(&mut conn, &workspace.pg_schema).await?;
+        let custom = Customizations::read(&mut conn, &workspace.pg_schema).await?;
+        drop(conn);
+        let model = Arc::new(custom.model()?);
         let schema = schema::build(&model, Some(self.limits))
-            .map_err(|err| CrmError::internal(format_args!("building the schema of {}: {err}", workspace.name)))?;
-        let entry = Arc::new(WorkspaceSchema {
+            .map_err(|err| CrmError::internal(format_args!("building the schema of {}: {}", workspace.name, err.0)))?;
+        Ok(WorkspaceSchema {
             workspace: workspace.clone(),
             metadata_version: settings.metadata_version,
             record_visibility: Arc::new(VisibilitySetting::new(
@@ -112,13 +145,44 @@ impl SchemaCache {
             model,
             schema,
             plans: compiled::Plans::new(Some(self.limits), self.compiled_answers.clone()),
-        });
+        })
+    }
+
+    /// Rebuilds a cached workspace schema after its metadata changed (here or
+    /// on another server) and swaps it in: requests in flight finish on the
+    /// old one. An older build never replaces a newer one.
+    pub async fn refresh(&self, db: &Database, workspace: &Workspace) -> Result<()> {
+        let entry = Arc::new(self.build(db, workspace).await?);
         self.entries.rcu(|entries| {
             let mut entries = HashMap::clone(entries);
-            entries.insert(workspace.name.clone(), entry.clone());
+            if entries
+                .get(&workspace.name)
+                .is_none_or(|cached| cached.metadata_version < entry.metadata_version)
+            {
+                entries.insert(workspace.name.clone(), entry.clone());
+            }
             entries
         });
-        Ok(entry)
+        Ok(())
+    }
+
+    /// The metadata version a workspace's cached schema was built from.
+    pub fn cached_version(&self, workspace: &str) -> Option<i32> {
+        self.entries.load().get(workspace).map(|entry| entry.metadata_version)
+    }
+
+    /// The cached schema of a workspace, if built.
+    pub fn cached(&self, workspace: &str) -> Option<Arc<WorkspaceSchema>> {
+        self.entries.load().get(workspace).cloned()
+    }
+
+    /// The workspaces with a cached schema.
+    pub fn cached_workspaces(&self) -> Vec<Workspace> {
+        self.entries
+            .load()
+            .values()
+            .map(|entry| entry.workspace.clone())
+            .collect()
     }
 
     /// Drops the cached schema of a workspace whose metadata changed.
@@ -139,14 +203,23 @@ struct Settings {
     record_visibility: String,
 }
 
-async fn settings(db: &Database, pg_schema: &str) -> Result<Settings> {
+async fn settings(conn: &mut diesel_async::AsyncPgConnection, pg_schema: &str) -> Result<Settings> {
     let mut query = Sql::raw("SELECT metadata_version, record_visibility FROM ");
     query.table(pg_schema, "workspace_settings");
-    let mut conn = db.conn().await?;
-    let rows: Vec<Settings> = query.load(&mut conn).await?;
+    let rows: Vec<Settings> = query.load(conn).await?;
     rows.into_iter()
         .next()
         .ok_or_else(|| CrmError::internal(format_args!("{pg_schema}.workspace_settings is empty")))
+}
+
+/// Reads a workspace's `recordVisibility` again (another server changed it).
+pub async fn reload_settings(entry: &WorkspaceSchema, db: &Database) -> Result<()> {
+    let mut conn = db.conn().await?;
+    let settings = settings(&mut conn, &entry.workspace.pg_schema).await?;
+    entry
+        .record_visibility
+        .set(RecordVisibility::parse(&settings.record_visibility).unwrap_or_default());
+    Ok(())
 }
 
 /// The SDL of the production schema with no customizations.

@@ -175,7 +175,7 @@ fn update(object: &Arc<ObjectDef>) -> Field {
                 let (record, entry) = update_one(conn, context, &object, id, &input, expected, &path).await?;
                 (record, vec![entry])
             })?;
-            users_changed(context, &object, &record);
+            users_changed(context, &object, &record).await;
             Ok(Some(FieldValue::owned_any(record)))
         })
     })
@@ -282,7 +282,7 @@ fn batch(object: &Arc<ObjectDef>, batch: Batch) -> Field {
                 (records, entries)
             })?;
             for record in &records {
-                users_changed(context, object, record);
+                users_changed(context, object, record).await;
             }
             Ok(Some(FieldValue::list(records.into_iter().map(FieldValue::owned_any))))
         })
@@ -359,7 +359,7 @@ fn upsert(object: &Arc<ObjectDef>) -> Field {
                 let entry = Entry::of_record(&object, action, before.as_ref(), &record);
                 (record, vec![entry])
             })?;
-            users_changed(context, &object, &record);
+            users_changed(context, &object, &record).await;
             Ok(Some(FieldValue::owned_any(record)))
         })
     })
@@ -407,7 +407,7 @@ fn deactivate(object: &Arc<ObjectDef>) -> Field {
                 let entry = Entry::of_record(&object, Action::Deactivate, before.as_ref(), &record);
                 (record, vec![entry])
             })?;
-            users_changed(context, &object, &record);
+            users_changed(context, &object, &record).await;
             Ok(Some(FieldValue::owned_any(record)))
         })
     })
@@ -419,13 +419,23 @@ fn deactivate(object: &Arc<ObjectDef>) -> Field {
 }
 
 /// A changed user's tokens are checked again on their next request (their
-/// role or active flag may have changed).
-fn users_changed(context: &RequestContext, object: &ObjectDef, record: &Record) {
+/// role or active flag may have changed), here and on every other server.
+async fn users_changed(context: &RequestContext, object: &ObjectDef, record: &Record) {
     if object.access != Access::Users {
         return;
     }
-    if let (Some(authenticator), Some(id)) = (&context.authenticator, crate::records::record_id(record)) {
+    let Some(id) = crate::records::record_id(record) else {
+        return;
+    };
+    if let Some(authenticator) = &context.authenticator {
         authenticator.forget_user(id);
+    }
+    let announced = match context.db.conn().await {
+        Ok(mut conn) => crate::notify::announce(&mut conn, &crate::notify::Announcement::UserChanged { id }).await,
+        Err(err) => Err(err),
+    };
+    if let Err(err) = announced {
+        tracing::warn!(%err, user = %id, "other servers will see the user's change when their token cache expires");
     }
 }
 

@@ -38,6 +38,10 @@ pub struct RequestContext {
     pub authenticator: Option<Arc<crate::auth::Authenticator>>,
     /// The workspace's `recordVisibility`, as the schema cache holds it.
     pub record_visibility: Arc<crate::access::VisibilitySetting>,
+    /// The workspace the request runs in.
+    pub workspace: super::Workspace,
+    /// The server's schema cache, rebuilt after a metadata change.
+    pub schemas: Option<Arc<super::SchemaCache>>,
 }
 
 impl RequestContext {
@@ -68,6 +72,8 @@ impl RequestContext {
             },
             actor: caller.actor,
             authenticator: caller.authenticator,
+            schemas: caller.schemas,
+            workspace: workspace.clone(),
             visibility,
             record_visibility: entry.record_visibility.clone(),
         }
@@ -157,6 +163,13 @@ fn output(field: &FieldDef, json: Option<&Json>) -> Option<Value> {
     match json {
         None | Some(Json::Null) => None,
         Some(Json::String(s)) if matches!(field.kind, FieldKind::Picklist(_)) => Some(Value::Enum(Name::new(s))),
+        Some(Json::Array(items)) if matches!(field.kind, FieldKind::MultiPicklist(_)) => Some(Value::List(
+            items
+                .iter()
+                .filter_map(Json::as_str)
+                .map(|s| Value::Enum(Name::new(s)))
+                .collect(),
+        )),
         Some(json) => Value::from_json(json.clone()).ok(),
     }
 }

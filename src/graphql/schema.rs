@@ -5,8 +5,10 @@
 //! and one enum per picklist; queries `x(id)` and `xs(…)`; mutations
 //! `createX`, `updateX`, `deleteX`, `restoreX`.
 
+use std::collections::HashSet;
+
 use async_graphql::dynamic::{
-    Enum, EnumItem, Field, InputObject, InputValue, Object, Scalar, Schema, SchemaError, TypeRef,
+    Enum, EnumItem, Field, InputObject, InputValue, Object, Scalar, Schema, SchemaBuilder, SchemaError, Type, TypeRef,
 };
 use async_graphql::Value;
 
@@ -36,90 +38,174 @@ const SCALAR_FILTERS: &[(&str, &str, bool, bool)] = &[
     ("DateTimeFilter", "DateTime", true, false),
 ];
 
+/// Root fields the API itself defines: no object may take these names
+/// for its queries.
+const FIXED_QUERY_FIELDS: &[&str] = &[
+    "me",
+    "apiTokens",
+    "auditLog",
+    "workspaceSettings",
+    "objects",
+    "object",
+    "previewFieldTypeChange",
+    "metadataChanges",
+];
+
+/// Registers types once each: a second type of the same name (a custom
+/// object named like a generated type) is an error, not an overwrite.
+struct Types {
+    builder: Option<SchemaBuilder>,
+    seen: HashSet<String>,
+    duplicate: Option<String>,
+}
+
+impl Types {
+    fn add(&mut self, name: &str, ty: impl Into<Type>) {
+        if !self.seen.insert(name.to_owned()) && self.duplicate.is_none() {
+            self.duplicate = Some(name.to_owned());
+        }
+        self.builder = self.builder.take().map(|builder| builder.register(ty));
+    }
+    fn object(&mut self, ty: Object) {
+        let name = ty.type_name().to_owned();
+        self.add(&name, ty);
+    }
+    fn input(&mut self, ty: InputObject) {
+        let name = ty.type_name().to_owned();
+        self.add(&name, ty);
+    }
+    fn enumeration(&mut self, ty: Enum) {
+        let name = ty.type_name().to_owned();
+        self.add(&name, ty);
+    }
+    fn scalar(&mut self, ty: Scalar) {
+        let name = ty.type_name().to_owned();
+        self.add(&name, ty);
+    }
+}
+
 /// Builds the schema of a workspace whose model is `model`; requests are
 /// checked against `limits` (none for printing the SDL).
 pub fn build(model: &Model, limits: Option<Limits>) -> Result<Schema, SchemaError> {
     let mut query = Object::new("Query").description("Read CRM records.");
     let mut mutation = Object::new("Mutation").description("Create, change, delete and restore CRM records.");
-    let mut builder = Schema::build("Query", Some("Mutation"), None);
+    let mut types = Types {
+        builder: Some(Schema::build("Query", Some("Mutation"), None)),
+        seen: HashSet::new(),
+        duplicate: None,
+    };
 
     for scalar in scalars() {
-        builder = builder.register(scalar);
+        types.scalar(scalar);
     }
-    builder = builder
-        .register(
-            Enum::new("OrderDirection")
-                .description("Sort direction.")
-                .item(EnumItem::new("ASC").description("Smallest first."))
-                .item(EnumItem::new("DESC").description("Largest first.")),
-        )
-        .register(
-            Enum::new("NullsOrder")
-                .description("Where records without a value go. Default: last when ascending, first when descending.")
-                .item(EnumItem::new("FIRST").description("Records without a value come first."))
-                .item(EnumItem::new("LAST").description("Records without a value come last.")),
-        )
-        .register(resolve::page_info_type());
+    types.enumeration(
+        Enum::new("OrderDirection")
+            .description("Sort direction.")
+            .item(EnumItem::new("ASC").description("Smallest first."))
+            .item(EnumItem::new("DESC").description("Largest first.")),
+    );
+    types.enumeration(
+        Enum::new("NullsOrder")
+            .description("Where records without a value go. Default: last when ascending, first when descending.")
+            .item(EnumItem::new("FIRST").description("Records without a value come first."))
+            .item(EnumItem::new("LAST").description("Records without a value come last.")),
+    );
+    types.object(resolve::page_info_type());
     for (name, value_type, ordered, text) in SCALAR_FILTERS {
-        builder = builder.register(scalar_filter(name, value_type, *ordered, *text));
+        types.input(scalar_filter(name, value_type, *ordered, *text));
+    }
+    let has_json = model
+        .objects()
+        .iter()
+        .any(|o| o.fields.iter().any(|f| f.kind == FieldKind::Json));
+    if has_json {
+        types.input(json_filter());
     }
 
+    let mut root_names: HashSet<String> = FIXED_QUERY_FIELDS.iter().map(|n| n.to_string()).collect();
     for object in model.objects() {
+        for name in [object.singular(), object.plural.clone()] {
+            if !root_names.insert(name.clone()) {
+                return Err(SchemaError(format!("the query field {name} is defined twice")));
+            }
+        }
         for field in &object.fields {
-            if let FieldKind::Picklist(options) = &field.kind {
+            if let Some(options) = field.kind.options() {
                 let mut picklist = Enum::new(picklist_type(object, field))
                     .description(format!("Values of {}.{}.", object.name, field.name));
                 for option in options {
-                    picklist = picklist.item(EnumItem::new(&option.value).description(&option.label));
+                    let mut item = EnumItem::new(&option.value).description(&option.label);
+                    if !option.active {
+                        item = item.deprecation(Some("Retired: records may hold it, writes do not take it."));
+                    }
+                    picklist = picklist.item(item);
                 }
-                builder = builder.register(picklist);
-                builder = builder.register(enum_filter(object, field));
+                types.enumeration(picklist);
+                match field.kind {
+                    FieldKind::MultiPicklist(_) => types.input(multi_filter(object, field)),
+                    _ => types.input(enum_filter(object, field)),
+                }
             }
         }
-        builder = builder
-            .register(object_type(model, object))
-            .register(resolve::edge_type(object))
-            .register(resolve::connection_type(object))
-            .register(filter_input(model, object))
-            .register(list_filter_input(object))
-            .register(order_inputs(object).0)
-            .register(order_inputs(object).1)
-            .register(write_input(object, true))
-            .register(write_input(object, false));
+        types.object(object_type(model, object));
+        types.object(resolve::edge_type(object));
+        types.object(resolve::connection_type(object));
+        types.input(filter_input(model, object));
+        types.input(list_filter_input(object));
+        let (order_field, order_by) = order_inputs(object);
+        types.enumeration(order_field);
+        types.input(order_by);
+        types.input(write_input(object, true));
+        types.input(write_input(object, false));
         for field in resolve::query_fields(object) {
             query = query.field(field);
         }
-        builder = builder.register(super::mutation::update_item_input(object));
+        types.input(super::mutation::update_item_input(object));
         for field in super::mutation::fields(object) {
             mutation = mutation.field(field);
         }
     }
     let (objects, inputs, enums, scalars) = super::admin::types();
+    let (more_objects, more_inputs, more_enums) = super::customize::types();
     for scalar in scalars {
-        builder = builder.register(scalar);
+        types.scalar(scalar);
     }
-    for e in enums {
-        builder = builder.register(e);
+    for e in enums.into_iter().chain(more_enums) {
+        types.enumeration(e);
     }
-    for input in inputs {
-        builder = builder.register(input);
+    for input in inputs.into_iter().chain(more_inputs) {
+        types.input(input);
     }
-    for object in objects {
-        builder = builder.register(object);
+    for object in objects.into_iter().chain(more_objects) {
+        types.object(object);
     }
-    for field in super::admin::query_fields() {
+    for field in super::admin::query_fields()
+        .into_iter()
+        .chain(super::customize::query_fields())
+    {
         query = query.field(field);
     }
-    for field in super::admin::mutation_fields() {
+    for field in super::admin::mutation_fields()
+        .into_iter()
+        .chain(super::customize::mutation_fields())
+    {
         mutation = mutation.field(field);
     }
+    types.object(query);
+    types.object(mutation);
+    if let Some(name) = types.duplicate {
+        return Err(SchemaError(format!("the type {name} is defined twice")));
+    }
+    let mut builder = types
+        .builder
+        .ok_or_else(|| SchemaError("the schema builder is gone".into()))?;
     if let Some(limits) = limits {
         builder = builder.extension(super::limits::QueryGate::new(limits));
         if !limits.introspection {
             builder = builder.disable_introspection();
         }
     }
-    builder.register(query).register(mutation).finish()
+    builder.finish()
 }
 
 fn scalars() -> Vec<Scalar> {
@@ -190,6 +276,45 @@ fn enum_filter(object: &ObjectDef, field: &FieldDef) -> InputObject {
         .field(InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN)).description("Empty (true) or set (false)."))
 }
 
+/// `ContactTiersMultiFilter`: conditions on a multi-select picklist.
+fn multi_filter(object: &ObjectDef, field: &FieldDef) -> InputObject {
+    let value_type = picklist_type(object, field);
+    InputObject::new(format!("{value_type}MultiFilter"))
+        .description("Conditions on a multi-select picklist; all given must hold.")
+        .field(
+            InputValue::new("containsAny", TypeRef::named_nn_list(&value_type))
+                .description("Holds at least one of these."),
+        )
+        .field(InputValue::new("containsAll", TypeRef::named_nn_list(&value_type)).description("Holds all of these."))
+        .field(
+            InputValue::new("containsNone", TypeRef::named_nn_list(&value_type))
+                .description("Holds none of these (empty values match)."),
+        )
+        .field(InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN)).description("Empty (true) or set (false)."))
+}
+
+fn json_filter() -> InputObject {
+    InputObject::new("JSONFilter")
+        .description("Conditions on a JSON field; all given must hold.")
+        .field(
+            InputValue::new("contains", TypeRef::named("JSON"))
+                .description("Contains this document: `{\"plan\": \"pro\"}` matches objects with that key and value."),
+        )
+        .field(InputValue::new("isNull", TypeRef::named(TypeRef::BOOLEAN)).description("Empty (true) or set (false)."))
+}
+
+/// The GraphQL type of a field's value, nullable or not: a list of its
+/// enum for a multi-select picklist.
+pub fn field_type_ref(object: &ObjectDef, field: &FieldDef, non_null: bool) -> TypeRef {
+    let value_type = value_type(object, field);
+    match (&field.kind, non_null) {
+        (FieldKind::MultiPicklist(_), true) => TypeRef::named_nn_list_nn(value_type),
+        (FieldKind::MultiPicklist(_), false) => TypeRef::named_nn_list(value_type),
+        (_, true) => TypeRef::named_nn(value_type),
+        (_, false) => TypeRef::named(value_type),
+    }
+}
+
 /// The GraphQL type of a field's value (`ID` for a lookup's id).
 pub fn value_type(object: &ObjectDef, field: &FieldDef) -> String {
     match &field.kind {
@@ -198,7 +323,9 @@ pub fn value_type(object: &ObjectDef, field: &FieldDef) -> String {
             TypeRef::STRING.into()
         }
         FieldKind::Integer => TypeRef::INT.into(),
-        FieldKind::Decimal => "Decimal".into(),
+        FieldKind::Decimal | FieldKind::Currency | FieldKind::Percent => "Decimal".into(),
+        FieldKind::Json => "JSON".into(),
+        FieldKind::MultiPicklist(_) => picklist_type(object, field),
         FieldKind::Boolean => TypeRef::BOOLEAN.into(),
         FieldKind::Date => "Date".into(),
         FieldKind::DateTime => "DateTime".into(),
@@ -209,6 +336,7 @@ pub fn value_type(object: &ObjectDef, field: &FieldDef) -> String {
 fn filter_type(object: &ObjectDef, field: &FieldDef) -> String {
     match &field.kind {
         FieldKind::Picklist(_) => format!("{}Filter", picklist_type(object, field)),
+        FieldKind::MultiPicklist(_) => format!("{}MultiFilter", picklist_type(object, field)),
         _ => format!("{}Filter", value_type(object, field)),
     }
 }
@@ -216,12 +344,7 @@ fn filter_type(object: &ObjectDef, field: &FieldDef) -> String {
 fn object_type(model: &Model, object: &ObjectDef) -> Object {
     let mut ty = Object::new(&object.name).description(&object.description);
     for field in &object.fields {
-        let value_type = value_type(object, field);
-        let type_ref = if field.required {
-            TypeRef::named_nn(value_type)
-        } else {
-            TypeRef::named(value_type)
-        };
+        let type_ref = field_type_ref(object, field, field.required);
         match field.lookup() {
             Some(lookup) => {
                 ty = ty
@@ -324,12 +447,7 @@ fn write_input(object: &ObjectDef, create: bool) -> InputObject {
         )
     });
     for field in object.fields.iter().filter(|f| !f.system) {
-        let value_type = value_type(object, field);
-        let type_ref = if create && field.required_on_create() {
-            TypeRef::named_nn(value_type)
-        } else {
-            TypeRef::named(value_type)
-        };
+        let type_ref = field_type_ref(object, field, create && field.required_on_create());
         let mut value = InputValue::new(field.value_key(), type_ref).description(&field.description);
         if let (true, Some(default)) = (create, &field.default_value) {
             value = value.description(format!("{} Default: {default}.", field.description));

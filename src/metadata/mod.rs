@@ -3,8 +3,11 @@
 //! Nothing about an object's shape is hard-coded in resolvers or SQL: the
 //! GraphQL schema ([`crate::graphql`]) and every query ([`crate::records`])
 //! are derived from a [`Model`]. Standard objects are described in
-//! [`standard`]; custom fields and objects will be rows of the same shape.
+//! [`standard`]; custom fields and objects ([`custom`]) are rows that load
+//! into the same shapes, and [`change`] makes them.
 
+pub mod change;
+pub mod custom;
 pub mod standard;
 
 use std::collections::HashMap;
@@ -28,8 +31,12 @@ pub enum FieldKind {
     LongText,
     /// A 32-bit integer.
     Integer,
-    /// An exact decimal (money), exchanged as a string to keep precision.
+    /// An exact decimal, exchanged as a string to keep precision.
     Decimal,
+    /// An amount of money: a decimal with two places.
+    Currency,
+    /// A percentage (`12.5` is 12.5 %): a decimal with two places.
+    Percent,
     Boolean,
     /// A calendar date, `YYYY-MM-DD`.
     Date,
@@ -37,8 +44,50 @@ pub enum FieldKind {
     DateTime,
     /// One value of a fixed list; a GraphQL enum.
     Picklist(Vec<PicklistOption>),
+    /// Any number of values of a fixed list; a list of a GraphQL enum.
+    MultiPicklist(Vec<PicklistOption>),
     /// A reference to a record of another object (a foreign key).
     Lookup(Lookup),
+    /// Any JSON document.
+    Json,
+}
+
+impl FieldKind {
+    /// The type's name in the metadata API (`FieldType`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            FieldKind::Id => "ID",
+            FieldKind::Text => "TEXT",
+            FieldKind::Email => "EMAIL",
+            FieldKind::Url => "URL",
+            FieldKind::Phone => "PHONE",
+            FieldKind::LongText => "LONG_TEXT",
+            FieldKind::Integer => "INTEGER",
+            FieldKind::Decimal => "DECIMAL",
+            FieldKind::Currency => "CURRENCY",
+            FieldKind::Percent => "PERCENT",
+            FieldKind::Boolean => "BOOLEAN",
+            FieldKind::Date => "DATE",
+            FieldKind::DateTime => "DATETIME",
+            FieldKind::Picklist(_) => "PICKLIST",
+            FieldKind::MultiPicklist(_) => "MULTI_PICKLIST",
+            FieldKind::Lookup(_) => "LOOKUP",
+            FieldKind::Json => "JSON",
+        }
+    }
+
+    /// An exact decimal with two places, exchanged as a `Decimal` string.
+    pub fn is_decimal(&self) -> bool {
+        matches!(self, FieldKind::Decimal | FieldKind::Currency | FieldKind::Percent)
+    }
+
+    /// The values of a picklist or multi-select picklist.
+    pub fn options(&self) -> Option<&[PicklistOption]> {
+        match self {
+            FieldKind::Picklist(options) | FieldKind::MultiPicklist(options) => Some(options),
+            _ => None,
+        }
+    }
 }
 
 /// One value of a picklist.
@@ -48,6 +97,9 @@ pub struct PicklistOption {
     pub value: String,
     /// What people read.
     pub label: String,
+    /// Inactive values stay readable on the records that hold them but
+    /// cannot be written any more.
+    pub active: bool,
 }
 
 /// The target of a lookup and the name of the list on the other side.
@@ -82,6 +134,12 @@ pub struct FieldDef {
     pub max_length: Option<usize>,
     /// The value a create without this field stores (the column's default).
     pub default_value: Option<String>,
+    /// Added by an admin (a `cf_` column), not part of the product.
+    pub custom: bool,
+    /// No two live records share a value (a unique index).
+    pub unique: bool,
+    /// Filters and sorts on it are served by an index.
+    pub indexed: bool,
 }
 
 impl FieldDef {
@@ -96,10 +154,12 @@ impl FieldDef {
             | FieldKind::LongText
             | FieldKind::Picklist(_) => "text",
             FieldKind::Integer => "integer",
-            FieldKind::Decimal => "numeric",
+            FieldKind::Decimal | FieldKind::Currency | FieldKind::Percent => "numeric",
             FieldKind::Boolean => "boolean",
             FieldKind::Date => "date",
             FieldKind::DateTime => "timestamp with time zone",
+            FieldKind::MultiPicklist(_) => "ARRAY",
+            FieldKind::Json => "jsonb",
         }
     }
 
@@ -114,7 +174,10 @@ impl FieldDef {
 
     /// Whether the field can be sorted on.
     pub fn sortable(&self) -> bool {
-        !matches!(self.kind, FieldKind::LongText | FieldKind::Lookup(_))
+        !matches!(
+            self.kind,
+            FieldKind::LongText | FieldKind::Lookup(_) | FieldKind::MultiPicklist(_) | FieldKind::Json
+        )
     }
 
     /// Whether a create must name a value (required, and no default).
@@ -150,6 +213,10 @@ pub struct ObjectDef {
     pub default_order: String,
     /// Who may see and change its records (see `access`).
     pub access: Access,
+    /// Made by an admin (a `co_` table), not part of the product.
+    pub custom: bool,
+    /// What people call several of its records (`Accounts`).
+    pub plural_label: String,
 }
 
 /// What kind of data an object holds, for permissions and visibility.

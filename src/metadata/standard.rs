@@ -14,11 +14,15 @@ impl F {
             column: column.into(),
             label: label.into(),
             description: description.into(),
-            kind,
             required: false,
             system: false,
             max_length: None,
             default_value: None,
+            custom: false,
+            unique: false,
+            // Every lookup column has an index (joins, child lists).
+            indexed: matches!(kind, FieldKind::Lookup(_)),
+            kind,
         })
     }
     fn required(mut self) -> Self {
@@ -31,6 +35,11 @@ impl F {
     }
     fn default(mut self, value: &str) -> Self {
         self.0.default_value = Some(value.into());
+        self
+    }
+    fn unique(mut self) -> Self {
+        self.0.unique = true;
+        self.0.indexed = true;
         self
     }
     fn max(mut self, chars: usize) -> Self {
@@ -63,6 +72,7 @@ fn picklist(values: &[(&str, &str)]) -> FieldKind {
             .map(|(value, label)| PicklistOption {
                 value: (*value).into(),
                 label: (*label).into(),
+                active: true,
             })
             .collect(),
     )
@@ -128,6 +138,7 @@ fn system_fields(object: &str) -> Vec<FieldDef> {
             "The record's id in another system, unique per object: `upsert` matches on it.",
         )
         .max(255)
+        .unique()
         .0,
     ]
 }
@@ -196,6 +207,8 @@ impl Object {
             schema: None,
             default_order: self.default_order.into(),
             access: self.access,
+            custom: false,
+            plural_label: super::upper_first(&super::words(self.plural)),
         }
     }
 }
@@ -872,4 +885,44 @@ pub fn objects() -> Vec<ObjectDef> {
         activity,
         user,
     ]
+}
+
+/// A custom object's definition before its custom fields: what every CRM
+/// record has (id, timestamps, version, external id, owner, creator) and a
+/// required `name`, the record's title in lists and lookups.
+pub fn custom_object(
+    name: &str,
+    plural: &str,
+    table: &str,
+    label: &str,
+    plural_label: &str,
+    description: &str,
+) -> ObjectDef {
+    let mut fields = system_fields(&label.to_lowercase());
+    fields.extend(ownership(plural).into_iter().map(|f| f.0));
+    fields.push(
+        F::new(
+            "name",
+            "name",
+            "Name",
+            FieldKind::Text,
+            &format!("The {}'s name.", label.to_lowercase()),
+        )
+        .required()
+        .max(255)
+        .0,
+    );
+    ObjectDef {
+        name: name.into(),
+        plural: plural.into(),
+        table: table.into(),
+        label: label.into(),
+        description: description.into(),
+        fields,
+        schema: None,
+        default_order: "createdAt".into(),
+        access: Access::Record,
+        custom: true,
+        plural_label: plural_label.into(),
+    }
 }

@@ -26,6 +26,17 @@ pub enum TextMatch {
     Contains,
 }
 
+/// How a list field (a multi-select picklist) must match a set of values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArrayMatch {
+    /// Holds at least one of them.
+    Any,
+    /// Holds all of them.
+    All,
+    /// Holds none of them (empty lists match).
+    None,
+}
+
 /// How the records of a related list must match.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Quantifier {
@@ -61,6 +72,17 @@ pub enum Filter {
         column: String,
         op: TextMatch,
         pattern: String,
+    },
+    /// A list column holding any, all or none of `values`.
+    Array {
+        column: String,
+        op: ArrayMatch,
+        values: Vec<String>,
+    },
+    /// A JSON column containing `value` (`@>`).
+    JsonContains {
+        column: String,
+        value: serde_json::Value,
     },
     /// A condition on live related records: rows of `table` whose
     /// `related_column` equals this record's `outer_column` (a lookup read
@@ -162,6 +184,25 @@ impl Filter {
                     TextMatch::Contains => (" LIKE ", format!("%{}%", escape_like(pattern))),
                 };
                 sql.column(alias, column).push(keyword).bind(Bind::Text(Some(pattern)));
+            }
+            Filter::Array { column, op, values } => {
+                let values = Bind::TextArray(Some(values.clone()));
+                match op {
+                    ArrayMatch::Any => sql.column(alias, column).push(" && ").bind(values),
+                    ArrayMatch::All => sql.column(alias, column).push(" @> ").bind(values),
+                    ArrayMatch::None => {
+                        sql.push("NOT coalesce(")
+                            .column(alias, column)
+                            .push(" && ")
+                            .bind(values);
+                        sql.push(", false)")
+                    }
+                };
+            }
+            Filter::JsonContains { column, value } => {
+                sql.column(alias, column)
+                    .push(" @> ")
+                    .bind(Bind::Json(Some(value.clone())));
             }
             Filter::Related {
                 schema: own_schema,

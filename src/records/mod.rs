@@ -139,7 +139,7 @@ pub fn projection(object: &ObjectDef, fields: &FieldSet, alias: &str) -> Sql {
 pub fn column_json(field: &FieldDef, alias: &str) -> Sql {
     let mut sql = Sql::new();
     match field.kind {
-        FieldKind::Decimal => {
+        FieldKind::Decimal | FieldKind::Currency | FieldKind::Percent => {
             sql.column(alias, &field.column).push("::text");
         }
         FieldKind::DateTime => {

@@ -295,7 +295,9 @@ pub fn bind_from_json(field: &FieldDef, value: &Json) -> Option<Bind> {
         } else {
             Some(i32::try_from(value.as_i64()?).ok()?)
         }),
-        FieldKind::Decimal => Bind::Decimal(if null { None } else { Some(value.as_str()?.to_owned()) }),
+        FieldKind::Decimal | FieldKind::Currency | FieldKind::Percent => {
+            Bind::Decimal(if null { None } else { Some(value.as_str()?.to_owned()) })
+        }
         FieldKind::Boolean => Bind::Bool(if null { None } else { Some(value.as_bool()?) }),
         FieldKind::Date => Bind::Date(if null {
             None
@@ -313,5 +315,7 @@ pub fn bind_from_json(field: &FieldDef, value: &Json) -> Option<Bind> {
         | FieldKind::Phone
         | FieldKind::LongText
         | FieldKind::Picklist(_) => Bind::Text(if null { None } else { Some(value.as_str()?.to_owned()) }),
+        // Not sortable: never a cursor key.
+        FieldKind::MultiPicklist(_) | FieldKind::Json => return None,
     })
 }

@@ -199,6 +199,24 @@ impl TestApp {
         }
     }
 
+    /// Another server on the same database (as a second process would be),
+    /// with the same admin token.
+    pub async fn second_server(&self) -> TestApp {
+        let app = App::new(Config::default(), &self.database_url).expect("building the app");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let router = crm::http::router(app.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, router).await.unwrap();
+        });
+        TestApp {
+            addr,
+            app,
+            database_url: self.database_url.clone(),
+            token: self.token.clone(),
+        }
+    }
+
     /// Sends one HTTP request to the server, with the admin token.
     pub async fn request(&self, method: Method, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> HttpResponse {
         let bearer = format!("Bearer {}", self.token);

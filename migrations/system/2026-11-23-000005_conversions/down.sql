@@ -1,0 +1,1 @@
+DROP FUNCTION convertible(text, text);

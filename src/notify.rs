@@ -1,0 +1,142 @@
+//! Changes one server announces to every server on the same database,
+//! through Postgres `LISTEN/NOTIFY`: a metadata change (rebuild that
+//! workspace's schema), a settings change (read `recordVisibility` again),
+//! a revoked token or a changed user (check their tokens again).
+//!
+//! An announcement made inside a transaction is delivered when it commits,
+//! and not at all when it rolls back.
+
+use std::sync::Weak;
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::app::App;
+use crate::db::sql::{Bind, Sql};
+use crate::error::Result;
+
+/// The channel every announcement goes through.
+pub const CHANNEL: &str = "crm_changes";
+
+/// What changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Announcement {
+    /// A workspace's metadata is now at `version`.
+    Metadata { workspace: String, version: i32 },
+    /// A workspace's settings changed.
+    Settings { workspace: String },
+    /// An API token was revoked.
+    TokenRevoked { id: Uuid },
+    /// A user's role or active flag may have changed.
+    UserChanged { id: Uuid },
+}
+
+/// Announces a change on `conn` (on commit, inside a transaction).
+pub async fn announce(conn: &mut AsyncPgConnection, announcement: &Announcement) -> Result<()> {
+    let payload = serde_json::to_string(announcement).unwrap_or_default();
+    let mut query = Sql::raw("SELECT pg_notify(");
+    query.bind(Bind::Text(Some(CHANNEL.into()))).push(", ");
+    query.bind(Bind::Text(Some(payload))).push(")");
+    query.execute(conn).await?;
+    Ok(())
+}
+
+/// Listens until `stop` fires or the app is gone, reconnecting after a
+/// lost connection. After a reconnect every cached schema is rebuilt and
+/// every cached token checked again, since announcements may have been
+/// missed meanwhile.
+pub async fn listen(app: Weak<App>, url: String, mut stop: tokio::sync::oneshot::Receiver<()>) {
+    let mut reconnected = false;
+    loop {
+        let connected = tokio::select! {
+            _ = &mut stop => return,
+            connected = connect(&url) => connected,
+        };
+        match connected {
+            Ok(mut conn) => {
+                if reconnected {
+                    let Some(app) = app.upgrade() else { return };
+                    catch_up(&app).await;
+                }
+                let mut notifications = std::pin::pin!(conn.notifications_stream());
+                loop {
+                    let next = tokio::select! {
+                        _ = &mut stop => return,
+                        next = notifications.next() => next,
+                    };
+                    let Some(Ok(notification)) = next else {
+                        tracing::warn!("lost the connection listening for changes; reconnecting");
+                        break;
+                    };
+                    let Some(app) = app.upgrade() else { return };
+                    match serde_json::from_str::<Announcement>(&notification.payload) {
+                        Ok(announcement) => apply(&app, announcement).await,
+                        Err(err) => tracing::warn!(%err, payload = %notification.payload, "unreadable announcement"),
+                    }
+                }
+            }
+            Err(err) => tracing::warn!(%err, "cannot listen for changes of other servers; retrying"),
+        }
+        reconnected = true;
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+async fn connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
+    let mut conn = AsyncPgConnection::establish(url).await?;
+    Sql::raw(&format!("LISTEN {CHANNEL}")).execute(&mut conn).await?;
+    Ok(conn)
+}
+
+/// Brings this server's caches in line with one announcement.
+async fn apply(app: &App, announcement: Announcement) {
+    match announcement {
+        Announcement::Metadata { workspace, version } => {
+            let Some(entry) = app.schemas.cached(&workspace) else {
+                // Not built here yet: the first request builds the new one.
+                return;
+            };
+            if entry.metadata_version >= version {
+                return;
+            }
+            if let Err(err) = app.schemas.refresh(&app.db, &entry.workspace).await {
+                tracing::error!(%err, %workspace, "rebuilding the schema after a metadata change failed");
+                app.schemas.invalidate(&workspace);
+            } else {
+                tracing::info!(%workspace, version, "schema rebuilt after a metadata change on another server");
+            }
+        }
+        Announcement::Settings { workspace } => {
+            if let Some(entry) = app.schemas.cached(&workspace) {
+                if let Err(err) = crate::graphql::reload_settings(&entry, &app.db).await {
+                    tracing::error!(%err, %workspace, "reading changed settings failed");
+                    app.schemas.invalidate(&workspace);
+                }
+            }
+        }
+        Announcement::TokenRevoked { id } => app.auth.forget(id),
+        Announcement::UserChanged { id } => app.auth.forget_user(id),
+    }
+}
+
+async fn catch_up(app: &App) {
+    for workspace in app.schemas.cached_workspaces() {
+        if let Err(err) = app.schemas.refresh(&app.db, &workspace).await {
+            tracing::error!(%err, workspace = %workspace.name, "rebuilding a schema failed");
+            app.schemas.invalidate(&workspace.name);
+        }
+        if let Some(entry) = app.schemas.cached(&workspace.name) {
+            if let Err(err) = crate::graphql::reload_settings(&entry, &app.db).await {
+                tracing::error!(%err, workspace = %workspace.name, "reading settings failed");
+            }
+        }
+    }
+    app.auth.forget_all();
+}
