@@ -400,6 +400,7 @@ async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         return refused;
     }
     let (in_use, idle) = app.db.pool_status();
+    let (builds, build_micros) = app.schemas.build_stats();
     let body = format!(
         "# HELP crm_sql_statements_total SQL statements run through the pool.\n\
          # TYPE crm_sql_statements_total counter\n\
@@ -410,7 +411,13 @@ async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
          crm_db_connections{{state=\"idle\"}} {idle}\n\
          # HELP crm_graphql_compiled_total Queries answered by one compiled SQL statement.\n\
          # TYPE crm_graphql_compiled_total counter\n\
-         crm_graphql_compiled_total {}\n",
+         crm_graphql_compiled_total {}\n\
+         # HELP crm_schema_builds_total GraphQL schemas built (first use, metadata changes).\n\
+         # TYPE crm_schema_builds_total counter\n\
+         crm_schema_builds_total {builds}\n\
+         # HELP crm_schema_build_microseconds_total Time spent building them: reading metadata and building the schema.\n\
+         # TYPE crm_schema_build_microseconds_total counter\n\
+         crm_schema_build_microseconds_total {build_micros}\n",
         app.db.statements_run(),
         app.schemas.compiled_answers()
     );

@@ -82,6 +82,13 @@ pub struct SchemaCache {
     entries: ArcSwap<HashMap<String, Arc<WorkspaceSchema>>>,
     /// Requests answered by a compiled statement, in every workspace.
     compiled_answers: Arc<AtomicU64>,
+    /// Schemas built, and the time spent building them (reading the
+    /// metadata and building the GraphQL schema), in microseconds.
+    builds: AtomicU64,
+    build_micros: AtomicU64,
+    /// One rebuild at a time: a change's own rebuild and the announcement
+    /// of it arriving here build the new version once, not twice.
+    rebuilding: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for SchemaCache {
@@ -98,7 +105,18 @@ impl SchemaCache {
             limits,
             entries: ArcSwap::from_pointee(HashMap::new()),
             compiled_answers: Arc::default(),
+            builds: AtomicU64::new(0),
+            build_micros: AtomicU64::new(0),
+            rebuilding: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Schemas built so far and the microseconds spent building them.
+    pub fn build_stats(&self) -> (u64, u64) {
+        (
+            self.builds.load(Ordering::Relaxed),
+            self.build_micros.load(Ordering::Relaxed),
+        )
     }
 
     /// Requests answered by one compiled statement instead of resolvers.
@@ -128,6 +146,7 @@ impl SchemaCache {
 
     /// Builds a workspace's schema from its metadata as stored now.
     async fn build(&self, db: &Database, workspace: &Workspace) -> Result<WorkspaceSchema> {
+        let started = std::time::Instant::now();
         let mut conn = db.conn().await?;
         // Settings first: the model read after is at least as new as the version.
         let settings = settings(&mut conn, &workspace.pg_schema).await?;
@@ -136,6 +155,16 @@ impl SchemaCache {
         let model = Arc::new(custom.model()?);
         let schema = schema::build(&model, Some(self.limits))
             .map_err(|err| CrmError::internal(format_args!("building the schema of {}: {}", workspace.name, err.0)))?;
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.builds.fetch_add(1, Ordering::Relaxed);
+        self.build_micros.fetch_add(micros, Ordering::Relaxed);
+        tracing::info!(
+            workspace = %workspace.name,
+            version = settings.metadata_version,
+            objects = model.objects().len(),
+            elapsed_ms = micros as f64 / 1000.0,
+            "built the GraphQL schema"
+        );
         Ok(WorkspaceSchema {
             workspace: workspace.clone(),
             metadata_version: settings.metadata_version,
@@ -152,6 +181,14 @@ impl SchemaCache {
     /// on another server) and swaps it in: requests in flight finish on the
     /// old one. An older build never replaces a newer one.
     pub async fn refresh(&self, db: &Database, workspace: &Workspace) -> Result<()> {
+        let _one_at_a_time = self.rebuilding.lock().await;
+        if let Some(cached) = self.cached_version(&workspace.name) {
+            let mut conn = db.conn().await?;
+            let current = settings(&mut conn, &workspace.pg_schema).await?.metadata_version;
+            if cached >= current {
+                return Ok(());
+            }
+        }
         let entry = Arc::new(self.build(db, workspace).await?);
         self.entries.rcu(|entries| {
             let mut entries = HashMap::clone(entries);
