@@ -235,6 +235,12 @@ fn owned_or_child(model: &Model, object: &ObjectDef, user: Uuid) -> Filter {
     }
     for field in &object.fields {
         let Some(lookup) = field.lookup() else { continue };
+        // A custom lookup added to a standard object is a reference, not a
+        // parent: it does not widen who sees the record. A custom object's
+        // lookups are its parents (a subscription of their account).
+        if field.custom && !object.custom {
+            continue;
+        }
         let Some(parent) = model.object(&lookup.target) else {
             continue;
         };

@@ -998,3 +998,41 @@ async fn other_servers_learn_of_metadata_changes_through_notify() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn owned_visibility_follows_a_custom_objects_lookups_not_custom_references() {
+    let app = TestApp::start().await;
+    let (rep, rep_token) = app.user("rep@example.com", "SALES").await;
+    app.data(
+        "mutation { createCustomObject(input: { name: \"Subscription\", label: \"Subscription\", pluralLabel: \"Subscriptions\",
+            fields: [{ name: \"account\", label: \"Account\", type: LOOKUP, lookupObject: \"Account\" }] }) { name } }",
+        json!({}),
+    )
+    .await;
+    add_field(
+        &app,
+        json!({ "object": "Contact", "name": "referredBy", "label": "Referred by", "type": "LOOKUP", "lookupObject": "Account", "relationName": "referrals" }),
+    )
+    .await;
+    let mine = app.create("Account", json!({ "name": "Mine", "ownerId": rep })).await;
+    app.create("Subscription", json!({ "name": "Under mine", "accountId": mine }))
+        .await;
+    app.create("Subscription", json!({ "name": "Elsewhere" })).await;
+    app.create("Contact", json!({ "lastName": "Referred", "referredById": mine }))
+        .await;
+    app.data(
+        "mutation { updateWorkspaceSettings(input: { recordVisibility: OWNED }) { recordVisibility } }",
+        json!({}),
+    )
+    .await;
+    let query = "{ subscriptions { nodes { name } } contacts { totalCount } }";
+    for _ in 0..2 {
+        let seen = app.graphql_as(&rep_token, query, json!({})).await;
+        assert_eq!(
+            seen["data"]["subscriptions"]["nodes"],
+            json!([{ "name": "Under mine" }]),
+            "{seen}"
+        );
+        assert_eq!(seen["data"]["contacts"]["totalCount"], 0, "{seen}");
+    }
+}
