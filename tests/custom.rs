@@ -886,6 +886,24 @@ async fn a_custom_object_has_the_full_api_of_a_standard_one() {
     .await;
     assert_eq!(tables, 0);
 
+    // A name that would collide with a type the API generates is refused
+    // by the schema check, whatever the name rules let through.
+    add_field(
+        &app,
+        json!({ "object": "Contact", "name": "tier", "label": "Tier", "type": "PICKLIST", "options": [{ "value": "GOLD" }] }),
+    )
+    .await;
+    let error = app
+        .error(
+            "mutation { createCustomObject(input: { name: \"ContactTier\", label: \"T\", pluralLabel: \"Ts\" }) { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{error}");
+    assert_eq!(error["extensions"]["field"], json!(["input", "name"]), "{error}");
+    assert!(error["message"].as_str().unwrap().contains("ContactTier"), "{error}");
+    assert_eq!(metadata_version(&app).await, version + 1);
+
     // Purge drops the table for good.
     app.data(
         "mutation { purgeCustomField(object: \"Account\", name: \"mainSubscription\") { name } }",
