@@ -201,6 +201,7 @@ async fn every_field_type_is_a_typed_column_usable_like_a_standard_field() {
         (json!({ "not": { "tier": { "eq": "GOLD" } } }), vec!["Hopper", "Plain"]),
     ];
     let list = "query($filter: ContactFilter) { contacts(filter: $filter, orderBy: [{ field: LAST_NAME }]) { nodes { lastName } } }";
+    let compiled = app.metric("crm_graphql_compiled_total").await;
     for (filter, names) in &cases {
         for _ in 0..2 {
             let data = app.data(list, json!({ "filter": filter })).await;
@@ -213,6 +214,21 @@ async fn every_field_type_is_a_typed_column_usable_like_a_standard_field() {
             assert_eq!(&got, names, "filter {filter}");
         }
     }
+    // Written inline, the second run of each is one compiled statement with
+    // the same answer.
+    let inline = [
+        "{ contacts(filter: { tier: { in: [GOLD, SILVER] } }, orderBy: [{ field: TIER }]) { nodes { lastName tier interests profile } } }",
+        "{ contacts(filter: { interests: { containsAny: [ERP, BI] } }) { totalCount nodes { lastName interests } } }",
+        "{ contacts(filter: { profile: { contains: { plan: \"pro\" } } }) { nodes { lastName profile } } }",
+        "{ contacts(filter: { referredBy: { name: { eq: \"Acme\" } } }) { nodes { lastName referredBy { name } lifetimeValue discount } } }",
+        "{ contacts(filter: { lifetimeValue: { gte: \"100000\" } }, orderBy: [{ field: LAST_SEEN_AT, direction: DESC }]) { edges { cursor node { lastName lastSeenAt renewalDate vip seats } } } }",
+    ];
+    for query in inline {
+        let first = app.data(query, json!({})).await;
+        let second = app.data(query, json!({})).await;
+        assert_eq!(first, second, "{query}");
+    }
+    assert!(app.metric("crm_graphql_compiled_total").await >= compiled + inline.len() as u64);
     let sorted = "{ contacts(orderBy: [{ field: RENEWAL_DATE, direction: DESC }], first: 2) { nodes { lastName } } }";
     let data = app.data(sorted, json!({})).await;
     assert_eq!(
@@ -971,7 +987,7 @@ async fn adding_a_nullable_or_constant_default_field_does_not_rewrite_the_table(
 }
 
 #[tokio::test]
-async fn other_servers_learn_of_metadata_changes_through_notify() {
+async fn other_servers_learn_of_metadata_settings_and_revocations_through_notify() {
     let first = TestApp::start().await;
     let second = first.second_server().await;
     // Both have built (and cached) the schema.
@@ -995,6 +1011,46 @@ async fn other_servers_learn_of_metadata_changes_through_notify() {
             "the second server never learned of the field: {response}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // A revoked token is refused by the other server at once, not when its
+    // token cache (5 s) expires.
+    let (_, token) = first.user("rep@example.com", "SALES").await;
+    let me = second.graphql_as(&token, "{ me { role } }", json!({})).await;
+    assert_eq!(me["data"]["me"]["role"], "SALES");
+    let id = first.data("{ apiTokens { id name } }", json!({})).await["apiTokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "test")
+        .unwrap()["id"]
+        .clone();
+    first
+        .data(
+            "mutation($id: ID!) { revokeApiToken(id: $id) { revokedAt } }",
+            json!({ "id": id }),
+        )
+        .await;
+    let revoked_at = Instant::now();
+    loop {
+        let body = json!({ "query": "{ me { role } }" }).to_string().into_bytes();
+        let bearer = format!("Bearer {token}");
+        let response = second
+            .request(
+                hyper::Method::POST,
+                "/graphql",
+                &[("content-type", "application/json"), ("authorization", &bearer)],
+                body,
+            )
+            .await;
+        if response.status == hyper::StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            revoked_at.elapsed() < Duration::from_secs(3),
+            "still accepted: {}",
+            response.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // Settings travel the same way.
     first
