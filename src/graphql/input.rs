@@ -9,7 +9,7 @@ use crate::db::sql::Bind;
 use crate::error::{CrmError, Result};
 use crate::metadata::{screaming_snake, FieldDef, FieldKind, Model, ObjectDef, PicklistOption};
 use crate::records::filter::{ArrayMatch, Comparison, TextMatch};
-use crate::records::page::{Cursor, CursorError, OrderKey, PageRequest, MAX_PAGE_SIZE};
+use crate::records::page::{Cursor, CursorError, OrderKey, PageRequest, Through, MAX_PAGE_SIZE};
 use crate::records::write::Assignment;
 use crate::records::{Filter, Quantifier};
 
@@ -468,8 +468,16 @@ pub fn order_field_name(field: &FieldDef) -> String {
     screaming_snake(&field.name)
 }
 
-/// `orderBy: [{ field, direction, nulls }]` as order keys.
-pub fn order(object: &ObjectDef, value: Option<&Value>, path: &Path) -> Result<Vec<OrderKey>> {
+/// `orderBy: [{ field, direction, nulls }]` as order keys; an item may
+/// name a lookup instead of `field` (`{ account: NAME }`) to sort by a field
+/// of the referred record, read from the workspace schema `schema`.
+pub fn order(
+    model: &Model,
+    schema: &str,
+    object: &ObjectDef,
+    value: Option<&Value>,
+    path: &Path,
+) -> Result<Vec<OrderKey>> {
     let items = match value {
         None | Some(Value::Null) => return Ok(vec![]),
         Some(Value::List(items)) => items.clone(),
@@ -489,18 +497,45 @@ pub fn order(object: &ObjectDef, value: Option<&Value>, path: &Path) -> Result<V
                 _ => None,
             }
         };
-        let name = enum_name("field").ok_or_else(|| at.at("field").error("field is required"))?;
-        let field = object
+        let sortable = |object: &ObjectDef, name: &str, at: Path| -> Result<FieldDef> {
+            object
+                .fields
+                .iter()
+                .find(|f| f.sortable() && order_field_name(f) == name)
+                .cloned()
+                .ok_or_else(|| at.error(format!("{} cannot be ordered by {name}", object.name)))
+        };
+        let lookups: Vec<&FieldDef> = object
             .fields
             .iter()
-            .find(|f| f.sortable() && order_field_name(f) == name)
-            .ok_or_else(|| {
-                at.at("field")
-                    .error(format!("{} cannot be ordered by {name}", object.name))
-            })?;
+            .filter(|f| f.lookup().is_some() && map.contains_key(&Name::new(&f.name)))
+            .collect();
         let descending = enum_name("direction").as_deref() == Some("DESC");
         let nulls_first = enum_name("nulls").map(|n| n == "FIRST");
-        keys.push(OrderKey::new(field.clone(), descending, nulls_first));
+        let key = match (enum_name("field"), lookups.as_slice()) {
+            (Some(name), []) => OrderKey::new(sortable(object, &name, at.at("field"))?, descending, nulls_first),
+            (None, [lookup_field]) => {
+                let lookup = lookup_field.lookup().ok_or_else(|| at.error("not a lookup"))?;
+                let target = model
+                    .object(&lookup.target)
+                    .ok_or_else(|| CrmError::internal(format_args!("lookup to unknown object {}", lookup.target)))?;
+                let at = at.at(&lookup_field.name);
+                let name = enum_name(&lookup_field.name).ok_or_else(|| at.error("name a field to sort by"))?;
+                let field = sortable(target, &name, at)?;
+                OrderKey::new(field, descending, nulls_first).through(Through {
+                    lookup: lookup_field.name.clone(),
+                    column: lookup_field.column.clone(),
+                    schema: target.schema_in(schema).to_owned(),
+                    table: target.table.clone(),
+                })
+            }
+            _ => {
+                return Err(
+                    at.error("each orderBy item names one field, or one lookup and a field of the record it refers to")
+                )
+            }
+        };
+        keys.push(key);
     }
     Ok(keys)
 }
@@ -518,12 +553,12 @@ pub struct ListArgs<'a> {
 }
 
 /// Checks and converts list arguments into a page request.
-pub fn page_request(model: &Model, object: &ObjectDef, args: &ListArgs<'_>) -> Result<PageRequest> {
+pub fn page_request(model: &Model, schema: &str, object: &ObjectDef, args: &ListArgs<'_>) -> Result<PageRequest> {
     let filter = match args.filter {
         Some(value) => filter(model, object, value, &Path::root("filter"))?,
         None => None,
     };
-    let mut user_order = order(object, args.order_by, &Path::root("orderBy"))?;
+    let mut user_order = order(model, schema, object, args.order_by, &Path::root("orderBy"))?;
     if user_order.is_empty() {
         // The object's natural order: creation time, or e.g. a stage's position.
         if let Some(field) = object.field(&object.default_order) {

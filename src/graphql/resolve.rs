@@ -235,7 +235,8 @@ pub fn to_many_field(relation: InverseRelation) -> Field {
                 let parent = ctx.parent_value.try_downcast_ref::<Record>()?;
                 let parent = records::record_id(parent).ok_or_else(|| CrmError::internal("record without id"))?;
                 let args = list_args(&ctx);
-                let request = input::page_request(&context(&ctx)?.model, &child, &args)?;
+                let context = context(&ctx)?;
+                let request = input::page_request(&context.model, &context.schema, &child, &args)?;
                 let fields = selection::connection_fields(ctx.field(), &child, &request.order);
                 // Identical arguments (the same field under many parents) share one batch.
                 let canonical = format!(
@@ -258,7 +259,7 @@ pub fn to_many_field(relation: InverseRelation) -> Field {
                     request,
                     canonical,
                 });
-                let page = context(&ctx)?
+                let page = context
                     .loader
                     .load_one(ChildrenKey { query, parent })
                     .await?
@@ -305,7 +306,7 @@ pub fn query_fields(object: &Arc<ObjectDef>) -> Vec<Field> {
                 resolved(async move {
                     let args = list_args(&ctx);
                     let context = context(&ctx)?;
-                    let request = input::page_request(&context.model, &object, &args)?;
+                    let request = input::page_request(&context.model, &context.schema, &object, &args)?;
                     let fields = selection::connection_fields(ctx.field(), &object, &request.order);
                     let mut conn = context.db.conn().await?;
                     let Page {

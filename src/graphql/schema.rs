@@ -415,10 +415,13 @@ fn order_inputs(object: &ObjectDef) -> (Enum, InputObject) {
     for field in object.fields.iter().filter(|f| f.sortable()) {
         fields = fields.item(EnumItem::new(order_field_name(field)).description(&field.label));
     }
-    let input =
+    let mut input =
         InputObject::new(format!("{}OrderBy", object.name))
-            .description("One sort key. Lists always end with `id`, so the order is total and cursors are stable.")
-            .field(InputValue::new("field", TypeRef::named_nn(&field_enum)).description("The field to sort by."))
+            .description(
+                "One sort key: a `field`, or a lookup and a field of the record it refers to \
+                 (`{ account: NAME }`). Lists always end with `id`, so the order is total and cursors are stable.",
+            )
+            .field(InputValue::new("field", TypeRef::named(&field_enum)).description("The field to sort by."))
             .field(
                 InputValue::new("direction", TypeRef::named_nn("OrderDirection"))
                     .default_value(Value::Enum(async_graphql::Name::new("ASC")))
@@ -427,6 +430,18 @@ fn order_inputs(object: &ObjectDef) -> (Enum, InputObject) {
             .field(InputValue::new("nulls", TypeRef::named("NullsOrder")).description(
                 "Where records without a value go: by default last when ascending, first when descending.",
             ));
+    for field in &object.fields {
+        if let Some(lookup) = field.lookup() {
+            input = input.field(
+                InputValue::new(&field.name, TypeRef::named(format!("{}OrderField", lookup.target))).description(
+                    format!(
+                        "Sort by this field of the {} the record refers to (instead of `field`).",
+                        lookup.target
+                    ),
+                ),
+            );
+        }
+    }
     (fields, input)
 }
 

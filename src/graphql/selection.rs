@@ -40,6 +40,11 @@ pub fn connection_fields(connection: SelectionField<'_>, object: &ObjectDef, ord
             _ => {}
         }
     }
-    let order_keys: Vec<String> = order.iter().map(|key| key.field.value_key()).collect();
+    // Keys read through a lookup come with the row on their own.
+    let order_keys: Vec<String> = order
+        .iter()
+        .filter(|key| key.through.is_none())
+        .map(|key| key.field.value_key())
+        .collect();
     record_fields(object, nodes, &order_keys)
 }

@@ -120,6 +120,9 @@ const RESERVED_FIELD_NAMES: &[&str] = &[
     "default",
     "check",
     "constraint",
+    "field",
+    "direction",
+    "nulls",
 ];
 
 /// Type names of the API that a custom object could collide with, beyond

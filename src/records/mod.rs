@@ -137,18 +137,45 @@ pub fn projection(object: &ObjectDef, fields: &FieldSet, alias: &str) -> Sql {
 /// A column as the JSON value clients get: decimals as text (no float
 /// rounding), instants as RFC 3339 UTC.
 pub fn column_json(field: &FieldDef, alias: &str) -> Sql {
+    let mut column = Sql::new();
+    column.column(alias, &field.column);
+    value_json(field, column)
+}
+
+/// A value of `field` (a column or an expression) as clients get it.
+pub fn value_json(field: &FieldDef, value: Sql) -> Sql {
     let mut sql = Sql::new();
     match field.kind {
         FieldKind::Decimal | FieldKind::Currency | FieldKind::Percent => {
-            sql.column(alias, &field.column).push("::text");
+            sql.push("(").append(&value).push(")::text");
         }
         FieldKind::DateTime => {
-            sql.push("to_char(").column(alias, &field.column);
+            sql.push("to_char(").append(&value);
             sql.push(" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
         }
         _ => {
-            sql.column(alias, &field.column);
+            sql.append(&value);
         }
+    }
+    sql
+}
+
+/// The values of sort keys read through lookups, added to each row
+/// document (`'account.name', …`) so its cursor can be made from it.
+fn through_values(order: &[OrderKey], alias: &str) -> Sql {
+    let pairs: Vec<Sql> = order
+        .iter()
+        .filter(|key| key.through.is_some())
+        .map(|key| {
+            let mut pair = Sql::raw("'");
+            // Value keys are validated API names joined by a dot.
+            pair.push(&key.value_key()).push("', ").append(&key.json(alias));
+            pair
+        })
+        .collect();
+    let mut sql = Sql::new();
+    if !pairs.is_empty() {
+        sql.push(" || jsonb_build_object(").join(&pairs, ", ").push(")");
     }
     sql
 }
@@ -210,7 +237,8 @@ pub fn record_id(record: &Record) -> Option<Uuid> {
 pub async fn list(conn: &mut Conn, table: Table<'_>, fields: &FieldSet, request: &PageRequest) -> Result<Page> {
     let order = request.effective_order();
     let mut query = Sql::raw("SELECT ");
-    query.append(&projection(table.object, fields, T)).push(" AS row");
+    query.append(&projection(table.object, fields, T));
+    query.append(&through_values(&order, T)).push(" AS row");
     query.append(&table.from_as(T)).push(" WHERE ");
     query.append(&table.rows(request.include_deleted, T));
     if let Some(filter) = &request.filter {
@@ -292,7 +320,8 @@ pub async fn children(
     let mut partition = Sql::raw("PARTITION BY ");
     partition.column(T, &lookup.column);
     let mut inner = Sql::raw("SELECT ");
-    inner.append(&projection(table.object, fields, T)).push(" AS row, ");
+    inner.append(&projection(table.object, fields, T));
+    inner.append(&through_values(&order, T)).push(" AS row, ");
     inner.column(T, &lookup.column).push(" AS parent, ");
     inner.append(&past_cursor).push(" AS past_cursor, row_number() OVER (");
     inner.append(&partition).push(", ").append(&past_cursor);

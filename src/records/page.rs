@@ -20,9 +20,23 @@ pub const MAX_PAGE_SIZE: usize = 500;
 /// One key of an ORDER BY.
 #[derive(Debug, Clone)]
 pub struct OrderKey {
+    /// The field sorted by: the record's own, or (with `through`) a field
+    /// of the record its lookup refers to.
     pub field: FieldDef,
     pub descending: bool,
     pub nulls_first: bool,
+    pub through: Option<Through>,
+}
+
+/// A lookup a sort key reads through: `contacts` by `account.name`.
+#[derive(Debug, Clone)]
+pub struct Through {
+    /// The lookup's API name (`account`) and column (`account_id`).
+    pub lookup: String,
+    pub column: String,
+    /// Where the referred records live.
+    pub schema: String,
+    pub table: String,
 }
 
 impl OrderKey {
@@ -32,7 +46,14 @@ impl OrderKey {
             field,
             descending,
             nulls_first: nulls_first.unwrap_or(descending),
+            through: None,
         }
+    }
+
+    /// A key on a field of the record a lookup refers to.
+    pub fn through(mut self, through: Through) -> Self {
+        self.through = Some(through);
+        self
     }
 
     fn reversed(&self) -> Self {
@@ -40,16 +61,53 @@ impl OrderKey {
             field: self.field.clone(),
             descending: !self.descending,
             nulls_first: !self.nulls_first,
+            through: self.through.clone(),
         }
     }
 
     fn signature(&self) -> String {
         format!(
             "{}:{}:{}",
-            self.field.name,
+            self.value_key(),
             if self.descending { "d" } else { "a" },
             if self.nulls_first { "f" } else { "l" }
         )
+    }
+
+    /// Where a row document holds the key's value: the field's value key,
+    /// or `lookup.field` for a key read through a lookup.
+    pub fn value_key(&self) -> String {
+        match &self.through {
+            Some(through) => format!("{}.{}", through.lookup, self.field.value_key()),
+            None => self.field.value_key(),
+        }
+    }
+
+    /// The key's value for table alias `alias`: its column, or the referred
+    /// record's column (null when the lookup is empty or the record deleted).
+    pub fn expression(&self, alias: &str) -> Sql {
+        let mut sql = Sql::new();
+        match &self.through {
+            None => {
+                sql.column(alias, &self.field.column);
+            }
+            Some(through) => {
+                let related = format!("{alias}_by");
+                sql.push("(SELECT ").column(&related, &self.field.column).push(" FROM ");
+                sql.table(&through.schema, &through.table).push(" ").ident(&related);
+                sql.push(" WHERE ")
+                    .column(&related, "id")
+                    .push(" = ")
+                    .column(alias, &through.column);
+                sql.push(" AND ").column(&related, "deleted_at").push(" IS NULL)");
+            }
+        }
+        sql
+    }
+
+    /// The key's value as the JSON a row document holds.
+    pub fn json(&self, alias: &str) -> Sql {
+        super::value_json(&self.field, self.expression(alias))
     }
 }
 
@@ -72,7 +130,7 @@ impl Cursor {
     pub fn of(record: &Record, order: &[OrderKey]) -> String {
         let values: Vec<Json> = order
             .iter()
-            .map(|key| record.get(&key.field.value_key()).cloned().unwrap_or(Json::Null))
+            .map(|key| record.get(&key.value_key()).cloned().unwrap_or(Json::Null))
             .collect();
         let doc = json!({ "o": order_signature(order), "v": values });
         URL_SAFE_NO_PAD.encode(doc.to_string())
@@ -111,7 +169,7 @@ pub fn cursor_sql(order: &[OrderKey], alias: &str) -> Sql {
             sql.push(" || ',' || ");
         }
         sql.push("coalesce(to_json(")
-            .append(&super::column_json(&key.field, alias))
+            .append(&key.json(alias))
             .push(")::text, 'null')");
     }
     // Base64 to the URL-safe alphabet, unpadded and on one line.
@@ -158,10 +216,11 @@ impl PageRequest {
 
     /// The client's order made total with `id`.
     pub fn total_order(order: &[OrderKey], id: &FieldDef) -> Vec<OrderKey> {
-        let mut keys: Vec<OrderKey> = order.iter().filter(|k| k.field.name != "id").cloned().collect();
+        let own_id = |k: &&OrderKey| k.field.name == "id" && k.through.is_none();
+        let mut keys: Vec<OrderKey> = order.iter().filter(|k| !own_id(k)).cloned().collect();
         let id_key = order
             .iter()
-            .find(|k| k.field.name == "id")
+            .find(own_id)
             .cloned()
             .unwrap_or_else(|| OrderKey::new(id.clone(), false, None));
         keys.push(id_key);
@@ -213,8 +272,7 @@ pub fn order_by(order: &[OrderKey], alias: &str) -> Sql {
     let keys: Vec<Sql> = order
         .iter()
         .map(|key| {
-            let mut sql = Sql::new();
-            sql.column(alias, &key.field.column);
+            let mut sql = key.expression(alias);
             sql.push(if key.descending { " DESC" } else { " ASC" });
             sql.push(if key.nulls_first { " NULLS FIRST" } else { " NULLS LAST" });
             sql
@@ -243,8 +301,7 @@ pub fn after_cursor(order: &[OrderKey], cursor: &Cursor, alias: &str) -> Sql {
 }
 
 fn equal(key: &OrderKey, value: &Json, alias: &str) -> Sql {
-    let mut sql = Sql::new();
-    sql.column(alias, &key.field.column);
+    let mut sql = key.expression(alias);
     match bind_from_json(&key.field, value) {
         Some(bind) if !value.is_null() => {
             sql.push(" = ").bind(bind);
@@ -260,7 +317,7 @@ fn beyond(key: &OrderKey, value: &Json, alias: &str) -> Sql {
     let mut sql = Sql::new();
     if value.is_null() {
         if key.nulls_first {
-            sql.column(alias, &key.field.column).push(" IS NOT NULL");
+            sql.append(&key.expression(alias)).push(" IS NOT NULL");
         } else {
             sql.push("false");
         }
@@ -272,10 +329,10 @@ fn beyond(key: &OrderKey, value: &Json, alias: &str) -> Sql {
         return sql;
     };
     if key.nulls_first {
-        sql.column(alias, &key.field.column).push(op).bind(bind);
+        sql.append(&key.expression(alias)).push(op).bind(bind);
     } else {
-        sql.push("(").column(alias, &key.field.column).push(op).bind(bind);
-        sql.push(" OR ").column(alias, &key.field.column).push(" IS NULL)");
+        sql.push("(").append(&key.expression(alias)).push(op).bind(bind);
+        sql.push(" OR ").append(&key.expression(alias)).push(" IS NULL)");
     }
     sql
 }
