@@ -1109,6 +1109,29 @@ async fn owned_visibility_follows_a_custom_objects_lookups_not_custom_references
         );
         assert_eq!(seen["data"]["contacts"]["totalCount"], 0, "{seen}");
     }
+    // Sorting through a lookup to a record the rep cannot see tells nothing
+    // about it: it sorts as empty, and the cursor does not hold its name.
+    let secret = app.create("Account", json!({ "name": "Zeta Secret Holdings" })).await;
+    app.create(
+        "Contact",
+        json!({ "lastName": "Own", "ownerId": rep, "accountId": secret }),
+    )
+    .await;
+    let sorted = "{ contacts(orderBy: [{ account: NAME }]) { edges { cursor node { lastName account { name } } } } }";
+    for _ in 0..2 {
+        let seen = app.graphql_as(&rep_token, sorted, json!({})).await;
+        let edges = seen["data"]["contacts"]["edges"].as_array().unwrap().clone();
+        assert_eq!(edges.len(), 1, "{seen}");
+        assert_eq!(edges[0]["node"]["account"], Value::Null, "{seen}");
+        let cursor = edges[0]["cursor"].as_str().unwrap();
+        use base64::Engine;
+        let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).unwrap();
+        assert!(
+            !String::from_utf8_lossy(&decoded).contains("Zeta"),
+            "{}",
+            String::from_utf8_lossy(&decoded)
+        );
+    }
 }
 
 #[tokio::test]

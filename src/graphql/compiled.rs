@@ -508,7 +508,8 @@ impl<'a> Compiler<'a> {
             before: values[5].as_ref(),
             include_deleted: values[6].as_ref(),
         };
-        let request = input::page_request(self.model, self.workspace, object, &args).map_err(|_| Skip::Values)?;
+        let request = input::page_request(self.model, self.workspace, self.visibility, object, &args)
+            .map_err(|_| Skip::Values)?;
         let backward = request.last.is_some();
         // A number this code computed (0–500): written into the SQL text.
         let limit = request.limit();

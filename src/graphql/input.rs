@@ -5,6 +5,7 @@
 
 use async_graphql::{Name, Value};
 
+use crate::access::Visibility;
 use crate::db::sql::Bind;
 use crate::error::{CrmError, Result};
 use crate::metadata::{screaming_snake, FieldDef, FieldKind, Model, ObjectDef, PicklistOption};
@@ -474,6 +475,7 @@ pub fn order_field_name(field: &FieldDef) -> String {
 pub fn order(
     model: &Model,
     schema: &str,
+    visibility: &Visibility,
     object: &ObjectDef,
     value: Option<&Value>,
     path: &Path,
@@ -527,6 +529,8 @@ pub fn order(
                     column: lookup_field.column.clone(),
                     schema: target.schema_in(schema).to_owned(),
                     table: target.table.clone(),
+                    workspace_schema: schema.to_owned(),
+                    visible: visibility.filter(&target.name).cloned(),
                 })
             }
             _ => {
@@ -553,12 +557,18 @@ pub struct ListArgs<'a> {
 }
 
 /// Checks and converts list arguments into a page request.
-pub fn page_request(model: &Model, schema: &str, object: &ObjectDef, args: &ListArgs<'_>) -> Result<PageRequest> {
+pub fn page_request(
+    model: &Model,
+    schema: &str,
+    visibility: &Visibility,
+    object: &ObjectDef,
+    args: &ListArgs<'_>,
+) -> Result<PageRequest> {
     let filter = match args.filter {
         Some(value) => filter(model, object, value, &Path::root("filter"))?,
         None => None,
     };
-    let mut user_order = order(model, schema, object, args.order_by, &Path::root("orderBy"))?;
+    let mut user_order = order(model, schema, visibility, object, args.order_by, &Path::root("orderBy"))?;
     if user_order.is_empty() {
         // The object's natural order: creation time, or e.g. a stage's position.
         if let Some(field) = object.field(&object.default_order) {

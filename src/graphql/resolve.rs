@@ -236,7 +236,7 @@ pub fn to_many_field(relation: InverseRelation) -> Field {
                 let parent = records::record_id(parent).ok_or_else(|| CrmError::internal("record without id"))?;
                 let args = list_args(&ctx);
                 let context = context(&ctx)?;
-                let request = input::page_request(&context.model, &context.schema, &child, &args)?;
+                let request = input::page_request(&context.model, &context.schema, &context.visibility, &child, &args)?;
                 let fields = selection::connection_fields(ctx.field(), &child, &request.order);
                 // Identical arguments (the same field under many parents) share one batch.
                 let canonical = format!(
@@ -306,7 +306,8 @@ pub fn query_fields(object: &Arc<ObjectDef>) -> Vec<Field> {
                 resolved(async move {
                     let args = list_args(&ctx);
                     let context = context(&ctx)?;
-                    let request = input::page_request(&context.model, &context.schema, &object, &args)?;
+                    let request =
+                        input::page_request(&context.model, &context.schema, &context.visibility, &object, &args)?;
                     let fields = selection::connection_fields(ctx.field(), &object, &request.order);
                     let mut conn = context.db.conn().await?;
                     let Page {

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value as Json};
 
-use super::Record;
+use super::{Filter, Record};
 use crate::db::sql::{Bind, Sql};
 use crate::metadata::{FieldDef, FieldKind};
 
@@ -37,6 +37,12 @@ pub struct Through {
     /// Where the referred records live.
     pub schema: String,
     pub table: String,
+    /// The workspace's schema, where a visibility condition finds related tables.
+    pub workspace_schema: String,
+    /// The referred records the request may see (`access::Visibility`):
+    /// others sort as empty, so neither the order nor a cursor tells
+    /// anything about them.
+    pub visible: Option<Filter>,
 }
 
 impl OrderKey {
@@ -99,7 +105,13 @@ impl OrderKey {
                     .column(&related, "id")
                     .push(" = ")
                     .column(alias, &through.column);
-                sql.push(" AND ").column(&related, "deleted_at").push(" IS NULL)");
+                sql.push(" AND ").column(&related, "deleted_at").push(" IS NULL");
+                if let Some(visible) = &through.visible {
+                    sql.push(" AND (")
+                        .append(&visible.compile(&through.workspace_schema, &related))
+                        .push(")");
+                }
+                sql.push(")");
             }
         }
         sql
