@@ -338,6 +338,29 @@ async fn every_field_type_is_a_typed_column_usable_like_a_standard_field() {
     let referred = fields.iter().find(|f| f["name"] == "referredBy").unwrap();
     assert_eq!(referred["lookupObject"], "Account");
     assert_eq!(referred["relationName"], "referredContacts");
+    // Renaming the default's option renames the default; retiring it is refused.
+    let renamed = app
+        .data(
+            "mutation { updateCustomField(object: \"Contact\", name: \"tier\", input: { options: [
+                { value: \"GOLD\" }, { value: \"SILVER\" }, { value: \"STANDARD\", renamedFrom: \"BRONZE\" }] }) { defaultValue } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(renamed["updateCustomField"]["defaultValue"], "STANDARD");
+    let plain = app.data(&create, json!({ "input": { "lastName": "Later" } })).await;
+    assert_eq!(plain["createContact"]["tier"], "STANDARD");
+    let error = app
+        .error(
+            "mutation { updateCustomField(object: \"Contact\", name: \"tier\", input: { options: [
+                { value: \"GOLD\" }, { value: \"SILVER\" }, { value: \"STANDARD\", active: false }] }) { name } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        error["extensions"]["field"],
+        json!(["input", "defaultValue"]),
+        "{error}"
+    );
     let file = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).unwrap();
     assert!(
         crm::graphql::production_sdl().unwrap() == file,

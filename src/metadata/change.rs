@@ -737,9 +737,7 @@ pub async fn update_field(
             let (new_options, renames) = merged_options(current, options)?;
             for (old, new) in &renames {
                 rename_option(conn, target.schema, &table, &field, old, new).await?;
-                if default.as_ref().and_then(Json::as_str) == Some(old.as_str()) {
-                    default = Some(Json::String(new.clone()));
-                }
+                default = default.map(|value| renamed_in(value, old, new));
             }
             breaking |= !renames.is_empty();
             kind = match kind {
@@ -758,6 +756,22 @@ pub async fn update_field(
                 }
                 None => None,
             };
+        }
+        // A default must stay a live value of the (possibly new) options.
+        if let (Some(value), Some(options)) = (&default, kind.options()) {
+            let values: Vec<&str> = match value {
+                Json::Array(items) => items.iter().filter_map(Json::as_str).collect(),
+                other => other.as_str().into_iter().collect(),
+            };
+            if let Some(retired) = values
+                .into_iter()
+                .find(|v| !options.iter().any(|o| o.value == *v && o.active))
+            {
+                return Err(CrmError::bad_input(
+                    &["input", "defaultValue"],
+                    format!("the default {retired} is not an active option: change the default too"),
+                ));
+            }
         }
         if default != before.default_value {
             let mut ddl = alter_table(target.schema, &table);
@@ -907,6 +921,15 @@ fn merged_options(current: &[PicklistOption], specs: &[OptionSpec]) -> Result<(V
         }
     }
     Ok((out, renames))
+}
+
+/// A picklist default (a value or a list of values) with `old` renamed to `new`.
+fn renamed_in(value: Json, old: &str, new: &str) -> Json {
+    match value {
+        Json::String(s) if s == old => Json::String(new.to_owned()),
+        Json::Array(items) => Json::Array(items.into_iter().map(|item| renamed_in(item, old, new)).collect()),
+        other => other,
+    }
 }
 
 /// Rewrites the records holding a renamed picklist value.
