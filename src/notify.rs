@@ -99,28 +99,14 @@ async fn connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
 async fn apply(app: &App, announcement: Announcement) {
     match announcement {
         Announcement::Metadata { workspace, version } => {
-            let Some(entry) = app.schemas.cached(&workspace) else {
-                // Not built here yet: the first request builds the new one.
-                return;
-            };
-            if entry.metadata_version >= version {
-                return;
-            }
-            if let Err(err) = app.schemas.refresh(&app.db, &entry.workspace).await {
-                tracing::error!(%err, %workspace, "rebuilding the schema after a metadata change failed");
-                app.schemas.invalidate(&workspace);
-            } else {
-                tracing::info!(%workspace, version, "schema rebuilt after a metadata change on another server");
-            }
-        }
-        Announcement::Settings { workspace } => {
+            // Not built here yet: the first request builds the new one.
             if let Some(entry) = app.schemas.cached(&workspace) {
-                if let Err(err) = crate::graphql::reload_settings(&entry, &app.db).await {
-                    tracing::error!(%err, %workspace, "reading changed settings failed");
-                    app.schemas.invalidate(&workspace);
+                if entry.metadata_version < version {
+                    app.schemas.refresh(&app.db, &entry.workspace).await;
                 }
             }
         }
+        Announcement::Settings { workspace } => app.schemas.reload_settings(&app.db, &workspace).await,
         Announcement::TokenRevoked { id } => app.auth.forget(id),
         Announcement::UserChanged { id } => app.auth.forget_user(id),
     }
@@ -128,15 +114,8 @@ async fn apply(app: &App, announcement: Announcement) {
 
 async fn catch_up(app: &App) {
     for workspace in app.schemas.cached_workspaces() {
-        if let Err(err) = app.schemas.refresh(&app.db, &workspace).await {
-            tracing::error!(%err, workspace = %workspace.name, "rebuilding a schema failed");
-            app.schemas.invalidate(&workspace.name);
-        }
-        if let Some(entry) = app.schemas.cached(&workspace.name) {
-            if let Err(err) = crate::graphql::reload_settings(&entry, &app.db).await {
-                tracing::error!(%err, workspace = %workspace.name, "reading settings failed");
-            }
-        }
+        app.schemas.refresh(&app.db, &workspace).await;
+        app.schemas.reload_settings(&app.db, &workspace.name).await;
     }
     app.auth.forget_all();
 }

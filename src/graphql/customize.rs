@@ -16,6 +16,7 @@ use serde_json::Value as Json;
 
 use super::input::{self, Path};
 use super::resolve::{arg, context, resolved, RequestContext};
+use super::Workspace;
 use crate::access::{self, AdminPermission};
 use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
@@ -924,10 +925,11 @@ async fn with_target<T>(
     let done = body(&mut conn, &target).await?;
     drop(conn);
     if let Some(schemas) = &context.schemas {
-        if let Err(err) = schemas.refresh(&context.db, &context.workspace).await {
-            tracing::error!(%err, "rebuilding the schema after a metadata change failed");
-            schemas.invalidate(&context.workspace.name);
-        }
+        let workspace = Workspace {
+            name: context.trail.workspace.clone(),
+            pg_schema: context.schema.to_string(),
+        };
+        schemas.refresh(&context.db, &workspace).await;
     }
     Ok(done)
 }

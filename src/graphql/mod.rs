@@ -130,18 +130,24 @@ impl SchemaCache {
             return Ok(entry.clone());
         }
         let entry = Arc::new(self.build(db, workspace).await?);
+        self.store(&entry);
+        Ok(entry)
+    }
+
+    /// Caches a built schema unless a newer one is cached already (another
+    /// request or a rebuild may have stored one meanwhile).
+    fn store(&self, entry: &Arc<WorkspaceSchema>) {
+        let name = &entry.workspace.name;
         self.entries.rcu(|entries| {
             let mut entries = HashMap::clone(entries);
-            // Another request may have built a newer one meanwhile.
             if entries
-                .get(&workspace.name)
+                .get(name)
                 .is_none_or(|cached| cached.metadata_version < entry.metadata_version)
             {
-                entries.insert(workspace.name.clone(), entry.clone());
+                entries.insert(name.clone(), entry.clone());
             }
             entries
         });
-        Ok(entry)
     }
 
     /// Builds a workspace's schema from its metadata as stored now.
@@ -179,8 +185,16 @@ impl SchemaCache {
 
     /// Rebuilds a cached workspace schema after its metadata changed (here or
     /// on another server) and swaps it in: requests in flight finish on the
-    /// old one. An older build never replaces a newer one.
-    pub async fn refresh(&self, db: &Database, workspace: &Workspace) -> Result<()> {
+    /// old one. An older build never replaces a newer one. When the rebuild
+    /// fails, the cached schema is dropped so the next request builds it.
+    pub async fn refresh(&self, db: &Database, workspace: &Workspace) {
+        if let Err(err) = self.rebuild(db, workspace).await {
+            tracing::error!(%err, workspace = %workspace.name, "rebuilding the schema failed");
+            self.invalidate(&workspace.name);
+        }
+    }
+
+    async fn rebuild(&self, db: &Database, workspace: &Workspace) -> Result<()> {
         let _one_at_a_time = self.rebuilding.lock().await;
         if let Some(cached) = self.cached_version(&workspace.name) {
             let mut conn = db.conn().await?;
@@ -189,18 +203,29 @@ impl SchemaCache {
                 return Ok(());
             }
         }
-        let entry = Arc::new(self.build(db, workspace).await?);
-        self.entries.rcu(|entries| {
-            let mut entries = HashMap::clone(entries);
-            if entries
-                .get(&workspace.name)
-                .is_none_or(|cached| cached.metadata_version < entry.metadata_version)
-            {
-                entries.insert(workspace.name.clone(), entry.clone());
-            }
-            entries
-        });
+        self.store(&Arc::new(self.build(db, workspace).await?));
         Ok(())
+    }
+
+    /// Reads a cached workspace's `recordVisibility` again (another server
+    /// changed it); on failure the cached schema is dropped.
+    pub async fn reload_settings(&self, db: &Database, workspace: &str) {
+        let Some(entry) = self.cached(workspace) else {
+            return;
+        };
+        let read = async {
+            let mut conn = db.conn().await?;
+            settings(&mut conn, &entry.workspace.pg_schema).await
+        };
+        match read.await {
+            Ok(settings) => entry
+                .record_visibility
+                .set(RecordVisibility::parse(&settings.record_visibility).unwrap_or_default()),
+            Err(err) => {
+                tracing::error!(%err, %workspace, "reading changed settings failed");
+                self.invalidate(workspace);
+            }
+        }
     }
 
     /// The metadata version a workspace's cached schema was built from.
@@ -247,16 +272,6 @@ async fn settings(conn: &mut diesel_async::AsyncPgConnection, pg_schema: &str) -
     rows.into_iter()
         .next()
         .ok_or_else(|| CrmError::internal(format_args!("{pg_schema}.workspace_settings is empty")))
-}
-
-/// Reads a workspace's `recordVisibility` again (another server changed it).
-pub async fn reload_settings(entry: &WorkspaceSchema, db: &Database) -> Result<()> {
-    let mut conn = db.conn().await?;
-    let settings = settings(&mut conn, &entry.workspace.pg_schema).await?;
-    entry
-        .record_visibility
-        .set(RecordVisibility::parse(&settings.record_visibility).unwrap_or_default());
-    Ok(())
 }
 
 /// The SDL of the production schema with no customizations.

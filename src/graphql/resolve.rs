@@ -38,8 +38,6 @@ pub struct RequestContext {
     pub authenticator: Option<Arc<crate::auth::Authenticator>>,
     /// The workspace's `recordVisibility`, as the schema cache holds it.
     pub record_visibility: Arc<crate::access::VisibilitySetting>,
-    /// The workspace the request runs in.
-    pub workspace: super::Workspace,
     /// The server's schema cache, rebuilt after a metadata change.
     pub schemas: Option<Arc<super::SchemaCache>>,
 }
@@ -73,7 +71,6 @@ impl RequestContext {
             actor: caller.actor,
             authenticator: caller.authenticator,
             schemas: caller.schemas,
-            workspace: workspace.clone(),
             visibility,
             record_visibility: entry.record_visibility.clone(),
         }
