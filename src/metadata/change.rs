@@ -182,11 +182,16 @@ impl State {
             .ok_or_else(|| CrmError::bad_input(path, format!("there is no object {name}")))
     }
 
-    /// A live custom field, or why it cannot be changed.
-    fn custom_field(&self, object: &str, name: &str) -> Result<(&ObjectDef, &StoredField)> {
+    /// A live custom field with its object and definition, or why it
+    /// cannot be changed.
+    fn custom_field(&self, object: &str, name: &str) -> Result<(ObjectDef, FieldDef, StoredField)> {
         let def = self.object(object, &["object"])?;
         if let Some(stored) = self.custom.field(object, name).filter(|f| f.deleted_at.is_none()) {
-            return Ok((def, stored));
+            let field = def
+                .field(name)
+                .cloned()
+                .ok_or_else(|| CrmError::internal("a custom field is missing from the model"))?;
+            return Ok((def.clone(), field, stored.clone()));
         }
         if def.field(name).is_some() {
             return Err(CrmError::bad_input(
@@ -224,6 +229,33 @@ struct Recorded {
     audit_object: &'static str,
     record_id: Uuid,
     action: Action,
+}
+
+impl Recorded {
+    /// A change of one custom field: `before` is `None` for a new field,
+    /// `after` for a purged one.
+    fn field(
+        kind: &'static str,
+        action: Action,
+        before: Option<&StoredField>,
+        after: Option<&StoredField>,
+        breaking: bool,
+        summary: String,
+    ) -> Recorded {
+        let current = after.or(before);
+        Recorded {
+            kind,
+            object: current.map(|f| f.object.clone()).unwrap_or_default(),
+            field: current.map(|f| f.name.clone()),
+            summary,
+            breaking,
+            before: before.map(field_json),
+            after: after.map(field_json),
+            audit_object: "CustomField",
+            record_id: current.map(|f| f.id).unwrap_or_default(),
+            action,
+        }
+    }
 }
 
 /// Checks the new model, bumps the version, records the change and
@@ -330,18 +362,14 @@ pub async fn create_field(
         let mut state = State::lock(conn, target.schema).await?;
         let stored = add_field(conn, target, &mut state, object, &spec).await?;
         let summary = format!("added {object}.{} ({})", stored.name, stored.r#type);
-        let record = Recorded {
-            kind: "FIELD_CREATED",
-            object: object.into(),
-            field: Some(stored.name.clone()),
+        let record = Recorded::field(
+            "FIELD_CREATED",
+            Action::Create,
+            None,
+            Some(&stored),
+            stored.required && stored.default_value.is_none(),
             summary,
-            breaking: stored.required && stored.default_value.is_none(),
-            before: None,
-            after: Some(field_json(&stored)),
-            audit_object: "CustomField",
-            record_id: stored.id,
-            action: Action::Create,
-        };
+        );
         finish(conn, target, &mut state, record).await?;
         Ok(stored)
     })
@@ -711,12 +739,7 @@ pub async fn update_field(
 ) -> Result<StoredField> {
     conn.transaction::<_, CrmError, _>(async |conn| {
         let mut state = State::lock(conn, target.schema).await?;
-        let (def, stored) = state.custom_field(object, name)?;
-        let (object_def, before) = (def.clone(), stored.clone());
-        let field = object_def
-            .field(name)
-            .cloned()
-            .ok_or_else(|| CrmError::internal("a custom field is missing from the model"))?;
+        let (object_def, field, before) = state.custom_field(object, name)?;
         let at = |key: &str| vec!["input".to_owned(), key.to_owned()];
         let table = object_def.table.clone();
         let mut sets: Vec<(&str, Bind)> = Vec::new();
@@ -849,18 +872,14 @@ pub async fn update_field(
         update_row(conn, target.schema, "custom_field", before.id, sets).await?;
         state.reload(conn, target.schema).await?;
         let after = stored_field(&state, object, name)?;
-        let record = Recorded {
-            kind: "FIELD_UPDATED",
-            object: object.into(),
-            field: Some(name.into()),
-            summary: format!("changed {object}.{name}"),
+        let record = Recorded::field(
+            "FIELD_UPDATED",
+            Action::Update,
+            Some(&before),
+            Some(&after),
             breaking,
-            before: Some(field_json(&before)),
-            after: Some(field_json(&after)),
-            audit_object: "CustomField",
-            record_id: after.id,
-            action: Action::Update,
-        };
+            format!("changed {object}.{name}"),
+        );
         finish(conn, target, &mut state, record).await?;
         Ok(after)
     })
@@ -978,8 +997,7 @@ pub async fn rename_field(
 ) -> Result<StoredField> {
     conn.transaction::<_, CrmError, _>(async |conn| {
         let mut state = State::lock(conn, target.schema).await?;
-        let (def, stored) = state.custom_field(object, name)?;
-        let (object_def, before) = (def.clone(), stored.clone());
+        let (object_def, _, before) = state.custom_field(object, name)?;
         custom::check_field_name(new_name).map_err(|why| CrmError::bad_input(&["newName"], why))?;
         if new_name == name {
             return Err(CrmError::bad_input(&["newName"], "the new name is the current one"));
@@ -1026,18 +1044,14 @@ pub async fn rename_field(
         .await?;
         state.reload(conn, target.schema).await?;
         let after = stored_field(&state, object, new_name)?;
-        let record = Recorded {
-            kind: "FIELD_RENAMED",
-            object: object.into(),
-            field: Some(new_name.into()),
-            summary: format!("renamed {object}.{name} to {object}.{new_name}: clients using {name} must change"),
-            breaking: true,
-            before: Some(field_json(&before)),
-            after: Some(field_json(&after)),
-            audit_object: "CustomField",
-            record_id: after.id,
-            action: Action::Update,
-        };
+        let record = Recorded::field(
+            "FIELD_RENAMED",
+            Action::Update,
+            Some(&before),
+            Some(&after),
+            true,
+            format!("renamed {object}.{name} to {object}.{new_name}: clients using {name} must change"),
+        );
         finish(conn, target, &mut state, record).await?;
         Ok(after)
     })
@@ -1058,12 +1072,9 @@ pub async fn preview_type_change(
         model: custom.model()?,
         custom,
     };
-    let (object_def, _) = state.custom_field(object, name)?;
-    let field = object_def
-        .field(name)
-        .ok_or_else(|| CrmError::internal("a custom field is missing from the model"))?;
-    let kind = new_kind(field, change)?;
-    preview(conn, schema, object_def, field, &kind).await
+    let (object_def, field, _) = state.custom_field(object, name)?;
+    let kind = new_kind(&field, change)?;
+    preview(conn, schema, &object_def, &field, &kind).await
 }
 
 async fn preview(
@@ -1158,12 +1169,7 @@ pub async fn change_type(
 ) -> Result<StoredField> {
     conn.transaction::<_, CrmError, _>(async |conn| {
         let mut state = State::lock(conn, target.schema).await?;
-        let (def, stored) = state.custom_field(object, name)?;
-        let (object_def, before) = (def.clone(), stored.clone());
-        let field = object_def
-            .field(name)
-            .cloned()
-            .ok_or_else(|| CrmError::internal("a custom field is missing from the model"))?;
+        let (object_def, field, before) = state.custom_field(object, name)?;
         let kind = new_kind(&field, &change)?;
         let preview = preview(conn, target.schema, &object_def, &field, &kind).await?;
         if preview.invalid > 0 && (change.on_invalid == OnInvalid::Fail || field.required) {
@@ -1239,21 +1245,17 @@ pub async fn change_type(
         .await?;
         state.reload(conn, target.schema).await?;
         let after = stored_field(&state, object, name)?;
-        let record = Recorded {
-            kind: "FIELD_TYPE_CHANGED",
-            object: object.into(),
-            field: Some(name.into()),
-            summary: format!(
+        let record = Recorded::field(
+            "FIELD_TYPE_CHANGED",
+            Action::Update,
+            Some(&before),
+            Some(&after),
+            true,
+            format!(
                 "changed the type of {object}.{name} from {} to {} ({} values cleared)",
                 preview.from, preview.to, preview.invalid
             ),
-            breaking: true,
-            before: Some(field_json(&before)),
-            after: Some(field_json(&after)),
-            audit_object: "CustomField",
-            record_id: after.id,
-            action: Action::Update,
-        };
+        );
         finish(conn, target, &mut state, record).await?;
         Ok(after)
     })
@@ -1270,8 +1272,8 @@ pub async fn delete_field(
 ) -> Result<StoredField> {
     conn.transaction::<_, CrmError, _>(async |conn| {
         let mut state = State::lock(conn, target.schema).await?;
-        let (def, stored) = state.custom_field(object, name)?;
-        let (table, before) = (def.table.clone(), stored.clone());
+        let (object_def, _, before) = state.custom_field(object, name)?;
+        let table = object_def.table;
         if before.required {
             // New records cannot name it any more.
             let mut ddl = alter_table(target.schema, &table);
@@ -1288,18 +1290,14 @@ pub async fn delete_field(
         query.execute(conn).await?;
         state.reload(conn, target.schema).await?;
         let after = stored_field(&state, object, name)?;
-        let record = Recorded {
-            kind: "FIELD_DELETED",
-            object: object.into(),
-            field: Some(name.into()),
-            summary: format!("deleted {object}.{name} (its data is kept until it is purged)"),
-            breaking: true,
-            before: Some(field_json(&before)),
-            after: Some(field_json(&after)),
-            audit_object: "CustomField",
-            record_id: after.id,
-            action: Action::Delete,
-        };
+        let record = Recorded::field(
+            "FIELD_DELETED",
+            Action::Delete,
+            Some(&before),
+            Some(&after),
+            true,
+            format!("deleted {object}.{name} (its data is kept until it is purged)"),
+        );
         finish(conn, target, &mut state, record).await?;
         Ok(after)
     })
@@ -1336,18 +1334,14 @@ pub async fn restore_field(
         update_row(conn, target.schema, "custom_field", before.id, sets).await?;
         state.reload(conn, target.schema).await?;
         let after = stored_field(&state, object, name)?;
-        let record = Recorded {
-            kind: "FIELD_RESTORED",
-            object: object.into(),
-            field: Some(name.into()),
-            summary: format!("restored {object}.{name}"),
-            breaking: false,
-            before: Some(field_json(&before)),
-            after: Some(field_json(&after)),
-            audit_object: "CustomField",
-            record_id: after.id,
-            action: Action::Restore,
-        };
+        let record = Recorded::field(
+            "FIELD_RESTORED",
+            Action::Restore,
+            Some(&before),
+            Some(&after),
+            false,
+            format!("restored {object}.{name}"),
+        );
         finish(conn, target, &mut state, record).await?;
         Ok(after)
     })
@@ -1377,18 +1371,14 @@ pub async fn purge_field(
             .push(" WHERE id = ")
             .bind(Bind::Uuid(Some(before.id)));
         delete.execute(conn).await?;
-        let record = Recorded {
-            kind: "FIELD_PURGED",
-            object: object.into(),
-            field: Some(name.into()),
-            summary: format!("purged {object}.{name} and its data"),
-            breaking: false,
-            before: Some(field_json(&before)),
-            after: None,
-            audit_object: "CustomField",
-            record_id: before.id,
-            action: Action::Purge,
-        };
+        let record = Recorded::field(
+            "FIELD_PURGED",
+            Action::Purge,
+            Some(&before),
+            None,
+            false,
+            format!("purged {object}.{name} and its data"),
+        );
         finish(conn, target, &mut state, record).await?;
         Ok(before)
     })
