@@ -56,6 +56,8 @@ pub enum AdminPermission {
     ChangeMetadata,
     /// The audit log across records: `audit.read`.
     ReadAuditLog,
+    /// Sandboxes and who may use them: `sandboxes.manage`.
+    ManageSandboxes,
 }
 
 impl AdminPermission {
@@ -64,6 +66,7 @@ impl AdminPermission {
             AdminPermission::ManageUsers => "users.manage",
             AdminPermission::ChangeMetadata => "metadata.change",
             AdminPermission::ReadAuditLog => "audit.read",
+            AdminPermission::ManageSandboxes => "sandboxes.manage",
         }
     }
 }

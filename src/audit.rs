@@ -79,8 +79,8 @@ impl Action {
             Action::Delete => "A record was deleted (it can be restored).",
             Action::Restore => "A deleted record was restored.",
             Action::Deactivate => "A user was deactivated.",
-            Action::Revoke => "An API token was revoked.",
-            Action::Purge => "A deleted custom field or object was removed for good, with its data.",
+            Action::Revoke => "An API token, or a user's access to a sandbox, was revoked.",
+            Action::Purge => "Removed for good with its data: a deleted custom field or object, or a sandbox.",
         }
     }
 

@@ -37,6 +37,10 @@ pub struct Config {
     /// Requests per second one API token may make (twice that in a burst);
     /// 0 turns the limit off.
     pub rate_limit: u32,
+    /// The address clients reach the server at (`https://crm.example.com`),
+    /// for URLs the API gives out (sandbox endpoints); when unset, the
+    /// address each request was sent to.
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -54,6 +58,7 @@ impl Default for Config {
             introspection: true,
             cors_origins: Vec::new(),
             rate_limit: 200,
+            public_url: None,
         }
     }
 }

@@ -39,6 +39,7 @@ pub fn router(app: Arc<App>) -> Router {
     // What needs a token is also limited per token.
     let mut api = Router::new()
         .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/sandboxes/{name}/graphql", get(sandbox_get).post(sandbox_post))
         .route("/metrics", get(metrics));
     if let Some(limit) = rate_limit(app.config.rate_limit) {
         api = api.route_layer(limit);
@@ -149,6 +150,33 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
 }
 
 async fn graphql_post(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    post(app, None, headers, body).await
+}
+
+async fn sandbox_post(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    post(app, Some(name), headers, body).await
+}
+
+async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+    get_request(app, None, headers, query).await
+}
+
+async fn sandbox_get(
+    State(app): State<Arc<App>>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    get_request(app, Some(name), headers, query).await
+}
+
+/// A GraphQL request by POST, to production (`sandbox` is `None`) or a sandbox.
+async fn post(app: Arc<App>, sandbox: Option<String>, headers: HeaderMap, body: Bytes) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -183,14 +211,22 @@ async fn graphql_post(State(app): State<Arc<App>>, headers: HeaderMap, body: Byt
         Ok(actor) => actor,
         Err(refused) => return refused,
     };
-    run(app, &headers, actor, request).await
+    let workspace = match workspace(&app, &headers, sandbox.as_deref(), &actor).await {
+        Ok(workspace) => workspace,
+        Err(refused) => return refused,
+    };
+    run(app, &headers, actor, workspace, request).await
 }
 
-async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+/// A GraphQL request by GET (queries only), or the playground for a browser.
+async fn get_request(app: Arc<App>, sandbox: Option<String>, headers: HeaderMap, query: Option<String>) -> Response {
     let query = query.unwrap_or_default();
     let wants_html = accepts(&headers, "text/html");
     if wants_html && !query.split('&').any(|pair| pair.starts_with("query=")) {
-        return playground("production", "/graphql").into_response();
+        return match sandbox {
+            None => playground("production", "/graphql").into_response(),
+            Some(name) => sandbox_playground(&app, &name).await,
+        };
     }
     let request = match async_graphql::http::parse_query_string(&query) {
         Ok(request) => request,
@@ -220,7 +256,75 @@ async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(q
             .insert(header::ALLOW, HeaderValue::from_static("POST"));
         return response;
     }
-    run(app, &headers, actor, request).await
+    let workspace = match workspace(&app, &headers, sandbox.as_deref(), &actor).await {
+        Ok(workspace) => workspace,
+        Err(refused) => return refused,
+    };
+    run(app, &headers, actor, workspace, request).await
+}
+
+/// The workspace a request goes to, or the response refusing it: 404 for
+/// a sandbox that does not exist (or no longer does), 403 for a user who
+/// is neither an admin nor granted the sandbox.
+async fn workspace(
+    app: &App,
+    headers: &HeaderMap,
+    sandbox: Option<&str>,
+    actor: &Actor,
+) -> Result<Workspace, Response> {
+    let Some(name) = sandbox else {
+        return Ok(Workspace::production());
+    };
+    let refuse = |status, err: CrmError| json_response(status, headers, errors_body(err));
+    let not_found = || refuse(StatusCode::NOT_FOUND, CrmError::not_found("Sandbox", name));
+    if crate::sandbox::check_name(name).is_err() {
+        return Err(not_found());
+    }
+    let unavailable = |err| refuse(StatusCode::SERVICE_UNAVAILABLE, err);
+    let mut conn = app.db.conn().await.map_err(unavailable)?;
+    // A cached schema means the sandbox exists: its deletion (here or on
+    // another server) drops the cached schema.
+    let workspace = match app.schemas.cached(name) {
+        Some(entry) => entry.workspace.clone(),
+        None => match crate::sandbox::find(&mut conn, name).await.map_err(unavailable)? {
+            Some(sandbox) => Workspace {
+                name: sandbox.name,
+                pg_schema: sandbox.pg_schema,
+            },
+            None => return Err(not_found()),
+        },
+    };
+    if actor.role != crate::auth::Role::Admin
+        && !crate::sandbox::may_use(&mut conn, name, actor.user_id)
+            .await
+            .map_err(unavailable)?
+    {
+        let err = CrmError::Forbidden {
+            permission: "sandbox.use".into(),
+            message: format!("you have no access to the sandbox {name}: an admin can grant it (grantSandboxAccess)"),
+        };
+        return Err(refuse(StatusCode::FORBIDDEN, err));
+    }
+    Ok(workspace)
+}
+
+/// The playground of a sandbox, or a 404 page when there is no such sandbox.
+async fn sandbox_playground(app: &App, name: &str) -> Response {
+    let exists = match app.db.conn().await {
+        Ok(mut conn) => {
+            crate::sandbox::check_name(name).is_ok()
+                && matches!(crate::sandbox::find(&mut conn, name).await, Ok(Some(_)))
+        }
+        Err(_) => false,
+    };
+    if !exists {
+        let page = format!(
+            "<!doctype html><title>No sandbox</title><p>There is no sandbox named {}.</p>\n",
+            html_escape(name)
+        );
+        return (StatusCode::NOT_FOUND, Html(page)).into_response();
+    }
+    playground(name, &format!("/sandboxes/{name}/graphql")).into_response()
 }
 
 /// Refuses a document nested far deeper than any valid query may be,
@@ -282,13 +386,18 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
     operation == Some(OperationType::Mutation)
 }
 
-async fn run(app: Arc<App>, headers: &HeaderMap, actor: Actor, request: async_graphql::Request) -> Response {
+async fn run(
+    app: Arc<App>,
+    headers: &HeaderMap,
+    actor: Actor,
+    workspace: Workspace,
+    request: async_graphql::Request,
+) -> Response {
     if request.query.trim().is_empty() {
         return error_response(StatusCode::BAD_REQUEST, headers, "the request has no query");
     }
     let started = Instant::now();
     let operation = request.operation_name.clone().unwrap_or_else(|| "-".into());
-    let workspace = Workspace::production();
     let entry = match app.schemas.get(&app.db, &workspace).await {
         Ok(entry) => entry,
         Err(err) => return json_response(StatusCode::SERVICE_UNAVAILABLE, headers, errors_body(err)),
@@ -301,6 +410,7 @@ async fn run(app: Arc<App>, headers: &HeaderMap, actor: Actor, request: async_gr
             .map(str::to_owned),
         authenticator: Some(app.auth.clone()),
         schemas: Some(app.schemas.clone()),
+        base_url: base_url(&app, headers),
     };
     let (response, executed) = match graphql::answer(&entry, &app.db, caller, request).await {
         graphql::Answer::Compiled(body) => {
@@ -347,6 +457,16 @@ async fn run(app: Arc<App>, headers: &HeaderMap, actor: Actor, request: async_gr
         errors_body(err)
     });
     json_response(status, headers, body)
+}
+
+/// Where clients reach this server: the configured public URL, else the
+/// address this request was sent to.
+fn base_url(app: &App, headers: &HeaderMap) -> Option<String> {
+    if let Some(url) = &app.config.public_url {
+        return Some(url.trim_end_matches('/').to_owned());
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok())?;
+    Some(format!("http://{host}"))
 }
 
 /// A response body holding one error, with its code.

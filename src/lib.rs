@@ -3,8 +3,8 @@
 //! The data model is metadata ([`metadata`]): one engine turns it into
 //! typed Postgres columns, a dynamic GraphQL schema per workspace
 //! ([`graphql`]) and SQL compiled with bound parameters ([`records`]).
-//! Production lives in the Postgres schema `crm`; sandboxes will be copies
-//! of it made by the same code.
+//! Production lives in the Postgres schema `crm`; each sandbox
+//! ([`sandbox`]) is a copy of it, `sandbox_<name>`, made by the same code.
 
 pub mod access;
 pub mod app;
@@ -18,6 +18,7 @@ pub mod http;
 pub mod metadata;
 pub mod notify;
 pub mod records;
+pub mod sandbox;
 pub mod seed;
 
 pub use app::App;

@@ -66,6 +66,63 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Create, list, refresh and delete sandboxes: copies of production with their own endpoint.
+    Sandbox {
+        #[command(subcommand)]
+        command: SandboxCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SandboxCommand {
+    /// Make a sandbox from production as it is now.
+    Create {
+        /// 1 to 40 lowercase letters, digits and underscores.
+        name: String,
+        #[command(flatten)]
+        filling: FillingArgs,
+        /// What the sandbox is for.
+        #[arg(long, default_value = "")]
+        description: String,
+    },
+    /// List the sandboxes.
+    List,
+    /// Make a sandbox again from production, discarding its changes.
+    Refresh {
+        name: String,
+        /// How to fill it now (default: as before).
+        #[arg(long, value_parser = parse_mode)]
+        mode: Option<crm::sandbox::Mode>,
+        /// Records per object of a sample (default: as before, or 1000).
+        #[arg(long)]
+        sample_size: Option<i32>,
+        /// Replace personal data with fake values (default: as before).
+        #[arg(long, overrides_with = "no_mask")]
+        mask: bool,
+        /// Copy personal data as it is.
+        #[arg(long)]
+        no_mask: bool,
+    },
+    /// Delete a sandbox and everything in it.
+    Delete { name: String },
+}
+
+#[derive(Args)]
+struct FillingArgs {
+    /// What to copy: metadata-only (customizations and pipelines), sample or full.
+    #[arg(long, value_parser = parse_mode, default_value = "metadata-only")]
+    mode: crm::sandbox::Mode,
+    /// Records per object of a sample (default 1000).
+    #[arg(long)]
+    sample_size: Option<i32>,
+    /// Replace personal data (names, emails, phones, addresses, notes) with fake values.
+    #[arg(long)]
+    mask: bool,
+}
+
+fn parse_mode(text: &str) -> Result<crm::sandbox::Mode, String> {
+    crm::sandbox::Mode::parse(&text.replace('-', "_").to_ascii_uppercase())
+        .ok_or_else(|| "expected metadata-only, sample or full".to_owned())
 }
 
 #[derive(Subcommand)]
@@ -141,6 +198,10 @@ struct ServeArgs {
     /// Requests per second per API token (bursts of twice that); 0 is no limit.
     #[arg(long, env = "CRM_RATE_LIMIT", default_value_t = 200)]
     rate_limit: u32,
+    /// The address clients reach the server at (https://crm.example.com), for
+    /// the sandbox endpoint URLs the API gives out; default: the request's Host.
+    #[arg(long, env = "CRM_PUBLIC_URL")]
+    public_url: Option<String>,
 }
 
 fn config(database: &DatabaseArgs, serve: Option<&ServeArgs>) -> Config {
@@ -160,6 +221,7 @@ fn config(database: &DatabaseArgs, serve: Option<&ServeArgs>) -> Config {
         config.introspection = serve.introspection;
         config.cors_origins = serve.cors_origins.clone();
         config.rate_limit = serve.rate_limit;
+        config.public_url = serve.public_url.clone();
     }
     config
 }
@@ -219,6 +281,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 let app = App::new(config, &url)?;
                 let mut conn = app.db.conn().await?;
                 token_command(command, &mut conn).await
+            })
+            .await
+        }
+        Command::Sandbox { command } => {
+            with_database(config(&cli.database, None), |config, url| async move {
+                crm::db::migrate::migrate_all(&url).await?;
+                let app = App::new(config, &url)?;
+                sandbox_command(command, &app).await
             })
             .await
         }
@@ -305,6 +375,154 @@ async fn token_command(command: &TokenCommand, conn: &mut crm::db::Conn) -> anyh
         }
     }
     Ok(())
+}
+
+async fn sandbox_command(command: &SandboxCommand, app: &App) -> anyhow::Result<()> {
+    use crm::sandbox::{self, Filling, NewSandbox};
+    let trail = Trail::cli("production");
+    match command {
+        SandboxCommand::Create {
+            name,
+            filling,
+            description,
+        } => {
+            let filling = Filling::new(filling.mode, filling.sample_size, filling.mask, &["sample-size"])?;
+            let new = NewSandbox {
+                name: name.clone(),
+                description: description.clone(),
+                filling,
+            };
+            let bar = Bar::new();
+            let made = sandbox::create(&app.db, &trail, &new, &bar).await;
+            bar.finish();
+            let made = made?;
+            println!(
+                "made the sandbox {} ({}) in {:.1} s, from production's metadata version {}",
+                made.name,
+                made.mode.as_str(),
+                bar.elapsed(),
+                made.base_version
+            );
+            print_endpoint(&made.name);
+        }
+        SandboxCommand::List => {
+            let mut conn = app.db.conn().await?;
+            println!(
+                "{:<24}  {:<13}  {:>6}  {:<16}  {:>4}  {:>10}  {:>10}  description",
+                "name", "mode", "masked", "made", "base", "rows", "MB"
+            );
+            for found in sandbox::list(&mut conn).await? {
+                let size = sandbox::size(&mut conn, &found).await?;
+                let made = found.refreshed_at.unwrap_or(found.created_at);
+                println!(
+                    "{:<24}  {:<13}  {:>6}  {:<16}  {:>4}  {:>10}  {:>10.1}  {}",
+                    found.name,
+                    found.mode.as_str(),
+                    if found.masked { "yes" } else { "no" },
+                    made.format("%Y-%m-%d %H:%M"),
+                    found.base_version,
+                    size.rows,
+                    size.bytes as f64 / 1_048_576.0,
+                    found.description
+                );
+            }
+        }
+        SandboxCommand::Refresh {
+            name,
+            mode,
+            sample_size,
+            mask,
+            no_mask,
+        } => {
+            let current = {
+                let mut conn = app.db.conn().await?;
+                sandbox::find(&mut conn, name)
+                    .await?
+                    .ok_or_else(|| anyhow::anyhow!("there is no sandbox {name} (see crm sandbox list)"))?
+            };
+            let mode = mode.unwrap_or(current.mode);
+            let sample_size = sample_size.or(if mode == current.mode {
+                current.sample_size
+            } else {
+                None
+            });
+            let mask = if *mask || *no_mask { *mask } else { current.masked };
+            let filling = Filling::new(mode, sample_size, mask, &["sample-size"])?;
+            let bar = Bar::new();
+            let made = sandbox::refresh(&app.db, &trail, name, &filling, &bar).await;
+            bar.finish();
+            let made = made?;
+            println!(
+                "made the sandbox {} again ({}) in {:.1} s, from production's metadata version {}",
+                made.name,
+                made.mode.as_str(),
+                bar.elapsed(),
+                made.base_version
+            );
+        }
+        SandboxCommand::Delete { name } => {
+            match sandbox::delete(&app.db, &trail, name).await {
+                Err(crm::CrmError::NotFound { .. }) => {
+                    anyhow::bail!("there is no sandbox {name} (see crm sandbox list)")
+                }
+                other => other?,
+            };
+            println!("deleted the sandbox {name} and everything in it");
+        }
+    }
+    Ok(())
+}
+
+fn print_endpoint(name: &str) {
+    println!("  GraphQL endpoint and playground: /sandboxes/{name}/graphql on the server (e.g. http://127.0.0.1:8080/sandboxes/{name}/graphql)");
+}
+
+/// The progress bar of a sandbox copy, on stderr when it is a terminal.
+struct Bar {
+    bar: indicatif::ProgressBar,
+    started: std::time::Instant,
+}
+
+impl Bar {
+    fn new() -> Self {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Bar {
+            bar,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn finish(&self) {
+        self.bar.finish_and_clear();
+    }
+
+    fn elapsed(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}
+
+impl crm::sandbox::Progress for Bar {
+    fn start(&self, rows: u64) {
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{spinner} {msg:<28} [{bar:30}] {human_pos}/{human_len} rows ({elapsed})",
+        ) {
+            self.bar.set_style(style.progress_chars("=> "));
+        }
+        self.bar.set_length(rows);
+    }
+
+    fn step(&self, what: &str) {
+        self.bar.set_message(what.to_owned());
+    }
+
+    fn copied(&self, rows: u64) {
+        self.bar.inc(rows);
+        // The estimate may be short: the bar never runs past its end.
+        if let Some(length) = self.bar.length() {
+            self.bar.set_length(length.max(self.bar.position()));
+        }
+    }
 }
 
 /// Runs `work` against the configured database, starting the embedded

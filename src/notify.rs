@@ -1,7 +1,8 @@
 //! Changes one server announces to every server on the same database,
 //! through Postgres `LISTEN/NOTIFY`: a metadata change (rebuild that
 //! workspace's schema), a settings change (read `recordVisibility` again),
-//! a revoked token or a changed user (check their tokens again).
+//! a sandbox made again or deleted (forget its schema), a revoked token or
+//! a changed user (check their tokens again).
 //!
 //! An announcement made inside a transaction is delivered when it commits,
 //! and not at all when it rolls back.
@@ -29,6 +30,9 @@ pub enum Announcement {
     Metadata { workspace: String, version: i32 },
     /// A workspace's settings changed.
     Settings { workspace: String },
+    /// A sandbox was made again from production, or deleted: whatever is
+    /// cached of it is stale.
+    WorkspaceReplaced { workspace: String },
     /// An API token was revoked.
     TokenRevoked { id: Uuid },
     /// A user's role or active flag may have changed.
@@ -107,6 +111,7 @@ async fn apply(app: &App, announcement: Announcement) {
             }
         }
         Announcement::Settings { workspace } => app.schemas.reload_settings(&app.db, &workspace).await,
+        Announcement::WorkspaceReplaced { workspace } => app.schemas.invalidate(&workspace),
         Announcement::TokenRevoked { id } => app.auth.forget(id),
         Announcement::UserChanged { id } => app.auth.forget_user(id),
     }

@@ -237,6 +237,7 @@ async fn run(app: &App, query: &str, variables: Value) -> anyhow::Result<Value> 
         request_id: None,
         authenticator: None,
         schemas: None,
+        base_url: None,
     };
     let request = async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(variables));
     let response = graphql::execute(&entry, &app.db, caller, request).await;

@@ -16,4 +16,5 @@ mod metadata;
 mod model;
 mod mutations;
 mod queries;
+mod sandbox;
 mod schema_file;

@@ -300,3 +300,68 @@ async fn serve_survives_kill_9_and_stops_cleanly_on_sigterm() {
     assert!(!pid_file.exists(), "SIGTERM stops the cluster too");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn sandbox_commands_create_list_refresh_delete_and_migrate_every_sandbox() {
+    let url = crate::support::fresh_database().await;
+    let dir = scratch_dir("sandboxes");
+    let run = |args: &[&str]| {
+        let output = crm()
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, stdout, stderr) = run(&[
+        "sandbox",
+        "create",
+        "qa",
+        "--mode",
+        "full",
+        "--mask",
+        "--description",
+        "for testers",
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("made the sandbox qa (FULL)"), "{stdout}");
+    assert!(stdout.contains("/sandboxes/qa/graphql"), "{stdout}");
+    let (ok, stdout, _) = run(&["sandbox", "list"]);
+    assert!(ok);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("qa "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        line.contains("FULL") && line.contains("yes") && line.contains("for testers"),
+        "{line}"
+    );
+    // Upgrades reach every sandbox.
+    let (ok, stdout, _) = run(&["migrate"]);
+    assert!(ok);
+    assert!(stdout.contains("sandbox_qa: up to date"), "{stdout}");
+    let (ok, stdout, stderr) = run(&["sandbox", "refresh", "qa", "--mode", "sample", "--sample-size", "3"]);
+    assert!(ok, "{stderr}");
+    assert!(stdout.contains("made the sandbox qa again (SAMPLE)"), "{stdout}");
+    let (ok, _, stderr) = run(&["sandbox", "create", "Not-Valid"]);
+    assert!(!ok);
+    assert!(stderr.contains("lowercase letters, digits and underscores"), "{stderr}");
+    let (ok, _, stderr) = run(&["sandbox", "create", "qa"]);
+    assert!(!ok);
+    assert!(stderr.contains("already a sandbox named qa"), "{stderr}");
+    let (ok, stdout, _) = run(&["sandbox", "delete", "qa"]);
+    assert!(ok);
+    assert!(stdout.contains("deleted the sandbox qa"));
+    let (ok, _, stderr) = run(&["sandbox", "delete", "qa"]);
+    assert!(!ok);
+    assert!(stderr.contains("there is no sandbox qa"), "{stderr}");
+    let (_, stdout, _) = run(&["sandbox", "list"]);
+    assert!(!stdout.lines().any(|l| l.starts_with("qa ")), "{stdout}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{json, Value};
 
@@ -36,19 +36,9 @@ async fn columns(app: &TestApp, table: &str) -> Vec<(String, String)> {
     rows.into_iter().map(|c| (c.column_name, c.data_type)).collect()
 }
 
-async fn scalar(app: &TestApp, sql: &str) -> i64 {
-    #[derive(diesel::QueryableByName)]
-    struct One {
-        #[diesel(sql_type = BigInt)]
-        n: i64,
-    }
-    let mut conn = AsyncPgConnection::establish(&app.database_url).await.unwrap();
-    let rows: Vec<One> = diesel::sql_query(sql).load(&mut conn).await.unwrap();
-    rows[0].n
-}
-
 async fn metadata_version(app: &TestApp) -> i64 {
-    scalar(app, "SELECT metadata_version::bigint AS n FROM crm.workspace_settings").await
+    app.scalar("SELECT metadata_version::bigint AS n FROM crm.workspace_settings")
+        .await
 }
 
 #[tokio::test]
@@ -115,8 +105,7 @@ async fn every_field_type_is_a_typed_column_usable_like_a_standard_field() {
     let mut expected: Vec<(String, String)> = expected.iter().map(|(c, t)| (c.to_string(), t.to_string())).collect();
     expected.sort();
     assert_eq!(cols, expected);
-    let indexes = scalar(
-        &app,
+    let indexes = app.scalar(
         "SELECT count(*) AS n FROM pg_indexes WHERE schemaname = 'crm' AND tablename = 'contact' AND indexname LIKE 'contact_cf_%'",
     )
     .await;
@@ -767,13 +756,11 @@ async fn hostile_names_are_refused_with_nothing_created() {
     }
     assert_eq!(metadata_version(&app).await, version);
     assert!(columns(&app, "contact").await.is_empty());
-    assert_eq!(scalar(&app, "SELECT count(*) AS n FROM crm.custom_field").await, 0);
-    assert_eq!(scalar(&app, "SELECT count(*) AS n FROM crm.custom_object").await, 0);
-    let tables = scalar(
-        &app,
-        "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'crm' AND tablename LIKE 'co\\_%'",
-    )
-    .await;
+    assert_eq!(app.scalar("SELECT count(*) AS n FROM crm.custom_field").await, 0);
+    assert_eq!(app.scalar("SELECT count(*) AS n FROM crm.custom_object").await, 0);
+    let tables = app
+        .scalar("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'crm' AND tablename LIKE 'co\\_%'")
+        .await;
     assert_eq!(tables, 0);
 }
 
@@ -918,11 +905,9 @@ async fn a_custom_object_has_the_full_api_of_a_standard_one() {
         "{error}"
     );
     assert_eq!(metadata_version(&app).await, version);
-    let tables = scalar(
-        &app,
-        "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'crm' AND tablename = 'co_invoice'",
-    )
-    .await;
+    let tables = app
+        .scalar("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'crm' AND tablename = 'co_invoice'")
+        .await;
     assert_eq!(tables, 0);
 
     // A name that would collide with a type the API generates is refused
@@ -959,11 +944,9 @@ async fn a_custom_object_has_the_full_api_of_a_standard_one() {
         json!({}),
     )
     .await;
-    let tables = scalar(
-        &app,
-        "SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'crm' AND tablename = 'co_subscription'",
-    )
-    .await;
+    let tables = app
+        .scalar("SELECT count(*) AS n FROM pg_tables WHERE schemaname = 'crm' AND tablename = 'co_subscription'")
+        .await;
     assert_eq!(tables, 0);
 }
 
@@ -974,7 +957,7 @@ async fn adding_a_nullable_or_constant_default_field_does_not_rewrite_the_table(
         app.create("Contact", json!({ "lastName": format!("C{i}") })).await;
     }
     let file = "SELECT pg_relation_filenode('crm.contact')::bigint AS n";
-    let before = scalar(&app, file).await;
+    let before = app.scalar(file).await;
     add_field(
         &app,
         json!({ "object": "Contact", "name": "nickname", "label": "Nickname", "type": "TEXT" }),
@@ -985,7 +968,7 @@ async fn adding_a_nullable_or_constant_default_field_does_not_rewrite_the_table(
         json!({ "object": "Contact", "name": "level", "label": "Level", "type": "INTEGER", "required": true, "defaultValue": 3 }),
     )
     .await;
-    assert_eq!(scalar(&app, file).await, before, "the table was rewritten");
+    assert_eq!(app.scalar(file).await, before, "the table was rewritten");
     let data = app
         .data("{ contacts(first: 1) { nodes { level nickname } } }", json!({}))
         .await;

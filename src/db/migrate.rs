@@ -77,3 +77,29 @@ async fn migrate_schema(url: &str, schema: &str, migrations: EmbeddedMigrations)
     })
     .await?
 }
+
+/// Makes a new workspace schema on `conn` and runs the workspace migrations
+/// in it, inside the transaction open on the connection: each migration
+/// becomes a savepoint of it, so whatever fails later in that transaction
+/// leaves no schema behind. The migrations run on a blocking thread (the
+/// runner is synchronous); the connection comes back for the rest.
+pub async fn migrate_new_workspace(conn: super::Conn, schema: &str) -> crate::error::Result<super::Conn> {
+    let schema = schema.to_owned();
+    let migrated = tokio::task::spawn_blocking(move || -> anyhow::Result<super::Conn> {
+        let mut conn = AsyncConnectionWrapper::<super::Conn>::from(conn);
+        let quoted = quote_ident(&schema);
+        conn.batch_execute(&format!("CREATE SCHEMA {quoted}; SET LOCAL search_path TO {quoted}"))?;
+        conn.run_pending_migrations(WORKSPACE)
+            .map_err(|err| anyhow!("migrating schema {schema}: {err}"))?;
+        conn.batch_execute("SET LOCAL search_path TO DEFAULT")?;
+        Ok(conn.into_inner())
+    })
+    .await;
+    match migrated {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(err)) => Err(crate::error::CrmError::internal(format_args!("{err:#}"))),
+        Err(err) => Err(crate::error::CrmError::internal(format_args!(
+            "migrating a new schema: {err}"
+        ))),
+    }
+}

@@ -456,7 +456,7 @@ fn me_type() -> Object {
 }
 
 /// A user by id, as the selection under the current field asks.
-async fn load_user<'a>(
+pub(super) async fn load_user<'a>(
     ctx: &ResolverContext<'a>,
     context: &RequestContext,
     id: Uuid,

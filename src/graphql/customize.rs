@@ -920,6 +920,7 @@ async fn with_target<T>(
         trail: &context.trail,
         check: &check,
         value: &checked_value,
+        replaying: false,
     };
     let mut conn = context.db.conn().await?;
     let done = body(&mut conn, &target).await?;

@@ -9,6 +9,7 @@ pub mod limits;
 pub mod loader;
 pub mod mutation;
 pub mod resolve;
+pub mod sandboxes;
 pub mod schema;
 pub mod selection;
 
@@ -42,6 +43,9 @@ pub struct Caller {
     pub authenticator: Option<Arc<crate::auth::Authenticator>>,
     /// The server's schema cache, rebuilt after a metadata change.
     pub schemas: Option<Arc<SchemaCache>>,
+    /// Where clients reach this server (`http://crm.example.com`), for the
+    /// URLs the API gives out; unknown off HTTP.
+    pub base_url: Option<String>,
 }
 pub use schema::Limits;
 

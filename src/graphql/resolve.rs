@@ -40,6 +40,8 @@ pub struct RequestContext {
     pub record_visibility: Arc<crate::access::VisibilitySetting>,
     /// The server's schema cache, rebuilt after a metadata change.
     pub schemas: Option<Arc<super::SchemaCache>>,
+    /// Where clients reach this server, for URLs in answers.
+    pub base_url: Option<String>,
 }
 
 impl RequestContext {
@@ -71,6 +73,7 @@ impl RequestContext {
             actor: caller.actor,
             authenticator: caller.authenticator,
             schemas: caller.schemas,
+            base_url: caller.base_url,
             visibility,
             record_visibility: entry.record_visibility.clone(),
         }

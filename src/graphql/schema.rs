@@ -49,6 +49,8 @@ const FIXED_QUERY_FIELDS: &[&str] = &[
     "object",
     "previewFieldTypeChange",
     "metadataChanges",
+    "sandboxes",
+    "sandbox",
 ];
 
 /// Registers types once each: a second type of the same name (a custom
@@ -167,27 +169,30 @@ pub fn build(model: &Model, limits: Option<Limits>) -> Result<Schema, SchemaErro
     }
     let (objects, inputs, enums, scalars) = super::admin::types();
     let (more_objects, more_inputs, more_enums) = super::customize::types();
+    let (sandbox_objects, sandbox_inputs, sandbox_enums) = super::sandboxes::types();
     for scalar in scalars {
         types.scalar(scalar);
     }
-    for e in enums.into_iter().chain(more_enums) {
+    for e in enums.into_iter().chain(more_enums).chain(sandbox_enums) {
         types.enumeration(e);
     }
-    for input in inputs.into_iter().chain(more_inputs) {
+    for input in inputs.into_iter().chain(more_inputs).chain(sandbox_inputs) {
         types.input(input);
     }
-    for object in objects.into_iter().chain(more_objects) {
+    for object in objects.into_iter().chain(more_objects).chain(sandbox_objects) {
         types.object(object);
     }
     for field in super::admin::query_fields()
         .into_iter()
         .chain(super::customize::query_fields())
+        .chain(super::sandboxes::query_fields())
     {
         query = query.field(field);
     }
     for field in super::admin::mutation_fields()
         .into_iter()
         .chain(super::customize::mutation_fields())
+        .chain(super::sandboxes::mutation_fields())
     {
         mutation = mutation.field(field);
     }

@@ -35,6 +35,10 @@ pub struct Target<'a> {
     pub check: &'a (dyn Fn(&Model) -> Result<()> + Send + Sync),
     /// Checks a value given for a field (a default).
     pub value: &'a ValueCheck,
+    /// Replaying changes already made and recorded elsewhere (production's
+    /// customizations into a new sandbox): nothing is recorded, audited or
+    /// announced again.
+    pub replaying: bool,
 }
 
 /// Checks a value given for a field the way a write would, and returns it
@@ -269,6 +273,10 @@ async fn finish(conn: &mut AsyncPgConnection, target: &Target<'_>, state: &mut S
         .push(" SET metadata_version = ")
         .bind(Bind::Int(Some(version)));
     bump.execute(conn).await?;
+    state.version = version;
+    if target.replaying {
+        return Ok(version);
+    }
     let mut log = Sql::raw("INSERT INTO ");
     log.table(target.schema, "metadata_change")
         .push(" (version, actor_id, kind, object, field, summary, breaking, before, after) VALUES (");
@@ -295,7 +303,6 @@ async fn finish(conn: &mut AsyncPgConnection, target: &Target<'_>, state: &mut S
         version,
     };
     crate::notify::announce(conn, &announcement).await?;
-    state.version = version;
     Ok(version)
 }
 
@@ -424,6 +431,7 @@ async fn add_field(
         custom: true,
         unique: spec.unique,
         indexed: spec.indexed,
+        personal: super::Personal::of_kind(&kind),
         kind: kind.clone(),
     };
     let default = match &spec.default_value {

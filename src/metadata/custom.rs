@@ -334,6 +334,7 @@ impl StoredField {
             custom: true,
             unique: self.is_unique,
             indexed: self.indexed || self.is_unique || matches!(kind, FieldKind::Lookup(_)),
+            personal: super::Personal::of_kind(&kind),
             kind,
         })
     }

@@ -8,6 +8,7 @@
 
 pub mod change;
 pub mod custom;
+pub mod replay;
 pub mod standard;
 
 use std::collections::HashMap;
@@ -140,6 +141,38 @@ pub struct FieldDef {
     pub unique: bool,
     /// Filters and sorts on it are served by an index.
     pub indexed: bool,
+    /// The personal data it holds, which a masked sandbox copy replaces.
+    pub personal: Option<Personal>,
+}
+
+/// Personal data a field holds. A sandbox made with `mask` replaces each
+/// kind with a fake value of the same kind, in SQL, while copying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Personal {
+    GivenName,
+    FamilyName,
+    Email,
+    Phone,
+    Street,
+    City,
+    PostalCode,
+    /// Notes, descriptions, bodies: anything may be written there.
+    FreeText,
+    Birthdate,
+}
+
+impl Personal {
+    /// What a field of `kind` holds when nothing more is known about it:
+    /// emails, phone numbers and long text are personal; short text may be
+    /// anything, so it is not assumed to be.
+    pub fn of_kind(kind: &FieldKind) -> Option<Personal> {
+        match kind {
+            FieldKind::Email => Some(Personal::Email),
+            FieldKind::Phone => Some(Personal::Phone),
+            FieldKind::LongText => Some(Personal::FreeText),
+            _ => None,
+        }
+    }
 }
 
 impl FieldDef {

@@ -1,7 +1,7 @@
 //! The standard objects, described as metadata. Their tables are made by
 //! `migrations/workspace`; a test checks the two agree.
 
-use super::{Access, FieldDef, FieldKind, Lookup, ObjectDef, PicklistOption};
+use super::{Access, FieldDef, FieldKind, Lookup, ObjectDef, Personal, PicklistOption};
 
 /// A field builder, so each definition reads as one line.
 #[derive(Clone)]
@@ -22,8 +22,14 @@ impl F {
             unique: false,
             // Every lookup column has an index (joins, child lists).
             indexed: matches!(kind, FieldKind::Lookup(_)),
+            personal: super::Personal::of_kind(&kind),
             kind,
         })
+    }
+    /// The field holds personal data of this kind (masked in sandboxes).
+    fn personal(mut self, personal: Personal) -> Self {
+        self.0.personal = Some(personal);
+        self
     }
     fn required(mut self) -> Self {
         self.0.required = true;
@@ -216,22 +222,24 @@ impl Object {
 /// An address as five text fields: `billingStreet`, `billingCity` …
 fn address(prefix: &str, label: &str) -> Vec<F> {
     [
-        ("Street", "street", "Street and number"),
-        ("City", "city", "City"),
-        ("State", "state", "State or province"),
-        ("PostalCode", "postal_code", "Postal code"),
-        ("Country", "country", "Country"),
+        ("Street", "street", "Street and number", Some(Personal::Street)),
+        ("City", "city", "City", Some(Personal::City)),
+        ("State", "state", "State or province", None),
+        ("PostalCode", "postal_code", "Postal code", Some(Personal::PostalCode)),
+        ("Country", "country", "Country", None),
     ]
     .into_iter()
-    .map(|(name, column, part)| {
-        F::new(
+    .map(|(name, column, part, personal)| {
+        let mut field = F::new(
             &format!("{prefix}{name}"),
             &format!("{prefix}_{column}"),
             &format!("{label}: {}", part.to_lowercase()),
             FieldKind::Text,
             &format!("{label}: {}.", part.to_lowercase()),
         )
-        .max(255)
+        .max(255);
+        field.0.personal = personal;
+        field
     })
     .collect()
 }
@@ -386,10 +394,13 @@ pub fn objects() -> Vec<ObjectDef> {
     .fields(
         [
             vec![
-                F::new("firstName", "first_name", "First name", Text, "Given name.").max(255),
+                F::new("firstName", "first_name", "First name", Text, "Given name.")
+                    .max(255)
+                    .personal(Personal::GivenName),
                 F::new("lastName", "last_name", "Last name", Text, "Family name.")
                     .required()
-                    .max(255),
+                    .max(255)
+                    .personal(Personal::FamilyName),
                 F::new("email", "email", "Email", Email, "Work email address.").max(320),
                 F::new("phone", "phone", "Phone", Phone, "Work phone number.").max(64),
                 F::new("mobile", "mobile", "Mobile", Phone, "Mobile phone number.").max(64),
@@ -425,7 +436,7 @@ pub fn objects() -> Vec<ObjectDef> {
                 )
                 .required()
                 .default("false"),
-                F::new("birthdate", "birthdate", "Birthdate", Date, "Date of birth."),
+                F::new("birthdate", "birthdate", "Birthdate", Date, "Date of birth.").personal(Personal::Birthdate),
             ],
             address("mailing", "Mailing address"),
         ]
@@ -438,8 +449,13 @@ pub fn objects() -> Vec<ObjectDef> {
         "A person or company that showed interest but is not qualified yet; converting it makes an account, a contact and an opportunity.",
     )
     .fields(vec![
-        F::new("firstName", "first_name", "First name", Text, "Given name.").max(255),
-        F::new("lastName", "last_name", "Last name", Text, "Family name.").required().max(255),
+        F::new("firstName", "first_name", "First name", Text, "Given name.")
+                    .max(255)
+                    .personal(Personal::GivenName),
+        F::new("lastName", "last_name", "Last name", Text, "Family name.")
+            .required()
+            .max(255)
+            .personal(Personal::FamilyName),
         F::new("company", "company", "Company", Text, "The company the lead works for.").max(255),
         F::new("title", "title", "Title", Text, "Job title.").max(255),
         F::new("email", "email", "Email", Email, "Email address.").max(320),
@@ -752,7 +768,8 @@ pub fn objects() -> Vec<ObjectDef> {
         .required(),
         F::new("subject", "subject", "Subject", Text, "A one-line summary.")
             .required()
-            .max(255),
+            .max(255)
+            .personal(Personal::FreeText),
         F::new("body", "body", "Body", LongText, "Details, notes or the email text.").max(100_000),
         F::new(
             "dueAt",

@@ -319,6 +319,51 @@ impl TestApp {
         (user, created["createApiToken"]["token"].as_str().unwrap().to_owned())
     }
 
+    /// POSTs a GraphQL request to another endpoint (`/sandboxes/dev/graphql`),
+    /// with `token` or the admin's.
+    pub async fn graphql_at(&self, path: &str, token: Option<&str>, query: &str, variables: Value) -> HttpResponse {
+        let body = json!({ "query": query, "variables": variables })
+            .to_string()
+            .into_bytes();
+        let bearer = format!("Bearer {}", token.unwrap_or(&self.token));
+        let headers = [("content-type", "application/json"), ("authorization", bearer.as_str())];
+        self.request(Method::POST, path, &headers, body).await
+    }
+
+    /// The `data` of a request to a sandbox's endpoint that must succeed.
+    pub async fn sandbox_data(&self, sandbox: &str, query: &str, variables: Value) -> Value {
+        let path = format!("/sandboxes/{sandbox}/graphql");
+        let response = self.graphql_at(&path, None, query, variables).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text());
+        let response = response.json();
+        assert!(response.get("errors").is_none(), "unexpected errors: {response:#}");
+        response["data"].clone()
+    }
+
+    /// One number from SQL run straight on the test's database (`… AS n`).
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        use diesel_async::{AsyncConnection, RunQueryDsl};
+        #[derive(diesel::QueryableByName)]
+        struct One {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        let mut conn = diesel_async::AsyncPgConnection::establish(&self.database_url)
+            .await
+            .unwrap();
+        let rows: Vec<One> = diesel::sql_query(sql).load(&mut conn).await.unwrap();
+        rows[0].n
+    }
+
+    /// Runs SQL straight on the test's database (what no API allows).
+    pub async fn sql(&self, sql: &str) {
+        use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+        let mut conn = diesel_async::AsyncPgConnection::establish(&self.database_url)
+            .await
+            .unwrap();
+        conn.batch_execute(sql).await.unwrap();
+    }
+
     /// Creates a record of `object` (`Account`, `Contact` …) and returns its id.
     pub async fn create(&self, object: &str, input: Value) -> String {
         let mutation = format!("mutation($input: Create{object}Input!) {{ create{object}(input: $input) {{ id }} }}");
