@@ -459,6 +459,30 @@ async fn related_records(app: &TestApp) {
     .await;
 }
 
+/// Fails when a lookup of a schema refers to no record: the copy may run
+/// without row-by-row foreign key checks, so the test checks every one.
+async fn assert_no_dangling_lookups(app: &TestApp, schema: &str) {
+    let checked = app
+        .scalar(&format!(
+            "SELECT count(*) AS n FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid \
+             JOIN pg_namespace n ON n.oid = t.relnamespace WHERE c.contype = 'f' AND n.nspname = '{schema}'"
+        ))
+        .await;
+    assert!(checked > 20, "{checked} foreign keys");
+    app.sql(&format!(
+        "DO $$ DECLARE r record; n bigint; BEGIN \
+           FOR r IN SELECT c.conrelid::regclass AS child, a.attname AS col, c.confrelid::regclass AS parent \
+             FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace s ON s.oid = t.relnamespace \
+             JOIN pg_attribute a ON a.attrelid = c.conrelid AND a.attnum = c.conkey[1] \
+             WHERE c.contype = 'f' AND s.nspname = '{schema}' LOOP \
+             EXECUTE format('SELECT count(*) FROM %s t WHERE t.%I IS NOT NULL AND NOT EXISTS \
+               (SELECT 1 FROM %s p WHERE p.id = t.%I)', r.child, r.col, r.parent, r.col) INTO n; \
+             IF n > 0 THEN RAISE EXCEPTION '% rows of %.% refer to no %', n, r.child, r.col, r.parent; END IF; \
+           END LOOP; END $$"
+    ))
+    .await;
+}
+
 const TABLES: [&str; 7] = [
     "account",
     "contact",
@@ -511,9 +535,19 @@ async fn a_sample_keeps_relations_and_a_full_masked_copy_hides_people() {
         )
         .await;
     assert_eq!(dangling, 0);
+    assert_no_dangling_lookups(&app, "sandbox_sample").await;
 
     let full = create_sandbox(&app, json!({ "name": "full", "mode": "FULL", "mask": true })).await;
     assert_eq!(full["masked"], true);
+    assert_no_dangling_lookups(&app, "sandbox_full").await;
+    // Every index is back, as production has it.
+    let indexes = |schema: &str| {
+        format!("SELECT count(*) AS n FROM pg_indexes WHERE schemaname = '{schema}' AND tablename <> '__diesel_schema_migrations'")
+    };
+    assert_eq!(
+        app.scalar(&indexes("sandbox_full")).await,
+        app.scalar(&indexes("crm")).await
+    );
     for table in TABLES {
         let copied = app
             .scalar(&format!("SELECT count(*) AS n FROM sandbox_full.{table}"))

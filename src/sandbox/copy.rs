@@ -87,9 +87,29 @@ impl Copy<'_> {
         }
         let mut order: Vec<&Table> = configuration;
         if self.records != Records::None {
-            order.extend(records);
+            order.extend(records.iter().copied());
         }
+        // The rows come from one consistent snapshot of production and the
+        // sample keeps every lookup inside it, so where the role may (a
+        // superuser), foreign keys and triggers are not checked row by row.
+        // Otherwise the database checks every row, and a lookup to a table
+        // not copied yet is filled afterwards.
+        let unchecked = is_superuser(conn).await?;
         let mut filled: HashSet<&str> = HashSet::new();
+        if unchecked {
+            Sql::raw("SET LOCAL session_replication_role = replica")
+                .execute(conn)
+                .await?;
+            filled.extend(order.iter().map(|t| t.name.as_str()));
+        }
+        // Indexes are built once over all the rows, far faster than row by
+        // row: the copy drops those of the record tables and makes them
+        // again, exactly as the catalog defines them.
+        let indexes = if self.records == Records::All {
+            drop_indexes(conn, self.to, &records).await?
+        } else {
+            Vec::new()
+        };
         let mut deferred = Vec::new();
         for table in &order {
             self.progress.step(&format!("copying {}", table.name));
@@ -102,6 +122,20 @@ impl Copy<'_> {
         }
         for (table, column) in deferred {
             self.fill_later(conn, table, column, &samples).await?;
+        }
+        if !indexes.is_empty() {
+            self.progress.step("indexing");
+            Sql::raw("SET LOCAL maintenance_work_mem = '128MB'")
+                .execute(conn)
+                .await?;
+            for index in indexes {
+                Sql::raw(&index).execute(conn).await?;
+            }
+        }
+        if unchecked {
+            Sql::raw("SET LOCAL session_replication_role = DEFAULT")
+                .execute(conn)
+                .await?;
         }
         Ok(copied)
     }
@@ -419,6 +453,45 @@ async fn columns(conn: &mut AsyncPgConnection, schema: &str) -> Result<Vec<Catal
     query.bind(Bind::Text(Some(schema.to_owned())));
     query.push(" ORDER BY c.relname, a.attnum");
     Ok(query.load(conn).await?)
+}
+
+/// Whether the connection's role is a superuser (may skip row checks).
+async fn is_superuser(conn: &mut AsyncPgConnection) -> Result<bool> {
+    let rows: Vec<crate::db::sql::Exists> =
+        Sql::raw("SELECT true AS exists WHERE current_setting('is_superuser') = 'on'")
+            .load(conn)
+            .await?;
+    Ok(!rows.is_empty())
+}
+
+/// Drops the indexes of `tables` that no constraint needs (primary keys and
+/// unique constraints stay) and returns the statements making them again.
+async fn drop_indexes(conn: &mut AsyncPgConnection, schema: &str, tables: &[&Table]) -> Result<Vec<String>> {
+    #[derive(diesel::QueryableByName)]
+    struct Index {
+        #[diesel(sql_type = Text)]
+        name: String,
+        #[diesel(sql_type = Text)]
+        definition: String,
+    }
+    let mut query = Sql::raw(
+        "SELECT ic.relname::text AS name, pg_get_indexdef(i.indexrelid) AS definition FROM pg_index i \
+         JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class c ON c.oid = i.indrelid \
+         JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid) AND n.nspname = ",
+    );
+    query.bind(Bind::Text(Some(schema.to_owned())));
+    query
+        .push(" AND c.relname::text = ANY(")
+        .bind(Bind::TextArray(Some(tables.iter().map(|t| t.name.clone()).collect())));
+    query.push(") ORDER BY ic.relname");
+    let indexes: Vec<Index> = query.load(conn).await?;
+    for index in &indexes {
+        let mut drop = Sql::raw("DROP INDEX ");
+        drop.table(schema, &index.name);
+        drop.execute(conn).await?;
+    }
+    Ok(indexes.into_iter().map(|i| i.definition).collect())
 }
 
 /// The installation's masking key (made by the migrations).
