@@ -281,29 +281,35 @@ async fn workspace(
         return Err(not_found());
     }
     let unavailable = |err| refuse(StatusCode::SERVICE_UNAVAILABLE, err);
-    let mut conn = app.db.conn().await.map_err(unavailable)?;
     // A cached schema means the sandbox exists: its deletion (here or on
     // another server) drops the cached schema.
     let workspace = match app.schemas.cached(name) {
         Some(entry) => entry.workspace.clone(),
-        None => match crate::sandbox::find(&mut conn, name).await.map_err(unavailable)? {
-            Some(sandbox) => Workspace {
-                name: sandbox.name,
-                pg_schema: sandbox.pg_schema,
-            },
-            None => return Err(not_found()),
-        },
+        None => {
+            let mut conn = app.db.conn().await.map_err(unavailable)?;
+            match crate::sandbox::find(&mut conn, name).await.map_err(unavailable)? {
+                Some(sandbox) => Workspace {
+                    name: sandbox.name,
+                    pg_schema: sandbox.pg_schema,
+                },
+                None => return Err(not_found()),
+            }
+        }
     };
-    if actor.role != crate::auth::Role::Admin
-        && !crate::sandbox::may_use(&mut conn, name, actor.user_id)
+    if actor.role != crate::auth::Role::Admin {
+        let mut conn = app.db.conn().await.map_err(unavailable)?;
+        let granted = crate::sandbox::may_use(&mut conn, name, actor.user_id)
             .await
-            .map_err(unavailable)?
-    {
-        let err = CrmError::Forbidden {
-            permission: "sandbox.use".into(),
-            message: format!("you have no access to the sandbox {name}: an admin can grant it (grantSandboxAccess)"),
-        };
-        return Err(refuse(StatusCode::FORBIDDEN, err));
+            .map_err(unavailable)?;
+        if !granted {
+            let err = CrmError::Forbidden {
+                permission: "sandbox.use".into(),
+                message: format!(
+                    "you have no access to the sandbox {name}: an admin can grant it (grantSandboxAccess)"
+                ),
+            };
+            return Err(refuse(StatusCode::FORBIDDEN, err));
+        }
     }
     Ok(workspace)
 }
