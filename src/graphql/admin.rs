@@ -10,13 +10,13 @@ use async_graphql::dynamic::{
 use async_graphql::{Name, Value};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use uuid::Uuid;
 
 use super::input::{self, Path};
 use super::loader::{HistoryKey, RecordKey};
-use super::resolve::{arg, context, id_arg, resolved, RequestContext};
+use super::resolve::{arg, context, id_arg, parent_field, resolved, timestamp, RequestContext};
 use super::selection;
 use crate::access::{self, AdminPermission, RecordVisibility};
 use crate::audit::{self, Action, Stored};
@@ -477,10 +477,6 @@ pub(super) async fn load_user<'a>(
     Ok(user.map(FieldValue::owned_any))
 }
 
-fn timestamp(at: DateTime<Utc>) -> Value {
-    Value::String(at.to_rfc3339_opts(SecondsFormat::Micros, true))
-}
-
 fn token_field(name: &str, type_ref: TypeRef, get: fn(&TokenInfo) -> Option<Value>) -> Field {
     Field::new(name, type_ref, move |ctx| {
         let token = ctx.parent_value.try_downcast_ref::<TokenInfo>().or_else(|_| {
@@ -567,10 +563,7 @@ fn created_token_type() -> Object {
 }
 
 fn entry_field(name: &str, type_ref: TypeRef, get: fn(&Stored) -> Option<Value>) -> Field {
-    Field::new(name, type_ref, move |ctx| {
-        let entry = ctx.parent_value.try_downcast_ref::<Stored>();
-        FieldFuture::from_value(entry.ok().and_then(get))
-    })
+    parent_field(name, type_ref, get)
 }
 
 fn audit_entry_type() -> Object {

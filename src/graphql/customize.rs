@@ -15,7 +15,7 @@ use diesel::sql_types::{Bool, Integer, Jsonb, Nullable, Text, Timestamptz};
 use serde_json::Value as Json;
 
 use super::input::{self, Path};
-use super::resolve::{arg, context, resolved, RequestContext};
+use super::resolve::{arg, context, enum_name, parent_field, resolved, text_arg, timestamp, RequestContext};
 use super::Workspace;
 use crate::access::{self, AdminPermission};
 use crate::db::sql::{Bind, Sql};
@@ -301,15 +301,8 @@ fn sample_field(name: &str, type_name: &str, get: fn(&(String, String)) -> Strin
     })
 }
 
-fn timestamp(at: DateTime<Utc>) -> Value {
-    Value::String(at.to_rfc3339_opts(SecondsFormat::Micros, true))
-}
-
 fn object_field(name: &str, type_ref: TypeRef, get: fn(&ObjectInfo) -> Option<Value>) -> Field {
-    Field::new(name, type_ref, move |ctx| {
-        let value = ctx.parent_value.try_downcast_ref::<ObjectInfo>().map(get);
-        FieldFuture::from_value(value.ok().flatten())
-    })
+    parent_field(name, type_ref, get)
 }
 
 fn text(s: &str) -> Option<Value> {
@@ -373,10 +366,7 @@ fn object_definition_type() -> Object {
 }
 
 fn info_field(name: &str, type_ref: TypeRef, get: fn(&FieldInfo) -> Option<Value>) -> Field {
-    Field::new(name, type_ref, move |ctx| {
-        let value = ctx.parent_value.try_downcast_ref::<FieldInfo>().map(get);
-        FieldFuture::from_value(value.ok().flatten())
-    })
+    parent_field(name, type_ref, get)
 }
 
 fn field_definition_type() -> Object {
@@ -977,13 +967,6 @@ async fn object_answer<'a>(context: &RequestContext, stored: &StoredObject) -> R
     Ok(Some(FieldValue::owned_any(info)))
 }
 
-fn text_arg(ctx: &ResolverContext<'_>, name: &str) -> Result<String> {
-    match arg(ctx, name) {
-        Some(Value::String(s)) => Ok(s.clone()),
-        _ => Err(CrmError::bad_input(&[name], format!("{name} is required"))),
-    }
-}
-
 fn object_arg<'a>(
     ctx: &'a ResolverContext<'_>,
     name: &str,
@@ -1010,14 +993,6 @@ fn required_text(map: &Map, key: &str, path: &Path) -> Result<String> {
 fn optional_bool(map: &Map, key: &str) -> Option<bool> {
     match map.get(key) {
         Some(Value::Boolean(b)) => Some(*b),
-        _ => None,
-    }
-}
-
-fn enum_name(value: Option<&Value>) -> Option<String> {
-    match value {
-        Some(Value::Enum(name)) => Some(name.to_string()),
-        Some(Value::String(s)) => Some(s.clone()),
         _ => None,
     }
 }

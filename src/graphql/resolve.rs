@@ -134,6 +134,40 @@ pub(super) fn arg<'a>(ctx: &'a ResolverContext<'_>, name: &str) -> Option<&'a Va
     ctx.args.get(name).map(|v| v.as_value())
 }
 
+/// A required text argument.
+pub(super) fn text_arg(ctx: &ResolverContext<'_>, name: &str) -> Result<String> {
+    match arg(ctx, name) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        _ => Err(CrmError::bad_input(&[name], format!("{name} is required"))),
+    }
+}
+
+/// The name of an enum value, given inline (an enum) or in variables (a string).
+pub(super) fn enum_name(value: Option<&Value>) -> Option<String> {
+    match value {
+        Some(Value::Enum(name)) => Some(name.to_string()),
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// An instant as the API shows it (RFC 3339, UTC, microseconds).
+pub(super) fn timestamp(at: chrono::DateTime<chrono::Utc>) -> Value {
+    Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
+}
+
+/// A field read straight off its parent value, a `T`.
+pub(super) fn parent_field<T: std::any::Any + Send + Sync>(
+    name: &str,
+    type_ref: TypeRef,
+    get: fn(&T) -> Option<Value>,
+) -> Field {
+    Field::new(name, type_ref, move |ctx| {
+        let parent = ctx.parent_value.try_downcast_ref::<T>();
+        FieldFuture::from_value(parent.ok().and_then(get))
+    })
+}
+
 /// The arguments of a list field.
 fn list_args<'a>(ctx: &'a ResolverContext<'_>) -> ListArgs<'a> {
     ListArgs {

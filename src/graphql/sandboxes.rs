@@ -6,11 +6,10 @@ use async_graphql::dynamic::{
     Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, TypeRef,
 };
 use async_graphql::{Name, Value};
-use chrono::SecondsFormat;
 
 use super::admin::load_user;
 use super::input::{self, Path};
-use super::resolve::{arg, context, resolved, RequestContext};
+use super::resolve::{arg, context, enum_name, parent_field, resolved, text_arg, timestamp, RequestContext};
 use crate::access::{self, AdminPermission};
 use crate::error::{CrmError, Result};
 use crate::sandbox::{self, Filling, Mode, NewSandbox, Sandbox, Silent};
@@ -59,10 +58,7 @@ pub fn types() -> (Vec<Object>, Vec<InputObject>, Vec<Enum>) {
 }
 
 fn sandbox_field(name: &str, type_ref: TypeRef, get: fn(&Sandbox) -> Option<Value>) -> Field {
-    Field::new(name, type_ref, move |ctx| {
-        let sandbox = ctx.parent_value.try_downcast_ref::<Sandbox>();
-        FieldFuture::from_value(sandbox.ok().and_then(get))
-    })
+    parent_field(name, type_ref, get)
 }
 
 fn sandbox_type() -> Object {
@@ -119,15 +115,14 @@ fn sandbox_type() -> Object {
         )
         .field(
             sandbox_field("createdAt", TypeRef::named_nn("DateTime"), |s| {
-                Some(Value::String(s.created_at.to_rfc3339_opts(SecondsFormat::Micros, true)))
+                Some(timestamp(s.created_at))
             })
             .description("When it was made."),
         )
         .field(user_field("createdBy", |s| s.created_by).description("Who made it; null for the command line."))
         .field(
             sandbox_field("refreshedAt", TypeRef::named("DateTime"), |s| {
-                s.refreshed_at
-                    .map(|at| Value::String(at.to_rfc3339_opts(SecondsFormat::Micros, true)))
+                s.refreshed_at.map(timestamp)
             })
             .description("When it was last made again from production; null if never."),
         )
@@ -264,7 +259,7 @@ pub fn query_fields() -> Vec<Field> {
         Field::new("sandbox", TypeRef::named("Sandbox"), |ctx| {
             resolved(async move {
                 let context = manager(&ctx)?;
-                let name = name_arg(&ctx)?;
+                let name = text_arg(&ctx, "name")?;
                 let mut conn = context.db.conn().await?;
                 Ok(sandbox::find(&mut conn, &name).await?.map(FieldValue::owned_any))
             })
@@ -292,18 +287,15 @@ pub fn mutation_fields() -> Vec<Field> {
         Field::new("refreshSandbox", TypeRef::named_nn("Sandbox"), |ctx| {
             resolved(async move {
                 let context = manager(&ctx)?;
-                let name = name_arg(&ctx)?;
+                let name = text_arg(&ctx, "name")?;
                 let mut conn = context.db.conn().await?;
                 let current = sandbox::find(&mut conn, &name)
                     .await?
                     .ok_or_else(|| CrmError::not_found("Sandbox", &name))?;
                 drop(conn);
-                let mode = match arg(&ctx, "mode") {
-                    Some(Value::Enum(m)) => Mode::parse(m.as_str()),
-                    Some(Value::String(m)) => Mode::parse(m),
-                    _ => None,
-                }
-                .unwrap_or(current.mode);
+                let mode = enum_name(arg(&ctx, "mode"))
+                    .and_then(|m| Mode::parse(&m))
+                    .unwrap_or(current.mode);
                 let sample_size = match arg(&ctx, "sampleSize") {
                     Some(value) => int(value, &["sampleSize"])?,
                     None if mode == current.mode => current.sample_size,
@@ -334,7 +326,7 @@ pub fn mutation_fields() -> Vec<Field> {
         Field::new("deleteSandbox", TypeRef::named_nn("DeletedSandbox"), |ctx| {
             resolved(async move {
                 let context = manager(&ctx)?;
-                let name = name_arg(&ctx)?;
+                let name = text_arg(&ctx, "name")?;
                 let deleted = sandbox::delete(&context.db, &context.trail, &name).await?;
                 if let Some(schemas) = &context.schemas {
                     schemas.invalidate(&name);
@@ -356,7 +348,7 @@ fn grant_field(name: &str, grant: bool) -> Field {
     Field::new(name, TypeRef::named_nn("Sandbox"), move |ctx| {
         resolved(async move {
             let context = manager(&ctx)?;
-            let name = name_arg(&ctx)?;
+            let name = text_arg(&ctx, "name")?;
             let user = match arg(&ctx, "userId") {
                 Some(Value::String(id)) => input::parse_id(id, &Path::root("userId"))?,
                 _ => return Err(CrmError::bad_input(&["userId"], "userId is required")),
@@ -376,13 +368,6 @@ fn grant_field(name: &str, grant: bool) -> Field {
 
 fn name_argument() -> InputValue {
     InputValue::new("name", TypeRef::named_nn(TypeRef::STRING)).description("The sandbox's name.")
-}
-
-fn name_arg(ctx: &ResolverContext<'_>) -> Result<String> {
-    match arg(ctx, "name") {
-        Some(Value::String(name)) => Ok(name.clone()),
-        _ => Err(CrmError::bad_input(&["name"], "name is required")),
-    }
 }
 
 fn int(value: &Value, at: &[&str]) -> Result<Option<i32>> {
@@ -414,12 +399,12 @@ fn new_sandbox(input: Option<&Value>) -> Result<NewSandbox> {
             "a description is at most 1000 characters, without NUL",
         ));
     }
-    let mode = match input.get("mode") {
-        Some(Value::Enum(m)) => Mode::parse(m.as_str()),
-        Some(Value::String(m)) => Mode::parse(m),
-        _ => Some(Mode::MetadataOnly),
-    }
-    .ok_or_else(|| CrmError::bad_input(&["input", "mode"], "not a sandbox mode"))?;
+    let mode = match enum_name(input.get("mode")) {
+        Some(mode) => {
+            Mode::parse(&mode).ok_or_else(|| CrmError::bad_input(&["input", "mode"], "not a sandbox mode"))?
+        }
+        None => Mode::MetadataOnly,
+    };
     let sample_size = match input.get("sampleSize") {
         Some(value) => int(value, &["input", "sampleSize"])?,
         None => None,

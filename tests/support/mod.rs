@@ -173,6 +173,17 @@ impl HttpResponse {
     }
 }
 
+/// Serves `app` on an ephemeral port of this host.
+async fn serve(app: &Arc<App>) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = crm::http::router(app.clone());
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.unwrap();
+    });
+    addr
+}
+
 impl TestApp {
     pub async fn start() -> TestApp {
         TestApp::start_with(Config::default()).await
@@ -185,12 +196,7 @@ impl TestApp {
             let mut conn = app.db.conn().await.unwrap();
             crm::auth::first_admin(&mut conn).await.unwrap().unwrap().token
         };
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let router = crm::http::router(app.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
+        let addr = serve(&app).await;
         TestApp {
             addr,
             app,
@@ -203,12 +209,7 @@ impl TestApp {
     /// with the same admin token.
     pub async fn second_server(&self) -> TestApp {
         let app = App::new(Config::default(), &self.database_url).expect("building the app");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let router = crm::http::router(app.clone());
-        tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
-        });
+        let addr = serve(&app).await;
         TestApp {
             addr,
             app,
