@@ -59,10 +59,12 @@ pub enum Action {
     Deactivate,
     Revoke,
     Purge,
+    Promote,
+    Revert,
 }
 
 impl Action {
-    pub const ALL: [Action; 7] = [
+    pub const ALL: [Action; 9] = [
         Action::Create,
         Action::Update,
         Action::Delete,
@@ -70,6 +72,8 @@ impl Action {
         Action::Deactivate,
         Action::Revoke,
         Action::Purge,
+        Action::Promote,
+        Action::Revert,
     ];
 
     pub fn description(self) -> &'static str {
@@ -81,6 +85,8 @@ impl Action {
             Action::Deactivate => "A user was deactivated.",
             Action::Revoke => "An API token, or a user's access to a sandbox, was revoked.",
             Action::Purge => "Removed for good with its data: a deleted custom field or object, or a sandbox.",
+            Action::Promote => "A sandbox's changes or a changeset file were applied to a workspace.",
+            Action::Revert => "A promotion was undone.",
         }
     }
 
@@ -93,6 +99,8 @@ impl Action {
             Action::Deactivate => "DEACTIVATE",
             Action::Revoke => "REVOKE",
             Action::Purge => "PURGE",
+            Action::Promote => "PROMOTE",
+            Action::Revert => "REVERT",
         }
     }
 }

@@ -31,6 +31,10 @@ pub enum CrmError {
         count: i64,
         sample_ids: Vec<String>,
     },
+    /// A promotion that cannot be applied as it stands: each blocker says
+    /// why (conflicts, changes the data refuses, breaking changes).
+    #[error("{message}")]
+    Refused { message: String, blockers: Vec<String> },
     /// The record moved on since the client read it.
     #[error("{object} {id} is at version {current}, not the expected version {expected}: reload it and try again")]
     VersionConflict {
@@ -103,7 +107,10 @@ impl CrmError {
         match self {
             CrmError::BadUserInput { .. } => "BAD_USER_INPUT",
             CrmError::NotFound { .. } => "NOT_FOUND",
-            CrmError::Conflict(_) | CrmError::VersionConflict { .. } | CrmError::DataConflict { .. } => "CONFLICT",
+            CrmError::Conflict(_)
+            | CrmError::VersionConflict { .. }
+            | CrmError::DataConflict { .. }
+            | CrmError::Refused { .. } => "CONFLICT",
             CrmError::Unauthenticated(_) => "UNAUTHENTICATED",
             CrmError::Forbidden { .. } => "FORBIDDEN",
             CrmError::RateLimited(_) => "RATE_LIMITED",
@@ -143,6 +150,10 @@ impl ErrorExtensions for CrmError {
             CrmError::Forbidden { permission, .. } => Some(permission.clone()),
             _ => None,
         };
+        let blockers = match err {
+            CrmError::Refused { blockers, .. } => Some(blockers.clone()),
+            _ => None,
+        };
         let current_version = match err {
             CrmError::VersionConflict { current, .. } => Some(*current),
             _ => None,
@@ -162,6 +173,10 @@ impl ErrorExtensions for CrmError {
             }
             if let Some(current) = current_version {
                 ext.set("currentVersion", current);
+            }
+            if let Some(blockers) = blockers {
+                let blockers = blockers.into_iter().map(async_graphql::Value::String).collect();
+                ext.set("blockers", async_graphql::Value::List(blockers));
             }
             if let Some((count, samples)) = violations {
                 ext.set("count", count);

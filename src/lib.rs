@@ -17,6 +17,7 @@ pub mod graphql;
 pub mod http;
 pub mod metadata;
 pub mod notify;
+pub mod promotion;
 pub mod records;
 pub mod sandbox;
 pub mod seed;

@@ -15,6 +15,7 @@ mod http;
 mod metadata;
 mod model;
 mod mutations;
+mod promotion;
 mod queries;
 mod sandbox;
 mod schema_file;

@@ -927,7 +927,7 @@ async fn with_target<T>(
 
 /// A value given for a field (a default), checked as a write would check
 /// it, in the form the API shows.
-fn checked_value(field: &FieldDef, value: &Json, path: &[String]) -> Result<Json> {
+pub(crate) fn checked_value(field: &FieldDef, value: &Json, path: &[String]) -> Result<Json> {
     let path = Path::from_parts(path);
     let value = Value::from_json(value.clone()).map_err(|_| path.error("not a JSON value"))?;
     if matches!(value, Value::Null) {

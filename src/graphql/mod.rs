@@ -8,6 +8,7 @@ pub mod input;
 pub mod limits;
 pub mod loader;
 pub mod mutation;
+pub mod promotions;
 pub mod resolve;
 pub mod sandboxes;
 pub mod schema;

@@ -233,7 +233,7 @@ fn deleted_type() -> Object {
 
 /// The context of a sandbox-management request: admins, on the production
 /// endpoint.
-fn manager<'a>(ctx: &'a ResolverContext<'_>) -> Result<&'a RequestContext> {
+pub(super) fn manager<'a>(ctx: &'a ResolverContext<'_>) -> Result<&'a RequestContext> {
     let context = context(ctx)?;
     access::require_admin(&context.actor, AdminPermission::ManageSandboxes)?;
     if context.trail.workspace != "production" {

@@ -51,6 +51,9 @@ const FIXED_QUERY_FIELDS: &[&str] = &[
     "metadataChanges",
     "sandboxes",
     "sandbox",
+    "sandboxDiff",
+    "promotions",
+    "promotion",
 ];
 
 /// Registers types once each: a second type of the same name (a custom
@@ -170,22 +173,39 @@ pub fn build(model: &Model, limits: Option<Limits>) -> Result<Schema, SchemaErro
     let (objects, inputs, enums, scalars) = super::admin::types();
     let (more_objects, more_inputs, more_enums) = super::customize::types();
     let (sandbox_objects, sandbox_inputs, sandbox_enums) = super::sandboxes::types();
+    let (promotion_objects, promotion_inputs, promotion_enums) = super::promotions::types();
     for scalar in scalars {
         types.scalar(scalar);
     }
-    for e in enums.into_iter().chain(more_enums).chain(sandbox_enums) {
+    for e in enums
+        .into_iter()
+        .chain(more_enums)
+        .chain(sandbox_enums)
+        .chain(promotion_enums)
+    {
         types.enumeration(e);
     }
-    for input in inputs.into_iter().chain(more_inputs).chain(sandbox_inputs) {
+    for input in inputs
+        .into_iter()
+        .chain(more_inputs)
+        .chain(sandbox_inputs)
+        .chain(promotion_inputs)
+    {
         types.input(input);
     }
-    for object in objects.into_iter().chain(more_objects).chain(sandbox_objects) {
+    for object in objects
+        .into_iter()
+        .chain(more_objects)
+        .chain(sandbox_objects)
+        .chain(promotion_objects)
+    {
         types.object(object);
     }
     for field in super::admin::query_fields()
         .into_iter()
         .chain(super::customize::query_fields())
         .chain(super::sandboxes::query_fields())
+        .chain(super::promotions::query_fields())
     {
         query = query.field(field);
     }
@@ -193,6 +213,7 @@ pub fn build(model: &Model, limits: Option<Limits>) -> Result<Schema, SchemaErro
         .into_iter()
         .chain(super::customize::mutation_fields())
         .chain(super::sandboxes::mutation_fields())
+        .chain(super::promotions::mutation_fields())
     {
         mutation = mutation.field(field);
     }

@@ -306,6 +306,40 @@ async fn finish(conn: &mut AsyncPgConnection, target: &Target<'_>, state: &mut S
     Ok(version)
 }
 
+/// A change made of many (a promotion, a revert), recorded as one more
+/// version of the workspace's metadata.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// `PROMOTED`, `PROMOTION_REVERTED`.
+    pub kind: &'static str,
+    pub summary: String,
+    pub breaking: bool,
+    pub after: Json,
+    /// The promotion's id, for the audit log.
+    pub record_id: Uuid,
+    pub action: Action,
+}
+
+/// Records a batch of changes already made in this transaction: the
+/// schema still builds, the version goes up once more, and the history,
+/// the audit log and other servers learn of it. Returns the new version.
+pub async fn record_batch(conn: &mut AsyncPgConnection, target: &Target<'_>, batch: Batch) -> Result<i32> {
+    let mut state = State::lock(conn, target.schema).await?;
+    let record = Recorded {
+        kind: batch.kind,
+        object: "*".into(),
+        field: None,
+        summary: batch.summary,
+        breaking: batch.breaking,
+        before: None,
+        after: Some(batch.after),
+        audit_object: "Promotion",
+        record_id: batch.record_id,
+        action: batch.action,
+    };
+    finish(conn, target, &mut state, record).await
+}
+
 /// The properties of a definition that differ, for the audit log.
 fn definition_changes(before: Option<&Json>, after: Option<&Json>) -> Vec<audit::Change> {
     let empty = serde_json::Map::new();
@@ -329,6 +363,7 @@ fn definition_changes(before: Option<&Json>, after: Option<&Json>) -> Vec<audit:
 /// A custom field's definition as the API shows it.
 pub fn field_json(field: &StoredField) -> Json {
     json!({
+        "id": field.id,
         "name": field.name,
         "label": field.label,
         "description": field.description,
@@ -761,11 +796,13 @@ pub async fn update_field(
         }
         let mut kind = field.kind.clone();
         let mut default = before.default_value.clone();
+        let mut applied_renames = Renames::new();
         if let Some(options) = &patch.options {
             let Some(current) = field.kind.options() else {
                 return Err(CrmError::bad_input(&["input", "options"], "only picklists have options"));
             };
             let (new_options, renames) = merged_options(current, options)?;
+            applied_renames.clone_from(&renames);
             for (old, new) in &renames {
                 rename_option(conn, target.schema, &table, &field, old, new).await?;
                 default = default.map(|value| renamed_in(value, old, new));
@@ -880,7 +917,7 @@ pub async fn update_field(
         update_row(conn, target.schema, "custom_field", before.id, sets).await?;
         state.reload(conn, target.schema).await?;
         let after = stored_field(&state, object, name)?;
-        let record = Recorded::field(
+        let mut record = Recorded::field(
             "FIELD_UPDATED",
             Action::Update,
             Some(&before),
@@ -888,6 +925,16 @@ pub async fn update_field(
             breaking,
             format!("changed {object}.{name}"),
         );
+        if !applied_renames.is_empty() {
+            // A promotion replays renames: records follow the new value.
+            let renames: Vec<Json> = applied_renames
+                .iter()
+                .map(|(from, to)| json!({ "from": from, "to": to }))
+                .collect();
+            if let Some(Json::Object(after)) = &mut record.after {
+                after.insert("renamedOptions".into(), Json::Array(renames));
+            }
+        }
         finish(conn, target, &mut state, record).await?;
         Ok(after)
     })

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::audit::{self, Action, Trail};
 use crate::db::migrate::{self, PRODUCTION_SCHEMA};
-use crate::db::sql::{quote_ident, Bind, Sql};
+use crate::db::sql::{Bind, Sql};
 use crate::db::{Conn, Database};
 use crate::error::{CrmError, Result};
 use crate::metadata::change::Target;
@@ -615,22 +615,10 @@ async fn schema_exists(conn: &mut AsyncPgConnection, schema: &str) -> Result<boo
     Ok(!rows.is_empty())
 }
 
-/// Production's metadata as it stands, as one JSON document (every row of
-/// its customizations, pipelines and stages, and its settings), for a
+/// Production's metadata as it stands, as one JSON document, for a
 /// statement reading `workspace_settings AS s`: a sandbox's base.
 fn base_snapshot() -> Sql {
-    let production = quote_ident(PRODUCTION_SCHEMA);
-    let rows = |table: &str, order: &str| {
-        format!("(SELECT coalesce(jsonb_agg(to_jsonb(t) ORDER BY {order}), '[]'::jsonb) FROM {production}.{table} t)")
-    };
-    Sql::raw(&format!(
-        "jsonb_build_object('version', s.metadata_version, 'recordVisibility', s.record_visibility, \
-         'objects', {}, 'fields', {}, 'pipelines', {}, 'stages', {})",
-        rows("custom_object", "t.created_at, t.name"),
-        rows("custom_field", "t.position, t.name"),
-        rows("pipeline", "t.created_at, t.id"),
-        rows("stage", "t.pipeline_id, t.position, t.id"),
-    ))
+    crate::promotion::changeset::document(PRODUCTION_SCHEMA)
 }
 
 fn settings_changes(name: &str, filling: &Filling) -> Vec<audit::Change> {

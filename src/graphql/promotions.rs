@@ -1,0 +1,573 @@
+//! The promotion API on the production endpoint: `sandboxDiff`,
+//! `promoteSandbox`, `promotions`, `promotion` and `revertPromotion`.
+//! Reports are JSON documents built by [`crate::promotion`]; the types
+//! here read their keys.
+
+use async_graphql::dynamic::{
+    Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, ResolverContext, TypeRef,
+};
+use async_graphql::{Name, Value};
+use serde_json::Value as Json;
+
+use super::admin::load_user;
+use super::input::{self, Path};
+use super::resolve::{arg, enum_name, resolved, text_arg, RequestContext};
+use super::sandboxes::manager;
+use super::Workspace;
+use crate::error::{CrmError, Result};
+use crate::promotion::apply::{Side, Status};
+use crate::promotion::changeset::{Action, Kind};
+use crate::promotion::sdl::Level;
+use crate::promotion::{self, Options, Report, Source};
+
+/// Promotions listed when the client names no number.
+const DEFAULT_FIRST: i32 = 50;
+const MAX_FIRST: i32 = 500;
+
+/// The types this module adds to every workspace schema.
+pub fn types() -> (Vec<Object>, Vec<InputObject>, Vec<Enum>) {
+    let enumeration = |name: &str, description: &str, items: Vec<(&str, &str)>| {
+        items
+            .into_iter()
+            .fold(Enum::new(name).description(description), |e, (value, about)| {
+                e.item(EnumItem::new(value).description(about))
+            })
+    };
+    let enums = vec![
+        enumeration(
+            "ChangeKind",
+            "What a promoted change is about.",
+            Kind::ALL.iter().map(|k| (k.as_str(), k.description())).collect(),
+        ),
+        enumeration(
+            "ChangeAction",
+            "What a promoted change does to its item.",
+            Action::ALL.iter().map(|a| (a.as_str(), a.description())).collect(),
+        ),
+        enumeration(
+            "ChangeStatus",
+            "Where a promoted change stands.",
+            Status::ALL.iter().map(|s| (s.as_str(), s.description())).collect(),
+        ),
+        enumeration(
+            "ApiImpact",
+            "What a change does to existing GraphQL clients.",
+            Level::ALL.iter().map(|l| (l.as_str(), l.description())).collect(),
+        ),
+        enumeration(
+            "ConflictSide",
+            "Which version wins a conflict.",
+            vec![
+                (
+                    "SOURCE",
+                    "The sandbox's (or changeset's) version is applied over the target's.",
+                ),
+                (
+                    "TARGET",
+                    "The target (production) keeps its version; the change is skipped.",
+                ),
+            ],
+        ),
+        enumeration(
+            "PromotionKind",
+            "Where a promotion's changes came from.",
+            vec![
+                ("SANDBOX", "A sandbox's changes since its base."),
+                ("CHANGESET", "A changeset file."),
+                ("REVERT", "The inverse of an earlier promotion."),
+            ],
+        ),
+        enumeration(
+            "PromotionStatus",
+            "Whether a promotion still stands.",
+            vec![
+                ("APPLIED", "Its changes are in the workspace."),
+                ("REVERTED", "It was undone by a later promotion of kind REVERT."),
+            ],
+        ),
+    ];
+    let inputs = vec![InputObject::new("ConflictResolution")
+        .description("How to resolve one conflict of a promotion.")
+        .field(
+            InputValue::new("key", TypeRef::named_nn(TypeRef::STRING))
+                .description("The conflicting change's key (PromotionChange.key)."),
+        )
+        .field(InputValue::new("take", TypeRef::named_nn("ConflictSide")).description("Whose version wins."))];
+    let objects = vec![
+        report_type(),
+        change_type(),
+        property_type(),
+        sdl_change_type(),
+        data_impact_type(),
+        promotion_type(),
+    ];
+    (objects, inputs, enums)
+}
+
+/// A field reading the parent document's key of the same name.
+fn value(name: &str, type_ref: TypeRef) -> Field {
+    let key = name.to_owned();
+    Field::new(name, type_ref, move |ctx| {
+        let found = ctx
+            .parent_value
+            .try_downcast_ref::<Json>()
+            .ok()
+            .map(|doc| doc[&key].clone());
+        FieldFuture::from_value(found.filter(|v| !v.is_null()).and_then(|v| Value::from_json(v).ok()))
+    })
+}
+
+/// A field reading an enum value (a string) of the parent document.
+fn enum_value(name: &str, type_ref: TypeRef) -> Field {
+    let key = name.to_owned();
+    Field::new(name, type_ref, move |ctx| {
+        let found = ctx
+            .parent_value
+            .try_downcast_ref::<Json>()
+            .ok()
+            .map(|doc| doc[&key].clone());
+        FieldFuture::from_value(found.and_then(|v| v.as_str().map(|s| Value::Enum(Name::new(s)))))
+    })
+}
+
+/// A field reading a nested document, or a list of them.
+fn nested(name: &str, type_ref: TypeRef) -> Field {
+    let key = name.to_owned();
+    Field::new(name, type_ref, move |ctx| {
+        let found = ctx
+            .parent_value
+            .try_downcast_ref::<Json>()
+            .ok()
+            .map(|doc| doc[&key].clone());
+        FieldFuture::new(async move {
+            Ok(match found {
+                Some(Json::Array(items)) => Some(FieldValue::list(items.into_iter().map(FieldValue::owned_any))),
+                Some(Json::Null) | None => None,
+                Some(doc) => Some(FieldValue::owned_any(doc)),
+            })
+        })
+    })
+}
+
+/// A user named by an id key of the parent document.
+fn user(name: &str, key: &'static str) -> Field {
+    Field::new(name, TypeRef::named("User"), move |ctx| {
+        resolved(async move {
+            let context = super::resolve::context(&ctx)?;
+            let id = ctx
+                .parent_value
+                .try_downcast_ref::<Json>()?
+                .get(key)
+                .and_then(Json::as_str)
+                .and_then(|id| uuid::Uuid::parse_str(id).ok());
+            match id {
+                Some(id) => load_user(&ctx, context, id).await,
+                None => Ok(None),
+            }
+        })
+    })
+}
+
+fn report_type() -> Object {
+    Object::new("PromotionReport")
+        .description(
+            "What a diff, a dry run or a promotion found and did: every change with its conflicts, its effect \
+             on GraphQL clients and on existing records.",
+        )
+        .field(
+            value("source", TypeRef::named_nn(TypeRef::STRING))
+                .description("`sandbox qa`, `changeset …`, `revert of promotion …`."),
+        )
+        .field(
+            value("workspace", TypeRef::named_nn(TypeRef::STRING)).description("The workspace changed (the target)."),
+        )
+        .field(value("dryRun", TypeRef::named_nn(TypeRef::BOOLEAN)).description("Checked, then rolled back."))
+        .field(
+            value("applied", TypeRef::named_nn(TypeRef::BOOLEAN)).description("Committed: the target has the changes."),
+        )
+        .field(
+            Field::new("promotion", TypeRef::named("Promotion"), |ctx| {
+                resolved(async move {
+                    let context = super::resolve::context(&ctx)?;
+                    let id = ctx
+                        .parent_value
+                        .try_downcast_ref::<Json>()?
+                        .get("promotionId")
+                        .and_then(Json::as_str)
+                        .and_then(|id| uuid::Uuid::parse_str(id).ok());
+                    let Some(id) = id else { return Ok(None) };
+                    let mut conn = context.db.conn().await?;
+                    Ok(promotion::find(&mut conn, id).await?.map(FieldValue::owned_any))
+                })
+            })
+            .description("The promotion recorded; null unless applied."),
+        )
+        .field(
+            value("baseVersion", TypeRef::named(TypeRef::INT))
+                .description("The sandbox's base: production's metadata version it was made from."),
+        )
+        .field(
+            value("versionBefore", TypeRef::named_nn(TypeRef::INT))
+                .description("The target's metadata version before."),
+        )
+        .field(
+            value("versionAfter", TypeRef::named_nn(TypeRef::INT))
+                .description("The target's metadata version after (the same unless applied)."),
+        )
+        .field(
+            nested("changes", TypeRef::named_nn_list_nn("PromotionChange"))
+                .description("The changes, in the order they apply."),
+        )
+        .field(
+            nested("targetChanges", TypeRef::named_nn_list_nn("PromotionChange"))
+                .description("What the target (production) changed since the sandbox's base: kept as it is."),
+        )
+        .field(
+            nested("sdlChanges", TypeRef::named_nn_list_nn("SdlChange"))
+                .description("Every change of the target's GraphQL schema."),
+        )
+        .field(
+            enum_value("apiImpact", TypeRef::named_nn("ApiImpact")).description("The most severe effect on clients."),
+        )
+        .field(
+            value("conflicts", TypeRef::named_nn(TypeRef::INT))
+                .description("Changes in conflict with the target's own."),
+        )
+        .field(
+            value("failures", TypeRef::named_nn(TypeRef::INT)).description("Changes the target's data or API refuses."),
+        )
+        .field(value("breaking", TypeRef::named_nn(TypeRef::INT)).description("Changes that break existing clients."))
+        .field(
+            value("blockers", TypeRef::named_nn_list_nn(TypeRef::STRING))
+                .description("Why it cannot be applied as it stands; empty when it can."),
+        )
+        .field(
+            Field::new("canApply", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| {
+                let doc = ctx.parent_value.try_downcast_ref::<Json>();
+                let empty = doc.ok().map(|d| d["blockers"].as_array().is_none_or(|b| b.is_empty()));
+                FieldFuture::from_value(empty.map(Value::Boolean))
+            })
+            .description("Nothing blocks applying it (with the same allowBreaking and resolutions)."),
+        )
+        .field(value("rebased", TypeRef::named(TypeRef::BOOLEAN)).description(
+            "After a promotion: the sandbox now has production's metadata as its base (false when its data refused \
+             production's own changes; it then shows PRODUCTION_CHANGED).",
+        ))
+}
+
+fn change_type() -> Object {
+    Object::new("PromotionChange")
+        .description("One item's change (a custom object or field, a pipeline, a stage, the settings).")
+        .field(
+            value("key", TypeRef::named_nn(TypeRef::STRING))
+                .description("Names the change in `resolutions`: kind and id."),
+        )
+        .field(enum_value("kind", TypeRef::named_nn("ChangeKind")))
+        .field(enum_value("action", TypeRef::named_nn("ChangeAction")))
+        .field(
+            value("target", TypeRef::named_nn(TypeRef::STRING))
+                .description("The item: `Account.tier`, `Sales / Closed Won`."),
+        )
+        .field(value("summary", TypeRef::named_nn(TypeRef::STRING)).description("What it does, in one line."))
+        .field(value("before", TypeRef::named("JSON")).description("The item at the base; null for a new one."))
+        .field(value("after", TypeRef::named_nn("JSON")).description("The item as changed."))
+        .field(
+            nested("properties", TypeRef::named_nn_list_nn("PropertyChange"))
+                .description("Each changed property, with the target's value now."),
+        )
+        .field(enum_value("status", TypeRef::named_nn("ChangeStatus")))
+        .field(
+            value("conflict", TypeRef::named(TypeRef::STRING))
+                .description("How the target changed the same item since the base."),
+        )
+        .field(enum_value("resolution", TypeRef::named("ConflictSide")).description("How its conflict was resolved."))
+        .field(
+            enum_value("apiImpact", TypeRef::named_nn("ApiImpact"))
+                .description("Its effect on existing GraphQL clients."),
+        )
+        .field(
+            nested("sdlChanges", TypeRef::named_nn_list_nn("SdlChange"))
+                .description("The GraphQL schema changes it causes."),
+        )
+        .field(
+            nested("dataImpact", TypeRef::named("DataImpact"))
+                .description("Why the target's records (or API) refuse it; null when they don't."),
+        )
+}
+
+fn property_type() -> Object {
+    Object::new("PropertyChange")
+        .description("One property of a change: at the base, as changed, and in the target now.")
+        .field(value("name", TypeRef::named_nn(TypeRef::STRING)))
+        .field(value("before", TypeRef::named("JSON")))
+        .field(value("after", TypeRef::named("JSON")))
+        .field(value("target", TypeRef::named("JSON")).description("The target's value now."))
+}
+
+fn sdl_change_type() -> Object {
+    Object::new("SdlChange")
+        .description("One change of the GraphQL schema and what it does to existing clients.")
+        .field(enum_value("level", TypeRef::named_nn("ApiImpact")))
+        .field(
+            value("path", TypeRef::named_nn(TypeRef::STRING))
+                .description("`Account.tier`, `AccountInput.tier`, `AccountTier.GOLD`."),
+        )
+        .field(value("message", TypeRef::named_nn(TypeRef::STRING)))
+}
+
+fn data_impact_type() -> Object {
+    Object::new("DataImpact")
+        .description("Why the target's existing records (or its API) refuse a change.")
+        .field(value("message", TypeRef::named_nn(TypeRef::STRING)))
+        .field(value("path", TypeRef::named_nn_list_nn(TypeRef::STRING)).description("The property concerned."))
+        .field(value("count", TypeRef::named(TypeRef::INT)).description("Records that violate it."))
+        .field(value("sampleIds", TypeRef::named_nn_list_nn(TypeRef::ID)).description("Some of them."))
+}
+
+fn promotion_type() -> Object {
+    Object::new("Promotion")
+        .description(
+            "Changes applied to a workspace in one transaction, stored with what each did so they can be reverted.",
+        )
+        .field(value("id", TypeRef::named_nn(TypeRef::ID)))
+        .field(value("workspace", TypeRef::named_nn(TypeRef::STRING)).description("The workspace changed."))
+        .field(enum_value("kind", TypeRef::named_nn("PromotionKind")))
+        .field(
+            value("source", TypeRef::named_nn(TypeRef::STRING))
+                .description("The sandbox, the changeset file, or the promotion reverted."),
+        )
+        .field(enum_value("status", TypeRef::named_nn("PromotionStatus")))
+        .field(value("at", TypeRef::named_nn("DateTime")).description("When it committed."))
+        .field(user("by", "actorId").description("Who applied it; null for the command line."))
+        .field(value("versionBefore", TypeRef::named_nn(TypeRef::INT)))
+        .field(value("versionAfter", TypeRef::named_nn(TypeRef::INT)))
+        .field(
+            nested("changes", TypeRef::named_nn_list_nn("PromotionChange"))
+                .description("The changes as applied: `before` and `after` are the workspace's item before and after."),
+        )
+        .field(
+            nested("sdlChanges", TypeRef::named_nn_list_nn("SdlChange")).description("The GraphQL schema's changes."),
+        )
+        .field(value("revertOf", TypeRef::named(TypeRef::ID)).description("For a REVERT: the promotion it undid."))
+        .field(value("revertedAt", TypeRef::named("DateTime")))
+        .field(user("revertedBy", "revertedBy"))
+        .field(value("revertedIn", TypeRef::named(TypeRef::ID)).description("The REVERT promotion that undid it."))
+}
+
+pub fn query_fields() -> Vec<Field> {
+    vec![
+        Field::new("sandboxDiff", TypeRef::named_nn("PromotionReport"), |ctx| {
+            resolved(async move {
+                let context = manager(&ctx)?;
+                let name = text_arg(&ctx, "name")?;
+                let options = Options {
+                    dry_run: true,
+                    ..Options::default()
+                };
+                let report = promotion::run(
+                    &context.db,
+                    &context.trail,
+                    &Source::Sandbox(name),
+                    "production",
+                    &options,
+                )
+                .await?;
+                answer(report)
+            })
+        })
+        .argument(InputValue::new("name", TypeRef::named_nn(TypeRef::STRING)).description("The sandbox."))
+        .description(
+            "Everything promoting a sandbox would change in production: each change three ways (the sandbox's \
+             base, the sandbox now, production now) with its conflicts, its GraphQL schema change and how it \
+             affects clients, and what production's records refuse, checked by applying it in a transaction that \
+             is rolled back. Admins only, on the production endpoint.",
+        ),
+        Field::new("promotions", TypeRef::named_nn_list_nn("Promotion"), |ctx| {
+            resolved(async move {
+                let context = manager(&ctx)?;
+                let first = match arg(&ctx, "first") {
+                    Some(Value::Number(n)) => n
+                        .as_i64()
+                        .and_then(|n| i32::try_from(n).ok())
+                        .filter(|n| (1..=MAX_FIRST).contains(n))
+                        .ok_or_else(|| CrmError::bad_input(&["first"], format!("first must be 1 to {MAX_FIRST}")))?,
+                    _ => DEFAULT_FIRST,
+                };
+                let mut conn = context.db.conn().await?;
+                let found = promotion::list(&mut conn, first).await?;
+                Ok(Some(FieldValue::list(found.into_iter().map(FieldValue::owned_any))))
+            })
+        })
+        .argument(
+            InputValue::new("first", TypeRef::named(TypeRef::INT))
+                .description("How many, newest first (default 50, at most 500)."),
+        )
+        .description(
+            "Promotions, newest first: who, when, what changed, the SDL diff and whether it stands. Admins only.",
+        ),
+        Field::new("promotion", TypeRef::named("Promotion"), |ctx| {
+            resolved(async move {
+                let context = manager(&ctx)?;
+                let id = promotion_id(&ctx)?;
+                let mut conn = context.db.conn().await?;
+                Ok(promotion::find(&mut conn, id).await?.map(FieldValue::owned_any))
+            })
+        })
+        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+        .description("One promotion; null when there is none. Admins only."),
+    ]
+}
+
+pub fn mutation_fields() -> Vec<Field> {
+    vec![
+        Field::new("promoteSandbox", TypeRef::named_nn("PromotionReport"), |ctx| {
+            resolved(async move {
+                let context = manager(&ctx)?;
+                let name = text_arg(&ctx, "name")?;
+                let options = Options {
+                    dry_run: flag(&ctx, "dryRun"),
+                    expected_version: Some(expected_version(&ctx)?),
+                    allow_breaking: flag(&ctx, "allowBreaking"),
+                    resolutions: resolutions(&ctx)?,
+                };
+                let report = promotion::run(
+                    &context.db,
+                    &context.trail,
+                    &Source::Sandbox(name.clone()),
+                    "production",
+                    &options,
+                )
+                .await?;
+                finished(context, &report, Some(&name)).await;
+                answer(report)
+            })
+        })
+        .argument(InputValue::new("name", TypeRef::named_nn(TypeRef::STRING)).description("The sandbox."))
+        .argument(
+            InputValue::new("dryRun", TypeRef::named_nn(TypeRef::BOOLEAN))
+                .description("Check everything against production's data, then roll back."),
+        )
+        .argument(
+            InputValue::new("expectedProductionVersion", TypeRef::named_nn(TypeRef::INT)).description(
+                "Production's metadata version the diff was read at: refused with CONFLICT if it moved since.",
+            ),
+        )
+        .argument(
+            InputValue::new("allowBreaking", TypeRef::named(TypeRef::BOOLEAN))
+                .default_value(false)
+                .description("Apply changes that break existing GraphQL clients."),
+        )
+        .argument(
+            InputValue::new("resolutions", TypeRef::named_list_nn("ConflictResolution"))
+                .description("Resolves conflicts by change key: whose version wins."),
+        )
+        .description(
+            "Applies a sandbox's changes to production in one transaction under a lock, all or nothing. Refused \
+             with CONFLICT (and `extensions.blockers`) when production's metadata version is not the expected one, \
+             when conflicts are unresolved, when production's data refuses a change, or when a change breaks \
+             clients without allowBreaking. Production's schema is rebuilt and the sandbox rebased on it. A dry run \
+             returns the same report without committing. Admins only.",
+        ),
+        Field::new("revertPromotion", TypeRef::named_nn("PromotionReport"), |ctx| {
+            resolved(async move {
+                let context = manager(&ctx)?;
+                let id = promotion_id(&ctx)?;
+                let mut conn = context.db.conn().await?;
+                let found = promotion::find(&mut conn, id)
+                    .await?
+                    .ok_or_else(|| CrmError::not_found("Promotion", id))?;
+                drop(conn);
+                let workspace = found["workspace"].as_str().unwrap_or("production").to_owned();
+                let options = Options {
+                    dry_run: flag(&ctx, "dryRun"),
+                    ..Options::default()
+                };
+                let report =
+                    promotion::run(&context.db, &context.trail, &Source::Revert(id), &workspace, &options).await?;
+                finished(context, &report, None).await;
+                answer(report)
+            })
+        })
+        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)).description("The promotion."))
+        .argument(InputValue::new("dryRun", TypeRef::named_nn(TypeRef::BOOLEAN)).description("Check, then roll back."))
+        .description(
+            "Undoes a promotion by applying its stored inverse, with the same checks: fields it added are deleted \
+             (their data kept), fields it deleted come back with their data, changed properties get their old \
+             values. Refused with CONFLICT when the workspace changed the same items since. Admins only.",
+        ),
+    ]
+}
+
+/// The report as the API answers it; a refused promotion is an error.
+fn answer<'a>(report: Report) -> Result<Option<FieldValue<'a>>> {
+    if !report.dry_run && !report.applied {
+        return Err(CrmError::Refused {
+            message: format!("nothing was changed: {}", report.blockers.join("; ")),
+            blockers: report.blockers,
+        });
+    }
+    let doc = serde_json::to_value(&report).map_err(CrmError::internal)?;
+    Ok(Some(FieldValue::owned_any(doc)))
+}
+
+/// After a commit: this server serves the new schemas at once (others
+/// learn of them by NOTIFY).
+async fn finished(context: &RequestContext, report: &Report, sandbox: Option<&str>) {
+    if !report.applied {
+        return;
+    }
+    if let Some(schemas) = &context.schemas {
+        schemas.refresh(&context.db, &Workspace::production()).await;
+        if let Some(name) = sandbox {
+            schemas.invalidate(name);
+        }
+        if report.workspace != "production" {
+            schemas.invalidate(&report.workspace);
+        }
+    }
+}
+
+fn flag(ctx: &ResolverContext<'_>, name: &str) -> bool {
+    matches!(arg(ctx, name), Some(Value::Boolean(true)))
+}
+
+fn expected_version(ctx: &ResolverContext<'_>) -> Result<i32> {
+    match arg(ctx, "expectedProductionVersion") {
+        Some(Value::Number(n)) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
+        _ => None,
+    }
+    .ok_or_else(|| CrmError::bad_input(&["expectedProductionVersion"], "a metadata version is required"))
+}
+
+fn promotion_id(ctx: &ResolverContext<'_>) -> Result<uuid::Uuid> {
+    match arg(ctx, "id") {
+        Some(Value::String(id)) => input::parse_id(id, &Path::root("id")),
+        _ => Err(CrmError::bad_input(&["id"], "id is required")),
+    }
+}
+
+fn resolutions(ctx: &ResolverContext<'_>) -> Result<Vec<(String, Side)>> {
+    let Some(Value::List(items)) = arg(ctx, "resolutions") else {
+        return Ok(Vec::new());
+    };
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let at = |key: &str| vec!["resolutions".to_owned(), i.to_string(), key.to_owned()];
+            let Value::Object(item) = item else {
+                return Err(CrmError::bad_input_at(at("key"), "a resolution is an object"));
+            };
+            let key = match item.get("key") {
+                Some(Value::String(key)) => key.clone(),
+                _ => return Err(CrmError::bad_input_at(at("key"), "key is required")),
+            };
+            let side = match enum_name(item.get("take")).as_deref() {
+                Some("SOURCE") => Side::Source,
+                Some("TARGET") => Side::Target,
+                _ => return Err(CrmError::bad_input_at(at("take"), "take is SOURCE or TARGET")),
+            };
+            Ok((key, side))
+        })
+        .collect()
+}

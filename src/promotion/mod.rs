@@ -1,0 +1,544 @@
+//! Promotion: a sandbox's customizations (or a changeset file, or the
+//! inverse of an earlier promotion) applied to a workspace in one
+//! transaction.
+//!
+//! The changes are compared three ways (the sandbox's base, the sandbox
+//! now, the target now), then made one by one through the same metadata
+//! changes the API makes, each in a savepoint: what the target's data
+//! refuses and what each change does to the GraphQL schema is known before
+//! anything commits. A diff and a dry run roll the transaction back; a
+//! promotion commits it only when nothing conflicts, fails, or breaks
+//! clients unless allowed. Each promotion is stored with the state of
+//! every item before and after, so it can be reverted; deleted fields keep
+//! their data, so a revert brings it back.
+
+pub mod apply;
+pub mod changeset;
+pub mod sdl;
+
+use diesel::sql_types::{Integer, Jsonb, Text};
+use diesel_async::{
+    AnsiTransactionManager, AsyncConnection, AsyncPgConnection, SimpleAsyncConnection, TransactionManager,
+};
+use serde::Serialize;
+use serde_json::{json, Value as Json};
+use uuid::Uuid;
+
+use crate::audit::{Action as AuditAction, Trail};
+use crate::db::migrate::PRODUCTION_SCHEMA;
+use crate::db::sql::{Bind, Sql};
+use crate::db::Database;
+use crate::error::{CrmError, Result};
+use crate::metadata::change::{self, Target};
+use crate::metadata::Model;
+use crate::sandbox;
+use apply::{Entry, Side, Status};
+use changeset::{Change, File, Snapshot};
+use sdl::{Level, SdlChange};
+
+/// Where the changes come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A sandbox's changes since its base.
+    Sandbox(String),
+    /// A changeset file, by its name.
+    File { name: String, file: File },
+    /// The inverse of a promotion.
+    Revert(Uuid),
+}
+
+impl Source {
+    fn kind(&self) -> &'static str {
+        match self {
+            Source::Sandbox(_) => "SANDBOX",
+            Source::File { .. } => "CHANGESET",
+            Source::Revert(_) => "REVERT",
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Source::Sandbox(name) => name.clone(),
+            Source::File { name, .. } => name.clone(),
+            Source::Revert(id) => id.to_string(),
+        }
+    }
+}
+
+/// How to run a promotion.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Check everything, then roll back.
+    pub dry_run: bool,
+    /// Refuse unless the target's metadata version is this one.
+    pub expected_version: Option<i32>,
+    /// Apply changes that break existing GraphQL clients.
+    pub allow_breaking: bool,
+    /// How conflicts are resolved, by change key.
+    pub resolutions: Vec<(String, Side)>,
+}
+
+/// What a diff, a dry run or a promotion found and did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// `sandbox qa`, `changeset qa.changeset.json`, `revert of …`.
+    pub source: String,
+    /// The workspace changed: `production` or a sandbox.
+    pub workspace: String,
+    pub dry_run: bool,
+    /// Committed.
+    pub applied: bool,
+    pub promotion_id: Option<Uuid>,
+    /// The sandbox's base version (sandboxes only).
+    pub base_version: Option<i32>,
+    pub version_before: i32,
+    pub version_after: i32,
+    pub changes: Vec<Entry>,
+    /// What the target changed since the sandbox's base: kept as it is.
+    pub target_changes: Vec<Entry>,
+    pub sdl_changes: Vec<SdlChange>,
+    pub api_impact: Level,
+    pub conflicts: usize,
+    pub failures: usize,
+    pub breaking: usize,
+    /// Why it cannot be (or was not) applied; empty when it can.
+    pub blockers: Vec<String>,
+    /// After a promotion, whether the sandbox now has production's
+    /// metadata as its base.
+    pub rebased: Option<bool>,
+}
+
+/// Production is being changed by someone else and did not give way.
+const LOCK_TIMEOUT: &str = "10s";
+
+/// Compares, checks and (unless a dry run) applies `source`'s changes to
+/// `workspace` (`production` or a sandbox's name) in one transaction.
+pub async fn run(db: &Database, trail: &Trail, source: &Source, workspace: &str, options: &Options) -> Result<Report> {
+    let mut conn = db.conn().await?;
+    AnsiTransactionManager::begin_transaction(&mut *conn).await?;
+    let outcome = promote(&mut conn, trail, source, workspace, options).await;
+    let finished = match &outcome {
+        Ok(report) if report.applied => AnsiTransactionManager::commit_transaction(&mut *conn).await,
+        _ => AnsiTransactionManager::rollback_transaction(&mut *conn).await,
+    };
+    if let Err(err) = finished {
+        // The connection is dropped with whatever it holds; Postgres rolls
+        // back an open transaction when the pool discards it.
+        return Err(lock_timeout(err));
+    }
+    outcome
+}
+
+/// A lock wait that ran out is the user's to retry, not the server's fault.
+fn lock_timeout(err: diesel::result::Error) -> CrmError {
+    if let diesel::result::Error::DatabaseError(_, info) = &err {
+        if info.message().contains("lock timeout") {
+            return CrmError::Conflict(
+                "the target is busy (a long query or another change holds its tables): nothing changed, try again"
+                    .into(),
+            );
+        }
+    }
+    err.into()
+}
+
+async fn promote(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    source: &Source,
+    workspace: &str,
+    options: &Options,
+) -> Result<Report> {
+    conn.batch_execute(&format!(
+        "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
+    ))
+    .await?;
+    let schema = schema_of(conn, workspace).await?;
+    let mut lock = Sql::raw("SELECT pg_advisory_xact_lock(hashtext('crm.promotion'), hashtext(");
+    lock.bind(Bind::Text(Some(schema.clone()))).push("))");
+    lock.execute(conn).await.map_err(lock_timeout)?;
+    let version_before = version(conn, &schema).await?;
+    if let Some(expected) = options.expected_version {
+        if expected != version_before {
+            return Err(CrmError::Conflict(format!(
+                "{workspace}'s metadata is at version {version_before}, not the expected {expected}: \
+                 someone changed it meanwhile; look at the diff again"
+            )));
+        }
+    }
+    let target_before = Snapshot::read(conn, &schema).await?;
+    let (changes, base) = changes_of(conn, source, workspace).await?;
+    let target_changes = match &base {
+        Some((_, base)) => apply::plan(changeset::between(base, &target_before), &target_before, &[]),
+        None => Vec::new(),
+    };
+    let mut entries = apply::plan(changes, &target_before, &options.resolutions);
+    let target_trail = Trail {
+        workspace: workspace.to_owned(),
+        ..trail.clone()
+    };
+    let check = schema_check;
+    let target = Target {
+        schema: &schema,
+        trail: &target_trail,
+        check: &check,
+        value: &crate::graphql::customize::checked_value,
+        replaying: false,
+    };
+    let sdl_before = apply::schema_sdl(conn, &schema).await?;
+    let mut sdl_after = sdl_before.clone();
+    apply::run(conn, &target, &mut entries, Some(&mut sdl_after)).await?;
+    let sdl_changes = sdl::diff(&sdl_before, &sdl_after);
+    let count = |status: Status| entries.iter().filter(|e| e.status == status).count();
+    let conflicts = count(Status::Conflict);
+    let failures = count(Status::Fails);
+    let breaking = entries.iter().filter(|e| e.api_impact == Level::Breaking).count();
+    let mut blockers = Vec::new();
+    if conflicts > 0 {
+        blockers.push(format!(
+            "{conflicts} change(s) conflict with what {workspace} changed since the base: resolve them \
+             (take the sandbox's or {workspace}'s version)"
+        ));
+    }
+    if failures > 0 {
+        blockers.push(format!(
+            "{failures} change(s) are refused by {workspace}'s data or API: see their dataImpact"
+        ));
+    }
+    // Reverting restores the API clients had; it is never refused for it.
+    if breaking > 0 && !options.allow_breaking && !matches!(source, Source::Revert(_)) {
+        blockers.push(format!(
+            "{breaking} change(s) break existing GraphQL clients: pass allowBreaking to apply them"
+        ));
+    }
+    if count(Status::Ready) == 0 && blockers.is_empty() {
+        blockers.push(format!("nothing to apply: {workspace} already has every change"));
+    }
+    let mut report = Report {
+        source: match source {
+            Source::Sandbox(name) => format!("sandbox {name}"),
+            Source::File { name, .. } => format!("changeset {name}"),
+            Source::Revert(id) => format!("revert of promotion {id}"),
+        },
+        workspace: workspace.to_owned(),
+        dry_run: options.dry_run,
+        applied: false,
+        promotion_id: None,
+        base_version: base.as_ref().map(|(version, _)| *version),
+        version_before,
+        version_after: version_before,
+        api_impact: sdl::level_of(&sdl_changes),
+        sdl_changes,
+        conflicts,
+        failures,
+        breaking,
+        blockers,
+        rebased: None,
+        changes: entries,
+        target_changes,
+    };
+    if options.dry_run || !report.blockers.is_empty() {
+        return Ok(report);
+    }
+    record(conn, &target, source, &mut report, &target_before).await?;
+    if let (Source::Sandbox(name), Some((_, base))) = (source, &base) {
+        report.rebased = Some(rebase(conn, trail, name, base, &target_before).await?);
+    }
+    report.applied = true;
+    Ok(report)
+}
+
+/// Refuses a model the GraphQL schema cannot be built from.
+fn schema_check(model: &Model) -> Result<()> {
+    crate::graphql::schema::build(model, None)
+        .map(drop)
+        .map_err(|err| CrmError::bad_input(&[], format!("the change clashes with the API: {}", err.0)))
+}
+
+/// The Postgres schema of a workspace.
+async fn schema_of(conn: &mut AsyncPgConnection, workspace: &str) -> Result<String> {
+    if workspace == "production" {
+        return Ok(PRODUCTION_SCHEMA.into());
+    }
+    sandbox::find(conn, workspace)
+        .await?
+        .map(|s| s.pg_schema)
+        .ok_or_else(|| CrmError::not_found("Sandbox", workspace))
+}
+
+async fn version(conn: &mut AsyncPgConnection, schema: &str) -> Result<i32> {
+    #[derive(diesel::QueryableByName)]
+    struct Version {
+        #[diesel(sql_type = Integer)]
+        metadata_version: i32,
+    }
+    let mut query = Sql::raw("SELECT metadata_version FROM ");
+    query.table(schema, "workspace_settings");
+    let rows: Vec<Version> = query.load(conn).await?;
+    Ok(rows.first().map_or(0, |v| v.metadata_version))
+}
+
+/// The changes of a source, with a sandbox's base (its version and items).
+async fn changes_of(
+    conn: &mut AsyncPgConnection,
+    source: &Source,
+    workspace: &str,
+) -> Result<(Vec<Change>, Option<(i32, Snapshot)>)> {
+    match source {
+        Source::Sandbox(name) => {
+            let (changes, base_version, base) = sandbox_changes(conn, name).await?;
+            Ok((changes, Some((base_version, base))))
+        }
+        Source::File { file, .. } => Ok((file.changes.clone(), None)),
+        Source::Revert(id) => {
+            let promotion = find(conn, *id)
+                .await?
+                .ok_or_else(|| CrmError::not_found("Promotion", id))?;
+            if promotion["workspace"] != json!(workspace) {
+                return Err(CrmError::bad_input(
+                    &["id"],
+                    format!("promotion {id} changed {}, not {workspace}", promotion["workspace"]),
+                ));
+            }
+            if promotion["status"] != json!("APPLIED") {
+                return Err(CrmError::Conflict(format!("promotion {id} was already reverted")));
+            }
+            let applied: Vec<Change> = serde_json::from_value(promotion["changes"].clone())
+                .map_err(|err| CrmError::internal(format_args!("stored promotion {id}: {err}")))?;
+            let inverse = applied
+                .iter()
+                .map(|change| {
+                    let undone = change.before.clone().unwrap_or_else(|| {
+                        let mut gone = change.after.clone();
+                        gone["deleted"] = json!(true);
+                        gone
+                    });
+                    change.inverse(Some(change.after.clone()), undone)
+                })
+                .collect();
+            Ok((inverse, None))
+        }
+    }
+}
+
+/// A sandbox's changes since its base, its base version and base items.
+async fn sandbox_changes(conn: &mut AsyncPgConnection, name: &str) -> Result<(Vec<Change>, i32, Snapshot)> {
+    #[derive(diesel::QueryableByName)]
+    struct Base {
+        #[diesel(sql_type = Text)]
+        pg_schema: String,
+        #[diesel(sql_type = Integer)]
+        base_version: i32,
+        #[diesel(sql_type = Jsonb)]
+        base: Json,
+    }
+    let mut query =
+        Sql::raw("SELECT pg_schema, base_version, base FROM crm_system.workspace WHERE kind = 'sandbox' AND name = ");
+    query.bind(Bind::Text(Some(name.to_owned())));
+    let rows: Vec<Base> = query.load(conn).await?;
+    let found = rows
+        .into_iter()
+        .next()
+        .ok_or_else(|| CrmError::not_found("Sandbox", name))?;
+    let base = Snapshot::of(&found.base);
+    let now = Snapshot::read(conn, &found.pg_schema).await?;
+    let mut changes = changeset::between(&base, &now);
+    changeset::attach_renames(conn, &found.pg_schema, found.base_version, &mut changes).await?;
+    Ok((changes, found.base_version, base))
+}
+
+/// A sandbox's changes as a changeset file.
+pub async fn export(conn: &mut AsyncPgConnection, name: &str) -> Result<File> {
+    let (changes, base_version, _) = sandbox_changes(conn, name).await?;
+    Ok(File::new(format!("sandbox {name}"), base_version, changes))
+}
+
+/// Stores a promotion that is about to commit: what each change did to
+/// the target (its items before and after), the version it produced, the
+/// history entry and the audit entry.
+async fn record(
+    conn: &mut AsyncPgConnection,
+    target: &Target<'_>,
+    source: &Source,
+    report: &mut Report,
+    before: &Snapshot,
+) -> Result<()> {
+    let after = Snapshot::read(conn, target.schema).await?;
+    let mut applied = Vec::new();
+    for entry in report.changes.iter_mut().filter(|e| e.status == Status::Ready) {
+        entry.status = Status::Applied;
+        let id = entry.current.as_ref().map_or(entry.change.id.clone(), |c| c.id.clone());
+        let made = after
+            .get(entry.change.kind, &id)
+            .or_else(|| after.matching(&entry.change))
+            .ok_or_else(|| CrmError::internal(format_args!("{} vanished while applied", entry.change.target)))?;
+        let was = entry.current.as_ref().and_then(|c| before.get(c.kind, &c.id));
+        let mut stored = serde_json::to_value(&entry).map_err(CrmError::internal)?;
+        let done = Change {
+            kind: made.kind,
+            target: made.target.clone(),
+            id: made.id.clone(),
+            before: was.map(|w| w.state.clone()),
+            after: made.state.clone(),
+            renamed_options: entry.change.renamed_options.clone(),
+        };
+        if let (Json::Object(stored), Json::Object(done)) =
+            (&mut stored, serde_json::to_value(&done).map_err(CrmError::internal)?)
+        {
+            stored.extend(done);
+        }
+        applied.push(stored);
+    }
+    let id = Uuid::new_v4();
+    let summary = format!("{}: {} change(s)", report.source, applied.len());
+    let (kind, action) = match source {
+        Source::Revert(_) => ("PROMOTION_REVERTED", AuditAction::Revert),
+        _ => ("PROMOTED", AuditAction::Promote),
+    };
+    let version_after = change::record_batch(
+        conn,
+        target,
+        change::Batch {
+            kind,
+            summary,
+            breaking: report.api_impact == Level::Breaking,
+            after: json!({ "promotion": id, "source": report.source, "changes": applied.len() }),
+            record_id: id,
+            action,
+        },
+    )
+    .await?;
+    let sdl_changes = serde_json::to_value(&report.sdl_changes).map_err(CrmError::internal)?;
+    let mut insert = Sql::raw(
+        "INSERT INTO crm_system.promotion (id, workspace, kind, source, actor_id, version_before, version_after, \
+         changes, sdl, revert_of) VALUES (",
+    );
+    let revert_of = match source {
+        Source::Revert(original) => Some(*original),
+        _ => None,
+    };
+    let values = [
+        Bind::Uuid(Some(id)),
+        Bind::Text(Some(report.workspace.clone())),
+        Bind::Text(Some(source.kind().into())),
+        Bind::Text(Some(source.name())),
+        Bind::Uuid(target.trail.actor.as_ref().map(|a| a.user_id)),
+        Bind::Int(Some(report.version_before)),
+        Bind::Int(Some(version_after)),
+        Bind::Json(Some(Json::Array(applied))),
+        Bind::Json(Some(sdl_changes)),
+        Bind::Uuid(revert_of),
+    ];
+    for (i, value) in values.into_iter().enumerate() {
+        if i > 0 {
+            insert.push(", ");
+        }
+        insert.bind(value);
+    }
+    insert.push(")");
+    insert.execute(conn).await?;
+    if let Some(original) = revert_of {
+        let mut mark =
+            Sql::raw("UPDATE crm_system.promotion SET status = 'REVERTED', reverted_at = now(), reverted_by = ");
+        mark.bind(Bind::Uuid(target.trail.actor.as_ref().map(|a| a.user_id)));
+        mark.push(", reverted_in = ").bind(Bind::Uuid(Some(id)));
+        mark.push(" WHERE id = ").bind(Bind::Uuid(Some(original)));
+        mark.execute(conn).await?;
+    }
+    report.promotion_id = Some(id);
+    report.version_after = version_after;
+    Ok(())
+}
+
+/// Gives a promoted sandbox production's new metadata as its base. What
+/// production changed since the old base is first made in the sandbox
+/// too (production's version winning), so the next diff shows only the
+/// sandbox's own new work. When the sandbox's data refuses that, the
+/// sandbox keeps its old base (and shows PRODUCTION_CHANGED).
+async fn rebase(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    name: &str,
+    base: &Snapshot,
+    production_before: &Snapshot,
+) -> Result<bool> {
+    let schema = sandbox::schema_of(name);
+    let in_sandbox = Trail {
+        workspace: name.to_owned(),
+        ..trail.clone()
+    };
+    let check = schema_check;
+    let target = Target {
+        schema: &schema,
+        trail: &in_sandbox,
+        check: &check,
+        value: &crate::graphql::customize::checked_value,
+        replaying: false,
+    };
+    let rebased = conn
+        .transaction::<_, CrmError, _>(async |conn| {
+            let sandbox_now = Snapshot::read(conn, &schema).await?;
+            let production_changes = changeset::between(base, production_before);
+            let resolutions: Vec<(String, Side)> = production_changes
+                .iter()
+                .map(|c| (apply::key_of(c), Side::Source))
+                .collect();
+            let mut entries = apply::plan(production_changes, &sandbox_now, &resolutions);
+            apply::run(conn, &target, &mut entries, None).await?;
+            if let Some(refused) = entries.iter().find(|e| e.blocks()) {
+                return Err(CrmError::Conflict(format!(
+                    "{} does not apply in the sandbox",
+                    refused.change.target
+                )));
+            }
+            let mut update = Sql::raw("UPDATE crm_system.workspace SET base_version = s.metadata_version, base = ");
+            update.append(&changeset::document(PRODUCTION_SCHEMA)).push(" FROM ");
+            update
+                .table(PRODUCTION_SCHEMA, "workspace_settings")
+                .push(" AS s WHERE name = ");
+            update.bind(Bind::Text(Some(name.to_owned())));
+            update.execute(conn).await?;
+            Ok(())
+        })
+        .await;
+    match rebased {
+        Ok(()) => Ok(true),
+        Err(CrmError::Internal { reference }) => Err(CrmError::Internal { reference }),
+        Err(err) => {
+            tracing::warn!(sandbox = name, %err, "the promoted sandbox keeps its old base");
+            Ok(false)
+        }
+    }
+}
+
+/// Promotions, newest first, as the API shows them.
+pub async fn list(conn: &mut AsyncPgConnection, first: i32) -> Result<Vec<Json>> {
+    load(conn, None, first).await
+}
+
+/// One promotion.
+pub async fn find(conn: &mut AsyncPgConnection, id: Uuid) -> Result<Option<Json>> {
+    Ok(load(conn, Some(id), 1).await?.into_iter().next())
+}
+
+async fn load(conn: &mut AsyncPgConnection, id: Option<Uuid>, first: i32) -> Result<Vec<Json>> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Jsonb)]
+        row: Json,
+    }
+    let mut query = Sql::raw(
+        "SELECT jsonb_build_object('id', id, 'workspace', workspace, 'kind', kind, 'source', source, \
+         'status', status, 'at', at, 'actorId', actor_id, 'versionBefore', version_before, \
+         'versionAfter', version_after, 'changes', changes, 'sdlChanges', sdl, 'revertOf', revert_of, \
+         'revertedAt', reverted_at, 'revertedBy', reverted_by, 'revertedIn', reverted_in) AS row \
+         FROM crm_system.promotion",
+    );
+    if let Some(id) = id {
+        query.push(" WHERE id = ").bind(Bind::Uuid(Some(id)));
+    }
+    query.push(" ORDER BY at DESC, id LIMIT ").bind(Bind::Int(Some(first)));
+    let rows: Vec<Row> = query.load(conn).await?;
+    Ok(rows.into_iter().map(|r| r.row).collect())
+}
