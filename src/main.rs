@@ -66,10 +66,61 @@ enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
-    /// Create, list, refresh and delete sandboxes: copies of production with their own endpoint.
+    /// Create, list, refresh, diff, promote, export and delete sandboxes: copies of production with their own endpoint.
     Sandbox {
         #[command(subcommand)]
         command: SandboxCommand,
+    },
+    /// Check or apply a changeset file (from `crm sandbox export`) to production or a sandbox.
+    Changeset {
+        #[command(subcommand)]
+        command: ChangesetCommand,
+    },
+    /// List and revert promotions.
+    Promotion {
+        #[command(subcommand)]
+        command: PromotionCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ChangesetCommand {
+    /// Apply a changeset file with the same checks as a promotion, all or nothing.
+    Apply {
+        file: PathBuf,
+        /// `production` or a sandbox's name.
+        #[arg(long)]
+        to: String,
+        /// Check everything against the target's data, then roll back.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply changes that break existing GraphQL clients.
+        #[arg(long)]
+        allow_breaking: bool,
+    },
+    /// Print what applying a changeset file would do (a dry run).
+    Diff {
+        file: PathBuf,
+        /// `production` or a sandbox's name.
+        #[arg(long)]
+        to: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PromotionCommand {
+    /// Promotions, newest first.
+    List {
+        /// How many.
+        #[arg(long, default_value_t = 50)]
+        first: i32,
+    },
+    /// Undo a promotion by applying its stored inverse.
+    Revert {
+        id: uuid::Uuid,
+        /// Check, then roll back.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -105,6 +156,25 @@ enum SandboxCommand {
     },
     /// Delete a sandbox and everything in it.
     Delete { name: String },
+    /// What promoting a sandbox would change in production: conflicts, API impact, data it refuses.
+    Diff { name: String },
+    /// Apply a sandbox's changes to production in one transaction, all or nothing.
+    Promote {
+        name: String,
+        /// Check everything against production's data, then roll back.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply changes that break existing GraphQL clients.
+        #[arg(long)]
+        allow_breaking: bool,
+    },
+    /// Write a sandbox's changes as a changeset file (sorted JSON, for review in git).
+    Export {
+        name: String,
+        /// The file (default: standard output), e.g. sandboxes/NAME.changeset.json.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -292,6 +362,22 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             })
             .await
         }
+        Command::Changeset { command } => {
+            with_database(config(&cli.database, None), |config, url| async move {
+                crm::db::migrate::migrate_all(&url).await?;
+                let app = App::new(config, &url)?;
+                changeset_command(command, &app).await
+            })
+            .await
+        }
+        Command::Promotion { command } => {
+            with_database(config(&cli.database, None), |config, url| async move {
+                crm::db::migrate::migrate_all(&url).await?;
+                let app = App::new(config, &url)?;
+                promotion_command(command, &app).await
+            })
+            .await
+        }
         Command::Seed { bench, .. } => {
             let bench = *bench;
             with_database(config(&cli.database, None), |config, url| async move {
@@ -469,8 +555,150 @@ async fn sandbox_command(command: &SandboxCommand, app: &App) -> anyhow::Result<
             };
             println!("deleted the sandbox {name} and everything in it");
         }
+        SandboxCommand::Diff { name } => {
+            let options = crm::promotion::Options {
+                dry_run: true,
+                ..Default::default()
+            };
+            promote(
+                app,
+                crm::promotion::Source::Sandbox(name.clone()),
+                "production",
+                options,
+            )
+            .await?;
+        }
+        SandboxCommand::Promote {
+            name,
+            dry_run,
+            allow_breaking,
+        } => {
+            let options = crm::promotion::Options {
+                dry_run: *dry_run,
+                allow_breaking: *allow_breaking,
+                ..Default::default()
+            };
+            promote(
+                app,
+                crm::promotion::Source::Sandbox(name.clone()),
+                "production",
+                options,
+            )
+            .await?;
+        }
+        SandboxCommand::Export { name, output } => {
+            let mut conn = app.db.conn().await?;
+            let file = crm::promotion::export(&mut conn, name).await.map_err(|err| match err {
+                crm::CrmError::NotFound { .. } => anyhow::anyhow!("there is no sandbox {name} (see crm sandbox list)"),
+                err => anyhow::anyhow!(err),
+            })?;
+            match output {
+                Some(path) => {
+                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                    }
+                    std::fs::write(path, file.to_text()).with_context(|| format!("writing {}", path.display()))?;
+                    println!(
+                        "wrote {} change(s) of the sandbox {name} to {}",
+                        file.changes.len(),
+                        path.display()
+                    );
+                }
+                None => print!("{}", file.to_text()),
+            }
+        }
     }
     Ok(())
+}
+
+/// Runs a promotion, prints its report, and fails when it was refused.
+async fn promote(
+    app: &App,
+    source: crm::promotion::Source,
+    to: &str,
+    options: crm::promotion::Options,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let trail = Trail::cli(to);
+    let report = crm::promotion::run(&app.db, &trail, &source, to, &options)
+        .await
+        .map_err(|err| match err {
+            crm::CrmError::NotFound { object, id } => anyhow::anyhow!("there is no {} {id}", object.to_lowercase()),
+            err => anyhow::anyhow!(err),
+        })?;
+    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    print!(
+        "{}",
+        crm::promotion::text::render(&report, crm::promotion::text::Paint(color))
+    );
+    if !options.dry_run && !report.applied {
+        anyhow::bail!("refused: {}", report.blockers.join("; "));
+    }
+    Ok(())
+}
+
+async fn changeset_command(command: &ChangesetCommand, app: &App) -> anyhow::Result<()> {
+    use crm::promotion::{changeset::File, Options, Source};
+    let (path, to, options) = match command {
+        ChangesetCommand::Apply {
+            file,
+            to,
+            dry_run,
+            allow_breaking,
+        } => (
+            file,
+            to,
+            Options {
+                dry_run: *dry_run,
+                allow_breaking: *allow_breaking,
+                ..Options::default()
+            },
+        ),
+        ChangesetCommand::Diff { file, to } => (
+            file,
+            to,
+            Options {
+                dry_run: true,
+                ..Options::default()
+            },
+        ),
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let file = File::parse(&text).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    promote(app, Source::File { name, file }, to, options).await
+}
+
+async fn promotion_command(command: &PromotionCommand, app: &App) -> anyhow::Result<()> {
+    match command {
+        PromotionCommand::List { first } => {
+            let mut conn = app.db.conn().await?;
+            let found = crm::promotion::list(&mut conn, (*first).clamp(1, 500)).await?;
+            if found.is_empty() {
+                println!("no promotions yet");
+            }
+            for promotion in found {
+                println!("{}", crm::promotion::text::promotion_line(&promotion));
+            }
+            Ok(())
+        }
+        PromotionCommand::Revert { id, dry_run } => {
+            let mut conn = app.db.conn().await?;
+            let found = crm::promotion::find(&mut conn, *id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("there is no promotion {id} (see crm promotion list)"))?;
+            drop(conn);
+            let workspace = found["workspace"].as_str().unwrap_or("production").to_owned();
+            let options = crm::promotion::Options {
+                dry_run: *dry_run,
+                ..Default::default()
+            };
+            promote(app, crm::promotion::Source::Revert(*id), &workspace, options).await
+        }
+    }
 }
 
 fn print_endpoint(name: &str) {

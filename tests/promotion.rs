@@ -272,3 +272,310 @@ async fn a_sandbox_is_diffed_dry_run_promoted_and_reverted() {
     let again = app.error(revert, json!({ "id": id, "dryRun": false })).await;
     assert_eq!(again["extensions"]["code"], "CONFLICT", "{again}");
 }
+
+#[tokio::test]
+async fn what_production_data_refuses_is_reported_and_nothing_is_applied() {
+    let app = TestApp::start().await;
+    app.data(
+        r#"mutation { createCustomField(input: { object: "Account", name: "zone", label: "Zone", type: TEXT }) { name } }"#,
+        json!({}),
+    )
+    .await;
+    let first = app.create("Account", json!({ "name": "A", "zone": "north" })).await;
+    let second = app.create("Account", json!({ "name": "B", "zone": "north" })).await;
+    let deal = app
+        .create(
+            "Opportunity",
+            json!({ "name": "Deal", "accountId": first, "amount": "10.00" }),
+        )
+        .await;
+    make_sandbox(&app, "strict").await;
+    let prospecting = app
+        .data(
+            "{ stages(filter: { name: { eq: \"Prospecting\" } }) { nodes { id } } }",
+            json!({}),
+        )
+        .await["stages"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.sandbox_data(
+        "strict",
+        r#"mutation($stage: ID!) {
+            tier: createCustomField(input: { object: "Account", name: "tier", label: "Tier", type: TEXT }) { name }
+            zone: updateCustomField(object: "Account", name: "zone", input: { unique: true }) { name }
+            stage: deleteStage(id: $stage) { id }
+        }"#,
+        json!({ "stage": prospecting }),
+    )
+    .await;
+    let before = production_state(&app).await;
+    let version = production_version(&app).await;
+
+    let report = diff(&app, "strict").await;
+    assert_eq!(report["failures"], 2, "{report:#}");
+    let zone = change(&report, "Account.zone");
+    assert_eq!(zone["status"], "FAILS");
+    assert_eq!(zone["dataImpact"]["count"], 2);
+    let mut samples: Vec<&str> = zone["dataImpact"]["sampleIds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    samples.sort();
+    let mut expected = vec![first.as_str(), second.as_str()];
+    expected.sort();
+    assert_eq!(samples, expected);
+    let stage = change(&report, "Sales / Prospecting");
+    assert_eq!(stage["action"], "DELETE");
+    assert_eq!(stage["status"], "FAILS", "{stage:#}");
+    assert_eq!(stage["dataImpact"]["count"], 1);
+    assert_eq!(stage["dataImpact"]["sampleIds"], json!([deal]));
+    assert_eq!(change(&report, "Account.tier")["status"], "READY");
+
+    // The last change (the stage) fails: nothing at all is applied.
+    let refused = promote_error(&app, "strict", version, true).await;
+    assert_eq!(refused["extensions"]["code"], "CONFLICT");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("refused by production's data"),
+        "{refused}"
+    );
+    assert_eq!(production_state(&app).await, before);
+    assert_eq!(production_version(&app).await, version);
+    let promotions = app.scalar("SELECT count(*) AS n FROM crm_system.promotion").await;
+    assert_eq!(promotions, 0);
+
+    // Fixed in production, the same promotion goes through.
+    app.data(
+        "mutation($id: ID!) { updateAccount(id: $id, input: { zone: \"south\" }) { zone } }",
+        json!({ "id": second }),
+    )
+    .await;
+    app.data(
+        "mutation($id: ID!) { deleteOpportunity(id: $id) { id } }",
+        json!({ "id": deal }),
+    )
+    .await;
+    let done = promote(&app, "strict", false, true).await;
+    assert_eq!(done["applied"], true, "{done:#}");
+    let duplicate = app
+        .error(
+            "mutation($id: ID!) { updateAccount(id: $id, input: { zone: \"north\" }) { zone } }",
+            json!({ "id": second }),
+        )
+        .await;
+    assert_eq!(
+        duplicate["extensions"]["code"], "CONFLICT",
+        "zone is unique now: {duplicate}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_promotions_are_serialized_and_conflicts_are_reported() {
+    let app = TestApp::start().await;
+    app.data(
+        r#"mutation {
+            status: createCustomField(input: { object: "Account", name: "status", label: "Status", type: PICKLIST,
+                options: [{ value: "ACTIVE" }, { value: "DORMANT" }] }) { name }
+            note: createCustomField(input: { object: "Account", name: "note", label: "Note", type: TEXT }) { name }
+        }"#,
+        json!({}),
+    )
+    .await;
+    make_sandbox(&app, "one").await;
+    make_sandbox(&app, "two").await;
+    app.sandbox_data(
+        "one",
+        r#"mutation {
+            createCustomField(input: { object: "Account", name: "rating", label: "Rating", type: INTEGER }) { name }
+            updateCustomField(object: "Account", name: "status", input: { options: [{ value: "ACTIVE" },
+                { value: "DORMANT" }, { value: "CHURNED" }] }) { name }
+            note: updateCustomField(object: "Account", name: "note", input: { label: "Note (one)" }) { name }
+        }"#,
+        json!({}),
+    )
+    .await;
+    app.sandbox_data(
+        "two",
+        r#"mutation {
+            createCustomField(input: { object: "Account", name: "segment", label: "Segment", type: TEXT }) { name }
+            updateCustomField(object: "Account", name: "status", input: { options: [{ value: "ACTIVE" },
+                { value: "DORMANT" }, { value: "PAUSED" }] }) { name }
+            note: updateCustomField(object: "Account", name: "note", input: { label: "Note (two)" }) { name }
+        }"#,
+        json!({}),
+    )
+    .await;
+
+    // Both at once, expecting the same version: one waits for the other,
+    // then finds the version moved.
+    let version = production_version(&app).await;
+    let run = |name: &'static str| {
+        let query = promote_query();
+        let app = &app;
+        async move {
+            app.graphql(
+                &query,
+                json!({ "name": name, "dryRun": false, "version": version, "allow": true }),
+            )
+            .await
+        }
+    };
+    let (one, two) = tokio::join!(run("one"), run("two"));
+    let applied: Vec<&Value> = [&one, &two].into_iter().filter(|r| r["errors"].is_null()).collect();
+    assert_eq!(applied.len(), 1, "exactly one promotion applies: {one} {two}");
+    let loser = if one["errors"].is_null() { &two } else { &one };
+    assert_eq!(loser["errors"][0]["extensions"]["code"], "CONFLICT", "{loser}");
+    assert!(
+        loser["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not the expected"),
+        "{loser}"
+    );
+    let (winner, other) = if one["errors"].is_null() {
+        ("one", "two")
+    } else {
+        ("two", "one")
+    };
+
+    // The other sandbox changed the same picklist and label: conflicts.
+    let report = diff(&app, other).await;
+    assert_eq!(report["conflicts"], 2, "{report:#}");
+    let status = change(&report, "Account.status");
+    assert_eq!(status["status"], "CONFLICT");
+    assert!(status["conflict"].as_str().unwrap().contains("options"), "{status:#}");
+    let note = change(&report, "Account.note");
+    assert_eq!(note["status"], "CONFLICT", "{note:#}");
+    assert_eq!(
+        report["targetChanges"].as_array().unwrap().len(),
+        3,
+        "what {winner} promoted: {report:#}"
+    );
+    let refused = promote_error(&app, other, production_version(&app).await, true).await;
+    assert!(
+        refused["extensions"]["blockers"][0]
+            .as_str()
+            .unwrap()
+            .contains("conflict"),
+        "{refused}"
+    );
+
+    // Resolved: the status conflict keeps production's options, the
+    // note takes the sandbox's label.
+    let resolutions = json!([
+        { "key": status["key"], "take": "TARGET" },
+        { "key": note["key"], "take": "SOURCE" },
+    ]);
+    let done = app
+        .data(
+            &promote_query(),
+            json!({ "name": other, "dryRun": false, "version": production_version(&app).await, "allow": true,
+                    "resolutions": resolutions }),
+        )
+        .await;
+    assert_eq!(done["promoteSandbox"]["applied"], true, "{done:#}");
+    let fields = app
+        .data(
+            "{ object(name: \"Account\") { fields { name label options { value } } } }",
+            json!({}),
+        )
+        .await;
+    let text = fields.to_string();
+    assert!(text.contains(&format!("Note ({other})")), "{text}");
+    assert!(text.contains("\"rating\"") && text.contains("\"segment\""), "{text}");
+    let kept = if winner == "one" { "CHURNED" } else { "PAUSED" };
+    let dropped = if winner == "one" { "PAUSED" } else { "CHURNED" };
+    assert!(text.contains(kept) && !text.contains(dropped), "{text}");
+}
+
+#[tokio::test]
+async fn a_changeset_file_round_trips_into_a_fresh_database() {
+    let app = TestApp::start().await;
+    make_sandbox(&app, "design").await;
+    app.sandbox_data(
+        "design",
+        r#"mutation {
+            createCustomObject(input: { name: "Subscription", label: "Subscription", pluralLabel: "Subscriptions",
+                fields: [{ name: "plan", label: "Plan", type: PICKLIST, options: [{ value: "BASIC" }, { value: "PRO" }] }] }) { name }
+            lookup: createCustomField(input: { object: "Account", name: "contract", label: "Contract",
+                type: LOOKUP, lookupObject: "Subscription", relationName: "accounts" }) { name }
+            seats: createCustomField(input: { object: "Account", name: "seats", label: "Seats", type: INTEGER,
+                defaultValue: 1, required: true }) { name }
+            settings: updateWorkspaceSettings(input: { recordVisibility: OWNED }) { recordVisibility }
+        }"#,
+        json!({}),
+    )
+    .await;
+    let exported = crm_command(&app, &["sandbox", "export", "design"]);
+    let parsed: Value = serde_json::from_str(&exported).unwrap();
+    assert_eq!(parsed["format"], "crm.changeset/1");
+    let targets: Vec<&str> = parsed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        [
+            "Subscription",
+            "Account.contract",
+            "Account.seats",
+            "Subscription.plan",
+            "workspace settings"
+        ],
+        "sorted by kind, then name"
+    );
+    assert_eq!(
+        crm_command(&app, &["sandbox", "export", "design"]),
+        exported,
+        "the file is stable"
+    );
+
+    // Into a fresh database: a dry run first, then for real.
+    let fresh = TestApp::start().await;
+    let dir = std::env::temp_dir().join(format!("crm-changeset-{}", std::process::id()));
+    let file = dir.join("design.changeset.json");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(&file, &exported).unwrap();
+    let path = file.to_str().unwrap();
+    let checked = crm_command(&fresh, &["changeset", "diff", path, "--to", "production"]);
+    assert!(checked.contains("it applies"), "{checked}");
+    assert_eq!(fresh.scalar("SELECT count(*) AS n FROM crm.custom_field").await, 0);
+    let applied = crm_command(&fresh, &["changeset", "apply", path, "--to", "production"]);
+    assert!(applied.contains("applied"), "{applied}");
+    let shape = "{ objects { name pluralName label fields { name type required defaultValue lookupObject relationName options { value } } } workspaceSettings { recordVisibility } }";
+    let there = fresh.data(shape, json!({})).await;
+    let here = app.sandbox_data("design", shape, json!({})).await;
+    assert_eq!(there, here, "the fresh database has what the sandbox has");
+    let again = crm_command(&fresh, &["changeset", "diff", path, "--to", "production"]);
+    assert!(again.contains("already has every change"), "{again}");
+    let listed = crm_command(&fresh, &["promotion", "list"]);
+    assert!(
+        listed.contains("CHANGESET") && listed.contains("design.changeset.json"),
+        "{listed}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs `crm` against a test's database and returns its standard output.
+fn crm_command(app: &TestApp, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
+        .args(args)
+        .env("DATABASE_URL", &app.database_url)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "crm {args:?} failed: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}

@@ -15,6 +15,7 @@
 pub mod apply;
 pub mod changeset;
 pub mod sdl;
+pub mod text;
 
 use diesel::sql_types::{Integer, Jsonb, Text};
 use diesel_async::{
