@@ -208,6 +208,9 @@ impl From<DieselError> for CrmError {
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
                 CrmError::Conflict("a record with the same unique value already exists".into())
             }
+            DieselError::DatabaseError(_, info) if info.message().contains("lock timeout") => CrmError::Conflict(
+                "the tables are busy (another change or a long query holds them): nothing changed, try again".into(),
+            ),
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
                 if info.message().contains("statement timeout") =>
             {

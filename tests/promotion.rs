@@ -579,3 +579,110 @@ fn crm_command(app: &TestApp, args: &[&str]) -> String {
     );
     stdout
 }
+
+#[tokio::test]
+async fn a_promotion_killed_midway_leaves_production_fully_old() {
+    use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+    let app = TestApp::start().await;
+    make_sandbox(&app, "big").await;
+    let pipeline = app.data("{ pipelines { nodes { id } } }", json!({})).await["pipelines"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.sandbox_data(
+        "big",
+        r#"mutation($pipeline: ID!) {
+            a: createCustomField(input: { object: "Account", name: "tier", label: "Tier", type: TEXT }) { name }
+            b: createCustomField(input: { object: "Contact", name: "score", label: "Score", type: INTEGER }) { name }
+            stage: createStage(input: { pipelineId: $pipeline, name: "Discovery", position: 10, probability: 15,
+                forecastCategory: PIPELINE }) { id }
+        }"#,
+        json!({ "pipeline": pipeline }),
+    )
+    .await;
+    let before = production_state(&app).await;
+    let version = production_version(&app).await;
+
+    // The stage is written last: hold its table against writes so the
+    // promotion stops there, after its fields' DDL, and kill the process.
+    let mut lock = AsyncPgConnection::establish(&app.database_url).await.unwrap();
+    lock.batch_execute("BEGIN; LOCK TABLE crm.stage IN EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
+        .args(["sandbox", "promote", "big"])
+        .env("DATABASE_URL", &app.database_url)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        // The promotion holds the new columns' tables and waits for stage.
+        let midway = app
+            .scalar(
+                "SELECT count(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                 WHERE c.relname IN ('account', 'contact') AND c.relnamespace = 'crm'::regnamespace \
+                 AND l.mode = 'AccessExclusiveLock' AND l.granted",
+            )
+            .await;
+        let waiting = app
+            .scalar(
+                "SELECT count(*) AS n FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+                 WHERE c.relname = 'stage' AND c.relnamespace = 'crm'::regnamespace AND NOT l.granted",
+            )
+            .await;
+        if midway == 2 && waiting == 1 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the promotion never reached the stage"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    lock.batch_execute("COMMIT").await.unwrap();
+    drop(lock);
+
+    // Postgres rolls the orphaned transaction back once its client is gone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while app
+        .scalar("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name <> '' AND query LIKE '%INSERT INTO \"crm\".\"stage\"%' AND pid <> pg_backend_pid()")
+        .await
+        > 0
+    {
+        assert!(std::time::Instant::now() < deadline, "the killed promotion's session lingers");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let restarted = app.second_server().await;
+    assert_eq!(production_state(&restarted).await, before, "production is fully old");
+    assert_eq!(production_version(&app).await, version);
+    assert_eq!(app.scalar("SELECT count(*) AS n FROM crm_system.promotion").await, 0);
+
+    // Run again, it completes: production is fully new.
+    let output = crm_command(&app, &["sandbox", "promote", "big"]);
+    assert!(output.contains("applied"), "{output}");
+    let columns = app
+        .scalar(
+            "SELECT count(*) AS n FROM information_schema.columns WHERE table_schema = 'crm' \
+             AND column_name IN ('cf_tier', 'cf_score')",
+        )
+        .await;
+    assert_eq!(columns, 2);
+    let stages = app
+        .scalar("SELECT count(*) AS n FROM crm.stage WHERE name = 'Discovery'")
+        .await;
+    assert_eq!(stages, 1);
+    let listed = crm_command(&app, &["promotion", "list"]);
+    assert!(listed.contains("SANDBOX") && listed.contains("big"), "{listed}");
+    let id = listed.split_whitespace().next().unwrap();
+    let reverted = crm_command(&app, &["promotion", "revert", id]);
+    assert!(reverted.contains("applied"), "{reverted}");
+    // The sandbox was rebased on the promotion: the revert is production's
+    // own change since.
+    let diffed = crm_command(&app, &["sandbox", "diff", "big"]);
+    assert!(diffed.contains("production changed since the base (3)"), "{diffed}");
+    assert!(diffed.contains("delete field Account.tier"), "{diffed}");
+}

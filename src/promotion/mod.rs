@@ -126,22 +126,9 @@ pub async fn run(db: &Database, trail: &Trail, source: &Source, workspace: &str,
     if let Err(err) = finished {
         // The connection is dropped with whatever it holds; Postgres rolls
         // back an open transaction when the pool discards it.
-        return Err(lock_timeout(err));
+        return Err(err.into());
     }
     outcome
-}
-
-/// A lock wait that ran out is the user's to retry, not the server's fault.
-fn lock_timeout(err: diesel::result::Error) -> CrmError {
-    if let diesel::result::Error::DatabaseError(_, info) = &err {
-        if info.message().contains("lock timeout") {
-            return CrmError::Conflict(
-                "the target is busy (a long query or another change holds its tables): nothing changed, try again"
-                    .into(),
-            );
-        }
-    }
-    err.into()
 }
 
 async fn promote(
@@ -158,7 +145,7 @@ async fn promote(
     let schema = schema_of(conn, workspace).await?;
     let mut lock = Sql::raw("SELECT pg_advisory_xact_lock(hashtext('crm.promotion'), hashtext(");
     lock.bind(Bind::Text(Some(schema.clone()))).push("))");
-    lock.execute(conn).await.map_err(lock_timeout)?;
+    lock.execute(conn).await?;
     let version_before = version(conn, &schema).await?;
     if let Some(expected) = options.expected_version {
         if expected != version_before {
