@@ -262,8 +262,8 @@ fn change_type() -> Object {
             value("key", TypeRef::named_nn(TypeRef::STRING))
                 .description("Names the change in `resolutions`: kind and id."),
         )
-        .field(enum_value("kind", TypeRef::named_nn("ChangeKind")))
-        .field(enum_value("action", TypeRef::named_nn("ChangeAction")))
+        .field(enum_value("kind", TypeRef::named_nn("ChangeKind")).description("What the change is about."))
+        .field(enum_value("action", TypeRef::named_nn("ChangeAction")).description("What it does to its item."))
         .field(
             value("target", TypeRef::named_nn(TypeRef::STRING))
                 .description("The item: `Account.tier`, `Sales / Closed Won`."),
@@ -275,7 +275,9 @@ fn change_type() -> Object {
             nested("properties", TypeRef::named_nn_list_nn("PropertyChange"))
                 .description("Each changed property, with the target's value now."),
         )
-        .field(enum_value("status", TypeRef::named_nn("ChangeStatus")))
+        .field(
+            enum_value("status", TypeRef::named_nn("ChangeStatus")).description("Where it stands against the target."),
+        )
         .field(
             value("conflict", TypeRef::named(TypeRef::STRING))
                 .description("How the target changed the same item since the base."),
@@ -298,27 +300,30 @@ fn change_type() -> Object {
 fn property_type() -> Object {
     Object::new("PropertyChange")
         .description("One property of a change: at the base, as changed, and in the target now.")
-        .field(value("name", TypeRef::named_nn(TypeRef::STRING)))
-        .field(value("before", TypeRef::named("JSON")))
-        .field(value("after", TypeRef::named("JSON")))
+        .field(
+            value("name", TypeRef::named_nn(TypeRef::STRING))
+                .description("The property: `label`, `options`, `required` …"),
+        )
+        .field(value("before", TypeRef::named("JSON")).description("Its value at the base."))
+        .field(value("after", TypeRef::named("JSON")).description("Its value as changed."))
         .field(value("target", TypeRef::named("JSON")).description("The target's value now."))
 }
 
 fn sdl_change_type() -> Object {
     Object::new("SdlChange")
         .description("One change of the GraphQL schema and what it does to existing clients.")
-        .field(enum_value("level", TypeRef::named_nn("ApiImpact")))
+        .field(enum_value("level", TypeRef::named_nn("ApiImpact")).description("What it does to existing clients."))
         .field(
             value("path", TypeRef::named_nn(TypeRef::STRING))
                 .description("`Account.tier`, `AccountInput.tier`, `AccountTier.GOLD`."),
         )
-        .field(value("message", TypeRef::named_nn(TypeRef::STRING)))
+        .field(value("message", TypeRef::named_nn(TypeRef::STRING)).description("The change in words."))
 }
 
 fn data_impact_type() -> Object {
     Object::new("DataImpact")
         .description("Why the target's existing records (or its API) refuse a change.")
-        .field(value("message", TypeRef::named_nn(TypeRef::STRING)))
+        .field(value("message", TypeRef::named_nn(TypeRef::STRING)).description("What refuses it and how to fix it."))
         .field(value("path", TypeRef::named_nn_list_nn(TypeRef::STRING)).description("The property concerned."))
         .field(value("count", TypeRef::named(TypeRef::INT)).description("Records that violate it."))
         .field(value("sampleIds", TypeRef::named_nn_list_nn(TypeRef::ID)).description("Some of them."))
@@ -329,18 +334,24 @@ fn promotion_type() -> Object {
         .description(
             "Changes applied to a workspace in one transaction, stored with what each did so they can be reverted.",
         )
-        .field(value("id", TypeRef::named_nn(TypeRef::ID)))
+        .field(value("id", TypeRef::named_nn(TypeRef::ID)).description("Its id: what revertPromotion takes."))
         .field(value("workspace", TypeRef::named_nn(TypeRef::STRING)).description("The workspace changed."))
-        .field(enum_value("kind", TypeRef::named_nn("PromotionKind")))
+        .field(enum_value("kind", TypeRef::named_nn("PromotionKind")).description("Where its changes came from."))
         .field(
             value("source", TypeRef::named_nn(TypeRef::STRING))
                 .description("The sandbox, the changeset file, or the promotion reverted."),
         )
-        .field(enum_value("status", TypeRef::named_nn("PromotionStatus")))
+        .field(enum_value("status", TypeRef::named_nn("PromotionStatus")).description("Whether it still stands."))
         .field(value("at", TypeRef::named_nn("DateTime")).description("When it committed."))
         .field(user("by", "actorId").description("Who applied it; null for the command line."))
-        .field(value("versionBefore", TypeRef::named_nn(TypeRef::INT)))
-        .field(value("versionAfter", TypeRef::named_nn(TypeRef::INT)))
+        .field(
+            value("versionBefore", TypeRef::named_nn(TypeRef::INT))
+                .description("The workspace's metadata version before."),
+        )
+        .field(
+            value("versionAfter", TypeRef::named_nn(TypeRef::INT))
+                .description("The workspace's metadata version it produced."),
+        )
         .field(
             nested("changes", TypeRef::named_nn_list_nn("PromotionChange"))
                 .description("The changes as applied: `before` and `after` are the workspace's item before and after."),
@@ -349,8 +360,10 @@ fn promotion_type() -> Object {
             nested("sdlChanges", TypeRef::named_nn_list_nn("SdlChange")).description("The GraphQL schema's changes."),
         )
         .field(value("revertOf", TypeRef::named(TypeRef::ID)).description("For a REVERT: the promotion it undid."))
-        .field(value("revertedAt", TypeRef::named("DateTime")))
-        .field(user("revertedBy", "revertedBy"))
+        .field(
+            value("revertedAt", TypeRef::named("DateTime")).description("When it was reverted; null while it stands."),
+        )
+        .field(user("revertedBy", "revertedBy").description("Who reverted it."))
         .field(value("revertedIn", TypeRef::named(TypeRef::ID)).description("The REVERT promotion that undid it."))
 }
 
@@ -413,7 +426,7 @@ pub fn query_fields() -> Vec<Field> {
                 Ok(promotion::find(&mut conn, id).await?.map(FieldValue::owned_any))
             })
         })
-        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)))
+        .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)).description("The promotion."))
         .description("One promotion; null when there is none. Admins only."),
     ]
 }

@@ -138,14 +138,14 @@ async fn promote(
     workspace: &str,
     options: &Options,
 ) -> Result<Report> {
-    conn.batch_execute(&format!(
-        "SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"
-    ))
-    .await?;
+    conn.batch_execute("SET LOCAL statement_timeout = 0").await?;
     let schema = schema_of(conn, workspace).await?;
+    // Promotions of one workspace wait for each other; then no statement
+    // waits long for a table that production traffic holds.
     let mut lock = Sql::raw("SELECT pg_advisory_xact_lock(hashtext('crm.promotion'), hashtext(");
     lock.bind(Bind::Text(Some(schema.clone()))).push("))");
     lock.execute(conn).await?;
+    conn.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'")).await?;
     let version_before = version(conn, &schema).await?;
     if let Some(expected) = options.expected_version {
         if expected != version_before {
