@@ -471,7 +471,7 @@ pub fn mutation_fields() -> Vec<Field> {
                 .description("Apply changes that break existing GraphQL clients."),
         )
         .argument(
-            InputValue::new("resolutions", TypeRef::named_list_nn("ConflictResolution"))
+            InputValue::new("resolutions", TypeRef::named_nn_list("ConflictResolution"))
                 .description("Resolves conflicts by change key: whose version wins."),
         )
         .description(

@@ -477,7 +477,14 @@ async fn add_field(
         default_value: default,
         ..spec.clone()
     };
-    let rows = count_rows(conn, schema, &object.table).await?;
+    // Existing records matter only to a required field without a default
+    // and to a unique one with a default: counting a big table is not free.
+    let counted = (spec.required && spec.default_value.is_none()) || (spec.unique && spec.default_value.is_some());
+    let rows = if counted {
+        count_rows(conn, schema, &object.table).await?
+    } else {
+        0
+    };
     if spec.required && spec.default_value.is_none() && rows > 0 {
         return Err(CrmError::bad_input_at(
             at("required"),

@@ -271,7 +271,8 @@ fn phase(entry: &Entry) -> u8 {
 /// Makes every ready change in `target`'s workspace, each in a savepoint.
 /// A change the data or the API refuses is rolled back and marked `FAILS`
 /// with why; the others go on. With `sdl`, each schema change is compared
-/// with the schema before it (`sdl` is then the schema after all of them).
+/// with the schema before it (`sdl` is then the schema after all of them);
+/// that schema build is also the check that the API can serve the change.
 pub async fn run(
     conn: &mut AsyncPgConnection,
     target: &Target<'_>,
@@ -280,31 +281,34 @@ pub async fn run(
 ) -> Result<()> {
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_by_key(|&i| (phase(&entries[i]), i));
+    let mut parsed = sdl.as_deref().map(|text| sdl::Schema::parse(text));
     let mut schema_now = sdl;
     for i in order {
         let entry = &mut entries[i];
         if entry.status != Status::Ready {
             continue;
         }
-        let before_sdl = schema_now.as_deref().cloned();
+        let before = parsed.as_ref();
         let tried = conn
             .transaction::<_, CrmError, _>(async |conn| {
                 make(conn, target, entry).await?;
-                match before_sdl {
+                match before {
                     Some(before) if entry.change.kind.in_schema() => {
-                        let after = schema_sdl(conn, target.schema).await?;
-                        Ok(Some((sdl::diff(&before, &after), after)))
+                        let text = schema_sdl(conn, target.schema).await?;
+                        let after = sdl::Schema::parse(&text);
+                        Ok(Some((sdl::changes(before, &after), text, after)))
                     }
                     _ => Ok(None),
                 }
             })
             .await;
         match tried {
-            Ok(Some((changes, after))) => {
+            Ok(Some((changes, text, after))) => {
                 entry.api_impact = sdl::level_of(&changes);
                 entry.sdl_changes = changes;
+                parsed = Some(after);
                 if let Some(now) = schema_now.as_deref_mut() {
-                    *now = after;
+                    *now = text;
                 }
             }
             Ok(None) => {}
@@ -507,10 +511,13 @@ fn field_spec(state: &Json) -> FieldSpec {
     }
 }
 
-/// The whole new option list, naming the renamed values' old names.
+/// The whole new option list, naming the renamed values' old names. A
+/// value the change drops (a revert of an added option) is retired, not
+/// removed: records may hold it.
 fn option_specs(now: &Json, desired: &Json, change: &Change) -> Vec<OptionSpec> {
-    let current: Vec<String> = parse_options(&now["options"]).into_iter().map(|o| o.value).collect();
-    parse_options(&desired["options"])
+    let options = parse_options(&now["options"]);
+    let current: Vec<String> = options.iter().map(|o| o.value.clone()).collect();
+    let mut specs: Vec<OptionSpec> = parse_options(&desired["options"])
         .into_iter()
         .map(|option| {
             let renamed_from = change
@@ -525,7 +532,21 @@ fn option_specs(now: &Json, desired: &Json, change: &Change) -> Vec<OptionSpec> 
                 renamed_from,
             }
         })
-        .collect()
+        .collect();
+    for option in options {
+        let kept = specs
+            .iter()
+            .any(|s| s.renamed_from.as_deref().unwrap_or(&s.value) == option.value);
+        if !kept {
+            specs.push(OptionSpec {
+                value: option.value,
+                label: Some(option.label),
+                active: false,
+                renamed_from: None,
+            });
+        }
+    }
+    specs
 }
 
 /// Gives a row made by a change the id it has where the change was made,

@@ -255,6 +255,12 @@ fn option_summary(before: &Json, after: &Json, renames: &[Rename]) -> String {
             _ => {}
         }
     }
+    for (value, _) in &old {
+        let renamed = renames.iter().any(|r| &r.from == value);
+        if !renamed && !new.iter().any(|(v, _)| v == value) {
+            parts.push(format!("− {value} (dropped: retired where records hold it)"));
+        }
+    }
     if parts.is_empty() {
         "labels or order".into()
     } else {
@@ -399,9 +405,12 @@ impl Snapshot {
             Some(before) => target_of(change.kind, before),
             None => target_of(change.kind, &change.after),
         };
+        // A deleted stage leaves its name free; deleted fields, objects
+        // and pipelines keep theirs until purged.
         self.items
             .values()
             .filter(|item| item.kind == change.kind && item.target == name)
+            .filter(|item| change.kind != Kind::Stage || !deleted(&item.state))
             .min_by_key(|item| deleted(&item.state))
     }
 }

@@ -83,11 +83,26 @@ struct Input {
 /// The differences from `before` to `after`, in a stable order. A text
 /// that does not parse counts as an empty schema.
 pub fn diff(before: &str, after: &str) -> Vec<SdlChange> {
-    let old = shapes(before);
-    let new = shapes(after);
-    let outputs = output_types(&new);
+    changes(&Schema::parse(before), &Schema::parse(after))
+}
+
+/// A parsed schema, to compare without parsing again.
+#[derive(Debug, Default)]
+pub struct Schema(BTreeMap<String, Shape>);
+
+impl Schema {
+    /// A text that does not parse is an empty schema.
+    pub fn parse(sdl: &str) -> Schema {
+        Schema(shapes(sdl))
+    }
+}
+
+/// The differences between two parsed schemas.
+pub fn changes(before: &Schema, after: &Schema) -> Vec<SdlChange> {
+    let (old, new) = (&before.0, &after.0);
+    let outputs = output_types(new);
     let mut out = Vec::new();
-    for (name, shape) in &old {
+    for (name, shape) in old {
         match new.get(name) {
             None => out.push(change(Level::Breaking, name, format!("type {name} was removed"))),
             Some(next) => compare(name, shape, next, outputs.contains(name), &mut out),
