@@ -489,8 +489,22 @@ async fn concurrent_promotions_are_serialized_and_conflicts_are_reported() {
     assert!(text.contains(&format!("Note ({other})")), "{text}");
     assert!(text.contains("\"rating\"") && text.contains("\"segment\""), "{text}");
     let kept = if winner == "one" { "CHURNED" } else { "PAUSED" };
-    let dropped = if winner == "one" { "PAUSED" } else { "CHURNED" };
-    assert!(text.contains(kept) && !text.contains(dropped), "{text}");
+    let status_options: Vec<&str> = fields["object"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "status")
+        .unwrap()["options"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        status_options,
+        ["ACTIVE", "DORMANT", kept],
+        "production's options were kept"
+    );
 }
 
 #[tokio::test]
