@@ -346,47 +346,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Token { command } => {
-            with_database(config(&cli.database, None), |config, url| async move {
-                crm::db::migrate::migrate_all(&url).await?;
-                let app = App::new(config, &url)?;
+            with_app(&cli.database, async |app| {
                 let mut conn = app.db.conn().await?;
                 token_command(command, &mut conn).await
             })
             .await
         }
-        Command::Sandbox { command } => {
-            with_database(config(&cli.database, None), |config, url| async move {
-                crm::db::migrate::migrate_all(&url).await?;
-                let app = App::new(config, &url)?;
-                sandbox_command(command, &app).await
-            })
-            .await
-        }
+        Command::Sandbox { command } => with_app(&cli.database, async |app| sandbox_command(command, app).await).await,
         Command::Changeset { command } => {
-            with_database(config(&cli.database, None), |config, url| async move {
-                crm::db::migrate::migrate_all(&url).await?;
-                let app = App::new(config, &url)?;
-                changeset_command(command, &app).await
-            })
-            .await
+            with_app(&cli.database, async |app| changeset_command(command, app).await).await
         }
         Command::Promotion { command } => {
-            with_database(config(&cli.database, None), |config, url| async move {
-                crm::db::migrate::migrate_all(&url).await?;
-                let app = App::new(config, &url)?;
-                promotion_command(command, &app).await
-            })
-            .await
+            with_app(&cli.database, async |app| promotion_command(command, app).await).await
         }
         Command::Seed { bench, .. } => {
-            let bench = *bench;
-            with_database(config(&cli.database, None), |config, url| async move {
-                crm::db::migrate::migrate_all(&url).await?;
-                let app = App::new(config, &url)?;
-                let report = if bench {
-                    crm::seed::bench(&app).await?
+            with_app(&cli.database, async |app| {
+                let report = if *bench {
+                    crm::seed::bench(app).await?
                 } else {
-                    crm::seed::demo(&app).await?
+                    crm::seed::demo(app).await?
                 };
                 if report.skipped {
                     println!("production already has accounts; nothing added");
@@ -755,6 +733,17 @@ impl crm::sandbox::Progress for Bar {
 
 /// Runs `work` against the configured database, starting the embedded
 /// cluster for the duration of the command when no server runs it.
+/// Runs a command on the migrated database: the embedded cluster, or the
+/// server `DATABASE_URL` names.
+async fn with_app(database: &DatabaseArgs, work: impl AsyncFnOnce(&App) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    with_database(config(database, None), |config, url| async move {
+        crm::db::migrate::migrate_all(&url).await?;
+        let app = App::new(config, &url)?;
+        work(&app).await
+    })
+    .await
+}
+
 async fn with_database<F, Fut>(config: Config, work: F) -> anyhow::Result<()>
 where
     F: FnOnce(Config, String) -> Fut,
