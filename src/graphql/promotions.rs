@@ -10,8 +10,7 @@ use async_graphql::{Name, Value};
 use serde_json::Value as Json;
 
 use super::admin::load_user;
-use super::input::{self, Path};
-use super::resolve::{arg, enum_name, resolved, text_arg, RequestContext};
+use super::resolve::{arg, enum_name, id_arg, int, resolved, text_arg, RequestContext};
 use super::sandboxes::manager;
 use super::Workspace;
 use crate::error::{CrmError, Result};
@@ -398,13 +397,15 @@ pub fn query_fields() -> Vec<Field> {
         Field::new("promotions", TypeRef::named_nn_list_nn("Promotion"), |ctx| {
             resolved(async move {
                 let context = manager(&ctx)?;
-                let first = match arg(&ctx, "first") {
-                    Some(Value::Number(n)) => n
-                        .as_i64()
-                        .and_then(|n| i32::try_from(n).ok())
-                        .filter(|n| (1..=MAX_FIRST).contains(n))
-                        .ok_or_else(|| CrmError::bad_input(&["first"], format!("first must be 1 to {MAX_FIRST}")))?,
-                    _ => DEFAULT_FIRST,
+                let first = match arg(&ctx, "first").map(|v| int(v, &["first"])).transpose()?.flatten() {
+                    None => DEFAULT_FIRST,
+                    Some(n) if (1..=MAX_FIRST).contains(&n) => n,
+                    Some(_) => {
+                        return Err(CrmError::bad_input(
+                            &["first"],
+                            format!("first must be 1 to {MAX_FIRST}"),
+                        ))
+                    }
                 };
                 let mut conn = context.db.conn().await?;
                 let found = promotion::list(&mut conn, first).await?;
@@ -421,7 +422,7 @@ pub fn query_fields() -> Vec<Field> {
         Field::new("promotion", TypeRef::named("Promotion"), |ctx| {
             resolved(async move {
                 let context = manager(&ctx)?;
-                let id = promotion_id(&ctx)?;
+                let id = id_arg(&ctx)?;
                 let mut conn = context.db.conn().await?;
                 Ok(promotion::find(&mut conn, id).await?.map(FieldValue::owned_any))
             })
@@ -484,7 +485,7 @@ pub fn mutation_fields() -> Vec<Field> {
         Field::new("revertPromotion", TypeRef::named_nn("PromotionReport"), |ctx| {
             resolved(async move {
                 let context = manager(&ctx)?;
-                let id = promotion_id(&ctx)?;
+                let id = id_arg(&ctx)?;
                 let mut conn = context.db.conn().await?;
                 let found = promotion::find(&mut conn, id)
                     .await?
@@ -545,18 +546,12 @@ fn flag(ctx: &ResolverContext<'_>, name: &str) -> bool {
 }
 
 fn expected_version(ctx: &ResolverContext<'_>) -> Result<i32> {
-    match arg(ctx, "expectedProductionVersion") {
-        Some(Value::Number(n)) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
-        _ => None,
+    let at = ["expectedProductionVersion"];
+    match arg(ctx, at[0]) {
+        Some(value) => int(value, &at)?,
+        None => None,
     }
-    .ok_or_else(|| CrmError::bad_input(&["expectedProductionVersion"], "a metadata version is required"))
-}
-
-fn promotion_id(ctx: &ResolverContext<'_>) -> Result<uuid::Uuid> {
-    match arg(ctx, "id") {
-        Some(Value::String(id)) => input::parse_id(id, &Path::root("id")),
-        _ => Err(CrmError::bad_input(&["id"], "id is required")),
-    }
+    .ok_or_else(|| CrmError::bad_input(&at, "a metadata version is required"))
 }
 
 fn resolutions(ctx: &ResolverContext<'_>) -> Result<Vec<(String, Side)>> {

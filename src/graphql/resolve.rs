@@ -181,6 +181,19 @@ fn list_args<'a>(ctx: &'a ResolverContext<'_>) -> ListArgs<'a> {
     }
 }
 
+/// A 32-bit integer argument or input value; `None` for null.
+pub(super) fn int(value: &Value, at: &[&str]) -> Result<Option<i32>> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Number(n) => n
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| CrmError::bad_input(at, "not a whole number")),
+        _ => Err(CrmError::bad_input(at, "not a whole number")),
+    }
+}
+
 pub(super) fn id_arg(ctx: &ResolverContext<'_>) -> Result<Uuid> {
     let path = Path::root("id");
     match arg(ctx, "id") {

@@ -9,7 +9,7 @@ use async_graphql::{Name, Value};
 
 use super::admin::load_user;
 use super::input::{self, Path};
-use super::resolve::{arg, context, enum_name, parent_field, resolved, text_arg, timestamp, RequestContext};
+use super::resolve::{arg, context, enum_name, int, parent_field, resolved, text_arg, timestamp, RequestContext};
 use crate::access::{self, AdminPermission};
 use crate::error::{CrmError, Result};
 use crate::sandbox::{self, Filling, Mode, NewSandbox, Sandbox, Silent};
@@ -368,18 +368,6 @@ fn grant_field(name: &str, grant: bool) -> Field {
 
 fn name_argument() -> InputValue {
     InputValue::new("name", TypeRef::named_nn(TypeRef::STRING)).description("The sandbox's name.")
-}
-
-fn int(value: &Value, at: &[&str]) -> Result<Option<i32>> {
-    match value {
-        Value::Null => Ok(None),
-        Value::Number(n) => n
-            .as_i64()
-            .and_then(|n| i32::try_from(n).ok())
-            .map(Some)
-            .ok_or_else(|| CrmError::bad_input(at, "not a whole number")),
-        _ => Err(CrmError::bad_input(at, "not a whole number")),
-    }
 }
 
 fn new_sandbox(input: Option<&Value>) -> Result<NewSandbox> {
