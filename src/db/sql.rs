@@ -105,6 +105,17 @@ impl Sql {
         self
     }
 
+    /// Binds the values separated by `, ` (a `VALUES` list).
+    pub fn binds(&mut self, values: impl IntoIterator<Item = Bind>) -> &mut Self {
+        for (i, value) in values.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(value);
+        }
+        self
+    }
+
     /// Appends the fragments separated by `sep`.
     pub fn join(&mut self, items: &[Sql], sep: &str) -> &mut Self {
         for (i, item) in items.iter().enumerate() {

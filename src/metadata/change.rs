@@ -547,13 +547,7 @@ async fn add_field(
         Bind::Text(lookup.and_then(|l| l.1)),
         Bind::Int(Some(position)),
     ];
-    for (i, value) in values.into_iter().enumerate() {
-        if i > 0 {
-            insert.push(", ");
-        }
-        insert.bind(value);
-    }
-    insert.push(")");
+    insert.binds(values).push(")");
     insert.execute(conn).await?;
     state.reload(conn, schema).await?;
     let def = state

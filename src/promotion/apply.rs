@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
-use super::changeset::{self, deleted, Action, Change, Item, Kind, Snapshot};
+use super::changeset::{self, deleted, shown, text, Action, Change, Item, Kind, Snapshot};
 use super::sdl::{self, Level, SdlChange};
 use crate::audit::{self, Action as AuditAction};
 use crate::db::sql::{Bind, Sql};
@@ -146,8 +146,9 @@ pub fn plan(changes: Vec<Change>, target: &Snapshot, resolutions: &[(String, Sid
             let key = key_of(&change);
             let current = target.matching(&change).cloned();
             let resolution = resolutions.iter().find(|(k, _)| *k == key).map(|(_, side)| *side);
-            let properties = change
-                .properties()
+            let changed = change.properties();
+            let (status, conflict, desired) = judge(&change, &changed, current.as_ref(), resolution);
+            let properties = changed
                 .into_iter()
                 .map(|name| Property {
                     before: change.before.as_ref().map(|b| b[&name].clone()).unwrap_or(Json::Null),
@@ -156,7 +157,6 @@ pub fn plan(changes: Vec<Change>, target: &Snapshot, resolutions: &[(String, Sid
                     name,
                 })
                 .collect();
-            let (status, conflict, desired) = judge(&change, current.as_ref(), resolution);
             Entry {
                 key,
                 action: change.action(),
@@ -176,17 +176,23 @@ pub fn plan(changes: Vec<Change>, target: &Snapshot, resolutions: &[(String, Sid
         .collect()
 }
 
-/// The three-way check of one change: its status, the conflict, and the
-/// state the target's item should take.
-fn judge(change: &Change, current: Option<&Item>, resolution: Option<Side>) -> (Status, Option<String>, Option<Json>) {
+/// The three-way check of one change (whose `changed` properties differ
+/// between before and after): its status, the conflict, and the state the
+/// target's item should take.
+fn judge(
+    change: &Change,
+    changed: &[String],
+    current: Option<&Item>,
+    resolution: Option<Side>,
+) -> (Status, Option<String>, Option<Json>) {
     let target = &change.target;
     let ready = |desired: Json| (Status::Ready, None, Some(desired));
     let conflict = |why: String| match resolution {
         Some(Side::Target) => (Status::Skipped, Some(why), None),
         Some(Side::Source) => {
             let mut desired = current.map(|c| c.state.clone()).unwrap_or_else(|| change.after.clone());
-            for name in change.properties() {
-                desired[&name] = change.after[&name].clone();
+            for name in changed {
+                desired[name] = change.after[name].clone();
             }
             (Status::Ready, Some(why), Some(desired))
         }
@@ -213,10 +219,9 @@ fn judge(change: &Change, current: Option<&Item>, resolution: Option<Side>) -> (
             if deleted(now) { " (deleted, not yet purged)" } else { "" }
         ));
     };
-    let changed = change.properties();
     let mut desired = now.clone();
     let mut clashes = Vec::new();
-    for name in &changed {
+    for name in changed {
         let (old, new, theirs) = (&before[name], &change.after[name], &now[name]);
         if theirs == new || theirs == old {
             desired[name] = new.clone();
@@ -243,13 +248,6 @@ fn judge(change: &Change, current: Option<&Item>, resolution: Option<Side>) -> (
         return (Status::AlreadyApplied, None, None);
     }
     ready(desired)
-}
-
-fn shown(value: &Json) -> String {
-    match value {
-        Json::Null => "none".into(),
-        other => other.to_string(),
-    }
 }
 
 /// The order changes are made in: objects before their fields, fields
@@ -327,9 +325,13 @@ pub async fn run(
 /// The GraphQL SDL of a workspace's metadata as it stands.
 pub async fn schema_sdl(conn: &mut AsyncPgConnection, schema: &str) -> Result<String> {
     let model = Customizations::read(conn, schema).await?.model()?;
-    let built = crate::graphql::schema::build(&model, None)
-        .map_err(|err| CrmError::bad_input(&[], format!("the change clashes with the API: {}", err.0)))?;
-    Ok(built.sdl())
+    Ok(built(&model)?.sdl())
+}
+
+/// The GraphQL schema of a model, or why the API cannot serve it.
+pub fn built(model: &crate::metadata::Model) -> Result<async_graphql::dynamic::Schema> {
+    crate::graphql::schema::build(model, None)
+        .map_err(|err| CrmError::bad_input(&[], format!("the change clashes with the API: {}", err.0)))
 }
 
 /// A refusal a user can act on, as a change's data impact; `None` for a
@@ -369,10 +371,6 @@ async fn make(conn: &mut AsyncPgConnection, target: &Target<'_>, entry: &Entry) 
         Kind::Pipeline | Kind::Stage => configuration(conn, target, current, desired, &entry.change).await,
         Kind::Settings => settings(conn, target, desired).await,
     }
-}
-
-fn text(state: &Json, key: &str) -> String {
-    state[key].as_str().unwrap_or_default().to_owned()
 }
 
 /// A property's new value when it differs from now.
@@ -445,18 +443,26 @@ async fn field(
         return Ok(());
     };
     let mut name = text(&current.state, "name");
+    // Whether a restore, rename or type change made the field differ from
+    // `current` in more than the property it set.
+    let mut reshaped = false;
     match (deleted(&current.state), deleted(desired)) {
         (true, true) => return Ok(()),
         (false, true) => return change::delete_field(conn, target, &object, &name).await.map(drop),
-        (true, false) => drop(change::restore_field(conn, target, &object, &name).await?),
+        (true, false) => {
+            change::restore_field(conn, target, &object, &name).await?;
+            reshaped = true;
+        }
         (false, false) => {}
     }
     let wanted = text(desired, "name");
     if wanted != name {
         change::rename_field(conn, target, &object, &name, &wanted).await?;
         name = wanted;
+        reshaped = true;
     }
     if current.state["type"] != desired["type"] {
+        reshaped = true;
         let type_change = TypeChange {
             type_name: text(desired, "type"),
             options: parse_options(&desired["options"]),
@@ -465,11 +471,15 @@ async fn field(
         change::change_type(conn, target, &object, &name, type_change).await?;
     }
     // What restore, rename and type change left.
-    let now = Snapshot::read(conn, target.schema)
-        .await?
-        .get(Kind::Field, &current.id)
-        .map(|item| item.state.clone())
-        .ok_or_else(|| CrmError::internal("a changed field vanished"))?;
+    let now = if reshaped {
+        Snapshot::read(conn, target.schema)
+            .await?
+            .get(Kind::Field, &current.id)
+            .map(|item| item.state.clone())
+            .ok_or_else(|| CrmError::internal("a changed field vanished"))?
+    } else {
+        current.state.clone()
+    };
     let bool_of = |key: &str| differs(&now, desired, key).and_then(|v| v.as_bool());
     let patch = FieldPatch {
         label: differs(&now, desired, "label").map(|_| text(desired, "label")),

@@ -215,11 +215,12 @@ pub fn deleted(state: &Json) -> bool {
     state["deleted"] == json!(true)
 }
 
-fn text(state: &Json, key: &str) -> String {
+pub(super) fn text(state: &Json, key: &str) -> String {
     state[key].as_str().unwrap_or_default().to_owned()
 }
 
-fn shown(value: &Json) -> String {
+/// A value in a message: `none`, a quoted text, or JSON.
+pub(super) fn shown(value: &Json) -> String {
     match value {
         Json::Null => "none".into(),
         Json::String(s) => format!("{s:?}"),

@@ -110,7 +110,7 @@ pub struct Report {
     pub rebased: Option<bool>,
 }
 
-/// Production is being changed by someone else and did not give way.
+/// The longest a promotion waits for a table that other work holds.
 const LOCK_TIMEOUT: &str = "10s";
 
 /// Compares, checks and (unless a dry run) applies `source`'s changes to
@@ -147,7 +147,7 @@ async fn promote(
     lock.execute(conn).await?;
     conn.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
         .await?;
-    let version_before = version(conn, &schema).await?;
+    let version_before = sandbox::metadata_version(conn, &schema).await?;
     if let Some(expected) = options.expected_version {
         if expected != version_before {
             return Err(CrmError::Conflict(format!(
@@ -231,19 +231,13 @@ async fn promote(
     if options.dry_run || !report.blockers.is_empty() {
         return Ok(report);
     }
-    record(conn, &target, source, &mut report, &target_before).await?;
-    if let (Source::Sandbox(name), Some((_, base))) = (source, &base) {
-        report.rebased = Some(rebase(conn, trail, name, base, &target_before).await?);
+    record(conn, &target, source, &mut report).await?;
+    if let Source::Sandbox(name) = source {
+        let production_changes = report.target_changes.iter().map(|e| e.change.clone()).collect();
+        report.rebased = Some(rebase(conn, trail, name, production_changes).await?);
     }
     report.applied = true;
     Ok(report)
-}
-
-/// Refuses a model the GraphQL schema cannot be built from.
-fn schema_check(model: &Model) -> Result<()> {
-    crate::graphql::schema::build(model, None)
-        .map(drop)
-        .map_err(|err| CrmError::bad_input(&[], format!("the change clashes with the API: {}", err.0)))
 }
 
 /// The Postgres schema of a workspace.
@@ -255,18 +249,6 @@ async fn schema_of(conn: &mut AsyncPgConnection, workspace: &str) -> Result<Stri
         .await?
         .map(|s| s.pg_schema)
         .ok_or_else(|| CrmError::not_found("Sandbox", workspace))
-}
-
-async fn version(conn: &mut AsyncPgConnection, schema: &str) -> Result<i32> {
-    #[derive(diesel::QueryableByName)]
-    struct Version {
-        #[diesel(sql_type = Integer)]
-        metadata_version: i32,
-    }
-    let mut query = Sql::raw("SELECT metadata_version FROM ");
-    query.table(schema, "workspace_settings");
-    let rows: Vec<Version> = query.load(conn).await?;
-    Ok(rows.first().map_or(0, |v| v.metadata_version))
 }
 
 /// The changes of a source, with a sandbox's base (its version and items).
@@ -347,13 +329,7 @@ pub async fn export(conn: &mut AsyncPgConnection, name: &str) -> Result<File> {
 /// Stores a promotion that is about to commit: what each change did to
 /// the target (its items before and after), the version it produced, the
 /// history entry and the audit entry.
-async fn record(
-    conn: &mut AsyncPgConnection,
-    target: &Target<'_>,
-    source: &Source,
-    report: &mut Report,
-    before: &Snapshot,
-) -> Result<()> {
+async fn record(conn: &mut AsyncPgConnection, target: &Target<'_>, source: &Source, report: &mut Report) -> Result<()> {
     let after = Snapshot::read(conn, target.schema).await?;
     let mut applied = Vec::new();
     for entry in report.changes.iter_mut().filter(|e| e.status == Status::Ready) {
@@ -363,13 +339,12 @@ async fn record(
             .get(entry.change.kind, &id)
             .or_else(|| after.matching(&entry.change))
             .ok_or_else(|| CrmError::internal(format_args!("{} vanished while applied", entry.change.target)))?;
-        let was = entry.current.as_ref().and_then(|c| before.get(c.kind, &c.id));
         let mut stored = serde_json::to_value(&entry).map_err(CrmError::internal)?;
         let done = Change {
             kind: made.kind,
             target: made.target.clone(),
             id: made.id.clone(),
-            before: was.map(|w| w.state.clone()),
+            before: entry.current.as_ref().map(|c| c.state.clone()),
             after: made.state.clone(),
             renamed_options: entry.change.renamed_options.clone(),
         };
@@ -420,13 +395,7 @@ async fn record(
         Bind::Json(Some(sdl_changes)),
         Bind::Uuid(revert_of),
     ];
-    for (i, value) in values.into_iter().enumerate() {
-        if i > 0 {
-            insert.push(", ");
-        }
-        insert.bind(value);
-    }
-    insert.push(")");
+    insert.binds(values).push(")");
     insert.execute(conn).await?;
     if let Some(original) = revert_of {
         let mut mark =
@@ -450,15 +419,14 @@ async fn rebase(
     conn: &mut AsyncPgConnection,
     trail: &Trail,
     name: &str,
-    base: &Snapshot,
-    production_before: &Snapshot,
+    production_changes: Vec<Change>,
 ) -> Result<bool> {
     let schema = sandbox::schema_of(name);
     let in_sandbox = Trail {
         workspace: name.to_owned(),
         ..trail.clone()
     };
-    let check = schema_check;
+    let check = |model: &Model| apply::built(model).map(drop);
     let target = Target {
         schema: &schema,
         trail: &in_sandbox,
@@ -469,7 +437,6 @@ async fn rebase(
     let rebased = conn
         .transaction::<_, CrmError, _>(async |conn| {
             let sandbox_now = Snapshot::read(conn, &schema).await?;
-            let production_changes = changeset::between(base, production_before);
             let resolutions: Vec<(String, Side)> = production_changes
                 .iter()
                 .map(|c| (apply::key_of(c), Side::Source))

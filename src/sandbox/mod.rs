@@ -597,13 +597,18 @@ pub async fn size(conn: &mut AsyncPgConnection, sandbox: &Sandbox) -> Result<Siz
 
 /// Production's metadata version now.
 pub async fn production_version(conn: &mut AsyncPgConnection) -> Result<i32> {
+    metadata_version(conn, PRODUCTION_SCHEMA).await
+}
+
+/// A workspace schema's metadata version now.
+pub async fn metadata_version(conn: &mut AsyncPgConnection, schema: &str) -> Result<i32> {
     #[derive(diesel::QueryableByName)]
     struct Version {
         #[diesel(sql_type = Integer)]
         metadata_version: i32,
     }
     let mut query = Sql::raw("SELECT metadata_version FROM ");
-    query.table(PRODUCTION_SCHEMA, "workspace_settings");
+    query.table(schema, "workspace_settings");
     let rows: Vec<Version> = query.load(conn).await?;
     Ok(rows.first().map_or(0, |v| v.metadata_version))
 }
