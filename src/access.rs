@@ -13,9 +13,6 @@
 //! workspace setting `recordVisibility: OWNED`, sales reps read only the
 //! records they own and the children of those records (see [`Visibility`]).
 
-use std::collections::HashMap;
-use std::sync::Arc;
-
 use uuid::Uuid;
 
 use crate::auth::{Actor, Role};
@@ -193,17 +190,9 @@ impl VisibilitySetting {
     }
 }
 
-/// The records one request may read, per object: a condition added to
-/// every statement that reads the object, on either execution path.
-#[derive(Debug, Clone, Default)]
-pub struct Visibility(Option<Arc<HashMap<String, Filter>>>);
+pub use crate::records::Visibility;
 
 impl Visibility {
-    /// Everything (every role but sales under `OWNED`).
-    pub fn all() -> Self {
-        Visibility(None)
-    }
-
     /// What `actor` sees in a workspace with this setting.
     pub fn of(actor: &Actor, setting: RecordVisibility, model: &Model) -> Self {
         if actor.role != Role::Sales || setting == RecordVisibility::All {
@@ -215,12 +204,7 @@ impl Visibility {
             .filter(|object| object.access == Access::Record)
             .map(|object| (object.name.clone(), owned_or_child(model, object, actor.user_id)))
             .collect();
-        Visibility(Some(Arc::new(filters)))
-    }
-
-    /// The condition on rows of `object`, if any.
-    pub fn filter(&self, object: &str) -> Option<&Filter> {
-        self.0.as_ref()?.get(object)
+        Visibility::restricted(filters)
     }
 }
 
@@ -257,6 +241,7 @@ fn owned_or_child(model: &Model, object: &ObjectDef, user: Uuid) -> Filter {
             outer_column: field.column.clone(),
             quantifier: Quantifier::Some,
             inner: Box::new(owned()),
+            visible: None,
         });
     }
     Filter::Any(any)

@@ -204,7 +204,7 @@ async fn post(app: Arc<App>, sandbox: Option<String>, headers: HeaderMap, body: 
     };
     // Bounded before any token is looked up: the body size (the layer) and
     // the nesting of the query (here).
-    if let Some(refused) = too_deep(&app, &headers, &request.query) {
+    if let Some(refused) = too_deep(&app, &headers, &request) {
         return refused;
     }
     let actor = match authenticate(&app, &headers).await {
@@ -238,7 +238,7 @@ async fn get_request(app: Arc<App>, sandbox: Option<String>, headers: HeaderMap,
             )
         }
     };
-    if let Some(refused) = too_deep(&app, &headers, &request.query) {
+    if let Some(refused) = too_deep(&app, &headers, &request) {
         return refused;
     }
     let actor = match authenticate(&app, &headers).await {
@@ -334,18 +334,27 @@ async fn sandbox_playground(app: &App, name: &str) -> Response {
 }
 
 /// Refuses a document nested far deeper than any valid query may be,
-/// before authentication: brace nesting bounds selection depth plus
-/// input-object nesting, and the exact depth check runs after it.
-fn too_deep(app: &App, headers: &HeaderMap, query: &str) -> Option<Response> {
-    let bound = app.config.max_depth * 2 + 8;
-    let nesting = crate::graphql::limits::brace_nesting(query.as_bytes());
-    if nesting <= bound {
+/// before authentication and before anything parses it: the nesting of
+/// braces and brackets bounds selection depth plus argument nesting (input
+/// objects and lists), so no recursive walk after it can exhaust the stack.
+/// The exact depth check runs after it.
+fn too_deep(app: &App, headers: &HeaderMap, request: &async_graphql::Request) -> Option<Response> {
+    use crate::graphql::limits::{nesting, variables_nesting, ARGUMENT_NESTING};
+    let bound = app.config.max_depth + ARGUMENT_NESTING;
+    let text = nesting(request.query.as_bytes());
+    let variables = variables_nesting(&request.variables);
+    if text <= bound && variables <= ARGUMENT_NESTING {
         return None;
     }
-    let message = format!(
-        "the query nests {nesting} levels of braces; queries are at most {} fields deep",
-        app.config.max_depth
-    );
+    let message = if text > bound {
+        format!(
+            "the query nests braces and brackets {text} levels deep; at most {bound} are allowed \
+             ({} levels of fields plus {ARGUMENT_NESTING} of arguments)",
+            app.config.max_depth
+        )
+    } else {
+        format!("the variables nest lists and objects {variables} levels deep; at most {ARGUMENT_NESTING} are allowed")
+    };
     Some(json_response(
         StatusCode::BAD_REQUEST,
         headers,

@@ -110,7 +110,7 @@ async fn apply(app: &App, announcement: Announcement) {
                 }
             }
         }
-        Announcement::Settings { workspace } => app.schemas.reload_settings(&app.db, &workspace).await,
+        Announcement::Settings { workspace } => app.schemas.settings_changed(&app.db, &workspace).await,
         Announcement::WorkspaceReplaced { workspace } => app.schemas.invalidate(&workspace),
         Announcement::TokenRevoked { id } => app.auth.forget(id),
         Announcement::UserChanged { id } => app.auth.forget_user(id),

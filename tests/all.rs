@@ -19,3 +19,4 @@ mod promotion;
 mod queries;
 mod sandbox;
 mod schema_file;
+mod security;

@@ -138,7 +138,7 @@ pub fn query_fields() -> Vec<Field> {
             resolved(async move {
                 let context = context(&ctx)?;
                 let mut conn = context.db.conn().await?;
-                let visibility = read_visibility(&mut conn, &context.schema, false).await?;
+                let visibility = super::record_visibility(&mut conn, &context.schema).await?;
                 Ok(Some(FieldValue::owned_any(visibility)))
             })
         })
@@ -200,13 +200,16 @@ pub fn mutation_fields() -> Vec<Field> {
                     let mut conn = context.db.conn().await?;
                     let saved = conn
                         .transaction::<_, CrmError, _>(async |conn| {
-                            let before = read_visibility(conn, &context.schema, true).await?;
+                            let before = read_visibility(conn, &context.schema).await?;
                             let mut update = Sql::raw("UPDATE ");
                             update.table(&context.schema, "workspace_settings");
                             update
-                                .push(" SET record_visibility = ")
+                                .push(" SET record_visibility_set_here = true, record_visibility = ")
                                 .bind(Bind::Text(Some(visibility.as_str().into())));
                             update.execute(conn).await?;
+                            if context.trail.workspace == super::Workspace::production().name {
+                                crate::sandbox::follow_production_visibility(conn, visibility).await?;
+                            }
                             let entry = audit::Entry {
                                 object: "WorkspaceSettings".into(),
                                 record_id: None,
@@ -220,7 +223,10 @@ pub fn mutation_fields() -> Vec<Field> {
                             Ok(visibility)
                         })
                         .await?;
-                    context.record_visibility.set(saved);
+                    match &context.schemas {
+                        Some(schemas) => schemas.settings_changed(&context.db, &context.trail.workspace).await,
+                        None => context.record_visibility.set(saved),
+                    }
                     Ok(Some(FieldValue::owned_any(saved)))
                 })
             },
@@ -393,18 +399,15 @@ fn audit_filter(context: &RequestContext, filter: Option<&Value>) -> Result<audi
     Ok(out)
 }
 
-/// Reads the workspace's `recordVisibility` (locking it for a change).
-async fn read_visibility(conn: &mut AsyncPgConnection, schema: &str, lock: bool) -> Result<RecordVisibility> {
+/// Reads the workspace's own `recordVisibility`, locked for a change.
+async fn read_visibility(conn: &mut AsyncPgConnection, schema: &str) -> Result<RecordVisibility> {
     #[derive(diesel::QueryableByName)]
     struct Row {
         #[diesel(sql_type = diesel::sql_types::Text)]
         record_visibility: String,
     }
     let mut query = Sql::raw("SELECT record_visibility FROM ");
-    query.table(schema, "workspace_settings");
-    if lock {
-        query.push(" FOR UPDATE");
-    }
+    query.table(schema, "workspace_settings").push(" FOR UPDATE");
     let rows: Vec<Row> = query.load(conn).await?;
     Ok(rows
         .first()

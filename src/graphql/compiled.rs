@@ -24,7 +24,6 @@ use async_graphql::{Name, Request, Response, Value, Variables};
 use diesel::sql_types::Text;
 
 use super::input::{self, ListArgs, Path};
-use super::limits::{query_cost, query_depth};
 use super::Limits;
 use crate::access::Visibility;
 use crate::db::sql::{Bind, Sql};
@@ -137,6 +136,10 @@ impl Plans {
             Ok(document) => {
                 let all = Visibility::all();
                 let compiled = prepare(&document, request).and_then(|(operation, variables)| {
+                    // Nothing walks a document before it is checked.
+                    if !self.within_limits(&document, &variables) {
+                        return Err(Skip::Values);
+                    }
                     compile(model, workspace, &all, &document, operation, &variables)
                 });
                 match compiled {
@@ -166,11 +169,8 @@ impl Plans {
 
     /// Over a limit, the resolvers' query gate explains which.
     fn within_limits(&self, document: &ExecutableDocument, variables: &Variables) -> bool {
-        match self.limits {
-            Some(limits) => {
-                query_depth(document) <= limits.max_depth
-                    && query_cost(document, variables) <= limits.max_complexity as u64
-            }
+        match &self.limits {
+            Some(limits) => super::limits::check(document, variables, limits).is_ok(),
             None => true,
         }
     }
@@ -311,7 +311,7 @@ impl<'a> Compiler<'a> {
     where
         'a: 'o,
     {
-        Table::new(self.workspace, object).restricted(self.visibility.filter(&object.name))
+        Table::new(self.workspace, object).restricted(self.visibility)
     }
 
     fn alias(&mut self, prefix: &str) -> String {

@@ -8,15 +8,11 @@ use async_graphql::{Name, Value};
 use crate::access::Visibility;
 use crate::db::sql::Bind;
 use crate::error::{CrmError, Result};
-use crate::metadata::{screaming_snake, FieldDef, FieldKind, Model, ObjectDef, PicklistOption};
-use crate::records::filter::{ArrayMatch, Comparison, TextMatch};
+use crate::metadata::{parse_decimal, screaming_snake, FieldDef, FieldKind, Model, ObjectDef, PicklistOption};
+use crate::records::filter::{ArrayMatch, Comparison, TextMatch, MAX_FILTER_VALUES};
 use crate::records::page::{Cursor, CursorError, OrderKey, PageRequest, Through, MAX_PAGE_SIZE};
 use crate::records::write::Assignment;
 use crate::records::{Filter, Quantifier};
-
-/// Largest decimal digits before the point (columns are numeric(18, 2)).
-const DECIMAL_INTEGER_DIGITS: usize = 16;
-const DECIMAL_SCALE: usize = 2;
 
 /// A path inside the arguments, grown as conversion descends.
 #[derive(Debug, Clone, Default)]
@@ -230,25 +226,6 @@ fn looks_like_email(text: &str) -> bool {
         && !text.chars().any(char::is_whitespace)
 }
 
-/// Validates a decimal: digits, one optional point, at most 2 decimals.
-pub fn parse_decimal(text: &str) -> std::result::Result<String, String> {
-    let digits = text.strip_prefix('-').unwrap_or(text);
-    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-    let all_digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
-    if int.is_empty() || !all_digits(int) || !all_digits(frac) || (digits.contains('.') && frac.is_empty()) {
-        return Err(format!("{text:?} is not a decimal number such as \"1250.50\""));
-    }
-    if int.trim_start_matches('0').len() > DECIMAL_INTEGER_DIGITS {
-        return Err(format!(
-            "{text} is too large (at most {DECIMAL_INTEGER_DIGITS} digits before the point)"
-        ));
-    }
-    if frac.len() > DECIMAL_SCALE {
-        return Err(format!("{text} has more than {DECIMAL_SCALE} decimal places"));
-    }
-    Ok(text.to_owned())
-}
-
 pub fn parse_date(text: &str) -> std::result::Result<chrono::NaiveDate, String> {
     chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("{text:?} is not a date (YYYY-MM-DD)"))
 }
@@ -262,117 +239,159 @@ pub fn parse_datetime(text: &str) -> std::result::Result<chrono::DateTime<chrono
 /// How deep relation filters may nest (`account: { parentAccount: { … } }`).
 const MAX_FILTER_NESTING: usize = 6;
 
-/// A filter input (`AccountFilter`) as a [`Filter`]; `None` when empty.
-pub fn filter(model: &Model, object: &ObjectDef, value: &Value, path: &Path) -> Result<Option<Filter>> {
-    filter_at(model, object, value, path, 0)
-}
+/// The most values one `in`/`notIn` list may hold.
+pub const MAX_IN_VALUES: usize = 5_000;
 
-fn filter_at(model: &Model, object: &ObjectDef, value: &Value, path: &Path, nesting: usize) -> Result<Option<Filter>> {
-    let Value::Object(map) = value else {
-        return match value {
-            Value::Null => Ok(None),
-            _ => Err(path.error("a filter must be an object")),
-        };
-    };
-    if nesting > MAX_FILTER_NESTING {
+/// A filter input (`AccountFilter`) as a [`Filter`]; `None` when empty.
+/// Relation filters range over the related records `visibility` lets the
+/// request see, as if the others did not exist.
+pub fn filter(
+    model: &Model,
+    visibility: &Visibility,
+    object: &ObjectDef,
+    value: &Value,
+    path: &Path,
+) -> Result<Option<Filter>> {
+    let scope = Scope { model, visibility };
+    let filter = scope.filter_at(object, value, path, 0)?;
+    let values = filter.as_ref().map_or(0, Filter::values);
+    if values > MAX_FILTER_VALUES {
         return Err(path.error(format!(
-            "relation filters nest at most {MAX_FILTER_NESTING} levels deep"
+            "the filter carries {values} values; at most {MAX_FILTER_VALUES} are allowed"
         )));
     }
-    let mut all = Vec::new();
-    for (key, value) in map {
-        let at = path.at(key);
-        if matches!(value, Value::Null) {
-            continue;
-        }
-        match key.as_str() {
-            "and" | "or" => {
-                let Value::List(items) = value else {
-                    return Err(at.error(format!("{key} takes a list of filters")));
-                };
-                let mut parts = Vec::new();
-                for (i, item) in items.iter().enumerate() {
-                    parts.push(filter_at(model, object, item, &at.index(i), nesting)?.unwrap_or(Filter::All(vec![])));
-                }
-                all.push(if key == "and" {
-                    Filter::All(parts)
-                } else {
-                    Filter::Any(parts)
-                });
-            }
-            "not" => {
-                if let Some(inner) = filter_at(model, object, value, &at, nesting)? {
-                    all.push(Filter::Not(Box::new(inner)));
-                }
-            }
-            _ => all.extend(key_conditions(model, object, key, value, &at, nesting)?),
-        }
-    }
-    Ok(match all.len() {
-        0 => None,
-        1 => all.pop(),
-        _ => Some(Filter::All(all)),
-    })
+    Ok(filter)
 }
 
-/// The conditions one filter key stands for: a field's operators, a lookup's
-/// target filter (`account: {…}`) or a related list's quantifiers
-/// (`contacts: { some: {…} }`).
-fn key_conditions(
-    model: &Model,
-    object: &ObjectDef,
-    key: &str,
-    value: &Value,
-    at: &Path,
-    nesting: usize,
-) -> Result<Vec<Filter>> {
-    if let Some(field) = object.field_by_value_key(key) {
-        return field_conditions(field, value, at);
-    }
-    let unknown = || at.error(format!("{} has no field {key}", object.name));
-    if let Some(lookup_field) = object.field(key).filter(|f| f.lookup().is_some()) {
-        let lookup = lookup_field.lookup().ok_or_else(unknown)?;
-        let target = model.object(&lookup.target).ok_or_else(unknown)?;
-        return Ok(filter_at(model, target, value, at, nesting + 1)?
-            .map(|inner| Filter::Related {
-                schema: target.schema.clone(),
-                table: target.table.clone(),
-                related_column: "id".into(),
-                outer_column: lookup_field.column.clone(),
-                quantifier: Quantifier::Some,
-                inner: Box::new(inner),
-            })
-            .into_iter()
-            .collect());
-    }
-    let relation = model
-        .inverse_relations(&object.name)
-        .into_iter()
-        .find(|r| r.name == key)
-        .ok_or_else(unknown)?;
-    let Value::Object(quantifiers) = value else {
-        return Err(at.error(format!("{key} takes {{ some, none, every }}")));
-    };
-    let mut out = Vec::new();
-    for (name, inner) in quantifiers {
-        let quantifier = match name.as_str() {
-            "some" => Quantifier::Some,
-            "none" => Quantifier::None,
-            "every" => Quantifier::Every,
-            other => return Err(at.at(other).error(format!("{other} is not one of some, none, every"))),
+/// What a filter may refer to: the workspace's objects, as far as the
+/// request may see them.
+struct Scope<'a> {
+    model: &'a Model,
+    visibility: &'a Visibility,
+}
+
+impl Scope<'_> {
+    fn filter_at(&self, object: &ObjectDef, value: &Value, path: &Path, nesting: usize) -> Result<Option<Filter>> {
+        let Value::Object(map) = value else {
+            return match value {
+                Value::Null => Ok(None),
+                _ => Err(path.error("a filter must be an object")),
+            };
         };
-        // An empty condition matches every related record.
-        let inner = filter_at(model, &relation.child, inner, &at.at(name), nesting + 1)?.unwrap_or(Filter::All(vec![]));
-        out.push(Filter::Related {
-            schema: relation.child.schema.clone(),
-            table: relation.child.table.clone(),
-            related_column: relation.lookup.column.clone(),
-            outer_column: "id".into(),
-            quantifier,
-            inner: Box::new(inner),
-        });
+        if nesting > MAX_FILTER_NESTING {
+            return Err(path.error(format!(
+                "relation filters nest at most {MAX_FILTER_NESTING} levels deep"
+            )));
+        }
+        let mut all = Vec::new();
+        for (key, value) in map {
+            let at = path.at(key);
+            if matches!(value, Value::Null) {
+                continue;
+            }
+            match key.as_str() {
+                "and" | "or" => {
+                    let Value::List(items) = value else {
+                        return Err(at.error(format!("{key} takes a list of filters")));
+                    };
+                    let mut parts = Vec::new();
+                    for (i, item) in items.iter().enumerate() {
+                        parts.push(
+                            self.filter_at(object, item, &at.index(i), nesting)?
+                                .unwrap_or(Filter::All(vec![])),
+                        );
+                    }
+                    all.push(if key == "and" {
+                        Filter::All(parts)
+                    } else {
+                        Filter::Any(parts)
+                    });
+                }
+                "not" => {
+                    if let Some(inner) = self.filter_at(object, value, &at, nesting)? {
+                        all.push(Filter::Not(Box::new(inner)));
+                    }
+                }
+                _ => all.extend(self.key_conditions(object, key, value, &at, nesting)?),
+            }
+        }
+        Ok(match all.len() {
+            0 => None,
+            1 => all.pop(),
+            _ => Some(Filter::All(all)),
+        })
     }
-    Ok(out)
+
+    /// The conditions one filter key stands for: a field's operators, a lookup's
+    /// target filter (`account: {…}`) or a related list's quantifiers
+    /// (`contacts: { some: {…} }`).
+    fn key_conditions(
+        &self,
+        object: &ObjectDef,
+        key: &str,
+        value: &Value,
+        at: &Path,
+        nesting: usize,
+    ) -> Result<Vec<Filter>> {
+        if let Some(field) = object.field_by_value_key(key) {
+            return field_conditions(field, value, at);
+        }
+        let unknown = || at.error(format!("{} has no field {key}", object.name));
+        if let Some(lookup_field) = object.field(key).filter(|f| f.lookup().is_some()) {
+            let lookup = lookup_field.lookup().ok_or_else(unknown)?;
+            let target = self.model.object(&lookup.target).ok_or_else(unknown)?;
+            return Ok(self
+                .filter_at(target, value, at, nesting + 1)?
+                .map(|inner| Filter::Related {
+                    schema: target.schema.clone(),
+                    table: target.table.clone(),
+                    related_column: "id".into(),
+                    outer_column: lookup_field.column.clone(),
+                    quantifier: Quantifier::Some,
+                    inner: Box::new(inner),
+                    visible: self.visible(target),
+                })
+                .into_iter()
+                .collect());
+        }
+        let relation = self
+            .model
+            .inverse_relations(&object.name)
+            .into_iter()
+            .find(|r| r.name == key)
+            .ok_or_else(unknown)?;
+        let Value::Object(quantifiers) = value else {
+            return Err(at.error(format!("{key} takes {{ some, none, every }}")));
+        };
+        let mut out = Vec::new();
+        for (name, inner) in quantifiers {
+            let quantifier = match name.as_str() {
+                "some" => Quantifier::Some,
+                "none" => Quantifier::None,
+                "every" => Quantifier::Every,
+                other => return Err(at.at(other).error(format!("{other} is not one of some, none, every"))),
+            };
+            // An empty condition matches every related record.
+            let inner = self
+                .filter_at(&relation.child, inner, &at.at(name), nesting + 1)?
+                .unwrap_or(Filter::All(vec![]));
+            out.push(Filter::Related {
+                schema: relation.child.schema.clone(),
+                table: relation.child.table.clone(),
+                related_column: relation.lookup.column.clone(),
+                outer_column: "id".into(),
+                quantifier,
+                inner: Box::new(inner),
+                visible: self.visible(&relation.child),
+            });
+        }
+        Ok(out)
+    }
+
+    /// The rows of `object` the request may see, when not all.
+    fn visible(&self, object: &ObjectDef) -> Option<Box<Filter>> {
+        self.visibility.filter(&object.name).cloned().map(Box::new)
+    }
 }
 
 fn field_conditions(field: &FieldDef, ops: &Value, path: &Path) -> Result<Vec<Filter>> {
@@ -395,6 +414,13 @@ fn field_conditions(field: &FieldDef, ops: &Value, path: &Path) -> Result<Vec<Fi
         };
         let text = |op| -> Result<Filter> {
             match operand {
+                Value::String(pattern)
+                    if matches!(op, TextMatch::Like | TextMatch::ILike) && ends_with_escape(pattern) =>
+                {
+                    Err(at.error(
+                        "a like pattern cannot end with the escape character \\: write \\\\ to match a backslash",
+                    ))
+                }
                 Value::String(pattern) => Ok(Filter::Text {
                     column: column.clone(),
                     op,
@@ -414,6 +440,12 @@ fn field_conditions(field: &FieldDef, ops: &Value, path: &Path) -> Result<Vec<Fi
                 let Value::List(items) = operand else {
                     return Err(at.error(format!("{op} takes a list")));
                 };
+                if items.len() > MAX_IN_VALUES {
+                    return Err(at.error(format!(
+                        "{op} takes at most {MAX_IN_VALUES} values, not {}",
+                        items.len()
+                    )));
+                }
                 let values = items
                     .iter()
                     .enumerate()
@@ -462,6 +494,11 @@ fn field_conditions(field: &FieldDef, ops: &Value, path: &Path) -> Result<Vec<Fi
         });
     }
     Ok(out)
+}
+
+/// Whether a LIKE pattern ends in an unescaped `\`, which PostgreSQL refuses.
+fn ends_with_escape(pattern: &str) -> bool {
+    pattern.chars().rev().take_while(|&c| c == '\\').count() % 2 == 1
 }
 
 /// The enum value naming a sortable field in `<Object>OrderField`.
@@ -565,7 +602,7 @@ pub fn page_request(
     args: &ListArgs<'_>,
 ) -> Result<PageRequest> {
     let filter = match args.filter {
-        Some(value) => filter(model, object, value, &Path::root("filter"))?,
+        Some(value) => filter(model, visibility, object, value, &Path::root("filter"))?,
         None => None,
     };
     let mut user_order = order(model, schema, visibility, object, args.order_by, &Path::root("orderBy"))?;

@@ -1,10 +1,18 @@
-//! Query depth and cost limits, applied before execution.
+//! Query depth, cost and shape limits, applied before execution.
 //!
 //! async-graphql's own limits count introspection (the query every GraphQL
 //! tool sends on start nests `ofType` a dozen levels deep) and weigh every
-//! field as 1 whatever the page size. Here introspection is free (its shape
-//! is fixed and small), and a field inside a list costs once per record the
-//! list may return: `first`/`last`, or the default page for a connection.
+//! field as 1 whatever the page size. Here introspection adds no depth (its
+//! shape is fixed and small), and a field inside a list costs once per
+//! record the list may return: `first`/`last`, or the default page for a
+//! connection, whether `nodes`/`edges` are selected directly or through
+//! fragments. A `totalCount` counts every matching row, so it costs
+//! [`COUNT_COST`].
+//!
+//! Every walk here is bounded: the text was checked for nesting before it
+//! was parsed ([`nesting`]), fragments are few ([`MAX_FRAGMENTS`]) and each
+//! fragment is summed once however often it is spread, so no document can
+//! exhaust the stack or take exponential time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,10 +28,26 @@ use crate::records::page::DEFAULT_PAGE_SIZE;
 /// Distinct query texts whose parsed form is kept; clients send a few
 /// fixed queries, so a full cache is a sign of generated ones and is reset.
 const CACHED_DOCUMENTS: usize = 1024;
+/// What a `totalCount` weighs: it reads every matching row, not one; as
+/// much as a default page of records.
+pub const COUNT_COST: u64 = DEFAULT_PAGE_SIZE as u64;
+/// Root fields (aliases included) one operation may ask for: each runs
+/// concurrently on its own connection.
+pub const MAX_ROOT_FIELDS: usize = 32;
+/// Fields (aliases included) one selection set may hold.
+pub const MAX_SELECTIONS: usize = 256;
+/// Fragment definitions one document may hold.
+pub const MAX_FRAGMENTS: usize = 256;
+/// Selection sets and fragments one walk descends through before it
+/// stops and calls the document too deep (far past any allowed depth).
+const WALK_NESTING: usize = 128;
+/// Nesting of braces and brackets (`{`, `[`) past the query depth a
+/// request may use for its arguments' input objects and lists.
+pub const ARGUMENT_NESTING: usize = 32;
 
 /// Every request passes here instead of the plain parser: documents seen
 /// before come from a cache (parsing is a tenth of a small query's time),
-/// and each is checked against the depth and cost limits before it runs.
+/// and each is checked against the limits before it runs.
 #[derive(Clone)]
 pub struct QueryGate {
     limits: Limits,
@@ -37,27 +61,49 @@ impl QueryGate {
             documents: Arc::default(),
         }
     }
+}
 
-    fn check(&self, document: &ExecutableDocument, variables: &Variables) -> ServerResult<()> {
-        let depth = query_depth(document);
-        if depth > self.limits.max_depth {
-            let message = format!(
-                "the query nests fields {depth} levels deep; at most {} are allowed",
-                self.limits.max_depth
-            );
-            return Err(CrmError::QueryTooComplex(message).into_server_error());
-        }
-        let cost = query_cost(document, variables);
-        if cost > self.limits.max_complexity as u64 {
-            let message = format!(
-                "the query may resolve {cost} fields (page sizes multiplied through); at most {} are allowed: \
-                 ask for smaller pages or fewer nested lists",
-                self.limits.max_complexity
-            );
-            return Err(CrmError::QueryTooComplex(message).into_server_error());
-        }
-        Ok(())
+/// Refuses a document that asks for more than `limits` allow, or carries a
+/// value no field can store (a NUL character).
+pub fn check(document: &ExecutableDocument, variables: &Variables, limits: &Limits) -> Result<(), CrmError> {
+    if document.fragments.len() > MAX_FRAGMENTS {
+        return Err(CrmError::QueryTooComplex(format!(
+            "the document defines {} fragments; at most {MAX_FRAGMENTS} are allowed",
+            document.fragments.len()
+        )));
     }
+    let mut walk = Walk::new(document, variables);
+    for (_, operation) in document.operations.iter() {
+        let set = &operation.node.selection_set.node;
+        let roots = walk.fields(set);
+        if roots > MAX_ROOT_FIELDS as u64 {
+            return Err(CrmError::QueryTooComplex(format!(
+                "the operation asks for {roots} root fields; at most {MAX_ROOT_FIELDS} are allowed: \
+                 split it into several requests"
+            )));
+        }
+        let summary = walk.summary(set);
+        if summary.widest > MAX_SELECTIONS as u64 {
+            return Err(CrmError::QueryTooComplex(format!(
+                "a selection asks for {} fields; at most {MAX_SELECTIONS} are allowed in one selection",
+                summary.widest
+            )));
+        }
+        if summary.depth > limits.max_depth {
+            return Err(CrmError::QueryTooComplex(format!(
+                "the query nests fields {} levels deep; at most {} are allowed",
+                summary.depth, limits.max_depth
+            )));
+        }
+        if summary.cost > limits.max_complexity as u64 {
+            return Err(CrmError::QueryTooComplex(format!(
+                "the query may resolve {} fields (page sizes multiplied through, {COUNT_COST} per totalCount); \
+                 at most {} are allowed: ask for smaller pages or fewer nested lists",
+                summary.cost, limits.max_complexity
+            )));
+        }
+    }
+    no_nul_characters(document, variables)
 }
 
 impl ExtensionFactory for QueryGate {
@@ -83,6 +129,12 @@ impl Extension for QueryGate {
         let document = match cached {
             Some(document) => document,
             None => {
+                // Checked before async-graphql's own passes walk it: they
+                // follow every path through fragments, which a document
+                // spreading each fragment twice makes exponential.
+                if let Ok(document) = async_graphql::parser::parse_query(query) {
+                    check(&document, variables, &self.limits).map_err(CrmError::into_server_error)?;
+                }
                 let document = next.run(ctx, query, variables).await?;
                 if let Ok(mut documents) = self.documents.lock() {
                     if documents.len() >= CACHED_DOCUMENTS {
@@ -93,43 +145,19 @@ impl Extension for QueryGate {
                 document
             }
         };
-        self.check(&document, variables)?;
+        check(&document, variables, &self.limits).map_err(CrmError::into_server_error)?;
         Ok(document)
     }
 }
 
 /// The deepest nesting of non-introspection fields in any operation.
 pub fn query_depth(document: &ExecutableDocument) -> usize {
-    let mut fragments_on_path = Vec::new();
+    let variables = Variables::default();
+    let mut walk = Walk::new(document, &variables);
     document
         .operations
         .iter()
-        .map(|(_, operation)| depth(document, &operation.node.selection_set.node, &mut fragments_on_path))
-        .max()
-        .unwrap_or(0)
-}
-
-fn depth<'a>(document: &'a ExecutableDocument, set: &'a SelectionSet, on_path: &mut Vec<&'a Name>) -> usize {
-    set.items
-        .iter()
-        .map(|selection| match &selection.node {
-            Selection::Field(field) if field.node.name.node.starts_with("__") => 0,
-            Selection::Field(field) => 1 + depth(document, &field.node.selection_set.node, on_path),
-            Selection::InlineFragment(fragment) => depth(document, &fragment.node.selection_set.node, on_path),
-            Selection::FragmentSpread(spread) => {
-                let name = &spread.node.fragment_name.node;
-                // A fragment cycle is a validation error reported later; stop here.
-                match document.fragments.get(name) {
-                    Some(fragment) if !on_path.contains(&name) => {
-                        on_path.push(name);
-                        let d = depth(document, &fragment.node.selection_set.node, on_path);
-                        on_path.pop();
-                        d
-                    }
-                    _ => 0,
-                }
-            }
-        })
+        .map(|(_, operation)| walk.summary(&operation.node.selection_set.node).depth)
         .max()
         .unwrap_or(0)
 }
@@ -137,95 +165,271 @@ fn depth<'a>(document: &'a ExecutableDocument, set: &'a SelectionSet, on_path: &
 /// The most records each field of the query may be resolved for, summed:
 /// `accounts(first: 20) { nodes { name } }` costs 1 + 20 × 2.
 pub fn query_cost(document: &ExecutableDocument, variables: &Variables) -> u64 {
-    let mut fragments_on_path = Vec::new();
+    let mut walk = Walk::new(document, variables);
     document
         .operations
         .iter()
-        .map(|(_, operation)| {
-            cost(
-                document,
-                variables,
-                &operation.node.selection_set.node,
-                &mut fragments_on_path,
-            )
-        })
+        .map(|(_, operation)| walk.summary(&operation.node.selection_set.node).cost)
         .max()
         .unwrap_or(0)
 }
 
-fn cost<'a>(
-    document: &'a ExecutableDocument,
-    variables: &Variables,
-    set: &'a SelectionSet,
-    on_path: &mut Vec<&'a Name>,
-) -> u64 {
-    set.items
-        .iter()
-        .map(|selection| match &selection.node {
-            Selection::Field(field) if field.node.name.node.starts_with("__") => 0,
-            Selection::Field(field) => {
-                let children = cost(document, variables, &field.node.selection_set.node, on_path);
-                1u64.saturating_add(page_size(field, variables).saturating_mul(children))
-            }
-            Selection::InlineFragment(fragment) => {
-                cost(document, variables, &fragment.node.selection_set.node, on_path)
-            }
-            Selection::FragmentSpread(spread) => {
-                let name = &spread.node.fragment_name.node;
-                match document.fragments.get(name) {
-                    Some(fragment) if !on_path.contains(&name) => {
-                        on_path.push(name);
-                        let c = cost(document, variables, &fragment.node.selection_set.node, on_path);
-                        on_path.pop();
-                        c
-                    }
-                    _ => 0,
-                }
-            }
-        })
-        .fold(0u64, u64::saturating_add)
+/// What a selection set adds up to.
+#[derive(Debug, Clone, Copy, Default)]
+struct Summary {
+    /// Nesting of non-introspection fields.
+    depth: usize,
+    /// Fields resolved, page sizes multiplied through.
+    cost: u64,
+    /// The most fields one selection set (fragments merged in) holds.
+    widest: u64,
+    /// Whether it selects `nodes` or `edges`: a connection's page.
+    connection: bool,
 }
 
-/// How many records a field's selection is resolved for: its `first` or
-/// `last`, the default page for a connection (it selects `nodes`/`edges`),
-/// else one.
-fn page_size(field: &Positioned<Field>, variables: &Variables) -> u64 {
-    for name in ["first", "last"] {
-        if let Some(value) = field.node.get_argument(name) {
-            let value = value
-                .node
-                .clone()
-                .into_const_with(|name| variables.get(&name).cloned().ok_or(()));
-            if let Ok(Value::Number(n)) = value {
-                return n.as_u64().unwrap_or(0);
+/// One pass over a document: each fragment is summed once (memoized), a
+/// fragment spread inside itself counts as empty (validation reports the
+/// cycle), so the walk is linear in the document's size.
+struct Walk<'d> {
+    document: &'d ExecutableDocument,
+    variables: &'d Variables,
+    fragments: HashMap<&'d Name, Summary>,
+    fragment_fields: HashMap<&'d Name, u64>,
+    on_path: Vec<&'d Name>,
+    /// Selection sets entered and not yet left.
+    nesting: usize,
+}
+
+impl Summary {
+    /// What a walk that went too deep reports: over every limit.
+    fn too_deep() -> Self {
+        Summary {
+            depth: usize::MAX / 2,
+            cost: u64::MAX,
+            widest: u64::MAX,
+            connection: false,
+        }
+    }
+}
+
+impl<'d> Walk<'d> {
+    fn new(document: &'d ExecutableDocument, variables: &'d Variables) -> Self {
+        Walk {
+            document,
+            variables,
+            fragments: HashMap::new(),
+            fragment_fields: HashMap::new(),
+            on_path: Vec::new(),
+            nesting: 0,
+        }
+    }
+
+    /// The fields a selection set holds once its fragments are merged in
+    /// (aliases count once each).
+    fn fields(&mut self, set: &'d SelectionSet) -> u64 {
+        if self.nesting >= WALK_NESTING {
+            return u64::MAX;
+        }
+        self.nesting += 1;
+        let total = self.fields_within(set);
+        self.nesting -= 1;
+        total
+    }
+
+    fn fields_within(&mut self, set: &'d SelectionSet) -> u64 {
+        let mut total = 0u64;
+        for selection in &set.items {
+            total = total.saturating_add(match &selection.node {
+                Selection::Field(_) => 1,
+                Selection::InlineFragment(fragment) => self.fields(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(spread) => {
+                    let name = &spread.node.fragment_name.node;
+                    if let Some(&known) = self.fragment_fields.get(name) {
+                        known
+                    } else {
+                        match self.document.fragments.get(name) {
+                            Some(fragment) if !self.on_path.contains(&name) => {
+                                self.on_path.push(name);
+                                let n = self.fields(&fragment.node.selection_set.node);
+                                self.on_path.pop();
+                                self.fragment_fields.insert(name, n);
+                                n
+                            }
+                            _ => 0,
+                        }
+                    }
+                }
+            });
+        }
+        total
+    }
+
+    fn summary(&mut self, set: &'d SelectionSet) -> Summary {
+        if self.nesting >= WALK_NESTING {
+            return Summary::too_deep();
+        }
+        self.nesting += 1;
+        let summary = self.summary_within(set);
+        self.nesting -= 1;
+        summary
+    }
+
+    fn summary_within(&mut self, set: &'d SelectionSet) -> Summary {
+        let mut out = Summary {
+            widest: self.fields(set),
+            ..Summary::default()
+        };
+        for selection in &set.items {
+            let part = match &selection.node {
+                Selection::Field(field) => self.field(field),
+                Selection::InlineFragment(fragment) => self.summary(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(spread) => self.fragment(&spread.node.fragment_name.node),
+            };
+            out.depth = out.depth.max(part.depth);
+            out.cost = out.cost.saturating_add(part.cost);
+            out.widest = out.widest.max(part.widest);
+            out.connection |= part.connection;
+        }
+        out
+    }
+
+    fn fragment(&mut self, name: &'d Name) -> Summary {
+        if let Some(known) = self.fragments.get(name) {
+            return *known;
+        }
+        let Some(fragment) = self.document.fragments.get(name) else {
+            return Summary::default();
+        };
+        if self.on_path.contains(&name) {
+            return Summary::default();
+        }
+        self.on_path.push(name);
+        let summary = self.summary(&fragment.node.selection_set.node);
+        self.on_path.pop();
+        self.fragments.insert(name, summary);
+        summary
+    }
+
+    /// A field: 1, plus its selection once per record it may resolve for.
+    fn field(&mut self, field: &'d Positioned<Field>) -> Summary {
+        let name = field.node.name.node.as_str();
+        let children = self.summary(&field.node.selection_set.node);
+        let own = if name == "totalCount" { COUNT_COST } else { 1 };
+        let records = page_size(field, self.variables).unwrap_or(if children.connection {
+            DEFAULT_PAGE_SIZE as u64
+        } else {
+            1
+        });
+        Summary {
+            // Introspection's shape is fixed: it adds no depth.
+            depth: if name.starts_with("__") { 0 } else { 1 + children.depth },
+            cost: own.saturating_add(records.saturating_mul(children.cost)),
+            widest: children.widest,
+            connection: matches!(name, "nodes" | "edges"),
+        }
+    }
+}
+
+/// A field's `first` or `last`, when it has one.
+fn page_size(field: &Positioned<Field>, variables: &Variables) -> Option<u64> {
+    ["first", "last"].into_iter().find_map(|name| {
+        let value = field.node.get_argument(name)?;
+        let value = value
+            .node
+            .clone()
+            .into_const_with(|name| variables.get(&name).cloned().ok_or(()));
+        match value {
+            Ok(Value::Number(n)) => Some(n.as_u64().unwrap_or(0)),
+            _ => None,
+        }
+    })
+}
+
+/// PostgreSQL text cannot hold NUL characters: an argument holding one
+/// (written in the document or passed as a variable) is refused here, with
+/// the argument's path, before anything runs.
+fn no_nul_characters(document: &ExecutableDocument, variables: &Variables) -> Result<(), CrmError> {
+    let mut defaults = HashMap::new();
+    for (_, operation) in document.operations.iter() {
+        for definition in &operation.node.variable_definitions {
+            if let Some(default) = &definition.node.default_value {
+                defaults.insert(definition.node.name.node.clone(), default.node.clone());
             }
         }
     }
-    let is_connection = field
-        .node
-        .selection_set
-        .node
-        .items
+    let value_of = |name: Name| {
+        let value = variables.get(&name).or_else(|| defaults.get(&name)).cloned();
+        Ok::<_, ()>(value.unwrap_or(Value::Null))
+    };
+    let mut sets: Vec<&SelectionSet> = document
+        .operations
         .iter()
-        .any(|s| matches!(&s.node, Selection::Field(f) if matches!(f.node.name.node.as_str(), "nodes" | "edges")));
-    if is_connection {
-        DEFAULT_PAGE_SIZE as u64
-    } else {
-        1
+        .map(|(_, operation)| &operation.node.selection_set.node)
+        .collect();
+    sets.extend(
+        document
+            .fragments
+            .values()
+            .map(|fragment| &fragment.node.selection_set.node),
+    );
+    while let Some(set) = sets.pop() {
+        for selection in &set.items {
+            match &selection.node {
+                Selection::Field(field) => {
+                    for (name, value) in &field.node.arguments {
+                        let Ok(value) = value.node.clone().into_const_with(value_of) else {
+                            continue;
+                        };
+                        if let Some(path) = nul_in(&value, vec![name.node.to_string()]) {
+                            return Err(nul_error(path));
+                        }
+                    }
+                    sets.push(&field.node.selection_set.node);
+                }
+                Selection::InlineFragment(fragment) => sets.push(&fragment.node.selection_set.node),
+                Selection::FragmentSpread(_) => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The path of the first string holding a NUL character in `value`.
+fn nul_in(value: &Value, path: Vec<String>) -> Option<Vec<String>> {
+    match value {
+        Value::String(text) if text.contains('\0') => Some(path),
+        Value::List(items) => items.iter().enumerate().find_map(|(i, item)| {
+            let mut at = path.clone();
+            at.push(i.to_string());
+            nul_in(item, at)
+        }),
+        Value::Object(map) => map.iter().find_map(|(key, item)| {
+            let mut at = path.clone();
+            at.push(key.to_string());
+            if key.contains('\0') {
+                return Some(at);
+            }
+            nul_in(item, at)
+        }),
+        _ => None,
     }
 }
 
-/// The deepest nesting of `{ }` in a GraphQL request body (JSON or query
-/// text), outside strings and comments: a cheap upper bound on selection
-/// depth plus input-object nesting, checked before anything else.
-pub fn brace_nesting(text: &[u8]) -> usize {
+fn nul_error(path: Vec<String>) -> CrmError {
+    CrmError::bad_input_at(path, "text cannot contain NUL characters (\\u0000)")
+}
+
+/// The deepest nesting of `{ }` and `[ ]` in a GraphQL document or JSON
+/// text, outside strings and comments: a cheap upper bound on selection
+/// depth plus argument nesting, checked before anything parses it.
+pub fn nesting(text: &[u8]) -> usize {
     let (mut depth, mut deepest) = (0usize, 0usize);
     let mut in_string = false;
     let mut escaped = false;
     let mut in_comment = false;
     for &byte in text {
         if in_comment {
-            in_comment = byte != b'\n';
+            in_comment = byte != b'\n' && byte != b'\r';
             continue;
         }
         if in_string {
@@ -240,13 +444,25 @@ pub fn brace_nesting(text: &[u8]) -> usize {
         match byte {
             b'"' => in_string = true,
             b'#' => in_comment = true,
-            b'{' => {
+            b'{' | b'[' => {
                 depth += 1;
                 deepest = deepest.max(depth);
             }
-            b'}' => depth = depth.saturating_sub(1),
+            b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
     deepest
+}
+
+/// The deepest nesting of lists and objects in the request's variables.
+pub fn variables_nesting(variables: &Variables) -> usize {
+    fn depth(value: &Value) -> usize {
+        match value {
+            Value::List(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+            Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+    variables.values().map(depth).max().unwrap_or(0)
 }

@@ -90,7 +90,7 @@ impl RecordLoader {
             .model
             .object(object)
             .ok_or_else(|| CrmError::internal(format_args!("loader asked for unknown object {object}")))?;
-        Ok(Table::new(&self.schema, object).restricted(self.visibility.filter(&object.name)))
+        Ok(Table::new(&self.schema, object).restricted(&self.visibility))
     }
 }
 

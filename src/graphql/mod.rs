@@ -212,6 +212,18 @@ impl SchemaCache {
         Ok(())
     }
 
+    /// A workspace's settings changed (here or on another server): reads
+    /// them again, and those of every cached sandbox when production's
+    /// changed (sandboxes that kept production's setting follow it).
+    pub async fn settings_changed(&self, db: &Database, workspace: &str) {
+        if workspace != Workspace::production().name {
+            return self.reload_settings(db, workspace).await;
+        }
+        for cached in self.cached_workspaces() {
+            self.reload_settings(db, &cached.name).await;
+        }
+    }
+
     /// Reads a cached workspace's `recordVisibility` again (another server
     /// changed it); on failure the cached schema is dropped.
     pub async fn reload_settings(&self, db: &Database, workspace: &str) {
@@ -220,12 +232,10 @@ impl SchemaCache {
         };
         let read = async {
             let mut conn = db.conn().await?;
-            settings(&mut conn, &entry.workspace.pg_schema).await
+            record_visibility(&mut conn, &entry.workspace.pg_schema).await
         };
         match read.await {
-            Ok(settings) => entry
-                .record_visibility
-                .set(RecordVisibility::parse(&settings.record_visibility).unwrap_or_default()),
+            Ok(visibility) => entry.record_visibility.set(visibility),
             Err(err) => {
                 tracing::error!(%err, %workspace, "reading changed settings failed");
                 self.invalidate(workspace);
@@ -277,6 +287,15 @@ async fn settings(conn: &mut diesel_async::AsyncPgConnection, pg_schema: &str) -
     rows.into_iter()
         .next()
         .ok_or_else(|| CrmError::internal(format_args!("{pg_schema}.workspace_settings is empty")))
+}
+
+/// The `recordVisibility` a workspace's requests obey now.
+pub async fn record_visibility(
+    conn: &mut diesel_async::AsyncPgConnection,
+    pg_schema: &str,
+) -> Result<RecordVisibility> {
+    let settings = settings(conn, pg_schema).await?;
+    Ok(RecordVisibility::parse(&settings.record_visibility).unwrap_or_default())
 }
 
 /// The SDL of the production schema with no customizations.
@@ -333,12 +352,13 @@ async fn run(
     let query = request.query.clone();
     let operation_name = request.operation_name.clone();
     let mut response = entry.schema.execute(request.data(context)).await;
-    // Resolvers' errors carry a code (async-graphql gives them no path);
-    // errors before execution have none, except the query gate's.
+    // Resolvers' errors carry a code and the position of their field;
+    // errors before execution have no code (parse, validation) or, from
+    // the query gate, no position.
     let executed = !matches!(response.data, Value::Null)
         || response.errors.iter().any(|error| {
             let code = error.extensions.as_ref().and_then(|e| e.get("code"));
-            code.is_some_and(|code| *code != Value::from("QUERY_TOO_COMPLEX"))
+            code.is_some() && !error.locations.is_empty()
         });
     for error in &mut response.errors {
         ensure_code(error);
@@ -424,7 +444,10 @@ fn ensure_code(error: &mut ServerError) {
         return;
     }
     let message = error.message.as_str();
-    let code = if message.contains("nested too deep") || message.contains("too complex") {
+    let code = if message.contains("nested too deep")
+        || message.contains("too complex")
+        || message.contains("recursion depth")
+    {
         "QUERY_TOO_COMPLEX"
     } else if error.path.is_empty() {
         "BAD_USER_INPUT"

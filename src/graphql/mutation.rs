@@ -12,6 +12,7 @@ use super::input::{self, Path};
 use super::resolve::{arg, context, id_arg, resolved, RequestContext};
 use crate::access::{self, AdminPermission, Grant, Operation};
 use crate::audit::{self, Action, Entry};
+use crate::auth::Role;
 use crate::db::sql::Bind;
 use crate::error::{CrmError, Result};
 use crate::metadata::{upper_first, with_article, words, Access, FieldDef, ObjectDef};
@@ -77,6 +78,70 @@ fn with_creator(context: &RequestContext, object: &ObjectDef, values: &mut Vec<(
     }
 }
 
+/// The owner of a record as it was before a change.
+fn owner_of(record: &Record) -> Option<&str> {
+    record.get("ownerId").and_then(|owner| owner.as_str())
+}
+
+/// Refuses an operation granted only on records the actor owns (sales
+/// deleting or restoring) when `before`, the record as it is, is someone
+/// else's.
+fn check_owned(
+    context: &RequestContext,
+    object: &ObjectDef,
+    operation: Operation,
+    grant: Grant,
+    before: Option<&Record>,
+) -> Result<()> {
+    let Some(before) = before else { return Ok(()) };
+    let mine = context.actor.user_id.to_string();
+    if grant == Grant::Owned && owner_of(before) != Some(mine.as_str()) {
+        let detail = format!(
+            "{} may {} only records they own",
+            context.actor.role.as_str(),
+            operation.as_str()
+        );
+        return Err(access::forbidden(
+            context.actor.role,
+            &access::permission(object, operation),
+            &detail,
+        ));
+    }
+    Ok(())
+}
+
+/// Only admins give away records they do not own: anyone else may change
+/// the owner of their own records only (else a rep could take a colleague's
+/// record, then delete it as its owner).
+fn check_reassign(
+    context: &RequestContext,
+    object: &ObjectDef,
+    before: Option<&Record>,
+    values: &[(FieldDef, Bind)],
+) -> Result<()> {
+    let (Some(before), false) = (before, context.actor.role == Role::Admin) else {
+        return Ok(());
+    };
+    let Some((_, Bind::Uuid(new_owner))) = values.iter().find(|(field, _)| field.name == "owner") else {
+        return Ok(());
+    };
+    let current = owner_of(before);
+    let unchanged = new_owner.map(|id| id.to_string()).as_deref() == current;
+    let mine = context.actor.user_id.to_string();
+    if unchanged || current == Some(mine.as_str()) {
+        return Ok(());
+    }
+    let detail = format!(
+        "{} may reassign only records they own; the owner or an admin can",
+        context.actor.role.as_str()
+    );
+    Err(access::forbidden(
+        context.actor.role,
+        &access::permission(object, Operation::Update),
+        &detail,
+    ))
+}
+
 /// `AccountUpdate { id input expectedVersion }`: one item of `updateAccounts`.
 pub fn update_item_input(object: &ObjectDef) -> InputObject {
     InputObject::new(format!("{}Update", object.name))
@@ -131,6 +196,7 @@ async fn update_one(
     };
     let table = context.table(object);
     let before = write::lock(conn, table, id).await?;
+    check_reassign(context, object, before.as_ref(), &values)?;
     let record = write::update(conn, &context.model, table, id, &values, expected, path.parts()).await?;
     let entry = Entry::of_record(object, Action::Update, before.as_ref(), &record);
     Ok((record, entry))
@@ -336,9 +402,9 @@ fn upsert(object: &Arc<ObjectDef>) -> Field {
                 // Found among all rows (the external id is unique among them),
                 // then changed only if the request may see it.
                 let (field, value) = &external;
-                let every = table.restricted(None);
+                let every = table.unrestricted();
                 let before = write::lock_where(conn, every, &field.column, value.clone()).await?;
-                if let (Some(found), Some(_)) = (&before, table.visible) {
+                if let (Some(found), Some(_)) = (&before, table.visible()) {
                     let id = crate::records::record_id(found).ok_or_else(|| CrmError::internal("record without id"))?;
                     if write::lock(conn, table, id).await?.is_none() {
                         return Err(CrmError::Conflict(format!(
@@ -352,9 +418,15 @@ fn upsert(object: &Arc<ObjectDef>) -> Field {
                         with_creator(context, &object, &mut values);
                         Action::Create
                     }
-                    Some(before) if before.get("deletedAt").is_some_and(|at| !at.is_null()) => Action::Restore,
+                    Some(before) if before.get("deletedAt").is_some_and(|at| !at.is_null()) => {
+                        // Bringing a deleted record back is a restore, whatever the path.
+                        let grant = permitted(context, &object, Operation::Restore)?;
+                        check_owned(context, &object, Operation::Restore, grant, Some(before))?;
+                        Action::Restore
+                    }
                     Some(_) => Action::Update,
                 };
+                check_reassign(context, &object, before.as_ref(), &values)?;
                 let record = write::upsert(conn, &context.model, table, external, &values, path.parts()).await?;
                 let entry = Entry::of_record(&object, action, before.as_ref(), &record);
                 (record, vec![entry])
@@ -469,19 +541,7 @@ fn state_change(object: &Arc<ObjectDef>, change: StateChange) -> Field {
             let table = context.table(&object);
             let record = audited!(context, |conn| {
                 let before = write::lock(conn, table, id).await?;
-                if grant == Grant::Owned {
-                    let mine = context.actor.user_id.to_string();
-                    let owner = before.as_ref().and_then(|b| b.get("ownerId")).and_then(|o| o.as_str());
-                    if before.is_some() && owner != Some(mine.as_str()) {
-                        let permission = access::permission(&object, operation);
-                        let detail = format!(
-                            "{} may {} only records they own",
-                            context.actor.role.as_str(),
-                            operation.as_str()
-                        );
-                        return Err(access::forbidden(context.actor.role, &permission, &detail));
-                    }
-                }
+                check_owned(context, &object, operation, grant, before.as_ref())?;
                 let record = match change {
                     StateChange::Delete => write::soft_delete(conn, table, id).await?,
                     StateChange::Restore => write::restore(conn, table, id).await?,

@@ -81,7 +81,7 @@ impl RequestContext {
 
     /// The rows of `object` this request may read and change.
     pub(super) fn table<'a>(&'a self, object: &'a ObjectDef) -> Table<'a> {
-        Table::new(&self.schema, object).restricted(self.visibility.filter(&object.name))
+        Table::new(&self.schema, object).restricted(&self.visibility)
     }
 }
 

@@ -249,7 +249,7 @@ fn scalars() -> Vec<Scalar> {
                  (JSON numbers would round).",
             )
             .validator(|v| match v {
-                Value::String(s) => super::input::parse_decimal(s).is_ok(),
+                Value::String(s) => crate::metadata::parse_decimal(s).is_ok(),
                 Value::Number(_) => true,
                 _ => false,
             }),

@@ -400,3 +400,26 @@ pub fn lower_first(name: &str) -> String {
         None => String::new(),
     }
 }
+
+/// Largest decimal digits before the point (columns are numeric(18, 2)).
+const DECIMAL_INTEGER_DIGITS: usize = 16;
+const DECIMAL_SCALE: usize = 2;
+
+/// Validates a decimal: digits, one optional point, at most 2 decimals.
+pub fn parse_decimal(text: &str) -> std::result::Result<String, String> {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if int.is_empty() || !all_digits(int) || !all_digits(frac) || (digits.contains('.') && frac.is_empty()) {
+        return Err(format!("{text:?} is not a decimal number such as \"1250.50\""));
+    }
+    if int.trim_start_matches('0').len() > DECIMAL_INTEGER_DIGITS {
+        return Err(format!(
+            "{text} is too large (at most {DECIMAL_INTEGER_DIGITS} digits before the point)"
+        ));
+    }
+    if frac.len() > DECIMAL_SCALE {
+        return Err(format!("{text} has more than {DECIMAL_SCALE} decimal places"));
+    }
+    Ok(text.to_owned())
+}

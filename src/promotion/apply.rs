@@ -721,18 +721,21 @@ async fn stage_is_empty(conn: &mut AsyncPgConnection, schema: &str, stage: Uuid,
 
 async fn settings(conn: &mut AsyncPgConnection, target: &Target<'_>, desired: &Json) -> Result<()> {
     let visibility = text(desired, "recordVisibility");
-    if crate::access::RecordVisibility::parse(&visibility).is_none() {
+    let Some(parsed) = crate::access::RecordVisibility::parse(&visibility) else {
         return Err(CrmError::bad_input(
             &["recordVisibility"],
             format!("{visibility:?} is not a record visibility"),
         ));
-    }
+    };
     let mut update = Sql::raw("UPDATE ");
     update
         .table(target.schema, "workspace_settings")
-        .push(" SET record_visibility = ")
+        .push(" SET record_visibility_set_here = true, record_visibility = ")
         .bind(Bind::Text(Some(visibility.clone())));
     update.execute(conn).await?;
+    if target.schema == crate::db::migrate::PRODUCTION_SCHEMA {
+        crate::sandbox::follow_production_visibility(conn, parsed).await?;
+    }
     let entry = audit::Entry {
         object: "WorkspaceSettings".into(),
         record_id: None,

@@ -95,7 +95,29 @@ pub enum Filter {
         outer_column: String,
         quantifier: Quantifier,
         inner: Box<Filter>,
+        /// The related rows the request may see (`access::Visibility`):
+        /// the quantifier ranges over these only, so a filter never tells
+        /// anything about a record its reader cannot see.
+        visible: Option<Box<Filter>>,
     },
+}
+
+/// The most values (in `in`/`notIn` lists and conditions) one filter may
+/// carry: each is a bind parameter, and a statement takes at most 65,535.
+pub const MAX_FILTER_VALUES: usize = 10_000;
+
+impl Filter {
+    /// How many bind parameters the filter compiles to.
+    pub fn values(&self) -> usize {
+        match self {
+            Filter::All(items) | Filter::Any(items) => items.iter().map(Filter::values).sum(),
+            Filter::Not(inner) => inner.values(),
+            Filter::In { values, .. } => values.len(),
+            Filter::IsNull { .. } => 0,
+            Filter::Compare { .. } | Filter::Text { .. } | Filter::Array { .. } | Filter::JsonContains { .. } => 1,
+            Filter::Related { inner, visible, .. } => inner.values() + visible.as_ref().map_or(0, |v| v.values()),
+        }
+    }
 }
 
 impl Filter {
@@ -211,6 +233,7 @@ impl Filter {
                 outer_column,
                 quantifier,
                 inner,
+                visible,
             } => {
                 // Each nesting level gets its own alias: `t`, `tr`, `trr` …
                 let related = format!("{alias}r");
@@ -229,6 +252,9 @@ impl Filter {
                     .push(" = ")
                     .column(alias, outer_column);
                 sql.push(" AND ").column(&related, "deleted_at").push(" IS NULL AND ");
+                if let Some(visible) = visible {
+                    sql.push("(").append(&visible.compile(schema, &related)).push(") AND ");
+                }
                 match quantifier {
                     Quantifier::Some | Quantifier::None => sql.push("(").append(&condition).push("))"),
                     Quantifier::Every => sql.push("NOT coalesce((").append(&condition).push("), false))"),

@@ -9,6 +9,7 @@ pub mod page;
 pub mod write;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use diesel::sql_types::{BigInt, Jsonb};
 use serde_json::Value as Json;
@@ -29,6 +30,32 @@ const T: &str = "t";
 /// the same record to every field that asked for it.
 pub type Record = std::sync::Arc<serde_json::Map<String, Json>>;
 
+/// The records one request may read, per object: a condition added to
+/// every statement that reads the object, on either execution path, and to
+/// every check that a referred record exists. `access` decides it.
+#[derive(Debug, Clone, Default)]
+pub struct Visibility(Option<Arc<HashMap<String, Filter>>>);
+
+impl Visibility {
+    /// Everything.
+    pub fn all() -> Self {
+        Visibility(None)
+    }
+
+    /// Only the rows of each object that its filter holds for.
+    pub fn restricted(filters: HashMap<String, Filter>) -> Self {
+        Visibility(Some(Arc::new(filters)))
+    }
+
+    /// The condition on rows of `object`, if any.
+    pub fn filter(&self, object: &str) -> Option<&Filter> {
+        self.0.as_ref()?.get(object)
+    }
+}
+
+/// Nothing hidden: what the server's own work and unrestricted reads use.
+static EVERYTHING: Visibility = Visibility(None);
+
 /// Where an object's rows live: a workspace schema and the object.
 #[derive(Debug, Clone, Copy)]
 pub struct Table<'a> {
@@ -37,8 +64,9 @@ pub struct Table<'a> {
     /// The workspace the request runs in: related tables are found there.
     pub workspace_schema: &'a str,
     pub object: &'a ObjectDef,
-    /// The rows the request may see (`access::Visibility`); `None`: all.
-    pub visible: Option<&'a Filter>,
+    /// The records the request may see, of this object and of those its
+    /// lookups refer to.
+    pub visibility: &'a Visibility,
 }
 
 impl<'a> Table<'a> {
@@ -48,20 +76,33 @@ impl<'a> Table<'a> {
             schema: object.schema_in(workspace_schema),
             workspace_schema,
             object,
-            visible: None,
+            visibility: &EVERYTHING,
         }
     }
 
-    /// The same table, read only where `visible` holds.
-    pub fn restricted(self, visible: Option<&'a Filter>) -> Self {
-        Table { visible, ..self }
+    /// The same table, read only as far as `visibility` allows.
+    pub fn restricted(self, visibility: &'a Visibility) -> Self {
+        Table { visibility, ..self }
+    }
+
+    /// The same table with every row visible.
+    pub fn unrestricted(self) -> Self {
+        Table {
+            visibility: &EVERYTHING,
+            ..self
+        }
+    }
+
+    /// The condition on this table's rows the request may see, if any.
+    pub fn visible(&self) -> Option<&'a Filter> {
+        self.visibility.filter(&self.object.name)
     }
 
     /// The rows of table alias `alias` a request reads: live ones (or all,
     /// with `include_deleted`) that it may see.
     pub fn rows(&self, include_deleted: bool, alias: &str) -> Sql {
         let mut sql = live_rows(include_deleted, alias);
-        if let Some(visible) = self.visible {
+        if let Some(visible) = self.visible() {
             sql.push(" AND (")
                 .append(&visible.compile(self.workspace_schema, alias))
                 .push(")");

@@ -364,9 +364,11 @@ pub fn bind_from_json(field: &FieldDef, value: &Json) -> Option<Bind> {
         } else {
             Some(i32::try_from(value.as_i64()?).ok()?)
         }),
-        FieldKind::Decimal | FieldKind::Currency | FieldKind::Percent => {
-            Bind::Decimal(if null { None } else { Some(value.as_str()?.to_owned()) })
-        }
+        FieldKind::Decimal | FieldKind::Currency | FieldKind::Percent => Bind::Decimal(if null {
+            None
+        } else {
+            Some(crate::metadata::parse_decimal(value.as_str()?).ok()?)
+        }),
         FieldKind::Boolean => Bind::Bool(if null { None } else { Some(value.as_bool()?) }),
         FieldKind::Date => Bind::Date(if null {
             None
@@ -383,7 +385,12 @@ pub fn bind_from_json(field: &FieldDef, value: &Json) -> Option<Bind> {
         | FieldKind::Url
         | FieldKind::Phone
         | FieldKind::LongText
-        | FieldKind::Picklist(_) => Bind::Text(if null { None } else { Some(value.as_str()?.to_owned()) }),
+        | FieldKind::Picklist(_) => Bind::Text(if null {
+            None
+        } else {
+            // PostgreSQL text cannot hold NUL: no row has such a key.
+            Some(value.as_str().filter(|text| !text.contains('\0'))?.to_owned())
+        }),
         // Not sortable: never a cursor key.
         FieldKind::MultiPicklist(_) | FieldKind::Json => return None,
     })

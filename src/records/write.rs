@@ -25,7 +25,7 @@ pub async fn insert(
     values: &[Assignment],
     path: &[String],
 ) -> Result<Record> {
-    check_lookups(conn, model, table.workspace_schema, values, path).await?;
+    check_lookups(conn, model, table, values, path).await?;
     let mut query = Sql::raw("INSERT INTO ");
     query.table(table.schema, &table.object.table).push(" AS ").ident(T);
     if values.is_empty() {
@@ -47,7 +47,7 @@ pub async fn upsert(
     values: &[Assignment],
     path: &[String],
 ) -> Result<Record> {
-    check_lookups(conn, model, table.workspace_schema, values, path).await?;
+    check_lookups(conn, model, table, values, path).await?;
     let (external_field, external_value) = external_id;
     let mut sets: Vec<Sql> = values
         .iter()
@@ -85,7 +85,7 @@ pub async fn update(
     expected_version: Option<i32>,
     path: &[String],
 ) -> Result<Record> {
-    check_lookups(conn, model, table.workspace_schema, values, path).await?;
+    check_lookups(conn, model, table, values, path).await?;
     let mut sets: Vec<Sql> = values
         .iter()
         .map(|(field, value)| {
@@ -214,12 +214,13 @@ fn bind(value: &Bind) -> Sql {
     sql
 }
 
-/// Lookups must point at live records of their target: a clean input error
-/// names the field instead of a foreign-key failure.
+/// Lookups must point at live records of their target that the request
+/// may see: a clean input error names the field instead of a foreign-key
+/// failure, and a hidden record is as absent as a missing one.
 async fn check_lookups(
     conn: &mut AsyncPgConnection,
     model: &Model,
-    schema: &str,
+    table: Table<'_>,
     values: &[Assignment],
     path: &[String],
 ) -> Result<()> {
@@ -233,12 +234,11 @@ async fn check_lookups(
                 lookup.target
             )));
         };
-        let mut query = Sql::raw("SELECT true AS exists FROM ");
-        query.table(target.schema_in(schema), &target.table);
-        query
-            .push(" WHERE id = ")
-            .bind(Bind::Uuid(Some(*id)))
-            .push(" AND deleted_at IS NULL");
+        let target = Table::new(table.workspace_schema, target).restricted(table.visibility);
+        let mut query = Sql::raw("SELECT true AS exists");
+        query.append(&target.from_as(T)).push(" WHERE ").column(T, "id");
+        query.push(" = ").bind(Bind::Uuid(Some(*id)));
+        query.push(" AND ").append(&target.rows(false, T));
         let found: Vec<crate::db::sql::Exists> = query.load(conn).await?;
         if found.is_empty() {
             let mut at = path.to_vec();
@@ -262,11 +262,11 @@ async fn explain_missed_update(
         #[diesel(sql_type = diesel::sql_types::Bool)]
         deleted: bool,
     }
-    let mut query = Sql::raw("SELECT version, deleted_at IS NOT NULL AS deleted FROM ");
-    query
-        .table(table.schema, &table.object.table)
-        .push(" WHERE id = ")
-        .bind(Bind::Uuid(Some(id)));
+    // A record the request may not see is not found, whatever its version.
+    let mut query = Sql::raw("SELECT t.version, t.deleted_at IS NOT NULL AS deleted");
+    query.append(&table.from_as(T)).push(" WHERE ").column(T, "id");
+    query.push(" = ").bind(Bind::Uuid(Some(id)));
+    query.push(" AND ").append(&table.rows(true, T));
     let state: Vec<State> = match query.load(conn).await {
         Ok(state) => state,
         Err(err) => return err.into(),

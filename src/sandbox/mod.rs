@@ -600,6 +600,24 @@ pub async fn production_version(conn: &mut AsyncPgConnection) -> Result<i32> {
     metadata_version(conn, PRODUCTION_SCHEMA).await
 }
 
+/// Production's `recordVisibility` changed to `visibility`: every sandbox
+/// whose own setting no admin changed follows it, in the same transaction.
+pub async fn follow_production_visibility(
+    conn: &mut AsyncPgConnection,
+    visibility: crate::access::RecordVisibility,
+) -> Result<()> {
+    for sandbox in list(conn).await? {
+        let mut update = Sql::raw("UPDATE ");
+        update.table(&sandbox.pg_schema, "workspace_settings");
+        update
+            .push(" SET record_visibility = ")
+            .bind(Bind::Text(Some(visibility.as_str().to_owned())));
+        update.push(" WHERE NOT record_visibility_set_here");
+        update.execute(conn).await?;
+    }
+    Ok(())
+}
+
 /// A workspace schema's metadata version now.
 pub async fn metadata_version(conn: &mut AsyncPgConnection, schema: &str) -> Result<i32> {
     #[derive(diesel::QueryableByName)]

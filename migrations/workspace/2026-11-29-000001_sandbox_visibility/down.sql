@@ -1,0 +1,1 @@
+ALTER TABLE workspace_settings DROP COLUMN record_visibility_set_here;
