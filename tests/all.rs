@@ -11,6 +11,7 @@ mod batching;
 mod cli;
 mod compiled;
 mod custom;
+mod embedded;
 mod http;
 mod metadata;
 mod model;

@@ -84,12 +84,24 @@ fn as_root_a_data_dir_postgres_cannot_enter_gets_a_linked_cluster() {
         let target = std::fs::read_link(data_dir.join("pgdata")).expect("pgdata is a link");
         assert!(target.starts_with("/var/lib/crm/clusters"), "{}", target.display());
         assert!(target.join("PG_VERSION").is_file());
+        // The relocated home is the one folder the PostgreSQL user passes
+        // through (by group); the data folder stays closed.
+        let home = target.parent().unwrap();
+        assert_eq!(mode(home), 0o710);
+        assert_eq!(mode(&data_dir), 0o700);
+        assert_eq!(mode(&home.join("run")), 0o700);
+        assert_eq!(mode(&data_dir.join("postgres.log")), 0o600);
         // The next command finds the same cluster through the link.
         let again = crm().args(["migrate", "--data-dir"]).arg(&data_dir).output().unwrap();
         assert!(String::from_utf8_lossy(&again.stdout).contains("crm: up to date"));
         let _ = std::fs::remove_dir_all(target.parent().unwrap());
         let _ = std::fs::remove_dir_all(&locked);
     }
+}
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 #[allow(unsafe_code)]

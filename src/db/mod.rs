@@ -144,7 +144,9 @@ pub async fn create_database(admin_url: &str, name: &str, template: Option<&str>
     Ok(())
 }
 
-/// Replaces the database name in a `postgres://` URL.
+/// Replaces the database name in a `postgres://` URL, the embedded
+/// cluster's socket URLs included (their socket folder is percent-encoded
+/// in the host, so the first `/` after it starts the database).
 pub fn with_database(url: &str, database: &str) -> String {
     let (base, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),

@@ -20,16 +20,18 @@ use serde_json::{json, Value};
 const TEMPLATE: &str = "crm_template";
 
 /// The cluster shared by every test of this run.
-struct Cluster {
-    port: u16,
+pub struct Cluster {
+    /// The URL of its `postgres` database; `db::with_database` names others.
+    pub admin_url: String,
+    pub port: u16,
+    pub socket_dir: PathBuf,
+    pub pgdata: PathBuf,
+    /// The folder the cluster was started in (`--data-dir`).
+    pub data_dir: PathBuf,
 }
 
 static CLUSTER: OnceLock<Cluster> = OnceLock::new();
 static NEXT_DATABASE: AtomicUsize = AtomicUsize::new(0);
-
-fn admin_url(port: u16, database: &str) -> String {
-    format!("postgres://postgres@127.0.0.1:{port}/{database}")
-}
 
 /// A folder for this run's cluster under the system temp folder (reachable
 /// by the unprivileged PostgreSQL user), removing those of finished runs.
@@ -52,7 +54,7 @@ fn cluster_dir() -> PathBuf {
 /// Starts the cluster and builds the migrated template, once per run. The
 /// cluster is started from a thread that lives as long as the test binary:
 /// when the binary exits, the kernel's parent-death signal stops it.
-fn cluster() -> &'static Cluster {
+pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::Builder::new()
@@ -62,8 +64,9 @@ fn cluster() -> &'static Cluster {
                     .enable_all()
                     .build()
                     .unwrap();
+                let data_dir = cluster_dir();
                 let cluster: anyhow::Result<EmbeddedPostgres> = runtime.block_on(async {
-                    let cluster = EmbeddedPostgres::start(&cluster_dir(), ClusterOptions { ephemeral: true }).await?;
+                    let cluster = EmbeddedPostgres::start(&data_dir, ClusterOptions { ephemeral: true }).await?;
                     let admin = cluster.url("postgres");
                     diesel_drop_database(&admin, TEMPLATE).await?;
                     db::create_database(&admin, TEMPLATE, None).await?;
@@ -75,7 +78,14 @@ fn cluster() -> &'static Cluster {
                 drop(runtime);
                 match cluster {
                     Ok(cluster) => {
-                        tx.send(Ok(cluster.port())).unwrap();
+                        tx.send(Ok(Cluster {
+                            admin_url: cluster.url("postgres"),
+                            port: cluster.port(),
+                            socket_dir: cluster.socket_dir().to_path_buf(),
+                            pgdata: cluster.pgdata().to_path_buf(),
+                            data_dir,
+                        }))
+                        .unwrap();
                         // Keep the cluster (and this thread, its parent) alive.
                         let _cluster = cluster;
                         loop {
@@ -87,7 +97,7 @@ fn cluster() -> &'static Cluster {
             })
             .unwrap();
         match rx.recv().unwrap() {
-            Ok(port) => Cluster { port },
+            Ok(cluster) => cluster,
             Err(err) => panic!("could not start the test PostgreSQL cluster: {err}"),
         }
     })
@@ -109,10 +119,10 @@ pub async fn fresh_database() -> String {
         std::process::id(),
         NEXT_DATABASE.fetch_add(1, Ordering::Relaxed)
     );
-    db::create_database(&admin_url(cluster.port, "postgres"), &name, Some(TEMPLATE))
+    db::create_database(&cluster.admin_url, &name, Some(TEMPLATE))
         .await
         .unwrap_or_else(|err| panic!("cloning the template database: {err:#}"));
-    admin_url(cluster.port, &name)
+    db::with_database(&cluster.admin_url, &name)
 }
 
 /// Sends one HTTP/1.1 request to a server on this machine.

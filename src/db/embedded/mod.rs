@@ -1,31 +1,43 @@
 //! A private PostgreSQL cluster started from the system's server binaries.
 //!
 //! With no `DATABASE_URL`, every command uses the cluster in
-//! `<data-dir>/pgdata`: it is created with `initdb` on first use, started on
-//! 127.0.0.1 on a free port with its unix socket in a private folder, and
-//! stopped when the process that started it ends (cleanly on SIGINT/SIGTERM,
-//! and through the kernel's parent-death signal if that process is killed).
-//! A command that finds the cluster already running (say, under a running
-//! server) connects to it instead of starting a second one.
+//! `<data-dir>/pgdata`: it is created with `initdb` on first use, started
+//! with no TCP listener, reachable only through its Unix socket in the
+//! private folder `run` beside the cluster (`<data-dir>/run`; see
+//! [`folders`] for who may enter what),
+//! and stopped when the process that started it ends (cleanly on
+//! SIGINT/SIGTERM, and through the kernel's parent-death signal if that
+//! process is killed). A command that finds the cluster already running
+//! (say, under a running server) connects to it instead of starting a
+//! second one.
 //!
 //! Postgres refuses to run as root, so when this process is root the
 //! cluster runs as an unprivileged OS user (`postgres` if it exists,
-//! otherwise `nobody`) that owns the data folder.
+//! otherwise `nobody`) that owns the cluster's files.
+
+mod folders;
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
+
+use folders::{chown, locate_pgdata, set_mode};
 
 /// What to tell a user whose machine has no PostgreSQL server binaries.
 pub const MISSING_BINARIES: &str = "PostgreSQL server binaries (initdb, postgres) were not found. \
 Install them, e.g. `apt-get install postgresql` on Debian/Ubuntu, or point PG_BIN at the folder \
 that holds them, or set DATABASE_URL to use an existing server.";
+
+/// What a socket folder's path keeps unencoded in a connection URL: `/`, `:`,
+/// `,`, `@` and `%` would end or split the host.
+const SOCKET_DIR: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// How a started cluster behaves; tests trade durability for speed.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,6 +51,8 @@ pub struct ClusterOptions {
 #[derive(Debug)]
 pub struct EmbeddedPostgres {
     pgdata: PathBuf,
+    /// The folder holding the socket `.s.PGSQL.<port>`, the only way in.
+    socket_dir: PathBuf,
     port: u16,
     child: Option<Child>,
 }
@@ -132,16 +146,44 @@ fn is_postgres_process(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
-/// The port and pid recorded in a cluster's `postmaster.pid`, if the
-/// process that wrote it still runs.
-fn running_cluster(pgdata: &Path) -> Option<(i32, u16)> {
-    let text = fs::read_to_string(pgdata.join("postmaster.pid")).ok()?;
-    let lines: Vec<&str> = text.lines().collect();
-    let pid: i32 = lines.first()?.trim().parse().ok()?;
-    let port: u16 = lines.get(3)?.trim().parse().ok()?;
-    is_postgres_process(pid).then_some((pid, port))
+/// A cluster another process started, as its `postmaster.pid` tells.
+struct Running {
+    pid: i32,
+    port: u16,
+    socket_dir: PathBuf,
 }
 
+/// The cluster running in `pgdata`, if the process that wrote its
+/// `postmaster.pid` still runs: the pid (line 1), the port naming the socket
+/// (line 4) and the socket's folder (line 5).
+fn running_cluster(pgdata: &Path) -> anyhow::Result<Option<Running>> {
+    let Ok(text) = fs::read_to_string(pgdata.join("postmaster.pid")) else {
+        return Ok(None);
+    };
+    let lines: Vec<&str> = text.lines().map(str::trim).collect();
+    let parsed = lines
+        .first()
+        .and_then(|pid| pid.parse().ok())
+        .zip(lines.get(3).and_then(|port| port.parse().ok()));
+    let Some((pid, port)) = parsed.filter(|(pid, _)| is_postgres_process(*pid)) else {
+        return Ok(None);
+    };
+    match lines.get(4).filter(|dir| !dir.is_empty()) {
+        Some(dir) => Ok(Some(Running {
+            pid,
+            port,
+            socket_dir: PathBuf::from(dir),
+        })),
+        None => bail!(
+            "PostgreSQL (pid {pid}) runs in {} without a Unix socket, the only way this program \
+             connects to it: stop it and run the command again",
+            pgdata.display()
+        ),
+    }
+}
+
+/// A port no TCP server uses. The cluster listens on no TCP port; its port
+/// only names its socket file, and a free one keeps `psql -p` unambiguous.
 fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
@@ -158,40 +200,23 @@ impl EmbeddedPostgres {
         let run_as = RunAs::for_this_process()?;
         let pgdata = locate_pgdata(&data_dir, run_as)?;
 
-        if let Some((pid, port)) = running_cluster(&pgdata) {
-            tracing::info!(
-                pid,
-                port,
-                "using the PostgreSQL cluster already running in {}",
-                pgdata.display()
-            );
-            let mut cluster = EmbeddedPostgres {
-                pgdata,
-                port,
-                child: None,
-            };
-            cluster.wait_ready(None).await?;
-            return Ok(cluster);
+        if let Some(running) = running_cluster(&pgdata)? {
+            return EmbeddedPostgres::join(pgdata, running).await;
         }
 
         let binaries = PgBinaries::find()?;
         let home = pgdata.parent().unwrap_or(&data_dir).to_path_buf();
-        if run_as.is_some() {
-            if let Some(blocked) = unreachable_ancestor(&pgdata) {
-                bail!(
-                    "PostgreSQL runs as an unprivileged user when the server runs as root, and that user \
-                     cannot enter {} (mode {:o}), which holds the cluster {}. Choose another --data-dir \
-                     (e.g. /var/lib/crm) or `chmod o+x {}`",
-                    blocked.display(),
-                    mode_of(&blocked),
-                    pgdata.display(),
-                    blocked.display()
-                );
-            }
+        let socket_dir = folders::protect(&data_dir, &home, run_as)?;
+        let port = free_port()?;
+        folders::check_socket_path(&socket_dir, port)?;
+        if let Some(run_as) = run_as {
+            folders::check_reachable(&pgdata, run_as)?;
         }
         if !pgdata.join("PG_VERSION").is_file() {
             initdb(&binaries, &pgdata, run_as)?;
         }
+        set_mode(&pgdata, 0o700)?;
+        folders::write_pg_hba(&pgdata, run_as)?;
         // A crash (kill -9, power loss) leaves postmaster.pid behind; its pid
         // is dead or now belongs to another program, so it is stale.
         let pid_file = pgdata.join("postmaster.pid");
@@ -200,36 +225,16 @@ impl EmbeddedPostgres {
             fs::remove_file(&pid_file).context("removing stale postmaster.pid")?;
         }
 
-        let socket_dir = home.join("run");
-        fs::create_dir_all(&socket_dir)?;
-        fs::set_permissions(&socket_dir, fs::Permissions::from_mode(0o700))?;
-        chown(&socket_dir, run_as)?;
-
-        let port = free_port()?;
         let log_path = data_dir.join("postgres.log");
-        let log = fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
-        chown(&log_path, run_as)?;
-
+        let log = folders::open_log(&log_path, run_as)?;
         let mut command = Command::new(binaries.tool("postgres"));
         command
             .arg("-D")
             .arg(&pgdata)
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", &format!("port={port}")])
-            .arg("-c")
-            .arg(format!("unix_socket_directories={}", socket_dir.display()))
+            .args(server_settings(&socket_dir, port, options))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);
-        if options.ephemeral {
-            command.args([
-                "-c",
-                "fsync=off",
-                "-c",
-                "synchronous_commit=off",
-                "-c",
-                "full_page_writes=off",
-            ]);
-        }
         // Own process group: a Ctrl-C in the terminal reaches us, and we stop
         // the cluster after in-flight requests finish.
         command.process_group(0);
@@ -242,6 +247,7 @@ impl EmbeddedPostgres {
             .with_context(|| format!("starting {}", binaries.tool("postgres").display()))?;
         let mut cluster = EmbeddedPostgres {
             pgdata,
+            socket_dir,
             port,
             child: Some(child),
         };
@@ -249,18 +255,56 @@ impl EmbeddedPostgres {
             cluster.stop().await;
             return Err(err);
         }
-        tracing::info!(port, "started PostgreSQL in {}", cluster.pgdata.display());
+        tracing::info!(
+            port,
+            "started PostgreSQL in {}; as root or its OS user: psql -h {} -p {port} -U postgres",
+            cluster.pgdata.display(),
+            cluster.socket_dir.display()
+        );
         Ok(cluster)
     }
 
-    /// The connection URL of database `database` in this cluster.
-    pub fn url(&self, database: &str) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
+    /// Uses the cluster another process started (and leaves it running).
+    async fn join(pgdata: PathBuf, running: Running) -> anyhow::Result<Self> {
+        tracing::info!(
+            pid = running.pid,
+            port = running.port,
+            "using the PostgreSQL cluster already running in {}",
+            pgdata.display()
+        );
+        let mut cluster = EmbeddedPostgres {
+            pgdata,
+            socket_dir: running.socket_dir,
+            port: running.port,
+            child: None,
+        };
+        cluster.wait_ready(None).await?;
+        Ok(cluster)
     }
 
-    /// The port the cluster listens on.
+    /// The connection URL of database `database` in this cluster: its
+    /// socket folder, percent-encoded, as the host (a form both
+    /// tokio-postgres and libpq read), so [`super::with_database`] can swap
+    /// the database. Not `?host=` after a TCP host: tokio-postgres would try
+    /// that host first.
+    pub fn url(&self, database: &str) -> String {
+        let host = percent_encoding::percent_encode(self.socket_dir.as_os_str().as_bytes(), SOCKET_DIR);
+        format!("postgres://postgres@{host}:{}/{database}", self.port)
+    }
+
+    /// The port naming the cluster's socket file (`.s.PGSQL.<port>`).
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The folder holding the cluster's socket: `psql -h` takes it.
+    pub fn socket_dir(&self) -> &Path {
+        &self.socket_dir
+    }
+
+    /// The cluster's data folder (`PGDATA`).
+    pub fn pgdata(&self) -> &Path {
+        &self.pgdata
     }
 
     /// Whether this process started the cluster (and so stops it).
@@ -312,6 +356,25 @@ impl EmbeddedPostgres {
     }
 }
 
+/// The `-c` settings of `postgres`. Given on the command line, they win
+/// over postgresql.conf and ALTER SYSTEM: no TCP listener, whatever a
+/// configuration file says, and a socket only in `socket_dir`.
+fn server_settings(socket_dir: &Path, port: u16, options: ClusterOptions) -> Vec<String> {
+    let mut settings = vec![
+        "listen_addresses=".to_owned(),
+        format!("port={port}"),
+        format!("unix_socket_directories={}", socket_dir.display()),
+        "unix_socket_permissions=0700".to_owned(),
+    ];
+    if options.ephemeral {
+        settings.extend(["fsync=off", "synchronous_commit=off", "full_page_writes=off"].map(str::to_owned));
+    }
+    settings
+        .into_iter()
+        .flat_map(|setting| ["-c".to_owned(), setting])
+        .collect()
+}
+
 fn log_tail(path: &Path) -> String {
     let text = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
@@ -324,15 +387,16 @@ fn initdb(binaries: &PgBinaries, pgdata: &Path, run_as: Option<RunAs>) -> anyhow
         fs::remove_dir_all(pgdata).context("removing an incomplete cluster folder")?;
     }
     fs::create_dir_all(pgdata)?;
-    fs::set_permissions(pgdata, fs::Permissions::from_mode(0o700))?;
+    set_mode(pgdata, 0o700)?;
     chown(pgdata, run_as)?;
     let mut command = Command::new(binaries.tool("initdb"));
     command
         .args([
             "-U",
             "postgres",
-            "-A",
-            "trust",
+            // Replaced by our pg_hba.conf before the first start.
+            "--auth-local=trust",
+            "--auth-host=reject",
             "-E",
             "UTF8",
             "--locale=C",
@@ -358,65 +422,12 @@ fn initdb(binaries: &PgBinaries, pgdata: &Path, run_as: Option<RunAs>) -> anyhow
     let mut conf = fs::OpenOptions::new()
         .append(true)
         .open(pgdata.join("postgresql.conf"))?;
-    writeln!(conf, "\n# crm: a private cluster; connections only from this machine")?;
+    writeln!(
+        conf,
+        "\n# crm: a private cluster; connections only over its Unix socket"
+    )?;
     writeln!(conf, "max_connections = 200")?;
     Ok(())
-}
-
-fn chown(path: &Path, run_as: Option<RunAs>) -> anyhow::Result<()> {
-    if let Some(run_as) = run_as {
-        std::os::unix::fs::chown(path, Some(run_as.uid), Some(run_as.gid))
-            .with_context(|| format!("giving {} to the PostgreSQL user", path.display()))?;
-    }
-    Ok(())
-}
-
-/// Where relocated clusters live (see [`locate_pgdata`]).
-const RELOCATED_CLUSTERS: &str = "/var/lib/crm/clusters";
-
-/// The cluster folder: `<data-dir>/pgdata`. As root, PostgreSQL runs as an
-/// unprivileged user that must be able to walk down to it; when the data
-/// folder sits under a folder others cannot enter (like /root), the cluster
-/// is made under /var/lib/crm/clusters instead and `<data-dir>/pgdata` links
-/// to it, so the data folder still leads to everything.
-fn locate_pgdata(data_dir: &Path, run_as: Option<RunAs>) -> anyhow::Result<PathBuf> {
-    let link = data_dir.join("pgdata");
-    if fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()) {
-        return fs::read_link(&link).with_context(|| format!("reading the link {}", link.display()));
-    }
-    let blocked = match unreachable_ancestor(&link) {
-        Some(blocked) if run_as.is_some() && !link.exists() => blocked,
-        _ => return Ok(link),
-    };
-    let name: String = data_dir
-        .to_string_lossy()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    let home = Path::new(RELOCATED_CLUSTERS).join(name.trim_matches('_'));
-    fs::create_dir_all(&home).with_context(|| format!("creating {}", home.display()))?;
-    fs::set_permissions(&home, fs::Permissions::from_mode(0o755))?;
-    let pgdata = home.join("pgdata");
-    std::os::unix::fs::symlink(&pgdata, &link).with_context(|| format!("linking {}", link.display()))?;
-    tracing::warn!(
-        "the PostgreSQL user cannot enter {}; keeping the cluster in {} (linked from {})",
-        blocked.display(),
-        pgdata.display(),
-        link.display()
-    );
-    Ok(pgdata)
-}
-
-/// The first folder above `path` that other users cannot enter, if any.
-fn unreachable_ancestor(path: &Path) -> Option<PathBuf> {
-    path.ancestors()
-        .skip(1)
-        .find(|ancestor| mode_of(ancestor) & 0o001 == 0)
-        .map(Path::to_path_buf)
-}
-
-fn mode_of(path: &Path) -> u32 {
-    fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0)
 }
 
 #[allow(unsafe_code)]
