@@ -12,6 +12,7 @@ mod cli;
 mod compiled;
 mod custom;
 mod embedded;
+mod hostile;
 mod http;
 mod metadata;
 mod model;
