@@ -512,7 +512,7 @@ async fn add_field(
     if let FieldKind::Lookup(lookup) = &kind {
         let target = state.object(&lookup.target, &[])?;
         ddl.push(" CONSTRAINT ")
-            .ident(&constraint_name(&object.table, &column, "fkey"));
+            .ident(&custom::index_name(&object.table, &column, "fkey"));
         ddl.push(" REFERENCES ")
             .table(target.schema_in(schema), &target.table)
             .push(" (id)");
@@ -1073,18 +1073,20 @@ pub async fn rename_field(
         ddl.execute(conn).await?;
         for suffix in ["key", "idx"] {
             let mut rename = Sql::raw("ALTER INDEX IF EXISTS ");
-            rename.table(target.schema, &constraint_name(&table, &old_column, suffix));
+            rename.table(target.schema, &custom::index_name(&table, &old_column, suffix));
             rename
                 .push(" RENAME TO ")
-                .ident(&constraint_name(&table, &new_column, suffix));
+                .ident(&custom::index_name(&table, &new_column, suffix));
             rename.execute(conn).await?;
         }
         if before.r#type == "LOOKUP" {
             let mut rename = alter_table(target.schema, &table);
             rename
                 .push(" RENAME CONSTRAINT ")
-                .ident(&constraint_name(&table, &old_column, "fkey"));
-            rename.push(" TO ").ident(&constraint_name(&table, &new_column, "fkey"));
+                .ident(&custom::index_name(&table, &old_column, "fkey"));
+            rename
+                .push(" TO ")
+                .ident(&custom::index_name(&table, &new_column, "fkey"));
             rename.execute(conn).await?;
         }
         update_row(
@@ -1554,7 +1556,9 @@ async fn create_table(conn: &mut AsyncPgConnection, schema: &str, table: &str) -
          created_by uuid REFERENCES crm_system.users (id), \
          name text NOT NULL CHECK (length(name) BETWEEN 1 AND 255), CONSTRAINT ",
     );
-    ddl.ident(&constraint_name(table, "external_id", "key"))
+    // The standard columns' names are the ones Postgres gives, as on the
+    // standard objects' tables.
+    ddl.ident(&format!("{table}_external_id_key"))
         .push(" UNIQUE (external_id))");
     ddl.execute(conn).await?;
     for (columns, suffix) in [
@@ -1801,20 +1805,16 @@ fn alter_table(schema: &str, table: &str) -> Sql {
     sql
 }
 
-/// `<table>_<column>_<suffix>`, the name Postgres would give, which
-/// `records::write` reads back to name the field of a violation.
-fn constraint_name(table: &str, column: &str, suffix: &str) -> String {
-    format!("{table}_{column}_{suffix}")
-}
-
-/// The indexes a field's settings ask for: unique (`_key`), or for
-/// filters and sorts (`_idx`: `(column, id)` for keyset pages, GIN for
-/// lists and JSON); lookups always have one.
+/// The indexes a field's settings ask for: unique (`key`), or for
+/// filters and sorts (`idx`: `(column, id)` for keyset pages, GIN for
+/// lists and JSON); lookups always have one. Named by
+/// [`custom::index_name`], which `drop_indexes`, a rename and
+/// `records::write` (naming the field of a violation) compute again.
 async fn create_indexes(conn: &mut AsyncPgConnection, schema: &str, table: &str, field: &FieldDef) -> Result<()> {
     let mut ddl = Sql::new();
     if field.unique {
         ddl.push("CREATE UNIQUE INDEX ")
-            .ident(&constraint_name(table, &field.column, "key"));
+            .ident(&custom::index_name(table, &field.column, "key"));
         ddl.push(" ON ")
             .table(schema, table)
             .push(" (")
@@ -1822,7 +1822,7 @@ async fn create_indexes(conn: &mut AsyncPgConnection, schema: &str, table: &str,
             .push(")");
     } else if field.indexed {
         ddl.push("CREATE INDEX ")
-            .ident(&constraint_name(table, &field.column, "idx"));
+            .ident(&custom::index_name(table, &field.column, "idx"));
         ddl.push(" ON ").table(schema, table);
         match field.kind {
             FieldKind::MultiPicklist(_) | FieldKind::Json => ddl.push(" USING gin (").ident(&field.column).push(")"),
@@ -1836,10 +1836,12 @@ async fn create_indexes(conn: &mut AsyncPgConnection, schema: &str, table: &str,
     Ok(())
 }
 
+/// Drops a field's indexes, by the names `create_indexes` gave them: only
+/// this field's, however long its name.
 async fn drop_indexes(conn: &mut AsyncPgConnection, schema: &str, table: &str, column: &str) -> Result<()> {
     for suffix in ["key", "idx"] {
         let mut ddl = Sql::raw("DROP INDEX IF EXISTS ");
-        ddl.table(schema, &constraint_name(table, column, suffix));
+        ddl.table(schema, &custom::index_name(table, column, suffix));
         ddl.execute(conn).await?;
     }
     Ok(())
