@@ -1401,3 +1401,133 @@ async fn the_upgrade_renames_old_index_names_in_production_and_sandboxes() {
     assert_eq!(left.len(), 4, "{left:?}");
     assert!(!left.iter().any(|(column, _)| column == "cf_tier"), "{left:?}");
 }
+
+#[tokio::test]
+async fn lossy_type_changes_are_refused_unless_accepted_and_changing_back_restores_them() {
+    let app = TestApp::start().await;
+    add_field(
+        &app,
+        json!({ "object": "Account", "name": "closedAt", "label": "Closed at", "type": "DATETIME" }),
+    )
+    .await;
+    let afternoon = app
+        .create(
+            "Account",
+            json!({ "name": "Afternoon", "closedAt": "2026-03-01T15:45:30.250Z" }),
+        )
+        .await;
+    let midnight = app
+        .create(
+            "Account",
+            json!({ "name": "Midnight", "closedAt": "2026-03-02T00:00:00Z" }),
+        )
+        .await;
+    let preview = "query($type: FieldType!) { previewFieldTypeChange(object: \"Account\", name: \"closedAt\", newType: $type) { withValue convertible invalid lossy loses lossySamples { recordId value converted } restored } }";
+    let data = app.data(preview, json!({ "type": "DATE" })).await;
+    assert_eq!(
+        data["previewFieldTypeChange"],
+        json!({ "withValue": 2, "convertible": 2, "invalid": 0, "lossy": 1, "loses": "the time of day",
+                "lossySamples": [{ "recordId": afternoon, "value": "2026-03-01T15:45:30Z", "converted": "2026-03-01" }],
+                "restored": 0 })
+    );
+
+    // Asked plainly, the change is refused and nothing changes.
+    let version = metadata_version(&app).await;
+    let refused = "mutation { changeCustomFieldType(object: \"Account\", name: \"closedAt\", newType: DATE) { type } }";
+    let error = app.error(refused, json!({})).await;
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{error}");
+    assert_eq!(error["extensions"]["field"], json!(["onLossy"]));
+    assert_eq!(error["extensions"]["count"], 1);
+    assert_eq!(error["extensions"]["sampleIds"], json!([afternoon]));
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 of 2 Closed at values would lose the time of day"),
+        "{error}"
+    );
+    assert_eq!(
+        metadata_version(&app).await,
+        version,
+        "a refused change changes nothing"
+    );
+    assert_eq!(
+        columns(&app, "account").await,
+        vec![("cf_closed_at".to_owned(), "timestamp with time zone".to_owned())]
+    );
+    let read = "query($id: ID!) { account(id: $id) { closedAt } }";
+    let closed_at = async |id: &str| app.data(read, json!({ "id": id })).await["account"]["closedAt"].clone();
+    assert_eq!(closed_at(&afternoon).await, "2026-03-01T15:45:30.250000Z");
+
+    // Accepted, it converts.
+    let accepted = "mutation($type: FieldType!) { changeCustomFieldType(object: \"Account\", name: \"closedAt\", newType: $type, onLossy: ACCEPT) { type } }";
+    let data = app.data(accepted, json!({ "type": "DATE" })).await;
+    assert_eq!(data["changeCustomFieldType"]["type"], "DATE");
+    assert_eq!(closed_at(&afternoon).await, "2026-03-01");
+    assert_eq!(closed_at(&midnight).await, "2026-03-02");
+
+    // Changing it back restores the values of the records not changed since.
+    app.data(
+        "mutation($id: ID!) { updateAccount(id: $id, input: { closedAt: \"2026-03-05\" }) { id } }",
+        json!({ "id": midnight }),
+    )
+    .await;
+    let later = app
+        .create("Account", json!({ "name": "Later", "closedAt": "2026-04-01" }))
+        .await;
+    let data = app.data(preview, json!({ "type": "DATETIME" })).await;
+    assert_eq!(
+        data["previewFieldTypeChange"],
+        json!({ "withValue": 3, "convertible": 3, "invalid": 0, "lossy": 0, "loses": null, "lossySamples": [],
+                "restored": 1 })
+    );
+    app.data(
+        "mutation { changeCustomFieldType(object: \"Account\", name: \"closedAt\", newType: DATETIME) { type } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(closed_at(&afternoon).await, "2026-03-01T15:45:30.250000Z");
+    assert_eq!(closed_at(&midnight).await, "2026-03-05T00:00:00.000000Z");
+    assert_eq!(closed_at(&later).await, "2026-04-01T00:00:00.000000Z");
+
+    // Other conversions that lose information; those that cannot convert
+    // a value (a fraction made an integer) are invalid, not lossy.
+    add_field(
+        &app,
+        json!({ "object": "Account", "name": "score", "label": "Score", "type": "DECIMAL" }),
+    )
+    .await;
+    add_field(
+        &app,
+        json!({ "object": "Account", "name": "note", "label": "Note", "type": "TEXT" }),
+    )
+    .await;
+    for (score, note) in [("2.5", "2026-01-01 09:30"), ("1", "2.555"), ("0", " 120 ")] {
+        app.create("Account", json!({ "name": note, "score": score, "note": note }))
+            .await;
+    }
+    let counts = async |name: &str, to: &str| {
+        let query = "query($name: String!, $type: FieldType!) { previewFieldTypeChange(object: \"Account\", name: $name, newType: $type) { convertible invalid lossy loses } }";
+        app.data(query, json!({ "name": name, "type": to })).await["previewFieldTypeChange"].clone()
+    };
+    assert_eq!(
+        counts("score", "BOOLEAN").await,
+        json!({ "convertible": 3, "invalid": 0, "lossy": 1, "loses": "their number (every number but 0 becomes true)" })
+    );
+    assert_eq!(
+        counts("score", "INTEGER").await,
+        json!({ "convertible": 2, "invalid": 1, "lossy": 0, "loses": null })
+    );
+    assert_eq!(
+        counts("note", "DECIMAL").await,
+        json!({ "convertible": 2, "invalid": 1, "lossy": 1, "loses": "digits after the second decimal place" })
+    );
+    assert_eq!(
+        counts("note", "DATE").await,
+        json!({ "convertible": 1, "invalid": 2, "lossy": 1, "loses": "the time of day" })
+    );
+    assert_eq!(
+        counts("note", "INTEGER").await,
+        json!({ "convertible": 1, "invalid": 2, "lossy": 0, "loses": null })
+    );
+}
