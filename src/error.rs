@@ -31,6 +31,16 @@ pub enum CrmError {
         count: i64,
         sample_ids: Vec<String>,
     },
+    /// A field type change that would lose information of `count` values
+    /// (a time of day, fraction digits …), some of them in `sample_ids`,
+    /// asked without accepting that. Nothing changed.
+    #[error("{message}")]
+    LossyChange {
+        message: String,
+        field: Vec<String>,
+        count: i64,
+        sample_ids: Vec<String>,
+    },
     /// A promotion that cannot be applied as it stands: each blocker says
     /// why (conflicts, changes the data refuses, breaking changes).
     #[error("{message}")]
@@ -105,7 +115,7 @@ impl CrmError {
     /// The stable code clients dispatch on.
     pub fn code(&self) -> &'static str {
         match self {
-            CrmError::BadUserInput { .. } => "BAD_USER_INPUT",
+            CrmError::BadUserInput { .. } | CrmError::LossyChange { .. } => "BAD_USER_INPUT",
             CrmError::NotFound { .. } => "NOT_FOUND",
             CrmError::Conflict(_)
             | CrmError::VersionConflict { .. }
@@ -137,13 +147,19 @@ impl ErrorExtensions for CrmError {
         let err = self;
         let code = err.code();
         let field = match err {
-            CrmError::BadUserInput { field, .. } | CrmError::DataConflict { field, .. } if !field.is_empty() => {
+            CrmError::BadUserInput { field, .. }
+            | CrmError::DataConflict { field, .. }
+            | CrmError::LossyChange { field, .. }
+                if !field.is_empty() =>
+            {
                 Some(field.clone())
             }
             _ => None,
         };
         let violations = match err {
-            CrmError::DataConflict { count, sample_ids, .. } => Some((*count, sample_ids.clone())),
+            CrmError::DataConflict { count, sample_ids, .. } | CrmError::LossyChange { count, sample_ids, .. } => {
+                Some((*count, sample_ids.clone()))
+            }
             _ => None,
         };
         let permission = match err {

@@ -97,6 +97,9 @@ enum ChangesetCommand {
         /// Apply changes that break existing GraphQL clients.
         #[arg(long)]
         allow_breaking: bool,
+        /// Apply type changes that lose information of existing values (a revert brings them back).
+        #[arg(long)]
+        allow_lossy: bool,
     },
     /// Print what applying a changeset file would do (a dry run).
     Diff {
@@ -121,6 +124,9 @@ enum PromotionCommand {
         /// Check, then roll back.
         #[arg(long)]
         dry_run: bool,
+        /// Apply type changes that lose information of existing values (a revert brings them back).
+        #[arg(long)]
+        allow_lossy: bool,
     },
 }
 
@@ -167,6 +173,9 @@ enum SandboxCommand {
         /// Apply changes that break existing GraphQL clients.
         #[arg(long)]
         allow_breaking: bool,
+        /// Apply type changes that lose information of existing values (a revert brings them back).
+        #[arg(long)]
+        allow_lossy: bool,
     },
     /// Write a sandbox's changes as a changeset file (sorted JSON, for review in git).
     Export {
@@ -550,10 +559,12 @@ async fn sandbox_command(command: &SandboxCommand, app: &App) -> anyhow::Result<
             name,
             dry_run,
             allow_breaking,
+            allow_lossy,
         } => {
             let options = crm::promotion::Options {
                 dry_run: *dry_run,
                 allow_breaking: *allow_breaking,
+                allow_lossy: *allow_lossy,
                 ..Default::default()
             };
             promote(
@@ -623,12 +634,14 @@ async fn changeset_command(command: &ChangesetCommand, app: &App) -> anyhow::Res
             to,
             dry_run,
             allow_breaking,
+            allow_lossy,
         } => (
             file,
             to,
             Options {
                 dry_run: *dry_run,
                 allow_breaking: *allow_breaking,
+                allow_lossy: *allow_lossy,
                 ..Options::default()
             },
         ),
@@ -663,7 +676,11 @@ async fn promotion_command(command: &PromotionCommand, app: &App) -> anyhow::Res
             }
             Ok(())
         }
-        PromotionCommand::Revert { id, dry_run } => {
+        PromotionCommand::Revert {
+            id,
+            dry_run,
+            allow_lossy,
+        } => {
             let mut conn = app.db.conn().await?;
             let found = crm::promotion::find(&mut conn, *id)
                 .await?
@@ -672,6 +689,7 @@ async fn promotion_command(command: &PromotionCommand, app: &App) -> anyhow::Res
             let workspace = found["workspace"].as_str().unwrap_or("production").to_owned();
             let options = crm::promotion::Options {
                 dry_run: *dry_run,
+                allow_lossy: *allow_lossy,
                 ..Default::default()
             };
             promote(app, crm::promotion::Source::Revert(*id), &workspace, options).await

@@ -1220,3 +1220,314 @@ async fn lists_sort_through_lookups_and_page_with_cursors() {
         .await;
     assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT");
 }
+
+/// Index names of the custom columns of `table` in `schema`, by column.
+async fn custom_indexes(app: &TestApp, schema: &str, table: &str) -> Vec<(String, String)> {
+    #[derive(diesel::QueryableByName)]
+    struct Index {
+        #[diesel(sql_type = Text)]
+        column_name: String,
+        #[diesel(sql_type = Text)]
+        name: String,
+    }
+    let mut conn = AsyncPgConnection::establish(&app.database_url).await.unwrap();
+    let rows: Vec<Index> = diesel::sql_query(format!(
+        "SELECT a.attname::text AS column_name, i.relname::text AS name FROM pg_index x \
+         JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class t ON t.oid = x.indrelid \
+         JOIN pg_namespace n ON n.oid = t.relnamespace \
+         JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = x.indkey[0] \
+         WHERE n.nspname = '{schema}' AND t.relname = '{table}' AND a.attname LIKE 'cf\\_%' \
+         UNION ALL SELECT a.attname::text, c.conname::text FROM pg_constraint c \
+         JOIN pg_class t ON t.oid = c.conrelid JOIN pg_namespace n ON n.oid = t.relnamespace \
+         JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = c.conkey[1] \
+         WHERE c.contype = 'f' AND n.nspname = '{schema}' AND t.relname = '{table}' AND a.attname LIKE 'cf\\_%' \
+         ORDER BY 1, 2"
+    ))
+    .load(&mut conn)
+    .await
+    .unwrap();
+    rows.into_iter().map(|i| (i.column_name, i.name)).collect()
+}
+
+#[tokio::test]
+async fn long_custom_field_names_keep_their_own_unique_indexes() {
+    let app = TestApp::start().await;
+    // `account_cf_<name>_key` of both is longer than 63 bytes and the
+    // first 63 are the same: Postgres would cut both to one name.
+    let shared = format!("{}x", "reference".repeat(6));
+    let (first, second) = (format!("{shared}One"), format!("{shared}Two"));
+    add_field(
+        &app,
+        json!({ "object": "Account", "name": first, "label": "First reference", "type": "TEXT", "unique": true }),
+    )
+    .await;
+    add_field(
+        &app,
+        json!({ "object": "Account", "name": second, "label": "Second reference", "type": "TEXT" }),
+    )
+    .await;
+    let create = "mutation($input: CreateAccountInput!) { createAccount(input: $input) { id } }";
+    let account = |n: &str, a: &str, b: Option<&str>| {
+        let mut input = json!({ "name": n, first.clone(): a });
+        if let Some(b) = b {
+            input[second.as_str()] = json!(b);
+        }
+        json!({ "input": input })
+    };
+    let first_is_unique = async |app: &TestApp, n: &str| {
+        let error = app.error(create, account(n, "F1", None)).await;
+        assert_eq!(error["extensions"]["code"], "CONFLICT", "{n}: {error}");
+        assert!(
+            error["message"].as_str().unwrap().contains("First reference"),
+            "{n}: {error}"
+        );
+    };
+    app.data(create, account("A", "F1", Some("S1"))).await;
+    first_is_unique(&app, "at first").await;
+
+    // Indexing the second field, then making it unique, leaves the
+    // first one's unique index alone.
+    let update = format!(
+        "mutation($input: UpdateCustomFieldInput!) {{ updateCustomField(object: \"Account\", name: \"{second}\", input: $input) {{ unique }} }}"
+    );
+    app.data(&update, json!({ "input": { "indexed": true } })).await;
+    first_is_unique(&app, "after indexing the second").await;
+    app.data(&update, json!({ "input": { "unique": true } })).await;
+    first_is_unique(&app, "after making the second unique").await;
+    // Each violation names its own field.
+    let error = app.error(create, account("B", "F2", Some("S1"))).await;
+    assert_eq!(error["extensions"]["code"], "CONFLICT");
+    assert!(
+        error["message"].as_str().unwrap().contains("Second reference"),
+        "{error}"
+    );
+
+    // Renaming, retyping and purging the second field too.
+    let renamed = format!("{shared}Six");
+    app.data(
+        "mutation($name: String!, $new: String!) { renameCustomField(object: \"Account\", name: $name, newName: $new) { name } }",
+        json!({ "name": second, "new": renamed }),
+    )
+    .await;
+    first_is_unique(&app, "after the rename").await;
+    let input = json!({ "input": { "name": "B", first.clone(): "F2", renamed.clone(): "S1" } });
+    let error = app.error(create, input).await;
+    assert!(
+        error["message"].as_str().unwrap().contains("Second reference"),
+        "{error}"
+    );
+    app.data(
+        "mutation($name: String!) { changeCustomFieldType(object: \"Account\", name: $name, newType: LONG_TEXT) { type } }",
+        json!({ "name": renamed }),
+    )
+    .await;
+    first_is_unique(&app, "after the type change").await;
+    let input = json!({ "input": { "name": "C", first.clone(): "F3", renamed.clone(): "S1" } });
+    app.data(create, input).await;
+    for mutation in ["deleteCustomField", "purgeCustomField"] {
+        app.data(
+            &format!("mutation($name: String!) {{ {mutation}(object: \"Account\", name: $name) {{ name }} }}"),
+            json!({ "name": renamed }),
+        )
+        .await;
+    }
+    first_is_unique(&app, "after the purge").await;
+    let indexes = custom_indexes(&app, "crm", "account").await;
+    assert_eq!(indexes.len(), 1, "{indexes:?}");
+    assert_eq!(indexes[0].0, format!("cf_{shared}_one"));
+    assert!(
+        indexes[0].1.len() <= 63 && indexes[0].1.ends_with("_key"),
+        "{indexes:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_upgrade_renames_old_index_names_in_production_and_sandboxes() {
+    let app = TestApp::start().await;
+    let long = format!("{}x", "reference".repeat(6));
+    let fields = [
+        json!({ "object": "Account", "name": "tier", "label": "Tier", "type": "TEXT", "unique": true }),
+        json!({ "object": "Account", "name": "region", "label": "Region", "type": "TEXT", "indexed": true }),
+        json!({ "object": "Account", "name": long, "label": "Long", "type": "TEXT", "unique": true }),
+        json!({ "object": "Account", "name": "partner", "label": "Partner", "type": "LOOKUP", "lookupObject": "Account", "relationName": "partnered" }),
+    ];
+    for field in fields {
+        add_field(&app, field).await;
+    }
+    app.data(
+        "mutation { createSandbox(input: { name: \"old\" }) { name } }",
+        json!({}),
+    )
+    .await;
+    let schemas = ["crm", "sandbox_old"];
+    let mut expected = Vec::new();
+    for schema in schemas {
+        let indexes = custom_indexes(&app, schema, "account").await;
+        // Tier's and Long's unique indexes, Region's index, Partner's index
+        // and foreign key.
+        assert_eq!(indexes.len(), 5, "{schema}: {indexes:?}");
+        // Give them the names the server gave before the upgrade.
+        for (column, name) in &indexes {
+            let suffix = name.rsplit('_').next().unwrap();
+            let old: String = format!("account_{column}_{suffix}").chars().take(63).collect();
+            let statement = if suffix == "fkey" {
+                format!("ALTER TABLE {schema}.account RENAME CONSTRAINT \"{name}\" TO \"{old}\"")
+            } else {
+                format!("ALTER INDEX {schema}.\"{name}\" RENAME TO \"{old}\"")
+            };
+            app.sql(&statement).await;
+        }
+        app.sql(&format!(
+            "DELETE FROM {schema}.__diesel_schema_migrations WHERE version = '20261124000001'"
+        ))
+        .await;
+        expected.push(indexes);
+    }
+    let applied = crm::db::migrate::migrate_all(&app.database_url).await.unwrap();
+    for schema in schemas {
+        let run = applied.iter().find(|a| a.schema == schema).unwrap();
+        assert_eq!(run.versions, vec!["20261124000001".to_owned()], "{schema}");
+    }
+    for (schema, expected) in schemas.iter().zip(expected) {
+        assert_eq!(custom_indexes(&app, schema, "account").await, expected, "{schema}");
+    }
+    // The server finds the upgraded names: dropping one index drops that one.
+    app.data(
+        "mutation { updateCustomField(object: \"Account\", name: \"tier\", input: { unique: false }) { unique } }",
+        json!({}),
+    )
+    .await;
+    let left = custom_indexes(&app, "crm", "account").await;
+    assert_eq!(left.len(), 4, "{left:?}");
+    assert!(!left.iter().any(|(column, _)| column == "cf_tier"), "{left:?}");
+}
+
+#[tokio::test]
+async fn lossy_type_changes_are_refused_unless_accepted_and_changing_back_restores_them() {
+    let app = TestApp::start().await;
+    add_field(
+        &app,
+        json!({ "object": "Account", "name": "closedAt", "label": "Closed at", "type": "DATETIME" }),
+    )
+    .await;
+    let afternoon = app
+        .create(
+            "Account",
+            json!({ "name": "Afternoon", "closedAt": "2026-03-01T15:45:30.250Z" }),
+        )
+        .await;
+    let midnight = app
+        .create(
+            "Account",
+            json!({ "name": "Midnight", "closedAt": "2026-03-02T00:00:00Z" }),
+        )
+        .await;
+    let preview = "query($type: FieldType!) { previewFieldTypeChange(object: \"Account\", name: \"closedAt\", newType: $type) { withValue convertible invalid lossy loses lossySamples { recordId value converted } restored } }";
+    let data = app.data(preview, json!({ "type": "DATE" })).await;
+    assert_eq!(
+        data["previewFieldTypeChange"],
+        json!({ "withValue": 2, "convertible": 2, "invalid": 0, "lossy": 1, "loses": "the time of day",
+                "lossySamples": [{ "recordId": afternoon, "value": "2026-03-01T15:45:30Z", "converted": "2026-03-01" }],
+                "restored": 0 })
+    );
+
+    // Asked plainly, the change is refused and nothing changes.
+    let version = metadata_version(&app).await;
+    let refused = "mutation { changeCustomFieldType(object: \"Account\", name: \"closedAt\", newType: DATE) { type } }";
+    let error = app.error(refused, json!({})).await;
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{error}");
+    assert_eq!(error["extensions"]["field"], json!(["onLossy"]));
+    assert_eq!(error["extensions"]["count"], 1);
+    assert_eq!(error["extensions"]["sampleIds"], json!([afternoon]));
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("1 of 2 Closed at values would lose the time of day"),
+        "{error}"
+    );
+    assert_eq!(
+        metadata_version(&app).await,
+        version,
+        "a refused change changes nothing"
+    );
+    assert_eq!(
+        columns(&app, "account").await,
+        vec![("cf_closed_at".to_owned(), "timestamp with time zone".to_owned())]
+    );
+    let read = "query($id: ID!) { account(id: $id) { closedAt } }";
+    let closed_at = async |id: &str| app.data(read, json!({ "id": id })).await["account"]["closedAt"].clone();
+    assert_eq!(closed_at(&afternoon).await, "2026-03-01T15:45:30.250000Z");
+
+    // Accepted, it converts.
+    let accepted = "mutation($type: FieldType!) { changeCustomFieldType(object: \"Account\", name: \"closedAt\", newType: $type, onLossy: ACCEPT) { type } }";
+    let data = app.data(accepted, json!({ "type": "DATE" })).await;
+    assert_eq!(data["changeCustomFieldType"]["type"], "DATE");
+    assert_eq!(closed_at(&afternoon).await, "2026-03-01");
+    assert_eq!(closed_at(&midnight).await, "2026-03-02");
+
+    // Changing it back restores the values of the records not changed since.
+    app.data(
+        "mutation($id: ID!) { updateAccount(id: $id, input: { closedAt: \"2026-03-05\" }) { id } }",
+        json!({ "id": midnight }),
+    )
+    .await;
+    let later = app
+        .create("Account", json!({ "name": "Later", "closedAt": "2026-04-01" }))
+        .await;
+    let data = app.data(preview, json!({ "type": "DATETIME" })).await;
+    assert_eq!(
+        data["previewFieldTypeChange"],
+        json!({ "withValue": 3, "convertible": 3, "invalid": 0, "lossy": 0, "loses": null, "lossySamples": [],
+                "restored": 1 })
+    );
+    app.data(
+        "mutation { changeCustomFieldType(object: \"Account\", name: \"closedAt\", newType: DATETIME) { type } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(closed_at(&afternoon).await, "2026-03-01T15:45:30.250000Z");
+    assert_eq!(closed_at(&midnight).await, "2026-03-05T00:00:00.000000Z");
+    assert_eq!(closed_at(&later).await, "2026-04-01T00:00:00.000000Z");
+
+    // Other conversions that lose information; those that cannot convert
+    // a value (a fraction made an integer) are invalid, not lossy.
+    add_field(
+        &app,
+        json!({ "object": "Account", "name": "score", "label": "Score", "type": "DECIMAL" }),
+    )
+    .await;
+    add_field(
+        &app,
+        json!({ "object": "Account", "name": "note", "label": "Note", "type": "TEXT" }),
+    )
+    .await;
+    for (score, note) in [("2.5", "2026-01-01 09:30"), ("1", "2.555"), ("0", " 120 ")] {
+        app.create("Account", json!({ "name": note, "score": score, "note": note }))
+            .await;
+    }
+    let counts = async |name: &str, to: &str| {
+        let query = "query($name: String!, $type: FieldType!) { previewFieldTypeChange(object: \"Account\", name: $name, newType: $type) { convertible invalid lossy loses } }";
+        app.data(query, json!({ "name": name, "type": to })).await["previewFieldTypeChange"].clone()
+    };
+    assert_eq!(
+        counts("score", "BOOLEAN").await,
+        json!({ "convertible": 3, "invalid": 0, "lossy": 1, "loses": "their number (every number but 0 becomes true)" })
+    );
+    assert_eq!(
+        counts("score", "INTEGER").await,
+        json!({ "convertible": 2, "invalid": 1, "lossy": 0, "loses": null })
+    );
+    assert_eq!(
+        counts("note", "DECIMAL").await,
+        json!({ "convertible": 2, "invalid": 1, "lossy": 1, "loses": "digits after the second decimal place" })
+    );
+    assert_eq!(
+        counts("note", "DATE").await,
+        json!({ "convertible": 1, "invalid": 2, "lossy": 1, "loses": "the time of day" })
+    );
+    assert_eq!(
+        counts("note", "INTEGER").await,
+        json!({ "convertible": 1, "invalid": 2, "lossy": 0, "loses": null })
+    );
+}

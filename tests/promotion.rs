@@ -700,3 +700,100 @@ async fn a_promotion_killed_midway_leaves_production_fully_old() {
     assert!(diffed.contains("production changed since the base (3)"), "{diffed}");
     assert!(diffed.contains("delete field Account.tier"), "{diffed}");
 }
+
+#[tokio::test]
+async fn a_lossy_type_change_is_promoted_only_when_allowed_and_its_revert_restores_the_values() {
+    let app = TestApp::start().await;
+    app.data(
+        r#"mutation { createCustomField(input: { object: "Account", name: "closedAt", label: "Closed at", type: DATETIME }) { name } }"#,
+        json!({}),
+    )
+    .await;
+    let afternoon = app
+        .create(
+            "Account",
+            json!({ "name": "Afternoon", "closedAt": "2026-03-01T15:45:30.250Z" }),
+        )
+        .await;
+    let midnight = app
+        .create(
+            "Account",
+            json!({ "name": "Midnight", "closedAt": "2026-03-02T00:00:00Z" }),
+        )
+        .await;
+    make_sandbox(&app, "retype").await;
+    app.sandbox_data(
+        "retype",
+        r#"mutation { changeCustomFieldType(object: "Account", name: "closedAt", newType: DATE, onLossy: ACCEPT) { type } }"#,
+        json!({}),
+    )
+    .await;
+    let read = "query($id: ID!) { account(id: $id) { closedAt } }";
+    let closed_at = async |id: &str| app.data(read, json!({ "id": id })).await["account"]["closedAt"].clone();
+
+    // The diff shows what production's values would lose.
+    let lossy_report = "lossy canApply blockers promotion { id } \
+        changes { target status dataImpact { message path count sampleIds lossy } }";
+    let query = format!("query {{ sandboxDiff(name: \"retype\") {{ {lossy_report} }} }}");
+    let report = app.data(&query, json!({})).await["sandboxDiff"].clone();
+    assert_eq!(report["lossy"], 1, "{report:#}");
+    assert_eq!(report["canApply"], false);
+    let blockers = report["blockers"].as_array().unwrap();
+    assert!(
+        blockers.iter().any(|b| b.as_str().unwrap().contains("allowLossy")),
+        "{report:#}"
+    );
+    let closed = change(&report, "Account.closedAt");
+    assert_eq!(closed["status"], "READY");
+    let impact = &closed["dataImpact"];
+    assert_eq!(
+        (
+            &impact["lossy"],
+            &impact["count"],
+            &impact["sampleIds"],
+            &impact["path"]
+        ),
+        (&json!(true), &json!(1), &json!([afternoon]), &json!(["type"])),
+        "{impact:#}"
+    );
+    assert!(
+        impact["message"].as_str().unwrap().contains("the time of day"),
+        "{impact:#}"
+    );
+
+    // Refused without allowLossy: production keeps its values.
+    let promote = format!(
+        "mutation($version: Int!, $lossy: Boolean) {{ promoteSandbox(name: \"retype\", dryRun: false, \
+         expectedProductionVersion: $version, allowBreaking: true, allowLossy: $lossy) {{ {lossy_report} }} }}"
+    );
+    let version = production_version(&app).await;
+    let error = app.error(&promote, json!({ "version": version })).await;
+    assert_eq!(error["extensions"]["code"], "CONFLICT", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("allowLossy"), "{error}");
+    assert_eq!(closed_at(&afternoon).await, "2026-03-01T15:45:30.250000Z");
+
+    // Allowed, it applies; the revert brings the exact values back.
+    let promoted = app.data(&promote, json!({ "version": version, "lossy": true })).await["promoteSandbox"].clone();
+    assert_eq!(closed_at(&afternoon).await, "2026-03-01");
+    assert_eq!(closed_at(&midnight).await, "2026-03-02");
+    let id = promoted["promotion"]["id"].as_str().unwrap().to_owned();
+    let reverted = app
+        .data(
+            "mutation($id: ID!) { revertPromotion(id: $id, dryRun: false) { applied lossy } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(reverted["revertPromotion"], json!({ "applied": true, "lossy": 0 }));
+    assert_eq!(closed_at(&afternoon).await, "2026-03-01T15:45:30.250000Z");
+    assert_eq!(closed_at(&midnight).await, "2026-03-02T00:00:00.000000Z");
+    let field = app
+        .data("{ object(name: \"Account\") { fields { name type } } }", json!({}))
+        .await;
+    let closed_type = field["object"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "closedAt")
+        .map(|f| f["type"].clone());
+    assert_eq!(closed_type, Some(json!("DATETIME")));
+}

@@ -21,7 +21,7 @@ use crate::access::{self, AdminPermission};
 use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
 use crate::metadata::change::{
-    self, FieldPatch, FieldSpec, ObjectPatch, ObjectSpec, OnInvalid, OptionSpec, Target, TypeChange,
+    self, FieldPatch, FieldSpec, ObjectPatch, ObjectSpec, OnInvalid, OnLossy, OptionSpec, Target, TypeChange,
 };
 use crate::metadata::custom::{self, Customizations, StoredField, StoredObject};
 use crate::metadata::{FieldDef, FieldKind, Model, ObjectDef, PicklistOption};
@@ -129,6 +129,19 @@ pub fn types() -> (Vec<Object>, Vec<InputObject>, Vec<Enum>) {
             .description("What a field type change does with values that do not convert.")
             .item(EnumItem::new("FAIL").description("Refuse the change; nothing changes."))
             .item(EnumItem::new("SET_NULL").description("Clear those values.")),
+        Enum::new("LossyValueAction")
+            .description(
+                "What a field type change does with values that convert but lose information (a time of day, \
+                 fraction digits, a number other than 0 or 1 made a boolean).",
+            )
+            .item(
+                EnumItem::new("REFUSE")
+                    .description("Refuse the change (BAD_USER_INPUT with their count); nothing changes."),
+            )
+            .item(EnumItem::new("ACCEPT").description(
+                "Convert them anyway. Their old values are kept: changing the type back restores them for the records \
+                 not changed since.",
+            )),
     ];
     let inputs = vec![
         field_input("CreateCustomFieldInput", true),
@@ -233,6 +246,28 @@ pub fn types() -> (Vec<Object>, Vec<InputObject>, Vec<Enum>) {
             .description("A record whose value a type change cannot convert.")
             .field(sample_field("recordId", TypeRef::ID, |s| s.0.clone()).description("The record."))
             .field(sample_field("value", TypeRef::STRING, |s| s.1.clone()).description("Its value, as text.")),
+        Object::new("LossyValue")
+            .description("A record whose value a type change converts but loses information of.")
+            .field(
+                parent_field("recordId", TypeRef::named_nn(TypeRef::ID), |v: &change::LossyValue| {
+                    text(&v.record_id)
+                })
+                .description("The record."),
+            )
+            .field(
+                parent_field("value", TypeRef::named_nn(TypeRef::STRING), |v: &change::LossyValue| {
+                    text(&v.value)
+                })
+                .description("Its value now, as text."),
+            )
+            .field(
+                parent_field(
+                    "converted",
+                    TypeRef::named_nn(TypeRef::STRING),
+                    |v: &change::LossyValue| text(&v.converted),
+                )
+                .description("The value it would become, as text."),
+            ),
         metadata_change_type(),
     ];
     (objects, inputs, enums)
@@ -505,7 +540,7 @@ fn preview_type() -> Object {
             field("convertible", TypeRef::named_nn(TypeRef::INT), |p| {
                 Value::from(p.convertible)
             })
-            .description("Values that convert."),
+            .description("Values that convert, lossy ones included."),
         )
         .field(
             field("invalid", TypeRef::named_nn(TypeRef::INT), |p| Value::from(p.invalid))
@@ -521,6 +556,36 @@ fn preview_type() -> Object {
                 })
             })
             .description("Some records whose value does not convert."),
+        )
+        .field(
+            field("lossy", TypeRef::named_nn(TypeRef::INT), |p| Value::from(p.lossy)).description(
+                "Of the convertible values, those that lose information (see loses): the change refuses them unless \
+                 onLossy: ACCEPT.",
+            ),
+        )
+        .field(
+            Field::new("loses", TypeRef::named(TypeRef::STRING), |ctx| {
+                let preview = ctx.parent_value.try_downcast_ref::<change::Preview>();
+                FieldFuture::from_value(preview.ok().and_then(|p| p.loses).map(|l| Value::String(l.to_owned())))
+            })
+            .description("What a lossy value loses (`the time of day`); null when no value can lose anything."),
+        )
+        .field(
+            Field::new("lossySamples", TypeRef::named_nn_list_nn("LossyValue"), |ctx| {
+                resolved(async move {
+                    let preview = ctx.parent_value.try_downcast_ref::<change::Preview>()?;
+                    Ok(Some(FieldValue::list(
+                        preview.lossy_samples.iter().cloned().map(FieldValue::owned_any),
+                    )))
+                })
+            })
+            .description("Some records whose value loses information, with what it would become."),
+        )
+        .field(
+            field("restored", TypeRef::named_nn(TypeRef::INT), |p| Value::from(p.restored)).description(
+                "Records whose value from before the field's previous type change comes back: the change undoes that \
+                 one for the records whose value did not change since.",
+            ),
         )
         .field(
             field("rewritesTable", TypeRef::named_nn(TypeRef::BOOLEAN), |p| {
@@ -661,7 +726,7 @@ pub fn query_fields() -> Vec<Field> {
             InputValue::new("options", TypeRef::named_nn_list("PicklistOptionInput"))
                 .description("The options, when it would become a picklist: values match by value or label."),
         )
-        .description("What `changeCustomFieldType` would do to existing values: how many convert, how many do not, samples. Admins only."),
+        .description("What `changeCustomFieldType` would do to existing values: how many convert, how many lose information, how many do not, how many come back from before the previous type change, samples. Admins only."),
         Field::new("metadataChanges", TypeRef::named_nn_list_nn("MetadataChange"), |ctx| {
             resolved(async move {
                 let context = admin(&ctx)?;
@@ -760,7 +825,7 @@ pub fn mutation_fields() -> Vec<Field> {
                     let (object, name) = (text_arg(&ctx, "object")?, text_arg(&ctx, "name")?);
                     let change = type_change(&ctx)?;
                     let stored = with_target(context, &["newType"], async |conn, target| {
-                        change::change_type(conn, target, &object, &name, change).await
+                        Ok(change::change_type(conn, target, &object, &name, change).await?.field)
                     })
                     .await?;
                     Ok(Some(FieldValue::owned_any(FieldInfo::custom(&stored)?)))
@@ -778,7 +843,18 @@ pub fn mutation_fields() -> Vec<Field> {
                 .default_value(Value::Enum(Name::new("FAIL")))
                 .description("What happens to values that do not convert (see previewFieldTypeChange)."),
         )
-        .description("Changes a custom field's type, converting its values; the default is removed. Admins only."),
+        .argument(
+            InputValue::new("onLossy", TypeRef::named_nn("LossyValueAction"))
+                .default_value(Value::Enum(Name::new("REFUSE")))
+                .description(
+                    "What happens to values that convert but lose information (see previewFieldTypeChange's lossy).",
+                ),
+        )
+        .description(
+            "Changes a custom field's type, converting its values; the default is removed. Values that would lose \
+             information refuse it unless onLossy: ACCEPT. Changed values are kept: changing the type back restores \
+             them for the records not changed since. Admins only.",
+        ),
         lifecycle("deleteCustomField", "Deletes a custom field: gone from the API at once, its data kept until purgeCustomField (restoreCustomField brings it back). Admins only.", |conn, target, object, name| {
             Box::pin(async move { change::delete_field(conn, target, &object, &name).await })
         }),
@@ -1124,6 +1200,10 @@ fn type_change(ctx: &ResolverContext<'_>) -> Result<TypeChange> {
         on_invalid: match enum_name(arg(ctx, "onInvalid")).as_deref() {
             Some("SET_NULL") => OnInvalid::SetNull,
             _ => OnInvalid::Fail,
+        },
+        on_lossy: match enum_name(arg(ctx, "onLossy")).as_deref() {
+            Some("ACCEPT") => OnLossy::Accept,
+            _ => OnLossy::Refuse,
         },
     })
 }

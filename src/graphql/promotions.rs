@@ -236,6 +236,10 @@ fn report_type() -> Object {
             value("failures", TypeRef::named_nn(TypeRef::INT)).description("Changes the target's data or API refuses."),
         )
         .field(value("breaking", TypeRef::named_nn(TypeRef::INT)).description("Changes that break existing clients."))
+        .field(value("lossy", TypeRef::named_nn(TypeRef::INT)).description(
+            "Type changes that lose information of the target's values (a time of day, fraction digits …): \
+             refused unless allowLossy. The old values are kept, so a revert brings them back.",
+        ))
         .field(
             value("blockers", TypeRef::named_nn_list_nn(TypeRef::STRING))
                 .description("Why it cannot be applied as it stands; empty when it can."),
@@ -246,7 +250,7 @@ fn report_type() -> Object {
                 let empty = doc.ok().map(|d| d["blockers"].as_array().is_none_or(|b| b.is_empty()));
                 FieldFuture::from_value(empty.map(Value::Boolean))
             })
-            .description("Nothing blocks applying it (with the same allowBreaking and resolutions)."),
+            .description("Nothing blocks applying it (with the same allowBreaking, allowLossy and resolutions)."),
         )
         .field(value("rebased", TypeRef::named(TypeRef::BOOLEAN)).description(
             "After a promotion: the sandbox now has production's metadata as its base (false when its data refused \
@@ -290,10 +294,10 @@ fn change_type() -> Object {
             nested("sdlChanges", TypeRef::named_nn_list_nn("SdlChange"))
                 .description("The GraphQL schema changes it causes."),
         )
-        .field(
-            nested("dataImpact", TypeRef::named("DataImpact"))
-                .description("Why the target's records (or API) refuse it; null when they don't."),
-        )
+        .field(nested("dataImpact", TypeRef::named("DataImpact")).description(
+            "Why the target's records (or API) refuse it, or (lossy) what a type change loses of them; null when \
+                 neither.",
+        ))
 }
 
 fn property_type() -> Object {
@@ -321,11 +325,27 @@ fn sdl_change_type() -> Object {
 
 fn data_impact_type() -> Object {
     Object::new("DataImpact")
-        .description("Why the target's existing records (or its API) refuse a change.")
+        .description(
+            "Why the target's existing records (or its API) refuse a change, or what a type change loses of them.",
+        )
         .field(value("message", TypeRef::named_nn(TypeRef::STRING)).description("What refuses it and how to fix it."))
         .field(value("path", TypeRef::named_nn_list_nn(TypeRef::STRING)).description("The property concerned."))
-        .field(value("count", TypeRef::named(TypeRef::INT)).description("Records that violate it."))
+        .field(
+            value("count", TypeRef::named(TypeRef::INT)).description("Records that violate it (or lose information)."),
+        )
         .field(value("sampleIds", TypeRef::named_nn_list_nn(TypeRef::ID)).description("Some of them."))
+        .field(
+            // Promotions stored before this flag existed read as false.
+            Field::new("lossy", TypeRef::named_nn(TypeRef::BOOLEAN), |ctx| {
+                let doc = ctx.parent_value.try_downcast_ref::<Json>();
+                let lossy = doc.ok().map(|d| d["lossy"].as_bool().unwrap_or(false));
+                FieldFuture::from_value(lossy.map(Value::Boolean))
+            })
+            .description(
+                "The change applies, but count values lose information (a time of day, fraction digits …): the \
+                 promotion needs allowLossy. Their old values are kept, so a revert brings them back.",
+            ),
+        )
 }
 
 fn promotion_type() -> Object {
@@ -442,6 +462,7 @@ pub fn mutation_fields() -> Vec<Field> {
                     dry_run: flag(&ctx, "dryRun"),
                     expected_version: Some(expected_version(&ctx)?),
                     allow_breaking: flag(&ctx, "allowBreaking"),
+                    allow_lossy: flag(&ctx, "allowLossy"),
                     resolutions: resolutions(&ctx)?,
                 };
                 let report = promotion::run(
@@ -471,6 +492,7 @@ pub fn mutation_fields() -> Vec<Field> {
                 .default_value(false)
                 .description("Apply changes that break existing GraphQL clients."),
         )
+        .argument(allow_lossy())
         .argument(
             InputValue::new("resolutions", TypeRef::named_nn_list("ConflictResolution"))
                 .description("Resolves conflicts by change key: whose version wins."),
@@ -478,8 +500,8 @@ pub fn mutation_fields() -> Vec<Field> {
         .description(
             "Applies a sandbox's changes to production in one transaction under a lock, all or nothing. Refused \
              with CONFLICT (and `extensions.blockers`) when production's metadata version is not the expected one, \
-             when conflicts are unresolved, when production's data refuses a change, or when a change breaks \
-             clients without allowBreaking. Production's schema is rebuilt and the sandbox rebased on it. A dry run \
+             when conflicts are unresolved, when production's data refuses a change, when a change breaks \
+             clients without allowBreaking, or when a type change loses information of values without allowLossy. Production's schema is rebuilt and the sandbox rebased on it. A dry run \
              returns the same report without committing. Admins only.",
         ),
         Field::new("revertPromotion", TypeRef::named_nn("PromotionReport"), |ctx| {
@@ -494,6 +516,7 @@ pub fn mutation_fields() -> Vec<Field> {
                 let workspace = found["workspace"].as_str().unwrap_or("production").to_owned();
                 let options = Options {
                     dry_run: flag(&ctx, "dryRun"),
+                    allow_lossy: flag(&ctx, "allowLossy"),
                     ..Options::default()
                 };
                 let report =
@@ -504,9 +527,11 @@ pub fn mutation_fields() -> Vec<Field> {
         })
         .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)).description("The promotion."))
         .argument(InputValue::new("dryRun", TypeRef::named_nn(TypeRef::BOOLEAN)).description("Check, then roll back."))
+        .argument(allow_lossy())
         .description(
             "Undoes a promotion by applying its stored inverse, with the same checks: fields it added are deleted \
-             (their data kept), fields it deleted come back with their data, changed properties get their old \
+             (their data kept), fields it deleted come back with their data, fields whose type it changed get their \
+             old type and the values they had (for records not changed since), changed properties get their old \
              values. Refused with CONFLICT when the workspace changed the same items since. Admins only.",
         ),
     ]
@@ -539,6 +564,16 @@ async fn finished(context: &RequestContext, report: &Report, sandbox: Option<&st
             schemas.invalidate(&report.workspace);
         }
     }
+}
+
+/// The `allowLossy` argument of a promotion and a revert.
+fn allow_lossy() -> InputValue {
+    InputValue::new("allowLossy", TypeRef::named(TypeRef::BOOLEAN))
+        .default_value(false)
+        .description(
+            "Apply type changes that lose information of existing values (see dataImpact.lossy); their old values \
+             are kept, so a revert brings them back.",
+        )
 }
 
 fn flag(ctx: &ResolverContext<'_>, name: &str) -> bool {

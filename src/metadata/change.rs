@@ -15,6 +15,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
+use super::conversion::{self, conversion, text_of, Retype};
 use super::custom::{self, Customizations, StoredField, StoredObject};
 use super::{FieldDef, FieldKind, Model, ObjectDef, PicklistOption};
 use crate::audit::{self, Action, Trail};
@@ -121,6 +122,18 @@ pub enum OnInvalid {
     SetNull,
 }
 
+/// What a type change does to values that convert but lose information
+/// (a time of day, fraction digits, a number other than 0 or 1 made a
+/// boolean): losing them silently is what a user cannot take back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnLossy {
+    /// Refuse the change (the default).
+    Refuse,
+    /// Convert them anyway; changing the type back restores them for the
+    /// records not changed since.
+    Accept,
+}
+
 /// A field type change as asked.
 #[derive(Debug, Clone)]
 pub struct TypeChange {
@@ -128,6 +141,7 @@ pub struct TypeChange {
     /// The options of a new picklist type.
     pub options: Vec<PicklistOption>,
     pub on_invalid: OnInvalid,
+    pub on_lossy: OnLossy,
 }
 
 /// What a type change would do to existing records.
@@ -139,12 +153,42 @@ pub struct Preview {
     pub to: String,
     /// Records with a value (every record counts, deleted ones too).
     pub with_value: i64,
+    /// Values that convert, lossy ones included.
     pub convertible: i64,
     pub invalid: i64,
     /// Records whose value does not convert: id and value as text.
     pub samples: Vec<(String, String)>,
+    /// Of the convertible values, those that lose information.
+    pub lossy: i64,
+    /// What a lossy value loses, in words; `None` when the conversion
+    /// cannot lose anything.
+    pub loses: Option<&'static str>,
+    /// Some of the lossy values.
+    pub lossy_samples: Vec<LossyValue>,
+    /// Records whose value from before the field's previous type change
+    /// comes back: this change undoes that one for the records whose value
+    /// did not change since.
+    pub restored: i64,
     /// Whether the column's storage type changes, rewriting the table.
     pub rewrites_table: bool,
+}
+
+/// A value a type change converts but loses information of.
+#[derive(Debug, Clone)]
+pub struct LossyValue {
+    pub record_id: String,
+    /// The value now, as text.
+    pub value: String,
+    /// The value it would become, as text.
+    pub converted: String,
+}
+
+/// A type change made: the field as it is now, and what the change did to
+/// the values (what a promotion reports of it).
+#[derive(Debug, Clone)]
+pub struct TypeChanged {
+    pub field: StoredField,
+    pub preview: Preview,
 }
 
 /// The workspace locked for a change, with its metadata as it stands.
@@ -512,7 +556,7 @@ async fn add_field(
     if let FieldKind::Lookup(lookup) = &kind {
         let target = state.object(&lookup.target, &[])?;
         ddl.push(" CONSTRAINT ")
-            .ident(&constraint_name(&object.table, &column, "fkey"));
+            .ident(&custom::index_name(&object.table, &column, "fkey"));
         ddl.push(" REFERENCES ")
             .table(target.schema_in(schema), &target.table)
             .push(" (id)");
@@ -1073,18 +1117,20 @@ pub async fn rename_field(
         ddl.execute(conn).await?;
         for suffix in ["key", "idx"] {
             let mut rename = Sql::raw("ALTER INDEX IF EXISTS ");
-            rename.table(target.schema, &constraint_name(&table, &old_column, suffix));
+            rename.table(target.schema, &custom::index_name(&table, &old_column, suffix));
             rename
                 .push(" RENAME TO ")
-                .ident(&constraint_name(&table, &new_column, suffix));
+                .ident(&custom::index_name(&table, &new_column, suffix));
             rename.execute(conn).await?;
         }
         if before.r#type == "LOOKUP" {
             let mut rename = alter_table(target.schema, &table);
             rename
                 .push(" RENAME CONSTRAINT ")
-                .ident(&constraint_name(&table, &old_column, "fkey"));
-            rename.push(" TO ").ident(&constraint_name(&table, &new_column, "fkey"));
+                .ident(&custom::index_name(&table, &old_column, "fkey"));
+            rename
+                .push(" TO ")
+                .ident(&custom::index_name(&table, &new_column, "fkey"));
             rename.execute(conn).await?;
         }
         update_row(
@@ -1128,24 +1174,26 @@ pub async fn preview_type_change(
         model: custom.model()?,
         custom,
     };
-    let (object_def, field, _) = state.custom_field(object, name)?;
+    let (object_def, field, stored) = state.custom_field(object, name)?;
     let kind = new_kind(&field, change)?;
-    preview(conn, schema, &object_def, &field, &kind).await
+    let retype = Retype::new(conn, schema, &object_def.table, stored.id, &field, &kind).await?;
+    preview(conn, &object_def, &retype).await
 }
 
-async fn preview(
-    conn: &mut AsyncPgConnection,
-    schema: &str,
-    object: &ObjectDef,
-    field: &FieldDef,
-    kind: &FieldKind,
-) -> Result<Preview> {
+/// Counts what a type change does to each record's value: converts it
+/// exactly, loses information of it, cannot convert it, or gives back its
+/// value from before the type change it undoes.
+async fn preview(conn: &mut AsyncPgConnection, object: &ObjectDef, retype: &Retype<'_>) -> Result<Preview> {
     #[derive(diesel::QueryableByName)]
     struct Counts {
         #[diesel(sql_type = BigInt)]
         with_value: i64,
         #[diesel(sql_type = BigInt)]
         invalid: i64,
+        #[diesel(sql_type = BigInt)]
+        lossy: i64,
+        #[diesel(sql_type = BigInt)]
+        restored: i64,
     }
     #[derive(diesel::QueryableByName)]
     struct Sample {
@@ -1154,43 +1202,105 @@ async fn preview(
         #[diesel(sql_type = Text)]
         value: String,
     }
+    #[derive(diesel::QueryableByName)]
+    struct Lossy {
+        #[diesel(sql_type = Text)]
+        id: String,
+        #[diesel(sql_type = Text)]
+        value: String,
+        #[diesel(sql_type = Text)]
+        converted: String,
+    }
+    let (schema, field, kind) = (retype.schema, retype.field, retype.kind);
     let converted = conversion(field, kind).map_err(|why| CrmError::bad_input(&["newType"], why))?;
+    let restorable = retype.restorable();
+    let mut kept = Sql::raw(" AND NOT (");
+    kept.append(&restorable).push(")");
     let mut invalid = Sql::new();
     invalid
         .ident(&field.column)
         .push(" IS NOT NULL AND (")
         .append(&converted)
-        .push(") IS NULL");
+        .push(") IS NULL")
+        .append(&kept);
+    let loss = conversion::loss(field, kind);
+    let mut lossy = Sql::new();
+    match &loss {
+        Some((lost, _)) => {
+            lossy
+                .ident(&field.column)
+                .push(" IS NOT NULL AND (")
+                .append(&converted)
+                .push(") IS NOT NULL AND (");
+            lossy.append(lost).push(")").append(&kept);
+        }
+        None => {
+            lossy.push("false");
+        }
+    }
+    let from = |sql: &mut Sql| {
+        sql.push(" FROM ").table(schema, &object.table).push(" AS t");
+    };
     let mut counts = Sql::raw("SELECT count(*) FILTER (WHERE ");
     counts
         .ident(&field.column)
         .push(" IS NOT NULL) AS with_value, count(*) FILTER (WHERE ");
-    counts
-        .append(&invalid)
-        .push(") AS invalid FROM ")
-        .table(schema, &object.table);
+    counts.append(&invalid).push(") AS invalid, count(*) FILTER (WHERE ");
+    counts.append(&lossy).push(") AS lossy, count(*) FILTER (WHERE ");
+    counts.append(&restorable).push(") AS restored");
+    from(&mut counts);
     let counts: Vec<Counts> = counts.load(conn).await?;
-    let counts = counts.first().map(|c| (c.with_value, c.invalid)).unwrap_or((0, 0));
-    let mut samples = Sql::raw("SELECT id::text AS id, ");
-    samples
-        .append(&text_of(field))
-        .push(" AS value FROM ")
-        .table(schema, &object.table);
+    let (with_value, invalid_count, lossy_count, restored) = counts
+        .first()
+        .map(|c| (c.with_value, c.invalid, c.lossy, c.restored))
+        .unwrap_or_default();
+    let mut samples = Sql::raw("SELECT t.id::text AS id, ");
+    samples.append(&text_of(field)).push(" AS value");
+    from(&mut samples);
     samples
         .push(" WHERE ")
         .append(&invalid)
-        .push(" ORDER BY id LIMIT ")
+        .push(" ORDER BY t.id LIMIT ")
         .push(&SAMPLES.to_string());
-    let samples: Vec<Sample> = samples.load(conn).await?;
+    let samples: Vec<Sample> = if invalid_count > 0 {
+        samples.load(conn).await?
+    } else {
+        Vec::new()
+    };
+    let lossy_samples: Vec<Lossy> = if lossy_count > 0 {
+        let mut query = Sql::raw("SELECT t.id::text AS id, ");
+        query.append(&text_of(field)).push(" AS value, to_jsonb(");
+        query.append(&converted).push(") #>> '{}' AS converted");
+        from(&mut query);
+        query
+            .push(" WHERE ")
+            .append(&lossy)
+            .push(" ORDER BY t.id LIMIT ")
+            .push(&SAMPLES.to_string());
+        query.load(conn).await?
+    } else {
+        Vec::new()
+    };
     Ok(Preview {
         object: object.name.clone(),
         field: field.name.clone(),
         from: field.kind.type_name().into(),
         to: kind.type_name().into(),
-        with_value: counts.0,
-        convertible: counts.0 - counts.1,
-        invalid: counts.1,
+        with_value,
+        convertible: with_value - invalid_count,
+        invalid: invalid_count,
         samples: samples.into_iter().map(|s| (s.id, s.value)).collect(),
+        lossy: lossy_count,
+        loses: loss.map(|(_, what)| what),
+        lossy_samples: lossy_samples
+            .into_iter()
+            .map(|s| LossyValue {
+                record_id: s.id,
+                value: s.value,
+                converted: s.converted,
+            })
+            .collect(),
+        restored,
         rewrites_table: custom::column_type(&field.kind) != custom::column_type(kind),
     })
 }
@@ -1215,19 +1325,24 @@ fn new_kind(field: &FieldDef, change: &TypeChange) -> Result<FieldKind> {
 }
 
 /// Changes a custom field's type, converting its values. Values that do
-/// not convert refuse the change (`FAIL`) or are cleared (`SET_NULL`).
+/// not convert refuse the change (`FAIL`) or are cleared (`SET_NULL`);
+/// values that would lose information refuse it unless accepted. Every
+/// value it changes is kept, so changing the type back restores the
+/// records not changed since.
 pub async fn change_type(
     conn: &mut AsyncPgConnection,
     target: &Target<'_>,
     object: &str,
     name: &str,
     change: TypeChange,
-) -> Result<StoredField> {
+) -> Result<TypeChanged> {
     conn.transaction::<_, CrmError, _>(async |conn| {
         let mut state = State::lock(conn, target.schema).await?;
         let (object_def, field, before) = state.custom_field(object, name)?;
         let kind = new_kind(&field, &change)?;
-        let preview = preview(conn, target.schema, &object_def, &field, &kind).await?;
+        let table = object_def.table.clone();
+        let retype = Retype::new(conn, target.schema, &table, before.id, &field, &kind).await?;
+        let preview = preview(conn, &object_def, &retype).await?;
         if preview.invalid > 0 && (change.on_invalid == OnInvalid::Fail || field.required) {
             let why = if field.required {
                 "the field is required, so they cannot be cleared: make it optional first"
@@ -1244,16 +1359,29 @@ pub async fn change_type(
                 sample_ids: preview.samples.iter().map(|s| s.0.clone()).collect(),
             });
         }
-        let table = object_def.table.clone();
+        if preview.lossy > 0 && change.on_lossy == OnLossy::Refuse {
+            return Err(CrmError::LossyChange {
+                message: format!(
+                    "{}; pass onLossy: ACCEPT to convert them anyway",
+                    lossy_summary(&preview, &field.label)
+                ),
+                field: vec!["onLossy".into()],
+                count: preview.lossy,
+                sample_ids: preview.lossy_samples.iter().map(|s| s.record_id.clone()).collect(),
+            });
+        }
         let unique = before.is_unique && check_flags(&kind, true, false, &None, &|_| vec![]).is_ok();
         let indexed = before.indexed && check_flags(&kind, false, true, &None, &|_| vec![]).is_ok();
+        let converted = conversion(&field, &kind).map_err(|why| CrmError::bad_input(&["newType"], why))?;
+        // The version `finish` gives this change names its kept values.
+        let version = state.version + 1;
+        retype.keep(conn, version, &converted, preview.rewrites_table).await?;
         drop_indexes(conn, target.schema, &table, &field.column).await?;
         if before.default_value.is_some() {
             let mut ddl = alter_table(target.schema, &table);
             ddl.push(" ALTER COLUMN ").ident(&field.column).push(" DROP DEFAULT");
             ddl.execute(conn).await?;
         }
-        let converted = conversion(&field, &kind).map_err(|why| CrmError::bad_input(&["newType"], why))?;
         if preview.rewrites_table {
             let mut ddl = alter_table(target.schema, &table);
             ddl.push(" ALTER COLUMN ").ident(&field.column).push(" TYPE ");
@@ -1277,6 +1405,7 @@ pub async fn change_type(
             update.append(&converted).push(")");
             update.execute(conn).await?;
         }
+        retype.restore(conn, version).await?;
         let mut changed = field.clone();
         changed.kind = kind.clone();
         changed.unique = unique;
@@ -1308,14 +1437,32 @@ pub async fn change_type(
             Some(&after),
             true,
             format!(
-                "changed the type of {object}.{name} from {} to {} ({} values cleared)",
-                preview.from, preview.to, preview.invalid
+                "changed the type of {object}.{name} from {} to {} ({} values cleared, {} lossy, {} restored)",
+                preview.from, preview.to, preview.invalid, preview.lossy, preview.restored
             ),
         );
         finish(conn, target, &mut state, record).await?;
-        Ok(after)
+        Ok(TypeChanged { field: after, preview })
     })
     .await
+}
+
+/// The lossy values of a type change in words: how many, what they lose,
+/// and one of them (`1 of 2 Closed at values would lose the time of day
+/// converting to DATE, e.g. 2026-03-01T15:45:30Z → 2026-03-01`).
+pub fn lossy_summary(preview: &Preview, label: &str) -> String {
+    let example = preview
+        .lossy_samples
+        .first()
+        .map(|s| format!(", e.g. {} → {}", s.value, s.converted))
+        .unwrap_or_default();
+    format!(
+        "{} of {} {label} values would lose {} converting to {}{example}",
+        preview.lossy,
+        preview.with_value,
+        preview.loses.unwrap_or("information"),
+        preview.to
+    )
 }
 
 /// Hides a custom field from the API at once; its column keeps the data
@@ -1421,6 +1568,7 @@ pub async fn purge_field(
         let mut ddl = alter_table(target.schema, &table);
         ddl.push(" DROP COLUMN ").ident(&before.column_name);
         ddl.execute(conn).await?;
+        conversion::forget(conn, target.schema, vec![before.id]).await?;
         let mut delete = Sql::raw("DELETE FROM ");
         delete
             .table(target.schema, "custom_field")
@@ -1554,7 +1702,9 @@ async fn create_table(conn: &mut AsyncPgConnection, schema: &str, table: &str) -
          created_by uuid REFERENCES crm_system.users (id), \
          name text NOT NULL CHECK (length(name) BETWEEN 1 AND 255), CONSTRAINT ",
     );
-    ddl.ident(&constraint_name(table, "external_id", "key"))
+    // The standard columns' names are the ones Postgres gives, as on the
+    // standard objects' tables.
+    ddl.ident(&format!("{table}_external_id_key"))
         .push(" UNIQUE (external_id))");
     ddl.execute(conn).await?;
     for (columns, suffix) in [
@@ -1763,6 +1913,8 @@ pub async fn purge_object(conn: &mut AsyncPgConnection, target: &Target<'_>, nam
         let mut drop = Sql::raw("DROP TABLE ");
         drop.table(target.schema, &before.table_name);
         drop.execute(conn).await?;
+        let fields = state.custom.fields.iter().filter(|f| f.object == name).map(|f| f.id);
+        conversion::forget(conn, target.schema, fields.collect()).await?;
         let mut fields = Sql::raw("DELETE FROM ");
         fields
             .table(target.schema, "custom_field")
@@ -1801,20 +1953,16 @@ fn alter_table(schema: &str, table: &str) -> Sql {
     sql
 }
 
-/// `<table>_<column>_<suffix>`, the name Postgres would give, which
-/// `records::write` reads back to name the field of a violation.
-fn constraint_name(table: &str, column: &str, suffix: &str) -> String {
-    format!("{table}_{column}_{suffix}")
-}
-
-/// The indexes a field's settings ask for: unique (`_key`), or for
-/// filters and sorts (`_idx`: `(column, id)` for keyset pages, GIN for
-/// lists and JSON); lookups always have one.
+/// The indexes a field's settings ask for: unique (`key`), or for
+/// filters and sorts (`idx`: `(column, id)` for keyset pages, GIN for
+/// lists and JSON); lookups always have one. Named by
+/// [`custom::index_name`], which `drop_indexes`, a rename and
+/// `records::write` (naming the field of a violation) compute again.
 async fn create_indexes(conn: &mut AsyncPgConnection, schema: &str, table: &str, field: &FieldDef) -> Result<()> {
     let mut ddl = Sql::new();
     if field.unique {
         ddl.push("CREATE UNIQUE INDEX ")
-            .ident(&constraint_name(table, &field.column, "key"));
+            .ident(&custom::index_name(table, &field.column, "key"));
         ddl.push(" ON ")
             .table(schema, table)
             .push(" (")
@@ -1822,7 +1970,7 @@ async fn create_indexes(conn: &mut AsyncPgConnection, schema: &str, table: &str,
             .push(")");
     } else if field.indexed {
         ddl.push("CREATE INDEX ")
-            .ident(&constraint_name(table, &field.column, "idx"));
+            .ident(&custom::index_name(table, &field.column, "idx"));
         ddl.push(" ON ").table(schema, table);
         match field.kind {
             FieldKind::MultiPicklist(_) | FieldKind::Json => ddl.push(" USING gin (").ident(&field.column).push(")"),
@@ -1836,10 +1984,12 @@ async fn create_indexes(conn: &mut AsyncPgConnection, schema: &str, table: &str,
     Ok(())
 }
 
+/// Drops a field's indexes, by the names `create_indexes` gave them: only
+/// this field's, however long its name.
 async fn drop_indexes(conn: &mut AsyncPgConnection, schema: &str, table: &str, column: &str) -> Result<()> {
     for suffix in ["key", "idx"] {
         let mut ddl = Sql::raw("DROP INDEX IF EXISTS ");
-        ddl.table(schema, &constraint_name(table, column, suffix));
+        ddl.table(schema, &custom::index_name(table, column, suffix));
         ddl.execute(conn).await?;
     }
     Ok(())
@@ -1949,186 +2099,4 @@ fn literal(kind: &FieldKind, value: &Json) -> Result<Sql> {
         }
     }
     Ok(sql)
-}
-
-/// A field's value as text, for conversions and samples.
-fn text_of(field: &FieldDef) -> Sql {
-    let mut sql = Sql::new();
-    match field.kind {
-        FieldKind::DateTime => {
-            sql.push("to_char(").ident(&field.column);
-            sql.push(" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')");
-        }
-        FieldKind::MultiPicklist(_) => {
-            sql.push("array_to_string(").ident(&field.column).push(", ';')");
-        }
-        FieldKind::Json => {
-            sql.push("CASE WHEN jsonb_typeof(")
-                .ident(&field.column)
-                .push(") = 'string' THEN ");
-            sql.ident(&field.column)
-                .push(" #>> '{}' ELSE ")
-                .ident(&field.column)
-                .push("::text END");
-        }
-        FieldKind::Text
-        | FieldKind::Email
-        | FieldKind::Url
-        | FieldKind::Phone
-        | FieldKind::LongText
-        | FieldKind::Picklist(_) => {
-            sql.ident(&field.column);
-        }
-        _ => {
-            sql.ident(&field.column).push("::text");
-        }
-    }
-    sql
-}
-
-/// The expression converting `field`'s column to `kind`: the new value,
-/// or NULL where the old one does not convert.
-fn conversion(field: &FieldDef, kind: &FieldKind) -> std::result::Result<Sql, String> {
-    if matches!(field.kind, FieldKind::Lookup(_)) || matches!(kind, FieldKind::Lookup(_)) {
-        return Err("a lookup's type cannot change: add a new field instead".into());
-    }
-    let column = || {
-        let mut sql = Sql::new();
-        sql.ident(&field.column);
-        sql
-    };
-    let txt = || {
-        let mut sql = Sql::raw("btrim(");
-        sql.append(&text_of(field)).push(")");
-        sql
-    };
-    // CASE WHEN <valid> THEN <value> END
-    let when = |valid: Sql, value: Sql| {
-        let mut sql = Sql::raw("CASE WHEN ");
-        sql.append(&valid).push(" THEN ").append(&value).push(" END");
-        sql
-    };
-    let castable = |target: &str, cast: &str| {
-        let mut valid = Sql::raw("crm_system.convertible(");
-        valid.append(&txt()).push(", '").push(target).push("')");
-        let mut value = txt();
-        value.push("::").push(cast);
-        when(valid, value)
-    };
-    let numeric = field.kind.is_decimal() || field.kind == FieldKind::Integer;
-    Ok(match kind {
-        FieldKind::Text | FieldKind::LongText | FieldKind::Phone => {
-            let max = custom::max_length(kind).unwrap_or(255);
-            let mut valid = Sql::raw("char_length(");
-            valid.append(&text_of(field)).push(") <= ").push(&max.to_string());
-            when(valid, text_of(field))
-        }
-        FieldKind::Email => {
-            let mut valid = Sql::raw("char_length(");
-            valid.append(&txt()).push(") <= 320 AND ").append(&txt());
-            valid.push(" ~ '^[^@[:space:]]+@[^@[:space:].]+(\\.[^@[:space:].]+)+$'");
-            when(valid, txt())
-        }
-        FieldKind::Url => {
-            let mut valid = Sql::raw("char_length(");
-            valid
-                .append(&txt())
-                .push(") <= 2048 AND ")
-                .append(&txt())
-                .push(" !~ '[[:space:]]' AND (");
-            valid
-                .append(&txt())
-                .push(" LIKE '%.%' OR ")
-                .append(&txt())
-                .push(" LIKE '%://%')");
-            when(valid, txt())
-        }
-        FieldKind::Integer if numeric => {
-            let mut valid = column();
-            valid
-                .push(" = trunc(")
-                .append(&column())
-                .push(") AND ")
-                .append(&column());
-            valid.push(" BETWEEN -2147483648 AND 2147483647");
-            let mut value = column();
-            value.push("::integer");
-            when(valid, value)
-        }
-        FieldKind::Integer if field.kind == FieldKind::Boolean => {
-            let mut sql = Sql::raw("CASE WHEN ");
-            sql.append(&column()).push(" THEN 1 ELSE 0 END");
-            sql
-        }
-        FieldKind::Integer => castable("integer", "integer"),
-        FieldKind::Decimal | FieldKind::Currency | FieldKind::Percent if numeric => {
-            let mut valid = Sql::raw("abs(");
-            valid.append(&column()).push(") < 1e16");
-            let mut value = column();
-            value.push("::numeric(18, 2)");
-            when(valid, value)
-        }
-        FieldKind::Decimal | FieldKind::Currency | FieldKind::Percent if field.kind == FieldKind::Boolean => {
-            let mut sql = Sql::raw("CASE WHEN ");
-            sql.append(&column()).push(" THEN 1 ELSE 0 END::numeric(18, 2)");
-            sql
-        }
-        FieldKind::Decimal | FieldKind::Currency | FieldKind::Percent => castable("numeric", "numeric(18, 2)"),
-        FieldKind::Boolean if numeric => {
-            let mut sql = Sql::raw("(");
-            sql.append(&column()).push(" <> 0)");
-            sql
-        }
-        FieldKind::Boolean => castable("boolean", "boolean"),
-        FieldKind::Date if field.kind == FieldKind::DateTime => {
-            let mut sql = Sql::raw("(");
-            sql.append(&column()).push(" AT TIME ZONE 'UTC')::date");
-            sql
-        }
-        FieldKind::Date => castable("date", "date"),
-        FieldKind::DateTime if field.kind == FieldKind::Date => {
-            let mut sql = Sql::raw("(");
-            sql.append(&column()).push("::timestamp AT TIME ZONE 'UTC')");
-            sql
-        }
-        FieldKind::DateTime => castable("timestamptz", "timestamptz"),
-        FieldKind::Picklist(options) => option_of(txt(), options),
-        FieldKind::MultiPicklist(options) => {
-            let mut sql = Sql::raw("CASE WHEN (");
-            sql.append(&option_of(txt(), options)).push(") IS NOT NULL THEN ARRAY[");
-            sql.append(&option_of(txt(), options)).push("] END");
-            sql
-        }
-        FieldKind::Json if field.kind == FieldKind::Json => column(),
-        FieldKind::Json if numeric || field.kind == FieldKind::Boolean => {
-            let mut sql = Sql::raw("to_jsonb(");
-            sql.append(&column()).push(")");
-            sql
-        }
-        FieldKind::Json => {
-            let mut sql = Sql::raw("to_jsonb(");
-            sql.append(&text_of(field)).push(")");
-            sql
-        }
-        FieldKind::Id | FieldKind::Lookup(_) => return Err("a field cannot become an id or a lookup".into()),
-    })
-}
-
-/// The picklist value `text` names, by value or (case-insensitively) by
-/// label; NULL when it names none.
-fn option_of(text: Sql, options: &[PicklistOption]) -> Sql {
-    let mut sql = Sql::raw("CASE");
-    for option in options {
-        sql.push(" WHEN ")
-            .append(&text)
-            .push(" = ")
-            .string_literal(&option.value);
-        sql.push(" OR lower(")
-            .append(&text)
-            .push(") = lower(")
-            .string_literal(&option.label);
-        sql.push(") THEN ").string_literal(&option.value);
-    }
-    sql.push(" END");
-    sql
 }

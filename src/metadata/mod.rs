@@ -7,6 +7,7 @@
 //! into the same shapes, and [`change`] makes them.
 
 pub mod change;
+mod conversion;
 pub mod custom;
 pub mod replay;
 pub mod standard;

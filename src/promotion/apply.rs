@@ -15,7 +15,7 @@ use crate::audit::{self, Action as AuditAction};
 use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
 use crate::metadata::change::{
-    self, FieldPatch, FieldSpec, ObjectPatch, ObjectSpec, OnInvalid, OptionSpec, Target, TypeChange,
+    self, FieldPatch, FieldSpec, ObjectPatch, ObjectSpec, OnInvalid, OnLossy, OptionSpec, Preview, Target, TypeChange,
 };
 use crate::metadata::custom::{parse_options, Customizations};
 
@@ -80,16 +80,22 @@ pub enum Side {
     Target,
 }
 
-/// What a change does to the target's existing records.
+/// What a change does to the target's existing records: why they refuse
+/// it, or (`lossy`) the information a type change applied to them loses.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DataImpact {
     pub message: String,
     /// The property concerned (`required`, `type`, `options`, …).
     pub path: Vec<String>,
-    /// Records that violate the change, when it is about records.
+    /// Records that violate the change (or lose information), when it is
+    /// about records.
     pub count: Option<i64>,
     pub sample_ids: Vec<String>,
+    /// The change applies, but `count` values lose information: the
+    /// promotion needs `allow_lossy`.
+    #[serde(default)]
+    pub lossy: bool,
 }
 
 /// One property of a change: base, changed, and the target's now.
@@ -289,27 +295,30 @@ pub async fn run(
         let before = parsed.as_ref();
         let tried = conn
             .transaction::<_, CrmError, _>(async |conn| {
-                make(conn, target, entry).await?;
-                match before {
+                let lossy = make(conn, target, entry).await?;
+                let schema = match before {
                     Some(before) if entry.change.kind.in_schema() => {
                         let text = schema_sdl(conn, target.schema).await?;
                         let after = sdl::Schema::parse(&text);
-                        Ok(Some((sdl::changes(before, &after), text, after)))
+                        Some((sdl::changes(before, &after), text, after))
                     }
-                    _ => Ok(None),
-                }
+                    _ => None,
+                };
+                Ok((schema, lossy))
             })
             .await;
         match tried {
-            Ok(Some((changes, text, after))) => {
-                entry.api_impact = sdl::level_of(&changes);
-                entry.sdl_changes = changes;
-                parsed = Some(after);
-                if let Some(now) = schema_now.as_deref_mut() {
-                    *now = text;
+            Ok((schema, lossy)) => {
+                entry.data_impact = lossy;
+                if let Some((changes, text, after)) = schema {
+                    entry.api_impact = sdl::level_of(&changes);
+                    entry.sdl_changes = changes;
+                    parsed = Some(after);
+                    if let Some(now) = schema_now.as_deref_mut() {
+                        *now = text;
+                    }
                 }
             }
-            Ok(None) => {}
             Err(err) => match impact(&err) {
                 Some(impact) => {
                     entry.status = Status::Fails;
@@ -344,6 +353,12 @@ fn impact(err: &CrmError) -> Option<DataImpact> {
             sample_ids,
             ..
         } => (field.clone(), Some(*count), sample_ids.clone()),
+        CrmError::LossyChange {
+            field,
+            count,
+            sample_ids,
+            ..
+        } => (field.clone(), Some(*count), sample_ids.clone()),
         CrmError::BadUserInput { field, .. } => (field.clone(), None, Vec::new()),
         CrmError::Conflict(_) | CrmError::NotFound { .. } | CrmError::VersionConflict { .. } => {
             (Vec::new(), None, Vec::new())
@@ -355,21 +370,41 @@ fn impact(err: &CrmError) -> Option<DataImpact> {
         path,
         count,
         sample_ids,
+        lossy: false,
+    })
+}
+
+/// The values a type change made lose information of, as its data impact.
+fn lossy_impact(target: &str, preview: &Preview) -> Option<DataImpact> {
+    (preview.lossy > 0).then(|| DataImpact {
+        message: format!(
+            "{}: pass allowLossy to apply it (their old values are kept; a revert brings them back)",
+            change::lossy_summary(preview, target)
+        ),
+        path: vec!["type".into()],
+        count: Some(preview.lossy),
+        sample_ids: preview.lossy_samples.iter().map(|s| s.record_id.clone()).collect(),
+        lossy: true,
     })
 }
 
 /// Brings the target's item from what it is to what the entry wants.
-async fn make(conn: &mut AsyncPgConnection, target: &Target<'_>, entry: &Entry) -> Result<()> {
+/// Returns what a type change it made lost of the records' values.
+async fn make(conn: &mut AsyncPgConnection, target: &Target<'_>, entry: &Entry) -> Result<Option<DataImpact>> {
     let desired = entry
         .desired
         .as_ref()
         .ok_or_else(|| CrmError::internal("a ready change has no desired state"))?;
     let current = entry.current.as_ref();
     match entry.change.kind {
-        Kind::Object => object(conn, target, current, desired, &entry.change.id).await,
+        Kind::Object => object(conn, target, current, desired, &entry.change.id)
+            .await
+            .map(|()| None),
         Kind::Field => field(conn, target, current, desired, &entry.change).await,
-        Kind::Pipeline | Kind::Stage => configuration(conn, target, current, desired, &entry.change).await,
-        Kind::Settings => settings(conn, target, desired).await,
+        Kind::Pipeline | Kind::Stage => configuration(conn, target, current, desired, &entry.change)
+            .await
+            .map(|()| None),
+        Kind::Settings => settings(conn, target, desired).await.map(|()| None),
     }
 }
 
@@ -426,13 +461,16 @@ async fn object(
     Ok(())
 }
 
+/// A custom field: made through the metadata changes. A type change is
+/// made even when it loses information of values; what it loses is
+/// returned, and the promotion refuses it unless allowed.
 async fn field(
     conn: &mut AsyncPgConnection,
     target: &Target<'_>,
     current: Option<&Item>,
     desired: &Json,
     change: &Change,
-) -> Result<()> {
+) -> Result<Option<DataImpact>> {
     let object = text(desired, "object");
     let Some(current) = current else {
         let made = change::create_field(conn, target, &object, field_spec(desired)).await?;
@@ -440,15 +478,16 @@ async fn field(
         if deleted(desired) {
             change::delete_field(conn, target, &object, &made.name).await?;
         }
-        return Ok(());
+        return Ok(None);
     };
     let mut name = text(&current.state, "name");
     // Whether a restore, rename or type change made the field differ from
     // `current` in more than the property it set.
     let mut reshaped = false;
+    let mut lossy = None;
     match (deleted(&current.state), deleted(desired)) {
-        (true, true) => return Ok(()),
-        (false, true) => return change::delete_field(conn, target, &object, &name).await.map(drop),
+        (true, true) => return Ok(None),
+        (false, true) => return change::delete_field(conn, target, &object, &name).await.map(|_| None),
         (true, false) => {
             change::restore_field(conn, target, &object, &name).await?;
             reshaped = true;
@@ -467,8 +506,10 @@ async fn field(
             type_name: text(desired, "type"),
             options: parse_options(&desired["options"]),
             on_invalid: OnInvalid::Fail,
+            on_lossy: OnLossy::Accept,
         };
-        change::change_type(conn, target, &object, &name, type_change).await?;
+        let changed = change::change_type(conn, target, &object, &name, type_change).await?;
+        lossy = lossy_impact(&change.target, &changed.preview);
     }
     // What restore, rename and type change left.
     let now = if reshaped {
@@ -500,7 +541,7 @@ async fn field(
     if !empty {
         change::update_field(conn, target, &object, &name, patch).await?;
     }
-    Ok(())
+    Ok(lossy)
 }
 
 fn field_spec(state: &Json) -> FieldSpec {

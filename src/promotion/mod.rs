@@ -8,9 +8,10 @@
 //! refuses and what each change does to the GraphQL schema is known before
 //! anything commits. A diff and a dry run roll the transaction back; a
 //! promotion commits it only when nothing conflicts, fails, or breaks
-//! clients unless allowed. Each promotion is stored with the state of
-//! every item before and after, so it can be reverted; deleted fields keep
-//! their data, so a revert brings it back.
+//! clients or loses information of values unless allowed. Each promotion
+//! is stored with the state of every item before and after, so it can be
+//! reverted; deleted fields keep their data, and a type change keeps the
+//! values it converted, so a revert brings them back.
 
 pub mod apply;
 pub mod changeset;
@@ -75,6 +76,9 @@ pub struct Options {
     pub expected_version: Option<i32>,
     /// Apply changes that break existing GraphQL clients.
     pub allow_breaking: bool,
+    /// Apply type changes that lose information of existing values (their
+    /// old values are kept, so a revert brings them back).
+    pub allow_lossy: bool,
     /// How conflicts are resolved, by change key.
     pub resolutions: Vec<(String, Side)>,
 }
@@ -103,6 +107,8 @@ pub struct Report {
     pub conflicts: usize,
     pub failures: usize,
     pub breaking: usize,
+    /// Type changes that lose information of existing values.
+    pub lossy: usize,
     /// Why it cannot be (or was not) applied; empty when it can.
     pub blockers: Vec<String>,
     /// After a promotion, whether the sandbox now has production's
@@ -184,6 +190,10 @@ async fn promote(
     let conflicts = count(Status::Conflict);
     let failures = count(Status::Fails);
     let breaking = entries.iter().filter(|e| e.api_impact == Level::Breaking).count();
+    let lossy = entries
+        .iter()
+        .filter(|e| e.status == Status::Ready && e.data_impact.as_ref().is_some_and(|d| d.lossy))
+        .count();
     let mut blockers = Vec::new();
     if conflicts > 0 {
         blockers.push(format!(
@@ -200,6 +210,13 @@ async fn promote(
     if breaking > 0 && !options.allow_breaking && !matches!(source, Source::Revert(_)) {
         blockers.push(format!(
             "{breaking} change(s) break existing GraphQL clients: pass allowBreaking to apply them"
+        ));
+    }
+    // A revert too: the values it would lose are not the ones it restores.
+    if lossy > 0 && !options.allow_lossy {
+        blockers.push(format!(
+            "{lossy} type change(s) lose information of {workspace}'s values (see their dataImpact): pass allowLossy \
+             to apply them"
         ));
     }
     if count(Status::Ready) == 0 && blockers.is_empty() {
@@ -223,6 +240,7 @@ async fn promote(
         conflicts,
         failures,
         breaking,
+        lossy,
         blockers,
         rebased: None,
         changes: entries,

@@ -146,7 +146,12 @@ fn change(out: &mut String, entry: &Entry, paint: Paint) {
         } else {
             format!(" (e.g. {})", data.sample_ids.join(", "))
         };
-        let _ = writeln!(out, "      {} {}{samples}", paint.red("refused:"), data.message);
+        let label = if data.lossy {
+            paint.yellow("lossy:")
+        } else {
+            paint.red("refused:")
+        };
+        let _ = writeln!(out, "      {label} {}{samples}", data.message);
     }
     for sdl in entry.sdl_changes.iter().filter(|c| c.level != Level::Safe) {
         let _ = writeln!(out, "      {} {}", paint.level(sdl.level).trim_end(), sdl.message);

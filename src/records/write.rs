@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{into_record, projection, FieldSet, Record, Table, T};
 use crate::db::sql::{Bind, JsonRow, Sql};
 use crate::error::{CrmError, Result};
-use crate::metadata::{FieldDef, Model, ObjectDef};
+use crate::metadata::{custom, FieldDef, Model, ObjectDef};
 use diesel_async::AsyncPgConnection;
 
 /// A field and the value to store in it.
@@ -293,12 +293,21 @@ fn constraint_error(err: DieselError, object: &ObjectDef, path: &[String]) -> Cr
             return object.fields.iter().find(|f| f.column == column);
         }
         let constraint = constraint?;
-        // Postgres names column constraints `<table>_<column>_<kind>`.
-        object
-            .fields
-            .iter()
-            .filter(|f| constraint.starts_with(&format!("{}_{}_", object.table, f.column)))
-            .max_by_key(|f| f.column.len())
+        // A custom field's indexes and foreign key are named by
+        // `custom::index_name`; the standard tables' constraints have the
+        // names Postgres gives, `<table>_<column>_<kind>`.
+        let custom = object.fields.iter().filter(|f| f.custom).find(|f| {
+            ["key", "idx", "fkey"]
+                .iter()
+                .any(|suffix| custom::index_name(&object.table, &f.column, suffix) == constraint)
+        });
+        custom.or_else(|| {
+            object
+                .fields
+                .iter()
+                .filter(|f| constraint.starts_with(&format!("{}_{}_", object.table, f.column)))
+                .max_by_key(|f| f.column.len())
+        })
     };
     let field = field_of(info.constraint_name(), info.column_name());
     let at = |field: Option<&FieldDef>| -> Vec<String> {

@@ -1,0 +1,2 @@
+DROP TABLE converted_value;
+DROP TABLE field_conversion;
