@@ -34,9 +34,13 @@ pub struct Config {
     /// Origins browsers may call the API from (`https://app.example.com`);
     /// none by default: only same-origin pages such as the playground.
     pub cors_origins: Vec<String>,
-    /// Requests per second one API token may make (twice that in a burst);
-    /// 0 turns the limit off.
+    /// Requests per second one API token may make (twice that in a burst),
+    /// counted once its secret is verified; 0 turns the limit off.
     pub rate_limit: u32,
+    /// Failed authentications (missing, unknown or wrong tokens) one client
+    /// address may make per minute, all at once or spread out; past it
+    /// they get 429 instead of 401. 0 turns the limit off.
+    pub auth_failure_limit: u32,
     /// The address clients reach the server at (`https://crm.example.com`),
     /// for URLs the API gives out (sandbox endpoints); when unset, the
     /// address each request was sent to.
@@ -58,6 +62,7 @@ impl Default for Config {
             introspection: true,
             cors_origins: Vec::new(),
             rate_limit: 200,
+            auth_failure_limit: 30,
             public_url: None,
         }
     }

@@ -51,7 +51,8 @@ pub enum CrmError {
     /// `users.manage` …).
     #[error("{message}")]
     Forbidden { permission: String, message: String },
-    /// Too many requests with one token in a short time: HTTP 429.
+    /// Too many requests with one token, or too many failed
+    /// authentications from one address, in a short time: HTTP 429.
     #[error("{0}")]
     RateLimited(String),
     /// The query asks for more work than the server allows.

@@ -265,9 +265,12 @@ struct ServeArgs {
     /// comma-separated list in the variable. None by default.
     #[arg(long = "cors-origin", env = "CRM_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
-    /// Requests per second per API token (bursts of twice that); 0 is no limit.
+    /// Requests per second per API token (bursts of twice that), counted once the token is verified; 0 is no limit.
     #[arg(long, env = "CRM_RATE_LIMIT", default_value_t = 200)]
     rate_limit: u32,
+    /// Failed authentications per minute per client address (missing, unknown or wrong tokens); past it they get 429; 0 is no limit.
+    #[arg(long, env = "CRM_AUTH_FAILURE_LIMIT", default_value_t = 30)]
+    auth_failure_limit: u32,
     /// The address clients reach the server at (https://crm.example.com), for
     /// the sandbox endpoint URLs the API gives out; default: the request's Host.
     #[arg(long, env = "CRM_PUBLIC_URL")]
@@ -291,6 +294,7 @@ fn config(database: &DatabaseArgs, serve: Option<&ServeArgs>) -> Config {
         config.introspection = serve.introspection;
         config.cors_origins = serve.cors_origins.clone();
         config.rate_limit = serve.rate_limit;
+        config.auth_failure_limit = serve.auth_failure_limit;
         config.public_url = serve.public_url.clone();
     }
     config
