@@ -162,10 +162,7 @@ async fn serve_on(config: &Config, url: &str) -> anyhow::Result<()> {
     }
     println!("  Authenticate with the header  Authorization: Bearer <token>  (more tokens: crm token create)");
     println!("  Health: /healthz  Readiness: /readyz  Metrics: /metrics");
-    // Connected with its address: failed authentications count per client.
-    let router = crate::http::router(app).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown_signal())
+    crate::http::serve(listener, app, shutdown_signal())
         .await
         .context("serving HTTP")?;
     tracing::info!("stopped accepting requests; in-flight requests finished");

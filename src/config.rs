@@ -41,6 +41,22 @@ pub struct Config {
     /// address may make per minute, all at once or spread out; past it
     /// they get 429 instead of 401. 0 turns the limit off.
     pub auth_failure_limit: u32,
+    /// How long a client may take to send a request's line and headers,
+    /// from its first byte (or from connecting, for a connection's first
+    /// request); past it the connection is closed.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's whole body, from the
+    /// end of its headers; past it the request gets 408 `TIMEOUT`.
+    pub body_timeout: Duration,
+    /// How long a request may take from its headers to its response, the
+    /// body included; past it the request gets 503 `TIMEOUT`.
+    pub request_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request, or a
+    /// client may leave a response unread; past it the connection is closed.
+    pub idle_timeout: Duration,
+    /// Connections open at once; more wait (in the listen backlog) until
+    /// one closes. Kept below the process's open-file limit.
+    pub max_connections: usize,
     /// The address clients reach the server at (`https://crm.example.com`),
     /// for URLs the API gives out (sandbox endpoints); when unset, the
     /// address each request was sent to.
@@ -63,6 +79,11 @@ impl Default for Config {
             cors_origins: Vec::new(),
             rate_limit: 200,
             auth_failure_limit: 30,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 2048,
             public_url: None,
         }
     }

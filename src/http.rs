@@ -6,17 +6,22 @@
 //! 4xx for requests that fail before execution) and `application/json`
 //! otherwise (always 200 for a well-formed request).
 //!
-//! `rate_limit` bounds how often a token (or an address failing to
-//! authenticate) may call.
+//! `server` serves the router with limits on connections, `deadline` bounds
+//! how long a request may take, `rate_limit` how often a token (or an
+//! address failing to authenticate) may call.
 
+mod deadline;
 pub mod rate_limit;
+pub mod server;
+
+pub use server::serve;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_graphql::parser::types::OperationType;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -36,7 +41,6 @@ const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
 /// The whole HTTP surface of the server.
 pub fn router(app: Arc<App>) -> Router {
-    let body_limit = app.config.body_limit;
     let mut router = Router::new()
         .route("/", get(|| async { Redirect::temporary("/graphql") }))
         .route("/graphql", get(graphql_get).post(graphql_post))
@@ -49,7 +53,10 @@ pub fn router(app: Arc<App>) -> Router {
         router = router.layer(cors);
     }
     router
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            deadline::request_deadline,
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let id = request
@@ -91,7 +98,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-async fn graphql_post(State(app): State<Arc<App>>, client: ClientAddress, headers: HeaderMap, body: Bytes) -> Response {
+async fn graphql_post(State(app): State<Arc<App>>, client: ClientAddress, headers: HeaderMap, body: Body) -> Response {
     post(app, None, client, headers, body).await
 }
 
@@ -100,7 +107,7 @@ async fn sandbox_post(
     Path(name): Path<String>,
     client: ClientAddress,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     post(app, Some(name), client, headers, body).await
 }
@@ -130,7 +137,7 @@ async fn post(
     sandbox: Option<String>,
     client: ClientAddress,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
@@ -147,6 +154,10 @@ async fn post(
             "send the GraphQL request as JSON with Content-Type: application/json",
         );
     }
+    let body = match deadline::read_body(&app, &headers, body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(err) => {

@@ -203,8 +203,7 @@ impl HttpResponse {
 async fn serve(app: &Arc<App>) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = crm::http::router(app.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, router).await });
+    tokio::spawn(crm::http::serve(listener, app.clone(), std::future::pending()));
     addr
 }
 
