@@ -128,6 +128,26 @@ async fn a_kept_alive_connection_waits_for_the_idle_timeout_not_the_header_timeo
 }
 
 #[tokio::test]
+async fn a_client_that_stops_reading_is_cut_off_after_the_idle_timeout() {
+    let app = TestApp::start_with(Config {
+        idle_timeout: Duration::from_secs(1),
+        ..Config::default()
+    })
+    .await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    // 64 pipelined requests for a 1 MB file, far more than socket buffers hold.
+    let request = b"GET /graphql/assets/graphiql.min.js HTTP/1.1\r\nhost: localhost\r\n\r\n";
+    stream.write_all(&request.repeat(64)).await.unwrap();
+    // Not reading for a while: the server's writes stall, then it gives up.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (sent, _) = until_closed(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("closed within 10 s");
+    let answered = sent.matches("HTTP/1.1 200").count();
+    assert!(answered < 64, "{answered} responses");
+}
+
+#[tokio::test]
 async fn a_body_that_stops_halfway_gets_408_timeout_after_the_body_timeout() {
     let app = TestApp::start_with(Config {
         body_timeout: Duration::from_millis(500),
