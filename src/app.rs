@@ -10,6 +10,7 @@ use crate::auth::{self, Authenticator};
 use crate::config::Config;
 use crate::db::{self, ClusterOptions, Database, EmbeddedPostgres, PoolOptions};
 use crate::graphql::{Limits, SchemaCache};
+use crate::http::rate_limit::RateLimits;
 
 /// State shared by all requests.
 pub struct App {
@@ -18,6 +19,8 @@ pub struct App {
     pub schemas: Arc<SchemaCache>,
     /// Checks the API token of every request.
     pub auth: Arc<Authenticator>,
+    /// How often a token, or an address failing to authenticate, may call.
+    pub limits: RateLimits,
     /// Dropping it stops the task listening for other servers' changes.
     _listener: tokio::sync::oneshot::Sender<()>,
 }
@@ -49,12 +52,14 @@ impl App {
             introspection: config.introspection,
         }));
         let auth = Arc::new(Authenticator::new(db.clone()));
+        let limits = RateLimits::new(&config);
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let app = Arc::new(App {
             config,
             db,
             schemas,
             auth,
+            limits,
             _listener: stop,
         });
         tokio::spawn(crate::notify::listen(
@@ -157,8 +162,7 @@ async fn serve_on(config: &Config, url: &str) -> anyhow::Result<()> {
     }
     println!("  Authenticate with the header  Authorization: Bearer <token>  (more tokens: crm token create)");
     println!("  Health: /healthz  Readiness: /readyz  Metrics: /metrics");
-    axum::serve(listener, crate::http::router(app))
-        .with_graceful_shutdown(shutdown_signal())
+    crate::http::serve(listener, app, shutdown_signal())
         .await
         .context("serving HTTP")?;
     tracing::info!("stopped accepting requests; in-flight requests finished");

@@ -2,9 +2,12 @@
 //!
 //! A token reads `crm_<id>_<secret>`. The id finds its row; the secret is
 //! checked against the SHA-256 kept there, in constant time, so the token
-//! text itself is stored nowhere. A checked token is remembered for a few
-//! seconds, so requests cost no extra statement; revoking a token through
-//! this server forgets it at once, through another within that time.
+//! text itself is stored nowhere. Only then is the token marked as used:
+//! a made-up secret for a known id changes nothing. A token's row is
+//! remembered for a few seconds, so requests cost no extra statement;
+//! revoking a token through this server forgets it at once, through
+//! another within that time. Ids with no live token are not remembered:
+//! made-up ids cannot fill the memory or push real tokens out of it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -28,7 +31,8 @@ use crate::error::{CrmError, Result};
 pub const TOKEN_PREFIX: &str = "crm_";
 /// How long a checked token is trusted without asking the database again.
 const REMEMBERED_FOR: Duration = Duration::from_secs(5);
-/// Checked tokens kept; past this the memory starts over.
+/// Live tokens remembered at most; past this, tokens read while every
+/// remembered one is recent are not remembered.
 const REMEMBERED_TOKENS: usize = 10_000;
 /// The user `serve` creates on an empty database.
 pub const FIRST_ADMIN_EMAIL: &str = "admin@crm.local";
@@ -384,10 +388,18 @@ struct TokenRow {
     expires_at: Option<DateTime<Utc>>,
 }
 
+/// A live token's row as read at `read_at`, and whether a use of it was
+/// recorded (`last_used_at`) since.
+struct Remembered {
+    read_at: Instant,
+    row: TokenRow,
+    use_recorded: bool,
+}
+
 /// Checks `Authorization` headers, remembering recent answers.
 pub struct Authenticator {
     db: Database,
-    remembered: Mutex<HashMap<Uuid, (Instant, Option<TokenRow>)>>,
+    remembered: Mutex<HashMap<Uuid, Remembered>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -439,10 +451,12 @@ impl Authenticator {
             )));
         }
         let role = |text: &str| Role::parse(text).ok_or_else(|| CrmError::internal(format_args!("role {text}")));
+        let role = role(&row.role)?.narrower(role(&row.user_role)?);
+        self.record_use(id).await?;
         Ok(Actor {
             user_id: row.user_id,
             token_id: Some(id),
-            role: role(&row.role)?.narrower(role(&row.user_role)?),
+            role,
         })
     }
 
@@ -457,7 +471,7 @@ impl Authenticator {
     /// or deactivated).
     pub fn forget_user(&self, user: Uuid) {
         if let Ok(mut remembered) = self.remembered.lock() {
-            remembered.retain(|_, (_, row)| row.as_ref().is_none_or(|row| row.user_id != user));
+            remembered.retain(|_, remembered| remembered.row.user_id != user);
         }
     }
 
@@ -469,34 +483,64 @@ impl Authenticator {
         }
     }
 
+    /// Tokens remembered now (for `/metrics`).
+    pub fn remembered(&self) -> usize {
+        self.remembered.lock().map_or(0, |remembered| remembered.len())
+    }
+
     /// The live token `id` of an active user, from memory when recent.
     async fn row(&self, id: Uuid) -> Result<Option<TokenRow>> {
         if let Ok(remembered) = self.remembered.lock() {
-            if let Some((at, row)) = remembered.get(&id) {
-                if at.elapsed() < REMEMBERED_FOR {
-                    return Ok(row.clone());
-                }
+            if let Some(entry) = remembered.get(&id).filter(|e| e.read_at.elapsed() < REMEMBERED_FOR) {
+                return Ok(Some(entry.row.clone()));
             }
         }
         let mut conn = self.db.conn().await?;
         let mut query = Sql::raw(
-            "UPDATE crm_system.api_tokens t SET last_used_at = now() FROM crm_system.users u \
-             WHERE t.id = ",
+            "SELECT t.user_id, t.role, u.role AS user_role, t.secret_sha256, t.expires_at \
+             FROM crm_system.api_tokens t JOIN crm_system.users u ON u.id = t.user_id WHERE t.id = ",
         );
         query.bind(Bind::Uuid(Some(id)));
-        query.push(
-            " AND u.id = t.user_id AND t.revoked_at IS NULL AND u.active AND u.deleted_at IS NULL \
-             RETURNING t.user_id, t.role, u.role AS user_role, t.secret_sha256, t.expires_at",
-        );
+        query.push(" AND t.revoked_at IS NULL AND u.active AND u.deleted_at IS NULL");
         let rows: Vec<TokenRow> = query.load(&mut conn).await?;
         let row = rows.into_iter().next();
         if let Ok(mut remembered) = self.remembered.lock() {
-            if remembered.len() >= REMEMBERED_TOKENS {
-                remembered.clear();
+            match &row {
+                None => {
+                    remembered.remove(&id);
+                }
+                Some(row) => {
+                    if remembered.len() >= REMEMBERED_TOKENS {
+                        remembered.retain(|_, e| e.read_at.elapsed() < REMEMBERED_FOR);
+                    }
+                    if remembered.len() < REMEMBERED_TOKENS || remembered.contains_key(&id) {
+                        let entry = Remembered {
+                            read_at: Instant::now(),
+                            row: row.clone(),
+                            use_recorded: false,
+                        };
+                        remembered.insert(id, entry);
+                    }
+                }
             }
-            remembered.insert(id, (Instant::now(), row.clone()));
         }
         Ok(row)
+    }
+
+    /// Marks a verified token as used, once per remembered read.
+    async fn record_use(&self, id: Uuid) -> Result<()> {
+        let recorded = self.remembered.lock().ok().and_then(|mut remembered| {
+            let entry = remembered.get_mut(&id)?;
+            Some(std::mem::replace(&mut entry.use_recorded, true))
+        });
+        if recorded == Some(true) {
+            return Ok(());
+        }
+        let mut conn = self.db.conn().await?;
+        let mut update = Sql::raw("UPDATE crm_system.api_tokens SET last_used_at = now() WHERE id = ");
+        update.bind(Bind::Uuid(Some(id)));
+        update.execute(&mut conn).await?;
+        Ok(())
     }
 }
 

@@ -34,9 +34,29 @@ pub struct Config {
     /// Origins browsers may call the API from (`https://app.example.com`);
     /// none by default: only same-origin pages such as the playground.
     pub cors_origins: Vec<String>,
-    /// Requests per second one API token may make (twice that in a burst);
-    /// 0 turns the limit off.
+    /// Requests per second one API token may make (twice that in a burst),
+    /// counted once its secret is verified; 0 turns the limit off.
     pub rate_limit: u32,
+    /// Failed authentications (missing, unknown or wrong tokens) one client
+    /// address may make per minute, all at once or spread out; past it
+    /// they get 429 instead of 401. 0 turns the limit off.
+    pub auth_failure_limit: u32,
+    /// How long a client may take to send a request's line and headers,
+    /// from its first byte (or from connecting, for a connection's first
+    /// request); past it the connection is closed.
+    pub header_timeout: Duration,
+    /// How long a client may take to send a request's whole body, from the
+    /// end of its headers; past it the request gets 408 `TIMEOUT`.
+    pub body_timeout: Duration,
+    /// How long a request may take from its headers to its response, the
+    /// body included; past it the request gets 503 `TIMEOUT`.
+    pub request_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request, or a
+    /// client may leave a response unread; past it the connection is closed.
+    pub idle_timeout: Duration,
+    /// Connections open at once; more wait (in the listen backlog) until
+    /// one closes. Kept below the process's open-file limit.
+    pub max_connections: usize,
     /// The address clients reach the server at (`https://crm.example.com`),
     /// for URLs the API gives out (sandbox endpoints); when unset, the
     /// address each request was sent to.
@@ -58,6 +78,12 @@ impl Default for Config {
             introspection: true,
             cors_origins: Vec::new(),
             rate_limit: 200,
+            auth_failure_limit: 30,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 2048,
             public_url: None,
         }
     }

@@ -61,14 +61,17 @@ pub enum CrmError {
     /// `users.manage` …).
     #[error("{message}")]
     Forbidden { permission: String, message: String },
-    /// Too many requests with one token in a short time: HTTP 429.
+    /// Too many requests with one token, or too many failed
+    /// authentications from one address, in a short time: HTTP 429.
     #[error("{0}")]
     RateLimited(String),
     /// The query asks for more work than the server allows.
     #[error("{0}")]
     QueryTooComplex(String),
-    /// The database gave up on a statement after the configured
-    /// `statement_timeout`; a narrower filter or smaller page may succeed.
+    /// A time limit ran out: the database's `statement_timeout` (a
+    /// narrower filter or smaller page may succeed), the server's request
+    /// timeout (HTTP 503) or its body timeout (HTTP 408, a client too slow
+    /// sending the body).
     #[error("{0}")]
     Timeout(String),
     /// A failure that is the server's, not the client's. The detail is in

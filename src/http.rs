@@ -5,23 +5,28 @@
 //! `application/graphql-response+json` when the client accepts it (with
 //! 4xx for requests that fail before execution) and `application/json`
 //! otherwise (always 200 for a well-formed request).
+//!
+//! `server` serves the router with limits on connections, `deadline` bounds
+//! how long a request may take, `rate_limit` how often a token (or an
+//! address failing to authenticate) may call.
+
+mod deadline;
+pub mod rate_limit;
+pub mod server;
+
+pub use server::serve;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_graphql::parser::types::OperationType;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
 use axum::Router;
-use governor::clock::QuantaInstant;
-use governor::middleware::NoOpMiddleware;
 use serde_json::json;
-use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::key_extractor::KeyExtractor;
-use tower_governor::{GovernorError, GovernorLayer};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
@@ -30,23 +35,17 @@ use crate::app::App;
 use crate::auth::Actor;
 use crate::error::CrmError;
 use crate::graphql::{self, Caller, Workspace};
+use rate_limit::ClientAddress;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json";
 
 /// The whole HTTP surface of the server.
 pub fn router(app: Arc<App>) -> Router {
-    let body_limit = app.config.body_limit;
-    // What needs a token is also limited per token.
-    let mut api = Router::new()
-        .route("/graphql", get(graphql_get).post(graphql_post))
-        .route("/sandboxes/{name}/graphql", get(sandbox_get).post(sandbox_post))
-        .route("/metrics", get(metrics));
-    if let Some(limit) = rate_limit(app.config.rate_limit) {
-        api = api.route_layer(limit);
-    }
     let mut router = Router::new()
         .route("/", get(|| async { Redirect::temporary("/graphql") }))
-        .merge(api)
+        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/sandboxes/{name}/graphql", get(sandbox_get).post(sandbox_post))
+        .route("/metrics", get(metrics))
         .route("/graphql/assets/{file}", get(asset))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz));
@@ -54,7 +53,10 @@ pub fn router(app: Arc<App>) -> Router {
         router = router.layer(cors);
     }
     router
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            deadline::request_deadline,
+        ))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             let id = request
@@ -67,59 +69,6 @@ pub fn router(app: Arc<App>) -> Router {
         }))
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(app)
-}
-
-/// The rate-limit key of a request: its token's id, read from the header
-/// without checking it (that is `authenticate`'s job, after the limit), or
-/// one shared key for requests without a token.
-#[derive(Debug, Clone, Copy)]
-struct TokenKey;
-
-impl KeyExtractor for TokenKey {
-    type Key = Option<String>;
-
-    fn extract<T>(&self, request: &axum::http::Request<T>) -> Result<Self::Key, GovernorError> {
-        let id = request
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .and_then(|(_, token)| token.trim().strip_prefix(crate::auth::TOKEN_PREFIX))
-            .and_then(|rest| rest.get(..32))
-            .map(str::to_owned);
-        Ok(id)
-    }
-}
-
-/// `per_second` requests per second per token, bursts of twice that; a
-/// refused request gets 429 with `Retry-After` and a `RATE_LIMITED` error.
-fn rate_limit(per_second: u32) -> Option<GovernorLayer<TokenKey, NoOpMiddleware<QuantaInstant>, axum::body::Body>> {
-    if per_second == 0 {
-        return None;
-    }
-    let config = GovernorConfigBuilder::default()
-        .period(Duration::from_secs(1) / per_second)
-        .burst_size(per_second.saturating_mul(2))
-        .key_extractor(TokenKey)
-        .finish()?;
-    Some(GovernorLayer::new(config).error_handler(|error| {
-        let (wait, mut headers) = match error {
-            GovernorError::TooManyRequests { wait_time, headers } => (wait_time, headers.unwrap_or_default()),
-            _ => (1, HeaderMap::new()),
-        };
-        let retry = HeaderValue::from(wait.max(1));
-        headers.insert(header::RETRY_AFTER, retry);
-        let message = format!("too many requests with this API token; retry in {} s", wait.max(1));
-        let body = json!({ "errors": [CrmError::RateLimited(message).into_server_error()] }).to_string();
-        let mut response = (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
-            body,
-        )
-            .into_response();
-        response.headers_mut().extend(headers);
-        response
-    }))
 }
 
 /// Browsers may call the API from these origins (none: same origin only).
@@ -149,34 +98,47 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-async fn graphql_post(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
-    post(app, None, headers, body).await
+async fn graphql_post(State(app): State<Arc<App>>, client: ClientAddress, headers: HeaderMap, body: Body) -> Response {
+    post(app, None, client, headers, body).await
 }
 
 async fn sandbox_post(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
+    client: ClientAddress,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    post(app, Some(name), headers, body).await
+    post(app, Some(name), client, headers, body).await
 }
 
-async fn graphql_get(State(app): State<Arc<App>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
-    get_request(app, None, headers, query).await
+async fn graphql_get(
+    State(app): State<Arc<App>>,
+    client: ClientAddress,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    get_request(app, None, client, headers, query).await
 }
 
 async fn sandbox_get(
     State(app): State<Arc<App>>,
     Path(name): Path<String>,
+    client: ClientAddress,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Response {
-    get_request(app, Some(name), headers, query).await
+    get_request(app, Some(name), client, headers, query).await
 }
 
 /// A GraphQL request by POST, to production (`sandbox` is `None`) or a sandbox.
-async fn post(app: Arc<App>, sandbox: Option<String>, headers: HeaderMap, body: Bytes) -> Response {
+async fn post(
+    app: Arc<App>,
+    sandbox: Option<String>,
+    client: ClientAddress,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -192,6 +154,10 @@ async fn post(app: Arc<App>, sandbox: Option<String>, headers: HeaderMap, body: 
             "send the GraphQL request as JSON with Content-Type: application/json",
         );
     }
+    let body = match deadline::read_body(&app, &headers, body).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
+    };
     let request: async_graphql::Request = match serde_json::from_slice(&body) {
         Ok(request) => request,
         Err(err) => {
@@ -207,7 +173,7 @@ async fn post(app: Arc<App>, sandbox: Option<String>, headers: HeaderMap, body: 
     if let Some(refused) = too_deep(&app, &headers, &request) {
         return refused;
     }
-    let actor = match authenticate(&app, &headers).await {
+    let actor = match authenticate(&app, client, &headers).await {
         Ok(actor) => actor,
         Err(refused) => return refused,
     };
@@ -219,7 +185,13 @@ async fn post(app: Arc<App>, sandbox: Option<String>, headers: HeaderMap, body: 
 }
 
 /// A GraphQL request by GET (queries only), or the playground for a browser.
-async fn get_request(app: Arc<App>, sandbox: Option<String>, headers: HeaderMap, query: Option<String>) -> Response {
+async fn get_request(
+    app: Arc<App>,
+    sandbox: Option<String>,
+    client: ClientAddress,
+    headers: HeaderMap,
+    query: Option<String>,
+) -> Response {
     let query = query.unwrap_or_default();
     let wants_html = accepts(&headers, "text/html");
     if wants_html && !query.split('&').any(|pair| pair.starts_with("query=")) {
@@ -241,7 +213,7 @@ async fn get_request(app: Arc<App>, sandbox: Option<String>, headers: HeaderMap,
     if let Some(refused) = too_deep(&app, &headers, &request) {
         return refused;
     }
-    let actor = match authenticate(&app, &headers).await {
+    let actor = match authenticate(&app, client, &headers).await {
         Ok(actor) => actor,
         Err(refused) => return refused,
     };
@@ -363,13 +335,24 @@ fn too_deep(app: &App, headers: &HeaderMap, request: &async_graphql::Request) ->
 }
 
 /// The actor of a request, or the response refusing it: 401 with
-/// `WWW-Authenticate` for a missing or bad token, 503 when tokens cannot
-/// be checked.
-async fn authenticate(app: &App, headers: &HeaderMap) -> Result<Actor, Response> {
+/// `WWW-Authenticate` for a missing or bad token, 429 once its token has
+/// spent its allowance or its address has failed too often, 503 when
+/// tokens cannot be checked.
+async fn authenticate(app: &App, client: ClientAddress, headers: &HeaderMap) -> Result<Actor, Response> {
     let header = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
     match app.auth.authenticate(header).await {
-        Ok(actor) => Ok(actor),
+        Ok(actor) => {
+            if let Some(token) = actor.token_id {
+                app.limits.check_token(token).map_err(|r| r.into_response(headers))?;
+            }
+            Ok(actor)
+        }
         Err(err) => {
+            if matches!(err, CrmError::Unauthenticated(_)) {
+                app.limits
+                    .check_failure(client.0)
+                    .map_err(|r| r.into_response(headers))?;
+            }
             let status = match err {
                 CrmError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
                 _ => StatusCode::SERVICE_UNAVAILABLE,
@@ -530,12 +513,13 @@ async fn readyz(State(app): State<Arc<App>>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = authenticate(&app, &headers).await {
+async fn metrics(State(app): State<Arc<App>>, client: ClientAddress, headers: HeaderMap) -> Response {
+    if let Err(refused) = authenticate(&app, client, &headers).await {
         return refused;
     }
     let (in_use, idle) = app.db.pool_status();
     let (builds, build_micros) = app.schemas.build_stats();
+    let (limited_tokens, limited_addresses) = app.limits.tracked();
     let body = format!(
         "# HELP crm_sql_statements_total SQL statements run through the pool.\n\
          # TYPE crm_sql_statements_total counter\n\
@@ -552,9 +536,17 @@ async fn metrics(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
          crm_schema_builds_total {builds}\n\
          # HELP crm_schema_build_microseconds_total Time spent building them: reading metadata and building the schema.\n\
          # TYPE crm_schema_build_microseconds_total counter\n\
-         crm_schema_build_microseconds_total {build_micros}\n",
+         crm_schema_build_microseconds_total {build_micros}\n\
+         # HELP crm_rate_limiter_keys What the rate limiters track: verified tokens, client addresses that failed to authenticate.\n\
+         # TYPE crm_rate_limiter_keys gauge\n\
+         crm_rate_limiter_keys{{limiter=\"token\"}} {limited_tokens}\n\
+         crm_rate_limiter_keys{{limiter=\"address\"}} {limited_addresses}\n\
+         # HELP crm_remembered_tokens Live tokens whose row the server remembers (read in the last few seconds).\n\
+         # TYPE crm_remembered_tokens gauge\n\
+         crm_remembered_tokens {}\n",
         app.db.statements_run(),
-        app.schemas.compiled_answers()
+        app.schemas.compiled_answers(),
+        app.auth.remembered()
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -274,9 +274,27 @@ struct ServeArgs {
     /// comma-separated list in the variable. None by default.
     #[arg(long = "cors-origin", env = "CRM_CORS_ORIGINS", value_delimiter = ',')]
     cors_origins: Vec<String>,
-    /// Requests per second per API token (bursts of twice that); 0 is no limit.
+    /// Requests per second per API token (bursts of twice that), counted once the token is verified; 0 is no limit.
     #[arg(long, env = "CRM_RATE_LIMIT", default_value_t = 200)]
     rate_limit: u32,
+    /// Failed authentications per minute per client address (missing, unknown or wrong tokens); past it they get 429; 0 is no limit.
+    #[arg(long, env = "CRM_AUTH_FAILURE_LIMIT", default_value_t = 30)]
+    auth_failure_limit: u32,
+    /// Longest a client may take to send a request's line and headers, in milliseconds.
+    #[arg(long, env = "CRM_HEADER_TIMEOUT_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    header_timeout_ms: u64,
+    /// Longest a client may take to send a request's body, in milliseconds (then 408 TIMEOUT).
+    #[arg(long, env = "CRM_BODY_TIMEOUT_MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout_ms: u64,
+    /// Longest a request may take to be answered, body included, in milliseconds (then 503 TIMEOUT).
+    #[arg(long, env = "CRM_REQUEST_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    request_timeout_ms: u64,
+    /// Longest a kept-alive connection may wait for its next request, or leave a response unread, in milliseconds.
+    #[arg(long, env = "CRM_IDLE_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout_ms: u64,
+    /// Connections open at once; more wait until one closes (kept below the open-file limit).
+    #[arg(long, env = "CRM_MAX_CONNECTIONS", default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: u32,
     /// The address clients reach the server at (https://crm.example.com), for
     /// the sandbox endpoint URLs the API gives out; default: the request's Host.
     #[arg(long, env = "CRM_PUBLIC_URL")]
@@ -300,6 +318,12 @@ fn config(database: &DatabaseArgs, serve: Option<&ServeArgs>) -> Config {
         config.introspection = serve.introspection;
         config.cors_origins = serve.cors_origins.clone();
         config.rate_limit = serve.rate_limit;
+        config.auth_failure_limit = serve.auth_failure_limit;
+        config.header_timeout = Duration::from_millis(serve.header_timeout_ms);
+        config.body_timeout = Duration::from_millis(serve.body_timeout_ms);
+        config.request_timeout = Duration::from_millis(serve.request_timeout_ms);
+        config.idle_timeout = Duration::from_millis(serve.idle_timeout_ms);
+        config.max_connections = usize::try_from(serve.max_connections).unwrap_or(usize::MAX);
         config.public_url = serve.public_url.clone();
     }
     config

@@ -10,6 +10,7 @@ mod auth;
 mod batching;
 mod cli;
 mod compiled;
+mod connections;
 mod custom;
 mod embedded;
 mod hostile;

@@ -207,3 +207,83 @@ fn token_lifetimes_and_roles_parse() {
     assert_eq!(crm::auth::Role::parse("read-only"), Some(crm::auth::Role::ReadOnly));
     assert_eq!(crm::auth::Role::parse("boss"), None);
 }
+
+/// The `Authorization` header of a token's id with a secret that is not its own.
+fn forged(token: &str, secret: &str) -> String {
+    // `crm_` and 32 hex digits, then `_` and the secret.
+    format!("Bearer {}_{secret}", &token[..4 + 32])
+}
+
+#[tokio::test]
+async fn forged_secrets_neither_lock_out_nor_touch_a_token() {
+    let app = TestApp::start_with(crm::Config {
+        rate_limit: 2,
+        ..crm::Config::default()
+    })
+    .await;
+    let (_, token) = app.user("rita@example.com", "SALES").await;
+    let id = token[4..4 + 32].parse::<uuid::Uuid>().unwrap();
+    let last_used =
+        format!("SELECT count(*) AS n FROM crm_system.api_tokens WHERE id = '{id}' AND last_used_at IS NOT NULL");
+
+    // Anyone may know a token's id; with it and made-up secrets they can
+    // neither spend the token's allowance nor mark it as used.
+    for n in 0..20 {
+        let secret = format!("{n:0>43}");
+        let response = post_with(&app, Some(&forged(&token, &secret))).await;
+        assert_ne!(response.status, StatusCode::OK, "{}", response.text());
+    }
+    assert_eq!(
+        app.scalar(&last_used).await,
+        0,
+        "a forged secret marked the token as used"
+    );
+    let own = post_with(&app, Some(&format!("Bearer {token}"))).await;
+    assert_eq!(own.status, StatusCode::OK, "the owner is locked out: {}", own.text());
+    assert_eq!(app.scalar(&last_used).await, 1, "a verified use is recorded");
+
+    // Made-up ids leave nothing behind: no limiter state, no remembered token.
+    for _ in 0..200 {
+        let made_up = format!("Bearer crm_{}_{}", uuid::Uuid::new_v4().simple(), "A".repeat(43));
+        let response = post_with(&app, Some(&made_up)).await;
+        assert_ne!(response.status, StatusCode::OK);
+    }
+    // The admin's token (for /metrics) and Rita's.
+    assert_eq!(app.metric("crm_rate_limiter_keys{limiter=\"token\"}").await, 2);
+    assert_eq!(app.metric("crm_remembered_tokens").await, 2);
+}
+
+#[tokio::test]
+async fn failed_authentications_are_limited_per_client_address() {
+    let app = TestApp::start_with(crm::Config {
+        auth_failure_limit: 5,
+        ..crm::Config::default()
+    })
+    .await;
+    let wrong = forged(&app.token, &"B".repeat(43));
+    for _ in 0..5 {
+        assert_refused(&post_with(&app, Some(&wrong)).await, "unknown");
+    }
+    // Past the allowance, every failing request from the address gets 429.
+    for authorization in [Some(wrong.as_str()), None] {
+        let limited = post_with(&app, authorization).await;
+        assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS, "{}", limited.text());
+        assert!(limited.header("retry-after").parse::<u64>().unwrap() >= 1);
+        assert_eq!(limited.json()["errors"][0]["extensions"]["code"], "RATE_LIMITED");
+    }
+    // A valid token from the same address is not refused by this limit.
+    let own = post_with(&app, Some(&format!("Bearer {}", app.token))).await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text());
+    // Another address has an allowance of its own.
+    let other = crate::support::http_request_from(
+        std::net::Ipv4Addr::new(127, 0, 0, 2),
+        app.addr,
+        Method::POST,
+        "/graphql",
+        &[("content-type", "application/json"), ("authorization", &wrong)],
+        QUERY.as_bytes().to_vec(),
+    )
+    .await;
+    assert_refused(&other, "unknown");
+    assert_eq!(app.metric("crm_rate_limiter_keys{limiter=\"address\"}").await, 2);
+}

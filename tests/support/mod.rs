@@ -134,6 +134,32 @@ pub async fn http_request(
     body: Vec<u8>,
 ) -> HttpResponse {
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    http_request_on(stream, method, path, headers, body).await
+}
+
+/// Sends one HTTP/1.1 request from another address of this machine
+/// (`127.0.0.2`: all of 127.0.0.0/8 is loopback), as another client would.
+pub async fn http_request_from(
+    source: std::net::Ipv4Addr,
+    addr: std::net::SocketAddr,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> HttpResponse {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((source, 0).into()).unwrap();
+    let stream = socket.connect(addr).await.unwrap();
+    http_request_on(stream, method, path, headers, body).await
+}
+
+async fn http_request_on(
+    stream: tokio::net::TcpStream,
+    method: Method,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> HttpResponse {
     let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .unwrap();
@@ -183,14 +209,11 @@ impl HttpResponse {
     }
 }
 
-/// Serves `app` on an ephemeral port of this host.
+/// Serves `app` on an ephemeral port of this host, as `crm serve` does.
 async fn serve(app: &Arc<App>) -> std::net::SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = crm::http::router(app.clone());
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.unwrap();
-    });
+    tokio::spawn(crm::http::serve(listener, app.clone(), std::future::pending()));
     addr
 }
 

@@ -1,0 +1,80 @@
+//! How long a request may take: its body must arrive within the body
+//! timeout, and its answer must be ready within the request timeout.
+//!
+//! Both answer with a GraphQL-shaped error coded `TIMEOUT`: 408 when the
+//! client was too slow sending its body (the connection then closes, as
+//! the rest of the body may still be on its way), 503 when the server was
+//! too slow answering (a retry may succeed).
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes, HttpBody};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+
+use crate::app::App;
+use crate::error::CrmError;
+
+/// Answers 503 `TIMEOUT` for a request not answered within the request
+/// timeout (the work on it stops).
+pub(super) async fn request_deadline(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+    let limit = app.config.request_timeout;
+    let mut accept = HeaderMap::new();
+    for value in request.headers().get_all(header::ACCEPT) {
+        accept.append(header::ACCEPT, value.clone());
+    }
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(timeout_ms = limit.as_millis(), "request timed out");
+            let message = format!(
+                "the server did not answer within its request timeout of {} ms; try again, or ask for less",
+                limit.as_millis()
+            );
+            let body = super::errors_body(CrmError::Timeout(message));
+            super::json_response(StatusCode::SERVICE_UNAVAILABLE, &accept, body)
+        }
+    }
+}
+
+/// A request's whole body, read within the body timeout and up to the
+/// body limit; the response refusing it otherwise.
+pub(super) async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let (limit, timeout) = (app.config.body_limit, app.config.body_timeout);
+    let too_large = || {
+        super::error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            headers,
+            &format!("the request body is larger than the server's limit of {limit} bytes"),
+        )
+    };
+    // A declared length past the limit is refused before reading any of it.
+    if usize::try_from(body.size_hint().lower()).map_or(true, |declared| declared > limit) {
+        return Err(too_large());
+    }
+    let read = tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await;
+    match read {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
+        Ok(Err(err)) => Err(super::error_response(
+            StatusCode::BAD_REQUEST,
+            headers,
+            &format!("the request body could not be read: {err}"),
+        )),
+        Err(_) => {
+            let message = format!(
+                "the request body did not arrive within the server's body timeout of {} ms",
+                timeout.as_millis()
+            );
+            let body = super::errors_body(CrmError::Timeout(message));
+            let mut response = super::json_response(StatusCode::REQUEST_TIMEOUT, headers, body);
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            Err(response)
+        }
+    }
+}
