@@ -667,6 +667,12 @@ async fn ten_thousand_hostile_requests_get_clean_answers() {
         );
         sent += BATCH;
     }
-    let spent: Vec<String> = SPENT.iter().map(|s| format!("{} ms", s.load(Ordering::Relaxed) / 1000)).collect();
-    println!("{sent} hostile requests answered cleanly; time per kind of case: {}", spent.join(", "));
+    let spent: Vec<String> = SPENT
+        .iter()
+        .map(|s| format!("{} ms", s.load(Ordering::Relaxed) / 1000))
+        .collect();
+    println!(
+        "{sent} hostile requests answered cleanly; time per kind of case: {}",
+        spent.join(", ")
+    );
 }
