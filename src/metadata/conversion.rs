@@ -243,16 +243,8 @@ fn from_json(value: &Sql, kind: &FieldKind) -> Sql {
 /// new type takes does not convert at all.
 pub(super) fn loss(field: &FieldDef, kind: &FieldKind) -> Option<(Sql, &'static str)> {
     let numeric = field.kind.is_decimal() || field.kind == FieldKind::Integer;
-    let column = || {
-        let mut sql = Sql::new();
-        sql.ident(&field.column);
-        sql
-    };
-    let txt = || {
-        let mut sql = Sql::raw("btrim(");
-        sql.append(&text_of(field)).push(")");
-        sql
-    };
+    let column = || column_of(field);
+    let txt = || trimmed_text_of(field);
     let parses = |target: &str| {
         let mut sql = Sql::raw("crm_system.convertible(");
         sql.append(&txt()).push(", '").push(target).push("')");
@@ -313,6 +305,20 @@ pub(super) fn loss(field: &FieldDef, kind: &FieldKind) -> Option<(Sql, &'static 
     Some((lost, what))
 }
 
+/// A field's column.
+fn column_of(field: &FieldDef) -> Sql {
+    let mut sql = Sql::new();
+    sql.ident(&field.column);
+    sql
+}
+
+/// A field's value as text without surrounding spaces: what conversions parse.
+fn trimmed_text_of(field: &FieldDef) -> Sql {
+    let mut sql = Sql::raw("btrim(");
+    sql.append(&text_of(field)).push(")");
+    sql
+}
+
 /// A field's value as text, for conversions and samples.
 pub(super) fn text_of(field: &FieldDef) -> Sql {
     let mut sql = Sql::new();
@@ -354,16 +360,8 @@ pub(super) fn conversion(field: &FieldDef, kind: &FieldKind) -> std::result::Res
     if matches!(field.kind, FieldKind::Lookup(_)) || matches!(kind, FieldKind::Lookup(_)) {
         return Err("a lookup's type cannot change: add a new field instead".into());
     }
-    let column = || {
-        let mut sql = Sql::new();
-        sql.ident(&field.column);
-        sql
-    };
-    let txt = || {
-        let mut sql = Sql::raw("btrim(");
-        sql.append(&text_of(field)).push(")");
-        sql
-    };
+    let column = || column_of(field);
+    let txt = || trimmed_text_of(field);
     // CASE WHEN <valid> THEN <value> END
     let when = |valid: Sql, value: Sql| {
         let mut sql = Sql::raw("CASE WHEN ");
