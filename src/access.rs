@@ -118,6 +118,40 @@ pub fn require(actor: &Actor, object: &ObjectDef, operation: Operation) -> Resul
     }
 }
 
+/// Refuses an operation granted only on records the actor owns (sales
+/// deleting or restoring, `Grant::Owned`) on a record `owner` owns.
+pub fn require_owner(
+    actor: &Actor,
+    object: &ObjectDef,
+    operation: Operation,
+    grant: Grant,
+    owner: Option<Uuid>,
+) -> Result<()> {
+    if grant != Grant::Owned || owner == Some(actor.user_id) {
+        return Ok(());
+    }
+    let detail = format!(
+        "{} may {} only records they own",
+        actor.role.as_str(),
+        operation.as_str()
+    );
+    Err(forbidden(actor.role, &permission(object, operation), &detail))
+}
+
+/// Only admins give away records they do not own: anyone else may change
+/// the owner of their own records only, or a rep could take a colleague's
+/// record and then delete it as its owner.
+pub fn require_reassign(actor: &Actor, object: &ObjectDef, current: Option<Uuid>, new: Option<Uuid>) -> Result<()> {
+    if actor.role == Role::Admin || new == current || current == Some(actor.user_id) {
+        return Ok(());
+    }
+    let detail = format!(
+        "{} may reassign only records they own; their owner or an admin can",
+        actor.role.as_str()
+    );
+    Err(forbidden(actor.role, &permission(object, Operation::Update), &detail))
+}
+
 /// Refuses with `FORBIDDEN` unless `actor` is an admin.
 pub fn require_admin(actor: &Actor, permission: AdminPermission) -> Result<()> {
     if actor.role == Role::Admin {

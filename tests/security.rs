@@ -53,6 +53,15 @@ async fn deeply_nested_lists_are_refused_without_crashing() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "object depth {depth}");
         alive(&app).await;
     }
+    // A block string with an odd number of quotes inside does not hide what follows.
+    let list = format!("{}1{}", "[".repeat(3_000), "]".repeat(3_000));
+    let query = format!(
+        "{{ accounts(filter: {{ name: {{ eq: \"\"\"a\"b\\\"\"\"c\"\"\" }}, employeeCount: {{ in: {list} }} }}) {{ totalCount }} }}"
+    );
+    let (status, response) = post(&app, &json!({ "query": query })).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{response}");
+    assert_eq!(code(&response), "QUERY_TOO_COMPLEX", "{response}");
+    alive(&app).await;
     // Variables nest past the bound: refused before anything walks them.
     let mut deep = json!("a");
     for _ in 0..100 {
@@ -90,11 +99,11 @@ async fn fragment_chains_and_fan_outs_are_bounded() {
         ));
     }
     query.push_str("fragment A30 on AccountConnection { totalCount }\n");
-    let response = app.graphql(&query, json!({})).await;
-    assert!(
-        response["errors"].is_array() || response["data"].is_object(),
-        "{response}"
-    );
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(20), app.graphql(&query, json!({})));
+    let response = answered
+        .await
+        .expect("a fan-out of fragments is refused at once, not walked");
+    assert_eq!(code(&response), "QUERY_TOO_COMPLEX", "{response}");
     alive(&app).await;
 }
 
@@ -120,11 +129,21 @@ async fn the_cost_model_counts_fragments_counts_and_aliases() {
     let counts: String = (0..21).map(|i| format!("c{i}: accounts {{ totalCount }} ")).collect();
     let error = app.error(&format!("{{ {counts} }}"), json!({})).await;
     assert_eq!(error["extensions"]["code"], "QUERY_TOO_COMPLEX", "{error}");
-    // Introspection fields are not free either.
-    let typenames: String = (0..1_001).map(|i| format!("t{i}: __typename ")).collect();
-    let query = format!("{{ accounts(first: 1) {{ nodes {{ {typenames} }} }} }}");
+    // Introspection fields are not free either: 5 × 200 of them.
+    let typenames: String = (0..200).map(|i| format!("t{i}: __typename ")).collect();
+    let query = format!("{{ accounts(first: 5) {{ nodes {{ {typenames} }} }} }}");
     let error = app.error(&query, json!({})).await;
     assert_eq!(error["extensions"]["code"], "QUERY_TOO_COMPLEX", "{error}");
+    assert!(error["message"].as_str().unwrap().contains("may resolve"), "{error}");
+    // Nor is one selection of more than 256 fields.
+    let typenames: String = (0..257).map(|i| format!("t{i}: __typename ")).collect();
+    let error = app
+        .error(
+            &format!("{{ accounts(first: 1) {{ nodes {{ {typenames} }} }} }}"),
+            json!({}),
+        )
+        .await;
+    assert!(error["message"].as_str().unwrap().contains("at most 256"), "{error}");
     // Root fields each take a connection: at most 32.
     let roots: String = (0..33).map(|i| format!("r{i}: __typename ")).collect();
     let error = app.error(&format!("{{ {roots} }}"), json!({})).await;
@@ -173,6 +192,10 @@ async fn text_with_nul_characters_is_bad_user_input() {
 async fn like_patterns_in_lists_and_cursors_are_checked() {
     let app = TestApp::start().await;
     app.create("Account", json!({ "name": "abc" })).await;
+    // A date PostgreSQL cannot hold.
+    let query = r#"{ opportunities(filter: { closeDate: { gt: "-5000-01-01" } }) { totalCount } }"#;
+    let error = app.error(query, json!({})).await;
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{error}");
     // A pattern ending in the escape character.
     for op in ["like", "ilike"] {
         let query = format!(r#"{{ accounts(filter: {{ name: {{ {op}: "ab\\" }} }}) {{ totalCount }} }}"#);
@@ -276,6 +299,7 @@ async fn owned_visibility_holds_on_every_side_door() {
         assert_eq!(answers[0], answers[1], "{filter}: both paths agree");
         answers[0]
     };
+    let compiled = app.metric("crm_graphql_compiled_total").await;
     assert_eq!(count(r#"{ account: { name: { startsWith: "Zeta" } } }"#).await, 0);
     assert_eq!(count(r#"{ lastName: { eq: "Own" } }"#).await, 1);
     assert_eq!(
@@ -289,6 +313,11 @@ async fn owned_visibility_holds_on_every_side_door() {
     assert_eq!(
         count(r#"{ lastName: { eq: "Child" }, activities: { every: { subject: { eq: "Visible call" } } } }"#).await,
         1
+    );
+
+    assert!(
+        app.metric("crm_graphql_compiled_total").await >= compiled + 5,
+        "the second answers came from compiled statements"
     );
 
     // A hidden record cannot be referred to, and does not tell it exists.
@@ -307,6 +336,9 @@ async fn owned_visibility_holds_on_every_side_door() {
             .unwrap()
             .replace(missing.as_str(), "X"),
     );
+    let own = "mutation($id: ID!, $a: ID!) { updateContact(id: $id, input: { accountId: $a }) { id } }";
+    let response = app.graphql_as(rep_token, own, json!({ "id": child, "a": zeta })).await;
+    assert_eq!(code(&response), "BAD_USER_INPUT", "{response}");
     let update =
         "mutation($id: ID!) { updateAccount(id: $id, input: { name: \"Mine now\" }, expectedVersion: 999) { id } }";
     let response = app.graphql_as(rep_token, update, json!({ "id": zeta })).await;
@@ -385,6 +417,63 @@ async fn a_sandbox_follows_production_visibility_unless_changed_there() {
     app.data(SET_VISIBILITY, json!({ "v": "ALL" })).await;
     app.data(SET_VISIBILITY, json!({ "v": "OWNED" })).await;
     assert_eq!(seen().await, 2);
+}
+
+#[tokio::test]
+async fn the_upgrade_makes_existing_sandboxes_follow_production_visibility() {
+    let app = TestApp::start().await;
+    let mode = |schema: &'static str| {
+        let app = &app;
+        async move {
+            let owned = app
+                .scalar(&format!(
+                    "SELECT (record_visibility = 'OWNED')::int::bigint AS n FROM {schema}.workspace_settings"
+                ))
+                .await;
+            if owned == 1 {
+                "OWNED"
+            } else {
+                "ALL"
+            }
+        }
+    };
+    // What an older server left: a sandbox made while production was OWNED
+    // and set to ALL there; one made while it was ALL; then production set
+    // to OWNED without the sandboxes following.
+    app.sql("UPDATE crm.workspace_settings SET record_visibility = 'OWNED'")
+        .await;
+    app.data(
+        r#"mutation { createSandbox(input: { name: "own" }) { name } }"#,
+        json!({}),
+    )
+    .await;
+    app.sql("UPDATE sandbox_own.workspace_settings SET record_visibility = 'ALL'")
+        .await;
+    app.sql("UPDATE crm.workspace_settings SET record_visibility = 'ALL'")
+        .await;
+    app.data(
+        r#"mutation { createSandbox(input: { name: "old" }) { name } }"#,
+        json!({}),
+    )
+    .await;
+    app.sql("UPDATE crm.workspace_settings SET record_visibility = 'OWNED'")
+        .await;
+    for schema in ["sandbox_own", "sandbox_old"] {
+        app.sql(&format!(
+            "ALTER TABLE {schema}.workspace_settings DROP COLUMN record_visibility_set_here; \
+             DELETE FROM {schema}.__diesel_schema_migrations WHERE version = '20261129000001'"
+        ))
+        .await;
+    }
+    assert_eq!(mode("sandbox_old").await, "ALL");
+    crm::db::migrate::migrate_all(&app.database_url).await.unwrap();
+    assert_eq!(mode("sandbox_old").await, "OWNED", "follows production");
+    assert_eq!(mode("sandbox_own").await, "ALL", "set in the sandbox: kept");
+    // From now on the one set there keeps its own; the other follows.
+    app.data(SET_VISIBILITY, json!({ "v": "ALL" })).await;
+    assert_eq!(mode("sandbox_old").await, "ALL");
+    app.data(SET_VISIBILITY, json!({ "v": "OWNED" })).await;
+    assert_eq!(mode("sandbox_own").await, "ALL");
 }
 
 #[tokio::test]

@@ -21,7 +21,7 @@ use super::selection;
 use crate::access::{self, AdminPermission, RecordVisibility};
 use crate::audit::{self, Action, Stored};
 use crate::auth::{self, NewToken, Role, TokenInfo, UserRef};
-use crate::db::sql::{Bind, Sql};
+use crate::db::sql::Sql;
 use crate::error::{CrmError, Result};
 use crate::metadata::ObjectDef;
 use crate::records::record_id;
@@ -201,15 +201,7 @@ pub fn mutation_fields() -> Vec<Field> {
                     let saved = conn
                         .transaction::<_, CrmError, _>(async |conn| {
                             let before = read_visibility(conn, &context.schema).await?;
-                            let mut update = Sql::raw("UPDATE ");
-                            update.table(&context.schema, "workspace_settings");
-                            update
-                                .push(" SET record_visibility_set_here = true, record_visibility = ")
-                                .bind(Bind::Text(Some(visibility.as_str().into())));
-                            update.execute(conn).await?;
-                            if context.trail.workspace == super::Workspace::production().name {
-                                crate::sandbox::follow_production_visibility(conn, visibility).await?;
-                            }
+                            crate::sandbox::set_record_visibility(conn, &context.schema, visibility).await?;
                             let entry = audit::Entry {
                                 object: "WorkspaceSettings".into(),
                                 record_id: None,
@@ -347,7 +339,7 @@ fn new_token(input: Option<&Value>) -> Result<NewToken> {
     let expires_at = match input.get("expiresAt") {
         None | Some(Value::Null) => None,
         Some(Value::String(at)) => {
-            Some(input::parse_datetime(at).map_err(|_| path.at("expiresAt").error("not a DateTime"))?)
+            Some(crate::metadata::parse_datetime(at).map_err(|_| path.at("expiresAt").error("not a DateTime"))?)
         }
         Some(_) => return Err(path.at("expiresAt").error("not a DateTime")),
     };
@@ -380,7 +372,7 @@ fn audit_filter(context: &RequestContext, filter: Option<&Value>) -> Result<audi
     };
     let at = |key: &str| -> Result<Option<DateTime<Utc>>> {
         match filter.get(key) {
-            Some(Value::String(text)) => input::parse_datetime(text)
+            Some(Value::String(text)) => crate::metadata::parse_datetime(text)
                 .map(Some)
                 .map_err(|_| path.at(key).error("not a DateTime")),
             _ => Ok(None),

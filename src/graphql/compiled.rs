@@ -12,7 +12,6 @@
 //! their SQL from the same pieces (`records`), and the test suite checks
 //! that they answer byte for byte the same.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -23,6 +22,7 @@ use async_graphql::parser::types::{
 use async_graphql::{Name, Request, Response, Value, Variables};
 use diesel::sql_types::Text;
 
+use super::cache::TextCache;
 use super::input::{self, ListArgs, Path};
 use super::Limits;
 use crate::access::Visibility;
@@ -31,8 +31,6 @@ use crate::db::Database;
 use crate::metadata::{FieldDef, Lookup, Model, ObjectDef};
 use crate::records::{column_json, page, Table};
 
-/// Distinct operations whose plan is kept (as many as parsed documents).
-const CACHED_PLANS: usize = 1024;
 /// `json_build_object` takes at most 100 arguments: 50 keys and values.
 const PAIRS_PER_CALL: usize = 50;
 /// Fragments nest at most this deep (a cycle is a validation error the
@@ -65,7 +63,7 @@ type Compiled<T> = std::result::Result<T, Skip>;
 /// The plans of one workspace schema (dropped with it when metadata changes).
 pub struct Plans {
     limits: Option<Limits>,
-    entries: RwLock<HashMap<String, Plan>>,
+    entries: RwLock<TextCache<Plan>>,
     answered: Arc<AtomicU64>,
 }
 
@@ -149,9 +147,6 @@ impl Plans {
             }
         };
         if let Ok(mut entries) = self.entries.write() {
-            if entries.len() >= CACHED_PLANS {
-                entries.clear();
-            }
             entries.insert(key, plan);
         }
     }

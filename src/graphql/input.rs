@@ -8,7 +8,9 @@ use async_graphql::{Name, Value};
 use crate::access::Visibility;
 use crate::db::sql::Bind;
 use crate::error::{CrmError, Result};
-use crate::metadata::{parse_decimal, screaming_snake, FieldDef, FieldKind, Model, ObjectDef, PicklistOption};
+use crate::metadata::{
+    parse_date, parse_datetime, parse_decimal, screaming_snake, FieldDef, FieldKind, Model, ObjectDef, PicklistOption,
+};
 use crate::records::filter::{ArrayMatch, Comparison, TextMatch, MAX_FILTER_VALUES};
 use crate::records::page::{Cursor, CursorError, OrderKey, PageRequest, Through, MAX_PAGE_SIZE};
 use crate::records::write::Assignment;
@@ -224,16 +226,6 @@ fn looks_like_email(text: &str) -> bool {
         && !domain.starts_with('.')
         && !domain.ends_with('.')
         && !text.chars().any(char::is_whitespace)
-}
-
-pub fn parse_date(text: &str) -> std::result::Result<chrono::NaiveDate, String> {
-    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| format!("{text:?} is not a date (YYYY-MM-DD)"))
-}
-
-pub fn parse_datetime(text: &str) -> std::result::Result<chrono::DateTime<chrono::Utc>, String> {
-    chrono::DateTime::parse_from_rfc3339(text)
-        .map(|t| t.to_utc())
-        .map_err(|_| format!("{text:?} is not an RFC 3339 date-time such as 2026-11-23T09:30:00Z"))
 }
 
 /// How deep relation filters may nest (`account: { parentAccount: { … } }`).

@@ -21,13 +21,11 @@ use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, N
 use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
 use async_graphql::{Name, Positioned, ServerResult, Value, Variables};
 
+use super::cache::TextCache;
 use super::Limits;
 use crate::error::CrmError;
 use crate::records::page::DEFAULT_PAGE_SIZE;
 
-/// Distinct query texts whose parsed form is kept; clients send a few
-/// fixed queries, so a full cache is a sign of generated ones and is reset.
-const CACHED_DOCUMENTS: usize = 1024;
 /// What a `totalCount` weighs: it reads every matching row, not one; as
 /// much as a default page of records.
 pub const COUNT_COST: u64 = DEFAULT_PAGE_SIZE as u64;
@@ -51,10 +49,11 @@ pub const ARGUMENT_NESTING: usize = 32;
 #[derive(Clone)]
 pub struct QueryGate {
     limits: Limits,
-    documents: Arc<Mutex<HashMap<String, ExecutableDocument>>>,
+    documents: Arc<Mutex<TextCache<ExecutableDocument>>>,
 }
 
 impl QueryGate {
+    /// A gate for every request of one workspace's schema.
     pub fn new(limits: Limits) -> Self {
         QueryGate {
             limits,
@@ -137,9 +136,6 @@ impl Extension for QueryGate {
                 }
                 let document = next.run(ctx, query, variables).await?;
                 if let Ok(mut documents) = self.documents.lock() {
-                    if documents.len() >= CACHED_DOCUMENTS {
-                        documents.clear();
-                    }
                     documents.insert(query.to_owned(), document.clone());
                 }
                 document
@@ -148,30 +144,6 @@ impl Extension for QueryGate {
         check(&document, variables, &self.limits).map_err(CrmError::into_server_error)?;
         Ok(document)
     }
-}
-
-/// The deepest nesting of non-introspection fields in any operation.
-pub fn query_depth(document: &ExecutableDocument) -> usize {
-    let variables = Variables::default();
-    let mut walk = Walk::new(document, &variables);
-    document
-        .operations
-        .iter()
-        .map(|(_, operation)| walk.summary(&operation.node.selection_set.node).depth)
-        .max()
-        .unwrap_or(0)
-}
-
-/// The most records each field of the query may be resolved for, summed:
-/// `accounts(first: 20) { nodes { name } }` costs 1 + 20 × 2.
-pub fn query_cost(document: &ExecutableDocument, variables: &Variables) -> u64 {
-    let mut walk = Walk::new(document, variables);
-    document
-        .operations
-        .iter()
-        .map(|(_, operation)| walk.summary(&operation.node.selection_set.node).cost)
-        .max()
-        .unwrap_or(0)
 }
 
 /// What a selection set adds up to.
@@ -420,30 +392,33 @@ fn nul_error(path: Vec<String>) -> CrmError {
 }
 
 /// The deepest nesting of `{ }` and `[ ]` in a GraphQL document or JSON
-/// text, outside strings and comments: a cheap upper bound on selection
-/// depth plus argument nesting, checked before anything parses it.
+/// text, outside strings (`"…"` and block strings `"""…"""`) and comments: a
+/// cheap upper bound on selection depth plus argument nesting, checked
+/// before anything parses it.
 pub fn nesting(text: &[u8]) -> usize {
     let (mut depth, mut deepest) = (0usize, 0usize);
-    let mut in_string = false;
-    let mut escaped = false;
-    let mut in_comment = false;
-    for &byte in text {
-        if in_comment {
-            in_comment = byte != b'\n' && byte != b'\r';
-            continue;
-        }
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
+    let mut i = 0;
+    while i < text.len() {
+        match text[i] {
+            b'#' => {
+                while i < text.len() && text[i] != b'\n' && text[i] != b'\r' {
+                    i += 1;
+                }
             }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'#' => in_comment = true,
+            b'"' if text[i..].starts_with(b"\"\"\"") => {
+                // A block string ends at the first `"""` not escaped as `\"""`.
+                i += 3;
+                while i < text.len() && !text[i..].starts_with(b"\"\"\"") {
+                    i += if text[i..].starts_with(b"\\\"\"\"") { 4 } else { 1 };
+                }
+                i += 2;
+            }
+            b'"' => {
+                i += 1;
+                while i < text.len() && text[i] != b'"' {
+                    i += if text[i] == b'\\' { 2 } else { 1 };
+                }
+            }
             b'{' | b'[' => {
                 depth += 1;
                 deepest = deepest.max(depth);
@@ -451,6 +426,7 @@ pub fn nesting(text: &[u8]) -> usize {
             b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     deepest
 }

@@ -2,6 +2,7 @@
 //! and cached by metadata version.
 
 pub mod admin;
+pub mod cache;
 pub mod compiled;
 pub mod customize;
 pub mod input;

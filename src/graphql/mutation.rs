@@ -12,7 +12,6 @@ use super::input::{self, Path};
 use super::resolve::{arg, context, id_arg, resolved, RequestContext};
 use crate::access::{self, AdminPermission, Grant, Operation};
 use crate::audit::{self, Action, Entry};
-use crate::auth::Role;
 use crate::db::sql::Bind;
 use crate::error::{CrmError, Result};
 use crate::metadata::{upper_first, with_article, words, Access, FieldDef, ObjectDef};
@@ -79,13 +78,11 @@ fn with_creator(context: &RequestContext, object: &ObjectDef, values: &mut Vec<(
 }
 
 /// The owner of a record as it was before a change.
-fn owner_of(record: &Record) -> Option<&str> {
-    record.get("ownerId").and_then(|owner| owner.as_str())
+fn owner_of(record: &Record) -> Option<Uuid> {
+    record.get("ownerId").and_then(|owner| owner.as_str()?.parse().ok())
 }
 
-/// Refuses an operation granted only on records the actor owns (sales
-/// deleting or restoring) when `before`, the record as it is, is someone
-/// else's.
+/// See [`access::require_owner`]; nothing to check for a record not found.
 fn check_owned(
     context: &RequestContext,
     object: &ObjectDef,
@@ -93,53 +90,29 @@ fn check_owned(
     grant: Grant,
     before: Option<&Record>,
 ) -> Result<()> {
-    let Some(before) = before else { return Ok(()) };
-    let mine = context.actor.user_id.to_string();
-    if grant == Grant::Owned && owner_of(before) != Some(mine.as_str()) {
-        let detail = format!(
-            "{} may {} only records they own",
-            context.actor.role.as_str(),
-            operation.as_str()
-        );
-        return Err(access::forbidden(
-            context.actor.role,
-            &access::permission(object, operation),
-            &detail,
-        ));
+    match before {
+        Some(before) => access::require_owner(&context.actor, object, operation, grant, owner_of(before)),
+        None => Ok(()),
     }
-    Ok(())
 }
 
-/// Only admins give away records they do not own: anyone else may change
-/// the owner of their own records only (else a rep could take a colleague's
-/// record, then delete it as its owner).
+/// See [`access::require_reassign`]: applies when the change sets `ownerId`.
 fn check_reassign(
     context: &RequestContext,
     object: &ObjectDef,
     before: Option<&Record>,
     values: &[(FieldDef, Bind)],
 ) -> Result<()> {
-    let (Some(before), false) = (before, context.actor.role == Role::Admin) else {
-        return Ok(());
-    };
-    let Some((_, Bind::Uuid(new_owner))) = values.iter().find(|(field, _)| field.name == "owner") else {
-        return Ok(());
-    };
-    let current = owner_of(before);
-    let unchanged = new_owner.map(|id| id.to_string()).as_deref() == current;
-    let mine = context.actor.user_id.to_string();
-    if unchanged || current == Some(mine.as_str()) {
-        return Ok(());
+    let new_owner = values.iter().find_map(|(field, value)| match value {
+        Bind::Uuid(owner) if field.name == "owner" => Some(*owner),
+        _ => None,
+    });
+    match (before, new_owner) {
+        (Some(before), Some(new_owner)) => {
+            access::require_reassign(&context.actor, object, owner_of(before), new_owner)
+        }
+        _ => Ok(()),
     }
-    let detail = format!(
-        "{} may reassign only records they own; the owner or an admin can",
-        context.actor.role.as_str()
-    );
-    Err(access::forbidden(
-        context.actor.role,
-        &access::permission(object, Operation::Update),
-        &detail,
-    ))
 }
 
 /// `AccountUpdate { id input expectedVersion }`: one item of `updateAccounts`.

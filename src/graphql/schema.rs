@@ -239,10 +239,10 @@ fn scalars() -> Vec<Scalar> {
         Scalar::new("DateTime")
             .description("An instant, as an RFC 3339 string in UTC, e.g. `2026-11-23T09:30:00.000000Z`.")
             .specified_by_url("https://datatracker.ietf.org/doc/html/rfc3339")
-            .validator(|v| matches!(v, Value::String(s) if super::input::parse_datetime(s).is_ok())),
+            .validator(|v| matches!(v, Value::String(s) if crate::metadata::parse_datetime(s).is_ok())),
         Scalar::new("Date")
             .description("A calendar date, `YYYY-MM-DD`.")
-            .validator(|v| matches!(v, Value::String(s) if super::input::parse_date(s).is_ok())),
+            .validator(|v| matches!(v, Value::String(s) if crate::metadata::parse_date(s).is_ok())),
         Scalar::new("Decimal")
             .description(
                 "An exact decimal number as a string, e.g. `\"125000.50\"`: money keeps every cent \

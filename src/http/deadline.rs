@@ -6,12 +6,9 @@
 //! the rest of the body may still be on its way), 503 when the server was
 //! too slow answering (a retry may succeed).
 
-use std::sync::Arc;
-
 use axum::body::{Body, Bytes, HttpBody};
-use axum::extract::{Request, State};
+
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware::Next;
 use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
@@ -20,13 +17,13 @@ use crate::error::CrmError;
 
 /// Answers 503 `TIMEOUT` for a request not answered within the request
 /// timeout (the work on it stops).
-pub(super) async fn request_deadline(State(app): State<Arc<App>>, request: Request, next: Next) -> Response {
+pub(super) async fn within_request_timeout(
+    app: &App,
+    headers: &HeaderMap,
+    answer: impl std::future::Future<Output = Response>,
+) -> Response {
     let limit = app.config.request_timeout;
-    let mut accept = HeaderMap::new();
-    for value in request.headers().get_all(header::ACCEPT) {
-        accept.append(header::ACCEPT, value.clone());
-    }
-    match tokio::time::timeout(limit, next.run(request)).await {
+    match tokio::time::timeout(limit, answer).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(timeout_ms = limit.as_millis(), "request timed out");
@@ -35,7 +32,7 @@ pub(super) async fn request_deadline(State(app): State<Arc<App>>, request: Reque
                 limit.as_millis()
             );
             let body = super::errors_body(CrmError::Timeout(message));
-            super::json_response(StatusCode::SERVICE_UNAVAILABLE, &accept, body)
+            super::json_response(StatusCode::SERVICE_UNAVAILABLE, headers, body)
         }
     }
 }

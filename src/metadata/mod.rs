@@ -424,3 +424,23 @@ pub fn parse_decimal(text: &str) -> std::result::Result<String, String> {
     }
     Ok(text.to_owned())
 }
+
+/// The earliest year PostgreSQL's `date` holds (4713 BC); chrono reads
+/// earlier ones, which the database would refuse.
+const EARLIEST_YEAR: i32 = -4712;
+
+/// Reads a date (`YYYY-MM-DD`) that a `date` column can hold.
+pub fn parse_date(text: &str) -> std::result::Result<chrono::NaiveDate, String> {
+    use chrono::Datelike;
+    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+        .ok()
+        .filter(|date| date.year() >= EARLIEST_YEAR)
+        .ok_or_else(|| format!("{text:?} is not a date (YYYY-MM-DD, 4713 BC or later)"))
+}
+
+/// Reads an RFC 3339 date-time (years 0000 to 9999: all fit `timestamptz`).
+pub fn parse_datetime(text: &str) -> std::result::Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.to_utc())
+        .map_err(|_| format!("{text:?} is not an RFC 3339 date-time such as 2026-11-23T09:30:00Z"))
+}

@@ -768,15 +768,7 @@ async fn settings(conn: &mut AsyncPgConnection, target: &Target<'_>, desired: &J
             format!("{visibility:?} is not a record visibility"),
         ));
     };
-    let mut update = Sql::raw("UPDATE ");
-    update
-        .table(target.schema, "workspace_settings")
-        .push(" SET record_visibility_set_here = true, record_visibility = ")
-        .bind(Bind::Text(Some(visibility.clone())));
-    update.execute(conn).await?;
-    if target.schema == crate::db::migrate::PRODUCTION_SCHEMA {
-        crate::sandbox::follow_production_visibility(conn, parsed).await?;
-    }
+    crate::sandbox::set_record_visibility(conn, target.schema, parsed).await?;
     let entry = audit::Entry {
         object: "WorkspaceSettings".into(),
         record_id: None,

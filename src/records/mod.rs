@@ -37,7 +37,7 @@ pub type Record = std::sync::Arc<serde_json::Map<String, Json>>;
 pub struct Visibility(Option<Arc<HashMap<String, Filter>>>);
 
 impl Visibility {
-    /// Everything.
+    /// Nothing hidden: every role but sales under `OWNED`, and the server's own work.
     pub fn all() -> Self {
         Visibility(None)
     }

@@ -373,12 +373,12 @@ pub fn bind_from_json(field: &FieldDef, value: &Json) -> Option<Bind> {
         FieldKind::Date => Bind::Date(if null {
             None
         } else {
-            Some(value.as_str()?.parse().ok()?)
+            Some(crate::metadata::parse_date(value.as_str()?).ok()?)
         }),
         FieldKind::DateTime => Bind::DateTime(if null {
             None
         } else {
-            Some(chrono::DateTime::parse_from_rfc3339(value.as_str()?).ok()?.to_utc())
+            Some(crate::metadata::parse_datetime(value.as_str()?).ok()?)
         }),
         FieldKind::Text
         | FieldKind::Email

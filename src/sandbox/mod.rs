@@ -600,20 +600,30 @@ pub async fn production_version(conn: &mut AsyncPgConnection) -> Result<i32> {
     metadata_version(conn, PRODUCTION_SCHEMA).await
 }
 
-/// Production's `recordVisibility` changed to `visibility`: every sandbox
-/// whose own setting no admin changed follows it, in the same transaction.
-pub async fn follow_production_visibility(
+/// Sets the `recordVisibility` of the workspace in `pg_schema`, as set
+/// there; a change of production's is followed, in the same transaction,
+/// by every sandbox where nobody set its own.
+pub async fn set_record_visibility(
     conn: &mut AsyncPgConnection,
+    pg_schema: &str,
     visibility: crate::access::RecordVisibility,
 ) -> Result<()> {
+    let value = || Bind::Text(Some(visibility.as_str().to_owned()));
+    let mut update = Sql::raw("UPDATE ");
+    update.table(pg_schema, "workspace_settings");
+    update
+        .push(" SET record_visibility_set_here = true, record_visibility = ")
+        .bind(value());
+    update.execute(conn).await?;
+    if pg_schema != PRODUCTION_SCHEMA {
+        return Ok(());
+    }
     for sandbox in list(conn).await? {
-        let mut update = Sql::raw("UPDATE ");
-        update.table(&sandbox.pg_schema, "workspace_settings");
-        update
-            .push(" SET record_visibility = ")
-            .bind(Bind::Text(Some(visibility.as_str().to_owned())));
-        update.push(" WHERE NOT record_visibility_set_here");
-        update.execute(conn).await?;
+        let mut follow = Sql::raw("UPDATE ");
+        follow.table(&sandbox.pg_schema, "workspace_settings");
+        follow.push(" SET record_visibility = ").bind(value());
+        follow.push(" WHERE NOT record_visibility_set_here");
+        follow.execute(conn).await?;
     }
     Ok(())
 }
