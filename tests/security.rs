@@ -89,6 +89,20 @@ async fn fragment_chains_and_fan_outs_are_bounded() {
     query.push_str("fragment F300 on Query { __typename }\n");
     let response = app.graphql(&query, json!({})).await;
     assert_eq!(code(&response), "QUERY_TOO_COMPLEX", "{response}");
+    // Chains where each fragment spreads the next twice, down to a missing
+    // one: 2^n paths, weighed once per fragment and refused before
+    // validation walks them.
+    for n in [20, 40, 100] {
+        let mut query = String::from("{ ...F0 }\n");
+        for i in 0..n {
+            query.push_str(&format!("fragment F{i} on Query {{ ...F{n} ...F{n} }}\n", n = i + 1));
+        }
+        let answered = tokio::time::timeout(std::time::Duration::from_secs(20), app.graphql(&query, json!({})));
+        let response = answered
+            .await
+            .expect("a fan-out of fragments is refused at once, not walked");
+        assert_eq!(code(&response), "QUERY_TOO_COMPLEX", "{response}");
+    }
     // A chain where each fragment spreads the next twice: 2^30 paths,
     // summed once per fragment.
     let mut query = String::from("{ accounts { ...A0 } }\n");

@@ -1,9 +1,14 @@
-//! A memory of things derived from query texts (parsed documents, compiled
-//! plans), bounded in entries and in the bytes of the texts it keys them
-//! by: any token holder can send new texts of up to the body limit, so a
-//! count of entries alone would let them fill gigabytes.
+//! Memories of what is derived from query texts: the one parsed document
+//! per distinct text that every stage of a request shares (the HTTP layer's
+//! mutation check, the plan cache, the query gate, answer ordering), and
+//! the compiled plans. Each is bounded in entries and in the bytes of the
+//! texts it is keyed by: any token holder can send new texts of up to the
+//! body limit, so a count of entries alone would let them fill gigabytes.
 
 use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, RwLock};
+
+use async_graphql::parser::types::ExecutableDocument;
 
 /// Distinct query texts remembered; clients send a few fixed queries, so a
 /// full memory is a sign of generated ones and is started over.
@@ -45,4 +50,24 @@ impl<V> TextCache<V> {
         self.bytes += key.len();
         self.entries.insert(key, value);
     }
+}
+
+/// Parsed documents by query text, for the whole process: parsing is pure,
+/// so every workspace and server in it may share them.
+static DOCUMENTS: LazyLock<RwLock<TextCache<Arc<ExecutableDocument>>>> = LazyLock::new(RwLock::default);
+
+/// The parsed form of a query text, parsed on its first sight only.
+pub fn document(query: &str) -> async_graphql::parser::Result<Arc<ExecutableDocument>> {
+    if let Some(document) = DOCUMENTS
+        .read()
+        .ok()
+        .and_then(|documents| documents.get(query).cloned())
+    {
+        return Ok(document);
+    }
+    let document = Arc::new(async_graphql::parser::parse_query(query)?);
+    if let Ok(mut documents) = DOCUMENTS.write() {
+        documents.insert(query.to_owned(), document.clone());
+    }
+    Ok(document)
 }

@@ -129,7 +129,7 @@ impl Plans {
 
     /// First sight of an operation: parse it and find out whether it compiles.
     fn learn(&self, model: &Model, workspace: &str, key: String, request: &Request) {
-        let plan = match async_graphql::parser::parse_query(&request.query) {
+        let plan = match super::cache::document(&request.query) {
             Err(_) => Plan::Resolvers,
             Ok(document) => {
                 let all = Visibility::all();
@@ -142,7 +142,7 @@ impl Plans {
                 });
                 match compiled {
                     Err(Skip::Unsupported) => Plan::Resolvers,
-                    Ok(_) | Err(Skip::Values) => Plan::Unconfirmed(Arc::new(document)),
+                    Ok(_) | Err(Skip::Values) => Plan::Unconfirmed(document),
                 }
             }
         };

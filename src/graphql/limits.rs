@@ -15,13 +15,13 @@
 //! exhaust the stack or take exponential time.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery};
 use async_graphql::parser::types::{ExecutableDocument, Field, Selection, SelectionSet};
 use async_graphql::{Name, Positioned, ServerResult, Value, Variables};
 
-use super::cache::TextCache;
+use super::cache::document;
 use super::Limits;
 use crate::error::CrmError;
 use crate::records::page::DEFAULT_PAGE_SIZE;
@@ -36,6 +36,11 @@ pub const MAX_ROOT_FIELDS: usize = 32;
 pub const MAX_SELECTIONS: usize = 256;
 /// Fragment definitions one document may hold.
 pub const MAX_FRAGMENTS: usize = 256;
+/// Fragments spread inside fragments, one in the next.
+pub const MAX_FRAGMENT_NESTING: usize = 32;
+/// Selections a document holds once every fragment is spread out (what
+/// validation walks): 2 × 2 × … spreads cannot make it explode.
+pub const MAX_EXPANDED_SELECTIONS: u64 = 50_000;
 /// Selection sets and fragments one walk descends through before it
 /// stops and calls the document too deep (far past any allowed depth).
 const WALK_NESTING: usize = 128;
@@ -43,22 +48,18 @@ const WALK_NESTING: usize = 128;
 /// request may use for its arguments' input objects and lists.
 pub const ARGUMENT_NESTING: usize = 32;
 
-/// Every request passes here instead of the plain parser: documents seen
-/// before come from a cache (parsing is a tenth of a small query's time),
-/// and each is checked against the limits before it runs.
+/// Every request passes here instead of the plain parser: the document
+/// comes from the shared cache of parsed texts (parsing is a tenth of a
+/// small query's time), and is checked against the limits before it runs.
 #[derive(Clone)]
 pub struct QueryGate {
     limits: Limits,
-    documents: Arc<Mutex<TextCache<ExecutableDocument>>>,
 }
 
 impl QueryGate {
     /// A gate for every request of one workspace's schema.
     pub fn new(limits: Limits) -> Self {
-        QueryGate {
-            limits,
-            documents: Arc::default(),
-        }
+        QueryGate { limits }
     }
 }
 
@@ -86,6 +87,13 @@ pub fn check(document: &ExecutableDocument, variables: &Variables, limits: &Limi
             return Err(CrmError::QueryTooComplex(format!(
                 "a selection asks for {} fields; at most {MAX_SELECTIONS} are allowed in one selection",
                 summary.widest
+            )));
+        }
+        if summary.expanded > MAX_EXPANDED_SELECTIONS {
+            return Err(CrmError::QueryTooComplex(format!(
+                "the operation holds {} selections once its fragments are spread out; at most \
+                 {MAX_EXPANDED_SELECTIONS} are allowed (and fragments nest at most {MAX_FRAGMENT_NESTING} deep)",
+                summary.expanded
             )));
         }
         if summary.depth > limits.max_depth {
@@ -120,26 +128,14 @@ impl Extension for QueryGate {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let cached = self
-            .documents
-            .lock()
-            .ok()
-            .and_then(|documents| documents.get(query).cloned());
-        let document = match cached {
-            Some(document) => document,
-            None => {
-                // Checked before async-graphql's own passes walk it: they
-                // follow every path through fragments, which a document
-                // spreading each fragment twice makes exponential.
-                if let Ok(document) = async_graphql::parser::parse_query(query) {
-                    check(&document, variables, &self.limits).map_err(CrmError::into_server_error)?;
-                }
-                let document = next.run(ctx, query, variables).await?;
-                if let Ok(mut documents) = self.documents.lock() {
-                    documents.insert(query.to_owned(), document.clone());
-                }
-                document
-            }
+        // Checked before async-graphql's own passes walk it (they follow
+        // every path through fragments, which a document spreading each
+        // fragment twice makes exponential), and walked by nothing of
+        // async-graphql's before validation: the check bounds its nesting.
+        let document = match document(query) {
+            Ok(document) => ExecutableDocument::clone(&document),
+            // async-graphql words the syntax error.
+            Err(_) => next.run(ctx, query, variables).await?,
         };
         check(&document, variables, &self.limits).map_err(CrmError::into_server_error)?;
         Ok(document)
@@ -157,6 +153,9 @@ struct Summary {
     widest: u64,
     /// Whether it selects `nodes` or `edges`: a connection's page.
     connection: bool,
+    /// Selections (fields, spreads, inline fragments) met when every
+    /// fragment is spread out: what validation walks.
+    expanded: u64,
 }
 
 /// One pass over a document: each fragment is summed once (memoized), a
@@ -180,6 +179,7 @@ impl Summary {
             cost: u64::MAX,
             widest: u64::MAX,
             connection: false,
+            expanded: u64::MAX,
         }
     }
 }
@@ -261,6 +261,7 @@ impl<'d> Walk<'d> {
             out.cost = out.cost.saturating_add(part.cost);
             out.widest = out.widest.max(part.widest);
             out.connection |= part.connection;
+            out.expanded = out.expanded.saturating_add(1).saturating_add(part.expanded);
         }
         out
     }
@@ -274,6 +275,9 @@ impl<'d> Walk<'d> {
         };
         if self.on_path.contains(&name) {
             return Summary::default();
+        }
+        if self.on_path.len() >= MAX_FRAGMENT_NESTING {
+            return Summary::too_deep();
         }
         self.on_path.push(name);
         let summary = self.summary(&fragment.node.selection_set.node);
@@ -298,6 +302,7 @@ impl<'d> Walk<'d> {
             cost: own.saturating_add(records.saturating_mul(children.cost)),
             widest: children.widest,
             connection: matches!(name, "nodes" | "edges"),
+            expanded: children.expanded,
         }
     }
 }

@@ -375,7 +375,7 @@ fn in_selection_order(data: &mut Value, query: &str, operation_name: Option<&str
     if matches!(data, Value::Null) {
         return;
     }
-    let Ok(document) = async_graphql::parser::parse_query(query) else {
+    let Ok(document) = cache::document(query) else {
         return;
     };
     if let Some(operation) = compiled::operation(&document, operation_name) {
