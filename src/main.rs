@@ -1,16 +1,19 @@
 //! `crm`: the CRM server and its admin commands.
+//!
+//! This file is the command line a user sees: every command, flag, default
+//! and environment variable, and the help text clap prints from them. What
+//! a command does lives in [`cli`], one module per command family, so a
+//! change to a flag and a change to a command's work land in different files.
+
+mod cli;
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
-use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use crm::app::{self, App, DatabaseServer};
-use crm::audit::Trail;
+use crm::app;
 use crm::auth::Role;
-use crm::Config;
 
 /// Responses are built from many small allocations freed on other threads;
 /// mimalloc handles that pattern far better than glibc's allocator.
@@ -301,34 +304,6 @@ struct ServeArgs {
     public_url: Option<String>,
 }
 
-fn config(database: &DatabaseArgs, serve: Option<&ServeArgs>) -> Config {
-    let mut config = Config {
-        data_dir: database.data_dir.clone(),
-        database_url: database.database_url.clone(),
-        ..Config::default()
-    };
-    if let Some(serve) = serve {
-        config.bind = serve.bind;
-        config.port = serve.port;
-        config.pool_size = serve.pool_size;
-        config.statement_timeout = Duration::from_millis(serve.statement_timeout_ms);
-        config.body_limit = serve.body_limit;
-        config.max_depth = serve.max_depth;
-        config.max_complexity = serve.max_complexity;
-        config.introspection = serve.introspection;
-        config.cors_origins = serve.cors_origins.clone();
-        config.rate_limit = serve.rate_limit;
-        config.auth_failure_limit = serve.auth_failure_limit;
-        config.header_timeout = Duration::from_millis(serve.header_timeout_ms);
-        config.body_timeout = Duration::from_millis(serve.body_timeout_ms);
-        config.request_timeout = Duration::from_millis(serve.request_timeout_ms);
-        config.idle_timeout = Duration::from_millis(serve.idle_timeout_ms);
-        config.max_connections = usize::try_from(serve.max_connections).unwrap_or(usize::MAX);
-        config.public_url = serve.public_url.clone();
-    }
-    config
-}
-
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -337,7 +312,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    let args = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -345,7 +320,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -354,445 +329,26 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    match &cli.command {
-        Command::Serve(args) => app::serve(config(&cli.database, Some(args))).await,
+/// Sends each command to its module under `cli/`; the commands that need
+/// the database get it (and the embedded cluster) here, for their duration.
+async fn run(Cli { database, command }: Cli) -> anyhow::Result<()> {
+    let database = &database;
+    match &command {
+        Command::Serve(args) => app::serve(cli::config(database, Some(args))).await,
         Command::Schema {
             command: SchemaCommand::Print,
-        } => {
-            print!("{}", crm::graphql::production_sdl().context("building the schema")?);
-            Ok(())
+        } => cli::schema::print(),
+        Command::Migrate => cli::with_database(database, async |_, url| cli::migrate::run(url).await).await,
+        Command::Seed { bench, .. } => cli::with_app(database, async |app| cli::seed::run(app, *bench).await).await,
+        Command::Token { command } => cli::with_app(database, async |app| cli::token::run(command, app).await).await,
+        Command::Sandbox { command } => {
+            cli::with_app(database, async |app| cli::sandbox::run(command, app).await).await
         }
-        Command::Migrate => {
-            with_database(config(&cli.database, None), |config, url| async move {
-                let _ = config;
-                for applied in crm::db::migrate::migrate_all(&url).await? {
-                    if applied.versions.is_empty() {
-                        println!("{}: up to date", applied.schema);
-                    }
-                    for version in applied.versions {
-                        println!("{}: applied {version}", applied.schema);
-                    }
-                }
-                Ok(())
-            })
-            .await
-        }
-        Command::Token { command } => {
-            with_app(&cli.database, async |app| {
-                let mut conn = app.db.conn().await?;
-                token_command(command, &mut conn).await
-            })
-            .await
-        }
-        Command::Sandbox { command } => with_app(&cli.database, async |app| sandbox_command(command, app).await).await,
         Command::Changeset { command } => {
-            with_app(&cli.database, async |app| changeset_command(command, app).await).await
+            cli::with_app(database, async |app| cli::changeset::run(command, app).await).await
         }
         Command::Promotion { command } => {
-            with_app(&cli.database, async |app| promotion_command(command, app).await).await
-        }
-        Command::Seed { bench, .. } => {
-            with_app(&cli.database, async |app| {
-                let report = if *bench {
-                    crm::seed::bench(app).await?
-                } else {
-                    crm::seed::demo(app).await?
-                };
-                if report.skipped {
-                    println!("production already has accounts; nothing added");
-                } else {
-                    println!(
-                        "added {} accounts, {} contacts, {} opportunities, {} activities",
-                        report.accounts, report.contacts, report.opportunities, report.activities
-                    );
-                }
-                Ok(())
-            })
-            .await
+            cli::with_app(database, async |app| cli::promotion::run(command, app).await).await
         }
     }
-}
-
-async fn token_command(command: &TokenCommand, conn: &mut crm::db::Conn) -> anyhow::Result<()> {
-    match command {
-        TokenCommand::Create {
-            user,
-            role,
-            expires,
-            name,
-        } => {
-            let expires_at = expires.map(|lifetime| chrono::Utc::now() + lifetime);
-            let new = crm::auth::NewToken {
-                user: crm::auth::UserRef::Email(user.clone()),
-                role: Some(*role),
-                name: name.clone(),
-                expires_at,
-            };
-            let issued = crm::auth::issue(conn, &Trail::cli("production"), &new).await?;
-            println!("{}", issued.token);
-            let until = match issued.info.expires_at {
-                Some(at) => format!("until {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-                None => "until revoked".to_owned(),
-            };
-            eprintln!(
-                "token {} for {} as {}, valid {until}. It is shown only now: keep it safe.",
-                issued.info.id, issued.info.user_email, issued.info.role
-            );
-        }
-        TokenCommand::List => {
-            let format = |at: Option<chrono::DateTime<chrono::Utc>>| {
-                at.map(|at| at.format("%Y-%m-%d %H:%M").to_string())
-                    .unwrap_or_else(|| "-".into())
-            };
-            println!(
-                "{:<36}  {:<28}  {:<9}  {:<16}  {:<16}  {:<16}  name",
-                "id", "user", "role", "created", "expires", "last used"
-            );
-            for token in crm::auth::list(conn, None).await? {
-                let state = if token.revoked_at.is_some() { " (revoked)" } else { "" };
-                println!(
-                    "{:<36}  {:<28}  {:<9}  {:<16}  {:<16}  {:<16}  {}{state}",
-                    token.id,
-                    token.user_email,
-                    token.role,
-                    format(Some(token.created_at)),
-                    format(token.expires_at),
-                    format(token.last_used_at),
-                    token.name
-                );
-            }
-        }
-        TokenCommand::Revoke { id } => {
-            match crm::auth::revoke(conn, &Trail::cli("production"), *id).await {
-                Err(crm::CrmError::NotFound { .. }) => anyhow::bail!("no live token {id} (see crm token list)"),
-                other => other?,
-            };
-            println!("revoked {id}; servers refuse it within 5 seconds");
-        }
-    }
-    Ok(())
-}
-
-async fn sandbox_command(command: &SandboxCommand, app: &App) -> anyhow::Result<()> {
-    use crm::sandbox::{self, Filling, NewSandbox};
-    let trail = Trail::cli("production");
-    match command {
-        SandboxCommand::Create {
-            name,
-            filling,
-            description,
-        } => {
-            let filling = Filling::new(filling.mode, filling.sample_size, filling.mask, &["sample-size"])?;
-            let new = NewSandbox {
-                name: name.clone(),
-                description: description.clone(),
-                filling,
-            };
-            let bar = Bar::new();
-            let made = sandbox::create(&app.db, &trail, &new, &bar).await;
-            bar.finish();
-            let made = made?;
-            println!(
-                "made the sandbox {} ({}) in {:.1} s, from production's metadata version {}",
-                made.name,
-                made.mode.as_str(),
-                bar.elapsed(),
-                made.base_version
-            );
-            print_endpoint(&made.name);
-        }
-        SandboxCommand::List => {
-            let mut conn = app.db.conn().await?;
-            println!(
-                "{:<24}  {:<13}  {:>6}  {:<16}  {:>4}  {:>10}  {:>10}  description",
-                "name", "mode", "masked", "made", "base", "rows", "MB"
-            );
-            for found in sandbox::list(&mut conn).await? {
-                let size = sandbox::size(&mut conn, &found).await?;
-                let made = found.refreshed_at.unwrap_or(found.created_at);
-                println!(
-                    "{:<24}  {:<13}  {:>6}  {:<16}  {:>4}  {:>10}  {:>10.1}  {}",
-                    found.name,
-                    found.mode.as_str(),
-                    if found.masked { "yes" } else { "no" },
-                    made.format("%Y-%m-%d %H:%M"),
-                    found.base_version,
-                    size.rows,
-                    size.bytes as f64 / 1_048_576.0,
-                    found.description
-                );
-            }
-        }
-        SandboxCommand::Refresh {
-            name,
-            mode,
-            sample_size,
-            mask,
-            no_mask,
-        } => {
-            let current = {
-                let mut conn = app.db.conn().await?;
-                sandbox::find(&mut conn, name)
-                    .await?
-                    .ok_or_else(|| anyhow::anyhow!("there is no sandbox {name} (see crm sandbox list)"))?
-            };
-            let mode = mode.unwrap_or(current.mode);
-            let sample_size = sample_size.or(if mode == current.mode {
-                current.sample_size
-            } else {
-                None
-            });
-            let mask = if *mask || *no_mask { *mask } else { current.masked };
-            let filling = Filling::new(mode, sample_size, mask, &["sample-size"])?;
-            let bar = Bar::new();
-            let made = sandbox::refresh(&app.db, &trail, name, &filling, &bar).await;
-            bar.finish();
-            let made = made?;
-            println!(
-                "made the sandbox {} again ({}) in {:.1} s, from production's metadata version {}",
-                made.name,
-                made.mode.as_str(),
-                bar.elapsed(),
-                made.base_version
-            );
-        }
-        SandboxCommand::Delete { name } => {
-            match sandbox::delete(&app.db, &trail, name).await {
-                Err(crm::CrmError::NotFound { .. }) => {
-                    anyhow::bail!("there is no sandbox {name} (see crm sandbox list)")
-                }
-                other => other?,
-            };
-            println!("deleted the sandbox {name} and everything in it");
-        }
-        SandboxCommand::Diff { name } => {
-            let options = crm::promotion::Options {
-                dry_run: true,
-                ..Default::default()
-            };
-            promote(
-                app,
-                crm::promotion::Source::Sandbox(name.clone()),
-                "production",
-                options,
-            )
-            .await?;
-        }
-        SandboxCommand::Promote {
-            name,
-            dry_run,
-            allow_breaking,
-            allow_lossy,
-        } => {
-            let options = crm::promotion::Options {
-                dry_run: *dry_run,
-                allow_breaking: *allow_breaking,
-                allow_lossy: *allow_lossy,
-                ..Default::default()
-            };
-            promote(
-                app,
-                crm::promotion::Source::Sandbox(name.clone()),
-                "production",
-                options,
-            )
-            .await?;
-        }
-        SandboxCommand::Export { name, output } => {
-            let mut conn = app.db.conn().await?;
-            let file = crm::promotion::export(&mut conn, name).await.map_err(|err| match err {
-                crm::CrmError::NotFound { .. } => anyhow::anyhow!("there is no sandbox {name} (see crm sandbox list)"),
-                err => anyhow::anyhow!(err),
-            })?;
-            match output {
-                Some(path) => {
-                    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-                    }
-                    std::fs::write(path, file.to_text()).with_context(|| format!("writing {}", path.display()))?;
-                    println!(
-                        "wrote {} change(s) of the sandbox {name} to {}",
-                        file.changes.len(),
-                        path.display()
-                    );
-                }
-                None => print!("{}", file.to_text()),
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Runs a promotion, prints its report, and fails when it was refused.
-async fn promote(
-    app: &App,
-    source: crm::promotion::Source,
-    to: &str,
-    options: crm::promotion::Options,
-) -> anyhow::Result<()> {
-    use std::io::IsTerminal;
-    let trail = Trail::cli(to);
-    let report = crm::promotion::run(&app.db, &trail, &source, to, &options)
-        .await
-        .map_err(|err| match err {
-            crm::CrmError::NotFound { object, id } => anyhow::anyhow!("there is no {} {id}", object.to_lowercase()),
-            err => anyhow::anyhow!(err),
-        })?;
-    let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    print!(
-        "{}",
-        crm::promotion::text::render(&report, crm::promotion::text::Paint(color))
-    );
-    if !options.dry_run && !report.applied {
-        anyhow::bail!("refused: {}", report.blockers.join("; "));
-    }
-    Ok(())
-}
-
-async fn changeset_command(command: &ChangesetCommand, app: &App) -> anyhow::Result<()> {
-    use crm::promotion::{changeset::File, Options, Source};
-    let (path, to, options) = match command {
-        ChangesetCommand::Apply {
-            file,
-            to,
-            dry_run,
-            allow_breaking,
-            allow_lossy,
-        } => (
-            file,
-            to,
-            Options {
-                dry_run: *dry_run,
-                allow_breaking: *allow_breaking,
-                allow_lossy: *allow_lossy,
-                ..Options::default()
-            },
-        ),
-        ChangesetCommand::Diff { file, to } => (
-            file,
-            to,
-            Options {
-                dry_run: true,
-                ..Options::default()
-            },
-        ),
-    };
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let file = File::parse(&text).map_err(|why| anyhow::anyhow!("{}: {why}", path.display()))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    promote(app, Source::File { name, file }, to, options).await
-}
-
-async fn promotion_command(command: &PromotionCommand, app: &App) -> anyhow::Result<()> {
-    match command {
-        PromotionCommand::List { first } => {
-            let mut conn = app.db.conn().await?;
-            let found = crm::promotion::list(&mut conn, (*first).clamp(1, 500)).await?;
-            if found.is_empty() {
-                println!("no promotions yet");
-            }
-            for promotion in found {
-                println!("{}", crm::promotion::text::promotion_line(&promotion));
-            }
-            Ok(())
-        }
-        PromotionCommand::Revert {
-            id,
-            dry_run,
-            allow_lossy,
-        } => {
-            let mut conn = app.db.conn().await?;
-            let found = crm::promotion::find(&mut conn, *id)
-                .await?
-                .ok_or_else(|| anyhow::anyhow!("there is no promotion {id} (see crm promotion list)"))?;
-            drop(conn);
-            let workspace = found["workspace"].as_str().unwrap_or("production").to_owned();
-            let options = crm::promotion::Options {
-                dry_run: *dry_run,
-                allow_lossy: *allow_lossy,
-                ..Default::default()
-            };
-            promote(app, crm::promotion::Source::Revert(*id), &workspace, options).await
-        }
-    }
-}
-
-fn print_endpoint(name: &str) {
-    println!("  GraphQL endpoint and playground: /sandboxes/{name}/graphql on the server (e.g. http://127.0.0.1:8080/sandboxes/{name}/graphql)");
-}
-
-/// The progress bar of a sandbox copy, on stderr when it is a terminal.
-struct Bar {
-    bar: indicatif::ProgressBar,
-    started: std::time::Instant,
-}
-
-impl Bar {
-    fn new() -> Self {
-        let bar = indicatif::ProgressBar::new_spinner();
-        bar.enable_steady_tick(Duration::from_millis(120));
-        Bar {
-            bar,
-            started: std::time::Instant::now(),
-        }
-    }
-
-    fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
-
-    fn elapsed(&self) -> f64 {
-        self.started.elapsed().as_secs_f64()
-    }
-}
-
-impl crm::sandbox::Progress for Bar {
-    fn start(&self, rows: u64) {
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{spinner} {msg:<28} [{bar:30}] {human_pos}/{human_len} rows ({elapsed})",
-        ) {
-            self.bar.set_style(style.progress_chars("=> "));
-        }
-        self.bar.set_length(rows);
-    }
-
-    fn step(&self, what: &str) {
-        self.bar.set_message(what.to_owned());
-    }
-
-    fn copied(&self, rows: u64) {
-        self.bar.inc(rows);
-        // The estimate may be short: the bar never runs past its end.
-        if let Some(length) = self.bar.length() {
-            self.bar.set_length(length.max(self.bar.position()));
-        }
-    }
-}
-
-/// Runs `work` against the configured database, starting the embedded
-/// cluster for the duration of the command when no server runs it.
-/// Runs a command on the migrated database: the embedded cluster, or the
-/// server `DATABASE_URL` names.
-async fn with_app(database: &DatabaseArgs, work: impl AsyncFnOnce(&App) -> anyhow::Result<()>) -> anyhow::Result<()> {
-    with_database(config(database, None), |config, url| async move {
-        crm::db::migrate::migrate_all(&url).await?;
-        let app = App::new(config, &url)?;
-        work(&app).await
-    })
-    .await
-}
-
-async fn with_database<F, Fut>(config: Config, work: F) -> anyhow::Result<()>
-where
-    F: FnOnce(Config, String) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    let server = DatabaseServer::open(&config).await?;
-    let result = work(config, server.url().to_owned()).await;
-    server.stop().await;
-    result
 }

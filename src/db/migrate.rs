@@ -10,7 +10,8 @@ use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use super::sql::quote_ident;
 
-/// Schema of what is global: workspace registry, later users and tokens.
+/// Schema of what is global: the workspace registry, users, tokens, the
+/// audit log, sandboxes and promotions.
 pub const SYSTEM_SCHEMA: &str = "crm_system";
 /// Schema of production records and metadata.
 pub const PRODUCTION_SCHEMA: &str = "crm";
@@ -35,11 +36,6 @@ pub async fn migrate_all(url: &str) -> anyhow::Result<Vec<Applied>> {
         report.push(migrate_schema(url, &schema, WORKSPACE).await?);
     }
     Ok(report)
-}
-
-/// Creates (if needed) and migrates one workspace schema.
-pub async fn migrate_workspace(url: &str, schema: &str) -> anyhow::Result<Applied> {
-    migrate_schema(url, schema, WORKSPACE).await
 }
 
 async fn workspace_schemas(url: &str) -> anyhow::Result<Vec<String>> {

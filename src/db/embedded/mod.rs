@@ -307,11 +307,6 @@ impl EmbeddedPostgres {
         &self.pgdata
     }
 
-    /// Whether this process started the cluster (and so stops it).
-    pub fn is_owned(&self) -> bool {
-        self.child.is_some()
-    }
-
     /// Waits until the cluster accepts connections, or fails with the tail of
     /// its log when the postgres process has exited.
     async fn wait_ready(&mut self, log: Option<&Path>) -> anyhow::Result<()> {

@@ -1,0 +1,79 @@
+//! The bodies of the `crm` commands, one module per command family; the
+//! flags they take are defined in `main.rs`. This module holds what they
+//! share: the [`Config`] built from the flags and the database a command
+//! runs against. `anyhow` lives here, at the edge, and not in the library.
+
+pub mod changeset;
+pub mod migrate;
+pub mod progress;
+pub mod promotion;
+pub mod sandbox;
+pub mod schema;
+pub mod seed;
+pub mod token;
+
+use std::time::Duration;
+
+use crm::app::{App, DatabaseServer};
+use crm::Config;
+
+use crate::{DatabaseArgs, ServeArgs};
+
+/// Turns the flags into the one [`Config`] the library reads: every command
+/// passes the database flags, `serve` also its limits and timeouts (the
+/// other commands keep the defaults).
+pub fn config(database: &DatabaseArgs, serve: Option<&ServeArgs>) -> Config {
+    let mut config = Config {
+        data_dir: database.data_dir.clone(),
+        database_url: database.database_url.clone(),
+        ..Config::default()
+    };
+    if let Some(serve) = serve {
+        config.bind = serve.bind;
+        config.port = serve.port;
+        config.pool_size = serve.pool_size;
+        config.statement_timeout = Duration::from_millis(serve.statement_timeout_ms);
+        config.body_limit = serve.body_limit;
+        config.max_depth = serve.max_depth;
+        config.max_complexity = serve.max_complexity;
+        config.introspection = serve.introspection;
+        config.cors_origins = serve.cors_origins.clone();
+        config.rate_limit = serve.rate_limit;
+        config.auth_failure_limit = serve.auth_failure_limit;
+        config.header_timeout = Duration::from_millis(serve.header_timeout_ms);
+        config.body_timeout = Duration::from_millis(serve.body_timeout_ms);
+        config.request_timeout = Duration::from_millis(serve.request_timeout_ms);
+        config.idle_timeout = Duration::from_millis(serve.idle_timeout_ms);
+        config.max_connections = usize::try_from(serve.max_connections).unwrap_or(usize::MAX);
+        config.public_url = serve.public_url.clone();
+    }
+    config
+}
+
+/// Runs a command on the migrated database, with the [`App`] a server
+/// would have: the embedded cluster, or the server `DATABASE_URL` names.
+pub async fn with_app(
+    database: &DatabaseArgs,
+    work: impl AsyncFnOnce(&App) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    with_database(database, async |config, url| {
+        crm::db::migrate::migrate_all(url).await?;
+        let app = App::new(config, url)?;
+        work(&app).await
+    })
+    .await
+}
+
+/// Runs `work` against the configured database, given its URL, starting
+/// the embedded cluster for the duration of the command when no server runs
+/// it, and stopping it again even when the command fails.
+pub async fn with_database(
+    database: &DatabaseArgs,
+    work: impl AsyncFnOnce(Config, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let config = config(database, None);
+    let server = DatabaseServer::open(&config).await?;
+    let result = work(config, server.url()).await;
+    server.stop().await;
+    result
+}
