@@ -104,6 +104,86 @@ async fn media_types_and_status_codes() {
 }
 
 #[tokio::test]
+async fn refusals_are_graphql_documents_in_the_negotiated_media_type() {
+    let app = TestApp::start().await;
+    let post = async |path: &str, headers: &[(&str, &str)], body: &[u8]| {
+        app.request(Method::POST, path, headers, body.to_vec()).await
+    };
+    let typename = json!({ "query": "{ __typename }" }).to_string().into_bytes();
+    let deep = format!("{}{}", "{ a ".repeat(80), "}".repeat(80));
+    let deep = json!({ "query": deep }).to_string().into_bytes();
+    let no_token = ("authorization", "");
+    for (accept, media_type) in [
+        (
+            "application/graphql-response+json",
+            "application/graphql-response+json; charset=utf-8",
+        ),
+        ("application/json", "application/json; charset=utf-8"),
+    ] {
+        let accept = ("accept", accept);
+        let text = ("content-type", "text/plain");
+        let cases = [
+            // The checks that need no database come before authentication.
+            (
+                post("/graphql", &[accept, text], &typename).await,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "BAD_REQUEST",
+            ),
+            (
+                post("/graphql", &[accept, JSON, no_token], b"{nope").await,
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+            ),
+            (
+                post("/graphql", &[accept, JSON, no_token], &deep).await,
+                StatusCode::BAD_REQUEST,
+                "QUERY_TOO_COMPLEX",
+            ),
+            (
+                post("/graphql", &[accept, JSON, no_token], &typename).await,
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+            ),
+            (
+                app.get("/metrics", &[accept, no_token]).await,
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHENTICATED",
+            ),
+            (
+                post("/sandboxes/nope/graphql", &[accept, JSON], &typename).await,
+                StatusCode::NOT_FOUND,
+                "NOT_FOUND",
+            ),
+            // A mutation by GET is refused before its workspace is looked up.
+            (
+                app.get(
+                    "/sandboxes/nope/graphql?query=mutation%20%7B%20__typename%20%7D",
+                    &[accept],
+                )
+                .await,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "BAD_REQUEST",
+            ),
+        ];
+        for (response, status, code) in cases {
+            let case = format!("{status} for {accept:?}: {}", response.text());
+            assert_eq!(response.status, status, "{case}");
+            assert_eq!(response.header("content-type"), media_type, "{case}");
+            assert_eq!(response.json()["errors"][0]["extensions"]["code"], code, "{case}");
+            let unauthorized = status == StatusCode::UNAUTHORIZED;
+            let authenticate = if unauthorized { "Bearer realm=\"crm\"" } else { "" };
+            assert_eq!(response.header("www-authenticate"), authenticate, "{case}");
+            let allow = if status == StatusCode::METHOD_NOT_ALLOWED {
+                "POST"
+            } else {
+                ""
+            };
+            assert_eq!(response.header("allow"), allow, "{case}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn limits_apply() {
     let app = TestApp::start().await;
     let huge = vec![b' '; 3 * 1024 * 1024];

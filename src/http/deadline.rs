@@ -6,46 +6,42 @@
 //! the rest of the body may still be on its way), 503 when the server was
 //! too slow answering (a retry may succeed).
 
-use axum::body::{Body, Bytes, HttpBody};
+use std::future::Future;
 
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::body::{Body, Bytes, HttpBody};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
+use super::HttpError;
 use crate::app::App;
 use crate::error::CrmError;
 
-/// Answers 503 `TIMEOUT` for a request not answered within the request
+/// Refuses with 503 `TIMEOUT` a request not answered within the request
 /// timeout (the work on it stops).
 pub(super) async fn within_request_timeout(
     app: &App,
-    headers: &HeaderMap,
-    answer: impl std::future::Future<Output = Response>,
-) -> Response {
+    answer: impl Future<Output = Result<Response, HttpError>>,
+) -> Result<Response, HttpError> {
     let limit = app.config.request_timeout;
-    match tokio::time::timeout(limit, answer).await {
-        Ok(response) => response,
-        Err(_) => {
-            tracing::warn!(timeout_ms = limit.as_millis(), "request timed out");
-            let message = format!(
-                "the server did not answer within its request timeout of {} ms; try again, or ask for less",
-                limit.as_millis()
-            );
-            let body = super::errors_body(CrmError::Timeout(message));
-            super::json_response(StatusCode::SERVICE_UNAVAILABLE, headers, body)
-        }
-    }
+    tokio::time::timeout(limit, answer).await.unwrap_or_else(|_| {
+        tracing::warn!(timeout_ms = limit.as_millis(), "request timed out");
+        let message = format!(
+            "the server did not answer within its request timeout of {} ms; try again, or ask for less",
+            limit.as_millis()
+        );
+        Err(CrmError::Timeout(message).into())
+    })
 }
 
 /// A request's whole body, read within the body timeout and up to the
-/// body limit; the response refusing it otherwise.
-pub(super) async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+/// body limit; the refusal otherwise.
+pub(super) async fn read_body(app: &App, body: Body) -> Result<Bytes, HttpError> {
     let (limit, timeout) = (app.config.body_limit, app.config.body_timeout);
     let too_large = || {
-        super::error_response(
+        HttpError::bad_request(
             StatusCode::PAYLOAD_TOO_LARGE,
-            headers,
-            &format!("the request body is larger than the server's limit of {limit} bytes"),
+            format!("the request body is larger than the server's limit of {limit} bytes"),
         )
     };
     // A declared length past the limit is refused before reading any of it.
@@ -56,22 +52,17 @@ pub(super) async fn read_body(app: &App, headers: &HeaderMap, body: Body) -> Res
     match read {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(err)) if err.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Ok(Err(err)) => Err(super::error_response(
+        Ok(Err(err)) => Err(HttpError::bad_request(
             StatusCode::BAD_REQUEST,
-            headers,
-            &format!("the request body could not be read: {err}"),
+            format!("the request body could not be read: {err}"),
         )),
         Err(_) => {
             let message = format!(
                 "the request body did not arrive within the server's body timeout of {} ms",
                 timeout.as_millis()
             );
-            let body = super::errors_body(CrmError::Timeout(message));
-            let mut response = super::json_response(StatusCode::REQUEST_TIMEOUT, headers, body);
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            Err(response)
+            let refused = HttpError::new(StatusCode::REQUEST_TIMEOUT, CrmError::Timeout(message));
+            Err(refused.with_header(header::CONNECTION, HeaderValue::from_static("close")))
         }
     }
 }

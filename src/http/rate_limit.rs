@@ -17,12 +17,12 @@ use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::Response;
+use axum::http::{header, HeaderValue};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use uuid::Uuid;
 
+use super::HttpError;
 use crate::config::Config;
 use crate::error::CrmError;
 
@@ -189,22 +189,17 @@ enum Limit {
     Address,
 }
 
-impl Refused {
+impl From<Refused> for HttpError {
     /// 429 with `Retry-After` and a `RATE_LIMITED` error.
-    pub fn into_response(self, headers: &HeaderMap) -> Response {
-        let wait = self.wait.as_secs() + u64::from(self.wait.subsec_nanos() > 0);
+    fn from(refused: Refused) -> Self {
+        let wait = refused.wait.as_secs() + u64::from(refused.wait.subsec_nanos() > 0);
         let wait = wait.max(1);
-        let message = match self.limit {
+        let message = match refused.limit {
             Limit::Token => format!("too many requests with this API token; retry in {wait} s"),
             Limit::Address => {
                 format!("too many requests with a missing or invalid API token from this address; retry in {wait} s")
             }
         };
-        let body = super::errors_body(CrmError::RateLimited(message));
-        let mut response = super::json_response(StatusCode::TOO_MANY_REQUESTS, headers, body);
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from(wait));
-        response
+        HttpError::from(CrmError::RateLimited(message)).with_header(header::RETRY_AFTER, HeaderValue::from(wait))
     }
 }

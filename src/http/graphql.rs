@@ -1,0 +1,239 @@
+//! GraphQL over HTTP, as the GraphQL-over-HTTP spec has it: POST with
+//! `application/json`, GET for queries (never mutations), to production's
+//! endpoint or a sandbox's.
+//!
+//! A request passes the checks that need no database first (media type,
+//! body size and timeout, nesting), then authenticates (`caller`), then
+//! reaches its workspace (`workspace`), and is answered within the request
+//! timeout. A client that accepts `application/graphql-response+json`
+//! gets a 400 for a request that fails before execution (parse,
+//! validation); others get 200 for every well-formed request.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_graphql::parser::types::{DocumentOperations, OperationType};
+use axum::extract::{RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::Response;
+use axum::RequestPartsExt;
+use serde_json::json;
+
+use super::workspace::Endpoint;
+use super::{accepts, deadline, errors_body, graphql_response, playground, Format, HttpError};
+use crate::app::App;
+use crate::auth::{Actor, Role};
+use crate::error::CrmError;
+use crate::graphql::{self, Caller, Workspace};
+
+/// `POST /graphql` and `POST /sandboxes/{name}/graphql`.
+pub(super) async fn post(
+    State(app): State<Arc<App>>,
+    endpoint: Endpoint,
+    request: Request,
+) -> Result<Response, HttpError> {
+    let (mut parts, body) = request.into_parts();
+    require_json(&parts.headers)?;
+    let body = deadline::read_body(&app, body).await?;
+    let request: async_graphql::Request = serde_json::from_slice(&body).map_err(|err| {
+        HttpError::bad_request(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not a GraphQL request: {err}"),
+        )
+    })?;
+    // Bounded before any token is looked up: the body size (above) and the
+    // nesting of the query.
+    too_deep(&app, &request)?;
+    let actor: Actor = parts.extract_with_state(&app).await?;
+    let workspace = endpoint.resolve(&app, &actor).await?;
+    run(app, &parts.headers, actor, workspace, request).await
+}
+
+/// `GET /graphql` and `GET /sandboxes/{name}/graphql`: a query, or the
+/// playground for a browser that asks for no query.
+pub(super) async fn get(
+    State(app): State<Arc<App>>,
+    endpoint: Endpoint,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Response, HttpError> {
+    let (mut parts, _) = request.into_parts();
+    let query = query.unwrap_or_default();
+    if accepts(&parts.headers, "text/html") && !query.split('&').any(|pair| pair.starts_with("query=")) {
+        return Ok(playground::page(&app, &endpoint).await);
+    }
+    let request = async_graphql::http::parse_query_string(&query)
+        .map_err(|err| HttpError::bad_request(StatusCode::BAD_REQUEST, format!("bad GraphQL GET request: {err}")))?;
+    too_deep(&app, &request)?;
+    let actor: Actor = parts.extract_with_state(&app).await?;
+    if is_mutation(&request) {
+        let refused = HttpError::bad_request(StatusCode::METHOD_NOT_ALLOWED, "mutations are only accepted with POST");
+        return Err(refused.with_header(header::ALLOW, HeaderValue::from_static("POST")));
+    }
+    let workspace = endpoint.resolve(&app, &actor).await?;
+    run(app, &parts.headers, actor, workspace, request).await
+}
+
+/// Refuses with 415 a body not declared as JSON.
+fn require_json(headers: &HeaderMap) -> Result<(), HttpError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if content_type
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("application/json")
+    {
+        return Ok(());
+    }
+    Err(HttpError::bad_request(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "send the GraphQL request as JSON with Content-Type: application/json",
+    ))
+}
+
+/// Refuses a document nested far deeper than any valid query may be,
+/// before authentication and before anything parses it: the nesting of
+/// braces and brackets bounds selection depth plus argument nesting (input
+/// objects and lists), so no recursive walk after it can exhaust the stack.
+/// The exact depth check runs after it.
+fn too_deep(app: &App, request: &async_graphql::Request) -> Result<(), HttpError> {
+    use crate::graphql::limits::{nesting, variables_nesting, ARGUMENT_NESTING};
+    let bound = app.config.max_depth + ARGUMENT_NESTING;
+    let text = nesting(request.query.as_bytes());
+    let variables = variables_nesting(&request.variables);
+    if text <= bound && variables <= ARGUMENT_NESTING {
+        return Ok(());
+    }
+    let message = if text > bound {
+        format!(
+            "the query nests braces and brackets {text} levels deep; at most {bound} are allowed \
+             ({} levels of fields plus {ARGUMENT_NESTING} of arguments)",
+            app.config.max_depth
+        )
+    } else {
+        format!("the variables nest lists and objects {variables} levels deep; at most {ARGUMENT_NESTING} are allowed")
+    };
+    Err(CrmError::QueryTooComplex(message).into())
+}
+
+/// Whether the operation a request would run is a mutation.
+fn is_mutation(request: &async_graphql::Request) -> bool {
+    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+        return false;
+    };
+    let operation = match (&request.operation_name, document.operations) {
+        (_, DocumentOperations::Single(op)) => Some(op.node.ty),
+        (Some(name), DocumentOperations::Multiple(ops)) => ops.get(name.as_str()).map(|op| op.node.ty),
+        (None, DocumentOperations::Multiple(_)) => None,
+    };
+    operation == Some(OperationType::Mutation)
+}
+
+/// Answers a GraphQL request within the request timeout, except an admin's
+/// mutation: sandbox copies, promotions and customizations run DDL inside
+/// one transaction that may rightly take longer, and cutting one off
+/// midway would only waste it (each statement is still bounded by
+/// `statement_timeout`, which those operations lift on purpose).
+async fn run(
+    app: Arc<App>,
+    headers: &HeaderMap,
+    actor: Actor,
+    workspace: Workspace,
+    request: async_graphql::Request,
+) -> Result<Response, HttpError> {
+    if request.query.trim().is_empty() {
+        return Err(HttpError::bad_request(
+            StatusCode::BAD_REQUEST,
+            "the request has no query",
+        ));
+    }
+    let unbounded = actor.role == Role::Admin && is_mutation(&request);
+    let answer = answer(app.clone(), headers, actor, workspace, request);
+    if unbounded {
+        return answer.await;
+    }
+    deadline::within_request_timeout(&app, answer).await
+}
+
+async fn answer(
+    app: Arc<App>,
+    headers: &HeaderMap,
+    actor: Actor,
+    workspace: Workspace,
+    request: async_graphql::Request,
+) -> Result<Response, HttpError> {
+    let started = Instant::now();
+    let operation = request.operation_name.clone().unwrap_or_else(|| "-".into());
+    let entry = app
+        .schemas
+        .get(&app.db, &workspace)
+        .await
+        .map_err(HttpError::unavailable)?;
+    let caller = Caller {
+        actor,
+        request_id: headers
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        authenticator: Some(app.auth.clone()),
+        schemas: Some(app.schemas.clone()),
+        base_url: base_url(&app, headers),
+    };
+    let (response, executed) = match graphql::answer(&entry, &app.db, caller, request).await {
+        graphql::Answer::Compiled(body) => {
+            tracing::info!(
+                operation = %operation,
+                workspace = %workspace.name,
+                errors = 0,
+                compiled = true,
+                elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+                "graphql"
+            );
+            return Ok(graphql_response(StatusCode::OK, body));
+        }
+        graphql::Answer::Resolved { response, executed } => (*response, executed),
+    };
+    tracing::info!(
+        operation = %operation,
+        workspace = %workspace.name,
+        errors = response.errors.len(),
+        compiled = false,
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "graphql"
+    );
+    // Errors before execution (parse, validation) leave `data` absent; an
+    // error of a non-null root field (say FORBIDDEN) leaves `data: null`.
+    let failed_before_execution = !executed;
+    let status = if Format::of(headers) == Format::GraphqlResponse && failed_before_execution {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    // Serialized as is, so fields keep the order the query asked for. A
+    // request that fails before execution has no `data` entry at all.
+    let body = if failed_before_execution {
+        serde_json::to_string(&json!({ "errors": response.errors }))
+    } else if matches!(response.data, async_graphql::Value::Null) {
+        // async-graphql leaves a null `data` out; execution ran, so it is there.
+        serde_json::to_string(&json!({ "data": null, "errors": response.errors }))
+    } else {
+        serde_json::to_string(&response)
+    };
+    let body = body.unwrap_or_else(|err| {
+        let err = CrmError::internal(format_args!("serializing a response: {err}"));
+        errors_body(err)
+    });
+    Ok(graphql_response(status, body))
+}
+
+/// Where clients reach this server: the configured public URL, else the
+/// address this request was sent to.
+fn base_url(app: &App, headers: &HeaderMap) -> Option<String> {
+    if let Some(url) = &app.config.public_url {
+        return Some(url.trim_end_matches('/').to_owned());
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok())?;
+    Some(format!("http://{host}"))
+}

@@ -1,0 +1,50 @@
+//! `/metrics`: the server's counters and gauges in the Prometheus text
+//! format, so operators can watch load, pools, caches and rate limiters;
+//! any caller with a valid token may read them.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+
+use crate::app::App;
+use crate::auth::Actor;
+
+/// `GET /metrics`, for any authenticated caller: the numbers that show how
+/// the server copes (statements run, pooled connections, compiled answers,
+/// schema builds, what the rate limiters and the token cache hold).
+pub(super) async fn metrics(State(app): State<Arc<App>>, _caller: Actor) -> Response {
+    let (in_use, idle) = app.db.pool_status();
+    let (builds, build_micros) = app.schemas.build_stats();
+    let (limited_tokens, limited_addresses) = app.limits.tracked();
+    let body = format!(
+        "# HELP crm_sql_statements_total SQL statements run through the pool.\n\
+         # TYPE crm_sql_statements_total counter\n\
+         crm_sql_statements_total {}\n\
+         # HELP crm_db_connections Pooled database connections.\n\
+         # TYPE crm_db_connections gauge\n\
+         crm_db_connections{{state=\"in_use\"}} {in_use}\n\
+         crm_db_connections{{state=\"idle\"}} {idle}\n\
+         # HELP crm_graphql_compiled_total Queries answered by one compiled SQL statement.\n\
+         # TYPE crm_graphql_compiled_total counter\n\
+         crm_graphql_compiled_total {}\n\
+         # HELP crm_schema_builds_total GraphQL schemas built (first use, metadata changes).\n\
+         # TYPE crm_schema_builds_total counter\n\
+         crm_schema_builds_total {builds}\n\
+         # HELP crm_schema_build_microseconds_total Time spent building them: reading metadata and building the schema.\n\
+         # TYPE crm_schema_build_microseconds_total counter\n\
+         crm_schema_build_microseconds_total {build_micros}\n\
+         # HELP crm_rate_limiter_keys What the rate limiters track: verified tokens, client addresses that failed to authenticate.\n\
+         # TYPE crm_rate_limiter_keys gauge\n\
+         crm_rate_limiter_keys{{limiter=\"token\"}} {limited_tokens}\n\
+         crm_rate_limiter_keys{{limiter=\"address\"}} {limited_addresses}\n\
+         # HELP crm_remembered_tokens Live tokens whose row the server remembers (read in the last few seconds).\n\
+         # TYPE crm_remembered_tokens gauge\n\
+         crm_remembered_tokens {}\n",
+        app.db.statements_run(),
+        app.schemas.compiled_answers(),
+        app.auth.remembered()
+    );
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}

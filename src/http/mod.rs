@@ -1,0 +1,297 @@
+//! The HTTP surface of the server: the router, and the one way a failure
+//! becomes a response.
+//!
+//! Handlers stay thin: extractors say who is calling (`caller`) and which
+//! workspace they address (`workspace`); a handler returns
+//! `Result<Response, HttpError>`, and [`HttpError`] is the only place that
+//! turns an error into a status, headers and a GraphQL-shaped body. Every
+//! GraphQL body (an answer or an error) is sent as
+//! `application/graphql-response+json` to a client that accepts it and as
+//! `application/json` otherwise: the `negotiate` layer decides, once, for
+//! all of them.
+//!
+//! `graphql` answers GraphQL over HTTP, `playground` serves the browser
+//! page and its vendored assets, `metrics` the Prometheus text. `server`
+//! serves the router with limits on connections, `deadline` bounds how
+//! long a request may take, `rate_limit` how often a token (or an address
+//! failing to authenticate) may call.
+
+mod caller;
+mod deadline;
+mod graphql;
+mod metrics;
+mod playground;
+pub mod rate_limit;
+pub mod server;
+mod workspace;
+
+pub use server::serve;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use serde_json::json;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::app::App;
+use crate::error::CrmError;
+
+/// The whole HTTP surface of the server.
+pub fn router(app: Arc<App>) -> Router {
+    let mut router = Router::new()
+        .route("/", get(|| async { Redirect::temporary("/graphql") }))
+        .route("/graphql", get(graphql::get).post(graphql::post))
+        .route("/sandboxes/{name}/graphql", get(graphql::get).post(graphql::post))
+        .route("/metrics", get(metrics::metrics))
+        .route("/graphql/assets/{file}", get(playground::asset))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .layer(middleware::from_fn(negotiate));
+    if let Some(cors) = cors(&app.config.cors_origins) {
+        router = router.layer(cors);
+    }
+    router
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            let id = request
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|id| id.header_value().to_str().ok())
+                .unwrap_or("-")
+                .to_owned();
+            tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(app)
+}
+
+/// Browsers may call the API from these origins (none: same origin only).
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .map(|o| o.trim())
+        .filter(|o| !o.is_empty())
+        .filter_map(|o| match HeaderValue::from_str(o) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                tracing::warn!(origin = %o, "ignoring a CORS origin that is not a header value");
+                None
+            }
+        })
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT])
+            .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
+            .max_age(Duration::from_secs(3600)),
+    )
+}
+
+async fn readyz(State(app): State<Arc<App>>) -> Response {
+    use diesel_async::SimpleAsyncConnection;
+    let ready = match app.db.conn().await {
+        Ok(mut conn) => conn.batch_execute("SELECT 1").await.is_ok(),
+        Err(_) => false,
+    };
+    if ready {
+        (StatusCode::OK, "ready\n").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()
+    }
+}
+
+/// How GraphQL bodies are sent to this client: the GraphQL-over-HTTP media
+/// type when it accepts it (and then requests that fail before execution
+/// are 4xx), plain JSON otherwise (and then always 200 for a well-formed
+/// request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    GraphqlResponse,
+    Json,
+}
+
+impl Format {
+    /// The format a request's `Accept` header asks for.
+    fn of(headers: &HeaderMap) -> Self {
+        if accepts(headers, "application/graphql-response+json") {
+            Format::GraphqlResponse
+        } else {
+            Format::Json
+        }
+    }
+
+    fn content_type(self) -> HeaderValue {
+        HeaderValue::from_static(match self {
+            Format::GraphqlResponse => "application/graphql-response+json; charset=utf-8",
+            Format::Json => "application/json; charset=utf-8",
+        })
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Format {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Format::of(&parts.headers))
+    }
+}
+
+/// Whether the client lists `media_type` among those it accepts.
+fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.split(',').any(|part| part.trim().starts_with(media_type)))
+}
+
+/// Marks a response whose body is a GraphQL document, for `negotiate`.
+#[derive(Debug, Clone, Copy)]
+struct GraphqlBody;
+
+/// A GraphQL document (an answer, or errors) as a response; `negotiate`
+/// gives it its media type.
+fn graphql_response(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().remove(header::CONTENT_TYPE);
+    response.extensions_mut().insert(GraphqlBody);
+    response
+}
+
+/// Sends every GraphQL document in the format the client accepts: one
+/// decision for answers, refusals and timeouts alike, whichever handler or
+/// extractor produced them.
+async fn negotiate(format: Format, request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    if response.extensions().get::<GraphqlBody>().is_some() {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, format.content_type());
+    }
+    response
+}
+
+/// A response body holding one error, with its code.
+fn errors_body(err: CrmError) -> String {
+    json!({ "errors": [err.into_server_error()] }).to_string()
+}
+
+/// A request the server refuses, or cannot answer, as the client sees it:
+/// a GraphQL-shaped body with one coded error, the status that fits the
+/// error, and the headers that tell the client what to do next
+/// (`WWW-Authenticate`, `Retry-After`, `Allow`).
+#[derive(Debug)]
+pub struct HttpError {
+    status: StatusCode,
+    error: Failure,
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+#[derive(Debug)]
+enum Failure {
+    /// One of the server's errors, with its own code (boxed: refusals
+    /// travel in `Result`s, which stay small).
+    Crm(Box<CrmError>),
+    /// A request that cannot be taken as a GraphQL request at all: code
+    /// `BAD_REQUEST`.
+    BadRequest(String),
+}
+
+impl HttpError {
+    /// `error` with a status of the caller's choosing, where the error's
+    /// kind alone does not say (a timeout: the client's, 408, or the
+    /// server's, 503).
+    fn new(status: StatusCode, error: CrmError) -> Self {
+        HttpError {
+            status,
+            error: Failure::Crm(Box::new(error)),
+            headers: Vec::new(),
+        }
+    }
+
+    /// 503: something the server depends on (the database, a schema
+    /// build, the token store) failed, whatever the error; a retry may
+    /// succeed.
+    fn unavailable(error: CrmError) -> Self {
+        HttpError::new(StatusCode::SERVICE_UNAVAILABLE, error)
+    }
+
+    /// A request that is not GraphQL over HTTP as this server takes it (a
+    /// body of another media type, too large or unreadable, a mutation by
+    /// GET, no query): `status` with code `BAD_REQUEST`.
+    fn bad_request(status: StatusCode, message: impl Into<String>) -> Self {
+        HttpError {
+            status,
+            error: Failure::BadRequest(message.into()),
+            headers: Vec::new(),
+        }
+    }
+
+    /// The response also carries this header.
+    fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+impl From<CrmError> for HttpError {
+    /// The status of a refusal by its kind; a missing or bad token also
+    /// says how to authenticate.
+    fn from(error: CrmError) -> Self {
+        let status = match &error {
+            CrmError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            CrmError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            CrmError::NotFound { .. } => StatusCode::NOT_FOUND,
+            CrmError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            CrmError::QueryTooComplex(_) | CrmError::BadUserInput { .. } | CrmError::LossyChange { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            CrmError::Conflict(_)
+            | CrmError::DataConflict { .. }
+            | CrmError::Refused { .. }
+            | CrmError::VersionConflict { .. } => StatusCode::CONFLICT,
+            // The request timeout, or a failure of the server's own: a
+            // retry may succeed.
+            CrmError::Timeout(_) | CrmError::Internal { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let refused = HttpError::new(status, error);
+        if status == StatusCode::UNAUTHORIZED {
+            return refused.with_header(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"crm\""),
+            );
+        }
+        refused
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let body = match self.error {
+            Failure::Crm(err) => errors_body(*err),
+            Failure::BadRequest(message) => {
+                json!({ "errors": [{ "message": message, "extensions": { "code": "BAD_REQUEST" } }] }).to_string()
+            }
+        };
+        let mut response = graphql_response(self.status, body);
+        for (name, value) in self.headers {
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
+}

@@ -1,0 +1,147 @@
+//! The GraphQL playground: the GraphiQL page a browser gets from an
+//! endpoint, and the files it loads.
+//!
+//! GraphiQL is vendored (see `assets/graphiql/README.md`) and compiled into
+//! the binary, so the playground works with no network and loads nothing
+//! from elsewhere. A sandbox's page says so in a banner; a sandbox that does
+//! not exist gets a 404 page instead.
+
+use axum::extract::Path;
+use axum::http::{header, Method, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+
+use super::workspace::{sandbox_exists, Endpoint};
+use crate::app::App;
+
+/// The playground of an endpoint, or a 404 page when there is no such
+/// sandbox.
+pub(super) async fn page(app: &App, endpoint: &Endpoint) -> Response {
+    let name = match endpoint {
+        Endpoint::Production => return playground("production", "/graphql").into_response(),
+        Endpoint::Sandbox(name) => name,
+    };
+    if !sandbox_exists(app, name).await {
+        let page = format!(
+            "<!doctype html><title>No sandbox</title><p>There is no sandbox named {}.</p>\n",
+            html_escape(name)
+        );
+        return (StatusCode::NOT_FOUND, Html(page)).into_response();
+    }
+    playground(name, &format!("/sandboxes/{name}/graphql")).into_response()
+}
+
+/// The vendored GraphiQL files (see assets/graphiql/README.md).
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    (
+        "graphiql.min.js",
+        "text/javascript",
+        include_bytes!("../../assets/graphiql/graphiql.min.js"),
+    ),
+    (
+        "graphiql.min.css",
+        "text/css",
+        include_bytes!("../../assets/graphiql/graphiql.min.css"),
+    ),
+    (
+        "react.production.min.js",
+        "text/javascript",
+        include_bytes!("../../assets/graphiql/react.production.min.js"),
+    ),
+    (
+        "react-dom.production.min.js",
+        "text/javascript",
+        include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
+    ),
+];
+
+/// `GET /graphql/assets/{file}`: one of the vendored files, which browsers
+/// may keep for a day.
+pub(super) async fn asset(method: Method, Path(file): Path<String>) -> Response {
+    match ASSETS.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, bytes)) if method == Method::GET => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CACHE_CONTROL, "public, max-age=86400"),
+            ],
+            *bytes,
+        )
+            .into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
+}
+
+/// The playground page for a workspace's endpoint. Everything it loads is
+/// served by this binary: it works with no network.
+fn playground(workspace: &str, endpoint: &str) -> Html<String> {
+    let banner = if workspace == "production" {
+        String::new()
+    } else {
+        format!(
+            "<div class=\"crm-banner\">Sandbox <b>{}</b> — changes here do not touch production</div>",
+            html_escape(workspace)
+        )
+    };
+    Html(format!(
+        r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>CRM GraphQL — {title}</title>
+<link rel="stylesheet" href="/graphql/assets/graphiql.min.css">
+<style>
+  html, body {{ height: 100%; margin: 0; }}
+  body {{ display: flex; flex-direction: column; }}
+  #graphiql {{ flex: 1; min-height: 0; }}
+  .crm-banner {{ background: #b45309; color: #fff; font: 14px system-ui, sans-serif; padding: 6px 12px; }}
+</style>
+</head>
+<body>
+{banner}
+<div id="graphiql">Loading the playground…</div>
+<script src="/graphql/assets/react.production.min.js"></script>
+<script src="/graphql/assets/react-dom.production.min.js"></script>
+<script src="/graphql/assets/graphiql.min.js"></script>
+<script>
+  const fetcher = GraphiQL.createFetcher({{ url: {endpoint} }});
+  const defaultQuery = `# Welcome to the CRM GraphQL playground ({title}).
+# Run it with the play button or Ctrl-Enter.
+# The Docs panel (top left) lists every type and field.
+query Accounts {{
+  accounts(first: 10, orderBy: [{{ field: NAME }}]) {{
+    totalCount
+    nodes {{
+      name
+      industry
+      contacts(first: 5) {{ nodes {{ firstName lastName email }} }}
+      opportunities {{ nodes {{ name amount closeDate }} }}
+    }}
+  }}
+}}
+`;
+  ReactDOM.createRoot(document.getElementById('graphiql')).render(
+    React.createElement(GraphiQL, {{
+      fetcher,
+      defaultQuery,
+      // Requests need an API token: `serve` prints the first one and keeps
+      // it in <data-dir>/admin-token. Headers are remembered in this browser.
+      defaultHeaders: '{{\n  "Authorization": "Bearer <paste your API token here>"\n}}',
+      shouldPersistHeaders: true,
+      defaultEditorToolsVisibility: 'headers',
+    }})
+  );
+</script>
+</body>
+</html>
+"#,
+        title = html_escape(workspace),
+        endpoint = serde_json::Value::String(endpoint.to_owned()),
+    ))
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
