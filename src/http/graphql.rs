@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use async_graphql::parser::types::{DocumentOperations, OperationType};
+use async_graphql::parser::types::OperationType;
 use axum::extract::{RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
@@ -120,15 +120,11 @@ fn too_deep(app: &App, request: &async_graphql::Request) -> Result<(), HttpError
 
 /// Whether the operation a request would run is a mutation.
 fn is_mutation(request: &async_graphql::Request) -> bool {
-    let Ok(document) = async_graphql::parser::parse_query(&request.query) else {
+    let Ok(document) = crate::graphql::cache::document(&request.query) else {
         return false;
     };
-    let operation = match (&request.operation_name, document.operations) {
-        (_, DocumentOperations::Single(op)) => Some(op.node.ty),
-        (Some(name), DocumentOperations::Multiple(ops)) => ops.get(name.as_str()).map(|op| op.node.ty),
-        (None, DocumentOperations::Multiple(_)) => None,
-    };
-    operation == Some(OperationType::Mutation)
+    crate::graphql::compiled::operation(&document, request.operation_name.as_deref())
+        .is_some_and(|operation| operation.ty == OperationType::Mutation)
 }
 
 /// Answers a GraphQL request within the request timeout, except an admin's
