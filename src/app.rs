@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::db::{self, ClusterOptions, Database, EmbeddedPostgres, PoolOptions};
 use crate::graphql::{Limits, SchemaCache};
 use crate::http::rate_limit::RateLimits;
+use crate::notify::Announcement;
 
 /// State shared by all requests.
 pub struct App {
@@ -206,4 +207,31 @@ pub async fn shutdown_signal() {
         _ = terminate => {},
     }
     tracing::info!("shutting down");
+}
+
+impl crate::notify::Subscriber for App {
+    async fn apply(&self, announcement: Announcement) {
+        match announcement {
+            Announcement::Metadata { workspace, version } => {
+                // Not built here yet: the first request builds the new one.
+                if let Some(entry) = self.schemas.cached(&workspace) {
+                    if entry.metadata_version < version {
+                        self.schemas.refresh(&self.db, &entry.workspace).await;
+                    }
+                }
+            }
+            Announcement::Settings { workspace } => self.schemas.settings_changed(&self.db, &workspace).await,
+            Announcement::WorkspaceReplaced { workspace } => self.schemas.invalidate(&workspace),
+            Announcement::TokenRevoked { id } => self.auth.forget(id),
+            Announcement::UserChanged { id } => self.auth.forget_user(id),
+        }
+    }
+
+    async fn catch_up(&self) {
+        for workspace in self.schemas.cached_workspaces() {
+            self.schemas.refresh(&self.db, &workspace).await;
+            self.schemas.reload_settings(&self.db, &workspace.name).await;
+        }
+        self.auth.forget_all();
+    }
 }

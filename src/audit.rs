@@ -13,7 +13,7 @@ use diesel::sql_types::{BigInt, Jsonb, Nullable, Text, Timestamptz};
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
-use crate::auth::Actor;
+use crate::actor::Actor;
 use crate::db::sql::{Bind, Sql};
 use crate::error::Result;
 use crate::metadata::ObjectDef;

@@ -37,65 +37,7 @@ const REMEMBERED_TOKENS: usize = 10_000;
 /// The user `serve` creates on an empty database.
 pub const FIRST_ADMIN_EMAIL: &str = "admin@crm.local";
 
-/// What a token may do (see `ARCHITECTURE.md`, roles).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
-    Admin,
-    Sales,
-    Support,
-    ReadOnly,
-}
-
-impl Role {
-    pub const ALL: [Role; 4] = [Role::Admin, Role::Sales, Role::Support, Role::ReadOnly];
-
-    /// The stored and API name: `ADMIN`, `SALES`, `SUPPORT`, `READ_ONLY`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Admin => "ADMIN",
-            Role::Sales => "SALES",
-            Role::Support => "SUPPORT",
-            Role::ReadOnly => "READ_ONLY",
-        }
-    }
-
-    /// How much the role may do: each role may do all a lower one may.
-    fn rank(self) -> u8 {
-        match self {
-            Role::Admin => 3,
-            Role::Sales => 2,
-            Role::Support => 1,
-            Role::ReadOnly => 0,
-        }
-    }
-
-    /// The role of the two that may do less: a token acts with at most its
-    /// user's role.
-    pub fn narrower(self, other: Role) -> Role {
-        if self.rank() <= other.rank() {
-            self
-        } else {
-            other
-        }
-    }
-
-    /// Reads a role name, case-insensitively (`read_only`, `READ-ONLY`).
-    pub fn parse(text: &str) -> Option<Role> {
-        let name = text.trim().to_ascii_uppercase().replace('-', "_");
-        Role::ALL.into_iter().find(|role| role.as_str() == name)
-    }
-}
-
-/// Who a request acts for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Actor {
-    pub user_id: Uuid,
-    /// The token the request came with; `None` for the server's own work
-    /// (the demo data of `crm seed`).
-    pub token_id: Option<Uuid>,
-    /// The token's role, narrowed to its user's current role.
-    pub role: Role,
-}
+pub use crate::actor::{Actor, Role};
 
 /// A token just created: the only time its text exists.
 #[derive(Debug, Clone)]

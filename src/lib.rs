@@ -7,6 +7,7 @@
 //! ([`sandbox`]) is a copy of it, `sandbox_<name>`, made by the same code.
 
 pub mod access;
+pub mod actor;
 pub mod app;
 pub mod audit;
 pub mod auth;

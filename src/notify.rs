@@ -7,6 +7,7 @@
 //! An announcement made inside a transaction is delivered when it commits,
 //! and not at all when it rolls back.
 
+use std::future::Future;
 use std::sync::Weak;
 use std::time::Duration;
 
@@ -15,7 +16,6 @@ use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::app::App;
 use crate::db::sql::{Bind, Sql};
 use crate::error::Result;
 
@@ -49,11 +49,19 @@ pub async fn announce(conn: &mut AsyncPgConnection, announcement: &Announcement)
     Ok(())
 }
 
-/// Listens until `stop` fires or the app is gone, reconnecting after a
-/// lost connection. After a reconnect every cached schema is rebuilt and
-/// every cached token checked again, since announcements may have been
-/// missed meanwhile.
-pub async fn listen(app: Weak<App>, url: String, mut stop: tokio::sync::oneshot::Receiver<()>) {
+/// What a server does with what other servers (and itself) announce: the
+/// server (`App`) implements it, so this room needs nothing above it.
+pub trait Subscriber: Send + Sync + 'static {
+    /// Brings the server's caches in line with one announcement.
+    fn apply(&self, announcement: Announcement) -> impl Future<Output = ()> + Send;
+    /// After a lost connection: announcements may have been missed, so
+    /// whatever is cached is checked again.
+    fn catch_up(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// Listens until `stop` fires or the subscriber is gone, reconnecting
+/// after a lost connection (and then catching up).
+pub async fn listen<S: Subscriber>(app: Weak<S>, url: String, mut stop: tokio::sync::oneshot::Receiver<()>) {
     let mut reconnected = false;
     loop {
         let connected = tokio::select! {
@@ -64,7 +72,7 @@ pub async fn listen(app: Weak<App>, url: String, mut stop: tokio::sync::oneshot:
             Ok(mut conn) => {
                 if reconnected {
                     let Some(app) = app.upgrade() else { return };
-                    catch_up(&app).await;
+                    app.catch_up().await;
                 }
                 let mut notifications = std::pin::pin!(conn.notifications_stream());
                 loop {
@@ -78,7 +86,7 @@ pub async fn listen(app: Weak<App>, url: String, mut stop: tokio::sync::oneshot:
                     };
                     let Some(app) = app.upgrade() else { return };
                     match serde_json::from_str::<Announcement>(&notification.payload) {
-                        Ok(announcement) => apply(&app, announcement).await,
+                        Ok(announcement) => app.apply(announcement).await,
                         Err(err) => tracing::warn!(%err, payload = %notification.payload, "unreadable announcement"),
                     }
                 }
@@ -97,30 +105,4 @@ async fn connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
     let mut conn = AsyncPgConnection::establish(url).await?;
     Sql::raw(&format!("LISTEN {CHANNEL}")).execute(&mut conn).await?;
     Ok(conn)
-}
-
-/// Brings this server's caches in line with one announcement.
-async fn apply(app: &App, announcement: Announcement) {
-    match announcement {
-        Announcement::Metadata { workspace, version } => {
-            // Not built here yet: the first request builds the new one.
-            if let Some(entry) = app.schemas.cached(&workspace) {
-                if entry.metadata_version < version {
-                    app.schemas.refresh(&app.db, &entry.workspace).await;
-                }
-            }
-        }
-        Announcement::Settings { workspace } => app.schemas.settings_changed(&app.db, &workspace).await,
-        Announcement::WorkspaceReplaced { workspace } => app.schemas.invalidate(&workspace),
-        Announcement::TokenRevoked { id } => app.auth.forget(id),
-        Announcement::UserChanged { id } => app.auth.forget_user(id),
-    }
-}
-
-async fn catch_up(app: &App) {
-    for workspace in app.schemas.cached_workspaces() {
-        app.schemas.refresh(&app.db, &workspace).await;
-        app.schemas.reload_settings(&app.db, &workspace.name).await;
-    }
-    app.auth.forget_all();
 }
