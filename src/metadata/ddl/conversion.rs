@@ -13,13 +13,14 @@ use diesel::sql_types::{Integer, Text};
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
-use super::custom;
-use super::{FieldDef, FieldKind, PicklistOption};
+use super::column_type;
 use crate::db::sql::{Bind, Sql};
 use crate::error::Result;
+use crate::metadata::custom;
+use crate::metadata::{FieldDef, FieldKind, PicklistOption};
 
 /// One type change of one field, as the kept values see it.
-pub(super) struct Retype<'a> {
+pub(in crate::metadata) struct Retype<'a> {
     pub schema: &'a str,
     pub table: &'a str,
     pub field_id: Uuid,
@@ -196,7 +197,7 @@ impl<'a> Retype<'a> {
 }
 
 /// Forgets the conversions and kept values of fields being purged (`ids`).
-pub(super) async fn forget(conn: &mut AsyncPgConnection, schema: &str, ids: Vec<Uuid>) -> Result<()> {
+pub(in crate::metadata) async fn forget(conn: &mut AsyncPgConnection, schema: &str, ids: Vec<Uuid>) -> Result<()> {
     for table in ["converted_value", "field_conversion"] {
         let mut delete = Sql::raw("DELETE FROM ");
         delete
@@ -226,10 +227,7 @@ fn from_json(value: &Sql, kind: &FieldKind) -> Sql {
                 .push(") WITH ORDINALITY AS e(item, n) ORDER BY e.n) END");
         }
         _ => {
-            sql.push("(")
-                .append(value)
-                .push(" #>> '{}')::")
-                .push(custom::column_type(kind));
+            sql.push("(").append(value).push(" #>> '{}')::").push(column_type(kind));
         }
     }
     sql
@@ -241,7 +239,7 @@ fn from_json(value: &Sql, kind: &FieldKind) -> Sql {
 /// converts converts exactly: a text that is trimmed or matched to a
 /// picklist option by its label keeps its meaning; a longer text than the
 /// new type takes does not convert at all.
-pub(super) fn loss(field: &FieldDef, kind: &FieldKind) -> Option<(Sql, &'static str)> {
+pub(in crate::metadata) fn loss(field: &FieldDef, kind: &FieldKind) -> Option<(Sql, &'static str)> {
     let numeric = field.kind.is_decimal() || field.kind == FieldKind::Integer;
     let column = || column_of(field);
     let txt = || trimmed_text_of(field);
@@ -320,7 +318,7 @@ fn trimmed_text_of(field: &FieldDef) -> Sql {
 }
 
 /// A field's value as text, for conversions and samples.
-pub(super) fn text_of(field: &FieldDef) -> Sql {
+pub(in crate::metadata) fn text_of(field: &FieldDef) -> Sql {
     let mut sql = Sql::new();
     match field.kind {
         FieldKind::DateTime => {
@@ -356,7 +354,7 @@ pub(super) fn text_of(field: &FieldDef) -> Sql {
 
 /// The expression converting `field`'s column to `kind`: the new value,
 /// or NULL where the old one does not convert.
-pub(super) fn conversion(field: &FieldDef, kind: &FieldKind) -> std::result::Result<Sql, String> {
+pub(in crate::metadata) fn conversion(field: &FieldDef, kind: &FieldKind) -> std::result::Result<Sql, String> {
     if matches!(field.kind, FieldKind::Lookup(_)) || matches!(kind, FieldKind::Lookup(_)) {
         return Err("a lookup's type cannot change: add a new field instead".into());
     }
