@@ -360,12 +360,7 @@ pub(in crate::metadata) fn conversion(field: &FieldDef, kind: &FieldKind) -> std
     }
     let column = || column_of(field);
     let txt = || trimmed_text_of(field);
-    // CASE WHEN <valid> THEN <value> END
-    let when = |valid: Sql, value: Sql| {
-        let mut sql = Sql::raw("CASE WHEN ");
-        sql.append(&valid).push(" THEN ").append(&value).push(" END");
-        sql
-    };
+    let when = case_when;
     let castable = |target: &str, cast: &str| {
         let mut valid = Sql::raw("crm_system.convertible(");
         valid.append(&txt()).push(", '").push(target).push("')");
@@ -375,31 +370,8 @@ pub(in crate::metadata) fn conversion(field: &FieldDef, kind: &FieldKind) -> std
     };
     let numeric = field.kind.is_decimal() || field.kind == FieldKind::Integer;
     Ok(match kind {
-        FieldKind::Text | FieldKind::LongText | FieldKind::Phone => {
-            let max = custom::max_length(kind).unwrap_or(255);
-            let mut valid = Sql::raw("char_length(");
-            valid.append(&text_of(field)).push(") <= ").push(&max.to_string());
-            when(valid, text_of(field))
-        }
-        FieldKind::Email => {
-            let mut valid = Sql::raw("char_length(");
-            valid.append(&txt()).push(") <= 320 AND ").append(&txt());
-            valid.push(" ~ '^[^@[:space:]]+@[^@[:space:].]+(\\.[^@[:space:].]+)+$'");
-            when(valid, txt())
-        }
-        FieldKind::Url => {
-            let mut valid = Sql::raw("char_length(");
-            valid
-                .append(&txt())
-                .push(") <= 2048 AND ")
-                .append(&txt())
-                .push(" !~ '[[:space:]]' AND (");
-            valid
-                .append(&txt())
-                .push(" LIKE '%.%' OR ")
-                .append(&txt())
-                .push(" LIKE '%://%')");
-            when(valid, txt())
+        FieldKind::Text | FieldKind::LongText | FieldKind::Phone | FieldKind::Email | FieldKind::Url => {
+            to_text(field, kind)
         }
         FieldKind::Integer if numeric => {
             let mut valid = column();
@@ -470,6 +442,48 @@ pub(in crate::metadata) fn conversion(field: &FieldDef, kind: &FieldKind) -> std
         }
         FieldKind::Id | FieldKind::Lookup(_) => return Err("a field cannot become an id or a lookup".into()),
     })
+}
+
+/// `CASE WHEN <valid> THEN <value> END`: the value, or NULL where it is
+/// not valid.
+fn case_when(valid: Sql, value: Sql) -> Sql {
+    let mut sql = Sql::raw("CASE WHEN ");
+    sql.append(&valid).push(" THEN ").append(&value).push(" END");
+    sql
+}
+
+/// The conversion to a text kind: any value as text, kept where it fits
+/// the kind's length (and looks like an email address or a web address).
+fn to_text(field: &FieldDef, kind: &FieldKind) -> Sql {
+    let txt = || trimmed_text_of(field);
+    match kind {
+        FieldKind::Email => {
+            let mut valid = Sql::raw("char_length(");
+            valid.append(&txt()).push(") <= 320 AND ").append(&txt());
+            valid.push(" ~ '^[^@[:space:]]+@[^@[:space:].]+(\\.[^@[:space:].]+)+$'");
+            case_when(valid, txt())
+        }
+        FieldKind::Url => {
+            let mut valid = Sql::raw("char_length(");
+            valid
+                .append(&txt())
+                .push(") <= 2048 AND ")
+                .append(&txt())
+                .push(" !~ '[[:space:]]' AND (");
+            valid
+                .append(&txt())
+                .push(" LIKE '%.%' OR ")
+                .append(&txt())
+                .push(" LIKE '%://%')");
+            case_when(valid, txt())
+        }
+        _ => {
+            let max = custom::max_length(kind).unwrap_or(255);
+            let mut valid = Sql::raw("char_length(");
+            valid.append(&text_of(field)).push(") <= ").push(&max.to_string());
+            case_when(valid, text_of(field))
+        }
+    }
 }
 
 /// The picklist value `text` names, by value or (case-insensitively) by

@@ -125,89 +125,30 @@ async fn preview(conn: &mut AsyncPgConnection, object: &ObjectDef, retype: &Rety
         #[diesel(sql_type = BigInt)]
         restored: i64,
     }
-    #[derive(diesel::QueryableByName)]
-    struct Sample {
-        #[diesel(sql_type = Text)]
-        id: String,
-        #[diesel(sql_type = Text)]
-        value: String,
-    }
-    #[derive(diesel::QueryableByName)]
-    struct Lossy {
-        #[diesel(sql_type = Text)]
-        id: String,
-        #[diesel(sql_type = Text)]
-        value: String,
-        #[diesel(sql_type = Text)]
-        converted: String,
-    }
-    let (schema, field, kind) = (retype.schema, retype.field, retype.kind);
-    let converted = conversion(field, kind).map_err(|why| CrmError::bad_input(&["newType"], why))?;
-    let restorable = retype.restorable();
-    let mut kept = Sql::raw(" AND NOT (");
-    kept.append(&restorable).push(")");
-    let mut invalid = Sql::new();
-    invalid
-        .ident(&field.column)
-        .push(" IS NOT NULL AND (")
-        .append(&converted)
-        .push(") IS NULL")
-        .append(&kept);
-    let loss = conversion::loss(field, kind);
-    let mut lossy = Sql::new();
-    match &loss {
-        Some((lost, _)) => {
-            lossy
-                .ident(&field.column)
-                .push(" IS NOT NULL AND (")
-                .append(&converted)
-                .push(") IS NOT NULL AND (");
-            lossy.append(lost).push(")").append(&kept);
-        }
-        None => {
-            lossy.push("false");
-        }
-    }
-    let from = |sql: &mut Sql| {
-        sql.push(" FROM ").table(schema, &object.table).push(" AS t");
-    };
+    let (field, kind) = (retype.field, retype.kind);
+    let values = Values::of(retype)?;
     let mut counts = Sql::raw("SELECT count(*) FILTER (WHERE ");
     counts
         .ident(&field.column)
         .push(" IS NOT NULL) AS with_value, count(*) FILTER (WHERE ");
-    counts.append(&invalid).push(") AS invalid, count(*) FILTER (WHERE ");
-    counts.append(&lossy).push(") AS lossy, count(*) FILTER (WHERE ");
-    counts.append(&restorable).push(") AS restored");
-    from(&mut counts);
+    counts
+        .append(&values.invalid)
+        .push(") AS invalid, count(*) FILTER (WHERE ");
+    counts.append(&values.lossy).push(") AS lossy, count(*) FILTER (WHERE ");
+    counts.append(&values.restorable).push(") AS restored");
+    from_table(&mut counts, retype.schema, object);
     let counts: Vec<Counts> = counts.load(conn).await?;
-    let (with_value, invalid_count, lossy_count, restored) = counts
+    let (with_value, invalid, lossy, restored) = counts
         .first()
         .map(|c| (c.with_value, c.invalid, c.lossy, c.restored))
         .unwrap_or_default();
-    let mut samples = Sql::raw("SELECT t.id::text AS id, ");
-    samples.append(&text_of(field)).push(" AS value");
-    from(&mut samples);
-    samples
-        .push(" WHERE ")
-        .append(&invalid)
-        .push(" ORDER BY t.id LIMIT ")
-        .push(&SAMPLES.to_string());
-    let samples: Vec<Sample> = if invalid_count > 0 {
-        samples.load(conn).await?
+    let samples = if invalid > 0 {
+        values.invalid_samples(conn, retype, object).await?
     } else {
         Vec::new()
     };
-    let lossy_samples: Vec<Lossy> = if lossy_count > 0 {
-        let mut query = Sql::raw("SELECT t.id::text AS id, ");
-        query.append(&text_of(field)).push(" AS value, to_jsonb(");
-        query.append(&converted).push(") #>> '{}' AS converted");
-        from(&mut query);
-        query
-            .push(" WHERE ")
-            .append(&lossy)
-            .push(" ORDER BY t.id LIMIT ")
-            .push(&SAMPLES.to_string());
-        query.load(conn).await?
+    let lossy_samples = if lossy > 0 {
+        values.lossy_samples(conn, retype, object).await?
     } else {
         Vec::new()
     };
@@ -217,24 +158,138 @@ async fn preview(conn: &mut AsyncPgConnection, object: &ObjectDef, retype: &Rety
         from: field.kind.type_name().into(),
         to: kind.type_name().into(),
         with_value,
-        convertible: with_value - invalid_count,
-        invalid: invalid_count,
-        samples: samples.into_iter().map(|s| (s.id, s.value)).collect(),
-        lossy: lossy_count,
-        loses: loss.map(|(_, what)| what),
-        lossy_samples: lossy_samples
+        convertible: with_value - invalid,
+        invalid,
+        samples,
+        lossy,
+        loses: values.loses,
+        lossy_samples,
+        restored,
+        rewrites_table: column_type(&field.kind) != column_type(kind),
+    })
+}
+
+/// ` FROM <table> AS t`, the table a preview reads.
+fn from_table(sql: &mut Sql, schema: &str, object: &ObjectDef) {
+    sql.push(" FROM ").table(schema, &object.table).push(" AS t");
+}
+
+/// The conditions a preview counts values by, over the table aliased `t`.
+struct Values {
+    /// The value converted to the new type (NULL when it does not convert).
+    converted: Sql,
+    /// A value that does not convert (and is not given back).
+    invalid: Sql,
+    /// A value that converts but loses information.
+    lossy: Sql,
+    /// A value the change gives back from before the change it undoes.
+    restorable: Sql,
+    /// What a lossy value loses, in words.
+    loses: Option<&'static str>,
+}
+
+impl Values {
+    fn of(retype: &Retype<'_>) -> Result<Values> {
+        let (field, kind) = (retype.field, retype.kind);
+        let converted = conversion(field, kind).map_err(|why| CrmError::bad_input(&["newType"], why))?;
+        let restorable = retype.restorable();
+        let mut kept = Sql::raw(" AND NOT (");
+        kept.append(&restorable).push(")");
+        let mut invalid = Sql::new();
+        invalid
+            .ident(&field.column)
+            .push(" IS NOT NULL AND (")
+            .append(&converted)
+            .push(") IS NULL")
+            .append(&kept);
+        let loss = conversion::loss(field, kind);
+        let mut lossy = Sql::new();
+        match &loss {
+            Some((lost, _)) => {
+                lossy
+                    .ident(&field.column)
+                    .push(" IS NOT NULL AND (")
+                    .append(&converted)
+                    .push(") IS NOT NULL AND (");
+                lossy.append(lost).push(")").append(&kept);
+            }
+            None => {
+                lossy.push("false");
+            }
+        }
+        Ok(Values {
+            converted,
+            invalid,
+            lossy,
+            restorable,
+            loses: loss.map(|(_, what)| what),
+        })
+    }
+
+    /// Some records whose value does not convert: id and value as text.
+    async fn invalid_samples(
+        &self,
+        conn: &mut AsyncPgConnection,
+        retype: &Retype<'_>,
+        object: &ObjectDef,
+    ) -> Result<Vec<(String, String)>> {
+        #[derive(diesel::QueryableByName)]
+        struct Sample {
+            #[diesel(sql_type = Text)]
+            id: String,
+            #[diesel(sql_type = Text)]
+            value: String,
+        }
+        let mut samples = Sql::raw("SELECT t.id::text AS id, ");
+        samples.append(&text_of(retype.field)).push(" AS value");
+        from_table(&mut samples, retype.schema, object);
+        samples
+            .push(" WHERE ")
+            .append(&self.invalid)
+            .push(" ORDER BY t.id LIMIT ")
+            .push(&SAMPLES.to_string());
+        let samples: Vec<Sample> = samples.load(conn).await?;
+        Ok(samples.into_iter().map(|s| (s.id, s.value)).collect())
+    }
+
+    /// Some values that would lose information, and what they would become.
+    async fn lossy_samples(
+        &self,
+        conn: &mut AsyncPgConnection,
+        retype: &Retype<'_>,
+        object: &ObjectDef,
+    ) -> Result<Vec<LossyValue>> {
+        #[derive(diesel::QueryableByName)]
+        struct Lossy {
+            #[diesel(sql_type = Text)]
+            id: String,
+            #[diesel(sql_type = Text)]
+            value: String,
+            #[diesel(sql_type = Text)]
+            converted: String,
+        }
+        let mut query = Sql::raw("SELECT t.id::text AS id, ");
+        query.append(&text_of(retype.field)).push(" AS value, to_jsonb(");
+        query.append(&self.converted).push(") #>> '{}' AS converted");
+        from_table(&mut query, retype.schema, object);
+        query
+            .push(" WHERE ")
+            .append(&self.lossy)
+            .push(" ORDER BY t.id LIMIT ")
+            .push(&SAMPLES.to_string());
+        let lossy: Vec<Lossy> = query.load(conn).await?;
+        Ok(lossy
             .into_iter()
             .map(|s| LossyValue {
                 record_id: s.id,
                 value: s.value,
                 converted: s.converted,
             })
-            .collect(),
-        restored,
-        rewrites_table: column_type(&field.kind) != column_type(kind),
-    })
+            .collect())
+    }
 }
 
+/// The kind a type change asks for, or why the field cannot become it.
 fn new_kind(field: &FieldDef, change: &TypeChange) -> Result<FieldKind> {
     let kind = custom::kind_of(&change.type_name, change.options.clone(), None, None, &field.label).ok_or_else(
         || match change.type_name.as_str() {
