@@ -64,8 +64,11 @@ pub type ValueCheck = dyn Fn(&FieldDef, &Json, &[String]) -> Result<Json> + Send
 /// The workspace's metadata as a change sees it: locked by [`run`], with
 /// the version the change builds on.
 pub(in crate::metadata) struct State {
+    /// The version the change builds on; [`finish`] gives it the next.
     pub(in crate::metadata) version: i32,
+    /// The custom objects and fields as stored, retained ones included.
     pub(in crate::metadata) custom: Customizations,
+    /// The model the API serves: standard and live custom objects.
     pub(in crate::metadata) model: Model,
 }
 
@@ -274,7 +277,9 @@ impl Recorded {
 /// What a change made: the value its caller gets back, and how it is
 /// recorded.
 pub(in crate::metadata) struct Made<T> {
+    /// What the caller gets back (the field or object as it now is).
     pub(in crate::metadata) value: T,
+    /// How the change is recorded and announced.
     pub(in crate::metadata) record: Recorded,
 }
 
@@ -391,11 +396,15 @@ async fn write_history(
 pub struct Batch {
     /// `PROMOTED`, `PROMOTION_REVERTED`.
     pub kind: &'static str,
+    /// One line for the history, in the words a reviewer reads.
     pub summary: String,
+    /// Whether clients of the API may have to change.
     pub breaking: bool,
+    /// What the batch did, as the history shows it.
     pub after: Json,
     /// The promotion's id, for the audit log.
     pub record_id: Uuid,
+    /// The audit log's action.
     pub action: Action,
 }
 

@@ -13,6 +13,7 @@
 //! and `Sql::table`; DDL takes no bind parameters, so a default is written
 //! as a checked literal ([`literal`]).
 
+/// How values become another type's, and the values kept to change back.
 pub(super) mod conversion;
 
 use diesel::sql_types::{BigInt, Text};
@@ -30,11 +31,15 @@ pub(in crate::metadata) const SAMPLES: i64 = 5;
 
 /// A new custom field's column as a change asks for it.
 pub(in crate::metadata) struct NewColumn<'a> {
+    /// The column's name (`cf_renewal_date`).
     pub(in crate::metadata) column: &'a str,
+    /// The field's kind, which decides the column type.
     pub(in crate::metadata) kind: &'a FieldKind,
     /// A lookup's target table, `(schema, table)`: the foreign key.
     pub(in crate::metadata) references: Option<(&'a str, &'a str)>,
+    /// The default existing rows get, already checked.
     pub(in crate::metadata) default: Option<&'a Json>,
+    /// Whether the column is `NOT NULL`.
     pub(in crate::metadata) required: bool,
 }
 

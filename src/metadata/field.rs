@@ -8,6 +8,7 @@
 
 mod checks;
 mod options;
+/// A field's type changed; its types are re-exported by [`change`].
 pub mod retype;
 
 use diesel_async::AsyncPgConnection;
@@ -26,16 +27,25 @@ use checks::{check_flags, check_free_name, spec_kind};
 /// A new custom field, its default already checked against its type.
 #[derive(Debug, Clone, Default)]
 pub struct FieldSpec {
+    /// The API name (`renewalDate`); the column is derived from it.
     pub name: String,
+    /// What users see.
     pub label: String,
+    /// Why the field exists, shown as the GraphQL description.
     pub description: String,
+    /// A `FieldType` name (`TEXT`, `PICKLIST`, `LOOKUP` …).
     pub type_name: String,
+    /// Whether every record must have a value (`NOT NULL`).
     pub required: bool,
+    /// Whether two records may not share a value (a unique index).
     pub unique: bool,
+    /// Whether filters and sorts on it get an index.
     pub indexed: bool,
     /// The default as the API shows values (a JSON value).
     pub default_value: Option<Json>,
+    /// A picklist's values, in order.
     pub options: Vec<PicklistOption>,
+    /// The object a lookup refers to.
     pub lookup_object: Option<String>,
     /// The list the lookup's target shows back (`subscriptions`).
     pub relation_name: Option<String>,
@@ -55,12 +65,17 @@ impl FieldSpec {
 /// Changes to a custom field's settings; `None` keeps a setting.
 #[derive(Debug, Clone, Default)]
 pub struct FieldPatch {
+    /// The new label.
     pub label: Option<String>,
+    /// The new description.
     pub description: Option<String>,
     /// `Some(None)` removes the default.
     pub default_value: Option<Option<Json>>,
+    /// Makes the field required or optional.
     pub required: Option<bool>,
+    /// Makes the field unique or not.
     pub unique: Option<bool>,
+    /// Adds or drops the field's index.
     pub indexed: Option<bool>,
     /// The whole new list of picklist options, in order.
     pub options: Option<Vec<OptionSpec>>,
@@ -70,9 +85,13 @@ pub struct FieldPatch {
 /// `renamed_from`) or deactivated.
 #[derive(Debug, Clone)]
 pub struct OptionSpec {
+    /// The value records hold (`GOLD_PLUS`).
     pub value: String,
+    /// What users see; the current one (or the value) when absent.
     pub label: Option<String>,
+    /// Whether new records may take it; retired values stay in old records.
     pub active: bool,
+    /// The value it had, when it is renamed: records follow.
     pub renamed_from: Option<String>,
 }
 

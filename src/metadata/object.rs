@@ -16,20 +16,28 @@ use crate::error::{CrmError, Result};
 /// A new custom object and its first fields.
 #[derive(Debug, Clone, Default)]
 pub struct ObjectSpec {
+    /// The GraphQL type name (`Subscription`); the table is derived from it.
     pub name: String,
+    /// What users see for one record.
     pub label: String,
+    /// What users see for a list.
     pub plural_label: String,
     /// The list query's name; derived from `name` when absent.
     pub plural: Option<String>,
+    /// Why the object exists, shown as the GraphQL description.
     pub description: String,
+    /// Fields the object starts with, made in the same change.
     pub fields: Vec<FieldSpec>,
 }
 
 /// Changes to a custom object's labels.
 #[derive(Debug, Clone, Default)]
 pub struct ObjectPatch {
+    /// The new label.
     pub label: Option<String>,
+    /// The new plural label.
     pub plural_label: Option<String>,
+    /// The new description.
     pub description: Option<String>,
 }
 

@@ -21,8 +21,11 @@ use crate::metadata::{FieldDef, FieldKind, PicklistOption};
 
 /// One type change of one field, as the kept values see it.
 pub(in crate::metadata) struct Retype<'a> {
+    /// The workspace's schema.
     pub schema: &'a str,
+    /// The object's table.
     pub table: &'a str,
+    /// The field's `custom_field` id, which its kept values name.
     pub field_id: Uuid,
     /// The field as it is, of its old type.
     pub field: &'a FieldDef,

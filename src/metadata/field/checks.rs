@@ -132,6 +132,7 @@ pub(super) fn check_free_name(state: &State, object: &ObjectDef, name: &str, at:
     Ok(())
 }
 
+/// Refuses an empty, overlong or NUL-holding label, at `at`.
 pub(in crate::metadata) fn check_label(label: &str, at: Vec<String>) -> Result<()> {
     if label.trim().is_empty() {
         return Err(CrmError::bad_input_at(at, "a label must not be empty"));
@@ -180,6 +181,8 @@ pub(super) fn check_flags(
     Ok(())
 }
 
+/// Refuses a picklist without options, with too many, with an invalid
+/// or repeated value, or an invalid label.
 pub(super) fn check_options(options: &[PicklistOption], at: Vec<String>) -> Result<()> {
     if options.is_empty() {
         return Err(CrmError::bad_input_at(at, "a picklist needs at least one option"));

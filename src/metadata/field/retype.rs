@@ -41,24 +41,32 @@ pub enum OnLossy {
 /// A field type change as asked.
 #[derive(Debug, Clone)]
 pub struct TypeChange {
+    /// The `FieldType` the field becomes.
     pub type_name: String,
     /// The options of a new picklist type.
     pub options: Vec<PicklistOption>,
+    /// What happens to values that do not convert.
     pub on_invalid: OnInvalid,
+    /// What happens to values that would lose information.
     pub on_lossy: OnLossy,
 }
 
 /// What a type change would do to existing records.
 #[derive(Debug, Clone)]
 pub struct Preview {
+    /// The object the field is on.
     pub object: String,
+    /// The field's name.
     pub field: String,
+    /// The type it has.
     pub from: String,
+    /// The type it would get.
     pub to: String,
     /// Records with a value (every record counts, deleted ones too).
     pub with_value: i64,
     /// Values that convert, lossy ones included.
     pub convertible: i64,
+    /// Values that do not convert (cleared with `SET_NULL`).
     pub invalid: i64,
     /// Records whose value does not convert: id and value as text.
     pub samples: Vec<(String, String)>,
@@ -80,6 +88,7 @@ pub struct Preview {
 /// A value a type change converts but loses information of.
 #[derive(Debug, Clone)]
 pub struct LossyValue {
+    /// The record holding the value.
     pub record_id: String,
     /// The value now, as text.
     pub value: String,
@@ -91,7 +100,9 @@ pub struct LossyValue {
 /// the values (what a promotion reports of it).
 #[derive(Debug, Clone)]
 pub struct TypeChanged {
+    /// The field as it now is.
     pub field: StoredField,
+    /// What the change did to the values.
     pub preview: Preview,
 }
 
