@@ -11,7 +11,6 @@ use chrono::{DateTime, Utc};
 use diesel::sql_types::{Bool, Integer, Jsonb, Nullable, Text, Timestamptz};
 use diesel_async::AsyncPgConnection;
 use serde_json::Value as Json;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::{lower_first, standard, FieldDef, FieldKind, Lookup, Model, ObjectDef, PicklistOption};
@@ -422,26 +421,6 @@ pub fn max_length(kind: &FieldKind) -> Option<usize> {
     }
 }
 
-/// The Postgres column type of a custom field of this kind.
-pub fn column_type(kind: &FieldKind) -> &'static str {
-    match kind {
-        FieldKind::Id | FieldKind::Lookup(_) => "uuid",
-        FieldKind::Integer => "integer",
-        FieldKind::Decimal | FieldKind::Currency | FieldKind::Percent => "numeric(18, 2)",
-        FieldKind::Boolean => "boolean",
-        FieldKind::Date => "date",
-        FieldKind::DateTime => "timestamptz",
-        FieldKind::MultiPicklist(_) => "text[]",
-        FieldKind::Json => "jsonb",
-        FieldKind::Text
-        | FieldKind::Email
-        | FieldKind::Url
-        | FieldKind::Phone
-        | FieldKind::LongText
-        | FieldKind::Picklist(_) => "text",
-    }
-}
-
 /// `renewalDate` → `renewal_date`.
 pub fn snake(name: &str) -> String {
     let mut out = String::with_capacity(name.len() + 4);
@@ -461,27 +440,6 @@ pub fn snake(name: &str) -> String {
 /// The column of a custom field: `cf_<snake_name>`.
 pub fn field_column(name: &str) -> String {
     format!("cf_{}", snake(name))
-}
-
-/// The name of a custom field's index or constraint (`suffix`: `key` for
-/// a unique index, `idx` for another index, `fkey` for a lookup's foreign
-/// key): `<table>_<column>` cut to fit, the first 8 hex digits of the
-/// SHA-256 of `<table>/<column>/<suffix>`, and the suffix, at most 63
-/// bytes. Postgres cuts longer names, so the plain
-/// `<table>_<column>_<suffix>` of two long fields of one object could be
-/// one name, and dropping one field's index dropped the other's. The
-/// workspace migration `custom_index_names` computes the same names in SQL.
-pub fn index_name(table: &str, column: &str, suffix: &str) -> String {
-    let digest = Sha256::digest(format!("{table}/{column}/{suffix}").as_bytes());
-    let hash: String = digest.iter().take(4).map(|byte| format!("{byte:02x}")).collect();
-    let tail = format!("_{hash}_{suffix}");
-    let mut head = format!("{table}_{column}");
-    let mut room = MAX_NAME_BYTES.saturating_sub(tail.len()).min(head.len());
-    while !head.is_char_boundary(room) {
-        room -= 1;
-    }
-    head.truncate(room);
-    head + &tail
 }
 
 /// The table of a custom object: `co_<snake_name>`.

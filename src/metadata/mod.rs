@@ -4,11 +4,16 @@
 //! GraphQL schema ([`crate::graphql`]) and every query ([`crate::records`])
 //! are derived from a [`Model`]. Standard objects are described in
 //! [`standard`]; custom fields and objects ([`custom`]) are rows that load
-//! into the same shapes, and [`change`] makes them.
+//! into the same shapes. [`change`] is how they change: one skeleton
+//! (lock, check, DDL, record, announce) around the field changes
+//! (`field`), the object changes (`object`) and the DDL they run
+//! ([`ddl`]).
 
 pub mod change;
-mod conversion;
 pub mod custom;
+pub mod ddl;
+mod field;
+mod object;
 pub mod replay;
 pub mod standard;
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{into_record, projection, FieldSet, Record, Table, T};
 use crate::db::sql::{Bind, JsonRow, Sql};
 use crate::error::{CrmError, Result};
-use crate::metadata::{custom, FieldDef, Model, ObjectDef};
+use crate::metadata::{ddl, FieldDef, Model, ObjectDef};
 use diesel_async::AsyncPgConnection;
 
 /// A field and the value to store in it.
@@ -294,12 +294,12 @@ fn constraint_error(err: DieselError, object: &ObjectDef, path: &[String]) -> Cr
         }
         let constraint = constraint?;
         // A custom field's indexes and foreign key are named by
-        // `custom::index_name`; the standard tables' constraints have the
+        // `ddl::index_name`; the standard tables' constraints have the
         // names Postgres gives, `<table>_<column>_<kind>`.
         let custom = object.fields.iter().filter(|f| f.custom).find(|f| {
             ["key", "idx", "fkey"]
                 .iter()
-                .any(|suffix| custom::index_name(&object.table, &f.column, suffix) == constraint)
+                .any(|suffix| ddl::index_name(&object.table, &f.column, suffix) == constraint)
         });
         custom.or_else(|| {
             object

@@ -13,15 +13,19 @@ use diesel::sql_types::{Integer, Text};
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
-use super::custom;
-use super::{FieldDef, FieldKind, PicklistOption};
+use super::column_type;
 use crate::db::sql::{Bind, Sql};
 use crate::error::Result;
+use crate::metadata::custom;
+use crate::metadata::{FieldDef, FieldKind, PicklistOption};
 
 /// One type change of one field, as the kept values see it.
-pub(super) struct Retype<'a> {
+pub(in crate::metadata) struct Retype<'a> {
+    /// The workspace's schema.
     pub schema: &'a str,
+    /// The object's table.
     pub table: &'a str,
+    /// The field's `custom_field` id, which its kept values name.
     pub field_id: Uuid,
     /// The field as it is, of its old type.
     pub field: &'a FieldDef,
@@ -196,7 +200,7 @@ impl<'a> Retype<'a> {
 }
 
 /// Forgets the conversions and kept values of fields being purged (`ids`).
-pub(super) async fn forget(conn: &mut AsyncPgConnection, schema: &str, ids: Vec<Uuid>) -> Result<()> {
+pub(in crate::metadata) async fn forget(conn: &mut AsyncPgConnection, schema: &str, ids: Vec<Uuid>) -> Result<()> {
     for table in ["converted_value", "field_conversion"] {
         let mut delete = Sql::raw("DELETE FROM ");
         delete
@@ -226,10 +230,7 @@ fn from_json(value: &Sql, kind: &FieldKind) -> Sql {
                 .push(") WITH ORDINALITY AS e(item, n) ORDER BY e.n) END");
         }
         _ => {
-            sql.push("(")
-                .append(value)
-                .push(" #>> '{}')::")
-                .push(custom::column_type(kind));
+            sql.push("(").append(value).push(" #>> '{}')::").push(column_type(kind));
         }
     }
     sql
@@ -241,7 +242,7 @@ fn from_json(value: &Sql, kind: &FieldKind) -> Sql {
 /// converts converts exactly: a text that is trimmed or matched to a
 /// picklist option by its label keeps its meaning; a longer text than the
 /// new type takes does not convert at all.
-pub(super) fn loss(field: &FieldDef, kind: &FieldKind) -> Option<(Sql, &'static str)> {
+pub(in crate::metadata) fn loss(field: &FieldDef, kind: &FieldKind) -> Option<(Sql, &'static str)> {
     let numeric = field.kind.is_decimal() || field.kind == FieldKind::Integer;
     let column = || column_of(field);
     let txt = || trimmed_text_of(field);
@@ -320,7 +321,7 @@ fn trimmed_text_of(field: &FieldDef) -> Sql {
 }
 
 /// A field's value as text, for conversions and samples.
-pub(super) fn text_of(field: &FieldDef) -> Sql {
+pub(in crate::metadata) fn text_of(field: &FieldDef) -> Sql {
     let mut sql = Sql::new();
     match field.kind {
         FieldKind::DateTime => {
@@ -356,18 +357,13 @@ pub(super) fn text_of(field: &FieldDef) -> Sql {
 
 /// The expression converting `field`'s column to `kind`: the new value,
 /// or NULL where the old one does not convert.
-pub(super) fn conversion(field: &FieldDef, kind: &FieldKind) -> std::result::Result<Sql, String> {
+pub(in crate::metadata) fn conversion(field: &FieldDef, kind: &FieldKind) -> std::result::Result<Sql, String> {
     if matches!(field.kind, FieldKind::Lookup(_)) || matches!(kind, FieldKind::Lookup(_)) {
         return Err("a lookup's type cannot change: add a new field instead".into());
     }
     let column = || column_of(field);
     let txt = || trimmed_text_of(field);
-    // CASE WHEN <valid> THEN <value> END
-    let when = |valid: Sql, value: Sql| {
-        let mut sql = Sql::raw("CASE WHEN ");
-        sql.append(&valid).push(" THEN ").append(&value).push(" END");
-        sql
-    };
+    let when = case_when;
     let castable = |target: &str, cast: &str| {
         let mut valid = Sql::raw("crm_system.convertible(");
         valid.append(&txt()).push(", '").push(target).push("')");
@@ -377,31 +373,8 @@ pub(super) fn conversion(field: &FieldDef, kind: &FieldKind) -> std::result::Res
     };
     let numeric = field.kind.is_decimal() || field.kind == FieldKind::Integer;
     Ok(match kind {
-        FieldKind::Text | FieldKind::LongText | FieldKind::Phone => {
-            let max = custom::max_length(kind).unwrap_or(255);
-            let mut valid = Sql::raw("char_length(");
-            valid.append(&text_of(field)).push(") <= ").push(&max.to_string());
-            when(valid, text_of(field))
-        }
-        FieldKind::Email => {
-            let mut valid = Sql::raw("char_length(");
-            valid.append(&txt()).push(") <= 320 AND ").append(&txt());
-            valid.push(" ~ '^[^@[:space:]]+@[^@[:space:].]+(\\.[^@[:space:].]+)+$'");
-            when(valid, txt())
-        }
-        FieldKind::Url => {
-            let mut valid = Sql::raw("char_length(");
-            valid
-                .append(&txt())
-                .push(") <= 2048 AND ")
-                .append(&txt())
-                .push(" !~ '[[:space:]]' AND (");
-            valid
-                .append(&txt())
-                .push(" LIKE '%.%' OR ")
-                .append(&txt())
-                .push(" LIKE '%://%')");
-            when(valid, txt())
+        FieldKind::Text | FieldKind::LongText | FieldKind::Phone | FieldKind::Email | FieldKind::Url => {
+            to_text(field, kind)
         }
         FieldKind::Integer if numeric => {
             let mut valid = column();
@@ -472,6 +445,48 @@ pub(super) fn conversion(field: &FieldDef, kind: &FieldKind) -> std::result::Res
         }
         FieldKind::Id | FieldKind::Lookup(_) => return Err("a field cannot become an id or a lookup".into()),
     })
+}
+
+/// `CASE WHEN <valid> THEN <value> END`: the value, or NULL where it is
+/// not valid.
+fn case_when(valid: Sql, value: Sql) -> Sql {
+    let mut sql = Sql::raw("CASE WHEN ");
+    sql.append(&valid).push(" THEN ").append(&value).push(" END");
+    sql
+}
+
+/// The conversion to a text kind: any value as text, kept where it fits
+/// the kind's length (and looks like an email address or a web address).
+fn to_text(field: &FieldDef, kind: &FieldKind) -> Sql {
+    let txt = || trimmed_text_of(field);
+    match kind {
+        FieldKind::Email => {
+            let mut valid = Sql::raw("char_length(");
+            valid.append(&txt()).push(") <= 320 AND ").append(&txt());
+            valid.push(" ~ '^[^@[:space:]]+@[^@[:space:].]+(\\.[^@[:space:].]+)+$'");
+            case_when(valid, txt())
+        }
+        FieldKind::Url => {
+            let mut valid = Sql::raw("char_length(");
+            valid
+                .append(&txt())
+                .push(") <= 2048 AND ")
+                .append(&txt())
+                .push(" !~ '[[:space:]]' AND (");
+            valid
+                .append(&txt())
+                .push(" LIKE '%.%' OR ")
+                .append(&txt())
+                .push(" LIKE '%://%')");
+            case_when(valid, txt())
+        }
+        _ => {
+            let max = custom::max_length(kind).unwrap_or(255);
+            let mut valid = Sql::raw("char_length(");
+            valid.append(&text_of(field)).push(") <= ").push(&max.to_string());
+            case_when(valid, text_of(field))
+        }
+    }
 }
 
 /// The picklist value `text` names, by value or (case-insensitively) by
