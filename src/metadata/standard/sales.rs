@@ -1,0 +1,341 @@
+//! The sales process: Lead, Pipeline, Stage, Opportunity and ContactRole,
+//! the objects a deal is made of from first interest to close.
+
+use super::{lookup, picklist, Object, F, LEAD_SOURCES};
+use crate::metadata::{Access, FieldKind, ObjectDef, Personal};
+
+const FORECAST_CATEGORIES: &[(&str, &str)] = &[
+    ("PIPELINE", "Pipeline: early, uncertain deals"),
+    ("BEST_CASE", "Best case: could close this period"),
+    ("COMMIT", "Commit: expected to close this period"),
+    ("CLOSED", "Closed: won"),
+    ("OMITTED", "Omitted: lost or left out of the forecast"),
+];
+
+/// Lead: interest not qualified yet, until converted.
+pub(super) fn lead() -> ObjectDef {
+    use FieldKind::*;
+    Object::new(
+        "Lead",
+        "leads",
+        "lead",
+        "A person or company that showed interest but is not qualified yet; converting it makes an account, a contact and an opportunity.",
+    )
+    .fields(vec![
+        F::new("firstName", "first_name", "First name", Text, "Given name.")
+                    .max(255)
+                    .personal(Personal::GivenName),
+        F::new("lastName", "last_name", "Last name", Text, "Family name.")
+            .required()
+            .max(255)
+            .personal(Personal::FamilyName),
+        F::new("company", "company", "Company", Text, "The company the lead works for.").max(255),
+        F::new("title", "title", "Title", Text, "Job title.").max(255),
+        F::new("email", "email", "Email", Email, "Email address.").max(320),
+        F::new("phone", "phone", "Phone", Phone, "Phone number.").max(64),
+        F::new(
+            "status",
+            "status",
+            "Status",
+            picklist(&[
+                ("NEW", "New"),
+                ("WORKING", "Working"),
+                ("NURTURING", "Nurturing"),
+                ("QUALIFIED", "Qualified"),
+                ("UNQUALIFIED", "Unqualified"),
+                ("CONVERTED", "Converted"),
+            ]),
+            "Where the lead is in qualification.",
+        )
+        .required()
+        .default("NEW"),
+        F::new("source", "source", "Lead source", picklist(LEAD_SOURCES), "How the lead found you."),
+        F::new(
+            "rating",
+            "rating",
+            "Rating",
+            picklist(&[("HOT", "Hot"), ("WARM", "Warm"), ("COLD", "Cold")]),
+            "How promising the lead looks.",
+        ),
+        F::new("budget", "budget", "Budget", Decimal, "BANT: the budget the lead has for a purchase."),
+        F::new("authority", "authority", "Authority", Text, "BANT: who decides the purchase.").max(255),
+        F::new("need", "need", "Need", LongText, "BANT: the problem the lead needs solved.").max(32_000),
+        F::new("timeline", "timeline", "Timeline", Text, "BANT: when the lead plans to buy.").max(255),
+        F::new("score", "score", "Score", Integer, "Lead score: higher is more promising."),
+        F::new(
+            "convertedAccount",
+            "converted_account_id",
+            "Converted account",
+            lookup("Account", "convertedLeads", "The leads converted into this account."),
+            "The account the lead was converted into.",
+        ),
+        F::new(
+            "convertedContact",
+            "converted_contact_id",
+            "Converted contact",
+            lookup("Contact", "convertedLeads", "The leads converted into this contact."),
+            "The contact the lead was converted into.",
+        ),
+        F::new(
+            "convertedOpportunity",
+            "converted_opportunity_id",
+            "Converted opportunity",
+            lookup("Opportunity", "convertedLeads", "The leads converted into this opportunity."),
+            "The opportunity the lead was converted into.",
+        ),
+        F::new("convertedAt", "converted_at", "Converted at", DateTime, "When the lead was converted."),
+    ])
+}
+
+/// Pipeline: a sales process, configuration rather than records.
+pub(super) fn pipeline() -> ObjectDef {
+    use FieldKind::*;
+    let mut pipeline = Object::new(
+        "Pipeline",
+        "pipelines",
+        "pipeline",
+        "A sales process: an ordered list of stages deals move through. There can be many (new business, renewals …).",
+    );
+    pipeline.access = Access::Configuration;
+    pipeline.fields(vec![
+        F::new("name", "name", "Pipeline name", Text, "The pipeline's name, unique.")
+            .required()
+            .max(255),
+        F::new(
+            "description",
+            "description",
+            "Description",
+            LongText,
+            "What the pipeline is for.",
+        )
+        .max(32_000),
+        F::new(
+            "isDefault",
+            "is_default",
+            "Default",
+            Boolean,
+            "New opportunities without a pipeline go to the default one; there is at most one.",
+        )
+        .required()
+        .default("false"),
+    ])
+}
+
+/// Stage: a step of a pipeline, with its probability and forecast category.
+pub(super) fn stage() -> ObjectDef {
+    use FieldKind::*;
+    let mut stage = Object::new(
+        "Stage",
+        "stages",
+        "stage",
+        "A step of a pipeline, with the win probability and forecast category deals in it get.",
+    );
+    stage.default_order = "position";
+    stage.access = Access::Configuration;
+    stage.fields(vec![
+        F::new(
+            "pipeline",
+            "pipeline_id",
+            "Pipeline",
+            lookup("Pipeline", "stages", "The stages of this pipeline."),
+            "The pipeline this stage belongs to; a stage cannot move to another pipeline.",
+        )
+        .required(),
+        F::new(
+            "name",
+            "name",
+            "Stage name",
+            Text,
+            "The stage's name, unique within its pipeline.",
+        )
+        .required()
+        .max(255),
+        F::new(
+            "position",
+            "position",
+            "Position",
+            Integer,
+            "Order of the stage in its pipeline, from 1.",
+        )
+        .required(),
+        F::new(
+            "probability",
+            "probability",
+            "Probability (%)",
+            Integer,
+            "Chance to win a deal in this stage, 0–100: the default probability of its opportunities.",
+        )
+        .required(),
+        F::new(
+            "forecastCategory",
+            "forecast_category",
+            "Forecast category",
+            picklist(FORECAST_CATEGORIES),
+            "How deals in this stage count in the forecast.",
+        )
+        .required(),
+        F::new(
+            "isClosed",
+            "is_closed",
+            "Closed",
+            Boolean,
+            "Deals in this stage are finished (won or lost).",
+        )
+        .required()
+        .default("false"),
+        F::new(
+            "isWon",
+            "is_won",
+            "Won",
+            Boolean,
+            "Deals in this stage are won (a won stage is closed).",
+        )
+        .required()
+        .default("false"),
+    ])
+}
+
+/// Opportunity: a deal moving through a pipeline.
+pub(super) fn opportunity() -> ObjectDef {
+    use FieldKind::*;
+    Object::new(
+        "Opportunity",
+        "opportunities",
+        "opportunity",
+        "A potential deal: revenue you expect to win from an account, moving through the stages of a pipeline.",
+    )
+    .fields(vec![
+        F::new("name", "name", "Opportunity name", Text, "A short name for the deal.").required().max(255),
+        F::new(
+            "account",
+            "account_id",
+            "Account",
+            lookup("Account", "opportunities", "The deals with this account."),
+            "The account the deal is with.",
+        ),
+        F::new(
+            "primaryContact",
+            "primary_contact_id",
+            "Primary contact",
+            lookup("Contact", "primaryOpportunities", "The deals where this contact is the primary contact."),
+            "The main person you deal with on this opportunity.",
+        ),
+        F::new(
+            "pipeline",
+            "pipeline_id",
+            "Pipeline",
+            lookup("Pipeline", "opportunities", "The deals in this pipeline."),
+            "The pipeline the deal moves through.",
+        )
+        .required()
+        .default("the stage's pipeline, else the default pipeline"),
+        F::new(
+            "stage",
+            "stage_id",
+            "Stage",
+            lookup("Stage", "opportunities", "The deals in this stage."),
+            "The stage the deal is in; it must belong to the deal's pipeline.",
+        )
+        .required()
+        .default("the pipeline's first stage"),
+        F::new("amount", "amount", "Amount", Decimal, "Expected deal value, in `currency`."),
+        F::new("currency", "currency", "Currency", Text, "ISO 4217 code of the amount, e.g. EUR; USD when not given.")
+            .required()
+            .default("USD")
+            .max(3),
+        F::new("closeDate", "close_date", "Close date", Date, "When the deal is expected to close."),
+        F::new(
+            "probability",
+            "probability",
+            "Probability (%)",
+            Integer,
+            "Chance to win, 0–100. Defaults to the stage's probability and follows the stage when it changes, unless set.",
+        )
+        .required()
+        .default("the stage's probability"),
+        F::new(
+            "expectedRevenue",
+            "expected_revenue",
+            "Expected revenue",
+            Decimal,
+            "amount × probability / 100: what the deal is worth in a weighted forecast.",
+        )
+        .system(),
+        F::new(
+            "forecastCategory",
+            "forecast_category",
+            "Forecast category",
+            picklist(FORECAST_CATEGORIES),
+            "How the deal counts in the forecast. Defaults to the stage's category.",
+        )
+        .required()
+        .default("the stage's forecast category"),
+        F::new("nextStep", "next_step", "Next step", Text, "What happens next to move the deal forward.").max(255),
+        F::new("leadSource", "lead_source", "Lead source", picklist(LEAD_SOURCES), "Where the deal came from."),
+        F::new("isClosed", "is_closed", "Closed", Boolean, "The deal is finished: its stage is a closed one.")
+            .required()
+            .system(),
+        F::new("isWon", "is_won", "Won", Boolean, "The deal is won: its stage is a won one.").required().system(),
+    ])
+}
+
+/// ContactRole: the part a contact plays in a deal.
+pub(super) fn contact_role() -> ObjectDef {
+    use FieldKind::*;
+    Object::new(
+        "ContactRole",
+        "contactRoles",
+        "contact_role",
+        "The part a contact plays in a deal: decision maker, economic buyer, champion …",
+    )
+    .fields(vec![
+        F::new(
+            "opportunity",
+            "opportunity_id",
+            "Opportunity",
+            lookup(
+                "Opportunity",
+                "contactRoles",
+                "The people involved in this deal and their roles.",
+            ),
+            "The deal.",
+        )
+        .required(),
+        F::new(
+            "contact",
+            "contact_id",
+            "Contact",
+            lookup(
+                "Contact",
+                "opportunityRoles",
+                "The deals this contact is involved in, and the role they play.",
+            ),
+            "The person.",
+        )
+        .required(),
+        F::new(
+            "role",
+            "role",
+            "Role",
+            picklist(&[
+                ("DECISION_MAKER", "Decision maker"),
+                ("ECONOMIC_BUYER", "Economic buyer"),
+                ("TECHNICAL_BUYER", "Technical buyer"),
+                ("INFLUENCER", "Influencer"),
+                ("CHAMPION", "Champion"),
+                ("OTHER", "Other"),
+            ]),
+            "The part the contact plays.",
+        )
+        .required(),
+        F::new(
+            "isPrimary",
+            "is_primary",
+            "Primary",
+            Boolean,
+            "The main contact of the deal; at most one per deal.",
+        )
+        .required()
+        .default("false"),
+    ])
+}
