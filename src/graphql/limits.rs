@@ -357,7 +357,7 @@ fn no_nul_characters(document: &ExecutableDocument, variables: &Variables) -> Re
                         let Ok(value) = value.node.clone().into_const_with(value_of) else {
                             continue;
                         };
-                        if let Some(path) = nul_in(&value, vec![name.node.to_string()]) {
+                        if let Some(path) = nul_in(&value, name.node.as_str()) {
                             return Err(nul_error(path));
                         }
                     }
@@ -371,25 +371,31 @@ fn no_nul_characters(document: &ExecutableDocument, variables: &Variables) -> Re
     Ok(())
 }
 
-/// The path of the first string holding a NUL character in `value`.
-fn nul_in(value: &Value, path: Vec<String>) -> Option<Vec<String>> {
-    match value {
-        Value::String(text) if text.contains('\0') => Some(path),
-        Value::List(items) => items.iter().enumerate().find_map(|(i, item)| {
-            let mut at = path.clone();
-            at.push(i.to_string());
-            nul_in(item, at)
-        }),
-        Value::Object(map) => map.iter().find_map(|(key, item)| {
-            let mut at = path.clone();
-            at.push(key.to_string());
-            if key.contains('\0') {
-                return Some(at);
-            }
-            nul_in(item, at)
-        }),
-        _ => None,
+/// The path of the first string holding a NUL character in `value`, if
+/// any. The path is built on the way back from a hit only, so a walk that
+/// finds none (a 5,000-value list, every request) allocates nothing.
+fn nul_in(value: &Value, root: &str) -> Option<Vec<String>> {
+    /// The hit's path below `value`, innermost key first.
+    fn walk(value: &Value) -> Option<Vec<String>> {
+        match value {
+            Value::String(text) if text.contains('\0') => Some(Vec::new()),
+            Value::List(items) => items.iter().enumerate().find_map(|(i, item)| {
+                let mut path = walk(item)?;
+                path.push(i.to_string());
+                Some(path)
+            }),
+            Value::Object(map) => map.iter().find_map(|(key, item)| {
+                let mut path = if key.contains('\0') { Vec::new() } else { walk(item)? };
+                path.push(key.to_string());
+                Some(path)
+            }),
+            _ => None,
+        }
     }
+    let mut path = walk(value)?;
+    path.push(root.to_owned());
+    path.reverse();
+    Some(path)
 }
 
 fn nul_error(path: Vec<String>) -> CrmError {
