@@ -445,10 +445,7 @@ fn ensure_code(error: &mut ServerError) {
         return;
     }
     let message = error.message.as_str();
-    let code = if message.contains("nested too deep")
-        || message.contains("too complex")
-        || message.contains("recursion depth")
-    {
+    let code = if message.contains("nested too deep") || message.contains("too complex") {
         "QUERY_TOO_COMPLEX"
     } else if error.path.is_empty() {
         "BAD_USER_INPUT"
