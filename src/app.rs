@@ -9,9 +9,19 @@ use anyhow::Context;
 use crate::auth::{self, Authenticator};
 use crate::config::Config;
 use crate::db::{self, ClusterOptions, Database, EmbeddedPostgres, PoolOptions};
-use crate::graphql::{Limits, SchemaCache};
+use crate::graphql::{Limits, Room, Rooms, SchemaCache};
 use crate::http::rate_limit::RateLimits;
 use crate::notify::Announcement;
+
+/// The capabilities beside records, in the order their fields appear in
+/// the schema: each adds its GraphQL surface (`graphql::room`).
+pub const ROOMS: Rooms = Rooms(&[
+    crate::team::api::register as Room,
+    crate::history::api::register,
+    crate::customize::register,
+    crate::sandbox::api::register,
+    crate::promotion::api::register,
+]);
 
 /// State shared by all requests.
 pub struct App {
@@ -47,11 +57,12 @@ impl App {
                 statement_timeout: config.statement_timeout,
             },
         )?;
-        let schemas = Arc::new(SchemaCache::new(Limits {
+        let limits = Limits {
             max_depth: config.max_depth,
             max_complexity: config.max_complexity,
             introspection: config.introspection,
-        }));
+        };
+        let schemas = Arc::new(SchemaCache::new(limits, ROOMS));
         let auth = Arc::new(Authenticator::new(db.clone()));
         let limits = RateLimits::new(&config);
         let (stop, stopped) = tokio::sync::oneshot::channel();

@@ -16,8 +16,6 @@ use uuid::Uuid;
 use crate::actor::Actor;
 use crate::db::sql::{Bind, Sql};
 use crate::error::Result;
-use crate::metadata::ObjectDef;
-use crate::records::Record;
 use diesel_async::AsyncPgConnection;
 
 /// Fields every change touches; listing them in each entry says nothing.
@@ -105,6 +103,9 @@ impl Action {
     }
 }
 
+/// A record as the API shows it: field names to values.
+pub type Document = serde_json::Map<String, Json>;
+
 /// One changed field, with its value before and after (API names, values
 /// as the API shows them).
 #[derive(Debug, Clone, PartialEq)]
@@ -123,28 +124,14 @@ pub struct Entry {
     pub changes: Vec<Change>,
 }
 
-impl Entry {
-    /// The entry of a record written through the API: `before` is `None`
-    /// for a new record.
-    pub fn of_record(object: &ObjectDef, action: Action, before: Option<&Record>, after: &Record) -> Entry {
-        let fields = object.fields.iter().map(|field| field.value_key());
-        Entry {
-            object: object.name.clone(),
-            record_id: crate::records::record_id(after),
-            action,
-            changes: changes_of(fields, before, after),
-        }
-    }
-}
-
 /// The fields whose values differ between two documents (all set fields
 /// of a new one), in the order the documents list them.
-pub fn changes(before: Option<&Record>, after: &Record) -> Vec<Change> {
+pub fn changes(before: Option<&Document>, after: &Document) -> Vec<Change> {
     changes_of(after.keys().cloned(), before, after)
 }
 
 /// The changed `fields` (value keys, in the order to report them).
-fn changes_of(fields: impl Iterator<Item = String>, before: Option<&Record>, after: &Record) -> Vec<Change> {
+pub fn changes_of(fields: impl Iterator<Item = String>, before: Option<&Document>, after: &Document) -> Vec<Change> {
     let mut out = Vec::new();
     for field in fields {
         if BOOKKEEPING.contains(&field.as_str()) {

@@ -58,7 +58,7 @@ async fn revert(app: &App, id: uuid::Uuid, options: Options) -> anyhow::Result<(
 /// The report is coloured only on a terminal, and never with `NO_COLOR`.
 pub async fn promote(app: &App, source: Source, to: &str, options: Options) -> anyhow::Result<()> {
     let trail = Trail::cli(to);
-    let report = crm::promotion::run(&app.db, &trail, &source, to, &options)
+    let report = crm::promotion::run(&app.db, &trail, app.schemas.rooms(), &source, to, &options)
         .await
         .map_err(|err| match err {
             crm::CrmError::NotFound { object, id } => anyhow::anyhow!("there is no {} {id}", object.to_lowercase()),

@@ -5,6 +5,9 @@ use anyhow::Context;
 
 /// Prints the production SDL (standard objects, no customizations).
 pub fn print() -> anyhow::Result<()> {
-    print!("{}", crm::graphql::production_sdl().context("building the schema")?);
+    print!(
+        "{}",
+        crm::graphql::production_sdl(crm::app::ROOMS).context("building the schema")?
+    );
     Ok(())
 }

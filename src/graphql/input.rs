@@ -4,6 +4,8 @@
 //! names the exact input field (`["input", "email"]`).
 
 use async_graphql::{Name, Value};
+use chrono::SecondsFormat;
+use serde_json::Value as Json;
 
 use crate::access::Visibility;
 use crate::db::sql::Bind;
@@ -668,4 +670,30 @@ fn cursor(value: Option<&Value>, name: &str, order: &[OrderKey]) -> Result<Optio
         },
         Some(_) => Err(CrmError::bad_input(&[name], format!("{name} must be a cursor string"))),
     }
+}
+
+/// A value given for a field (a default), checked as a write would check
+/// it, in the form the API shows.
+pub fn checked_value(field: &FieldDef, value: &Json, path: &[String]) -> Result<Json> {
+    let path = Path::from_parts(path);
+    let value = Value::from_json(value.clone()).map_err(|_| path.error("not a JSON value"))?;
+    if matches!(value, Value::Null) {
+        return Err(path.error("a default cannot be null; leave it out"));
+    }
+    let bind = assignment(field, &value, &path)?;
+    Ok(match bind {
+        Bind::Text(v) | Bind::Decimal(v) => v.map(Json::String).unwrap_or(Json::Null),
+        Bind::Int(v) => v.map(Json::from).unwrap_or(Json::Null),
+        Bind::Bool(v) => v.map(Json::Bool).unwrap_or(Json::Null),
+        Bind::Date(v) => v.map(|d| Json::String(d.to_string())).unwrap_or(Json::Null),
+        Bind::DateTime(v) => v
+            .map(|t| Json::String(t.to_rfc3339_opts(SecondsFormat::Micros, true)))
+            .unwrap_or(Json::Null),
+        Bind::TextArray(v) => v
+            .map(|items| Json::Array(items.into_iter().map(Json::String).collect()))
+            .unwrap_or(Json::Null),
+        Bind::Json(v) => v.unwrap_or(Json::Null),
+        Bind::Uuid(v) => v.map(|id| Json::String(id.to_string())).unwrap_or(Json::Null),
+        Bind::UuidArray(_) | Bind::Bytes(_) => return Err(path.error("not a value this field takes")),
+    })
 }

@@ -1,17 +1,14 @@
 //! The dynamic GraphQL schema of each workspace, built from its metadata
 //! and cached by metadata version.
 
-pub mod admin;
 pub mod cache;
 pub mod compiled;
-pub mod customize;
 pub mod input;
 pub mod limits;
 pub mod loader;
 pub mod mutation;
-pub mod promotions;
 pub mod resolve;
-pub mod sandboxes;
+pub mod room;
 pub mod schema;
 pub mod selection;
 
@@ -49,6 +46,7 @@ pub struct Caller {
     /// URLs the API gives out; unknown off HTTP.
     pub base_url: Option<String>,
 }
+pub use room::{Room, Rooms, Surface};
 pub use schema::Limits;
 
 /// A workspace: production or (later) a sandbox, each in its own Postgres schema.
@@ -77,6 +75,9 @@ pub struct WorkspaceSchema {
     pub record_visibility: Arc<VisibilitySetting>,
     pub model: Arc<Model>,
     pub schema: Schema,
+    /// The rooms the schema includes: a metadata change is checked against
+    /// them too.
+    pub rooms: Rooms,
     /// Which of its operations run as one compiled statement.
     pub plans: compiled::Plans,
 }
@@ -85,6 +86,8 @@ pub struct WorkspaceSchema {
 /// replaces the old one atomically while requests in flight finish on it.
 pub struct SchemaCache {
     limits: Limits,
+    /// What every schema includes beside records.
+    rooms: Rooms,
     entries: ArcSwap<HashMap<String, Arc<WorkspaceSchema>>>,
     /// Requests answered by a compiled statement, in every workspace.
     compiled_answers: Arc<AtomicU64>,
@@ -106,15 +109,21 @@ impl std::fmt::Debug for SchemaCache {
 }
 
 impl SchemaCache {
-    pub fn new(limits: Limits) -> Self {
+    pub fn new(limits: Limits, rooms: Rooms) -> Self {
         SchemaCache {
             limits,
+            rooms,
             entries: ArcSwap::from_pointee(HashMap::new()),
             compiled_answers: Arc::default(),
             builds: AtomicU64::new(0),
             build_micros: AtomicU64::new(0),
             rebuilding: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The rooms every schema includes.
+    pub fn rooms(&self) -> Rooms {
+        self.rooms
     }
 
     /// Schemas built so far and the microseconds spent building them.
@@ -165,7 +174,9 @@ impl SchemaCache {
         let custom = Customizations::read(&mut conn, &workspace.pg_schema).await?;
         drop(conn);
         let model = Arc::new(custom.model()?);
-        let schema = schema::build(&model, Some(self.limits))
+        let schema = self
+            .rooms
+            .build(&model, Some(self.limits))
             .map_err(|err| CrmError::internal(format_args!("building the schema of {}: {}", workspace.name, err.0)))?;
         let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
         self.builds.fetch_add(1, Ordering::Relaxed);
@@ -185,6 +196,7 @@ impl SchemaCache {
             )),
             model,
             schema,
+            rooms: self.rooms,
             plans: compiled::Plans::new(Some(self.limits), self.compiled_answers.clone()),
         })
     }
@@ -300,8 +312,8 @@ pub async fn record_visibility(
 }
 
 /// The SDL of the production schema with no customizations.
-pub fn production_sdl() -> std::result::Result<String, async_graphql::dynamic::SchemaError> {
-    let schema = schema::build(&Model::standard(), None)?;
+pub fn production_sdl(rooms: Rooms) -> std::result::Result<String, async_graphql::dynamic::SchemaError> {
+    let schema = rooms.build(&Model::standard(), None)?;
     Ok(schema.sdl())
 }
 

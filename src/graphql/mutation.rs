@@ -15,7 +15,7 @@ use crate::audit::{self, Action, Entry};
 use crate::db::sql::Bind;
 use crate::error::{CrmError, Result};
 use crate::metadata::{upper_first, with_article, words, Access, FieldDef, ObjectDef};
-use crate::records::{write, Record};
+use crate::records::{self, write, Record};
 
 /// The most records one batch mutation may carry.
 pub const MAX_BATCH: usize = 500;
@@ -140,7 +140,7 @@ async fn create_one(
     let mut values = input::assignments(object, input, path)?;
     with_creator(context, object, &mut values);
     let record = write::insert(conn, &context.model, context.table(object), &values, path.parts()).await?;
-    let entry = Entry::of_record(object, Action::Create, None, &record);
+    let entry = records::audit_entry(object, Action::Create, None, &record);
     Ok((record, entry))
 }
 
@@ -171,7 +171,7 @@ async fn update_one(
     let before = write::lock(conn, table, id).await?;
     check_reassign(context, object, before.as_ref(), &values)?;
     let record = write::update(conn, &context.model, table, id, &values, expected, path.parts()).await?;
-    let entry = Entry::of_record(object, Action::Update, before.as_ref(), &record);
+    let entry = records::audit_entry(object, Action::Update, before.as_ref(), &record);
     Ok((record, entry))
 }
 
@@ -401,7 +401,7 @@ fn upsert(object: &Arc<ObjectDef>) -> Field {
                 };
                 check_reassign(context, &object, before.as_ref(), &values)?;
                 let record = write::upsert(conn, &context.model, table, external, &values, path.parts()).await?;
-                let entry = Entry::of_record(&object, action, before.as_ref(), &record);
+                let entry = records::audit_entry(&object, action, before.as_ref(), &record);
                 (record, vec![entry])
             })?;
             users_changed(context, &object, &record).await;
@@ -449,7 +449,7 @@ fn deactivate(object: &Arc<ObjectDef>) -> Field {
                 let before = write::lock(conn, table, id).await?;
                 let values = [(active, Bind::Bool(Some(false)))];
                 let record = write::update(conn, &context.model, table, id, &values, None, &[]).await?;
-                let entry = Entry::of_record(&object, Action::Deactivate, before.as_ref(), &record);
+                let entry = records::audit_entry(&object, Action::Deactivate, before.as_ref(), &record);
                 (record, vec![entry])
             })?;
             users_changed(context, &object, &record).await;
@@ -519,7 +519,7 @@ fn state_change(object: &Arc<ObjectDef>, change: StateChange) -> Field {
                     StateChange::Delete => write::soft_delete(conn, table, id).await?,
                     StateChange::Restore => write::restore(conn, table, id).await?,
                 };
-                let entry = Entry::of_record(&object, action, before.as_ref(), &record);
+                let entry = records::audit_entry(&object, action, before.as_ref(), &record);
                 (record, vec![entry])
             })?;
             Ok(Some(FieldValue::owned_any(record)))

@@ -40,6 +40,8 @@ pub struct RequestContext {
     pub record_visibility: Arc<crate::access::VisibilitySetting>,
     /// The server's schema cache, rebuilt after a metadata change.
     pub schemas: Option<Arc<super::SchemaCache>>,
+    /// The rooms the workspace's schema includes.
+    pub rooms: super::Rooms,
     /// Where clients reach this server, for URLs in answers.
     pub base_url: Option<String>,
 }
@@ -73,6 +75,7 @@ impl RequestContext {
             actor: caller.actor,
             authenticator: caller.authenticator,
             schemas: caller.schemas,
+            rooms: entry.rooms,
             base_url: caller.base_url,
             visibility,
             record_visibility: entry.record_visibility.clone(),
@@ -110,32 +113,35 @@ struct Edge {
     cursor: String,
 }
 
-pub(super) struct PageInfo {
+/// A connection's `pageInfo`.
+pub struct PageInfo {
     pub has_next_page: bool,
     pub has_previous_page: bool,
     pub start_cursor: Option<String>,
     pub end_cursor: Option<String>,
 }
 
-pub(super) fn context<'a>(ctx: &'a ResolverContext<'_>) -> Result<&'a RequestContext> {
+/// The request's context, which every resolver reads.
+pub fn context<'a>(ctx: &'a ResolverContext<'_>) -> Result<&'a RequestContext> {
     Ok(ctx.data::<RequestContext>()?)
 }
 
 /// Runs a resolver body written against the crate's [`Result`], turning its
 /// error into a GraphQL error with `extensions.code` in this one place.
-pub(super) fn resolved<'a, F>(body: F) -> FieldFuture<'a>
+pub fn resolved<'a, F>(body: F) -> FieldFuture<'a>
 where
     F: std::future::Future<Output = Result<Option<FieldValue<'a>>>> + Send + 'a,
 {
     FieldFuture::new(async move { body.await.map_err(|err| err.extend()) })
 }
 
-pub(super) fn arg<'a>(ctx: &'a ResolverContext<'_>, name: &str) -> Option<&'a Value> {
+/// An argument's value, when given.
+pub fn arg<'a>(ctx: &'a ResolverContext<'_>, name: &str) -> Option<&'a Value> {
     ctx.args.get(name).map(|v| v.as_value())
 }
 
 /// A required text argument.
-pub(super) fn text_arg(ctx: &ResolverContext<'_>, name: &str) -> Result<String> {
+pub fn text_arg(ctx: &ResolverContext<'_>, name: &str) -> Result<String> {
     match arg(ctx, name) {
         Some(Value::String(s)) => Ok(s.clone()),
         _ => Err(CrmError::bad_input(&[name], format!("{name} is required"))),
@@ -143,7 +149,7 @@ pub(super) fn text_arg(ctx: &ResolverContext<'_>, name: &str) -> Result<String> 
 }
 
 /// The name of an enum value, given inline (an enum) or in variables (a string).
-pub(super) fn enum_name(value: Option<&Value>) -> Option<String> {
+pub fn enum_name(value: Option<&Value>) -> Option<String> {
     match value {
         Some(Value::Enum(name)) => Some(name.to_string()),
         Some(Value::String(s)) => Some(s.clone()),
@@ -152,12 +158,12 @@ pub(super) fn enum_name(value: Option<&Value>) -> Option<String> {
 }
 
 /// An instant as the API shows it (RFC 3339, UTC, microseconds).
-pub(super) fn timestamp(at: chrono::DateTime<chrono::Utc>) -> Value {
+pub fn timestamp(at: chrono::DateTime<chrono::Utc>) -> Value {
     Value::String(at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true))
 }
 
 /// A field read straight off its parent value, a `T`.
-pub(super) fn parent_field<T: std::any::Any + Send + Sync>(
+pub fn parent_field<T: std::any::Any + Send + Sync>(
     name: &str,
     type_ref: TypeRef,
     get: fn(&T) -> Option<Value>,
@@ -182,7 +188,7 @@ fn list_args<'a>(ctx: &'a ResolverContext<'_>) -> ListArgs<'a> {
 }
 
 /// A 32-bit integer argument or input value; `None` for null.
-pub(super) fn int(value: &Value, at: &[&str]) -> Result<Option<i32>> {
+pub fn int(value: &Value, at: &[&str]) -> Result<Option<i32>> {
     match value {
         Value::Null => Ok(None),
         Value::Number(n) => n
@@ -194,7 +200,8 @@ pub(super) fn int(value: &Value, at: &[&str]) -> Result<Option<i32>> {
     }
 }
 
-pub(super) fn id_arg(ctx: &ResolverContext<'_>) -> Result<Uuid> {
+/// The `id` argument, a UUID.
+pub fn id_arg(ctx: &ResolverContext<'_>) -> Result<Uuid> {
     let path = Path::root("id");
     match arg(ctx, "id") {
         Some(Value::String(text)) => input::parse_id(text, &path),

@@ -14,6 +14,7 @@ use async_graphql::Value;
 
 use super::input::order_field_name;
 use super::resolve;
+use super::room::Surface;
 use crate::metadata::{lower_first, upper_first, words, FieldDef, FieldKind, Model, ObjectDef};
 use crate::records::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
@@ -36,24 +37,6 @@ const SCALAR_FILTERS: &[(&str, &str, bool, bool)] = &[
     ("BooleanFilter", TypeRef::BOOLEAN, false, false),
     ("DateFilter", "Date", true, false),
     ("DateTimeFilter", "DateTime", true, false),
-];
-
-/// Root fields the API itself defines: no object may take these names
-/// for its queries.
-const FIXED_QUERY_FIELDS: &[&str] = &[
-    "me",
-    "apiTokens",
-    "auditLog",
-    "workspaceSettings",
-    "objects",
-    "object",
-    "previewFieldTypeChange",
-    "metadataChanges",
-    "sandboxes",
-    "sandbox",
-    "sandboxDiff",
-    "promotions",
-    "promotion",
 ];
 
 /// Registers types once each: a second type of the same name (a custom
@@ -89,9 +72,10 @@ impl Types {
     }
 }
 
-/// Builds the schema of a workspace whose model is `model`; requests are
-/// checked against `limits` (none for printing the SDL).
-pub fn build(model: &Model, limits: Option<Limits>) -> Result<Schema, SchemaError> {
+/// Builds the schema of a workspace whose model is `model`, with what the
+/// rooms add (`surface`); requests are checked against `limits` (none for
+/// printing the SDL).
+pub fn build(model: &Model, limits: Option<Limits>, surface: Surface) -> Result<Schema, SchemaError> {
     let mut query = Object::new("Query").description("Read CRM records.");
     let mut mutation = Object::new("Mutation").description("Create, change, delete and restore CRM records.");
     let mut types = Types {
@@ -127,7 +111,7 @@ pub fn build(model: &Model, limits: Option<Limits>) -> Result<Schema, SchemaErro
         types.input(json_filter());
     }
 
-    let mut root_names: HashSet<String> = FIXED_QUERY_FIELDS.iter().map(|n| n.to_string()).collect();
+    let mut root_names: HashSet<String> = surface.query_names.iter().map(|n| n.to_string()).collect();
     for object in model.objects() {
         for name in [object.singular(), object.plural.clone()] {
             if !root_names.insert(name.clone()) {
@@ -152,7 +136,7 @@ pub fn build(model: &Model, limits: Option<Limits>) -> Result<Schema, SchemaErro
                 }
             }
         }
-        types.object(object_type(model, object));
+        types.object(object_type(model, object, &surface.record_fields));
         types.object(resolve::edge_type(object));
         types.object(resolve::connection_type(object));
         types.input(filter_input(model, object));
@@ -170,51 +154,22 @@ pub fn build(model: &Model, limits: Option<Limits>) -> Result<Schema, SchemaErro
             mutation = mutation.field(field);
         }
     }
-    let (objects, inputs, enums, scalars) = super::admin::types();
-    let (more_objects, more_inputs, more_enums) = super::customize::types();
-    let (sandbox_objects, sandbox_inputs, sandbox_enums) = super::sandboxes::types();
-    let (promotion_objects, promotion_inputs, promotion_enums) = super::promotions::types();
-    for scalar in scalars {
+    for scalar in surface.scalars {
         types.scalar(scalar);
     }
-    for e in enums
-        .into_iter()
-        .chain(more_enums)
-        .chain(sandbox_enums)
-        .chain(promotion_enums)
-    {
+    for e in surface.enums {
         types.enumeration(e);
     }
-    for input in inputs
-        .into_iter()
-        .chain(more_inputs)
-        .chain(sandbox_inputs)
-        .chain(promotion_inputs)
-    {
+    for input in surface.inputs {
         types.input(input);
     }
-    for object in objects
-        .into_iter()
-        .chain(more_objects)
-        .chain(sandbox_objects)
-        .chain(promotion_objects)
-    {
+    for object in surface.objects {
         types.object(object);
     }
-    for field in super::admin::query_fields()
-        .into_iter()
-        .chain(super::customize::query_fields())
-        .chain(super::sandboxes::query_fields())
-        .chain(super::promotions::query_fields())
-    {
+    for field in surface.queries {
         query = query.field(field);
     }
-    for field in super::admin::mutation_fields()
-        .into_iter()
-        .chain(super::customize::mutation_fields())
-        .chain(super::sandboxes::mutation_fields())
-        .chain(super::promotions::mutation_fields())
-    {
+    for field in surface.mutations {
         mutation = mutation.field(field);
     }
     types.object(query);
@@ -236,6 +191,7 @@ pub fn build(model: &Model, limits: Option<Limits>) -> Result<Schema, SchemaErro
 
 fn scalars() -> Vec<Scalar> {
     vec![
+        Scalar::new("JSON").description("Any JSON value."),
         Scalar::new("DateTime")
             .description("An instant, as an RFC 3339 string in UTC, e.g. `2026-11-23T09:30:00.000000Z`.")
             .specified_by_url("https://datatracker.ietf.org/doc/html/rfc3339")
@@ -367,7 +323,7 @@ fn filter_type(object: &ObjectDef, field: &FieldDef) -> String {
     }
 }
 
-fn object_type(model: &Model, object: &ObjectDef) -> Object {
+fn object_type(model: &Model, object: &ObjectDef, record_fields: &[fn(&ObjectDef) -> Field]) -> Object {
     let mut ty = Object::new(&object.name).description(&object.description);
     for field in &object.fields {
         let type_ref = field_type_ref(object, field, field.required);
@@ -386,7 +342,10 @@ fn object_type(model: &Model, object: &ObjectDef) -> Object {
     for relation in model.inverse_relations(&object.name) {
         ty = ty.field(resolve::to_many_field(relation));
     }
-    ty.field(super::admin::history_field(object))
+    for field in record_fields {
+        ty = ty.field(field(object));
+    }
+    ty
 }
 
 fn filter_input(model: &Model, object: &ObjectDef) -> InputObject {

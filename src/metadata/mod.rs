@@ -1,7 +1,7 @@
 //! The data model as metadata: objects, their fields, types and relations.
 //!
 //! Nothing about an object's shape is hard-coded in resolvers or SQL: the
-//! GraphQL schema ([`crate::graphql`]) and every query ([`crate::records`])
+//! GraphQL schema (`graphql`) and every query (`records`)
 //! are derived from a [`Model`]. Standard objects are described in
 //! [`standard`]; custom fields and objects ([`custom`]) are rows that load
 //! into the same shapes. [`change`] is how they change: one skeleton
@@ -13,6 +13,7 @@ pub mod change;
 pub mod custom;
 pub mod ddl;
 mod field;
+pub mod log;
 mod object;
 pub mod replay;
 pub mod standard;

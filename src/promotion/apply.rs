@@ -14,6 +14,7 @@ use super::sdl::{self, Level, SdlChange};
 use crate::audit::{self, Action as AuditAction};
 use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
+use crate::graphql::Rooms;
 use crate::metadata::change::{
     self, FieldPatch, FieldSpec, ObjectPatch, ObjectSpec, OnInvalid, OnLossy, OptionSpec, Preview, Target, TypeChange,
 };
@@ -281,12 +282,15 @@ pub async fn run(
     conn: &mut AsyncPgConnection,
     target: &Target<'_>,
     entries: &mut [Entry],
-    sdl: Option<&mut String>,
+    sdl: Option<(Rooms, &mut String)>,
 ) -> Result<()> {
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_by_key(|&i| (phase(&entries[i]), i));
-    let mut parsed = sdl.as_deref().map(|text| sdl::Schema::parse(text));
-    let mut schema_now = sdl;
+    let (rooms, mut schema_now) = match sdl {
+        Some((rooms, text)) => (Some(rooms), Some(text)),
+        None => (None, None),
+    };
+    let mut parsed = schema_now.as_deref().map(|text| sdl::Schema::parse(text));
     for i in order {
         let entry = &mut entries[i];
         if entry.status != Status::Ready {
@@ -296,9 +300,9 @@ pub async fn run(
         let tried = conn
             .transaction::<_, CrmError, _>(async |conn| {
                 let lossy = make(conn, target, entry).await?;
-                let schema = match before {
-                    Some(before) if entry.change.kind.in_schema() => {
-                        let text = schema_sdl(conn, target.schema).await?;
+                let schema = match (before, rooms) {
+                    (Some(before), Some(rooms)) if entry.change.kind.in_schema() => {
+                        let text = schema_sdl(conn, rooms, target.schema).await?;
                         let after = sdl::Schema::parse(&text);
                         Some((sdl::changes(before, &after), text, after))
                     }
@@ -332,14 +336,15 @@ pub async fn run(
 }
 
 /// The GraphQL SDL of a workspace's metadata as it stands.
-pub async fn schema_sdl(conn: &mut AsyncPgConnection, schema: &str) -> Result<String> {
+pub async fn schema_sdl(conn: &mut AsyncPgConnection, rooms: Rooms, schema: &str) -> Result<String> {
     let model = Customizations::read(conn, schema).await?.model()?;
-    Ok(built(&model)?.sdl())
+    Ok(built(rooms, &model)?.sdl())
 }
 
 /// The GraphQL schema of a model, or why the API cannot serve it.
-pub fn built(model: &crate::metadata::Model) -> Result<async_graphql::dynamic::Schema> {
-    crate::graphql::schema::build(model, None)
+pub fn built(rooms: Rooms, model: &crate::metadata::Model) -> Result<async_graphql::dynamic::Schema> {
+    rooms
+        .build(model, None)
         .map_err(|err| CrmError::bad_input(&[], format!("the change clashes with the API: {}", err.0)))
 }
 

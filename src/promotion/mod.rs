@@ -13,6 +13,7 @@
 //! reverted; deleted fields keep their data, and a type change keeps the
 //! values it converted, so a revert brings them back.
 
+pub mod api;
 pub mod apply;
 pub mod changeset;
 pub mod sdl;
@@ -31,6 +32,8 @@ use crate::db::migrate::PRODUCTION_SCHEMA;
 use crate::db::sql::{Bind, Sql};
 use crate::db::Database;
 use crate::error::{CrmError, Result};
+use crate::graphql::input::checked_value;
+use crate::graphql::Rooms;
 use crate::metadata::change::{self, Target};
 use crate::metadata::Model;
 use crate::sandbox;
@@ -121,10 +124,17 @@ const LOCK_TIMEOUT: &str = "10s";
 
 /// Compares, checks and (unless a dry run) applies `source`'s changes to
 /// `workspace` (`production` or a sandbox's name) in one transaction.
-pub async fn run(db: &Database, trail: &Trail, source: &Source, workspace: &str, options: &Options) -> Result<Report> {
+pub async fn run(
+    db: &Database,
+    trail: &Trail,
+    rooms: Rooms,
+    source: &Source,
+    workspace: &str,
+    options: &Options,
+) -> Result<Report> {
     let mut conn = db.conn().await?;
     AnsiTransactionManager::begin_transaction(&mut *conn).await?;
-    let outcome = promote(&mut conn, trail, source, workspace, options).await;
+    let outcome = promote(&mut conn, trail, rooms, source, workspace, options).await;
     let finished = match &outcome {
         Ok(report) if report.applied => AnsiTransactionManager::commit_transaction(&mut *conn).await,
         _ => AnsiTransactionManager::rollback_transaction(&mut *conn).await,
@@ -140,6 +150,7 @@ pub async fn run(db: &Database, trail: &Trail, source: &Source, workspace: &str,
 async fn promote(
     conn: &mut AsyncPgConnection,
     trail: &Trail,
+    rooms: Rooms,
     source: &Source,
     workspace: &str,
     options: &Options,
@@ -179,12 +190,12 @@ async fn promote(
         schema: &schema,
         trail: &target_trail,
         check: &check,
-        value: &crate::graphql::customize::checked_value,
+        value: &checked_value,
         replaying: false,
     };
-    let sdl_before = apply::schema_sdl(conn, &schema).await?;
+    let sdl_before = apply::schema_sdl(conn, rooms, &schema).await?;
     let mut sdl_after = sdl_before.clone();
-    apply::run(conn, &target, &mut entries, Some(&mut sdl_after)).await?;
+    apply::run(conn, &target, &mut entries, Some((rooms, &mut sdl_after))).await?;
     let sdl_changes = sdl::diff(&sdl_before, &sdl_after);
     let count = |status: Status| entries.iter().filter(|e| e.status == status).count();
     let conflicts = count(Status::Conflict);
@@ -252,7 +263,7 @@ async fn promote(
     record(conn, &target, source, &mut report).await?;
     if let Source::Sandbox(name) = source {
         let production_changes = report.target_changes.iter().map(|e| e.change.clone()).collect();
-        report.rebased = Some(rebase(conn, trail, name, production_changes).await?);
+        report.rebased = Some(rebase(conn, trail, rooms, name, production_changes).await?);
     }
     report.applied = true;
     Ok(report)
@@ -436,6 +447,7 @@ async fn record(conn: &mut AsyncPgConnection, target: &Target<'_>, source: &Sour
 async fn rebase(
     conn: &mut AsyncPgConnection,
     trail: &Trail,
+    rooms: Rooms,
     name: &str,
     production_changes: Vec<Change>,
 ) -> Result<bool> {
@@ -444,12 +456,12 @@ async fn rebase(
         workspace: name.to_owned(),
         ..trail.clone()
     };
-    let check = |model: &Model| apply::built(model).map(drop);
+    let check = |model: &Model| apply::built(rooms, model).map(drop);
     let target = Target {
         schema: &schema,
         trail: &in_sandbox,
         check: &check,
-        value: &crate::graphql::customize::checked_value,
+        value: &checked_value,
         replaying: false,
     };
     let rebased = conn

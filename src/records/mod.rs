@@ -15,6 +15,7 @@ use diesel::sql_types::{BigInt, Jsonb};
 use serde_json::Value as Json;
 use uuid::Uuid;
 
+use crate::audit;
 use crate::db::sql::{Bind, JsonRow, Sql};
 use crate::db::Conn;
 use crate::error::Result;
@@ -272,6 +273,18 @@ pub async fn get_many(
 /// The id of a row document.
 pub fn record_id(record: &Record) -> Option<Uuid> {
     record.get("id")?.as_str()?.parse().ok()
+}
+
+/// The audit entry of a record written through the API: `before` is
+/// `None` for a new record.
+pub fn audit_entry(object: &ObjectDef, action: audit::Action, before: Option<&Record>, after: &Record) -> audit::Entry {
+    let fields = object.fields.iter().map(|field| field.value_key());
+    audit::Entry {
+        object: object.name.clone(),
+        record_id: record_id(after),
+        action,
+        changes: audit::changes_of(fields, before.map(|b| &**b), after),
+    }
 }
 
 /// One page of an object's records, in keyset order.

@@ -8,6 +8,7 @@
 //! and the rows its mode asks for ([`copy`]). Production is read at one
 //! snapshot, so the copy is consistent; a failure leaves nothing behind.
 
+pub mod api;
 pub mod copy;
 
 use chrono::{DateTime, Utc};

@@ -9,22 +9,38 @@ use async_graphql::dynamic::{
 use async_graphql::{Name, Value};
 use serde_json::Value as Json;
 
-use super::admin::load_user;
-use super::resolve::{arg, enum_name, id_arg, int, resolved, text_arg, RequestContext};
-use super::sandboxes::manager;
-use super::Workspace;
 use crate::error::{CrmError, Result};
+use crate::graphql::resolve::{arg, enum_name, id_arg, int, resolved, text_arg, RequestContext};
+use crate::graphql::room::Surface;
+use crate::graphql::Workspace;
 use crate::promotion::apply::{Side, Status};
 use crate::promotion::changeset::{Action, Kind};
 use crate::promotion::sdl::Level;
 use crate::promotion::{self, Options, Report, Source};
+use crate::sandbox::api::manager;
+use crate::team::api::load_user;
 
 /// Promotions listed when the client names no number.
 const DEFAULT_FIRST: i32 = 50;
 const MAX_FIRST: i32 = 500;
 
-/// The types this module adds to every workspace schema.
-pub fn types() -> (Vec<Object>, Vec<InputObject>, Vec<Enum>) {
+/// Adds `sandboxDiff`, `promotions`, `promotion`, `promoteSandbox`, `revertPromotion` and their types.
+pub fn register(surface: &mut Surface) {
+    let (objects, inputs, enums) = types();
+    for object in objects {
+        surface.object(object);
+    }
+    for input in inputs {
+        surface.input(input);
+    }
+    for enumeration in enums {
+        surface.enumeration(enumeration);
+    }
+    surface.queries(&["sandboxDiff", "promotions", "promotion"], query_fields());
+    surface.mutations(mutation_fields());
+}
+
+fn types() -> (Vec<Object>, Vec<InputObject>, Vec<Enum>) {
     let enumeration = |name: &str, description: &str, items: Vec<(&str, &str)>| {
         items
             .into_iter()
@@ -152,7 +168,7 @@ fn nested(name: &str, type_ref: TypeRef) -> Field {
 fn user(name: &str, key: &'static str) -> Field {
     Field::new(name, TypeRef::named("User"), move |ctx| {
         resolved(async move {
-            let context = super::resolve::context(&ctx)?;
+            let context = crate::graphql::resolve::context(&ctx)?;
             let id = ctx
                 .parent_value
                 .try_downcast_ref::<Json>()?
@@ -187,7 +203,7 @@ fn report_type() -> Object {
         .field(
             Field::new("promotion", TypeRef::named("Promotion"), |ctx| {
                 resolved(async move {
-                    let context = super::resolve::context(&ctx)?;
+                    let context = crate::graphql::resolve::context(&ctx)?;
                     let id = ctx
                         .parent_value
                         .try_downcast_ref::<Json>()?
@@ -386,7 +402,7 @@ fn promotion_type() -> Object {
         .field(value("revertedIn", TypeRef::named(TypeRef::ID)).description("The REVERT promotion that undid it."))
 }
 
-pub fn query_fields() -> Vec<Field> {
+fn query_fields() -> Vec<Field> {
     vec![
         Field::new("sandboxDiff", TypeRef::named_nn("PromotionReport"), |ctx| {
             resolved(async move {
@@ -399,6 +415,7 @@ pub fn query_fields() -> Vec<Field> {
                 let report = promotion::run(
                     &context.db,
                     &context.trail,
+                    context.rooms,
                     &Source::Sandbox(name),
                     "production",
                     &options,
@@ -452,7 +469,7 @@ pub fn query_fields() -> Vec<Field> {
     ]
 }
 
-pub fn mutation_fields() -> Vec<Field> {
+fn mutation_fields() -> Vec<Field> {
     vec![
         Field::new("promoteSandbox", TypeRef::named_nn("PromotionReport"), |ctx| {
             resolved(async move {
@@ -468,6 +485,7 @@ pub fn mutation_fields() -> Vec<Field> {
                 let report = promotion::run(
                     &context.db,
                     &context.trail,
+                    context.rooms,
                     &Source::Sandbox(name.clone()),
                     "production",
                     &options,
@@ -520,7 +538,7 @@ pub fn mutation_fields() -> Vec<Field> {
                     ..Options::default()
                 };
                 let report =
-                    promotion::run(&context.db, &context.trail, &Source::Revert(id), &workspace, &options).await?;
+                    promotion::run(&context.db, &context.trail, context.rooms, &Source::Revert(id), &workspace, &options).await?;
                 finished(context, &report, None).await;
                 answer(report)
             })

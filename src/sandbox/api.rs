@@ -7,15 +7,33 @@ use async_graphql::dynamic::{
 };
 use async_graphql::{Name, Value};
 
-use super::admin::load_user;
-use super::input::{self, Path};
-use super::resolve::{arg, context, enum_name, int, parent_field, resolved, text_arg, timestamp, RequestContext};
 use crate::access::{self, AdminPermission};
 use crate::error::{CrmError, Result};
+use crate::graphql::input::{self, Path};
+use crate::graphql::resolve::{
+    arg, context, enum_name, int, parent_field, resolved, text_arg, timestamp, RequestContext,
+};
+use crate::graphql::room::Surface;
 use crate::sandbox::{self, Filling, Mode, NewSandbox, Sandbox, Silent};
+use crate::team::api::load_user;
 
-/// The types this module adds to every workspace schema.
-pub fn types() -> (Vec<Object>, Vec<InputObject>, Vec<Enum>) {
+/// Adds the sandbox queries and mutations and their types.
+pub fn register(surface: &mut Surface) {
+    let (objects, inputs, enums) = types();
+    for object in objects {
+        surface.object(object);
+    }
+    for input in inputs {
+        surface.input(input);
+    }
+    for enumeration in enums {
+        surface.enumeration(enumeration);
+    }
+    surface.queries(&["sandboxes", "sandbox"], query_fields());
+    surface.mutations(mutation_fields());
+}
+
+fn types() -> (Vec<Object>, Vec<InputObject>, Vec<Enum>) {
     let mut mode = Enum::new("SandboxMode").description("What a sandbox is filled with.");
     for m in Mode::ALL {
         mode = mode.item(EnumItem::new(m.as_str()).description(m.description()));
@@ -233,7 +251,7 @@ fn deleted_type() -> Object {
 
 /// The context of a sandbox-management request: admins, on the production
 /// endpoint.
-pub(super) fn manager<'a>(ctx: &'a ResolverContext<'_>) -> Result<&'a RequestContext> {
+pub fn manager<'a>(ctx: &'a ResolverContext<'_>) -> Result<&'a RequestContext> {
     let context = context(ctx)?;
     access::require_admin(&context.actor, AdminPermission::ManageSandboxes)?;
     if context.trail.workspace != "production" {
@@ -245,7 +263,7 @@ pub(super) fn manager<'a>(ctx: &'a ResolverContext<'_>) -> Result<&'a RequestCon
     Ok(context)
 }
 
-pub fn query_fields() -> Vec<Field> {
+fn query_fields() -> Vec<Field> {
     vec![
         Field::new("sandboxes", TypeRef::named_nn_list_nn("Sandbox"), |ctx| {
             resolved(async move {
@@ -269,7 +287,7 @@ pub fn query_fields() -> Vec<Field> {
     ]
 }
 
-pub fn mutation_fields() -> Vec<Field> {
+fn mutation_fields() -> Vec<Field> {
     vec![
         Field::new("createSandbox", TypeRef::named_nn("Sandbox"), |ctx| {
             resolved(async move {

@@ -4,47 +4,20 @@
 
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, TypeRef};
 use async_graphql::Value;
-use chrono::{DateTime, Utc};
-use diesel::sql_types::{Bool, Integer, Jsonb, Nullable, Text, Timestamptz};
 use serde_json::Value as Json;
 
 use super::admin;
-use crate::db::sql::{Bind, Sql};
 use crate::graphql::resolve::{arg, resolved, timestamp};
-
-/// A `metadata_change` row.
-#[derive(Debug, Clone, diesel::QueryableByName)]
-pub(super) struct ChangeRow {
-    #[diesel(sql_type = Integer)]
-    version: i32,
-    #[diesel(sql_type = Timestamptz)]
-    at: DateTime<Utc>,
-    #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
-    actor_id: Option<uuid::Uuid>,
-    #[diesel(sql_type = Text)]
-    kind: String,
-    #[diesel(sql_type = Text)]
-    object: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    field: Option<String>,
-    #[diesel(sql_type = Text)]
-    summary: String,
-    #[diesel(sql_type = Bool)]
-    breaking: bool,
-    #[diesel(sql_type = Nullable<Jsonb>)]
-    before: Option<Json>,
-    #[diesel(sql_type = Nullable<Jsonb>)]
-    after: Option<Json>,
-}
+use crate::metadata::log::{self, Logged};
 
 pub(super) fn json(value: &Option<Json>) -> Option<Value> {
     value.clone().and_then(|v| Value::from_json(v).ok())
 }
 
 pub(super) fn metadata_change_type() -> Object {
-    fn field(name: &str, type_ref: TypeRef, get: fn(&ChangeRow) -> Option<Value>) -> Field {
+    fn field(name: &str, type_ref: TypeRef, get: fn(&Logged) -> Option<Value>) -> Field {
         Field::new(name, type_ref, move |ctx| {
-            let value = ctx.parent_value.try_downcast_ref::<ChangeRow>().map(get);
+            let value = ctx.parent_value.try_downcast_ref::<Logged>().map(get);
             FieldFuture::from_value(value.ok().flatten())
         })
     }
@@ -106,14 +79,9 @@ pub(super) fn query_field() -> Field {
                     Some(Value::Number(n)) => n.as_i64().unwrap_or(0),
                     _ => 0,
                 };
-                let mut query = Sql::raw(
-                    "SELECT version, at, actor_id, kind, object, field, summary, breaking, before, after FROM ",
-                );
-                query.table(&context.schema, "metadata_change").push(" WHERE version > ");
-                query.bind(Bind::Int(Some(i32::try_from(since).unwrap_or(i32::MAX))));
-                query.push(" ORDER BY version LIMIT 500");
+                let since = i32::try_from(since.max(0)).unwrap_or(i32::MAX);
                 let mut conn = context.db.conn().await?;
-                let rows: Vec<ChangeRow> = query.load(&mut conn).await?;
+                let rows = log::since(&mut conn, &context.schema, since).await?;
                 Ok(Some(FieldValue::list(rows.into_iter().map(FieldValue::owned_any))))
             })
         })

@@ -1,0 +1,148 @@
+//! The workspace settings' API: `workspaceSettings` and
+//! `updateWorkspaceSettings`.
+
+use async_graphql::dynamic::{
+    Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, TypeRef,
+};
+use async_graphql::{Name, Value};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+
+use crate::access::{self, AdminPermission, RecordVisibility};
+use crate::audit::{self, Action, Trail};
+use crate::db::sql::Sql;
+use crate::error::{CrmError, Result};
+use crate::graphql::resolve::{arg, context, resolved};
+use crate::graphql::room::Surface;
+
+/// Adds the settings' query, mutation and types.
+pub(super) fn register(surface: &mut Surface) {
+    surface.object(settings_type());
+    surface.input(
+        InputObject::new("UpdateWorkspaceSettingsInput")
+            .description("Workspace settings to change.")
+            .field(
+                InputValue::new("recordVisibility", TypeRef::named("RecordVisibility"))
+                    .description("Which records sales reps read."),
+            ),
+    );
+    surface.enumeration(
+        Enum::new("RecordVisibility")
+            .description("Which records sales reps read.")
+            .item(EnumItem::new("ALL").description("Every record."))
+            .item(EnumItem::new("OWNED").description(
+                "Records they own, and the records under those (contacts and deals of their accounts, \
+                 activities on their deals …).",
+            )),
+    );
+    surface.queries(&["workspaceSettings"], vec![query_field()]);
+    surface.mutations(vec![mutation_field()]);
+}
+
+fn query_field() -> Field {
+    Field::new("workspaceSettings", TypeRef::named_nn("WorkspaceSettings"), |ctx| {
+        resolved(async move {
+            let context = context(&ctx)?;
+            let mut conn = context.db.conn().await?;
+            let visibility = crate::graphql::record_visibility(&mut conn, &context.schema).await?;
+            Ok(Some(FieldValue::owned_any(visibility)))
+        })
+    })
+    .description("The workspace's settings.")
+}
+
+fn mutation_field() -> Field {
+    Field::new(
+        "updateWorkspaceSettings",
+        TypeRef::named_nn("WorkspaceSettings"),
+        |ctx| {
+            resolved(async move {
+                let context = context(&ctx)?;
+                access::require_admin(&context.actor, AdminPermission::ChangeMetadata)?;
+                let visibility = match arg(&ctx, "input") {
+                    Some(Value::Object(input)) => match input.get("recordVisibility") {
+                        Some(Value::Enum(name)) => RecordVisibility::parse(name.as_str()),
+                        Some(Value::String(name)) => RecordVisibility::parse(name),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let Some(visibility) = visibility else {
+                    return Err(CrmError::bad_input(
+                        &["input", "recordVisibility"],
+                        "name the setting to change",
+                    ));
+                };
+                let mut conn = context.db.conn().await?;
+                let saved = update_record_visibility(&mut conn, &context.trail, &context.schema, visibility).await?;
+                match &context.schemas {
+                    Some(schemas) => schemas.settings_changed(&context.db, &context.trail.workspace).await,
+                    None => context.record_visibility.set(saved),
+                }
+                Ok(Some(FieldValue::owned_any(saved)))
+            })
+        },
+    )
+    .argument(InputValue::new("input", TypeRef::named_nn("UpdateWorkspaceSettingsInput")).description("The changes."))
+    .description("Changes workspace settings. Admins only.")
+}
+
+/// Sets a workspace's `recordVisibility`, with its audit entry, and tells
+/// the other servers.
+pub async fn update_record_visibility(
+    conn: &mut AsyncPgConnection,
+    trail: &Trail,
+    schema: &str,
+    visibility: RecordVisibility,
+) -> Result<RecordVisibility> {
+    conn.transaction::<_, CrmError, _>(async |conn| {
+        let before = read_visibility(conn, schema).await?;
+        crate::sandbox::set_record_visibility(conn, schema, visibility).await?;
+        let entry = audit::Entry {
+            object: "WorkspaceSettings".into(),
+            record_id: None,
+            action: Action::Update,
+            changes: audit::changes(Some(&settings_record(before)), &settings_record(visibility)),
+        };
+        audit::append(conn, trail, &[entry]).await?;
+        let announcement = crate::notify::Announcement::Settings {
+            workspace: trail.workspace.clone(),
+        };
+        crate::notify::announce(conn, &announcement).await?;
+        Ok(visibility)
+    })
+    .await
+}
+
+/// Reads the workspace's own `recordVisibility`, locked for a change.
+async fn read_visibility(conn: &mut AsyncPgConnection, schema: &str) -> Result<RecordVisibility> {
+    #[derive(diesel::QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        record_visibility: String,
+    }
+    let mut query = Sql::raw("SELECT record_visibility FROM ");
+    query.table(schema, "workspace_settings").push(" FOR UPDATE");
+    let rows: Vec<Row> = query.load(conn).await?;
+    Ok(rows
+        .first()
+        .and_then(|row| RecordVisibility::parse(&row.record_visibility))
+        .unwrap_or_default())
+}
+
+fn settings_record(visibility: RecordVisibility) -> crate::records::Record {
+    let mut map = serde_json::Map::new();
+    map.insert("recordVisibility".into(), visibility.as_str().into());
+    crate::records::Record::new(map)
+}
+
+fn settings_type() -> Object {
+    Object::new("WorkspaceSettings")
+        .description("Settings of the workspace.")
+        .field(
+            Field::new("recordVisibility", TypeRef::named_nn("RecordVisibility"), |ctx| {
+                let visibility = ctx.parent_value.try_downcast_ref::<RecordVisibility>();
+                FieldFuture::from_value(visibility.ok().map(|v| Value::Enum(Name::new(v.as_str()))))
+            })
+            .description("Which records sales reps read: ALL, or OWNED (their own and the records under them)."),
+        )
+}

@@ -1,0 +1,92 @@
+//! Rooms: the capabilities beside records (users and tokens, the audit
+//! log, customization, sandboxes, promotions) add their GraphQL surface to
+//! every workspace's schema through a [`Room`], registered once by the
+//! server. The engine builds the schema from the model and the rooms; it
+//! does not know them.
+
+use async_graphql::dynamic::{Enum, Field, InputObject, Object, Scalar};
+
+use crate::metadata::ObjectDef;
+
+/// A capability's registration: adds its types and root fields.
+pub type Room = fn(&mut Surface);
+
+/// What rooms add to a schema.
+#[derive(Default)]
+pub struct Surface {
+    pub(super) objects: Vec<Object>,
+    pub(super) inputs: Vec<InputObject>,
+    pub(super) enums: Vec<Enum>,
+    pub(super) scalars: Vec<Scalar>,
+    pub(super) queries: Vec<Field>,
+    /// The names of `queries`: no object may take them for its own.
+    pub(super) query_names: Vec<&'static str>,
+    pub(super) mutations: Vec<Field>,
+    pub(super) record_fields: Vec<fn(&ObjectDef) -> Field>,
+}
+
+impl Surface {
+    /// The surface of `rooms`, in their order.
+    pub fn of(rooms: &[Room]) -> Surface {
+        let mut surface = Surface::default();
+        for room in rooms {
+            room(&mut surface);
+        }
+        surface
+    }
+
+    pub fn object(&mut self, object: Object) {
+        self.objects.push(object);
+    }
+
+    pub fn input(&mut self, input: InputObject) {
+        self.inputs.push(input);
+    }
+
+    pub fn enumeration(&mut self, enumeration: Enum) {
+        self.enums.push(enumeration);
+    }
+
+    pub fn scalar(&mut self, scalar: Scalar) {
+        self.scalars.push(scalar);
+    }
+
+    /// Root query fields, named by `names` (a test checks the names match
+    /// the fields).
+    pub fn queries(&mut self, names: &[&'static str], fields: Vec<Field>) {
+        self.query_names.extend_from_slice(names);
+        self.queries.extend(fields);
+    }
+
+    /// Root mutation fields.
+    pub fn mutations(&mut self, fields: Vec<Field>) {
+        self.mutations.extend(fields);
+    }
+
+    /// The names of the root queries the rooms add.
+    pub fn query_names(&self) -> &[&'static str] {
+        &self.query_names
+    }
+
+    /// A field every record type gets (`history`).
+    pub fn record_field(&mut self, field: fn(&ObjectDef) -> Field) {
+        self.record_fields.push(field);
+    }
+}
+
+/// The rooms a server registered: what every schema it builds includes.
+#[derive(Debug, Clone, Copy)]
+pub struct Rooms(pub &'static [Room]);
+
+impl Rooms {
+    /// Builds the schema of a workspace whose model is `model`; requests
+    /// are checked against `limits` (none for printing the SDL or checking
+    /// that the API can serve a model).
+    pub fn build(
+        self,
+        model: &crate::metadata::Model,
+        limits: Option<super::Limits>,
+    ) -> std::result::Result<async_graphql::dynamic::Schema, async_graphql::dynamic::SchemaError> {
+        super::schema::build(model, limits, Surface::of(self.0))
+    }
+}
