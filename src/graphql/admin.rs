@@ -201,7 +201,7 @@ pub fn mutation_fields() -> Vec<Field> {
                     let saved = conn
                         .transaction::<_, CrmError, _>(async |conn| {
                             let before = read_visibility(conn, &context.schema).await?;
-                            crate::sandbox::set_record_visibility(conn, &context.schema, visibility).await?;
+                            crate::metadata::settings::set_record_visibility(conn, &context.schema, visibility).await?;
                             let entry = audit::Entry {
                                 object: "WorkspaceSettings".into(),
                                 record_id: None,

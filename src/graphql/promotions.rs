@@ -14,8 +14,8 @@ use super::resolve::{arg, enum_name, id_arg, int, resolved, text_arg, RequestCon
 use super::sandboxes::manager;
 use super::Workspace;
 use crate::error::{CrmError, Result};
+use crate::metadata::kinds::{self, Action};
 use crate::promotion::apply::{Side, Status};
-use crate::promotion::changeset::{Action, Kind};
 use crate::promotion::sdl::Level;
 use crate::promotion::{self, Options, Report, Source};
 
@@ -36,7 +36,7 @@ pub fn types() -> (Vec<Object>, Vec<InputObject>, Vec<Enum>) {
         enumeration(
             "ChangeKind",
             "What a promoted change is about.",
-            Kind::ALL.iter().map(|k| (k.as_str(), k.description())).collect(),
+            kinds::all().iter().map(|k| (k.identifier(), k.description())).collect(),
         ),
         enumeration(
             "ChangeAction",
