@@ -173,32 +173,7 @@ pub fn forbidden(role: Role, permission: &str, detail: &str) -> CrmError {
     }
 }
 
-/// The workspace setting `recordVisibility`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RecordVisibility {
-    /// Every role reads every record.
-    #[default]
-    All,
-    /// Sales reps read the records they own and their children.
-    Owned,
-}
-
-impl RecordVisibility {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RecordVisibility::All => "ALL",
-            RecordVisibility::Owned => "OWNED",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        match text {
-            "ALL" => Some(RecordVisibility::All),
-            "OWNED" => Some(RecordVisibility::Owned),
-            _ => None,
-        }
-    }
-}
+pub use crate::metadata::settings::RecordVisibility;
 
 /// A workspace's `recordVisibility` as this server last read or set it,
 /// shared by the requests of the workspace's cached schema.

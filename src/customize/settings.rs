@@ -5,14 +5,12 @@ use async_graphql::dynamic::{
     Enum, EnumItem, Field, FieldFuture, FieldValue, InputObject, InputValue, Object, TypeRef,
 };
 use async_graphql::{Name, Value};
-use diesel_async::{AsyncConnection, AsyncPgConnection};
 
 use crate::access::{self, AdminPermission, RecordVisibility};
-use crate::audit::{self, Action, Trail};
-use crate::db::sql::Sql;
-use crate::error::{CrmError, Result};
+use crate::error::CrmError;
 use crate::graphql::resolve::{arg, context, resolved};
 use crate::graphql::room::Surface;
+use crate::metadata::settings::change_record_visibility;
 
 /// Adds the settings' query, mutation and types.
 pub(super) fn register(surface: &mut Surface) {
@@ -73,66 +71,17 @@ fn mutation_field() -> Field {
                     ));
                 };
                 let mut conn = context.db.conn().await?;
-                let saved = update_record_visibility(&mut conn, &context.trail, &context.schema, visibility).await?;
+                change_record_visibility(&mut conn, &context.trail, &context.schema, visibility).await?;
                 match &context.schemas {
                     Some(schemas) => schemas.settings_changed(&context.db, &context.trail.workspace).await,
-                    None => context.record_visibility.set(saved),
+                    None => context.record_visibility.set(visibility),
                 }
-                Ok(Some(FieldValue::owned_any(saved)))
+                Ok(Some(FieldValue::owned_any(visibility)))
             })
         },
     )
     .argument(InputValue::new("input", TypeRef::named_nn("UpdateWorkspaceSettingsInput")).description("The changes."))
     .description("Changes workspace settings. Admins only.")
-}
-
-/// Sets a workspace's `recordVisibility`, with its audit entry, and tells
-/// the other servers.
-pub async fn update_record_visibility(
-    conn: &mut AsyncPgConnection,
-    trail: &Trail,
-    schema: &str,
-    visibility: RecordVisibility,
-) -> Result<RecordVisibility> {
-    conn.transaction::<_, CrmError, _>(async |conn| {
-        let before = read_visibility(conn, schema).await?;
-        crate::sandbox::set_record_visibility(conn, schema, visibility).await?;
-        let entry = audit::Entry {
-            object: "WorkspaceSettings".into(),
-            record_id: None,
-            action: Action::Update,
-            changes: audit::changes(Some(&settings_record(before)), &settings_record(visibility)),
-        };
-        audit::append(conn, trail, &[entry]).await?;
-        let announcement = crate::notify::Announcement::Settings {
-            workspace: trail.workspace.clone(),
-        };
-        crate::notify::announce(conn, &announcement).await?;
-        Ok(visibility)
-    })
-    .await
-}
-
-/// Reads the workspace's own `recordVisibility`, locked for a change.
-async fn read_visibility(conn: &mut AsyncPgConnection, schema: &str) -> Result<RecordVisibility> {
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        record_visibility: String,
-    }
-    let mut query = Sql::raw("SELECT record_visibility FROM ");
-    query.table(schema, "workspace_settings").push(" FOR UPDATE");
-    let rows: Vec<Row> = query.load(conn).await?;
-    Ok(rows
-        .first()
-        .and_then(|row| RecordVisibility::parse(&row.record_visibility))
-        .unwrap_or_default())
-}
-
-fn settings_record(visibility: RecordVisibility) -> crate::records::Record {
-    let mut map = serde_json::Map::new();
-    map.insert("recordVisibility".into(), visibility.as_str().into());
-    crate::records::Record::new(map)
 }
 
 fn settings_type() -> Object {

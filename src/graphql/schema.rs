@@ -83,34 +83,7 @@ pub fn build(model: &Model, limits: Option<Limits>, surface: Surface) -> Result<
         seen: HashSet::new(),
         duplicate: None,
     };
-
-    for scalar in scalars() {
-        types.scalar(scalar);
-    }
-    types.enumeration(
-        Enum::new("OrderDirection")
-            .description("Sort direction.")
-            .item(EnumItem::new("ASC").description("Smallest first."))
-            .item(EnumItem::new("DESC").description("Largest first.")),
-    );
-    types.enumeration(
-        Enum::new("NullsOrder")
-            .description("Where records without a value go. Default: last when ascending, first when descending.")
-            .item(EnumItem::new("FIRST").description("Records without a value come first."))
-            .item(EnumItem::new("LAST").description("Records without a value come last.")),
-    );
-    types.object(resolve::page_info_type());
-    for (name, value_type, ordered, text) in SCALAR_FILTERS {
-        types.input(scalar_filter(name, value_type, *ordered, *text));
-    }
-    let has_json = model
-        .objects()
-        .iter()
-        .any(|o| o.fields.iter().any(|f| f.kind == FieldKind::Json));
-    if has_json {
-        types.input(json_filter());
-    }
-
+    shared_types(&mut types, model);
     let mut root_names: HashSet<String> = surface.query_names.iter().map(|n| n.to_string()).collect();
     for object in model.objects() {
         for name in [object.singular(), object.plural.clone()] {
@@ -118,38 +91,10 @@ pub fn build(model: &Model, limits: Option<Limits>, surface: Surface) -> Result<
                 return Err(SchemaError(format!("the query field {name} is defined twice")));
             }
         }
-        for field in &object.fields {
-            if let Some(options) = field.kind.options() {
-                let mut picklist = Enum::new(picklist_type(object, field))
-                    .description(format!("Values of {}.{}.", object.name, field.name));
-                for option in options {
-                    let mut item = EnumItem::new(&option.value).description(&option.label);
-                    if !option.active {
-                        item = item.deprecation(Some("Retired: records may hold it, writes do not take it."));
-                    }
-                    picklist = picklist.item(item);
-                }
-                types.enumeration(picklist);
-                match field.kind {
-                    FieldKind::MultiPicklist(_) => types.input(multi_filter(object, field)),
-                    _ => types.input(enum_filter(object, field)),
-                }
-            }
-        }
-        types.object(object_type(model, object, &surface.record_fields));
-        types.object(resolve::edge_type(object));
-        types.object(resolve::connection_type(object));
-        types.input(filter_input(model, object));
-        types.input(list_filter_input(object));
-        let (order_field, order_by) = order_inputs(object);
-        types.enumeration(order_field);
-        types.input(order_by);
-        types.input(write_input(object, true));
-        types.input(write_input(object, false));
+        record_types(&mut types, model, object, &surface.record_fields);
         for field in resolve::query_fields(object) {
             query = query.field(field);
         }
-        types.input(super::mutation::update_item_input(object));
         for field in super::mutation::fields(object) {
             mutation = mutation.field(field);
         }
@@ -187,6 +132,70 @@ pub fn build(model: &Model, limits: Option<Limits>, surface: Surface) -> Result<
         }
     }
     builder.finish()
+}
+
+/// The types every schema has: scalars, orderings, page info, filters.
+fn shared_types(types: &mut Types, model: &Model) {
+    for scalar in scalars() {
+        types.scalar(scalar);
+    }
+    types.enumeration(
+        Enum::new("OrderDirection")
+            .description("Sort direction.")
+            .item(EnumItem::new("ASC").description("Smallest first."))
+            .item(EnumItem::new("DESC").description("Largest first.")),
+    );
+    types.enumeration(
+        Enum::new("NullsOrder")
+            .description("Where records without a value go. Default: last when ascending, first when descending.")
+            .item(EnumItem::new("FIRST").description("Records without a value come first."))
+            .item(EnumItem::new("LAST").description("Records without a value come last.")),
+    );
+    types.object(resolve::page_info_type());
+    for (name, value_type, ordered, text) in SCALAR_FILTERS {
+        types.input(scalar_filter(name, value_type, *ordered, *text));
+    }
+    let has_json = model
+        .objects()
+        .iter()
+        .any(|o| o.fields.iter().any(|f| f.kind == FieldKind::Json));
+    if has_json {
+        types.input(json_filter());
+    }
+}
+
+/// The types of one object's records: its type, connection, edge, filters,
+/// orderings, inputs and picklist enums.
+fn record_types(types: &mut Types, model: &Model, object: &ObjectDef, record_fields: &[fn(&ObjectDef) -> Field]) {
+    for field in &object.fields {
+        if let Some(options) = field.kind.options() {
+            let mut picklist = Enum::new(picklist_type(object, field))
+                .description(format!("Values of {}.{}.", object.name, field.name));
+            for option in options {
+                let mut item = EnumItem::new(&option.value).description(&option.label);
+                if !option.active {
+                    item = item.deprecation(Some("Retired: records may hold it, writes do not take it."));
+                }
+                picklist = picklist.item(item);
+            }
+            types.enumeration(picklist);
+            match field.kind {
+                FieldKind::MultiPicklist(_) => types.input(multi_filter(object, field)),
+                _ => types.input(enum_filter(object, field)),
+            }
+        }
+    }
+    types.object(object_type(model, object, record_fields));
+    types.object(resolve::edge_type(object));
+    types.object(resolve::connection_type(object));
+    types.input(filter_input(model, object));
+    types.input(list_filter_input(object));
+    let (order_field, order_by) = order_inputs(object);
+    types.enumeration(order_field);
+    types.input(order_by);
+    types.input(write_input(object, true));
+    types.input(write_input(object, false));
+    types.input(super::mutation::update_item_input(object));
 }
 
 fn scalars() -> Vec<Scalar> {

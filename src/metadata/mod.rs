@@ -1,21 +1,25 @@
 //! The data model as metadata: objects, their fields, types and relations.
 //!
 //! Nothing about an object's shape is hard-coded in resolvers or SQL: the
-//! GraphQL schema (`graphql`) and every query (`records`)
-//! are derived from a [`Model`]. Standard objects are described in
+//! GraphQL schema and every query (the graphql and records modules) are
+//! derived from a [`Model`]. Standard objects are described in
 //! [`standard`]; custom fields and objects ([`custom`]) are rows that load
 //! into the same shapes. [`change`] is how they change: one skeleton
 //! (lock, check, DDL, record, announce) around the field changes
 //! (`field`), the object changes (`object`) and the DDL they run
-//! ([`ddl`]).
+//! ([`ddl`]). [`kinds`] are the kinds of metadata a promotion moves
+//! (objects, fields, pipelines, stages, settings), one file each;
+//! [`settings`] the workspace settings.
 
 pub mod change;
 pub mod custom;
 pub mod ddl;
 mod field;
+pub mod kinds;
 pub mod log;
 mod object;
 pub mod replay;
+pub mod settings;
 pub mod standard;
 
 use std::collections::HashMap;

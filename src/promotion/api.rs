@@ -13,8 +13,8 @@ use crate::error::{CrmError, Result};
 use crate::graphql::resolve::{arg, enum_name, id_arg, int, resolved, text_arg, RequestContext};
 use crate::graphql::room::Surface;
 use crate::graphql::Workspace;
+use crate::metadata::kinds::{self, Action};
 use crate::promotion::apply::{Side, Status};
-use crate::promotion::changeset::{Action, Kind};
 use crate::promotion::sdl::Level;
 use crate::promotion::{self, Options, Report, Source};
 use crate::sandbox::api::manager;
@@ -52,7 +52,7 @@ fn types() -> (Vec<Object>, Vec<InputObject>, Vec<Enum>) {
         enumeration(
             "ChangeKind",
             "What a promoted change is about.",
-            Kind::ALL.iter().map(|k| (k.as_str(), k.description())).collect(),
+            kinds::all().iter().map(|k| (k.identifier(), k.description())).collect(),
         ),
         enumeration(
             "ChangeAction",

@@ -35,10 +35,11 @@ use crate::error::{CrmError, Result};
 use crate::graphql::input::checked_value;
 use crate::graphql::Rooms;
 use crate::metadata::change::{self, Target};
+use crate::metadata::kinds::{self, Change, Snapshot};
 use crate::metadata::Model;
 use crate::sandbox;
 use apply::{Entry, Side, Status};
-use changeset::{Change, File, Snapshot};
+use changeset::File;
 use sdl::{Level, SdlChange};
 
 /// Where the changes come from.
@@ -58,6 +59,16 @@ impl Source {
             Source::Sandbox(_) => "SANDBOX",
             Source::File { .. } => "CHANGESET",
             Source::Revert(_) => "REVERT",
+        }
+    }
+
+    /// How reports name it: `sandbox qa`, `changeset qa.changeset.json`,
+    /// `revert of promotion …`.
+    fn describe(&self) -> String {
+        match self {
+            Source::Sandbox(name) => format!("sandbox {name}"),
+            Source::File { name, .. } => format!("changeset {name}"),
+            Source::Revert(id) => format!("revert of promotion {id}"),
         }
     }
 
@@ -147,6 +158,8 @@ pub async fn run(
     outcome
 }
 
+/// What [`run`] does inside its transaction: reads and plans the
+/// changes, makes them, and records them unless something blocks them.
 async fn promote(
     conn: &mut AsyncPgConnection,
     trail: &Trail,
@@ -157,26 +170,13 @@ async fn promote(
 ) -> Result<Report> {
     conn.batch_execute("SET LOCAL statement_timeout = 0").await?;
     let schema = schema_of(conn, workspace).await?;
-    // Promotions of one workspace wait for each other; then no statement
-    // waits long for a table that production traffic holds.
-    let mut lock = Sql::raw("SELECT pg_advisory_xact_lock(hashtext('crm.promotion'), hashtext(");
-    lock.bind(Bind::Text(Some(schema.clone()))).push("))");
-    lock.execute(conn).await?;
-    conn.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-        .await?;
+    lock(conn, &schema).await?;
     let version_before = sandbox::metadata_version(conn, &schema).await?;
-    if let Some(expected) = options.expected_version {
-        if expected != version_before {
-            return Err(CrmError::Conflict(format!(
-                "{workspace}'s metadata is at version {version_before}, not the expected {expected}: \
-                 someone changed it meanwhile; look at the diff again"
-            )));
-        }
-    }
+    expect_version(workspace, version_before, options.expected_version)?;
     let target_before = Snapshot::read(conn, &schema).await?;
     let (changes, base) = changes_of(conn, source, workspace).await?;
     let target_changes = match &base {
-        Some((_, base)) => apply::plan(changeset::between(base, &target_before), &target_before, &[]),
+        Some((_, base)) => apply::plan(kinds::between(base, &target_before), &target_before, &[]),
         None => Vec::new(),
     };
     let mut entries = apply::plan(changes, &target_before, &options.resolutions);
@@ -197,48 +197,10 @@ async fn promote(
     let mut sdl_after = sdl_before.clone();
     apply::run(conn, &target, &mut entries, Some((rooms, &mut sdl_after))).await?;
     let sdl_changes = sdl::diff(&sdl_before, &sdl_after);
-    let count = |status: Status| entries.iter().filter(|e| e.status == status).count();
-    let conflicts = count(Status::Conflict);
-    let failures = count(Status::Fails);
-    let breaking = entries.iter().filter(|e| e.api_impact == Level::Breaking).count();
-    let lossy = entries
-        .iter()
-        .filter(|e| e.status == Status::Ready && e.data_impact.as_ref().is_some_and(|d| d.lossy))
-        .count();
-    let mut blockers = Vec::new();
-    if conflicts > 0 {
-        blockers.push(format!(
-            "{conflicts} change(s) conflict with what {workspace} changed since the base: resolve them \
-             (take the sandbox's or {workspace}'s version)"
-        ));
-    }
-    if failures > 0 {
-        blockers.push(format!(
-            "{failures} change(s) are refused by {workspace}'s data or API: see their dataImpact"
-        ));
-    }
-    // Reverting restores the API clients had; it is never refused for it.
-    if breaking > 0 && !options.allow_breaking && !matches!(source, Source::Revert(_)) {
-        blockers.push(format!(
-            "{breaking} change(s) break existing GraphQL clients: pass allowBreaking to apply them"
-        ));
-    }
-    // A revert too: the values it would lose are not the ones it restores.
-    if lossy > 0 && !options.allow_lossy {
-        blockers.push(format!(
-            "{lossy} type change(s) lose information of {workspace}'s values (see their dataImpact): pass allowLossy \
-             to apply them"
-        ));
-    }
-    if count(Status::Ready) == 0 && blockers.is_empty() {
-        blockers.push(format!("nothing to apply: {workspace} already has every change"));
-    }
+    let tally = Tally::of(&entries);
+    let blockers = tally.blockers(workspace, source, options);
     let mut report = Report {
-        source: match source {
-            Source::Sandbox(name) => format!("sandbox {name}"),
-            Source::File { name, .. } => format!("changeset {name}"),
-            Source::Revert(id) => format!("revert of promotion {id}"),
-        },
+        source: source.describe(),
         workspace: workspace.to_owned(),
         dry_run: options.dry_run,
         applied: false,
@@ -248,10 +210,10 @@ async fn promote(
         version_after: version_before,
         api_impact: sdl::level_of(&sdl_changes),
         sdl_changes,
-        conflicts,
-        failures,
-        breaking,
-        lossy,
+        conflicts: tally.conflicts,
+        failures: tally.failures,
+        breaking: tally.breaking,
+        lossy: tally.lossy,
         blockers,
         rebased: None,
         changes: entries,
@@ -267,6 +229,94 @@ async fn promote(
     }
     report.applied = true;
     Ok(report)
+}
+
+/// Makes promotions of the workspace in `schema` wait for each other;
+/// then no statement waits long for a table that production traffic holds.
+async fn lock(conn: &mut AsyncPgConnection, schema: &str) -> Result<()> {
+    let mut lock = Sql::raw("SELECT pg_advisory_xact_lock(hashtext('crm.promotion'), hashtext(");
+    lock.bind(Bind::Text(Some(schema.to_owned()))).push("))");
+    lock.execute(conn).await?;
+    conn.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+        .await?;
+    Ok(())
+}
+
+/// Refuses when the workspace's metadata is not at the version expected.
+fn expect_version(workspace: &str, version: i32, expected: Option<i32>) -> Result<()> {
+    match expected {
+        Some(expected) if expected != version => Err(CrmError::Conflict(format!(
+            "{workspace}'s metadata is at version {version}, not the expected {expected}: \
+             someone changed it meanwhile; look at the diff again"
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// How many of a promotion's changes stand where.
+struct Tally {
+    ready: usize,
+    conflicts: usize,
+    failures: usize,
+    breaking: usize,
+    /// Ready type changes that lose information of existing values.
+    lossy: usize,
+}
+
+impl Tally {
+    fn of(entries: &[Entry]) -> Tally {
+        let count = |status: Status| entries.iter().filter(|e| e.status == status).count();
+        Tally {
+            ready: count(Status::Ready),
+            conflicts: count(Status::Conflict),
+            failures: count(Status::Fails),
+            breaking: entries.iter().filter(|e| e.api_impact == Level::Breaking).count(),
+            lossy: entries
+                .iter()
+                .filter(|e| e.status == Status::Ready && e.data_impact.as_ref().is_some_and(|d| d.lossy))
+                .count(),
+        }
+    }
+
+    /// Why the changes cannot be applied to `workspace`; empty when they can.
+    fn blockers(&self, workspace: &str, source: &Source, options: &Options) -> Vec<String> {
+        let Tally {
+            ready,
+            conflicts,
+            failures,
+            breaking,
+            lossy,
+        } = *self;
+        let mut blockers = Vec::new();
+        if conflicts > 0 {
+            blockers.push(format!(
+                "{conflicts} change(s) conflict with what {workspace} changed since the base: resolve them \
+                 (take the sandbox's or {workspace}'s version)"
+            ));
+        }
+        if failures > 0 {
+            blockers.push(format!(
+                "{failures} change(s) are refused by {workspace}'s data or API: see their dataImpact"
+            ));
+        }
+        // Reverting restores the API clients had; it is never refused for it.
+        if breaking > 0 && !options.allow_breaking && !matches!(source, Source::Revert(_)) {
+            blockers.push(format!(
+                "{breaking} change(s) break existing GraphQL clients: pass allowBreaking to apply them"
+            ));
+        }
+        // A revert too: the values it would lose are not the ones it restores.
+        if lossy > 0 && !options.allow_lossy {
+            blockers.push(format!(
+                "{lossy} type change(s) lose information of {workspace}'s values (see their dataImpact): pass allowLossy \
+                 to apply them"
+            ));
+        }
+        if ready == 0 && blockers.is_empty() {
+            blockers.push(format!("nothing to apply: {workspace} already has every change"));
+        }
+        blockers
+    }
 }
 
 /// The Postgres schema of a workspace.
@@ -344,8 +394,8 @@ async fn sandbox_changes(conn: &mut AsyncPgConnection, name: &str) -> Result<(Ve
         .ok_or_else(|| CrmError::not_found("Sandbox", name))?;
     let base = Snapshot::of(&found.base);
     let now = Snapshot::read(conn, &found.pg_schema).await?;
-    let mut changes = changeset::between(&base, &now);
-    changeset::attach_renames(conn, &found.pg_schema, found.base_version, &mut changes).await?;
+    let mut changes = kinds::between(&base, &now);
+    kinds::attach_renames(conn, &found.pg_schema, found.base_version, &mut changes).await?;
     Ok((changes, found.base_version, base))
 }
 
@@ -480,7 +530,7 @@ async fn rebase(
                 )));
             }
             let mut update = Sql::raw("UPDATE crm_system.workspace SET base_version = s.metadata_version, base = ");
-            update.append(&changeset::document(PRODUCTION_SCHEMA)).push(" FROM ");
+            update.append(&kinds::document(PRODUCTION_SCHEMA)).push(" FROM ");
             update
                 .table(PRODUCTION_SCHEMA, "workspace_settings")
                 .push(" AS s WHERE name = ");

@@ -7,9 +7,9 @@ use std::fmt::Write;
 use serde_json::Value as Json;
 
 use super::apply::{Entry, Status};
-use super::changeset::Action;
 use super::sdl::Level;
 use super::Report;
+use crate::metadata::kinds::Action;
 
 /// ANSI colors, or none.
 #[derive(Debug, Clone, Copy)]

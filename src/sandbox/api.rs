@@ -115,22 +115,7 @@ fn sandbox_type() -> Object {
             })
             .description("Personal data was replaced by fake values while copying."),
         )
-        .field(
-            Field::new("status", TypeRef::named_nn("SandboxStatus"), |ctx| {
-                resolved(async move {
-                    let (context, sandbox) = parent(&ctx)?;
-                    let mut conn = context.db.conn().await?;
-                    let production = sandbox::production_version(&mut conn).await?;
-                    let status = if production == sandbox.base_version {
-                        "CURRENT"
-                    } else {
-                        "PRODUCTION_CHANGED"
-                    };
-                    Ok(Some(FieldValue::value(Value::Enum(Name::new(status)))))
-                })
-            })
-            .description("Whether production's metadata changed since the sandbox's base."),
-        )
+        .field(status_field())
         .field(
             sandbox_field("createdAt", TypeRef::named_nn("DateTime"), |s| {
                 Some(timestamp(s.created_at))
@@ -151,58 +136,88 @@ fn sandbox_type() -> Object {
             })
             .description("Production's metadata version it was made (or refreshed) from: its base."),
         )
-        .field(
-            Field::new("productionVersion", TypeRef::named_nn(TypeRef::INT), |ctx| {
-                resolved(async move {
-                    let (context, _) = parent(&ctx)?;
-                    let mut conn = context.db.conn().await?;
-                    let version = sandbox::production_version(&mut conn).await?;
-                    Ok(Some(FieldValue::value(Value::from(version))))
-                })
-            })
-            .description("Production's metadata version now."),
-        )
-        .field(
-            Field::new("size", TypeRef::named_nn("SandboxSize"), |ctx| {
-                resolved(async move {
-                    let (context, sandbox) = parent(&ctx)?;
-                    let mut conn = context.db.conn().await?;
-                    let size = sandbox::size(&mut conn, sandbox).await?;
-                    Ok(Some(FieldValue::owned_any(size)))
-                })
-            })
-            .description("What it holds now (counted when asked)."),
-        )
-        .field(
-            Field::new("endpoint", TypeRef::named_nn(TypeRef::STRING), |ctx| {
-                resolved(async move {
-                    let (context, sandbox) = parent(&ctx)?;
-                    let path = format!("/sandboxes/{}/graphql", sandbox.name);
-                    let url = match &context.base_url {
-                        Some(base) => format!("{base}{path}"),
-                        None => path,
-                    };
-                    Ok(Some(FieldValue::value(Value::String(url))))
-                })
-            })
-            .description("Its GraphQL endpoint; open it in a browser for its playground."),
-        )
-        .field(
-            Field::new("grantedUsers", TypeRef::named_nn_list_nn("User"), |ctx| {
-                resolved(async move {
-                    let (context, sandbox) = parent(&ctx)?;
-                    let mut conn = context.db.conn().await?;
-                    let ids = sandbox::granted(&mut conn, &sandbox.name).await?;
-                    drop(conn);
-                    let mut users = Vec::new();
-                    for id in ids {
-                        users.extend(load_user(&ctx, context, id).await?);
-                    }
-                    Ok(Some(FieldValue::list(users)))
-                })
-            })
-            .description("Users who are not admins but may use its endpoint (admins always may)."),
-        )
+        .field(production_version_field())
+        .field(size_field())
+        .field(endpoint_field())
+        .field(granted_users_field())
+}
+
+/// `Sandbox.status`.
+fn status_field() -> Field {
+    Field::new("status", TypeRef::named_nn("SandboxStatus"), |ctx| {
+        resolved(async move {
+            let (context, sandbox) = parent(&ctx)?;
+            let mut conn = context.db.conn().await?;
+            let production = sandbox::production_version(&mut conn).await?;
+            let status = if production == sandbox.base_version {
+                "CURRENT"
+            } else {
+                "PRODUCTION_CHANGED"
+            };
+            Ok(Some(FieldValue::value(Value::Enum(Name::new(status)))))
+        })
+    })
+    .description("Whether production's metadata changed since the sandbox's base.")
+}
+
+/// `Sandbox.productionVersion`.
+fn production_version_field() -> Field {
+    Field::new("productionVersion", TypeRef::named_nn(TypeRef::INT), |ctx| {
+        resolved(async move {
+            let (context, _) = parent(&ctx)?;
+            let mut conn = context.db.conn().await?;
+            let version = sandbox::production_version(&mut conn).await?;
+            Ok(Some(FieldValue::value(Value::from(version))))
+        })
+    })
+    .description("Production's metadata version now.")
+}
+
+/// `Sandbox.size`.
+fn size_field() -> Field {
+    Field::new("size", TypeRef::named_nn("SandboxSize"), |ctx| {
+        resolved(async move {
+            let (context, sandbox) = parent(&ctx)?;
+            let mut conn = context.db.conn().await?;
+            let size = sandbox::size(&mut conn, sandbox).await?;
+            Ok(Some(FieldValue::owned_any(size)))
+        })
+    })
+    .description("What it holds now (counted when asked).")
+}
+
+/// `Sandbox.endpoint`.
+fn endpoint_field() -> Field {
+    Field::new("endpoint", TypeRef::named_nn(TypeRef::STRING), |ctx| {
+        resolved(async move {
+            let (context, sandbox) = parent(&ctx)?;
+            let path = format!("/sandboxes/{}/graphql", sandbox.name);
+            let url = match &context.base_url {
+                Some(base) => format!("{base}{path}"),
+                None => path,
+            };
+            Ok(Some(FieldValue::value(Value::String(url))))
+        })
+    })
+    .description("Its GraphQL endpoint; open it in a browser for its playground.")
+}
+
+/// `Sandbox.grantedUsers`.
+fn granted_users_field() -> Field {
+    Field::new("grantedUsers", TypeRef::named_nn_list_nn("User"), |ctx| {
+        resolved(async move {
+            let (context, sandbox) = parent(&ctx)?;
+            let mut conn = context.db.conn().await?;
+            let ids = sandbox::granted(&mut conn, &sandbox.name).await?;
+            drop(conn);
+            let mut users = Vec::new();
+            for id in ids {
+                users.extend(load_user(&ctx, context, id).await?);
+            }
+            Ok(Some(FieldValue::list(users)))
+        })
+    })
+    .description("Users who are not admins but may use its endpoint (admins always may).")
 }
 
 fn user_field(name: &str, get: fn(&Sandbox) -> Option<uuid::Uuid>) -> Field {

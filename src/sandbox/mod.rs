@@ -601,34 +601,6 @@ pub async fn production_version(conn: &mut AsyncPgConnection) -> Result<i32> {
     metadata_version(conn, PRODUCTION_SCHEMA).await
 }
 
-/// Sets the `recordVisibility` of the workspace in `pg_schema`, as set
-/// there; a change of production's is followed, in the same transaction,
-/// by every sandbox where nobody set its own.
-pub async fn set_record_visibility(
-    conn: &mut AsyncPgConnection,
-    pg_schema: &str,
-    visibility: crate::access::RecordVisibility,
-) -> Result<()> {
-    let value = || Bind::Text(Some(visibility.as_str().to_owned()));
-    let mut update = Sql::raw("UPDATE ");
-    update.table(pg_schema, "workspace_settings");
-    update
-        .push(" SET record_visibility_set_here = true, record_visibility = ")
-        .bind(value());
-    update.execute(conn).await?;
-    if pg_schema != PRODUCTION_SCHEMA {
-        return Ok(());
-    }
-    for sandbox in list(conn).await? {
-        let mut follow = Sql::raw("UPDATE ");
-        follow.table(&sandbox.pg_schema, "workspace_settings");
-        follow.push(" SET record_visibility = ").bind(value());
-        follow.push(" WHERE NOT record_visibility_set_here");
-        follow.execute(conn).await?;
-    }
-    Ok(())
-}
-
 /// A workspace schema's metadata version now.
 pub async fn metadata_version(conn: &mut AsyncPgConnection, schema: &str) -> Result<i32> {
     #[derive(diesel::QueryableByName)]
@@ -652,7 +624,7 @@ async fn schema_exists(conn: &mut AsyncPgConnection, schema: &str) -> Result<boo
 /// Production's metadata as it stands, as one JSON document, for a
 /// statement reading `workspace_settings AS s`: a sandbox's base.
 fn base_snapshot() -> Sql {
-    crate::promotion::changeset::document(PRODUCTION_SCHEMA)
+    crate::metadata::kinds::document(PRODUCTION_SCHEMA)
 }
 
 fn settings_changes(name: &str, filling: &Filling) -> Vec<audit::Change> {

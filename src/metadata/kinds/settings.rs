@@ -1,0 +1,77 @@
+//! The workspace settings: one item (`recordVisibility`), set the way the
+//! API sets it.
+
+use diesel_async::AsyncPgConnection;
+use futures_util::future::BoxFuture;
+use serde_json::{json, Value as Json};
+
+use super::{text, Change, DataImpact, Item, Kind, MetadataKind};
+use crate::error::{CrmError, Result};
+use crate::metadata::change::Target;
+use crate::metadata::settings::{change_record_visibility, RecordVisibility};
+
+/// The workspace's settings.
+pub struct Settings;
+
+impl MetadataKind for Settings {
+    fn kind(&self) -> Kind {
+        Kind::Settings
+    }
+
+    fn identifier(&self) -> &'static str {
+        "SETTINGS"
+    }
+
+    fn noun(&self) -> &'static str {
+        "settings"
+    }
+
+    fn description(&self) -> &'static str {
+        "The workspace's settings (recordVisibility)."
+    }
+
+    fn key(&self) -> &'static str {
+        "recordVisibility"
+    }
+
+    fn document_sql(&self, _schema: &str) -> String {
+        "s.record_visibility".into()
+    }
+
+    /// The one item, `settings`.
+    fn read(&self, doc: &Json) -> Vec<(String, Json)> {
+        vec![("settings".into(), json!({ "recordVisibility": doc[self.key()] }))]
+    }
+
+    fn target_of(&self, _state: &Json) -> String {
+        "workspace settings".into()
+    }
+
+    /// Last.
+    fn phase(&self, _desired: &Json) -> u8 {
+        6
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut AsyncPgConnection,
+        target: &'a Target<'a>,
+        _current: Option<&'a Item>,
+        desired: &'a Json,
+        _change: &'a Change,
+    ) -> BoxFuture<'a, Result<Option<DataImpact>>> {
+        Box::pin(async move { settings(conn, target, desired).await.map(|()| None) })
+    }
+}
+
+/// Sets the workspace's record visibility, audits and announces it.
+async fn settings(conn: &mut AsyncPgConnection, target: &Target<'_>, desired: &Json) -> Result<()> {
+    let visibility = text(desired, "recordVisibility");
+    let Some(parsed) = RecordVisibility::parse(&visibility) else {
+        return Err(CrmError::bad_input(
+            &["recordVisibility"],
+            format!("{visibility:?} is not a record visibility"),
+        ));
+    };
+    change_record_visibility(conn, target.trail, target.schema, parsed).await
+}
