@@ -15,6 +15,7 @@ mod custom;
 mod embedded;
 mod hostile;
 mod http;
+mod layers;
 mod metadata;
 mod model;
 mod mutations;
