@@ -214,10 +214,25 @@ impl From<async_graphql::Error> for CrmError {
     }
 }
 
+/// Database errors that a client can cause are mapped by kind; the callers
+/// that know which input caused them refine the mapping (see
+/// `records::write`). Everything else is internal.
+///
+/// Lock and statement timeouts are told apart by their message text, not
+/// their SQLSTATE (`55P03` lock_not_available, `57014` query_canceled),
+/// because the SQLSTATE does not reach us: diesel-async 0.9 maps only eight
+/// SQLSTATEs to a [`DatabaseErrorKind`] (unique, foreign key, restrict,
+/// exclusion, not-null and check violations, serialization failure,
+/// read-only transaction) and hands every other one over as `Unknown`,
+/// wrapping the server's error in a private type that implements only
+/// diesel's `DatabaseErrorInformation` (message, details, hint, table,
+/// column, constraint, position; no code, and no way to downcast). The
+/// texts are PostgreSQL's English ones: the embedded cluster is made with
+/// `initdb --locale=C`, which writes `lc_messages = 'C'` into its
+/// `postgresql.conf`; a server named by `DATABASE_URL` must send its
+/// messages in English (`lc_messages = 'C'` or an English locale) for
+/// these two to be recognised, and otherwise they count as internal errors.
 impl From<DieselError> for CrmError {
-    /// Database errors that a client can cause are mapped by kind; the
-    /// callers that know which input caused them refine the mapping (see
-    /// `records::write`). Everything else is internal.
     fn from(err: DieselError) -> Self {
         match &err {
             DieselError::NotFound => CrmError::NotFound {

@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use crm::app;
 use crm::auth::Role;
 
 /// Responses are built from many small allocations freed on other threads;
@@ -334,7 +333,7 @@ fn main() -> ExitCode {
 async fn run(Cli { database, command }: Cli) -> anyhow::Result<()> {
     let database = &database;
     match &command {
-        Command::Serve(args) => app::serve(cli::config(database, Some(args))).await,
+        Command::Serve(args) => cli::serve::run(cli::config(database, Some(args))).await,
         Command::Schema {
             command: SchemaCommand::Print,
         } => cli::schema::print(),

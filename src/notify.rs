@@ -101,7 +101,7 @@ pub async fn listen<S: Subscriber>(app: Weak<S>, url: String, mut stop: tokio::s
     }
 }
 
-async fn connect(url: &str) -> anyhow::Result<AsyncPgConnection> {
+async fn connect(url: &str) -> std::result::Result<AsyncPgConnection, crate::db::Error> {
     let mut conn = AsyncPgConnection::establish(url).await?;
     Sql::raw(&format!("LISTEN {CHANNEL}")).execute(&mut conn).await?;
     Ok(conn)

@@ -2,11 +2,11 @@
 //! something to show. Records go in through the GraphQL mutations, the same
 //! path a client takes.
 
-use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
 use crate::app::App;
 use crate::auth::{Actor, Role};
+use crate::error::CrmError;
 use crate::graphql::{self, Caller, Workspace};
 
 /// What the seed created.
@@ -18,6 +18,16 @@ pub struct SeedReport {
     pub activities: usize,
     /// True when production already had records and nothing was added.
     pub skipped: bool,
+}
+
+impl SeedReport {
+    /// Nothing added: production already had records.
+    fn skipped() -> Self {
+        SeedReport {
+            skipped: true,
+            ..SeedReport::default()
+        }
+    }
 }
 
 struct DemoAccount {
@@ -109,119 +119,204 @@ const DEMO: &[DemoAccount] = &[
     },
 ];
 
+/// Why seeding stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server's own refusal or failure (building the schema, finding
+    /// the administrator, a pool connection).
+    #[error(transparent)]
+    Crm(#[from] CrmError),
+    /// A seeding mutation answered with an error.
+    #[error("seeding failed: {0}")]
+    Refused(String),
+    /// A seeding query's data is not JSON.
+    #[error("reading a seed result")]
+    Result(#[source] serde_json::Error),
+    /// The benchmark data set's SQL failed.
+    #[error("loading the benchmark data set")]
+    Load(#[source] diesel::result::Error),
+    /// A statement around the bulk load failed.
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
 /// Adds the demo data unless production already has accounts.
-pub async fn demo(app: &App) -> anyhow::Result<SeedReport> {
-    let existing = run(app, "query { accounts(first: 1) { totalCount } }", json!({})).await?;
-    if existing["accounts"]["totalCount"].as_i64().unwrap_or(0) > 0 {
-        return Ok(SeedReport {
-            skipped: true,
-            ..SeedReport::default()
-        });
+pub async fn demo(app: &App) -> Result<SeedReport, Error> {
+    if has_accounts(app).await? {
+        return Ok(SeedReport::skipped());
     }
-    let mut report = SeedReport::default();
-    let owner = run(
-        app,
-        "mutation { upsertUser(externalId: \"demo-owner\", input: { name: \"Sam Seller\", email: \"sam.seller@crm.example\" }) { id } }",
-        json!({}),
-    )
-    .await?["upsertUser"]["id"]
-        .clone();
-    let stages = run(app, "{ stages(first: 20) { nodes { id } } }", json!({})).await?;
-    let stages: Vec<Value> = stages["stages"]["nodes"]
-        .as_array()
-        .map(|nodes| nodes.iter().map(|n| n["id"].clone()).collect())
-        .unwrap_or_default();
-    let mut deal_number = 0;
+    let mut demo = Demo::start(app).await?;
     for account in DEMO {
-        let created = run(
+        demo.account(account).await?;
+    }
+    demo.leads().await?;
+    Ok(demo.report)
+}
+
+/// Whether production already has accounts: then a seed adds nothing.
+async fn has_accounts(app: &App) -> Result<bool, Error> {
+    let existing = run(app, "query { accounts(first: 1) { totalCount } }", json!({})).await?;
+    Ok(existing["accounts"]["totalCount"].as_i64().unwrap_or(0) > 0)
+}
+
+/// The demo data set on its way in: the user owning every record, the
+/// pipeline's stages the deals spread over, and what was added so far.
+struct Demo<'a> {
+    app: &'a App,
+    owner: Value,
+    stages: Vec<Value>,
+    report: SeedReport,
+}
+
+impl<'a> Demo<'a> {
+    /// Creates the owner and reads the stages.
+    async fn start(app: &'a App) -> Result<Self, Error> {
+        let owner = run(
             app,
+            "mutation { upsertUser(externalId: \"demo-owner\", input: { name: \"Sam Seller\", email: \"sam.seller@crm.example\" }) { id } }",
+            json!({}),
+        )
+        .await?["upsertUser"]["id"]
+            .clone();
+        let stages = run(app, "{ stages(first: 20) { nodes { id } } }", json!({})).await?;
+        let stages: Vec<Value> = stages["stages"]["nodes"]
+            .as_array()
+            .map(|nodes| nodes.iter().map(|n| n["id"].clone()).collect())
+            .unwrap_or_default();
+        Ok(Demo {
+            app,
+            owner,
+            stages,
+            report: SeedReport::default(),
+        })
+    }
+
+    /// One account with its contacts and its deals.
+    async fn account(&mut self, account: &DemoAccount) -> Result<(), Error> {
+        let created = run(
+            self.app,
             "mutation($input: CreateAccountInput!) { createAccount(input: $input) { id } }",
             json!({ "input": {
                 "name": account.name, "website": account.website, "industry": account.industry,
                 "annualRevenue": account.revenue, "employeeCount": account.employees,
-                "type": "CUSTOMER", "ownerId": owner,
+                "type": "CUSTOMER", "ownerId": self.owner,
             }}),
         )
         .await?;
         let account_id = created["createAccount"]["id"].clone();
-        report.accounts += 1;
+        self.report.accounts += 1;
+        let contacts = self.contacts(account, &account_id).await?;
+        for deal in account.opportunities {
+            self.opportunity(deal, &account_id, &contacts).await?;
+        }
+        Ok(())
+    }
+
+    /// The account's contacts, with addresses at its domain; their ids.
+    async fn contacts(&mut self, account: &DemoAccount, account_id: &Value) -> Result<Vec<Value>, Error> {
         let mut contacts = Vec::new();
         for (first, last, title) in account.contacts {
             let domain = account.website.trim_start_matches("https://");
             let email = format!("{}.{}@{domain}", first.to_lowercase(), last.to_lowercase());
             let contact = run(
-                app,
+                self.app,
                 "mutation($input: CreateContactInput!) { createContact(input: $input) { id } }",
                 json!({ "input": { "firstName": first, "lastName": last, "title": title, "email": email,
-                                   "accountId": account_id, "ownerId": owner } }),
+                                   "accountId": account_id, "ownerId": self.owner } }),
             )
             .await?;
             contacts.push(contact["createContact"]["id"].clone());
-            report.contacts += 1;
+            self.report.contacts += 1;
         }
-        for (name, amount, close) in account.opportunities {
-            // Spread the deals over the pipeline so the stages have something to show.
-            let stage = stages
-                .get(deal_number % stages.len().max(1))
-                .cloned()
-                .unwrap_or(Value::Null);
-            deal_number += 1;
-            let deal = run(
-                app,
-                "mutation($input: CreateOpportunityInput!) { createOpportunity(input: $input) { id } }",
-                json!({ "input": {
-                    "name": name, "amount": amount, "closeDate": close, "stageId": stage,
-                    "accountId": account_id, "primaryContactId": contacts.first(), "ownerId": owner,
-                    "nextStep": "Schedule a demo with the buying committee", "leadSource": "WEB",
-                }}),
-            )
-            .await?;
-            let deal_id = deal["createOpportunity"]["id"].clone();
-            for (i, (contact, role)) in contacts
-                .iter()
-                .zip(["DECISION_MAKER", "CHAMPION", "TECHNICAL_BUYER"])
-                .enumerate()
-            {
-                run(
-                    app,
-                    "mutation($input: CreateContactRoleInput!) { createContactRole(input: $input) { id } }",
-                    json!({ "input": { "opportunityId": deal_id, "contactId": contact, "role": role, "isPrimary": i == 0 } }),
-                )
-                .await?;
-            }
-            for (kind, subject, status) in [
-                ("CALL", "Discovery call", "COMPLETED"),
-                ("TASK", "Send the proposal", "OPEN"),
-            ] {
-                run(
-                    app,
-                    "mutation($input: CreateActivityInput!) { createActivity(input: $input) { id } }",
-                    json!({ "input": { "type": kind, "subject": subject, "status": status, "ownerId": owner,
-                                       "opportunityId": deal_id, "accountId": account_id, "contactId": contacts.first() } }),
-                )
-                .await?;
-                report.activities += 1;
-            }
-            report.opportunities += 1;
-        }
+        Ok(contacts)
     }
-    for (first, last, company, status) in [
-        ("Rosalind", "Franklin", "Helix Labs", "NEW"),
-        ("Claude", "Shannon", "Bell Signals", "WORKING"),
-        ("Barbara", "Liskov", "Substitution Systems", "QUALIFIED"),
-    ] {
-        run(
-            app,
-            "mutation($input: CreateLeadInput!) { createLead(input: $input) { id } }",
-            json!({ "input": { "firstName": first, "lastName": last, "company": company, "status": status,
-                               "source": "TRADE_SHOW", "rating": "WARM", "ownerId": owner } }),
+
+    /// One deal of the account, with its contacts' roles and two activities.
+    async fn opportunity(
+        &mut self,
+        (name, amount, close): &(&str, &str, &str),
+        account_id: &Value,
+        contacts: &[Value],
+    ) -> Result<(), Error> {
+        // Spread the deals over the pipeline so the stages have something to show.
+        let stage = self
+            .stages
+            .get(self.report.opportunities % self.stages.len().max(1))
+            .cloned()
+            .unwrap_or(Value::Null);
+        let deal = run(
+            self.app,
+            "mutation($input: CreateOpportunityInput!) { createOpportunity(input: $input) { id } }",
+            json!({ "input": {
+                "name": name, "amount": amount, "closeDate": close, "stageId": stage,
+                "accountId": account_id, "primaryContactId": contacts.first(), "ownerId": self.owner,
+                "nextStep": "Schedule a demo with the buying committee", "leadSource": "WEB",
+            }}),
         )
         .await?;
+        let deal_id = deal["createOpportunity"]["id"].clone();
+        self.contact_roles(&deal_id, contacts).await?;
+        self.activities(&deal_id, account_id, contacts).await?;
+        self.report.opportunities += 1;
+        Ok(())
     }
-    Ok(report)
+
+    /// The first contacts' roles in a deal, the first one primary.
+    async fn contact_roles(&self, deal_id: &Value, contacts: &[Value]) -> Result<(), Error> {
+        for (i, (contact, role)) in contacts
+            .iter()
+            .zip(["DECISION_MAKER", "CHAMPION", "TECHNICAL_BUYER"])
+            .enumerate()
+        {
+            run(
+                self.app,
+                "mutation($input: CreateContactRoleInput!) { createContactRole(input: $input) { id } }",
+                json!({ "input": { "opportunityId": deal_id, "contactId": contact, "role": role, "isPrimary": i == 0 } }),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// A completed call and an open task on a deal.
+    async fn activities(&mut self, deal_id: &Value, account_id: &Value, contacts: &[Value]) -> Result<(), Error> {
+        for (kind, subject, status) in [
+            ("CALL", "Discovery call", "COMPLETED"),
+            ("TASK", "Send the proposal", "OPEN"),
+        ] {
+            run(
+                self.app,
+                "mutation($input: CreateActivityInput!) { createActivity(input: $input) { id } }",
+                json!({ "input": { "type": kind, "subject": subject, "status": status, "ownerId": self.owner,
+                                   "opportunityId": deal_id, "accountId": account_id, "contactId": contacts.first() } }),
+            )
+            .await?;
+            self.report.activities += 1;
+        }
+        Ok(())
+    }
+
+    /// Three leads not yet converted.
+    async fn leads(&self) -> Result<(), Error> {
+        for (first, last, company, status) in [
+            ("Rosalind", "Franklin", "Helix Labs", "NEW"),
+            ("Claude", "Shannon", "Bell Signals", "WORKING"),
+            ("Barbara", "Liskov", "Substitution Systems", "QUALIFIED"),
+        ] {
+            run(
+                self.app,
+                "mutation($input: CreateLeadInput!) { createLead(input: $input) { id } }",
+                json!({ "input": { "firstName": first, "lastName": last, "company": company, "status": status,
+                                   "source": "TRADE_SHOW", "rating": "WARM", "ownerId": self.owner } }),
+            )
+            .await?;
+        }
+        Ok(())
+    }
 }
 
-async fn run(app: &App, query: &str, variables: Value) -> anyhow::Result<Value> {
+/// Runs one GraphQL operation on production as the administrator; its data.
+async fn run(app: &App, query: &str, variables: Value) -> Result<Value, Error> {
     let entry = app.schemas.get(&app.db, &Workspace::production()).await?;
     let admin = {
         let mut conn = app.db.conn().await?;
@@ -242,9 +337,9 @@ async fn run(app: &App, query: &str, variables: Value) -> anyhow::Result<Value> 
     let request = async_graphql::Request::new(query).variables(async_graphql::Variables::from_json(variables));
     let response = graphql::execute(&entry, &app.db, caller, request).await;
     if let Some(error) = response.errors.first() {
-        bail!("seeding failed: {}", error.message);
+        return Err(Error::Refused(error.message.clone()));
     }
-    response.data.into_json().context("reading a seed result")
+    response.data.into_json().map_err(Error::Result)
 }
 
 /// Sizes of the benchmark data set.
@@ -315,14 +410,10 @@ FROM generate_series(1, $ACTIVITIES) n;
 "#;
 
 /// Loads the benchmark data set into an empty production workspace.
-pub async fn bench(app: &App) -> anyhow::Result<SeedReport> {
+pub async fn bench(app: &App) -> Result<SeedReport, Error> {
     use diesel_async::{AsyncConnection, SimpleAsyncConnection};
-    let existing = run(app, "query { accounts(first: 1) { totalCount } }", json!({})).await?;
-    if existing["accounts"]["totalCount"].as_i64().unwrap_or(0) > 0 {
-        return Ok(SeedReport {
-            skipped: true,
-            ..SeedReport::default()
-        });
+    if has_accounts(app).await? {
+        return Ok(SeedReport::skipped());
     }
     let sql = BENCH_SQL
         .replace("$ACCOUNTS", &BENCH_ACCOUNTS.to_string())
@@ -335,7 +426,7 @@ pub async fn bench(app: &App) -> anyhow::Result<SeedReport> {
     let loaded = conn
         .transaction::<_, diesel::result::Error, _>(async |conn| conn.batch_execute(&sql).await)
         .await;
-    loaded.context("loading the benchmark data set")?;
+    loaded.map_err(Error::Load)?;
     conn.batch_execute("ANALYZE crm.account, crm.contact, crm.opportunity, crm.activity")
         .await?;
     conn.batch_execute(&format!(

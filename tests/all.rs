@@ -2,6 +2,8 @@
 //! a real PostgreSQL through the real HTTP server (GraphQL in, JSON out).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+// Tests read as scenarios, top to bottom: splitting them would hide the story.
+#![allow(clippy::too_many_lines)]
 
 mod support;
 

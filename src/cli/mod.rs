@@ -10,6 +10,7 @@ pub mod promotion;
 pub mod sandbox;
 pub mod schema;
 pub mod seed;
+pub mod serve;
 pub mod token;
 
 use std::time::Duration;
@@ -71,7 +72,15 @@ pub async fn with_database(
     database: &DatabaseArgs,
     work: impl AsyncFnOnce(Config, &str) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
-    let config = config(database, None);
+    on_database(config(database, None), work).await
+}
+
+/// Runs `work` against the database `config` names, as
+/// [`with_database`] does.
+pub async fn on_database(
+    config: Config,
+    work: impl AsyncFnOnce(Config, &str) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let server = DatabaseServer::open(&config).await?;
     let result = work(config, server.url()).await;
     server.stop().await;

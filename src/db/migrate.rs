@@ -1,7 +1,6 @@
 //! Embedded migrations: the system set in `crm_system`, the workspace set
 //! in every workspace schema (production and each sandbox).
 
-use anyhow::{anyhow, Context};
 use diesel::connection::SimpleConnection;
 use diesel::Connection;
 use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
@@ -9,6 +8,7 @@ use diesel_async::AsyncPgConnection;
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
 
 use super::sql::quote_ident;
+use super::Error;
 
 /// Schema of what is global: the workspace registry, users, tokens, the
 /// audit log, sandboxes and promotions.
@@ -30,7 +30,7 @@ pub struct Applied {
 }
 
 /// Brings the system schema and every registered workspace schema up to date.
-pub async fn migrate_all(url: &str) -> anyhow::Result<Vec<Applied>> {
+pub async fn migrate_all(url: &str) -> Result<Vec<Applied>, Error> {
     let mut report = vec![migrate_schema(url, SYSTEM_SCHEMA, SYSTEM).await?];
     for schema in workspace_schemas(url).await? {
         report.push(migrate_schema(url, &schema, WORKSPACE).await?);
@@ -38,7 +38,7 @@ pub async fn migrate_all(url: &str) -> anyhow::Result<Vec<Applied>> {
     Ok(report)
 }
 
-async fn workspace_schemas(url: &str) -> anyhow::Result<Vec<String>> {
+async fn workspace_schemas(url: &str) -> Result<Vec<String>, Error> {
     use diesel_async::{AsyncConnection, RunQueryDsl};
     #[derive(diesel::QueryableByName)]
     struct Row {
@@ -52,24 +52,25 @@ async fn workspace_schemas(url: &str) -> anyhow::Result<Vec<String>> {
     Ok(rows.into_iter().map(|r| r.pg_schema).collect())
 }
 
-async fn migrate_schema(url: &str, schema: &str, migrations: EmbeddedMigrations) -> anyhow::Result<Applied> {
+async fn migrate_schema(url: &str, schema: &str, migrations: EmbeddedMigrations) -> Result<Applied, Error> {
     let url = url.to_owned();
     let schema = schema.to_owned();
     tokio::task::spawn_blocking(move || {
         let mut conn =
-            AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).context("connecting to run migrations")?;
+            AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url).map_err(Error::MigrationConnection)?;
         let quoted = quote_ident(&schema);
         conn.batch_execute(&format!(
             "SELECT pg_advisory_lock({MIGRATION_LOCK}); \
              CREATE SCHEMA IF NOT EXISTS {quoted}; SET search_path TO {quoted}"
         ))?;
-        let applied: anyhow::Result<Vec<String>> = conn
+        let applied = conn
             .run_pending_migrations(migrations)
-            .map(|versions| versions.iter().map(ToString::to_string).collect())
-            .map_err(|err| anyhow!("migrating schema {schema}: {err}"));
+            .map(|versions| versions.iter().map(ToString::to_string).collect());
         conn.batch_execute(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))?;
-        let versions = applied?;
-        Ok(Applied { schema, versions })
+        match applied {
+            Ok(versions) => Ok(Applied { schema, versions }),
+            Err(cause) => Err(Error::Migration { schema, cause }),
+        }
     })
     .await?
 }
@@ -81,19 +82,20 @@ async fn migrate_schema(url: &str, schema: &str, migrations: EmbeddedMigrations)
 /// runner is synchronous); the connection comes back for the rest.
 pub async fn migrate_new_workspace(conn: super::Conn, schema: &str) -> crate::error::Result<super::Conn> {
     let schema = schema.to_owned();
-    let migrated = tokio::task::spawn_blocking(move || -> anyhow::Result<super::Conn> {
+    let migrated = tokio::task::spawn_blocking(move || -> Result<super::Conn, Error> {
         let mut conn = AsyncConnectionWrapper::<super::Conn>::from(conn);
         let quoted = quote_ident(&schema);
         conn.batch_execute(&format!("CREATE SCHEMA {quoted}; SET LOCAL search_path TO {quoted}"))?;
-        conn.run_pending_migrations(WORKSPACE)
-            .map_err(|err| anyhow!("migrating schema {schema}: {err}"))?;
+        if let Err(cause) = conn.run_pending_migrations(WORKSPACE) {
+            return Err(Error::Migration { schema, cause });
+        }
         conn.batch_execute("SET LOCAL search_path TO DEFAULT")?;
         Ok(conn.into_inner())
     })
     .await;
     match migrated {
         Ok(Ok(conn)) => Ok(conn),
-        Ok(Err(err)) => Err(crate::error::CrmError::internal(format_args!("{err:#}"))),
+        Ok(Err(err)) => Err(crate::error::CrmError::internal(err)),
         Err(err) => Err(crate::error::CrmError::internal(format_args!(
             "migrating a new schema: {err}"
         ))),

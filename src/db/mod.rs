@@ -2,6 +2,7 @@
 //! and the SQL builder every query goes through.
 
 pub mod embedded;
+mod error;
 pub mod migrate;
 pub mod sql;
 
@@ -9,7 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use deadpool::managed::{Hook, HookError};
 use diesel::connection::{Instrumentation, InstrumentationEvent};
 use diesel_async::pooled_connection::deadpool::{Object, Pool};
@@ -18,6 +18,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
 pub use embedded::{ClusterOptions, EmbeddedPostgres};
+pub use error::Error;
 
 /// Checkouts after which a pooled connection is replaced.
 const CONNECTION_USES: usize = 10_000;
@@ -49,7 +50,7 @@ impl Database {
     /// Builds the pool. Every connection gets the configured
     /// `statement_timeout`, UTC as its time zone, and a counter of the SQL
     /// statements it runs (the N+1 guard in the tests reads it).
-    pub fn connect(url: &str, options: &PoolOptions) -> anyhow::Result<Self> {
+    pub fn connect(url: &str, options: &PoolOptions) -> Result<Self, Error> {
         let statements = Arc::new(AtomicU64::new(0));
         let timeout_ms = options.statement_timeout.as_millis();
         let counter = statements.clone();
@@ -83,7 +84,7 @@ impl Database {
                 }
             }))
             .build()
-            .context("building the connection pool")?;
+            .map_err(Error::Pool)?;
         Ok(Database { pool, statements })
     }
 
@@ -124,7 +125,7 @@ pub async fn ping(url: &str) -> diesel::ConnectionResult<()> {
 
 /// Creates database `name` in the cluster behind `admin_url` unless it
 /// exists, optionally as a copy of `template`.
-pub async fn create_database(admin_url: &str, name: &str, template: Option<&str>) -> anyhow::Result<()> {
+pub async fn create_database(admin_url: &str, name: &str, template: Option<&str>) -> Result<(), Error> {
     use diesel::sql_types::Text;
     use diesel_async::RunQueryDsl;
     let mut conn = AsyncPgConnection::establish(admin_url).await?;
@@ -139,7 +140,10 @@ pub async fn create_database(admin_url: &str, name: &str, template: Option<&str>
         }
         conn.batch_execute(&statement)
             .await
-            .with_context(|| format!("creating database {name}"))?;
+            .map_err(|source| Error::CreateDatabase {
+                name: name.to_owned(),
+                source,
+            })?;
     }
     Ok(())
 }

@@ -483,6 +483,45 @@ impl<'a> Compiler<'a> {
     /// `accounts(…) { … }` or a nested list: one page in keyset order, with
     /// `limit + 1` rows read to know whether more follow.
     fn connection(&mut self, object: &ObjectDef, field: &'a Field, parent: Option<Parent<'_>>) -> Compiled<Sql> {
+        let request = self.page_request(object, field)?;
+        let page = Page::new(&request, self.alias("p"));
+        let connection_type = format!("{}Connection", object.name);
+        let mut pairs = Vec::new();
+        let mut reads_page = false;
+        for item in self.fields(&field.selection_set.node, &connection_type)? {
+            Self::only_arguments(item, &[])?;
+            let value = match item.name.node.as_str() {
+                "__typename" => type_name(&connection_type),
+                "totalCount" => self.count(object, &request, parent.as_ref()),
+                "nodes" => {
+                    reads_page = true;
+                    page.list(&self.record(object, &item.selection_set.node, &page.rows)?)
+                }
+                "edges" => {
+                    reads_page = true;
+                    page.list(&self.edge(object, item, &page)?)
+                }
+                "pageInfo" => {
+                    reads_page = true;
+                    self.page_info(item, &page)?
+                }
+                _ => return Err(Skip::Unsupported),
+            };
+            pairs.push((item.response_key().node.clone(), value));
+        }
+        let mut sql = Sql::raw("(SELECT ");
+        sql.append(&json_object(pairs)?);
+        if reads_page {
+            sql.push(" FROM (")
+                .append(&self.page_rows(object, &request, parent.as_ref()));
+            sql.push(") AS ").ident(&page.rows);
+        }
+        sql.push(")");
+        Ok(sql)
+    }
+
+    /// The page a connection field asks for, from its arguments.
+    fn page_request(&self, object: &ObjectDef, field: &'a Field) -> Compiled<page::PageRequest> {
         const ARGUMENTS: [&str; 7] = [
             "filter",
             "orderBy",
@@ -503,108 +542,45 @@ impl<'a> Compiler<'a> {
             before: values[5].as_ref(),
             include_deleted: values[6].as_ref(),
         };
-        let request = input::page_request(self.model, self.workspace, self.visibility, object, &args)
-            .map_err(|_| Skip::Values)?;
-        let backward = request.last.is_some();
-        // A number this code computed (0–500): written into the SQL text.
-        let limit = request.limit();
-        let rows = self.alias("p");
-        let (position, position_reversed) = if backward {
-            ("\"__position\" DESC", "\"__position\" ASC")
-        } else {
-            ("\"__position\" ASC", "\"__position\" DESC")
-        };
-        // Aggregates over the page's rows, without the extra one.
-        let aggregate = |function: &str, value: &Sql, order: &str| {
-            let mut sql = Sql::raw(function);
-            sql.push("(").append(value).push(" ORDER BY ").ident(&rows).push(".");
-            sql.push(order)
-                .push(") FILTER (WHERE ")
-                .ident(&rows)
-                .push(".\"__position\" <= ");
-            sql.push(&limit.to_string()).push(")");
-            sql
-        };
-        let more = || {
-            let mut sql = Sql::raw("(count(*) > ");
-            sql.push(&limit.to_string()).push(")");
-            sql
-        };
-        let cursor = page::cursor_sql(&request.order, &rows);
-        let connection_type = format!("{}Connection", object.name);
+        input::page_request(self.model, self.workspace, self.visibility, object, &args).map_err(|_| Skip::Values)
+    }
+
+    /// One element of `edges`: its `cursor` and `node`, for a row of the page.
+    fn edge(&mut self, object: &ObjectDef, edges: &'a Field, page: &Page) -> Compiled<Sql> {
+        let edge_type = format!("{}Edge", object.name);
         let mut pairs = Vec::new();
-        let mut reads_page = false;
-        for item in self.fields(&field.selection_set.node, &connection_type)? {
-            Self::only_arguments(item, &[])?;
-            let value = match item.name.node.as_str() {
-                "__typename" => type_name(&connection_type),
-                "totalCount" => self.count(object, &request, parent.as_ref()),
-                "nodes" => {
-                    reads_page = true;
-                    let record = self.record(object, &item.selection_set.node, &rows)?;
-                    let mut sql = Sql::raw("coalesce(");
-                    sql.append(&aggregate("json_agg", &record, position))
-                        .push(", '[]'::json)");
-                    sql
-                }
-                "edges" => {
-                    reads_page = true;
-                    let edge_type = format!("{}Edge", object.name);
-                    let mut edge = Vec::new();
-                    for edge_field in self.fields(&item.selection_set.node, &edge_type)? {
-                        Self::only_arguments(edge_field, &[])?;
-                        let value = match edge_field.name.node.as_str() {
-                            "__typename" => type_name(&edge_type),
-                            "cursor" => cursor.clone(),
-                            "node" => self.record(object, &edge_field.selection_set.node, &rows)?,
-                            _ => return Err(Skip::Unsupported),
-                        };
-                        edge.push((edge_field.response_key().node.clone(), value));
-                    }
-                    let mut sql = Sql::raw("coalesce(");
-                    sql.append(&aggregate("json_agg", &json_object(edge)?, position))
-                        .push(", '[]'::json)");
-                    sql
-                }
-                "pageInfo" => {
-                    reads_page = true;
-                    let mut info = Vec::new();
-                    for info_field in self.fields(&item.selection_set.node, "PageInfo")? {
-                        Self::only_arguments(info_field, &[])?;
-                        let value = match info_field.name.node.as_str() {
-                            "__typename" => type_name("PageInfo"),
-                            "hasNextPage" if backward => boolean(request.before.is_some()),
-                            "hasNextPage" => more(),
-                            "hasPreviousPage" if backward => more(),
-                            "hasPreviousPage" => boolean(request.after.is_some()),
-                            "startCursor" | "endCursor" => {
-                                let order = match info_field.name.node.as_str() {
-                                    "startCursor" => position,
-                                    _ => position_reversed,
-                                };
-                                let mut sql = Sql::raw("(");
-                                sql.append(&aggregate("array_agg", &cursor, order)).push(")[1]");
-                                sql
-                            }
-                            _ => return Err(Skip::Unsupported),
-                        };
-                        info.push((info_field.response_key().node.clone(), value));
-                    }
-                    json_object(info)?
-                }
+        for field in self.fields(&edges.selection_set.node, &edge_type)? {
+            Self::only_arguments(field, &[])?;
+            let value = match field.name.node.as_str() {
+                "__typename" => type_name(&edge_type),
+                "cursor" => page.cursor.clone(),
+                "node" => self.record(object, &field.selection_set.node, &page.rows)?,
                 _ => return Err(Skip::Unsupported),
             };
-            pairs.push((item.response_key().node.clone(), value));
+            pairs.push((field.response_key().node.clone(), value));
         }
-        let mut sql = Sql::raw("(SELECT ");
-        sql.append(&json_object(pairs)?);
-        if reads_page {
-            sql.push(" FROM (")
-                .append(&self.page_rows(object, &request, parent.as_ref()));
-            sql.push(") AS ").ident(&rows);
+        json_object(pairs)
+    }
+
+    /// `pageInfo`: whether more rows follow either way, and the cursors of
+    /// the page's first and last rows.
+    fn page_info(&mut self, info: &'a Field, page: &Page) -> Compiled<Sql> {
+        let mut pairs = Vec::new();
+        for field in self.fields(&info.selection_set.node, "PageInfo")? {
+            Self::only_arguments(field, &[])?;
+            let value = match field.name.node.as_str() {
+                "__typename" => type_name("PageInfo"),
+                "hasNextPage" if page.backward => boolean(page.has_before),
+                "hasNextPage" => page.more(),
+                "hasPreviousPage" if page.backward => page.more(),
+                "hasPreviousPage" => boolean(page.has_after),
+                "startCursor" => page.cursor_of(page.position),
+                "endCursor" => page.cursor_of(page.position_reversed),
+                _ => return Err(Skip::Unsupported),
+            };
+            pairs.push((field.response_key().node.clone(), value));
         }
-        sql.push(")");
-        Ok(sql)
+        json_object(pairs)
     }
 
     /// The page's rows plus one, numbered in the order they are read.
@@ -656,6 +632,85 @@ impl<'a> Compiler<'a> {
                 .append(&filter.compile(self.workspace, table))
                 .push(")");
         }
+        sql
+    }
+}
+
+/// The rows of one page as a connection's fields read them: numbered by
+/// `__position` in reading order, with one row past the page (`limit + 1`
+/// are read) telling whether more follow.
+struct Page {
+    /// The alias of the page's rows.
+    rows: String,
+    /// A number this code computed (0–500): written into the SQL text.
+    limit: usize,
+    /// Read with `last`/`before`: the rows come in reverse order.
+    backward: bool,
+    has_after: bool,
+    has_before: bool,
+    /// The order of the rows as the client sees them, and its reverse.
+    position: &'static str,
+    position_reversed: &'static str,
+    /// A row's cursor.
+    cursor: Sql,
+}
+
+impl Page {
+    fn new(request: &page::PageRequest, rows: String) -> Self {
+        let backward = request.last.is_some();
+        let (position, position_reversed) = if backward {
+            ("\"__position\" DESC", "\"__position\" ASC")
+        } else {
+            ("\"__position\" ASC", "\"__position\" DESC")
+        };
+        Page {
+            cursor: page::cursor_sql(&request.order, &rows),
+            rows,
+            limit: request.limit(),
+            backward,
+            has_after: request.after.is_some(),
+            has_before: request.before.is_some(),
+            position,
+            position_reversed,
+        }
+    }
+
+    /// `function(value ORDER BY …)` over the page's rows, without the extra one.
+    fn aggregate(&self, function: &str, value: &Sql, order: &str) -> Sql {
+        let mut sql = Sql::raw(function);
+        sql.push("(")
+            .append(value)
+            .push(" ORDER BY ")
+            .ident(&self.rows)
+            .push(".");
+        sql.push(order)
+            .push(") FILTER (WHERE ")
+            .ident(&self.rows)
+            .push(".\"__position\" <= ");
+        sql.push(&self.limit.to_string()).push(")");
+        sql
+    }
+
+    /// A JSON list of `element` for each row of the page, `[]` for none.
+    fn list(&self, element: &Sql) -> Sql {
+        let mut sql = Sql::raw("coalesce(");
+        sql.append(&self.aggregate("json_agg", element, self.position))
+            .push(", '[]'::json)");
+        sql
+    }
+
+    /// Whether more rows follow than the page holds.
+    fn more(&self) -> Sql {
+        let mut sql = Sql::raw("(count(*) > ");
+        sql.push(&self.limit.to_string()).push(")");
+        sql
+    }
+
+    /// The cursor of the page's first row in `order`.
+    fn cursor_of(&self, order: &str) -> Sql {
+        let mut sql = Sql::raw("(");
+        sql.append(&self.aggregate("array_agg", &self.cursor, order))
+            .push(")[1]");
         sql
     }
 }

@@ -16,15 +16,14 @@ use axum::http::header;
 use axum::http::request::Parts;
 
 use super::rate_limit::ClientAddress;
-use super::HttpError;
-use crate::app::App;
+use super::{HttpError, Shared};
 use crate::auth::Actor;
 use crate::error::CrmError;
 
-impl FromRequestParts<Arc<App>> for Actor {
+impl FromRequestParts<Arc<Shared>> for Actor {
     type Rejection = HttpError;
 
-    async fn from_request_parts(parts: &mut Parts, app: &Arc<App>) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<Shared>) -> Result<Self, Self::Rejection> {
         let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         match app.auth.authenticate(authorization).await {
             Ok(actor) => {

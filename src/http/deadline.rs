@@ -13,14 +13,13 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
-use super::HttpError;
-use crate::app::App;
+use super::{HttpError, Shared};
 use crate::error::CrmError;
 
 /// Refuses with 503 `TIMEOUT` a request not answered within the request
 /// timeout (the work on it stops).
 pub(super) async fn within_request_timeout(
-    app: &App,
+    app: &Shared,
     answer: impl Future<Output = Result<Response, HttpError>>,
 ) -> Result<Response, HttpError> {
     let limit = app.config.request_timeout;
@@ -36,7 +35,7 @@ pub(super) async fn within_request_timeout(
 
 /// A request's whole body, read within the body timeout and up to the
 /// body limit; the refusal otherwise.
-pub(super) async fn read_body(app: &App, body: Body) -> Result<Bytes, HttpError> {
+pub(super) async fn read_body(app: &Shared, body: Body) -> Result<Bytes, HttpError> {
     let (limit, timeout) = (app.config.body_limit, app.config.body_timeout);
     let too_large = || {
         HttpError::bad_request(

@@ -20,15 +20,14 @@ use axum::RequestPartsExt;
 use serde_json::json;
 
 use super::workspace::Endpoint;
-use super::{accepts, deadline, errors_body, graphql_response, playground, Format, HttpError};
-use crate::app::App;
+use super::{accepts, deadline, errors_body, graphql_response, playground, Format, HttpError, Shared};
 use crate::auth::{Actor, Role};
 use crate::error::CrmError;
 use crate::graphql::{self, Caller, Workspace};
 
 /// `POST /graphql` and `POST /sandboxes/{name}/graphql`.
 pub(super) async fn post(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Shared>>,
     endpoint: Endpoint,
     request: Request,
 ) -> Result<Response, HttpError> {
@@ -52,7 +51,7 @@ pub(super) async fn post(
 /// `GET /graphql` and `GET /sandboxes/{name}/graphql`: a query, or the
 /// playground for a browser that asks for no query.
 pub(super) async fn get(
-    State(app): State<Arc<App>>,
+    State(app): State<Arc<Shared>>,
     endpoint: Endpoint,
     RawQuery(query): RawQuery,
     request: Request,
@@ -98,7 +97,7 @@ fn require_json(headers: &HeaderMap) -> Result<(), HttpError> {
 /// braces and brackets bounds selection depth plus argument nesting (input
 /// objects and lists), so no recursive walk after it can exhaust the stack.
 /// The exact depth check runs after it.
-fn too_deep(app: &App, request: &async_graphql::Request) -> Result<(), HttpError> {
+fn too_deep(app: &Shared, request: &async_graphql::Request) -> Result<(), HttpError> {
     use crate::graphql::limits::{nesting, variables_nesting, ARGUMENT_NESTING};
     let bound = app.config.max_depth + ARGUMENT_NESTING;
     let text = nesting(request.query.as_bytes());
@@ -133,7 +132,7 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
 /// midway would only waste it (each statement is still bounded by
 /// `statement_timeout`, which those operations lift on purpose).
 async fn run(
-    app: Arc<App>,
+    app: Arc<Shared>,
     headers: &HeaderMap,
     actor: Actor,
     workspace: Workspace,
@@ -154,7 +153,7 @@ async fn run(
 }
 
 async fn answer(
-    app: Arc<App>,
+    app: Arc<Shared>,
     headers: &HeaderMap,
     actor: Actor,
     workspace: Workspace,
@@ -226,7 +225,7 @@ async fn answer(
 
 /// Where clients reach this server: the configured public URL, else the
 /// address this request was sent to.
-fn base_url(app: &App, headers: &HeaderMap) -> Option<String> {
+fn base_url(app: &Shared, headers: &HeaderMap) -> Option<String> {
     if let Some(url) = &app.config.public_url {
         return Some(url.trim_end_matches('/').to_owned());
     }

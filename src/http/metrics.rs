@@ -8,13 +8,13 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
-use crate::app::App;
+use super::Shared;
 use crate::auth::Actor;
 
 /// `GET /metrics`, for any authenticated caller: the numbers that show how
 /// the server copes (statements run, pooled connections, compiled answers,
 /// schema builds, what the rate limiters and the token cache hold).
-pub(super) async fn metrics(State(app): State<Arc<App>>, _caller: Actor) -> Response {
+pub(super) async fn metrics(State(app): State<Arc<Shared>>, _caller: Actor) -> Response {
     let (in_use, idle) = app.db.pool_status();
     let (builds, build_micros) = app.schemas.build_stats();
     let (limited_tokens, limited_addresses) = app.limits.tracked();

@@ -15,6 +15,10 @@
 //! serves the router with limits on connections, `deadline` bounds how
 //! long a request may take, `rate_limit` how often a token (or an address
 //! failing to authenticate) may call.
+//!
+//! What requests read is [`Shared`]; the server above this layer (the
+//! `app` module) builds it and hands it over through [`Server`], so nothing
+//! here depends on how the server is put together.
 
 mod caller;
 mod deadline;
@@ -43,11 +47,45 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
-use crate::app::App;
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::db::Database;
 use crate::error::CrmError;
+use crate::graphql::SchemaCache;
+use rate_limit::RateLimits;
+
+/// What every request reads: the configuration, the database, the
+/// workspaces' schemas, the token checks and the rate limits.
+pub struct Shared {
+    pub config: Config,
+    pub db: Database,
+    pub schemas: Arc<SchemaCache>,
+    /// Checks the API token of every request.
+    pub auth: Arc<Authenticator>,
+    /// How often a token, or an address failing to authenticate, may call.
+    pub limits: RateLimits,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .field("db", &self.db)
+            .finish()
+    }
+}
+
+/// A server this layer can serve: it holds the [`Shared`] state requests
+/// read. [`serve`] keeps the server alive while it serves, and with it
+/// whatever else the server runs (such as listening for other servers'
+/// changes).
+pub trait Server: Send + Sync + 'static {
+    /// The state every request reads.
+    fn shared(&self) -> &Arc<Shared>;
+}
 
 /// The whole HTTP surface of the server.
-pub fn router(app: Arc<App>) -> Router {
+pub fn router(app: Arc<Shared>) -> Router {
     let mut router = Router::new()
         .route("/", get(|| async { Redirect::temporary("/graphql") }))
         .route("/graphql", get(graphql::get).post(graphql::post))
@@ -102,7 +140,7 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
-async fn readyz(State(app): State<Arc<App>>) -> Response {
+async fn readyz(State(app): State<Arc<Shared>>) -> Response {
     use diesel_async::SimpleAsyncConnection;
     let ready = match app.db.conn().await {
         Ok(mut conn) => conn.batch_execute("SELECT 1").await.is_ok(),

@@ -11,11 +11,11 @@ use axum::http::{header, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
 use super::workspace::{sandbox_exists, Endpoint};
-use crate::app::App;
+use super::Shared;
 
 /// The playground of an endpoint, or a 404 page when there is no such
 /// sandbox.
-pub(super) async fn page(app: &App, endpoint: &Endpoint) -> Response {
+pub(super) async fn page(app: &Shared, endpoint: &Endpoint) -> Response {
     let name = match endpoint {
         Endpoint::Production => return playground("production", "/graphql").into_response(),
         Endpoint::Sandbox(name) => name,

@@ -35,22 +35,28 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 use tower::ServiceExt;
 
-use crate::app::App;
+use super::Server;
 use crate::config::Config;
 
 /// File descriptors kept for everything but client connections: the
 /// database pool, the listener, log and data files.
 const RESERVED_FILES: u64 = 128;
 
-/// Serves `app` on `listener` until `shutdown` resolves, then stops
-/// accepting, lets in-flight requests finish and returns.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: impl Future<Output = ()>) -> io::Result<()> {
+/// Serves `server` on `listener` until `shutdown` resolves, then stops
+/// accepting, lets in-flight requests finish and returns (dropping
+/// `server` only then).
+pub async fn serve(
+    listener: TcpListener,
+    server: Arc<impl Server>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let app = server.shared();
     let limits = ConnectionLimits {
         header: app.config.header_timeout,
         idle: app.config.idle_timeout,
     };
     let slots = Arc::new(Semaphore::new(connection_cap(&app.config)));
-    let router = super::router(app);
+    let router = super::router(app.clone());
     let mut http = http1::Builder::new();
     // A backstop only: `Watched` closes such connections sooner.
     http.timer(TokioTimer::new())

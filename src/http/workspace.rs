@@ -13,8 +13,7 @@ use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::RequestPartsExt;
 
-use super::HttpError;
-use crate::app::App;
+use super::{HttpError, Shared};
 use crate::auth::{Actor, Role};
 use crate::error::CrmError;
 use crate::graphql::Workspace;
@@ -39,7 +38,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Endpoint {
 
 impl Endpoint {
     /// The workspace `actor` reaches here, or the refusal.
-    pub(super) async fn resolve(&self, app: &App, actor: &Actor) -> Result<Workspace, HttpError> {
+    pub(super) async fn resolve(&self, app: &Shared, actor: &Actor) -> Result<Workspace, HttpError> {
         let Endpoint::Sandbox(name) = self else {
             return Ok(Workspace::production());
         };
@@ -86,7 +85,7 @@ impl Endpoint {
 
 /// Whether a sandbox of this name exists (for its playground page, which
 /// needs no token); a database that cannot say counts as no.
-pub(super) async fn sandbox_exists(app: &App, name: &str) -> bool {
+pub(super) async fn sandbox_exists(app: &Shared, name: &str) -> bool {
     match app.db.conn().await {
         Ok(mut conn) => {
             crate::sandbox::check_name(name).is_ok()

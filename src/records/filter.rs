@@ -124,107 +124,34 @@ impl Filter {
     /// The condition as SQL on table alias `alias`; related tables are read
     /// from the workspace schema `schema`.
     pub fn compile(&self, schema: &str, alias: &str) -> Sql {
-        let mut sql = Sql::new();
         match self {
-            Filter::All(items) | Filter::Any(items) if items.is_empty() => {
-                sql.push(if matches!(self, Filter::All(_)) {
-                    "true"
-                } else {
-                    "false"
-                });
-            }
-            Filter::All(items) | Filter::Any(items) => {
-                let sep = if matches!(self, Filter::All(_)) {
-                    " AND "
-                } else {
-                    " OR "
-                };
-                let parts: Vec<Sql> = items
-                    .iter()
-                    .map(|f| {
-                        let mut part = Sql::raw("(");
-                        part.append(&f.compile(schema, alias)).push(")");
-                        part
-                    })
-                    .collect();
-                sql.join(&parts, sep);
-            }
+            Filter::All(items) => connective(items, " AND ", "true", schema, alias),
+            Filter::Any(items) => connective(items, " OR ", "false", schema, alias),
             Filter::Not(inner) => {
-                sql.push("NOT coalesce((")
-                    .append(&inner.compile(schema, alias))
-                    .push("), false)");
+                let mut sql = Sql::raw("NOT coalesce((");
+                sql.append(&inner.compile(schema, alias)).push("), false)");
+                sql
             }
-            Filter::Compare { column, op, value } => {
-                let op = match op {
-                    Comparison::Eq => " = ",
-                    // Null is "not equal" to any value: the intuitive answer
-                    // for "industry is not SOFTWARE".
-                    Comparison::Neq => " IS DISTINCT FROM ",
-                    Comparison::Gt => " > ",
-                    Comparison::Gte => " >= ",
-                    Comparison::Lt => " < ",
-                    Comparison::Lte => " <= ",
-                };
-                sql.column(alias, column).push(op).bind(value.clone());
-            }
+            Filter::Compare { column, op, value } => comparison(alias, column, *op, value),
             Filter::In {
                 column,
                 values,
                 negated,
-            } => {
-                if values.is_empty() {
-                    sql.push(if *negated { "true" } else { "false" });
-                    return sql;
-                }
-                let binds: Vec<Sql> = values
-                    .iter()
-                    .map(|v| {
-                        let mut b = Sql::new();
-                        b.bind(v.clone());
-                        b
-                    })
-                    .collect();
-                if *negated {
-                    sql.push("(").column(alias, column).push(" IS NULL OR ");
-                    sql.column(alias, column)
-                        .push(" NOT IN (")
-                        .join(&binds, ", ")
-                        .push("))");
-                } else {
-                    sql.column(alias, column).push(" IN (").join(&binds, ", ").push(")");
-                }
-            }
+            } => membership(alias, column, values, *negated),
             Filter::IsNull { column, is_null } => {
+                let mut sql = Sql::new();
                 sql.column(alias, column)
                     .push(if *is_null { " IS NULL" } else { " IS NOT NULL" });
+                sql
             }
-            Filter::Text { column, op, pattern } => {
-                let (keyword, pattern) = match op {
-                    TextMatch::Like => (" LIKE ", pattern.clone()),
-                    TextMatch::ILike => (" ILIKE ", pattern.clone()),
-                    TextMatch::StartsWith => (" LIKE ", format!("{}%", escape_like(pattern))),
-                    TextMatch::Contains => (" LIKE ", format!("%{}%", escape_like(pattern))),
-                };
-                sql.column(alias, column).push(keyword).bind(Bind::Text(Some(pattern)));
-            }
-            Filter::Array { column, op, values } => {
-                let values = Bind::TextArray(Some(values.clone()));
-                match op {
-                    ArrayMatch::Any => sql.column(alias, column).push(" && ").bind(values),
-                    ArrayMatch::All => sql.column(alias, column).push(" @> ").bind(values),
-                    ArrayMatch::None => {
-                        sql.push("NOT coalesce(")
-                            .column(alias, column)
-                            .push(" && ")
-                            .bind(values);
-                        sql.push(", false)")
-                    }
-                };
-            }
+            Filter::Text { column, op, pattern } => text_match(alias, column, *op, pattern),
+            Filter::Array { column, op, values } => array_match(alias, column, *op, values),
             Filter::JsonContains { column, value } => {
+                let mut sql = Sql::new();
                 sql.column(alias, column)
                     .push(" @> ")
                     .bind(Bind::Json(Some(value.clone())));
+                sql
             }
             Filter::Related {
                 schema: own_schema,
@@ -238,7 +165,7 @@ impl Filter {
                 // Each nesting level gets its own alias: `t`, `tr`, `trr` …
                 let related = format!("{alias}r");
                 let condition = inner.compile(schema, &related);
-                sql.push(if *quantifier == Quantifier::Some {
+                let mut sql = Sql::raw(if *quantifier == Quantifier::Some {
                     "EXISTS ("
                 } else {
                     "NOT EXISTS ("
@@ -259,10 +186,103 @@ impl Filter {
                     Quantifier::Some | Quantifier::None => sql.push("(").append(&condition).push("))"),
                     Quantifier::Every => sql.push("NOT coalesce((").append(&condition).push("), false))"),
                 };
+                sql
             }
         }
-        sql
     }
+}
+
+/// `items` joined by `separator` (` AND `, ` OR `), each in parentheses;
+/// `empty` when there are none.
+fn connective(items: &[Filter], separator: &str, empty: &str, schema: &str, alias: &str) -> Sql {
+    if items.is_empty() {
+        return Sql::raw(empty);
+    }
+    let parts: Vec<Sql> = items
+        .iter()
+        .map(|f| {
+            let mut part = Sql::raw("(");
+            part.append(&f.compile(schema, alias)).push(")");
+            part
+        })
+        .collect();
+    let mut sql = Sql::new();
+    sql.join(&parts, separator);
+    sql
+}
+
+/// `column <op> value`.
+fn comparison(alias: &str, column: &str, op: Comparison, value: &Bind) -> Sql {
+    let op = match op {
+        Comparison::Eq => " = ",
+        // Null is "not equal" to any value: the intuitive answer
+        // for "industry is not SOFTWARE".
+        Comparison::Neq => " IS DISTINCT FROM ",
+        Comparison::Gt => " > ",
+        Comparison::Gte => " >= ",
+        Comparison::Lt => " < ",
+        Comparison::Lte => " <= ",
+    };
+    let mut sql = Sql::new();
+    sql.column(alias, column).push(op).bind(value.clone());
+    sql
+}
+
+/// `column IN (…)`, or `NOT IN` (which nulls match too).
+fn membership(alias: &str, column: &str, values: &[Bind], negated: bool) -> Sql {
+    if values.is_empty() {
+        return Sql::raw(if negated { "true" } else { "false" });
+    }
+    let binds: Vec<Sql> = values
+        .iter()
+        .map(|v| {
+            let mut b = Sql::new();
+            b.bind(v.clone());
+            b
+        })
+        .collect();
+    let mut sql = Sql::new();
+    if negated {
+        sql.push("(").column(alias, column).push(" IS NULL OR ");
+        sql.column(alias, column)
+            .push(" NOT IN (")
+            .join(&binds, ", ")
+            .push("))");
+    } else {
+        sql.column(alias, column).push(" IN (").join(&binds, ", ").push(")");
+    }
+    sql
+}
+
+/// `column LIKE pattern` (or `ILIKE`), a prefix or substring matched literally.
+fn text_match(alias: &str, column: &str, op: TextMatch, pattern: &str) -> Sql {
+    let (keyword, pattern) = match op {
+        TextMatch::Like => (" LIKE ", pattern.to_owned()),
+        TextMatch::ILike => (" ILIKE ", pattern.to_owned()),
+        TextMatch::StartsWith => (" LIKE ", format!("{}%", escape_like(pattern))),
+        TextMatch::Contains => (" LIKE ", format!("%{}%", escape_like(pattern))),
+    };
+    let mut sql = Sql::new();
+    sql.column(alias, column).push(keyword).bind(Bind::Text(Some(pattern)));
+    sql
+}
+
+/// A list column holding any, all or none of `values`.
+fn array_match(alias: &str, column: &str, op: ArrayMatch, values: &[String]) -> Sql {
+    let values = Bind::TextArray(Some(values.to_vec()));
+    let mut sql = Sql::new();
+    match op {
+        ArrayMatch::Any => sql.column(alias, column).push(" && ").bind(values),
+        ArrayMatch::All => sql.column(alias, column).push(" @> ").bind(values),
+        ArrayMatch::None => {
+            sql.push("NOT coalesce(")
+                .column(alias, column)
+                .push(" && ")
+                .bind(values);
+            sql.push(", false)")
+        }
+    };
+    sql
 }
 
 /// Makes `%`, `_` and `\` in a literal match themselves under LIKE.

@@ -14,9 +14,8 @@ use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context};
-
 use super::RunAs;
+use crate::db::error::{Error, IoContext};
 
 /// Where relocated clusters live (see [`locate_pgdata`]).
 const RELOCATED_CLUSTERS: &str = "/var/lib/crm/clusters";
@@ -41,7 +40,7 @@ local replication all trust
 /// cluster is made under /var/lib/crm/clusters instead and
 /// `<data-dir>/pgdata` links to it, so the data folder still leads to
 /// everything.
-pub(super) fn locate_pgdata(data_dir: &Path, run_as: Option<RunAs>) -> anyhow::Result<PathBuf> {
+pub(super) fn locate_pgdata(data_dir: &Path, run_as: Option<RunAs>) -> Result<PathBuf, Error> {
     let link = data_dir.join("pgdata");
     if fs::symlink_metadata(&link).is_ok_and(|m| m.file_type().is_symlink()) {
         return fs::read_link(&link).with_context(|| format!("reading the link {}", link.display()));
@@ -74,7 +73,7 @@ pub(super) fn locate_pgdata(data_dir: &Path, run_as: Option<RunAs>) -> anyhow::R
 /// data folder, or its relocated home) and makes the socket folder
 /// `<home>/run`, owned by the cluster's user and closed to everyone else.
 /// Returns the socket folder.
-pub(super) fn protect(data_dir: &Path, home: &Path, run_as: Option<RunAs>) -> anyhow::Result<PathBuf> {
+pub(super) fn protect(data_dir: &Path, home: &Path, run_as: Option<RunAs>) -> Result<PathBuf, Error> {
     match run_as {
         // The cluster runs as us: nobody else needs to enter anything.
         None => set_mode(data_dir, 0o700)?,
@@ -96,15 +95,15 @@ pub(super) fn protect(data_dir: &Path, home: &Path, run_as: Option<RunAs>) -> an
 
 /// Fails with advice when the socket's path is longer than the kernel
 /// takes: with no TCP listener, the cluster would have no way in at all.
-pub(super) fn check_socket_path(socket_dir: &Path, port: u16) -> anyhow::Result<()> {
+pub(super) fn check_socket_path(socket_dir: &Path, port: u16) -> Result<(), Error> {
     let socket = socket_dir.join(format!(".s.PGSQL.{port}"));
     let length = socket.as_os_str().len();
     if length > MAX_SOCKET_PATH {
-        bail!(
-            "the PostgreSQL socket {} would be {length} bytes long, more than the {MAX_SOCKET_PATH} \
-             the system allows: choose a --data-dir with a shorter path",
-            socket.display()
-        );
+        return Err(Error::SocketPathTooLong {
+            socket,
+            length,
+            max: MAX_SOCKET_PATH,
+        });
     }
     Ok(())
 }
@@ -112,7 +111,7 @@ pub(super) fn check_socket_path(socket_dir: &Path, port: u16) -> anyhow::Result<
 /// Writes our `pg_hba.conf` (0600, owned by the cluster's user), replacing
 /// whatever `initdb` or an older version wrote. The new file is renamed
 /// into place, so the cluster never reads half of it.
-pub(super) fn write_pg_hba(pgdata: &Path, run_as: Option<RunAs>) -> anyhow::Result<()> {
+pub(super) fn write_pg_hba(pgdata: &Path, run_as: Option<RunAs>) -> Result<(), Error> {
     let path = pgdata.join("pg_hba.conf");
     let next = pgdata.join("pg_hba.conf.crm-new");
     let write = || -> std::io::Result<()> {
@@ -132,7 +131,7 @@ pub(super) fn write_pg_hba(pgdata: &Path, run_as: Option<RunAs>) -> anyhow::Resu
 }
 
 /// Opens the cluster's log for appending, readable by its owner only.
-pub(super) fn open_log(path: &Path, run_as: Option<RunAs>) -> anyhow::Result<fs::File> {
+pub(super) fn open_log(path: &Path, run_as: Option<RunAs>) -> Result<fs::File, Error> {
     let log = fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -146,13 +145,13 @@ pub(super) fn open_log(path: &Path, run_as: Option<RunAs>) -> anyhow::Result<fs:
 }
 
 /// Sets a file's or folder's permission bits.
-pub(super) fn set_mode(path: &Path, mode: u32) -> anyhow::Result<()> {
+pub(super) fn set_mode(path: &Path, mode: u32) -> Result<(), Error> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))
         .with_context(|| format!("restricting {} to mode {mode:o}", path.display()))
 }
 
 /// Gives `path` to the cluster's user when it runs as another account.
-pub(super) fn chown(path: &Path, run_as: Option<RunAs>) -> anyhow::Result<()> {
+pub(super) fn chown(path: &Path, run_as: Option<RunAs>) -> Result<(), Error> {
     if let Some(run_as) = run_as {
         std::os::unix::fs::chown(path, Some(run_as.uid), Some(run_as.gid))
             .with_context(|| format!("giving {} to the PostgreSQL user", path.display()))?;
@@ -161,17 +160,13 @@ pub(super) fn chown(path: &Path, run_as: Option<RunAs>) -> anyhow::Result<()> {
 }
 
 /// Fails with advice when `run_as` cannot walk down to the cluster.
-pub(super) fn check_reachable(pgdata: &Path, run_as: RunAs) -> anyhow::Result<()> {
+pub(super) fn check_reachable(pgdata: &Path, run_as: RunAs) -> Result<(), Error> {
     if let Some(blocked) = blocking_ancestor(pgdata, run_as) {
-        bail!(
-            "PostgreSQL runs as an unprivileged user when the server runs as root, and that user \
-             cannot enter {} (mode {:o}), which holds the cluster {}. Choose another --data-dir \
-             (e.g. /var/lib/crm) or `chmod o+x {}`",
-            blocked.display(),
-            mode_of(&blocked),
-            pgdata.display(),
-            blocked.display()
-        );
+        return Err(Error::Unreachable {
+            mode: mode_of(&blocked),
+            blocked,
+            pgdata: pgdata.to_path_buf(),
+        });
     }
     Ok(())
 }

@@ -25,9 +25,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC};
 
+use super::error::{Error, IoContext};
 use folders::{chown, locate_pgdata, set_mode};
 
 /// What to tell a user whose machine has no PostgreSQL server binaries.
@@ -66,17 +66,14 @@ pub struct PgBinaries {
 impl PgBinaries {
     /// Finds `initdb` and `postgres`: `PG_BIN`, then `PATH`, then the newest
     /// `/usr/lib/postgresql/*/bin` (Debian's layout).
-    pub fn find() -> anyhow::Result<Self> {
+    pub fn find() -> Result<Self, Error> {
         let has_both = |dir: &Path| dir.join("initdb").is_file() && dir.join("postgres").is_file();
         if let Some(dir) = std::env::var_os("PG_BIN") {
             let dir = PathBuf::from(dir);
             if has_both(&dir) {
                 return Ok(PgBinaries { dir });
             }
-            bail!(
-                "PG_BIN={} holds no initdb and postgres. {MISSING_BINARIES}",
-                dir.display()
-            );
+            return Err(Error::EmptyPgBin(dir));
         }
         if let Some(path) = std::env::var_os("PATH") {
             if let Some(dir) = std::env::split_paths(&path).find(|d| has_both(d)) {
@@ -96,7 +93,7 @@ impl PgBinaries {
         versions.sort();
         match versions.pop() {
             Some((_, dir)) => Ok(PgBinaries { dir }),
-            None => bail!(MISSING_BINARIES),
+            None => Err(Error::MissingBinaries),
         }
     }
 
@@ -114,7 +111,7 @@ struct RunAs {
 
 impl RunAs {
     /// `None` when this process is not root: the cluster runs as us.
-    fn for_this_process() -> anyhow::Result<Option<Self>> {
+    fn for_this_process() -> Result<Option<Self>, Error> {
         if current_uid() != 0 {
             return Ok(None);
         }
@@ -129,7 +126,7 @@ impl RunAs {
                 }
             }
         }
-        bail!("running as root, and no unprivileged user (postgres or nobody) exists to run PostgreSQL as")
+        Err(Error::NoUnprivilegedUser)
     }
 }
 
@@ -156,7 +153,7 @@ struct Running {
 /// The cluster running in `pgdata`, if the process that wrote its
 /// `postmaster.pid` still runs: the pid (line 1), the port naming the socket
 /// (line 4) and the socket's folder (line 5).
-fn running_cluster(pgdata: &Path) -> anyhow::Result<Option<Running>> {
+fn running_cluster(pgdata: &Path) -> Result<Option<Running>, Error> {
     let Ok(text) = fs::read_to_string(pgdata.join("postmaster.pid")) else {
         return Ok(None);
     };
@@ -174,17 +171,16 @@ fn running_cluster(pgdata: &Path) -> anyhow::Result<Option<Running>> {
             port,
             socket_dir: PathBuf::from(dir),
         })),
-        None => bail!(
-            "PostgreSQL (pid {pid}) runs in {} without a Unix socket, the only way this program \
-             connects to it: stop it and run the command again",
-            pgdata.display()
-        ),
+        None => Err(Error::NoSocket {
+            pid,
+            pgdata: pgdata.to_path_buf(),
+        }),
     }
 }
 
 /// A port no TCP server uses. The cluster listens on no TCP port; its port
 /// only names its socket file, and a free one keeps `psql -p` unambiguous.
-fn free_port() -> anyhow::Result<u16> {
+fn free_port() -> Result<u16, Error> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
 }
@@ -192,7 +188,7 @@ fn free_port() -> anyhow::Result<u16> {
 impl EmbeddedPostgres {
     /// Connects to the cluster under `data_dir`, starting it (and creating it
     /// first if needed) when it is not running.
-    pub async fn start(data_dir: &Path, options: ClusterOptions) -> anyhow::Result<Self> {
+    pub async fn start(data_dir: &Path, options: ClusterOptions) -> Result<Self, Error> {
         fs::create_dir_all(data_dir).with_context(|| format!("creating data folder {}", data_dir.display()))?;
         let data_dir = data_dir
             .canonicalize()
@@ -265,7 +261,7 @@ impl EmbeddedPostgres {
     }
 
     /// Uses the cluster another process started (and leaves it running).
-    async fn join(pgdata: PathBuf, running: Running) -> anyhow::Result<Self> {
+    async fn join(pgdata: PathBuf, running: Running) -> Result<Self, Error> {
         tracing::info!(
             pid = running.pid,
             port = running.port,
@@ -309,7 +305,7 @@ impl EmbeddedPostgres {
 
     /// Waits until the cluster accepts connections, or fails with the tail of
     /// its log when the postgres process has exited.
-    async fn wait_ready(&mut self, log: Option<&Path>) -> anyhow::Result<()> {
+    async fn wait_ready(&mut self, log: Option<&Path>) -> Result<(), Error> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let url = self.url("postgres");
         loop {
@@ -319,14 +315,11 @@ impl EmbeddedPostgres {
             if let Some(child) = self.child.as_mut() {
                 if let Some(status) = child.try_wait()? {
                     let tail = log.map(log_tail).unwrap_or_default();
-                    bail!("PostgreSQL exited during start-up ({status}):\n{tail}");
+                    return Err(Error::ExitedDuringStart { status, log_tail: tail });
                 }
             }
             if Instant::now() > deadline {
-                bail!(
-                    "PostgreSQL in {} did not accept connections within 60 s",
-                    self.pgdata.display()
-                );
+                return Err(Error::NotReady(self.pgdata.clone()));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -376,7 +369,7 @@ fn log_tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-fn initdb(binaries: &PgBinaries, pgdata: &Path, run_as: Option<RunAs>) -> anyhow::Result<()> {
+fn initdb(binaries: &PgBinaries, pgdata: &Path, run_as: Option<RunAs>) -> Result<(), Error> {
     if pgdata.exists() {
         // No PG_VERSION: an initdb that was interrupted. Nothing in it is data.
         fs::remove_dir_all(pgdata).context("removing an incomplete cluster folder")?;
@@ -394,6 +387,8 @@ fn initdb(binaries: &PgBinaries, pgdata: &Path, run_as: Option<RunAs>) -> anyhow
             "--auth-host=reject",
             "-E",
             "UTF8",
+            // Also `lc_messages = 'C'` in postgresql.conf: English messages,
+            // which `CrmError` reads timeouts from (see `error.rs`).
             "--locale=C",
             "--no-sync",
             "-D",
@@ -407,12 +402,14 @@ fn initdb(binaries: &PgBinaries, pgdata: &Path, run_as: Option<RunAs>) -> anyhow
         .output()
         .with_context(|| format!("running {}", binaries.tool("initdb").display()))?;
     if !output.status.success() {
-        bail!(
-            "initdb failed ({}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
+        return Err(Error::Initdb {
+            status: output.status,
+            output: format!(
+                "{}{}",
+                String::from_utf8_lossy(&output.stdout),
+                String::from_utf8_lossy(&output.stderr)
+            ),
+        });
     }
     let mut conf = fs::OpenOptions::new()
         .append(true)

@@ -1,0 +1,104 @@
+//! `crm serve`: migrates the database, makes the first administrator's
+//! token if there is none, says where the server listens, and serves until
+//! SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use crm::{auth, db, App, Config};
+
+/// `crm serve`: migrate, then serve until SIGINT/SIGTERM; in-flight requests
+/// finish before the database stops.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    super::on_database(config, async |config, url| serve_on(&config, url).await).await
+}
+
+async fn serve_on(config: &Config, url: &str) -> anyhow::Result<()> {
+    for applied in db::migrate::migrate_all(url).await? {
+        for version in &applied.versions {
+            tracing::info!(schema = %applied.schema, %version, "applied migration");
+        }
+    }
+    let app = App::new(config.clone(), url)?;
+    let first_admin = {
+        let mut conn = app.db.conn().await?;
+        auth::first_admin(&mut conn).await?
+    };
+    let address = SocketAddr::new(config.bind, config.port);
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .with_context(|| format!("listening on {address}"))?;
+    let address = listener.local_addr()?;
+    let host = if address.ip().is_unspecified() {
+        "127.0.0.1".to_owned()
+    } else {
+        address.ip().to_string()
+    };
+    println!("CRM server listening on http://{host}:{}", address.port());
+    println!(
+        "  GraphQL endpoint and playground: http://{host}:{}/graphql",
+        address.port()
+    );
+    let token_file = config.data_dir.join("admin-token");
+    match first_admin {
+        Some(issued) => {
+            write_secret(&token_file, &issued.token)?;
+            println!(
+                "  Created the administrator {} and its API token (shown once):",
+                issued.info.user_email
+            );
+            println!("    {}", issued.token);
+            println!("  It is also in {} (readable by you only).", token_file.display());
+        }
+        None if token_file.exists() => {
+            println!("  The first admin token is in {}.", token_file.display());
+        }
+        None => {}
+    }
+    println!("  Authenticate with the header  Authorization: Bearer <token>  (more tokens: crm token create)");
+    println!("  Health: /healthz  Readiness: /readyz  Metrics: /metrics");
+    crm::http::serve(listener, app, shutdown_signal())
+        .await
+        .context("serving HTTP")?;
+    tracing::info!("stopped accepting requests; in-flight requests finished");
+    Ok(())
+}
+
+/// Writes a secret to a file only its owner can read (mode 0600).
+fn write_secret(path: &std::path::Path, secret: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    writeln!(file, "{secret}").with_context(|| format!("writing {}", path.display()))?;
+    // An existing file keeps its mode through `open`: narrow it too.
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .with_context(|| format!("restricting {}", path.display()))?;
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
