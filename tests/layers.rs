@@ -1,6 +1,7 @@
-//! The layer order of `src/`: a module imports only modules below it, so
-//! there are no import circles and a change to a low room cannot depend on
-//! a high one. A new top-level module takes its place in `LAYERS`.
+//! The shape of `src/`: a module imports only modules below it in the
+//! layer order, so there are no import circles and a change to a low room
+//! cannot depend on a high one (a new top-level module takes its place in
+//! `LAYERS`); and no file grows past what a reader takes in at once.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -142,6 +143,24 @@ fn every_module_imports_only_modules_below_it() {
         "imports against the layer order:\n{}",
         wrong.join("\n")
     );
+}
+
+/// The longest a file in `src/` may be: split it by concern beyond that.
+const MAX_FILE_LINES: usize = 800;
+
+#[test]
+fn no_file_in_src_is_longer_than_800_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|file| {
+            let lines = std::fs::read_to_string(file).unwrap().lines().count();
+            (lines > MAX_FILE_LINES).then(|| format!("{} has {lines} lines", file.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "files over {MAX_FILE_LINES} lines:\n{}", long.join("\n"));
 }
 
 #[test]

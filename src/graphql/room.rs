@@ -51,6 +51,13 @@ impl Surface {
         self.scalars.push(scalar);
     }
 
+    /// Objects, input objects and enums at once.
+    pub fn types(&mut self, (objects, inputs, enums): (Vec<Object>, Vec<InputObject>, Vec<Enum>)) {
+        self.objects.extend(objects);
+        self.inputs.extend(inputs);
+        self.enums.extend(enums);
+    }
+
     /// Root query fields, named by `names` (a test checks the names match
     /// the fields).
     pub fn queries(&mut self, names: &[&'static str], fields: Vec<Field>) {

@@ -26,16 +26,7 @@ const MAX_FIRST: i32 = 500;
 
 /// Adds `sandboxDiff`, `promotions`, `promotion`, `promoteSandbox`, `revertPromotion` and their types.
 pub fn register(surface: &mut Surface) {
-    let (objects, inputs, enums) = types();
-    for object in objects {
-        surface.object(object);
-    }
-    for input in inputs {
-        surface.input(input);
-    }
-    for enumeration in enums {
-        surface.enumeration(enumeration);
-    }
+    surface.types(types());
     surface.queries(&["sandboxDiff", "promotions", "promotion"], query_fields());
     surface.mutations(mutation_fields());
 }
@@ -52,7 +43,10 @@ fn types() -> (Vec<Object>, Vec<InputObject>, Vec<Enum>) {
         enumeration(
             "ChangeKind",
             "What a promoted change is about.",
-            kinds::all().iter().map(|k| (k.identifier(), k.description())).collect(),
+            kinds::all()
+                .iter()
+                .map(|k| (k.about().identifier, k.about().description))
+                .collect(),
         ),
         enumeration(
             "ChangeAction",

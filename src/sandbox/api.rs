@@ -19,16 +19,7 @@ use crate::team::api::load_user;
 
 /// Adds the sandbox queries and mutations and their types.
 pub fn register(surface: &mut Surface) {
-    let (objects, inputs, enums) = types();
-    for object in objects {
-        surface.object(object);
-    }
-    for input in inputs {
-        surface.input(input);
-    }
-    for enumeration in enums {
-        surface.enumeration(enumeration);
-    }
+    surface.types(types());
     surface.queries(&["sandboxes", "sandbox"], query_fields());
     surface.mutations(mutation_fields());
 }

@@ -6,7 +6,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value as Json};
 
 use super::{
-    adopt_id, deleted, differs, rows, table_rows, text, Change, DataImpact, Item, Kind, MetadataKind, Snapshot,
+    adopt_id, deleted, differs, rows, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind, Snapshot,
 };
 use crate::error::{CrmError, Result};
 use crate::metadata::change::{
@@ -17,25 +17,17 @@ use crate::metadata::custom::parse_options;
 /// A custom field.
 pub struct Field;
 
+static ABOUT: About = About {
+    kind: Kind::Field,
+    identifier: "FIELD",
+    noun: "field",
+    description: "A custom field, with its picklist options.",
+    key: "fields",
+};
+
 impl MetadataKind for Field {
-    fn kind(&self) -> Kind {
-        Kind::Field
-    }
-
-    fn identifier(&self) -> &'static str {
-        "FIELD"
-    }
-
-    fn noun(&self) -> &'static str {
-        "field"
-    }
-
-    fn description(&self) -> &'static str {
-        "A custom field, with its picklist options."
-    }
-
-    fn key(&self) -> &'static str {
-        "fields"
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn document_sql(&self, schema: &str) -> String {
@@ -43,7 +35,7 @@ impl MetadataKind for Field {
     }
 
     fn read(&self, doc: &Json) -> Vec<(String, Json)> {
-        rows(doc, self.key())
+        rows(doc, ABOUT.key)
             .iter()
             .map(|row| {
                 let state = json!({

@@ -33,25 +33,29 @@ use super::change::Target;
 use crate::db::sql::{quote_ident, Bind, Sql};
 use crate::error::{CrmError, Result};
 
+/// What a kind is called, and where its items are in the metadata
+/// document.
+#[derive(Debug)]
+pub struct About {
+    /// The [`Kind`] naming it in changes.
+    pub kind: Kind,
+    /// Its identifier, as changes, keys and the API name it: `FIELD`.
+    pub identifier: &'static str,
+    /// What an item is called in a change's summary: `field`.
+    pub noun: &'static str,
+    /// One sentence saying what an item is, for the API's enum.
+    pub description: &'static str,
+    /// Its key in the metadata document: `fields`.
+    pub key: &'static str,
+}
+
 /// One kind of metadata item, implemented once per kind (one file each)
 /// and listed in [`all`].
 pub trait MetadataKind: Sync {
-    /// The [`Kind`] naming it in changes.
-    fn kind(&self) -> Kind;
+    /// What the kind is called and where its items are in the document.
+    fn about(&self) -> &'static About;
 
-    /// Its identifier, as changes, keys and the API name it: `FIELD`.
-    fn identifier(&self) -> &'static str;
-
-    /// What an item is called in a change's summary: `field`.
-    fn noun(&self) -> &'static str;
-
-    /// One sentence saying what an item is, for the API's enum.
-    fn description(&self) -> &'static str;
-
-    /// Its key in the metadata document: `fields`.
-    fn key(&self) -> &'static str;
-
-    /// The SQL giving its part of the document (under [`Self::key`]) for
+    /// The SQL giving its part of the document (under its [`About::key`]) for
     /// the workspace in `schema`, in a statement reading its
     /// `workspace_settings AS s`.
     fn document_sql(&self, schema: &str) -> String;
@@ -80,7 +84,7 @@ pub trait MetadataKind: Sync {
 
     /// One line saying what the addition `change` does.
     fn add_summary(&self, change: &Change) -> String {
-        format!("add {} {}", self.noun(), change.target)
+        format!("add {} {}", self.about().noun, change.target)
     }
 
     /// Brings the target's item from `current` (`None`: there is none) to
@@ -136,7 +140,7 @@ impl Kind {
 
     /// Its identifier: `FIELD`.
     pub fn as_str(self) -> &'static str {
-        self.def().identifier()
+        self.def().about().identifier
     }
 }
 
@@ -234,7 +238,7 @@ impl Change {
     /// One line saying what the change does.
     pub fn summary(&self) -> String {
         let def = self.kind.def();
-        let what = def.noun();
+        let what = def.about().noun;
         let target = &self.target;
         match self.action() {
             Action::Add => def.add_summary(self),
@@ -375,7 +379,7 @@ impl Snapshot {
     pub fn of(doc: &Json) -> Snapshot {
         let mut items = BTreeMap::new();
         for def in all() {
-            let kind = def.kind();
+            let kind = def.about().kind;
             for (id, state) in def.read(doc) {
                 let target = def.target_of(&state);
                 items.insert(
@@ -423,7 +427,7 @@ impl Snapshot {
 pub fn document(schema: &str) -> Sql {
     let mut parts = String::from("jsonb_build_object('version', s.metadata_version");
     for def in all() {
-        parts.push_str(&format!(", '{}', {}", def.key(), def.document_sql(schema)));
+        parts.push_str(&format!(", '{}', {}", def.about().key, def.document_sql(schema)));
     }
     parts.push(')');
     Sql::raw(&parts)

@@ -5,32 +5,24 @@ use diesel_async::AsyncPgConnection;
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value as Json};
 
-use super::{adopt_id, deleted, differs, rows, table_rows, text, Change, DataImpact, Item, Kind, MetadataKind};
+use super::{adopt_id, deleted, differs, rows, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind};
 use crate::error::{CrmError, Result};
 use crate::metadata::change::{self, ObjectPatch, ObjectSpec, Target};
 
 /// A custom object.
 pub struct Object;
 
+static ABOUT: About = About {
+    kind: Kind::Object,
+    identifier: "OBJECT",
+    noun: "object",
+    description: "A custom object.",
+    key: "objects",
+};
+
 impl MetadataKind for Object {
-    fn kind(&self) -> Kind {
-        Kind::Object
-    }
-
-    fn identifier(&self) -> &'static str {
-        "OBJECT"
-    }
-
-    fn noun(&self) -> &'static str {
-        "object"
-    }
-
-    fn description(&self) -> &'static str {
-        "A custom object."
-    }
-
-    fn key(&self) -> &'static str {
-        "objects"
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn document_sql(&self, schema: &str) -> String {
@@ -38,7 +30,7 @@ impl MetadataKind for Object {
     }
 
     fn read(&self, doc: &Json) -> Vec<(String, Json)> {
-        rows(doc, self.key())
+        rows(doc, ABOUT.key)
             .iter()
             .map(|row| {
                 let state = json!({

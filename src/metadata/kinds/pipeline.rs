@@ -6,7 +6,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value as Json};
 
 use super::configuration::{self, Table};
-use super::{rows, table_rows, text, Change, DataImpact, Item, Kind, MetadataKind};
+use super::{rows, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind};
 use crate::db::sql::Bind;
 use crate::error::Result;
 use crate::metadata::change::Target;
@@ -21,25 +21,17 @@ const TABLE: Table = Table {
     in_pipeline: false,
 };
 
+static ABOUT: About = About {
+    kind: Kind::Pipeline,
+    identifier: "PIPELINE",
+    noun: "pipeline",
+    description: "A sales pipeline.",
+    key: "pipelines",
+};
+
 impl MetadataKind for Pipeline {
-    fn kind(&self) -> Kind {
-        Kind::Pipeline
-    }
-
-    fn identifier(&self) -> &'static str {
-        "PIPELINE"
-    }
-
-    fn noun(&self) -> &'static str {
-        "pipeline"
-    }
-
-    fn description(&self) -> &'static str {
-        "A sales pipeline."
-    }
-
-    fn key(&self) -> &'static str {
-        "pipelines"
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn document_sql(&self, schema: &str) -> String {
@@ -47,7 +39,7 @@ impl MetadataKind for Pipeline {
     }
 
     fn read(&self, doc: &Json) -> Vec<(String, Json)> {
-        rows(doc, self.key())
+        rows(doc, ABOUT.key)
             .iter()
             .map(|row| {
                 let state = json!({

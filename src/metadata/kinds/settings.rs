@@ -5,7 +5,7 @@ use diesel_async::AsyncPgConnection;
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value as Json};
 
-use super::{text, Change, DataImpact, Item, Kind, MetadataKind};
+use super::{text, About, Change, DataImpact, Item, Kind, MetadataKind};
 use crate::error::{CrmError, Result};
 use crate::metadata::change::Target;
 use crate::metadata::settings::{change_record_visibility, RecordVisibility};
@@ -13,25 +13,17 @@ use crate::metadata::settings::{change_record_visibility, RecordVisibility};
 /// The workspace's settings.
 pub struct Settings;
 
+static ABOUT: About = About {
+    kind: Kind::Settings,
+    identifier: "SETTINGS",
+    noun: "settings",
+    description: "The workspace's settings (recordVisibility).",
+    key: "recordVisibility",
+};
+
 impl MetadataKind for Settings {
-    fn kind(&self) -> Kind {
-        Kind::Settings
-    }
-
-    fn identifier(&self) -> &'static str {
-        "SETTINGS"
-    }
-
-    fn noun(&self) -> &'static str {
-        "settings"
-    }
-
-    fn description(&self) -> &'static str {
-        "The workspace's settings (recordVisibility)."
-    }
-
-    fn key(&self) -> &'static str {
-        "recordVisibility"
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn document_sql(&self, _schema: &str) -> String {
@@ -40,7 +32,7 @@ impl MetadataKind for Settings {
 
     /// The one item, `settings`.
     fn read(&self, doc: &Json) -> Vec<(String, Json)> {
-        vec![("settings".into(), json!({ "recordVisibility": doc[self.key()] }))]
+        vec![("settings".into(), json!({ "recordVisibility": doc[ABOUT.key] }))]
     }
 
     fn target_of(&self, _state: &Json) -> String {

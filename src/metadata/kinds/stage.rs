@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::configuration::{self, Table};
 use super::pipeline::Pipeline;
-use super::{deleted, rows, table_rows, text, Change, DataImpact, Item, Kind, MetadataKind};
+use super::{deleted, rows, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind};
 use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
 use crate::metadata::change::Target;
@@ -23,25 +23,17 @@ const TABLE: Table = Table {
     in_pipeline: true,
 };
 
+static ABOUT: About = About {
+    kind: Kind::Stage,
+    identifier: "STAGE",
+    noun: "stage",
+    description: "A stage of a pipeline.",
+    key: "stages",
+};
+
 impl MetadataKind for Stage {
-    fn kind(&self) -> Kind {
-        Kind::Stage
-    }
-
-    fn identifier(&self) -> &'static str {
-        "STAGE"
-    }
-
-    fn noun(&self) -> &'static str {
-        "stage"
-    }
-
-    fn description(&self) -> &'static str {
-        "A stage of a pipeline."
-    }
-
-    fn key(&self) -> &'static str {
-        "stages"
+    fn about(&self) -> &'static About {
+        &ABOUT
     }
 
     fn document_sql(&self, schema: &str) -> String {
@@ -51,8 +43,8 @@ impl MetadataKind for Stage {
     /// Each stage names its pipeline by name, as a changeset applied
     /// elsewhere finds it.
     fn read(&self, doc: &Json) -> Vec<(String, Json)> {
-        let pipelines = rows(doc, Pipeline.key());
-        rows(doc, self.key())
+        let pipelines = rows(doc, Pipeline.about().key);
+        rows(doc, ABOUT.key)
             .iter()
             .map(|row| {
                 let pipeline = pipelines
