@@ -17,6 +17,7 @@ mod custom;
 mod embedded;
 mod hostile;
 mod http;
+mod impact;
 mod layers;
 mod metadata;
 mod model;

@@ -183,12 +183,6 @@ pub(in crate::metadata) async fn drop_indexes(
     Ok(())
 }
 
-/// How many records a table holds, deleted ones too.
-pub(in crate::metadata) async fn count_rows(conn: &mut AsyncPgConnection, schema: &str, table: &str) -> Result<i64> {
-    let (count, _) = violations(conn, schema, table, Sql::raw("true")).await?;
-    Ok(count)
-}
-
 /// How many rows of a table match `condition`, and the first few ids.
 pub(in crate::metadata) async fn violations(
     conn: &mut AsyncPgConnection,

@@ -231,24 +231,28 @@ async fn check_existing_rows(
     if !empty && !shared {
         return Ok(());
     }
-    let rows = ddl::count_rows(conn, schema, &object.table).await?;
+    let (rows, sample_ids) = ddl::violations(conn, schema, &object.table, Sql::raw("true")).await?;
     if empty && rows > 0 {
-        return Err(CrmError::bad_input_at(
-            spec.at("required"),
-            format!(
+        return Err(CrmError::DataConflict {
+            message: format!(
                 "{} has {rows} records, which would have no {}: give a defaultValue, or add the field optional, fill it and then make it required",
                 object.name, spec.label
             ),
-        ));
+            field: spec.at("required"),
+            count: rows,
+            sample_ids,
+        });
     }
     if shared && rows > 1 {
-        return Err(CrmError::bad_input_at(
-            spec.at("defaultValue"),
-            format!(
+        return Err(CrmError::DataConflict {
+            message: format!(
                 "{} has {rows} records: a unique field cannot give them all the same default",
                 object.name
             ),
-        ));
+            field: spec.at("defaultValue"),
+            count: rows,
+            sample_ids,
+        });
     }
     Ok(())
 }

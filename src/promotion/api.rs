@@ -302,11 +302,18 @@ fn change_type() -> Object {
         )
         .field(
             nested("sdlChanges", TypeRef::named_nn_list_nn("SdlChange"))
-                .description("The GraphQL schema changes it causes."),
+                .description("The GraphQL schema changes it causes (known once it is made: READY, APPLIED)."),
+        )
+        .field(
+            nested("clientImpacts", TypeRef::named_nn_list_nn("SdlChange")).description(
+                "What it means for existing clients, from the metadata: given for every change that would be made, \
+             whether or not the target's data accepts it (a new required input, a retired value, a stage \
+             forecasts read …).",
+            ),
         )
         .field(nested("dataImpact", TypeRef::named("DataImpact")).description(
-            "Why the target's records (or API) refuse it, or (lossy) what a type change loses of them; null when \
-                 neither.",
+            "Why the target's records (or API) refuse it (status FAILS), what a type change loses of them \
+             (lossy), or the records a retired value stays on; null when none.",
         ))
 }
 

@@ -99,8 +99,14 @@ pub struct Entry {
     pub status: Status,
     pub conflict: Option<String>,
     pub resolution: Option<Side>,
+    /// The most severe of `client_impacts` and `sdl_changes`.
     pub api_impact: Level,
+    /// The GraphQL schema's changes, when the change was made (READY).
     pub sdl_changes: Vec<SdlChange>,
+    /// What the change means for the target's clients, from the metadata:
+    /// given whether or not the target's data accepts it (none when the
+    /// target already has it or keeps its own version).
+    pub client_impacts: Vec<SdlChange>,
     pub data_impact: Option<DataImpact>,
     /// The target's item before the change.
     #[serde(skip)]
@@ -132,6 +138,7 @@ pub fn plan(changes: Vec<Change>, target: &Snapshot, resolutions: &[(String, Sid
             let resolution = resolutions.iter().find(|(k, _)| *k == key).map(|(_, side)| *side);
             let changed = change.properties();
             let (status, conflict, desired) = judge(&change, &changed, current.as_ref(), resolution);
+            let client_impacts = client_impacts(&change, status, current.as_ref(), desired.as_ref());
             let properties = changed
                 .into_iter()
                 .map(|name| Property {
@@ -149,8 +156,9 @@ pub fn plan(changes: Vec<Change>, target: &Snapshot, resolutions: &[(String, Sid
                 status,
                 conflict,
                 resolution,
-                api_impact: Level::Safe,
+                api_impact: sdl::level_of(&client_impacts),
                 sdl_changes: Vec::new(),
+                client_impacts,
                 data_impact: None,
                 current,
                 desired,
@@ -158,6 +166,18 @@ pub fn plan(changes: Vec<Change>, target: &Snapshot, resolutions: &[(String, Sid
             }
         })
         .collect()
+}
+
+/// What a change would do to the target's clients: from the target's item
+/// now (else the change's state before) to what it becomes (else the
+/// change's state after). Nothing for a change that is not made.
+fn client_impacts(change: &Change, status: Status, current: Option<&Item>, desired: Option<&Json>) -> Vec<SdlChange> {
+    if matches!(status, Status::AlreadyApplied | Status::Skipped) {
+        return Vec::new();
+    }
+    let before = current.map(|c| &c.state).or(change.before.as_ref());
+    let after = desired.unwrap_or(&change.after);
+    change.kind.def().client_impact(before, after, change)
 }
 
 /// The three-way check of one change (whose `changed` properties differ
@@ -285,7 +305,7 @@ pub async fn run(
             Ok((schema, lossy)) => {
                 entry.data_impact = lossy;
                 if let Some((changes, text, after)) = schema {
-                    entry.api_impact = sdl::level_of(&changes);
+                    entry.api_impact = entry.api_impact.max(sdl::level_of(&changes));
                     entry.sdl_changes = changes;
                     parsed = Some(after);
                     if let Some(now) = schema_now.as_deref_mut() {
@@ -334,9 +354,10 @@ fn impact(err: &CrmError) -> Option<DataImpact> {
             sample_ids,
             ..
         } => (field.clone(), Some(*count), sample_ids.clone()),
-        CrmError::BadUserInput { field, .. } => (field.clone(), None, Vec::new()),
+        // Not about records: none of them is concerned.
+        CrmError::BadUserInput { field, .. } => (field.clone(), Some(0), Vec::new()),
         CrmError::Conflict(_) | CrmError::NotFound { .. } | CrmError::VersionConflict { .. } => {
-            (Vec::new(), None, Vec::new())
+            (Vec::new(), Some(0), Vec::new())
         }
         _ => return None,
     };

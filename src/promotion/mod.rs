@@ -208,7 +208,10 @@ async fn promote(
         base_version: base.as_ref().map(|(version, _)| *version),
         version_before,
         version_after: version_before,
-        api_impact: sdl::level_of(&sdl_changes),
+        api_impact: entries
+            .iter()
+            .map(|e| e.api_impact)
+            .fold(sdl::level_of(&sdl_changes), Level::max),
         sdl_changes,
         conflicts: tally.conflicts,
         failures: tally.failures,

@@ -5,62 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use async_graphql::parser::types::{InputValueDefinition, TypeKind, TypeSystemDefinition};
-use serde::{Deserialize, Serialize};
 
-/// How a schema change affects clients written against the old schema.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Level {
-    /// Nothing a client does stops working.
-    #[default]
-    Safe,
-    /// Queries keep working but may see what they did not expect (a new
-    /// enum value, a changed default).
-    Dangerous,
-    /// Some queries stop working: a removed or renamed field, a changed
-    /// type, a new required input, a removed enum value.
-    Breaking,
-}
-
-impl Level {
-    pub const ALL: [Level; 3] = [Level::Safe, Level::Dangerous, Level::Breaking];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Level::Safe => "SAFE",
-            Level::Dangerous => "DANGEROUS",
-            Level::Breaking => "BREAKING",
-        }
-    }
-
-    pub fn description(self) -> &'static str {
-        match self {
-            Level::Safe => "No existing query or mutation is affected.",
-            Level::Dangerous => {
-                "Existing operations keep working but may see something new (a new enum value, a changed default)."
-            }
-            Level::Breaking => {
-                "Some existing operations stop working (a removed or renamed field, a changed type, a new \
-                 required input, a removed enum value)."
-            }
-        }
-    }
-}
-
-/// One difference between two schemas.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SdlChange {
-    pub level: Level,
-    /// `Account`, `Account.tier`, `AccountInput.tier`, `AccountTier.GOLD`,
-    /// `Query.accounts(filter)`.
-    pub path: String,
-    pub message: String,
-}
-
-/// The most severe level of `changes` (SAFE for none).
-pub fn level_of(changes: &[SdlChange]) -> Level {
-    changes.iter().map(|c| c.level).max().unwrap_or_default()
-}
+pub use crate::metadata::kinds::impact::{level_of, Level, SdlChange};
 
 /// A type as far as clients can tell.
 #[derive(Debug, PartialEq)]

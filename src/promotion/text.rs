@@ -146,14 +146,17 @@ fn change(out: &mut String, entry: &Entry, paint: Paint) {
         } else {
             format!(" (e.g. {})", data.sample_ids.join(", "))
         };
-        let label = if data.lossy {
+        let label = if entry.status == Status::Fails {
+            paint.red("refused:")
+        } else if data.lossy {
             paint.yellow("lossy:")
         } else {
-            paint.red("refused:")
+            paint.yellow("records:")
         };
         let _ = writeln!(out, "      {label} {}{samples}", data.message);
     }
-    for sdl in entry.sdl_changes.iter().filter(|c| c.level != Level::Safe) {
+    let impacts = entry.client_impacts.iter().chain(&entry.sdl_changes);
+    for sdl in impacts.filter(|c| c.level != Level::Safe) {
         let _ = writeln!(out, "      {} {}", paint.level(sdl.level).trim_end(), sdl.message);
     }
 }

@@ -5,14 +5,17 @@ use diesel_async::AsyncPgConnection;
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value as Json};
 
+use super::impact::{from_to, Level, Lifecycle, SdlChange};
 use super::{
     adopt_id, deleted, differs, rows, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind, Snapshot,
 };
+use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
 use crate::metadata::change::{
     self, FieldPatch, FieldSpec, OnInvalid, OnLossy, OptionSpec, Preview, Target, TypeChange,
 };
-use crate::metadata::custom::parse_options;
+use crate::metadata::custom::{parse_options, Customizations};
+use crate::metadata::{ddl, FieldKind};
 
 /// A custom field.
 pub struct Field;
@@ -70,6 +73,10 @@ impl MetadataKind for Field {
     /// they point at.
     fn phase(&self, _desired: &Json) -> u8 {
         1
+    }
+
+    fn client_impact(&self, before: Option<&Json>, after: &Json, change: &Change) -> Vec<SdlChange> {
+        client_impact(before, after, change)
     }
 
     /// `add field Account.tier (PICKLIST, required)`.
@@ -178,7 +185,60 @@ async fn field(
     if !empty {
         change::update_field(conn, target, &object, &name, patch).await?;
     }
-    Ok(lossy)
+    match lossy {
+        Some(lossy) => Ok(Some(lossy)),
+        None => retired_holders(conn, target, &object, &name, &now, desired, change).await,
+    }
+}
+
+/// The values a change retires (active now, inactive or gone after, not
+/// renamed) and the records holding them, as its data impact: they keep
+/// the value, writes can no longer set it.
+async fn retired_holders(
+    conn: &mut AsyncPgConnection,
+    target: &Target<'_>,
+    object: &str,
+    name: &str,
+    now: &Json,
+    desired: &Json,
+    change: &Change,
+) -> Result<Option<DataImpact>> {
+    let after = parse_options(&desired["options"]);
+    let retired: Vec<String> = parse_options(&now["options"])
+        .into_iter()
+        .filter(|o| o.active && !change.renamed_options.iter().any(|r| r.from == o.value))
+        .filter(|o| !after.iter().any(|a| a.value == o.value && a.active))
+        .map(|o| o.value)
+        .collect();
+    if retired.is_empty() {
+        return Ok(None);
+    }
+    let model = Customizations::read(conn, target.schema).await?.model()?;
+    let (table, field) = model
+        .object(object)
+        .and_then(|o| Some((o.table.clone(), o.field(name)?.clone())))
+        .ok_or_else(|| CrmError::internal(format_args!("{object}.{name} vanished while changed")))?;
+    let mut holding = Sql::new();
+    holding.ident(&field.column);
+    match field.kind {
+        FieldKind::MultiPicklist(_) => holding.push(" && "),
+        _ => holding.push(" = ANY("),
+    };
+    holding.bind(Bind::TextArray(Some(retired.clone())));
+    if !matches!(field.kind, FieldKind::MultiPicklist(_)) {
+        holding.push(")");
+    }
+    let (count, sample_ids) = ddl::violations(conn, target.schema, &table, holding).await?;
+    Ok(Some(DataImpact {
+        message: format!(
+            "{count} {object} records hold {} (retired): they keep it, and writes can no longer set it",
+            retired.join(", ")
+        ),
+        path: vec!["options".into()],
+        count: Some(count),
+        sample_ids,
+        lossy: false,
+    }))
 }
 
 /// How the field a state describes is made.
@@ -250,4 +310,135 @@ fn lossy_impact(target: &str, preview: &Preview) -> Option<DataImpact> {
         sample_ids: preview.lossy_samples.iter().map(|s| s.record_id.clone()).collect(),
         lossy: true,
     })
+}
+
+/// What a field change means for clients: a removed, renamed or retyped
+/// field, a new required input or a retired value breaks them; a new
+/// value, another default or a uniqueness rule may surprise them.
+fn client_impact(before: Option<&Json>, after: &Json, change: &Change) -> Vec<SdlChange> {
+    let path = &change.target;
+    let mut out = Vec::new();
+    let required_input = |state: &Json| state["required"] == json!(true) && state["defaultValue"].is_null();
+    match Lifecycle::of(before, after) {
+        Lifecycle::Gone => {}
+        Lifecycle::Removed => out.push(SdlChange::new(
+            Level::Breaking,
+            path,
+            format!("field {path} leaves the API: operations that select, filter, sort or write it fail"),
+        )),
+        Lifecycle::Added if required_input(after) => out.push(SdlChange::new(
+            Level::Breaking,
+            path,
+            format!("field {path} is required, with no default: creates that do not give it fail"),
+        )),
+        Lifecycle::Added => out.push(SdlChange::new(Level::Safe, path, format!("field {path} joins the API"))),
+        Lifecycle::Changed => {
+            let before = before.unwrap_or(&Json::Null);
+            changed_field(before, after, change, &mut out);
+        }
+    }
+    out
+}
+
+/// The impact of the properties a live field changes.
+fn changed_field(before: &Json, after: &Json, change: &Change, out: &mut Vec<SdlChange>) {
+    let path = &change.target;
+    let breaking = |out: &mut Vec<SdlChange>, message: String| out.push(SdlChange::new(Level::Breaking, path, message));
+    if before["name"] != after["name"] {
+        breaking(
+            out,
+            format!(
+                "field {path} is renamed to {}: operations using the old name fail",
+                text(after, "name")
+            ),
+        );
+    }
+    if before["type"] != after["type"] || before["lookupObject"] != after["lookupObject"] {
+        breaking(
+            out,
+            format!(
+                "field {path} changes type {}: its values and filters change shape",
+                from_to(before, after, "type")
+            ),
+        );
+    }
+    if before["required"] != after["required"] {
+        let (now, effect) = if after["required"] == json!(true) {
+            (
+                "required",
+                "its type becomes non-null and creates must give it unless it has a default",
+            )
+        } else {
+            ("optional", "its type becomes nullable: readers may get null")
+        };
+        breaking(out, format!("field {path} becomes {now}: {effect}"));
+    }
+    if before["defaultValue"] != after["defaultValue"] {
+        out.push(SdlChange::new(
+            Level::Dangerous,
+            path,
+            format!(
+                "field {path} changes its default {}: creates that leave it out store another value",
+                from_to(before, after, "defaultValue")
+            ),
+        ));
+    }
+    if before["unique"] != after["unique"] && after["unique"] == json!(true) {
+        out.push(SdlChange::new(
+            Level::Dangerous,
+            path,
+            format!("field {path} becomes unique: writes giving a value another record holds are refused"),
+        ));
+    }
+    if before["options"] != after["options"] {
+        option_impact(before, after, change, out);
+    }
+}
+
+/// Picklist values: renamed, retired or dropped ones break writers (and
+/// filters naming them); new or reactivated ones may surprise readers.
+fn option_impact(before: &Json, after: &Json, change: &Change, out: &mut Vec<SdlChange>) {
+    let path = &change.target;
+    let old = parse_options(&before["options"]);
+    let new = parse_options(&after["options"]);
+    for rename in &change.renamed_options {
+        out.push(SdlChange::new(
+            Level::Breaking,
+            format!("{path}.{}", rename.from),
+            format!(
+                "value {} of {path} is renamed to {}: operations naming {} fail",
+                rename.from, rename.to, rename.from
+            ),
+        ));
+    }
+    let renamed_from = |value: &str| change.renamed_options.iter().any(|r| r.from == value);
+    let renamed_to = |value: &str| change.renamed_options.iter().any(|r| r.to == value);
+    for option in old.iter().filter(|o| o.active && !renamed_from(&o.value)) {
+        let still = new.iter().find(|n| n.value == option.value);
+        if still.is_none_or(|n| !n.active) {
+            out.push(SdlChange::new(
+                Level::Breaking,
+                format!("{path}.{}", option.value),
+                format!(
+                    "value {} of {path} is retired: writes that set it are refused; records holding it keep it, so \
+                     readers still see it",
+                    option.value
+                ),
+            ));
+        }
+    }
+    for option in new.iter().filter(|n| n.active && !renamed_to(&n.value)) {
+        let was = old.iter().find(|o| o.value == option.value);
+        if was.is_none_or(|o| !o.active) {
+            out.push(SdlChange::new(
+                Level::Dangerous,
+                format!("{path}.{}", option.value),
+                format!(
+                    "value {} of {path} {}: readers that handle every value may not expect it",
+                    option.value,
+                    if was.is_some() { "is active again" } else { "is added" }
+                ),
+            ));
+        }
+    }
 }

@@ -15,6 +15,7 @@
 
 mod configuration;
 mod field;
+pub mod impact;
 mod object;
 mod pipeline;
 mod settings;
@@ -32,6 +33,7 @@ use uuid::Uuid;
 use super::change::Target;
 use crate::db::sql::{quote_ident, Bind, Sql};
 use crate::error::{CrmError, Result};
+use impact::SdlChange;
 
 /// What a kind is called, and where its items are in the metadata
 /// document.
@@ -80,6 +82,13 @@ pub trait MetadataKind: Sync {
     /// keeps it until purged).
     fn deleted_frees_name(&self) -> bool {
         false
+    }
+
+    /// What bringing an item from `before` (`None`: there is none) to
+    /// `after` means for existing clients, from the metadata alone: given
+    /// for every change, whether or not the target's data accepts it.
+    fn client_impact(&self, _before: Option<&Json>, _after: &Json, _change: &Change) -> Vec<SdlChange> {
+        Vec::new()
     }
 
     /// One line saying what the addition `change` does.

@@ -5,6 +5,7 @@ use diesel_async::AsyncPgConnection;
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value as Json};
 
+use super::impact::{Level, Lifecycle, SdlChange};
 use super::{adopt_id, deleted, differs, rows, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind};
 use crate::error::{CrmError, Result};
 use crate::metadata::change::{self, ObjectPatch, ObjectSpec, Target};
@@ -52,6 +53,23 @@ impl MetadataKind for Object {
 
     fn in_schema(&self) -> bool {
         true
+    }
+
+    fn client_impact(&self, before: Option<&Json>, after: &Json, change: &Change) -> Vec<SdlChange> {
+        let path = &change.target;
+        match Lifecycle::of(before, after) {
+            Lifecycle::Added => vec![SdlChange::new(
+                Level::Safe,
+                path,
+                format!("object {path} joins the API: its types, queries and mutations"),
+            )],
+            Lifecycle::Removed => vec![SdlChange::new(
+                Level::Breaking,
+                path,
+                format!("object {path} leaves the API: operations on its types, queries and mutations fail"),
+            )],
+            Lifecycle::Changed | Lifecycle::Gone => Vec::new(),
+        }
     }
 
     /// Objects come first; their deletion after the fields that point at

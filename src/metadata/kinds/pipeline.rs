@@ -6,6 +6,7 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value as Json};
 
 use super::configuration::{self, Table};
+use super::impact::{from_to, Level, Lifecycle, SdlChange};
 use super::{rows, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind};
 use crate::db::sql::Bind;
 use crate::error::Result;
@@ -55,6 +56,39 @@ impl MetadataKind for Pipeline {
 
     fn target_of(&self, state: &Json) -> String {
         text(state, "name")
+    }
+
+    fn client_impact(&self, before: Option<&Json>, after: &Json, change: &Change) -> Vec<SdlChange> {
+        let path = &change.target;
+        let dangerous = |message: String| SdlChange::new(Level::Dangerous, path, message);
+        match Lifecycle::of(before, after) {
+            Lifecycle::Added => vec![SdlChange::new(Level::Safe, path, format!("pipeline {path} is added"))],
+            Lifecycle::Removed => vec![dangerous(format!(
+                "pipeline {path} is removed: reports and forecasts by pipeline no longer show it"
+            ))],
+            Lifecycle::Gone => Vec::new(),
+            Lifecycle::Changed => {
+                let before = before.unwrap_or(&Json::Null);
+                let mut out = Vec::new();
+                if before["name"] != after["name"] {
+                    out.push(dangerous(format!(
+                        "pipeline {path} is renamed {}: reports and clients that match it by name change",
+                        from_to(before, after, "name")
+                    )));
+                }
+                if before["isDefault"] != after["isDefault"] {
+                    out.push(dangerous(format!(
+                        "pipeline {path} {} the default: opportunities created without a pipeline go elsewhere",
+                        if after["isDefault"] == json!(true) {
+                            "becomes"
+                        } else {
+                            "stops being"
+                        }
+                    )));
+                }
+                out
+            }
+        }
     }
 
     /// After fields and objects; a pipeline losing its default flag before

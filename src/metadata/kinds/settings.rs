@@ -5,6 +5,7 @@ use diesel_async::AsyncPgConnection;
 use futures_util::future::BoxFuture;
 use serde_json::{json, Value as Json};
 
+use super::impact::{from_to, Level, SdlChange};
 use super::{text, About, Change, DataImpact, Item, Kind, MetadataKind};
 use crate::error::{CrmError, Result};
 use crate::metadata::change::Target;
@@ -37,6 +38,25 @@ impl MetadataKind for Settings {
 
     fn target_of(&self, _state: &Json) -> String {
         "workspace settings".into()
+    }
+
+    fn client_impact(&self, before: Option<&Json>, after: &Json, _change: &Change) -> Vec<SdlChange> {
+        let before = before.unwrap_or(&Json::Null);
+        if before["recordVisibility"] == after["recordVisibility"] {
+            return Vec::new();
+        }
+        let what = match after["recordVisibility"].as_str() {
+            Some("OWNED") => "sales reps read only the records they own and the records under them",
+            _ => "sales reps read every record",
+        };
+        vec![SdlChange::new(
+            Level::Dangerous,
+            "recordVisibility",
+            format!(
+                "recordVisibility changes {}: {what}, so their queries return other records",
+                from_to(before, after, "recordVisibility")
+            ),
+        )]
     }
 
     /// Last.

@@ -7,6 +7,7 @@ use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
 use super::configuration::{self, Table};
+use super::impact::{from_to, Level, Lifecycle, SdlChange};
 use super::pipeline::Pipeline;
 use super::{deleted, rows, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind};
 use crate::db::sql::{Bind, Sql};
@@ -69,6 +70,39 @@ impl MetadataKind for Stage {
 
     fn target_of(&self, state: &Json) -> String {
         format!("{} / {}", text(state, "pipeline"), text(state, "name"))
+    }
+
+    fn client_impact(&self, before: Option<&Json>, after: &Json, change: &Change) -> Vec<SdlChange> {
+        let path = &change.target;
+        let dangerous = |message: String| SdlChange::new(Level::Dangerous, path, message);
+        match Lifecycle::of(before, after) {
+            Lifecycle::Added => vec![SdlChange::new(Level::Safe, path, format!("stage {path} is added"))],
+            Lifecycle::Removed => vec![dangerous(format!(
+                "stage {path} is removed: the funnel, reports and forecasts by stage no longer show it \
+                 (its opportunities must move to another stage first)"
+            ))],
+            Lifecycle::Gone => Vec::new(),
+            Lifecycle::Changed => {
+                let before = before.unwrap_or(&Json::Null);
+                let mut out = Vec::new();
+                for key in ["probability", "forecastCategory", "isWon", "isClosed"] {
+                    if before[key] != after[key] {
+                        out.push(dangerous(format!(
+                            "stage {path} changes {key} {}: forecasts, win rates and pipeline totals over its \
+                             opportunities change",
+                            from_to(before, after, key)
+                        )));
+                    }
+                }
+                if before["name"] != after["name"] {
+                    out.push(dangerous(format!(
+                        "stage {path} is renamed {}: reports and clients that match it by name change",
+                        from_to(before, after, "name")
+                    )));
+                }
+                out
+            }
+        }
     }
 
     /// After their pipelines.
