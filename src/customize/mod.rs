@@ -103,6 +103,7 @@ pub(super) async fn with_target<T>(
         check: &check,
         value: &checked_value,
         replaying: false,
+        rehearsal: false,
     };
     let mut conn = context.db.conn().await?;
     let done = body(&mut conn, &target).await?;

@@ -55,6 +55,11 @@ pub struct Target<'a> {
     /// customizations into a new sandbox): nothing is recorded, audited or
     /// announced again.
     pub replaying: bool,
+    /// Rehearsing (a promotion's diff or dry run, rolled back): the
+    /// metadata changes and every check on the records run, but no
+    /// statement that changes or locks a record table, so production's
+    /// reads and writes never wait for it.
+    pub rehearsal: bool,
 }
 
 /// Checks a value given for a field the way a write would, and returns it

@@ -21,9 +21,10 @@ use diesel_async::AsyncPgConnection;
 use serde_json::Value as Json;
 use sha2::{Digest, Sha256};
 
+use super::change::Target;
 use super::custom::MAX_NAME_BYTES;
 use super::{FieldDef, FieldKind};
-use crate::db::sql::Sql;
+use crate::db::sql::{quote_ident, Bind, Sql};
 use crate::error::{CrmError, Result};
 
 /// Sample ids a refusal lists.
@@ -96,7 +97,12 @@ pub(in crate::metadata) fn alter_table(schema: &str, table: &str) -> Sql {
 /// Makes a custom object's table with every standard record column (id,
 /// timestamps, version, externalId, owner, createdBy, name), indexed the
 /// way record pages and filters read it.
-pub(in crate::metadata) async fn create_table(conn: &mut AsyncPgConnection, schema: &str, table: &str) -> Result<()> {
+pub(in crate::metadata) async fn create_table(
+    conn: &mut AsyncPgConnection,
+    target: &Target<'_>,
+    table: &str,
+) -> Result<()> {
+    let schema = target.schema;
     let mut ddl = Sql::raw("CREATE TABLE ");
     ddl.table(schema, table).push(
         " (id uuid PRIMARY KEY DEFAULT gen_random_uuid(), \
@@ -113,7 +119,7 @@ pub(in crate::metadata) async fn create_table(conn: &mut AsyncPgConnection, sche
     // standard objects' tables.
     ddl.ident(&format!("{table}_external_id_key"))
         .push(" UNIQUE (external_id))");
-    ddl.execute(conn).await?;
+    run(conn, target, ddl).await?;
     for (columns, suffix) in [
         ("(created_at, id)", "created_at_idx"),
         ("(name, id)", "name_idx"),
@@ -126,7 +132,7 @@ pub(in crate::metadata) async fn create_table(conn: &mut AsyncPgConnection, sche
             .table(schema, table)
             .push(" ")
             .push(columns);
-        index.execute(conn).await?;
+        run(conn, target, index).await?;
     }
     Ok(())
 }
@@ -138,10 +144,11 @@ pub(in crate::metadata) async fn create_table(conn: &mut AsyncPgConnection, sche
 /// `records::write` (naming the field of a violation) compute again.
 pub(in crate::metadata) async fn create_indexes(
     conn: &mut AsyncPgConnection,
-    schema: &str,
+    target: &Target<'_>,
     table: &str,
     field: &FieldDef,
 ) -> Result<()> {
+    let schema = target.schema;
     let mut ddl = Sql::new();
     if field.unique {
         ddl.push("CREATE UNIQUE INDEX ")
@@ -163,7 +170,7 @@ pub(in crate::metadata) async fn create_indexes(
     } else {
         return Ok(());
     }
-    ddl.execute(conn).await?;
+    run(conn, target, ddl).await?;
     Ok(())
 }
 
@@ -171,25 +178,59 @@ pub(in crate::metadata) async fn create_indexes(
 /// this field's, however long its name.
 pub(in crate::metadata) async fn drop_indexes(
     conn: &mut AsyncPgConnection,
-    schema: &str,
+    target: &Target<'_>,
     table: &str,
     column: &str,
 ) -> Result<()> {
+    let schema = target.schema;
     for suffix in ["key", "idx"] {
         let mut ddl = Sql::raw("DROP INDEX IF EXISTS ");
         ddl.table(schema, &index_name(table, column, suffix));
-        ddl.execute(conn).await?;
+        run(conn, target, ddl).await?;
     }
     Ok(())
+}
+
+/// Runs a statement on a record table, unless the target only rehearses
+/// (a diff or dry run): then nothing locks production's tables, and the
+/// checks before each statement say what the data would refuse.
+pub(in crate::metadata) async fn run(conn: &mut AsyncPgConnection, target: &Target<'_>, statement: Sql) -> Result<()> {
+    if !target.rehearsal {
+        statement.execute(conn).await?;
+    }
+    Ok(())
+}
+
+/// Whether `schema.table` exists.
+async fn table_exists(conn: &mut AsyncPgConnection, schema: &str, table: &str) -> Result<bool> {
+    #[derive(diesel::QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        found: bool,
+    }
+    let mut query = Sql::raw("SELECT to_regclass(");
+    query.bind(Bind::Text(Some(format!(
+        "{}.{}",
+        quote_ident(schema),
+        quote_ident(table)
+    ))));
+    query.push(") IS NOT NULL AS found");
+    let rows: Vec<Found> = query.load(conn).await?;
+    Ok(rows.first().is_some_and(|row| row.found))
 }
 
 /// How many rows of a table match `condition`, and the first few ids.
 pub(in crate::metadata) async fn violations(
     conn: &mut AsyncPgConnection,
-    schema: &str,
+    target: &Target<'_>,
     table: &str,
     condition: Sql,
 ) -> Result<(i64, Vec<String>)> {
+    let schema = target.schema;
+    // A rehearsal makes no table: the table of an object it adds has no rows.
+    if target.rehearsal && !table_exists(conn, schema, table).await? {
+        return Ok((0, Vec::new()));
+    }
     #[derive(diesel::QueryableByName)]
     struct Count {
         #[diesel(sql_type = BigInt)]
@@ -268,10 +309,11 @@ pub(in crate::metadata) fn literal(kind: &FieldKind, value: &Json) -> Result<Sql
 /// `NOT NULL` in one statement (existing rows get the default).
 pub(in crate::metadata) async fn add_column(
     conn: &mut AsyncPgConnection,
-    schema: &str,
+    target: &Target<'_>,
     table: &str,
     new: NewColumn<'_>,
 ) -> Result<()> {
+    let schema = target.schema;
     let mut ddl = alter_table(schema, table);
     ddl.push(" ADD COLUMN ")
         .ident(new.column)
@@ -289,42 +331,44 @@ pub(in crate::metadata) async fn add_column(
     if new.required {
         ddl.push(" NOT NULL");
     }
-    ddl.execute(conn).await?;
+    run(conn, target, ddl).await?;
     Ok(())
 }
 
 /// Sets a column's default (`None` drops it).
 pub(in crate::metadata) async fn set_default(
     conn: &mut AsyncPgConnection,
-    schema: &str,
+    target: &Target<'_>,
     table: &str,
     column: &str,
     kind: &FieldKind,
     default: Option<&Json>,
 ) -> Result<()> {
+    let schema = target.schema;
     let mut ddl = alter_table(schema, table);
     ddl.push(" ALTER COLUMN ").ident(column);
     match default {
         Some(value) => ddl.push(" SET DEFAULT ").append(&literal(kind, value)?),
         None => ddl.push(" DROP DEFAULT"),
     };
-    ddl.execute(conn).await?;
+    run(conn, target, ddl).await?;
     Ok(())
 }
 
 /// Makes a column `NOT NULL` or lets it hold NULL again.
 pub(in crate::metadata) async fn set_not_null(
     conn: &mut AsyncPgConnection,
-    schema: &str,
+    target: &Target<'_>,
     table: &str,
     column: &str,
     required: bool,
 ) -> Result<()> {
+    let schema = target.schema;
     let mut ddl = alter_table(schema, table);
     ddl.push(" ALTER COLUMN ")
         .ident(column)
         .push(if required { " SET NOT NULL" } else { " DROP NOT NULL" });
-    ddl.execute(conn).await?;
+    run(conn, target, ddl).await?;
     Ok(())
 }
 
@@ -333,19 +377,20 @@ pub(in crate::metadata) async fn set_not_null(
 /// under the new name.
 pub(in crate::metadata) async fn rename_column(
     conn: &mut AsyncPgConnection,
-    schema: &str,
+    target: &Target<'_>,
     table: &str,
     (old, new): (&str, &str),
     lookup: bool,
 ) -> Result<()> {
+    let schema = target.schema;
     let mut ddl = alter_table(schema, table);
     ddl.push(" RENAME COLUMN ").ident(old).push(" TO ").ident(new);
-    ddl.execute(conn).await?;
+    run(conn, target, ddl).await?;
     for suffix in ["key", "idx"] {
         let mut rename = Sql::raw("ALTER INDEX IF EXISTS ");
         rename.table(schema, &index_name(table, old, suffix));
         rename.push(" RENAME TO ").ident(&index_name(table, new, suffix));
-        rename.execute(conn).await?;
+        run(conn, target, rename).await?;
     }
     if lookup {
         let mut rename = alter_table(schema, table);
@@ -353,7 +398,7 @@ pub(in crate::metadata) async fn rename_column(
             .push(" RENAME CONSTRAINT ")
             .ident(&index_name(table, old, "fkey"));
         rename.push(" TO ").ident(&index_name(table, new, "fkey"));
-        rename.execute(conn).await?;
+        run(conn, target, rename).await?;
     }
     Ok(())
 }
@@ -364,17 +409,18 @@ pub(in crate::metadata) async fn rename_column(
 /// column's value, over the table aliased `t`.
 pub(in crate::metadata) async fn convert_column(
     conn: &mut AsyncPgConnection,
-    schema: &str,
+    target: &Target<'_>,
     table: &str,
     (column, kind): (&str, &FieldKind),
     converted: &Sql,
     rewrites_table: bool,
 ) -> Result<()> {
+    let schema = target.schema;
     if rewrites_table {
         let mut ddl = alter_table(schema, table);
         ddl.push(" ALTER COLUMN ").ident(column).push(" TYPE ");
         ddl.push(column_type(kind)).push(" USING (").append(converted).push(")");
-        ddl.execute(conn).await?;
+        run(conn, target, ddl).await?;
     } else {
         let mut update = Sql::raw("UPDATE ");
         update.table(schema, table).push(" AS t SET ").ident(column).push(" = ");
@@ -384,7 +430,7 @@ pub(in crate::metadata) async fn convert_column(
             .ident(column)
             .push(" IS DISTINCT FROM (");
         update.append(converted).push(")");
-        update.execute(conn).await?;
+        run(conn, target, update).await?;
     }
     Ok(())
 }
@@ -392,20 +438,26 @@ pub(in crate::metadata) async fn convert_column(
 /// Drops a purged field's column with its data, indexes and foreign key.
 pub(in crate::metadata) async fn drop_column(
     conn: &mut AsyncPgConnection,
-    schema: &str,
+    target: &Target<'_>,
     table: &str,
     column: &str,
 ) -> Result<()> {
+    let schema = target.schema;
     let mut ddl = alter_table(schema, table);
     ddl.push(" DROP COLUMN ").ident(column);
-    ddl.execute(conn).await?;
+    run(conn, target, ddl).await?;
     Ok(())
 }
 
 /// Drops a purged object's table with its records.
-pub(in crate::metadata) async fn drop_table(conn: &mut AsyncPgConnection, schema: &str, table: &str) -> Result<()> {
+pub(in crate::metadata) async fn drop_table(
+    conn: &mut AsyncPgConnection,
+    target: &Target<'_>,
+    table: &str,
+) -> Result<()> {
+    let schema = target.schema;
     let mut drop = Sql::raw("DROP TABLE ");
     drop.table(schema, table);
-    drop.execute(conn).await?;
+    run(conn, target, drop).await?;
     Ok(())
 }

@@ -129,7 +129,7 @@ pub(super) async fn add_field(
 ) -> Result<StoredField> {
     let schema = target.schema;
     let (object, new_field, spec) = checked_spec(target, state, object_name, spec)?;
-    check_existing_rows(conn, schema, &object, &spec).await?;
+    check_existing_rows(conn, target, &object, &spec).await?;
     let kind = &new_field.kind;
     let references = match kind {
         FieldKind::Lookup(lookup) => {
@@ -145,7 +145,7 @@ pub(super) async fn add_field(
         default: spec.default_value.as_ref(),
         required: spec.required,
     };
-    ddl::add_column(conn, schema, &object.table, new).await?;
+    ddl::add_column(conn, target, &object.table, new).await?;
     insert_row(conn, schema, state, &object, &new_field, &spec).await?;
     state.reload(conn, schema).await?;
     let def = state
@@ -154,7 +154,7 @@ pub(super) async fn add_field(
         .and_then(|o| o.field(&spec.name))
         .cloned()
         .ok_or_else(|| CrmError::internal("a new field is missing from the model"))?;
-    ddl::create_indexes(conn, schema, &object.table, &def).await?;
+    ddl::create_indexes(conn, target, &object.table, &def).await?;
     state.stored_field(object_name, &spec.name)
 }
 
@@ -220,7 +220,7 @@ fn checked_spec(
 /// with two (they would share it).
 async fn check_existing_rows(
     conn: &mut AsyncPgConnection,
-    schema: &str,
+    target: &Target<'_>,
     object: &ObjectDef,
     spec: &FieldSpec,
 ) -> Result<()> {
@@ -231,7 +231,7 @@ async fn check_existing_rows(
     if !empty && !shared {
         return Ok(());
     }
-    let (rows, sample_ids) = ddl::violations(conn, schema, &object.table, Sql::raw("true")).await?;
+    let (rows, sample_ids) = ddl::violations(conn, target, &object.table, Sql::raw("true")).await?;
     if empty && rows > 0 {
         return Err(CrmError::DataConflict {
             message: format!(
@@ -375,7 +375,7 @@ impl FieldUpdate<'_> {
         let mut default = self.before.default_value.clone();
         let mut renames = options::Renames::new();
         if let Some(specs) = &patch.options {
-            let (kind, applied) = options::apply(conn, self.target.schema, self.object, self.field, specs).await?;
+            let (kind, applied) = options::apply(conn, self.target, self.object, self.field, specs).await?;
             for (old, new) in &applied {
                 default = default.map(|value| options::renamed_in(value, old, new));
             }
@@ -399,8 +399,16 @@ impl FieldUpdate<'_> {
             if default.is_some() {
                 check_flags(&self.kind, false, false, &default, &Self::at)?;
             }
-            let (schema, table) = (self.target.schema, &self.object.table);
-            ddl::set_default(conn, schema, table, &self.field.column, &self.kind, default.as_ref()).await?;
+            let table = &self.object.table;
+            ddl::set_default(
+                conn,
+                self.target,
+                table,
+                &self.field.column,
+                &self.kind,
+                default.as_ref(),
+            )
+            .await?;
             self.row.set("default_value", Bind::Json(default));
         }
         Ok(renames)
@@ -413,7 +421,7 @@ impl FieldUpdate<'_> {
             if required {
                 let mut violating = Sql::new();
                 violating.ident(column).push(" IS NULL");
-                let (count, samples) = ddl::violations(conn, schema, table, violating).await?;
+                let (count, samples) = ddl::violations(conn, self.target, table, violating).await?;
                 if count > 0 {
                     return Err(CrmError::DataConflict {
                         message: format!(
@@ -427,7 +435,7 @@ impl FieldUpdate<'_> {
                 }
                 self.breaking = true;
             }
-            ddl::set_not_null(conn, schema, table, column, required).await?;
+            ddl::set_not_null(conn, self.target, table, column, required).await?;
             self.row.set("required", Bind::Bool(Some(required)));
         }
         let unique = patch.unique.unwrap_or(self.before.is_unique);
@@ -438,7 +446,7 @@ impl FieldUpdate<'_> {
             violating.ident(column).push(" IN (SELECT ").ident(column);
             violating.push(" FROM ").table(schema, table);
             violating.push(" GROUP BY ").ident(column).push(" HAVING count(*) > 1)");
-            let (count, samples) = ddl::violations(conn, schema, table, violating).await?;
+            let (count, samples) = ddl::violations(conn, self.target, table, violating).await?;
             if count > 0 {
                 return Err(CrmError::DataConflict {
                     message: format!(
@@ -458,8 +466,8 @@ impl FieldUpdate<'_> {
             changed.unique = unique;
             changed.indexed = indexed || unique || matches!(self.kind, FieldKind::Lookup(_));
             changed.kind = self.kind.clone();
-            ddl::drop_indexes(conn, schema, table, column).await?;
-            ddl::create_indexes(conn, schema, table, &changed).await?;
+            ddl::drop_indexes(conn, self.target, table, column).await?;
+            ddl::create_indexes(conn, self.target, table, &changed).await?;
         }
         Ok(())
     }
@@ -484,10 +492,15 @@ pub async fn rename_field(
         let mut others = object_def.clone();
         others.fields.retain(|f| f.name != name);
         check_free_name(state, &others, new_name, vec!["newName".into()])?;
-        let new_column = custom::field_column(new_name);
+        // A rehearsal renames no column: the row keeps naming the one there is.
+        let new_column = if target.rehearsal {
+            before.column_name.clone()
+        } else {
+            custom::field_column(new_name)
+        };
         let columns = (before.column_name.as_str(), new_column.as_str());
         let lookup = before.r#type == "LOOKUP";
-        ddl::rename_column(conn, target.schema, &object_def.table, columns, lookup).await?;
+        ddl::rename_column(conn, target, &object_def.table, columns, lookup).await?;
         let mut row = RowUpdate::new(target.schema, "custom_field", before.id);
         row.set("name", Bind::Text(Some(new_name.into())));
         row.set("column_name", Bind::Text(Some(new_column.clone())));
@@ -518,7 +531,7 @@ pub async fn delete_field(
         let (object_def, _, before) = state.custom_field(object, name)?;
         if before.required {
             // New records cannot name it any more.
-            ddl::set_not_null(conn, target.schema, &object_def.table, &before.column_name, false).await?;
+            ddl::set_not_null(conn, target, &object_def.table, &before.column_name, false).await?;
         }
         let mut row = RowUpdate::new(target.schema, "custom_field", before.id);
         row.set_now("deleted_at");
@@ -553,9 +566,9 @@ pub async fn restore_field(
         if before.required {
             let mut missing = Sql::new();
             missing.ident(&before.column_name).push(" IS NULL");
-            let (count, _) = ddl::violations(conn, target.schema, &table, missing).await?;
+            let (count, _) = ddl::violations(conn, target, &table, missing).await?;
             if count == 0 {
-                ddl::set_not_null(conn, target.schema, &table, &before.column_name, true).await?;
+                ddl::set_not_null(conn, target, &table, &before.column_name, true).await?;
             } else {
                 row.set("required", Bind::Bool(Some(false)));
             }
@@ -588,7 +601,7 @@ pub async fn purge_field(
             Some(stored) => stored.table_name.clone(),
             None => state.object(object, &["object"])?.table.clone(),
         };
-        ddl::drop_column(conn, target.schema, &table, &before.column_name).await?;
+        ddl::drop_column(conn, target, &table, &before.column_name).await?;
         conversion::forget(conn, target.schema, vec![before.id]).await?;
         let mut delete = Sql::raw("DELETE FROM ");
         delete

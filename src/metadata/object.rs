@@ -52,7 +52,7 @@ pub async fn create_object(
     change::run(conn, target, async |conn, state| {
         let plural = check_new_object(state, &spec)?;
         let table = custom::object_table(&spec.name);
-        ddl::create_table(conn, target.schema, &table).await?;
+        ddl::create_table(conn, target, &table).await?;
         let mut insert = Sql::raw("INSERT INTO ");
         insert
             .table(target.schema, "custom_object")
@@ -287,7 +287,7 @@ pub async fn purge_object(conn: &mut AsyncPgConnection, target: &Target<'_>, nam
                 format!("{} refer to {name}: purge those fields first", referring.join(", ")),
             ));
         }
-        ddl::drop_table(conn, target.schema, &before.table_name).await?;
+        ddl::drop_table(conn, target, &before.table_name).await?;
         let fields = state.custom.fields.iter().filter(|f| f.object == name).map(|f| f.id);
         conversion::forget(conn, target.schema, fields.collect()).await?;
         let mut fields = Sql::raw("DELETE FROM ");

@@ -192,6 +192,8 @@ async fn promote(
         check: &check,
         value: &checked_value,
         replaying: false,
+        // A diff or dry run locks none of the workspace's record tables.
+        rehearsal: options.dry_run,
     };
     let sdl_before = apply::schema_sdl(conn, rooms, &schema).await?;
     let mut sdl_after = sdl_before.clone();
@@ -516,6 +518,7 @@ async fn rebase(
         check: &check,
         value: &checked_value,
         replaying: false,
+        rehearsal: false,
     };
     let rebased = conn
         .transaction::<_, CrmError, _>(async |conn| {

@@ -412,6 +412,7 @@ async fn fill(
         // Stored values, checked when they were first given.
         value: &|_, value, _| Ok(value.clone()),
         replaying: true,
+        rehearsal: false,
     };
     let custom = replay::replay(conn, &target, PRODUCTION_SCHEMA).await?;
     let copy = Copy {

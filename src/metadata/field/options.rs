@@ -9,7 +9,8 @@ use super::checks::check_options;
 use super::OptionSpec;
 use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
-use crate::metadata::{FieldDef, FieldKind, ObjectDef, PicklistOption};
+use crate::metadata::change::Target;
+use crate::metadata::{ddl, FieldDef, FieldKind, ObjectDef, PicklistOption};
 
 /// `(old value, new value)` of each renamed picklist option.
 pub(super) type Renames = Vec<(String, String)>;
@@ -82,14 +83,14 @@ pub(super) fn renamed_in(value: Json, old: &str, new: &str) -> Json {
 /// Rewrites the records holding a renamed picklist value.
 async fn rename_option(
     conn: &mut AsyncPgConnection,
-    schema: &str,
+    target: &Target<'_>,
     table: &str,
     field: &FieldDef,
     old: &str,
     new: &str,
 ) -> Result<()> {
     let mut query = Sql::raw("UPDATE ");
-    query.table(schema, table).push(" SET ").ident(&field.column);
+    query.table(target.schema, table).push(" SET ").ident(&field.column);
     if matches!(field.kind, FieldKind::MultiPicklist(_)) {
         query.push(" = array_replace(").ident(&field.column).push(", ");
         query
@@ -110,8 +111,7 @@ async fn rename_option(
             .push(" = ")
             .bind(Bind::Text(Some(old.into())));
     }
-    query.execute(conn).await?;
-    Ok(())
+    ddl::run(conn, target, query).await
 }
 
 /// Applies an update's option list to a picklist field: rewrites the
@@ -119,7 +119,7 @@ async fn rename_option(
 /// the renames made.
 pub(super) async fn apply(
     conn: &mut AsyncPgConnection,
-    schema: &str,
+    target: &Target<'_>,
     object: &ObjectDef,
     field: &FieldDef,
     specs: &[OptionSpec],
@@ -132,7 +132,7 @@ pub(super) async fn apply(
     };
     let (new_options, renames) = merged_options(current, specs)?;
     for (old, new) in &renames {
-        rename_option(conn, schema, &object.table, field, old, new).await?;
+        rename_option(conn, target, &object.table, field, old, new).await?;
     }
     let kind = match field.kind {
         FieldKind::MultiPicklist(_) => FieldKind::MultiPicklist(new_options),

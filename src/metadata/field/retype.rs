@@ -344,19 +344,24 @@ pub async fn change_type(
         let indexed = before.indexed && check_flags(&kind, false, true, &None, &|_| vec![]).is_ok();
         let converted = conversion(&field, &kind).map_err(|why| CrmError::bad_input(&["newType"], why))?;
         let version = state.next_version();
-        retype.keep(conn, version, &converted, preview.rewrites_table).await?;
-        ddl::drop_indexes(conn, schema, &table, &field.column).await?;
+        // A rehearsal keeps and restores no values: it converts none.
+        if !target.rehearsal {
+            retype.keep(conn, version, &converted, preview.rewrites_table).await?;
+        }
+        ddl::drop_indexes(conn, target, &table, &field.column).await?;
         if before.default_value.is_some() {
-            ddl::set_default(conn, schema, &table, &field.column, &field.kind, None).await?;
+            ddl::set_default(conn, target, &table, &field.column, &field.kind, None).await?;
         }
         let column = (field.column.as_str(), &kind);
-        ddl::convert_column(conn, schema, &table, column, &converted, preview.rewrites_table).await?;
-        retype.restore(conn, version).await?;
+        ddl::convert_column(conn, target, &table, column, &converted, preview.rewrites_table).await?;
+        if !target.rehearsal {
+            retype.restore(conn, version).await?;
+        }
         let mut changed = field.clone();
         changed.kind = kind.clone();
         changed.unique = unique;
         changed.indexed = indexed || unique;
-        ddl::create_indexes(conn, schema, &table, &changed).await?;
+        ddl::create_indexes(conn, target, &table, &changed).await?;
         let mut row = RowUpdate::new(schema, "custom_field", before.id);
         row.set("type", Bind::Text(Some(kind.type_name().into())));
         let options = custom::options_json(kind.options().unwrap_or_default());

@@ -228,7 +228,7 @@ async fn retired_holders(
     if !matches!(field.kind, FieldKind::MultiPicklist(_)) {
         holding.push(")");
     }
-    let (count, sample_ids) = ddl::violations(conn, target.schema, &table, holding).await?;
+    let (count, sample_ids) = ddl::violations(conn, target, &table, holding).await?;
     Ok(Some(DataImpact {
         message: format!(
             "{count} {object} records hold {} (retired): they keep it, and writes can no longer set it",
