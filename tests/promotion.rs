@@ -797,3 +797,162 @@ async fn a_lossy_type_change_is_promoted_only_when_allowed_and_its_revert_restor
         .map(|f| f["type"].clone());
     assert_eq!(closed_type, Some(json!("DATETIME")));
 }
+
+/// The fields of `object` in the order the API lists them (introspection),
+/// among `names`.
+async fn field_order(app: &TestApp, path: &str, object: &str, names: &[&str]) -> Vec<String> {
+    let response = app
+        .graphql_at(
+            path,
+            None,
+            "query($name: String!) { __type(name: $name) { fields { name } } }",
+            json!({ "name": object }),
+        )
+        .await
+        .json();
+    response["data"]["__type"]["fields"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no type {object}: {response}"))
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .filter(|name| names.contains(name))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Fields made in a sandbox in one order: `seats` before `kind`, `zFirst`
+/// before `aSecond`.
+async fn fields_in_creation_order(app: &TestApp, sandbox: &str) {
+    app.sandbox_data(
+        sandbox,
+        r#"mutation {
+            createCustomObject(input: { name: "Plan", label: "Plan", pluralLabel: "Plans",
+                fields: [{ name: "seats", label: "Seats", type: INTEGER }, { name: "kind", label: "Kind", type: TEXT }] }) { name }
+        }"#,
+        json!({}),
+    )
+    .await;
+    app.sandbox_data(
+        sandbox,
+        r#"mutation { createCustomField(input: { object: "Account", name: "zFirst", label: "Z first", type: TEXT }) { name } }"#,
+        json!({}),
+    )
+    .await;
+    app.sandbox_data(
+        sandbox,
+        r#"mutation { createCustomField(input: { object: "Account", name: "aSecond", label: "A second", type: TEXT }) { name } }"#,
+        json!({}),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_promotion_keeps_the_order_fields_were_made_in() {
+    let app = TestApp::start().await;
+    make_sandbox(&app, "order").await;
+    fields_in_creation_order(&app, "order").await;
+    let sandbox = "/sandboxes/order/graphql";
+    assert_eq!(
+        field_order(&app, sandbox, "Plan", &["seats", "kind"]).await,
+        ["seats", "kind"]
+    );
+    assert_eq!(
+        field_order(&app, sandbox, "Account", &["zFirst", "aSecond"]).await,
+        ["zFirst", "aSecond"]
+    );
+
+    let report = diff(&app, "order").await;
+    let targets: Vec<&str> = report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        ["Plan", "Account.zFirst", "Account.aSecond", "Plan.seats", "Plan.kind"],
+        "listed by kind, an object's fields in their order"
+    );
+    let done = promote(&app, "order", false, false).await;
+    assert_eq!(done["applied"], true, "{done:#}");
+    assert_eq!(
+        field_order(&app, "/graphql", "Plan", &["seats", "kind"]).await,
+        ["seats", "kind"]
+    );
+    assert_eq!(
+        field_order(&app, "/graphql", "Account", &["zFirst", "aSecond"]).await,
+        ["zFirst", "aSecond"]
+    );
+    let fields = app
+        .data(r#"{ object(name: "Plan") { fields { name } } }"#, json!({}))
+        .await;
+    let names: Vec<&str> = fields["object"]["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["name"].as_str())
+        .filter(|n| ["seats", "kind"].contains(n))
+        .collect();
+    assert_eq!(names, ["seats", "kind"], "the metadata API lists them in order too");
+    let again = diff(&app, "order").await;
+    assert_eq!(again["changes"], json!([]), "nothing left to promote: {again:#}");
+}
+
+#[tokio::test]
+async fn a_changeset_file_keeps_the_order_fields_were_made_in() {
+    let app = TestApp::start().await;
+    make_sandbox(&app, "order").await;
+    fields_in_creation_order(&app, "order").await;
+    let exported = crm_command(&app, &["sandbox", "export", "order"]);
+    let parsed: Value = serde_json::from_str(&exported).unwrap();
+    let targets: Vec<&str> = parsed["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["target"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        targets,
+        ["Plan", "Account.zFirst", "Account.aSecond", "Plan.seats", "Plan.kind"]
+    );
+
+    let dir = std::env::temp_dir().join(format!("crm-changeset-order-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let apply = |name: &str, text: &str, fresh: &TestApp| {
+        let file = dir.join(name);
+        std::fs::write(&file, text).unwrap();
+        crm_command(
+            fresh,
+            &["changeset", "apply", file.to_str().unwrap(), "--to", "production"],
+        )
+    };
+    let fresh = TestApp::start().await;
+    let applied = apply("order.changeset.json", &exported, &fresh);
+    assert!(applied.contains("applied"), "{applied}");
+    assert_eq!(
+        field_order(&fresh, "/graphql", "Plan", &["seats", "kind"]).await,
+        ["seats", "kind"]
+    );
+    assert_eq!(
+        field_order(&fresh, "/graphql", "Account", &["zFirst", "aSecond"]).await,
+        ["zFirst", "aSecond"]
+    );
+
+    // A file written before changes carried positions still applies.
+    let mut old = parsed.clone();
+    for change in old["changes"].as_array_mut().unwrap() {
+        assert_eq!(
+            change.as_object_mut().unwrap().remove("position").is_some(),
+            change["kind"] == "FIELD"
+        );
+    }
+    let older = TestApp::start().await;
+    let applied = apply(
+        "old.changeset.json",
+        &serde_json::to_string_pretty(&old).unwrap(),
+        &older,
+    );
+    assert!(applied.contains("applied"), "{applied}");
+    assert_eq!(older.scalar("SELECT count(*) AS n FROM crm.custom_field").await, 4);
+    let _ = std::fs::remove_dir_all(&dir);
+}

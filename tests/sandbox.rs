@@ -858,3 +858,66 @@ async fn only_admins_manage_sandboxes_and_granted_users_use_them() {
         .await;
     assert_eq!(get.json()["data"]["accounts"]["totalCount"], 1);
 }
+
+/// A fresh sandbox is production's metadata as it is: masking replaces
+/// people's data in records, never configuration (a pipeline's
+/// description) or customizations (a picklist's options), so a new
+/// sandbox of any mode has nothing to promote.
+#[tokio::test]
+async fn a_fresh_sandbox_of_any_mode_masked_or_not_has_no_changes() {
+    let app = TestApp::start().await;
+    related_records(&app).await;
+    let sales = app.data("{ pipelines { nodes { id name } } }", json!({})).await["pipelines"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.data(
+        r#"mutation($sales: ID!) {
+            sales: updatePipeline(id: $sales, input: { description: "The default sales process, from lead to close" }) { id }
+            renewals: createPipeline(input: { name: "Renewals", description: "Contracts coming up for renewal" }) { id }
+            tier: createCustomField(input: { object: "Account", name: "tier", label: "Tier", type: PICKLIST,
+                description: "How much the account buys", options: [{ value: "GOLD", label: "Gold" }, { value: "SILVER" }] }) { name }
+            notes: createCustomField(input: { object: "Contact", name: "notes", label: "Notes", type: LONG_TEXT,
+                description: "What we know about them" }) { name }
+            createCustomObject(input: { name: "Project", label: "Project", pluralLabel: "Projects",
+                description: "Work we do for a customer",
+                fields: [{ name: "brief", label: "Brief", type: LONG_TEXT, description: "What the project is about" }] }) { name }
+        }"#,
+        json!({ "sales": sales }),
+    )
+    .await;
+    app.create(
+        "Project",
+        json!({ "name": "Billing", "brief": "Rebuild the billing of Grace Hopper" }),
+    )
+    .await;
+
+    for mode in ["METADATA_ONLY", "SAMPLE", "FULL"] {
+        for mask in [false, true] {
+            let name = format!("{}_{mask}", mode.to_lowercase());
+            create_sandbox(&app, json!({ "name": name, "mode": mode, "mask": mask })).await;
+            let diff = app
+                .data(
+                    "query($name: String!) { sandboxDiff(name: $name) { changes { summary } } }",
+                    json!({ "name": name }),
+                )
+                .await;
+            assert_eq!(
+                diff["sandboxDiff"]["changes"],
+                json!([]),
+                "{mode}, mask: {mask}: a fresh sandbox has no changes"
+            );
+        }
+    }
+    // Records' people are masked all the same (masking is on).
+    let emails =
+        |schema: &str| format!("SELECT count(*) AS n FROM {schema}.contact WHERE email LIKE '%@customer.example'");
+    assert_eq!(app.scalar(&emails("crm")).await, 5);
+    assert_eq!(app.scalar(&emails("sandbox_full_false")).await, 5);
+    assert_eq!(app.scalar(&emails("sandbox_full_true")).await, 0);
+    let brief = "{ projects { nodes { brief } } }";
+    let masked = app.sandbox_data("full_true", brief, json!({})).await;
+    let copied = app.sandbox_data("full_false", brief, json!({})).await;
+    assert_eq!(copied, app.data(brief, json!({})).await);
+    assert_ne!(masked, copied, "a custom object's long text is masked");
+}

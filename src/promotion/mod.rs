@@ -431,6 +431,7 @@ async fn record(conn: &mut AsyncPgConnection, target: &Target<'_>, source: &Sour
             before: entry.current.as_ref().map(|c| c.state.clone()),
             after: made.state.clone(),
             renamed_options: entry.change.renamed_options.clone(),
+            position: entry.change.position,
         };
         if let (Json::Object(stored), Json::Object(done)) =
             (&mut stored, serde_json::to_value(&done).map_err(CrmError::internal)?)

@@ -1,12 +1,14 @@
 //! Copies production's rows into a new sandbox, inside Postgres: one
 //! `INSERT … SELECT` per table, no row passes through the server.
 //!
-//! Configuration (pipelines, stages) always comes along in full. Records
-//! come along by mode: none, a sample that keeps every relation consistent
-//! (a lookup whose record is not in the sample is left empty, and a record
-//! whose required lookup's record is not in the sample is not taken), or
-//! all of them. With `mask`, personal data is replaced by deterministic
-//! fake values in the same statement (the `crm_system.mask_*` functions).
+//! Configuration (pipelines, stages) always comes along in full and as it
+//! is. Records come along by mode: none, a sample that keeps every
+//! relation consistent (a lookup whose record is not in the sample is left
+//! empty, and a record whose required lookup's record is not in the sample
+//! is not taken), or all of them. With `mask`, records' personal data is
+//! replaced by deterministic fake values in the same statement (the
+//! `crm_system.mask_*` functions); configuration is metadata a promotion
+//! moves back to production, so it is never masked.
 
 use std::collections::{HashMap, HashSet};
 
@@ -55,6 +57,7 @@ struct Column {
     custom: bool,
     /// The table a lookup column refers to, when that table is copied too.
     refers_to: Option<String>,
+    /// What personal data it holds: a record's column only.
     personal: Option<Personal>,
 }
 
@@ -172,7 +175,11 @@ impl Copy<'_> {
                             .and_then(|f| f.lookup())
                             .and_then(|l| table_of.get(l.target.as_str()))
                             .map(|t| t.to_string()),
-                        personal: field.and_then(|f| f.personal),
+                        // Only records hold people's data: configuration
+                        // (a pipeline's description) is copied as it is.
+                        personal: field
+                            .filter(|_| object.access == Access::Record)
+                            .and_then(|f| f.personal),
                     }
                 })
                 .collect();

@@ -65,6 +65,19 @@ impl MetadataKind for Field {
         format!("{}.{}", text(state, "object"), text(state, "name"))
     }
 
+    /// A field's place among its object's fields (`custom_field.position`).
+    fn positions(&self, doc: &Json) -> Vec<(String, i64)> {
+        rows(doc, ABOUT.key)
+            .iter()
+            .filter_map(|row| Some((super::id_of(row), row["position"].as_i64()?)))
+            .collect()
+    }
+
+    /// Its object.
+    fn parent_of(&self, state: &Json) -> String {
+        text(state, "object")
+    }
+
     fn in_schema(&self) -> bool {
         true
     }

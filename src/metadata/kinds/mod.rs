@@ -74,6 +74,21 @@ pub trait MetadataKind: Sync {
         false
     }
 
+    /// Where its items stand in a metadata document, by id, for kinds
+    /// whose items users see in an order they made (a field's place among
+    /// its object's fields). Not part of an item's state, so it is never
+    /// compared: it only orders the changes that make items.
+    fn positions(&self, _doc: &Json) -> Vec<(String, i64)> {
+        Vec::new()
+    }
+
+    /// What an item in a state is ordered within by its position: a
+    /// field's object. Changes of one kind are listed and made by it, then
+    /// by position, then by name.
+    fn parent_of(&self, _state: &Json) -> String {
+        String::new()
+    }
+
     /// When an item taking the state `desired` is made, among the changes
     /// of a promotion: lower first.
     fn phase(&self, desired: &Json) -> u8;
@@ -207,6 +222,11 @@ pub struct Change {
     /// Picklist values renamed (records follow), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub renamed_options: Vec<Rename>,
+    /// Where the item stands where it was changed (a field's place among
+    /// its object's fields): changes are made in that order, so added
+    /// fields keep the order they were made in. Not compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<i64>,
 }
 
 impl Change {
@@ -241,6 +261,7 @@ impl Change {
                     to: r.from.clone(),
                 })
                 .collect(),
+            position: self.position,
         }
     }
 
@@ -356,6 +377,9 @@ pub struct Item {
     /// Its name, unique among live items of its kind.
     pub target: String,
     pub state: Json,
+    /// Where it stands among its parent's items (see
+    /// [`MetadataKind::positions`]); not part of its state.
+    pub position: Option<i64>,
 }
 
 /// A workspace's metadata: every item, by kind and id.
@@ -389,8 +413,10 @@ impl Snapshot {
         let mut items = BTreeMap::new();
         for def in all() {
             let kind = def.about().kind;
+            let positions: BTreeMap<String, i64> = def.positions(doc).into_iter().collect();
             for (id, state) in def.read(doc) {
                 let target = def.target_of(&state);
+                let position = positions.get(&id).copied();
                 items.insert(
                     (kind, id.clone()),
                     Item {
@@ -398,6 +424,7 @@ impl Snapshot {
                         id,
                         target,
                         state,
+                        position,
                     },
                 );
             }
@@ -472,6 +499,7 @@ pub fn between(base: &Snapshot, now: &Snapshot) -> Vec<Change> {
                 before: None,
                 after: item.state.clone(),
                 renamed_options: Vec::new(),
+                position: item.position,
             }),
             Some(old) if old.state != item.state => out.push(Change {
                 kind: item.kind,
@@ -480,6 +508,7 @@ pub fn between(base: &Snapshot, now: &Snapshot) -> Vec<Change> {
                 before: Some(old.state.clone()),
                 after: item.state.clone(),
                 renamed_options: Vec::new(),
+                position: item.position,
             }),
             Some(_) => {}
         }
@@ -496,6 +525,7 @@ pub fn between(base: &Snapshot, now: &Snapshot) -> Vec<Change> {
                 before: Some(old.state.clone()),
                 after,
                 renamed_options: Vec::new(),
+                position: old.position,
             });
         }
     }
@@ -503,9 +533,15 @@ pub fn between(base: &Snapshot, now: &Snapshot) -> Vec<Change> {
     out
 }
 
-/// The order changes are listed and applied in: by kind, then name.
+/// The order changes are listed and applied in: by kind, then name; the
+/// fields of one object by their position where they were changed (a
+/// change without one, from an older changeset file, first), so they are
+/// made in the order they were made there.
 pub fn sort(changes: &mut [Change]) {
-    changes.sort_by(|a, b| (a.kind, &a.target, &a.id).cmp(&(b.kind, &b.target, &b.id)));
+    changes.sort_by_cached_key(|c| {
+        let parent = c.kind.def().parent_of(&c.after);
+        (c.kind, parent, c.position, c.target.clone(), c.id.clone())
+    });
 }
 
 /// Attaches the picklist renames `schema` recorded after `since` (its
