@@ -160,7 +160,11 @@ fn no_file_in_src_is_longer_than_800_lines() {
             (lines > MAX_FILE_LINES).then(|| format!("{} has {lines} lines", file.display()))
         })
         .collect();
-    assert!(long.is_empty(), "files over {MAX_FILE_LINES} lines:\n{}", long.join("\n"));
+    assert!(
+        long.is_empty(),
+        "files over {MAX_FILE_LINES} lines:\n{}",
+        long.join("\n")
+    );
 }
 
 #[test]
