@@ -694,11 +694,11 @@ async fn a_promotion_killed_midway_leaves_production_fully_old() {
     let id = listed.split_whitespace().next().unwrap();
     let reverted = crm_command(&app, &["promotion", "revert", id]);
     assert!(reverted.contains("applied"), "{reverted}");
-    // The sandbox was rebased on the promotion: the revert is production's
-    // own change since.
+    // The revert undid the promotion the sandbox was rebased on: the
+    // sandbox's changes show again, not the revert as production's own.
     let diffed = crm_command(&app, &["sandbox", "diff", "big"]);
-    assert!(diffed.contains("production changed since the base (3)"), "{diffed}");
-    assert!(diffed.contains("delete field Account.tier"), "{diffed}");
+    assert!(!diffed.contains("production changed since the base"), "{diffed}");
+    assert!(diffed.contains("add field Account.tier"), "{diffed}");
 }
 
 #[tokio::test]
@@ -955,4 +955,280 @@ async fn a_changeset_file_keeps_the_order_fields_were_made_in() {
     assert!(applied.contains("applied"), "{applied}");
     assert_eq!(older.scalar("SELECT count(*) AS n FROM crm.custom_field").await, 4);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The changes of a report as a reviewer compares them: what, how, where.
+fn listed(report: &Value) -> Vec<Value> {
+    report["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            json!([
+                c["key"],
+                c["kind"],
+                c["action"],
+                c["target"],
+                c["summary"],
+                c["status"],
+                c["apiImpact"]
+            ])
+        })
+        .collect()
+}
+
+/// After a promotion the sandbox agrees with its new base and production:
+/// no change of its own, none of production's, nothing a dry run (even one
+/// allowing breaking changes) would apply.
+async fn nothing_left(app: &TestApp, name: &str) {
+    let report = diff(app, name).await;
+    assert_eq!(report["changes"], json!([]), "{report:#}");
+    assert_eq!(report["targetChanges"], json!([]), "{report:#}");
+    let dry = promote(app, name, true, true).await;
+    assert_eq!(dry["changes"], json!([]), "{dry:#}");
+    assert_eq!(dry["canApply"], false, "{dry:#}");
+    assert!(
+        dry["blockers"][0].as_str().unwrap().contains("nothing to apply"),
+        "{dry:#}"
+    );
+}
+
+#[tokio::test]
+async fn after_promotion_a_field_both_sides_added_stays_one_field() {
+    let app = TestApp::start().await;
+    make_sandbox(&app, "twin").await;
+    let field = r#"mutation { createCustomField(input: { object: "Account", name: "region", label: "Region", type: PICKLIST,
+        options: [{ value: "EMEA" }, { value: "APAC" }] }) { name } }"#;
+    app.data(field, json!({})).await;
+    let acme = app.create("Account", json!({ "name": "Acme", "region": "EMEA" })).await;
+    app.sandbox_data("twin", field, json!({})).await;
+    app.sandbox_data(
+        "twin",
+        r#"mutation { createCustomField(input: { object: "Account", name: "score", label: "Score", type: INTEGER }) { name } }"#,
+        json!({}),
+    )
+    .await;
+    let report = diff(&app, "twin").await;
+    assert_eq!(
+        change(&report, "Account.region")["status"],
+        "ALREADY_APPLIED",
+        "{report:#}"
+    );
+    assert_eq!(change(&report, "Account.score")["status"], "READY", "{report:#}");
+
+    let done = promote(&app, "twin", false, false).await;
+    assert_eq!(
+        (&done["applied"], &done["rebased"]),
+        (&json!(true), &json!(true)),
+        "{done:#}"
+    );
+    nothing_left(&app, "twin").await;
+    let ids = "SELECT count(*) AS n FROM crm.custom_field p JOIN sandbox_twin.custom_field s USING (id)";
+    assert_eq!(app.scalar(ids).await, 2, "the sandbox's fields have production's ids");
+    let history = "SELECT count(*) AS n FROM sandbox_twin.metadata_change m JOIN crm.custom_field f \
+        ON f.id::text = m.after->>'id' WHERE f.name = 'region'";
+    assert!(app.scalar(history).await > 0, "the sandbox's history follows the id");
+
+    // The sandbox's next edit of the field is a change of production's field.
+    app.sandbox_data(
+        "twin",
+        r#"mutation { updateCustomField(object: "Account", name: "region", input: { label: "Sales region" }) { name } }"#,
+        json!({}),
+    )
+    .await;
+    let next = diff(&app, "twin").await;
+    let changes = next["changes"].as_array().unwrap();
+    assert_eq!(changes.len(), 1, "{next:#}");
+    assert_eq!(
+        (&changes[0]["action"], &changes[0]["status"]),
+        (&json!("CHANGE"), &json!("READY"))
+    );
+    let production_key = format!(
+        "SELECT count(*) AS n FROM crm.custom_field WHERE name = 'region' AND 'FIELD:' || id = '{}'",
+        changes[0]["key"].as_str().unwrap()
+    );
+    assert_eq!(app.scalar(&production_key).await, 1, "{next:#}");
+    let account = app
+        .data(
+            "query($id: ID!) { account(id: $id) { region score } }",
+            json!({ "id": acme }),
+        )
+        .await;
+    assert_eq!(account["account"], json!({ "region": "EMEA", "score": null }));
+}
+
+#[tokio::test]
+async fn after_promotion_a_pipeline_and_stage_both_sides_added_stay_one() {
+    let app = TestApp::start().await;
+    make_sandbox(&app, "twin").await;
+    let pipeline =
+        r#"mutation { createPipeline(input: { name: "Renewals", description: "Existing customers" }) { id } }"#;
+    let stage = r#"mutation($pipeline: ID!) { createStage(input: { pipelineId: $pipeline, name: "Open", position: 1,
+        probability: 50, forecastCategory: PIPELINE }) { id } }"#;
+    let made = async |sandbox: Option<&str>| {
+        let run = async |query: &str, variables: Value| match sandbox {
+            Some(name) => app.sandbox_data(name, query, variables).await,
+            None => app.data(query, variables).await,
+        };
+        let pipeline = run(pipeline, json!({})).await["createPipeline"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let stage = run(stage, json!({ "pipeline": pipeline })).await["createStage"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let deal = run(
+            "mutation($stage: ID!) { createOpportunity(input: { name: \"Renewal\", stageId: $stage }) { id } }",
+            json!({ "stage": stage }),
+        )
+        .await["createOpportunity"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (pipeline, stage, deal)
+    };
+    let (pipeline, stage, deal) = made(None).await;
+    let (_, _, sandbox_deal) = made(Some("twin")).await;
+    app.sandbox_data(
+        "twin",
+        r#"mutation { createCustomField(input: { object: "Account", name: "score", label: "Score", type: INTEGER }) { name } }"#,
+        json!({}),
+    )
+    .await;
+    let report = diff(&app, "twin").await;
+    assert_eq!(change(&report, "Renewals")["status"], "ALREADY_APPLIED", "{report:#}");
+    assert_eq!(
+        change(&report, "Renewals / Open")["status"],
+        "ALREADY_APPLIED",
+        "{report:#}"
+    );
+
+    let done = promote(&app, "twin", false, false).await;
+    assert_eq!(
+        (&done["applied"], &done["rebased"]),
+        (&json!(true), &json!(true)),
+        "{done:#}"
+    );
+    nothing_left(&app, "twin").await;
+    let read = "query($id: ID!) { opportunity(id: $id) { name pipeline { id name } stage { id name } } }";
+    let expected = json!({ "name": "Renewal", "pipeline": { "id": pipeline, "name": "Renewals" },
+        "stage": { "id": stage, "name": "Open" } });
+    assert_eq!(app.data(read, json!({ "id": deal })).await["opportunity"], expected);
+    let in_sandbox = app.sandbox_data("twin", read, json!({ "id": sandbox_deal })).await;
+    assert_eq!(
+        in_sandbox["opportunity"], expected,
+        "the sandbox's deal follows the ids"
+    );
+}
+
+#[tokio::test]
+async fn promoting_a_sandbox_whose_only_change_production_has_rebases_it() {
+    let app = TestApp::start().await;
+    make_sandbox(&app, "twin").await;
+    let field = r#"mutation { createCustomField(input: { object: "Account", name: "region", label: "Region", type: TEXT }) { name } }"#;
+    app.data(field, json!({})).await;
+    app.sandbox_data("twin", field, json!({})).await;
+    let version = production_version(&app).await;
+    let done = promote(&app, "twin", false, false).await;
+    assert_eq!(done["applied"], true, "{done:#}");
+    assert_eq!(done["rebased"], true, "{done:#}");
+    assert_eq!(done["blockers"], json!([]), "{done:#}");
+    let statuses: Vec<&Value> = done["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["status"])
+        .collect();
+    assert_eq!(statuses, [&json!("ALREADY_APPLIED")], "{done:#}");
+    assert_eq!(production_version(&app).await, version, "production did not change");
+    nothing_left(&app, "twin").await;
+}
+
+#[tokio::test]
+async fn after_promotion_resolved_conflicts_leave_nothing_to_promote() {
+    let app = TestApp::start().await;
+    app.data(
+        r#"mutation {
+            note: createCustomField(input: { object: "Account", name: "note", label: "Note", type: TEXT }) { name }
+            status: createCustomField(input: { object: "Account", name: "status", label: "Status", type: TEXT }) { name }
+        }"#,
+        json!({}),
+    )
+    .await;
+    make_sandbox(&app, "both").await;
+    let edits = |side: &str| {
+        format!(
+            r#"mutation {{
+                note: updateCustomField(object: "Account", name: "note", input: {{ label: "Note ({side})" }}) {{ name }}
+                status: updateCustomField(object: "Account", name: "status", input: {{ label: "Status ({side})" }}) {{ name }}
+                tier: createCustomField(input: {{ object: "Account", name: "tier", label: "Tier ({side})", type: TEXT }}) {{ name }}
+            }}"#
+        )
+    };
+    app.data(&edits("production"), json!({})).await;
+    app.sandbox_data("both", &edits("sandbox"), json!({})).await;
+    let report = diff(&app, "both").await;
+    assert_eq!(report["conflicts"], 3, "{report:#}");
+    let key = |target: &str| change(&report, target)["key"].clone();
+    let resolutions = json!([
+        { "key": key("Account.note"), "take": "SOURCE" },
+        { "key": key("Account.status"), "take": "TARGET" },
+        { "key": key("Account.tier"), "take": "SOURCE" },
+    ]);
+    let done = app
+        .data(
+            &promote_query(),
+            json!({ "name": "both", "dryRun": false, "version": production_version(&app).await, "allow": false,
+                    "resolutions": resolutions }),
+        )
+        .await["promoteSandbox"]
+        .clone();
+    assert_eq!(
+        (&done["applied"], &done["rebased"]),
+        (&json!(true), &json!(true)),
+        "{done:#}"
+    );
+    nothing_left(&app, "both").await;
+    let labels = "{ object(name: \"Account\") { fields { name label } } }";
+    let production = app.data(labels, json!({})).await;
+    let text = production.to_string();
+    for label in ["Note (sandbox)", "Status (production)", "Tier (sandbox)"] {
+        assert!(text.contains(label), "{label}: {text}");
+    }
+    assert_eq!(app.sandbox_data("both", labels, json!({})).await, production);
+}
+
+#[tokio::test]
+async fn after_promotion_and_its_revert_the_sandbox_shows_its_changes_again() {
+    let app = TestApp::start().await;
+    make_sandbox(&app, "again").await;
+    let pipeline = app.data("{ pipelines { nodes { id } } }", json!({})).await["pipelines"]["nodes"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.sandbox_data(
+        "again",
+        r#"mutation($pipeline: ID!) {
+            tier: createCustomField(input: { object: "Account", name: "tier", label: "Tier", type: TEXT }) { name }
+            sales: updatePipeline(id: $pipeline, input: { description: "Renewals too" }) { id }
+        }"#,
+        json!({ "pipeline": pipeline }),
+    )
+    .await;
+    let original = diff(&app, "again").await;
+    assert_eq!(original["changes"].as_array().unwrap().len(), 2, "{original:#}");
+    let done = promote(&app, "again", false, false).await;
+    assert_eq!(done["applied"], true, "{done:#}");
+    nothing_left(&app, "again").await;
+    let reverted = app
+        .data(
+            "mutation($id: ID!) { revertPromotion(id: $id, dryRun: false) { applied } }",
+            json!({ "id": done["promotion"]["id"] }),
+        )
+        .await;
+    assert_eq!(reverted["revertPromotion"]["applied"], true, "{reverted:#}");
+    let again = diff(&app, "again").await;
+    assert_eq!(listed(&again), listed(&original), "{again:#}");
+    assert_eq!(again["targetChanges"], original["targetChanges"], "{again:#}");
 }

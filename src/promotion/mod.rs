@@ -16,13 +16,12 @@
 pub mod api;
 pub mod apply;
 pub mod changeset;
+mod rebase;
 pub mod sdl;
 pub mod text;
 
 use diesel::sql_types::{Integer, Jsonb, Text};
-use diesel_async::{
-    AnsiTransactionManager, AsyncConnection, AsyncPgConnection, SimpleAsyncConnection, TransactionManager,
-};
+use diesel_async::{AnsiTransactionManager, AsyncPgConnection, SimpleAsyncConnection, TransactionManager};
 use serde::Serialize;
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
@@ -227,10 +226,17 @@ async fn promote(
     if options.dry_run || !report.blockers.is_empty() {
         return Ok(report);
     }
-    record(conn, &target, source, &mut report).await?;
-    if let Source::Sandbox(name) = source {
-        let production_changes = report.target_changes.iter().map(|e| e.change.clone()).collect();
-        report.rebased = Some(rebase(conn, trail, rooms, name, production_changes).await?);
+    // A sandbox whose every change production already has is only rebased.
+    if tally.ready > 0 {
+        record(conn, &target, source, &mut report).await?;
+    }
+    match source {
+        Source::Sandbox(name) => {
+            let touched = rebase::touched(report.changes.iter().chain(&report.target_changes));
+            report.rebased = Some(rebase::rebase(conn, trail, rooms, name, touched).await?);
+        }
+        Source::Revert(id) => rebase::restore_base(conn, *id).await?,
+        Source::File { .. } => {}
     }
     report.applied = true;
     Ok(report)
@@ -260,6 +266,8 @@ fn expect_version(workspace: &str, version: i32, expected: Option<i32>) -> Resul
 
 /// How many of a promotion's changes stand where.
 struct Tally {
+    /// Every change, whatever its status.
+    total: usize,
     ready: usize,
     conflicts: usize,
     failures: usize,
@@ -272,6 +280,7 @@ impl Tally {
     fn of(entries: &[Entry]) -> Tally {
         let count = |status: Status| entries.iter().filter(|e| e.status == status).count();
         Tally {
+            total: entries.len(),
             ready: count(Status::Ready),
             conflicts: count(Status::Conflict),
             failures: count(Status::Fails),
@@ -286,6 +295,7 @@ impl Tally {
     /// Why the changes cannot be applied to `workspace`; empty when they can.
     fn blockers(&self, workspace: &str, source: &Source, options: &Options) -> Vec<String> {
         let Tally {
+            total,
             ready,
             conflicts,
             failures,
@@ -317,7 +327,10 @@ impl Tally {
                  to apply them"
             ));
         }
-        if ready == 0 && blockers.is_empty() {
+        // A sandbox whose changes the workspace already has (or whose
+        // conflicts it keeps) is still promoted: that rebases it.
+        let rebases = matches!(source, Source::Sandbox(_)) && total > 0;
+        if ready == 0 && blockers.is_empty() && !rebases {
             blockers.push(format!("nothing to apply: {workspace} already has every change"));
         }
         blockers
@@ -493,67 +506,6 @@ async fn record(conn: &mut AsyncPgConnection, target: &Target<'_>, source: &Sour
     report.promotion_id = Some(id);
     report.version_after = version_after;
     Ok(())
-}
-
-/// Gives a promoted sandbox production's new metadata as its base. What
-/// production changed since the old base is first made in the sandbox
-/// too (production's version winning), so the next diff shows only the
-/// sandbox's own new work. When the sandbox's data refuses that, the
-/// sandbox keeps its old base (and shows PRODUCTION_CHANGED).
-async fn rebase(
-    conn: &mut AsyncPgConnection,
-    trail: &Trail,
-    rooms: Rooms,
-    name: &str,
-    production_changes: Vec<Change>,
-) -> Result<bool> {
-    let schema = sandbox::schema_of(name);
-    let in_sandbox = Trail {
-        workspace: name.to_owned(),
-        ..trail.clone()
-    };
-    let check = |model: &Model| apply::built(rooms, model).map(drop);
-    let target = Target {
-        schema: &schema,
-        trail: &in_sandbox,
-        check: &check,
-        value: &checked_value,
-        replaying: false,
-        rehearsal: false,
-    };
-    let rebased = conn
-        .transaction::<_, CrmError, _>(async |conn| {
-            let sandbox_now = Snapshot::read(conn, &schema).await?;
-            let resolutions: Vec<(String, Side)> = production_changes
-                .iter()
-                .map(|c| (apply::key_of(c), Side::Source))
-                .collect();
-            let mut entries = apply::plan(production_changes, &sandbox_now, &resolutions);
-            apply::run(conn, &target, &mut entries, None).await?;
-            if let Some(refused) = entries.iter().find(|e| e.blocks()) {
-                return Err(CrmError::Conflict(format!(
-                    "{} does not apply in the sandbox",
-                    refused.change.target
-                )));
-            }
-            let mut update = Sql::raw("UPDATE crm_system.workspace SET base_version = s.metadata_version, base = ");
-            update.append(&kinds::document(PRODUCTION_SCHEMA)).push(" FROM ");
-            update
-                .table(PRODUCTION_SCHEMA, "workspace_settings")
-                .push(" AS s WHERE name = ");
-            update.bind(Bind::Text(Some(name.to_owned())));
-            update.execute(conn).await?;
-            Ok(())
-        })
-        .await;
-    match rebased {
-        Ok(()) => Ok(true),
-        Err(CrmError::Internal { reference }) => Err(CrmError::Internal { reference }),
-        Err(err) => {
-            tracing::warn!(sandbox = name, %err, "the promoted sandbox keeps its old base");
-            Ok(false)
-        }
-    }
 }
 
 /// Promotions, newest first, as the API shows them.

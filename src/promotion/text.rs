@@ -101,7 +101,12 @@ pub fn render(report: &Report, paint: Paint) -> String {
             let _ = writeln!(out, "  - {blocker}");
         }
     }
-    let verdict = if report.applied {
+    let verdict = if report.applied && report.promotion_id.is_none() {
+        paint.green(&format!(
+            "applied: {} already had every change; the sandbox was rebased on it",
+            report.workspace
+        ))
+    } else if report.applied {
         let id = report.promotion_id.map(|id| id.to_string()).unwrap_or_default();
         paint.green(&format!(
             "applied: {} is at metadata version {} (promotion {id})",

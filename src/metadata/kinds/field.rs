@@ -61,6 +61,10 @@ impl MetadataKind for Field {
             .collect()
     }
 
+    fn table(&self) -> Option<&'static str> {
+        Some("custom_field")
+    }
+
     fn target_of(&self, state: &Json) -> String {
         format!("{}.{}", text(state, "object"), text(state, "name"))
     }

@@ -89,6 +89,12 @@ pub trait MetadataKind: Sync {
         String::new()
     }
 
+    /// The workspace's table its items are rows of, keyed by their id;
+    /// `None` when they are not rows of their own (the settings).
+    fn table(&self) -> Option<&'static str> {
+        None
+    }
+
     /// When an item taking the state `desired` is made, among the changes
     /// of a promotion: lower first.
     fn phase(&self, desired: &Json) -> u8;

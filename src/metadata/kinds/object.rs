@@ -47,6 +47,10 @@ impl MetadataKind for Object {
             .collect()
     }
 
+    fn table(&self) -> Option<&'static str> {
+        Some("custom_object")
+    }
+
     fn target_of(&self, state: &Json) -> String {
         text(state, "name")
     }

@@ -54,6 +54,10 @@ impl MetadataKind for Pipeline {
             .collect()
     }
 
+    fn table(&self) -> Option<&'static str> {
+        Some(TABLE.name)
+    }
+
     fn target_of(&self, state: &Json) -> String {
         text(state, "name")
     }

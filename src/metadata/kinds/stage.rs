@@ -68,6 +68,10 @@ impl MetadataKind for Stage {
             .collect()
     }
 
+    fn table(&self) -> Option<&'static str> {
+        Some(TABLE.name)
+    }
+
     fn target_of(&self, state: &Json) -> String {
         format!("{} / {}", text(state, "pipeline"), text(state, "name"))
     }
