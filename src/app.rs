@@ -65,6 +65,7 @@ impl App {
             &PoolOptions {
                 size: config.pool_size,
                 statement_timeout: config.statement_timeout,
+                metadata_lock_timeout: config.metadata_lock_timeout,
             },
         )?;
         let limits = Limits {

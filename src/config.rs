@@ -21,6 +21,9 @@ pub struct Config {
     pub pool_size: usize,
     /// Postgres `statement_timeout` applied to every pooled connection.
     pub statement_timeout: Duration,
+    /// How long a metadata change's DDL waits for a record table other
+    /// work holds before it gives up and retries.
+    pub metadata_lock_timeout: Duration,
     /// Largest accepted request body.
     pub body_limit: usize,
     /// Maximum depth of a GraphQL query.
@@ -72,6 +75,7 @@ impl Default for Config {
             database_url: None,
             pool_size: 16,
             statement_timeout: Duration::from_secs(30),
+            metadata_lock_timeout: Duration::from_secs(2),
             body_limit: 2 * 1024 * 1024,
             max_depth: 12,
             max_complexity: 250_000,

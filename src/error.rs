@@ -45,6 +45,11 @@ pub enum CrmError {
     /// why (conflicts, changes the data refuses, breaking changes).
     #[error("{message}")]
     Refused { message: String, blockers: Vec<String> },
+    /// The tables a change needs are held by other work longer than the
+    /// change may wait (`lock_timeout`): nothing changed, and trying again
+    /// may succeed. Metadata changes retry by themselves first.
+    #[error("{0}")]
+    Busy(String),
     /// The record moved on since the client read it.
     #[error("{object} {id} is at version {current}, not the expected version {expected}: reload it and try again")]
     VersionConflict {
@@ -121,6 +126,7 @@ impl CrmError {
             CrmError::BadUserInput { .. } | CrmError::LossyChange { .. } => "BAD_USER_INPUT",
             CrmError::NotFound { .. } => "NOT_FOUND",
             CrmError::Conflict(_)
+            | CrmError::Busy(_)
             | CrmError::VersionConflict { .. }
             | CrmError::DataConflict { .. }
             | CrmError::Refused { .. } => "CONFLICT",
@@ -242,7 +248,7 @@ impl From<DieselError> for CrmError {
             DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
                 CrmError::Conflict("a record with the same unique value already exists".into())
             }
-            DieselError::DatabaseError(_, info) if info.message().contains("lock timeout") => CrmError::Conflict(
+            DieselError::DatabaseError(_, info) if info.message().contains("lock timeout") => CrmError::Busy(
                 "the tables are busy (another change or a long query holds them): nothing changed, try again".into(),
             ),
             DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)

@@ -260,6 +260,10 @@ struct ServeArgs {
     /// Longest a single SQL statement may run, in milliseconds.
     #[arg(long, env = "CRM_STATEMENT_TIMEOUT_MS", default_value_t = 30_000)]
     statement_timeout_ms: u64,
+    /// Longest a custom field or object change (or a promotion) waits for a record table other work holds, in
+    /// milliseconds; reads and writes queue behind it at most that long. It then retries (3 times).
+    #[arg(long, env = "CRM_METADATA_LOCK_TIMEOUT_MS", default_value_t = 2_000, value_parser = clap::value_parser!(u64).range(1..))]
+    metadata_lock_timeout_ms: u64,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "CRM_BODY_LIMIT", default_value_t = 2 * 1024 * 1024)]
     body_limit: usize,

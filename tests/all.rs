@@ -19,6 +19,7 @@ mod hostile;
 mod http;
 mod impact;
 mod layers;
+mod locks;
 mod metadata;
 mod model;
 mod mutations;

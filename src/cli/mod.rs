@@ -34,6 +34,7 @@ pub fn config(database: &DatabaseArgs, serve: Option<&ServeArgs>) -> Config {
         config.port = serve.port;
         config.pool_size = serve.pool_size;
         config.statement_timeout = Duration::from_millis(serve.statement_timeout_ms);
+        config.metadata_lock_timeout = Duration::from_millis(serve.metadata_lock_timeout_ms);
         config.body_limit = serve.body_limit;
         config.max_depth = serve.max_depth;
         config.max_complexity = serve.max_complexity;

@@ -104,6 +104,7 @@ pub(super) async fn with_target<T>(
         value: &checked_value,
         replaying: false,
         rehearsal: false,
+        lock_timeout: Some(context.db.metadata_lock_timeout()),
     };
     let mut conn = context.db.conn().await?;
     let done = body(&mut conn, &target).await?;

@@ -31,6 +31,8 @@ pub type Conn = Object<AsyncPgConnection>;
 pub struct Database {
     pool: Pool<AsyncPgConnection>,
     statements: Arc<AtomicU64>,
+    /// How long a metadata change's DDL waits for a record table.
+    metadata_lock_timeout: Duration,
 }
 
 impl std::fmt::Debug for Database {
@@ -44,6 +46,10 @@ impl std::fmt::Debug for Database {
 pub struct PoolOptions {
     pub size: usize,
     pub statement_timeout: Duration,
+    /// How long a metadata change's DDL waits for a record table that
+    /// other work holds before it gives up (and retries): production's
+    /// reads and writes queue behind a waiting DDL at most that long.
+    pub metadata_lock_timeout: Duration,
 }
 
 impl Database {
@@ -85,12 +91,21 @@ impl Database {
             }))
             .build()
             .map_err(Error::Pool)?;
-        Ok(Database { pool, statements })
+        Ok(Database {
+            pool,
+            statements,
+            metadata_lock_timeout: options.metadata_lock_timeout,
+        })
     }
 
     /// A connection from the pool.
     pub async fn conn(&self) -> crate::error::Result<Conn> {
         Ok(self.pool.get().await?)
+    }
+
+    /// How long a metadata change's DDL waits for a record table.
+    pub fn metadata_lock_timeout(&self) -> Duration {
+        self.metadata_lock_timeout
     }
 
     /// SQL statements run through this pool since it was built.

@@ -300,6 +300,7 @@ impl From<CrmError> for HttpError {
                 StatusCode::BAD_REQUEST
             }
             CrmError::Conflict(_)
+            | CrmError::Busy(_)
             | CrmError::DataConflict { .. }
             | CrmError::Refused { .. }
             | CrmError::VersionConflict { .. } => StatusCode::CONFLICT,

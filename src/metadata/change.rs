@@ -19,7 +19,7 @@
 use std::future::Future;
 
 use diesel::sql_types::Integer;
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
@@ -55,6 +55,10 @@ pub struct Target<'a> {
     /// customizations into a new sandbox): nothing is recorded, audited or
     /// announced again.
     pub replaying: bool,
+    /// How long DDL waits for a record table other work holds before the
+    /// change gives up (`Busy`) and is tried again; `None` keeps the
+    /// transaction's own setting.
+    pub lock_timeout: Option<std::time::Duration>,
     /// Rehearsing (a promotion's diff or dry run, rolled back): the
     /// metadata changes and every check on the records run, but no
     /// statement that changes or locks a record table, so production's
@@ -292,12 +296,35 @@ pub(in crate::metadata) struct Made<T> {
 /// [`run_within`]. Any error rolls all of it back.
 pub(in crate::metadata) async fn run<T, F>(conn: &mut AsyncPgConnection, target: &Target<'_>, make: F) -> Result<T>
 where
-    F: for<'r> MakeChange<'r, T> + Send,
+    F: for<'r> MakeChange<'r, T> + Send + Sync + Clone,
     T: Send,
 {
-    conn.transaction::<_, CrmError, _>(async |conn| Ok(run_within(conn, target, make).await?.0))
-        .await
+    let mut attempt = 1;
+    loop {
+        let tried = conn
+            .transaction::<_, CrmError, _>(async |conn| {
+                if let Some(timeout) = target.lock_timeout {
+                    conn.batch_execute(&format!("SET LOCAL lock_timeout = {}", timeout.as_millis()))
+                        .await?;
+                }
+                Ok(run_within(conn, target, make.clone()).await?.0)
+            })
+            .await;
+        match tried {
+            // Other work held a record table longer than the change may
+            // wait: it stood aside (production's queries queued behind it
+            // went on), and tries again a little later.
+            Err(CrmError::Busy(_)) if attempt < LOCK_ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
 }
+
+/// How many times a change whose DDL timed out waiting for a table is tried.
+const LOCK_ATTEMPTS: u64 = 4;
 
 /// Runs one change in the caller's transaction: locks the workspace's
 /// settings row and reads its metadata, lets `make` check the change

@@ -129,8 +129,12 @@ pub struct Report {
     pub rebased: Option<bool>,
 }
 
-/// The longest a promotion waits for a table that other work holds.
-const LOCK_TIMEOUT: &str = "10s";
+/// What a promotion is checked against and how long it waits for tables.
+#[derive(Debug, Clone, Copy)]
+struct How {
+    rooms: Rooms,
+    lock_timeout: std::time::Duration,
+}
 
 /// Compares, checks and (unless a dry run) applies `source`'s changes to
 /// `workspace` (`production` or a sandbox's name) in one transaction.
@@ -144,7 +148,11 @@ pub async fn run(
 ) -> Result<Report> {
     let mut conn = db.conn().await?;
     AnsiTransactionManager::begin_transaction(&mut *conn).await?;
-    let outcome = promote(&mut conn, trail, rooms, source, workspace, options).await;
+    let how = How {
+        rooms,
+        lock_timeout: db.metadata_lock_timeout(),
+    };
+    let outcome = promote(&mut conn, trail, how, source, workspace, options).await;
     let finished = match &outcome {
         Ok(report) if report.applied => AnsiTransactionManager::commit_transaction(&mut *conn).await,
         _ => AnsiTransactionManager::rollback_transaction(&mut *conn).await,
@@ -162,7 +170,7 @@ pub async fn run(
 async fn promote(
     conn: &mut AsyncPgConnection,
     trail: &Trail,
-    rooms: Rooms,
+    How { rooms, lock_timeout }: How,
     source: &Source,
     workspace: &str,
     options: &Options,
@@ -170,6 +178,10 @@ async fn promote(
     conn.batch_execute("SET LOCAL statement_timeout = 0").await?;
     let schema = schema_of(conn, workspace).await?;
     lock(conn, &schema).await?;
+    // No statement waits long for a table production traffic holds: the
+    // change waiting gives up, and tries again (`metadata::change`).
+    conn.batch_execute(&format!("SET LOCAL lock_timeout = {}", lock_timeout.as_millis()))
+        .await?;
     let version_before = sandbox::metadata_version(conn, &schema).await?;
     expect_version(workspace, version_before, options.expected_version)?;
     let target_before = Snapshot::read(conn, &schema).await?;
@@ -193,6 +205,8 @@ async fn promote(
         replaying: false,
         // A diff or dry run locks none of the workspace's record tables.
         rehearsal: options.dry_run,
+        // The promotion's transaction has its own (`run`).
+        lock_timeout: None,
     };
     let sdl_before = apply::schema_sdl(conn, rooms, &schema).await?;
     let mut sdl_after = sdl_before.clone();
@@ -242,14 +256,11 @@ async fn promote(
     Ok(report)
 }
 
-/// Makes promotions of the workspace in `schema` wait for each other;
-/// then no statement waits long for a table that production traffic holds.
+/// Makes promotions of the workspace in `schema` wait for each other.
 async fn lock(conn: &mut AsyncPgConnection, schema: &str) -> Result<()> {
     let mut lock = Sql::raw("SELECT pg_advisory_xact_lock(hashtext('crm.promotion'), hashtext(");
     lock.bind(Bind::Text(Some(schema.to_owned()))).push("))");
     lock.execute(conn).await?;
-    conn.batch_execute(&format!("SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
-        .await?;
     Ok(())
 }
 

@@ -75,6 +75,7 @@ pub(super) async fn rebase(
         value: &checked_value,
         replaying: false,
         rehearsal: false,
+        lock_timeout: None,
     };
     let rebased = conn
         .transaction::<_, CrmError, _>(async |conn| {

@@ -413,6 +413,7 @@ async fn fill(
         value: &|_, value, _| Ok(value.clone()),
         replaying: true,
         rehearsal: false,
+        lock_timeout: None,
     };
     let custom = replay::replay(conn, &target, PRODUCTION_SCHEMA).await?;
     let copy = Copy {
