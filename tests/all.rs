@@ -18,6 +18,7 @@ mod embedded;
 mod hostile;
 mod http;
 mod impact;
+mod kill;
 mod layers;
 mod locks;
 mod metadata;
