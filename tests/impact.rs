@@ -170,7 +170,10 @@ async fn retiring_a_picklist_value_breaks_writers_and_counts_the_records_holding
         .await;
     assert_eq!(write["errors"][0]["extensions"]["code"], "BAD_USER_INPUT", "{write:#}");
     let kept = app
-        .data("{ accounts(filter: { tier: { eq: SILVER } }) { totalCount } }", json!({}))
+        .data(
+            "{ accounts(filter: { tier: { eq: SILVER } }) { totalCount } }",
+            json!({}),
+        )
         .await;
     assert_eq!(kept["accounts"]["totalCount"], 2, "records keep a retired value");
 }
