@@ -129,6 +129,15 @@ async fn restore_checks_the_checksum_the_version_and_the_target_and_verify_repor
             .await,
         0
     );
+    // A password in the URL reaches pg_restore through its environment
+    // (the test cluster trusts its socket, so any password works).
+    let with_password = app.database_url.replacen("postgres@", "postgres:s%40cret@", 1);
+    let (ok, stdout, stderr) = run(
+        &dir,
+        Some(&with_password),
+        &["restore", "--verify", dump.to_str().unwrap()],
+    );
+    assert!(ok && stdout.contains("OK: the backup restores"), "{stderr}");
 
     // A server's database is not empty.
     let (ok, _, stderr) = run(&dir, Some(&app.database_url), &["restore", dump.to_str().unwrap()]);

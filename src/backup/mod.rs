@@ -126,7 +126,8 @@ pub async fn backup(url: &str, dump: &Path) -> Result<Backup, Error> {
         .arg(format!("--snapshot={snapshot}"))
         .arg("--file")
         .arg(&partial)
-        .arg(format!("--dbname={url}"));
+        .arg("--dbname");
+    connect_to(&mut command, url);
     if let Err(err) = run(command, &pg_dump).await {
         let _ = std::fs::remove_file(&partial);
         return Err(err);
@@ -173,6 +174,40 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(suffix);
     path.with_file_name(name)
+}
+
+/// Adds the connection URL to a PostgreSQL program's arguments, its
+/// password moved to `PGPASSWORD`: the command line of a process is
+/// visible to every user of the machine, its environment is not.
+fn connect_to(command: &mut tokio::process::Command, url: &str) {
+    let (url, password) = without_password(url);
+    command.arg(url);
+    if let Some(password) = password {
+        command.env("PGPASSWORD", password);
+    }
+}
+
+/// `postgres://user:secret@host/db` → (`postgres://user@host/db`, `secret`
+/// percent-decoded); a URL without a password as it is.
+fn without_password(url: &str) -> (String, Option<String>) {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return (url.to_owned(), None);
+    };
+    let rest = &url[start..];
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return (url.to_owned(), None);
+    };
+    let Some(colon) = rest[..at].find(':') else {
+        return (url.to_owned(), None);
+    };
+    let password = percent_encoding::percent_decode_str(&rest[colon + 1..at])
+        .decode_utf8_lossy()
+        .into_owned();
+    (
+        format!("{}{}{}", &url[..start], &rest[..colon], &rest[at..]),
+        Some(password),
+    )
 }
 
 /// Runs a PostgreSQL program to its end, failing with what it printed.
@@ -265,8 +300,9 @@ async fn pg_restore(url: &str, dump: &Path) -> Result<(), Error> {
             "--exit-on-error",
             "--single-transaction",
         ])
-        .arg(format!("--dbname={url}"))
-        .arg(dump);
+        .arg("--dbname");
+    connect_to(&mut command, url);
+    command.arg(dump);
     run(command, &program).await
 }
 

@@ -147,10 +147,16 @@ pub async fn export(database: &DatabaseArgs, output: Option<&Path>, workspaces: 
         };
         for name in workspaces {
             let (counts, to) = match (&mut single, folder) {
-                (Some(out), _) => (
-                    backup::export::workspace(url, name, out.as_mut()).await?,
-                    output.map_or("standard output".to_owned(), |p| p.display().to_string()),
-                ),
+                (Some(out), _) => match backup::export::workspace(url, name, out.as_mut()).await {
+                    // The reader went away (`crm export … | head`): not a failure.
+                    Err(backup::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+                        return Ok(());
+                    }
+                    written => (
+                        written?,
+                        output.map_or("standard output".to_owned(), |p| p.display().to_string()),
+                    ),
+                },
                 (None, Some(folder)) => {
                     let path = folder.join(format!("{name}.ndjson"));
                     let file = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
