@@ -11,6 +11,7 @@ pub mod actor;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod customize;
 pub mod db;

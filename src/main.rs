@@ -83,6 +83,41 @@ enum Command {
         #[command(subcommand)]
         command: PromotionCommand,
     },
+    /// Write a consistent backup of the whole installation (system, production, sandboxes):
+    /// a pg_dump archive and its manifest, FILE.manifest.json, beside it.
+    Backup {
+        /// The dump file (default: crm-backup-<UTC time>.dump in the current folder).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Restore a backup into an empty data folder or empty database, or check it with --verify.
+    Restore {
+        /// The dump file written by `crm backup` (its manifest beside it).
+        file: PathBuf,
+        /// Restore into a scratch database on the same server, compare it with the manifest
+        /// and read it, then drop it: the installation's data is not touched.
+        #[arg(long)]
+        verify: bool,
+    },
+    /// Export every record and all metadata of a workspace, readable without PostgreSQL.
+    Export {
+        /// The format: ndjson, one JSON document per line (metadata first, then records).
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// A file, or an existing folder for one <workspace>.ndjson per workspace (default: standard output).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// The workspace: production or a sandbox's name; repeat the flag for several.
+        #[arg(long = "workspace", default_value = "production")]
+        workspaces: Vec<String>,
+    },
+}
+
+/// The formats of `crm export`.
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    /// Newline-delimited JSON.
+    Ndjson,
 }
 
 #[derive(Subcommand)]
@@ -353,5 +388,12 @@ async fn run(Cli { database, command }: Cli) -> anyhow::Result<()> {
         Command::Promotion { command } => {
             cli::with_app(database, async |app| cli::promotion::run(command, app).await).await
         }
+        Command::Backup { output } => cli::backup::backup(database, output.as_deref()).await,
+        Command::Restore { file, verify } => cli::backup::restore(database, file, *verify).await,
+        Command::Export {
+            format: ExportFormat::Ndjson,
+            output,
+            workspaces,
+        } => cli::backup::export(database, output.as_deref(), workspaces).await,
     }
 }

@@ -9,6 +9,7 @@ mod support;
 
 mod access;
 mod auth;
+mod backup;
 mod batching;
 mod cli;
 mod compiled;

@@ -12,13 +12,13 @@ use serde_json::{json, Value};
 
 use crate::support::http_request;
 
-fn crm() -> Command {
+pub(crate) fn crm() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_crm"));
     command.env_remove("DATABASE_URL").env("RUST_LOG", "warn");
     command
 }
 
-fn scratch_dir(name: &str) -> PathBuf {
+pub(crate) fn scratch_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("crm-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     dir
@@ -112,7 +112,7 @@ fn unsafe_is_root() -> bool {
 
 /// Starts `crm serve` on a free port and returns it with its address and
 /// what it printed up to its authentication hint.
-fn serve(data_dir: &Path) -> (Child, std::net::SocketAddr, String) {
+pub(crate) fn serve(data_dir: &Path) -> (Child, std::net::SocketAddr, String) {
     let mut child = crm()
         .args(["serve", "--port", "0", "--data-dir"])
         .arg(data_dir)
@@ -143,7 +143,7 @@ fn serve(data_dir: &Path) -> (Child, std::net::SocketAddr, String) {
     panic!("serve did not print its URL within 60 s ({status:?})");
 }
 
-async fn graphql(addr: std::net::SocketAddr, token: &str, query: &str) -> Value {
+pub(crate) async fn graphql(addr: std::net::SocketAddr, token: &str, query: &str) -> Value {
     let body = json!({ "query": query }).to_string().into_bytes();
     let bearer = format!("Bearer {token}");
     http_request(
@@ -157,7 +157,7 @@ async fn graphql(addr: std::net::SocketAddr, token: &str, query: &str) -> Value 
     .json()
 }
 
-fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
+pub(crate) fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -169,7 +169,7 @@ fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
 }
 
 #[allow(unsafe_code)]
-fn signal(child: &Child, signal: i32) {
+pub(crate) fn signal(child: &Child, signal: i32) {
     // SAFETY: kill has no memory-safety preconditions.
     unsafe {
         libc::kill(child.id() as i32, signal);

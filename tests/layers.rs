@@ -34,6 +34,8 @@ const LAYERS: &[&str] = &[
     "customize",
     "sandbox",
     "promotion",
+    // Backups, restores and exports of the whole installation.
+    "backup",
     // Serving: HTTP, the running server, the demo and benchmark data.
     "http",
     "app",

@@ -3,6 +3,7 @@
 //! share: the [`Config`] built from the flags and the database a command
 //! runs against. `anyhow` lives here, at the edge, and not in the library.
 
+pub mod backup;
 pub mod changeset;
 pub mod migrate;
 pub mod progress;

@@ -20,6 +20,13 @@ pub enum Error {
     /// `PG_BIN` names a folder without `initdb` and `postgres`.
     #[error("PG_BIN={} holds no initdb and postgres. {}", .0.display(), MISSING_BINARIES)]
     EmptyPgBin(PathBuf),
+    /// A PostgreSQL client program is neither beside the server binaries
+    /// nor on `PATH`.
+    #[error(
+        "the PostgreSQL program {0} was not found beside the server binaries or on PATH: install \
+         the PostgreSQL client programs (e.g. `apt-get install postgresql-client`) or point PG_BIN at them"
+    )]
+    MissingTool(String),
     /// We are root and there is no account to run PostgreSQL as.
     #[error("running as root, and no unprivileged user (postgres or nobody) exists to run PostgreSQL as")]
     NoUnprivilegedUser,

@@ -22,6 +22,28 @@ const WORKSPACE: EmbeddedMigrations = embed_migrations!("migrations/workspace");
 /// Serializes migrations of concurrent processes (two servers starting).
 const MIGRATION_LOCK: i64 = 0x63726d5f6d696772; // "crm_migr"
 
+/// The versions of the system migrations this program carries, oldest
+/// first, as `__diesel_schema_migrations` stores them.
+pub fn system_versions() -> Result<Vec<String>, Error> {
+    versions_of(&SYSTEM, SYSTEM_SCHEMA)
+}
+
+/// The versions of the workspace migrations this program carries.
+pub fn workspace_versions() -> Result<Vec<String>, Error> {
+    versions_of(&WORKSPACE, PRODUCTION_SCHEMA)
+}
+
+fn versions_of(migrations: &EmbeddedMigrations, schema: &str) -> Result<Vec<String>, Error> {
+    use diesel::migration::MigrationSource;
+    let all = MigrationSource::<diesel::pg::Pg>::migrations(migrations).map_err(|cause| Error::Migration {
+        schema: schema.to_owned(),
+        cause,
+    })?;
+    let mut versions: Vec<String> = all.iter().map(|m| m.name().version().to_string()).collect();
+    versions.sort();
+    Ok(versions)
+}
+
 /// Migrations applied to one schema by a run.
 #[derive(Debug)]
 pub struct Applied {

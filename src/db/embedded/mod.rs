@@ -97,8 +97,29 @@ impl PgBinaries {
         }
     }
 
-    fn tool(&self, name: &str) -> PathBuf {
+    /// The path of program `name` in this folder (`initdb`, `pg_dump` …).
+    pub fn tool(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// A client program (`pg_dump`, `pg_restore`) of the same PostgreSQL
+    /// as the server binaries when they are installed, so its version
+    /// matches the embedded cluster's; otherwise the first on `PATH` (a
+    /// machine with only the client tools, using `DATABASE_URL`).
+    pub fn client_tool(name: &str) -> Result<PathBuf, Error> {
+        if let Ok(binaries) = PgBinaries::find() {
+            let path = binaries.tool(name);
+            if path.is_file() {
+                return Ok(path);
+            }
+        }
+        std::env::var_os("PATH")
+            .and_then(|path| {
+                std::env::split_paths(&path)
+                    .map(|dir| dir.join(name))
+                    .find(|p| p.is_file())
+            })
+            .ok_or_else(|| Error::MissingTool(name.to_owned()))
     }
 }
 
