@@ -7,7 +7,8 @@ use serde_json::{json, Value as Json};
 
 use super::impact::{from_to, Level, Lifecycle, SdlChange};
 use super::{
-    adopt_id, deleted, differs, rows, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind, Snapshot,
+    adopt_id, deleted, differs, items_of, rows, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind,
+    Snapshot,
 };
 use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
@@ -38,27 +39,23 @@ impl MetadataKind for Field {
     }
 
     fn read(&self, doc: &Json) -> Vec<(String, Json)> {
-        rows(doc, ABOUT.key)
-            .iter()
-            .map(|row| {
-                let state = json!({
-                    "object": row["object"],
-                    "name": row["name"],
-                    "label": row["label"],
-                    "description": row["description"],
-                    "type": row["type"],
-                    "required": row["required"],
-                    "unique": row["is_unique"],
-                    "indexed": row["indexed"],
-                    "defaultValue": row["default_value"],
-                    "options": row["options"],
-                    "lookupObject": row["lookup_object"],
-                    "relationName": row["relation_name"],
-                    "deleted": !row["deleted_at"].is_null(),
-                });
-                (super::id_of(row), state)
+        items_of(doc, ABOUT.key, |row| {
+            json!({
+                "object": row["object"],
+                "name": row["name"],
+                "label": row["label"],
+                "description": row["description"],
+                "type": row["type"],
+                "required": row["required"],
+                "unique": row["is_unique"],
+                "indexed": row["indexed"],
+                "defaultValue": row["default_value"],
+                "options": row["options"],
+                "lookupObject": row["lookup_object"],
+                "relationName": row["relation_name"],
+                "deleted": !row["deleted_at"].is_null(),
             })
-            .collect()
+        })
     }
 
     fn table(&self) -> Option<&'static str> {

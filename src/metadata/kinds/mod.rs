@@ -492,6 +492,12 @@ fn id_of(row: &Json) -> String {
     text(row, "id")
 }
 
+/// The items of the rows under `key` in a metadata document: each one's
+/// id, and the state `state` reads off its row.
+fn items_of(doc: &Json, key: &str, state: impl Fn(&Json) -> Json) -> Vec<(String, Json)> {
+    rows(doc, key).iter().map(|row| (id_of(row), state(row))).collect()
+}
+
 /// The changes from `base` to `now`, in the order they apply.
 pub fn between(base: &Snapshot, now: &Snapshot) -> Vec<Change> {
     let mut out = Vec::new();

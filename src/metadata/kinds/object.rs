@@ -6,7 +6,9 @@ use futures_util::future::BoxFuture;
 use serde_json::{json, Value as Json};
 
 use super::impact::{Level, Lifecycle, SdlChange};
-use super::{adopt_id, deleted, differs, rows, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind};
+use super::{
+    adopt_id, deleted, differs, items_of, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind,
+};
 use crate::error::{CrmError, Result};
 use crate::metadata::change::{self, ObjectPatch, ObjectSpec, Target};
 
@@ -31,20 +33,16 @@ impl MetadataKind for Object {
     }
 
     fn read(&self, doc: &Json) -> Vec<(String, Json)> {
-        rows(doc, ABOUT.key)
-            .iter()
-            .map(|row| {
-                let state = json!({
-                    "name": row["name"],
-                    "pluralName": row["plural"],
-                    "label": row["label"],
-                    "pluralLabel": row["plural_label"],
-                    "description": row["description"],
-                    "deleted": !row["deleted_at"].is_null(),
-                });
-                (super::id_of(row), state)
+        items_of(doc, ABOUT.key, |row| {
+            json!({
+                "name": row["name"],
+                "pluralName": row["plural"],
+                "label": row["label"],
+                "pluralLabel": row["plural_label"],
+                "description": row["description"],
+                "deleted": !row["deleted_at"].is_null(),
             })
-            .collect()
+        })
     }
 
     fn table(&self) -> Option<&'static str> {

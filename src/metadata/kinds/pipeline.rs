@@ -7,7 +7,7 @@ use serde_json::{json, Value as Json};
 
 use super::configuration::{self, Table};
 use super::impact::{from_to, Level, Lifecycle, SdlChange};
-use super::{rows, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind};
+use super::{items_of, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind};
 use crate::db::sql::Bind;
 use crate::error::Result;
 use crate::metadata::change::Target;
@@ -40,18 +40,14 @@ impl MetadataKind for Pipeline {
     }
 
     fn read(&self, doc: &Json) -> Vec<(String, Json)> {
-        rows(doc, ABOUT.key)
-            .iter()
-            .map(|row| {
-                let state = json!({
-                    "name": row["name"],
-                    "description": row["description"],
-                    "isDefault": row["is_default"],
-                    "deleted": !row["deleted_at"].is_null(),
-                });
-                (super::id_of(row), state)
+        items_of(doc, ABOUT.key, |row| {
+            json!({
+                "name": row["name"],
+                "description": row["description"],
+                "isDefault": row["is_default"],
+                "deleted": !row["deleted_at"].is_null(),
             })
-            .collect()
+        })
     }
 
     fn table(&self) -> Option<&'static str> {

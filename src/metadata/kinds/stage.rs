@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::configuration::{self, Table};
 use super::impact::{from_to, Level, Lifecycle, SdlChange};
 use super::pipeline::Pipeline;
-use super::{deleted, rows, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind};
+use super::{deleted, items_of, rows, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind};
 use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
 use crate::metadata::change::Target;
@@ -45,27 +45,23 @@ impl MetadataKind for Stage {
     /// elsewhere finds it.
     fn read(&self, doc: &Json) -> Vec<(String, Json)> {
         let pipelines = rows(doc, Pipeline.about().key);
-        rows(doc, ABOUT.key)
-            .iter()
-            .map(|row| {
-                let pipeline = pipelines
-                    .iter()
-                    .find(|p| p["id"] == row["pipeline_id"])
-                    .map(|p| text(p, "name"))
-                    .unwrap_or_default();
-                let state = json!({
-                    "pipeline": pipeline,
-                    "name": row["name"],
-                    "position": row["position"],
-                    "probability": row["probability"],
-                    "forecastCategory": row["forecast_category"],
-                    "isClosed": row["is_closed"],
-                    "isWon": row["is_won"],
-                    "deleted": !row["deleted_at"].is_null(),
-                });
-                (super::id_of(row), state)
+        items_of(doc, ABOUT.key, |row| {
+            let pipeline = pipelines
+                .iter()
+                .find(|p| p["id"] == row["pipeline_id"])
+                .map(|p| text(p, "name"))
+                .unwrap_or_default();
+            json!({
+                "pipeline": pipeline,
+                "name": row["name"],
+                "position": row["position"],
+                "probability": row["probability"],
+                "forecastCategory": row["forecast_category"],
+                "isClosed": row["is_closed"],
+                "isWon": row["is_won"],
+                "deleted": !row["deleted_at"].is_null(),
             })
-            .collect()
+        })
     }
 
     fn table(&self) -> Option<&'static str> {
