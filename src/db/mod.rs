@@ -17,6 +17,7 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
+pub use embedded::supervisor::{ClusterHealth, Supervisor};
 pub use embedded::{ClusterOptions, EmbeddedPostgres};
 pub use error::Error;
 
@@ -31,6 +32,7 @@ pub type Conn = Object<AsyncPgConnection>;
 pub struct Database {
     pool: Pool<AsyncPgConnection>,
     statements: Arc<AtomicU64>,
+    health: ClusterHealth,
 }
 
 impl std::fmt::Debug for Database {
@@ -85,12 +87,35 @@ impl Database {
             }))
             .build()
             .map_err(Error::Pool)?;
-        Ok(Database { pool, statements })
+        Ok(Database {
+            pool,
+            statements,
+            health: ClusterHealth::default(),
+        })
     }
 
-    /// A connection from the pool.
+    /// The pool, told by `health` when the cluster is down: while it is,
+    /// [`Database::conn`] refuses at once instead of trying to connect.
+    pub fn supervised_by(mut self, health: ClusterHealth) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// A connection from the pool; `UNAVAILABLE` when the database is
+    /// down or no connection could be had in time.
     pub async fn conn(&self) -> crate::error::Result<Conn> {
+        if !self.health.is_up() {
+            return Err(crate::error::CrmError::unavailable(
+                "the embedded PostgreSQL is restarting",
+            ));
+        }
         Ok(self.pool.get().await?)
+    }
+
+    /// What the supervisor of the embedded cluster knows (always up for a
+    /// server named by `DATABASE_URL`).
+    pub fn health(&self) -> &ClusterHealth {
+        &self.health
     }
 
     /// SQL statements run through this pool since it was built.

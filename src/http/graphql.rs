@@ -201,7 +201,10 @@ async fn answer(
     // Errors before execution (parse, validation) leave `data` absent; an
     // error of a non-null root field (say FORBIDDEN) leaves `data: null`.
     let failed_before_execution = !executed;
-    let status = if Format::of(headers) == Format::GraphqlResponse && failed_before_execution {
+    let unavailable = matches!(response.data, async_graphql::Value::Null) && response.errors.iter().any(is_unavailable);
+    let status = if unavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if Format::of(headers) == Format::GraphqlResponse && failed_before_execution {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -220,7 +223,21 @@ async fn answer(
         let err = CrmError::internal(format_args!("serializing a response: {err}"));
         errors_body(err)
     });
-    Ok(graphql_response(status, body))
+    let mut response = graphql_response(status, body);
+    if unavailable {
+        // Nothing came back because the database is out of reach: a retry
+        // shortly may succeed, as with a refusal before execution.
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static(super::RETRY_UNAVAILABLE));
+    }
+    Ok(response)
+}
+
+/// Whether a resolver's error says the database was out of reach.
+fn is_unavailable(error: &async_graphql::ServerError) -> bool {
+    let code = error.extensions.as_ref().and_then(|extensions| extensions.get("code"));
+    matches!(code, Some(async_graphql::Value::String(code)) if code == "UNAVAILABLE")
 }
 
 /// Where clients reach this server: the configured public URL, else the
