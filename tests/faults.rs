@@ -8,6 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt, Full};
@@ -161,7 +163,6 @@ fn signal(pid: i32, signal: i32) {
 
 /// The postmaster and its server processes (which are not in its process
 /// group): everything a pause must stop.
-#[allow(dead_code)]
 fn cluster_processes(postmaster: i32) -> Vec<i32> {
     let mut pids = vec![postmaster];
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -292,6 +293,173 @@ async fn serve_takes_over_the_cluster_of_a_command_that_ends_and_refuses_a_secon
     let after = postmaster(&dir).unwrap();
     assert_ne!(after, before);
     assert_eq!(parent_and_state(after).unwrap().0, server.child.id() as i32);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// What the load saw: acknowledged ids, refusals by code, and the longest
+/// wait for an answer.
+#[derive(Debug, Default)]
+struct Load {
+    acknowledged: Vec<String>,
+    refused: Vec<String>,
+    longest: Duration,
+    successes: usize,
+}
+
+/// Clients writing and reading until `stop`; every answer is a success or
+/// a coded refusal, and none comes later than `limit`.
+fn start_load(
+    server: &Serve,
+    token: &str,
+    clients: usize,
+    stop: &Arc<AtomicBool>,
+    load: &Arc<Mutex<Load>>,
+    limit: Duration,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..clients)
+        .map(|client| {
+            let (addr, token, stop, load) = (server.addr, token.to_owned(), stop.clone(), load.clone());
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let (query, variables) = if n % 3 == 0 {
+                        ("{ accounts(first: 5) { totalCount nodes { id } } }", json!({}))
+                    } else {
+                        (CREATE, json!({ "name": format!("load-{client}-{n}") }))
+                    };
+                    let started = Instant::now();
+                    let body = json!({ "query": query, "variables": variables });
+                    let answer =
+                        tokio::time::timeout(limit, request(addr, "POST", "/graphql", &token, Some(body))).await;
+                    let took = started.elapsed();
+                    let answer = answer.unwrap_or_else(|_| panic!("a request hung past {limit:?}"));
+                    let answer = answer.unwrap_or_else(|err| panic!("no answer: {err}"));
+                    if !record(&load, took, &answer) {
+                        // Refused: back off a little, as Retry-After asks.
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// Counts an answer of the load: true for a success; anything else must
+/// be a coded 503.
+fn record(load: &Mutex<Load>, took: Duration, answer: &Answer) -> bool {
+    let mut load = load.lock().unwrap();
+    load.longest = load.longest.max(took);
+    if answer.status == StatusCode::OK && answer.json.get("errors").is_none() {
+        load.successes += 1;
+        if let Some(id) = answer.json["data"]["createAccount"]["id"].as_str() {
+            load.acknowledged.push(id.to_owned());
+        }
+        return true;
+    }
+    let code = answer.code().to_owned();
+    assert!(
+        answer.status == StatusCode::SERVICE_UNAVAILABLE && ["UNAVAILABLE", "TIMEOUT"].contains(&code.as_str()),
+        "{}: {}",
+        answer.status,
+        answer.json
+    );
+    load.refused.push(code);
+    false
+}
+
+/// Waits until the load has had `more` successes beyond what it had.
+async fn recovers(load: &Arc<Mutex<Load>>, what: &str, more: usize) {
+    let had = load.lock().unwrap().successes;
+    eventually(what, 45, async || load.lock().unwrap().successes >= had + more).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_load_a_restart_and_a_stall_fail_fast_and_lose_no_acknowledged_write() {
+    let dir = scratch_dir("load");
+    let flags = ["--request-timeout-ms", "4000", "--statement-timeout-ms", "1000"];
+    let server = serve(&dir, &flags);
+    // A non-admin token: an admin's mutations are not bound by the request timeout.
+    let created = crm()
+        .args([
+            "token",
+            "create",
+            "--user",
+            "admin@crm.local",
+            "--role",
+            "sales",
+            "--data-dir",
+        ])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+    let token = String::from_utf8_lossy(&created.stdout).trim().to_owned();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = Arc::new(Mutex::new(Load::default()));
+    // The request timeout, plus room for a loaded machine.
+    let limit = Duration::from_secs(10);
+    let clients = start_load(&server, &token, 4, &stop, &load, limit);
+    recovers(&load, "the load runs", 20).await;
+
+    // (a) A crash: the supervisor restarts PostgreSQL under the load.
+    signal(postmaster(&dir).unwrap(), libc::SIGKILL);
+    eventually("the load sees the outage", 20, async || {
+        !load.lock().unwrap().refused.is_empty()
+    })
+    .await;
+    recovers(&load, "the load recovers from the crash", 20).await;
+
+    // (b) A stall longer than the statement timeout: every process paused.
+    let paused = cluster_processes(postmaster(&dir).unwrap());
+    let refused_before = load.lock().unwrap().refused.len();
+    for pid in &paused {
+        signal(*pid, libc::SIGSTOP);
+    }
+    eventually("the load is refused during the stall", 20, async || {
+        load.lock().unwrap().refused.len() > refused_before
+    })
+    .await;
+    for pid in &paused {
+        signal(*pid, libc::SIGCONT);
+    }
+    recovers(&load, "the load recovers from the stall", 20).await;
+
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.await.unwrap();
+    }
+    let load = std::mem::take(&mut *load.lock().unwrap());
+    assert!(load.longest < limit, "{:?}", load.longest);
+    // Every acknowledged write is there, each exactly once.
+    for id in &load.acknowledged {
+        let read = graphql(&server, &server.token, READ, json!({ "id": id }))
+            .await
+            .unwrap();
+        assert_eq!(
+            read.json["data"]["account"]["id"],
+            id.as_str(),
+            "lost {id}: {}",
+            read.json
+        );
+    }
+    let total = graphql(&server, &server.token, "{ accounts { totalCount } }", json!({}))
+        .await
+        .unwrap();
+    let total = total.json["data"]["accounts"]["totalCount"].as_u64().unwrap();
+    assert!(
+        total >= load.acknowledged.len() as u64,
+        "{total} < {}",
+        load.acknowledged.len()
+    );
+    println!(
+        "acknowledged {} writes, {} refusals ({:?}), longest answer {:?}",
+        load.acknowledged.len(),
+        load.refused.len(),
+        load.refused.iter().collect::<std::collections::BTreeSet<_>>(),
+        load.longest
+    );
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }

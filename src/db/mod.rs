@@ -24,6 +24,14 @@ pub use error::Error;
 /// Checkouts after which a pooled connection is replaced.
 const CONNECTION_USES: usize = 10_000;
 
+/// How long a request waits for a pooled connection when all are busy;
+/// past it the request is refused `UNAVAILABLE` rather than queued longer.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+
+/// How long opening a connection, or checking a returned one, may take: a
+/// stalled server (say, paused) fails requests fast instead of holding them.
+const POOL_CONNECT: Duration = Duration::from_secs(5);
+
 /// A pooled connection.
 pub type Conn = Object<AsyncPgConnection>;
 
@@ -74,7 +82,9 @@ impl Database {
         let manager = AsyncDieselConnectionManager::new_with_config(url, config);
         let pool = Pool::builder(manager)
             .max_size(options.size)
-            .wait_timeout(Some(Duration::from_secs(30)))
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_CONNECT))
+            .recycle_timeout(Some(POOL_CONNECT))
             .runtime(deadpool::Runtime::Tokio1)
             // Each connection keeps the statements it prepared; retiring it
             // after many uses bounds that cache whatever queries clients send.
