@@ -463,3 +463,131 @@ async fn under_load_a_restart_and_a_stall_fail_fast_and_lose_no_acknowledged_wri
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Name {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    name: String,
+}
+
+/// A connection straight to the `crm` database of the cluster in `dir`
+/// (joined, or started when none runs).
+async fn sql(dir: &Path) -> (crm::db::EmbeddedPostgres, diesel_async::AsyncPgConnection) {
+    use diesel_async::AsyncConnection;
+    let cluster = crm::db::EmbeddedPostgres::start(dir, crm::db::ClusterOptions::default())
+        .await
+        .unwrap();
+    let conn = diesel_async::AsyncPgConnection::establish(&cluster.url("crm"))
+        .await
+        .unwrap();
+    (cluster, conn)
+}
+
+/// Holds the account's row lock from another session, sends a rename
+/// (which waits for the lock) and returns it once it waits.
+async fn rename_held_back(
+    server: &Serve,
+    lock: &mut diesel_async::AsyncPgConnection,
+    watch: &mut diesel_async::AsyncPgConnection,
+    id: &str,
+    name: &str,
+) -> tokio::task::JoinHandle<Result<Answer, String>> {
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+    lock.batch_execute(&format!(
+        "BEGIN; SELECT 1 FROM crm.account WHERE id = '{id}' FOR UPDATE"
+    ))
+    .await
+    .unwrap();
+    let (addr, token) = (server.addr, server.token.clone());
+    let query = "mutation($id: ID!, $name: String!) { updateAccount(id: $id, input: { name: $name }) { id name } }";
+    let body = json!({ "query": query, "variables": { "id": id, "name": name } });
+    let rename = tokio::spawn(async move { request(addr, "POST", "/graphql", &token, Some(body)).await });
+    let waiting = "SELECT count(*) AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = 'crm'";
+    eventually("the rename waits for the row lock", 30, async || {
+        let rows: Vec<Count> = diesel::sql_query(waiting).load(watch).await.unwrap();
+        rows[0].n > 0
+    })
+    .await;
+    rename
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_a_write_in_flight_finish_within_the_shutdown_timeout() {
+    use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
+    let dir = scratch_dir("shutdown");
+    let mut server = serve(&dir, &["--shutdown-timeout-ms", "3000"]);
+    let created = graphql(&server, &server.token, CREATE, json!({ "name": "Original" }))
+        .await
+        .unwrap();
+    let id = created.json["data"]["createAccount"]["id"].as_str().unwrap().to_owned();
+
+    // A write in flight at SIGTERM finishes, and is acknowledged, before
+    // the server stops; new connections are refused meanwhile.
+    let (_joined, mut lock) = sql(&dir).await;
+    let (_, mut watch) = sql(&dir).await;
+    let rename = rename_held_back(&server, &mut lock, &mut watch, &id, "Renamed").await;
+    signal(server.child.id() as i32, libc::SIGTERM);
+    eventually("the server stops accepting", 10, async || {
+        tokio::net::TcpStream::connect(server.addr).await.is_err()
+    })
+    .await;
+    assert!(
+        server.child.try_wait().unwrap().is_none(),
+        "the server left before its request finished"
+    );
+    lock.batch_execute("COMMIT").await.unwrap();
+    let renamed = rename.await.unwrap().unwrap();
+    assert_eq!(
+        renamed.json["data"]["updateAccount"]["name"], "Renamed",
+        "{}",
+        renamed.json
+    );
+    assert!(wait_for_exit(&mut server.child, 30).unwrap().success());
+    assert!(postmaster(&dir).is_none(), "the server stops the cluster it started");
+    drop((lock, watch));
+
+    // One that outlasts the shutdown timeout is cut off: the server stops
+    // anyway, and the write it never acknowledged was not applied.
+    let mut server = serve(&dir, &["--shutdown-timeout-ms", "3000"]);
+    let read = graphql(&server, &server.token, READ, json!({ "id": id }))
+        .await
+        .unwrap();
+    assert_eq!(
+        read.json["data"]["account"]["name"], "Renamed",
+        "the acknowledged write survives a restart"
+    );
+    let (_joined, mut lock) = sql(&dir).await;
+    let (_, mut watch) = sql(&dir).await;
+    let rename = rename_held_back(&server, &mut lock, &mut watch, &id, "Lost").await;
+    let stopping = Instant::now();
+    signal(server.child.id() as i32, libc::SIGTERM);
+    assert!(wait_for_exit(&mut server.child, 30).unwrap().success());
+    assert!(
+        stopping.elapsed() >= Duration::from_millis(2500),
+        "{:?}",
+        stopping.elapsed()
+    );
+    let answered = rename.await.unwrap();
+    assert!(
+        !answered
+            .as_ref()
+            .is_ok_and(|a| a.json["data"]["updateAccount"].is_object()),
+        "{answered:?}"
+    );
+    drop((lock, watch));
+    let (mut cluster, mut conn) = sql(&dir).await;
+    let names: Vec<Name> = diesel::sql_query(format!("SELECT name FROM crm.account WHERE id = '{id}'"))
+        .load(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(names[0].name, "Renamed");
+    drop(conn);
+    cluster.stop().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
