@@ -283,18 +283,11 @@ impl From<DieselError> for CrmError {
 
 /// PostgreSQL's words (SQLSTATE class 57P, read by their text as the
 /// timeouts above are) for a server that is stopping, crashed or not yet
-/// back: the connection is lost, not the statement wrong.
+/// back: the connection is lost, not the statement wrong. Every "terminating
+/// connection …" (administrator command, crash of another server process,
+/// unexpected postmaster exit …) ends the session, whatever it ran.
 fn is_server_going_away(message: &str) -> bool {
-    [
-        "terminating connection due to administrator command",
-        "terminating connection because of crash of another server process",
-        "the database system is shutting down",
-        "the database system is starting up",
-        "the database system is in recovery mode",
-        "the database system is not yet accepting connections",
-    ]
-    .iter()
-    .any(|text| message.contains(text))
+    message.starts_with("terminating connection") || message.starts_with("the database system is ")
 }
 
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for CrmError {
