@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::db::{self, ClusterOptions, Database, EmbeddedPostgres, PoolOptions};
+use crate::db::embedded::{lock_for_serving, FolderLock};
+use crate::db::{self, ClusterHealth, ClusterOptions, Database, EmbeddedPostgres, PoolOptions, Supervisor};
 use crate::graphql::{Limits, Room, Rooms, SchemaCache};
 use crate::http::{self, rate_limit::RateLimits};
 use crate::notify::Announcement;
@@ -60,6 +61,17 @@ impl App {
     /// changes other servers on the same database announce (`notify`): it
     /// must run inside the Tokio runtime.
     pub fn new(config: Config, database_url: &str) -> Result<Arc<App>, db::Error> {
+        App::build(config, database_url, ClusterHealth::default())
+    }
+
+    /// Builds the state over `server`'s database, refusing requests at
+    /// once while its supervised cluster is down (see
+    /// [`DatabaseServer::open_supervised`]).
+    pub fn serving(config: Config, server: &DatabaseServer) -> Result<Arc<App>, db::Error> {
+        App::build(config, server.url(), server.health())
+    }
+
+    fn build(config: Config, database_url: &str, health: ClusterHealth) -> Result<Arc<App>, db::Error> {
         let db = Database::connect(
             database_url,
             &PoolOptions {
@@ -67,7 +79,8 @@ impl App {
                 statement_timeout: config.statement_timeout,
                 metadata_lock_timeout: config.metadata_lock_timeout,
             },
-        )?;
+        )?
+        .supervised_by(health);
         let limits = Limits {
             max_depth: config.max_depth,
             max_complexity: config.max_complexity,
@@ -97,11 +110,14 @@ impl App {
 }
 
 /// The PostgreSQL server a command talks to: `DATABASE_URL`, or the
-/// embedded cluster in the data folder.
+/// embedded cluster in the data folder (under a server, supervised).
 #[derive(Debug)]
 pub struct DatabaseServer {
     url: String,
     cluster: Option<EmbeddedPostgres>,
+    supervisor: Option<Supervisor>,
+    /// Held by `crm serve` on the embedded cluster: one server per folder.
+    _serving: Option<FolderLock>,
 }
 
 impl DatabaseServer {
@@ -112,6 +128,8 @@ impl DatabaseServer {
             return Ok(DatabaseServer {
                 url: url.clone(),
                 cluster: None,
+                supervisor: None,
+                _serving: None,
             });
         }
         let cluster = EmbeddedPostgres::start(&config.data_dir, ClusterOptions::default()).await?;
@@ -119,7 +137,31 @@ impl DatabaseServer {
         Ok(DatabaseServer {
             url: cluster.url(db::EMBEDDED_DATABASE),
             cluster: Some(cluster),
+            supervisor: None,
+            _serving: None,
         })
+    }
+
+    /// As [`DatabaseServer::open`], for `crm serve`: the embedded cluster
+    /// is this process's to serve alone (a second server on the folder is
+    /// refused) and is supervised: restarted whenever it goes away,
+    /// whether this process started it or joined it under a command.
+    pub async fn open_supervised(config: &Config) -> Result<Self, db::Error> {
+        if config.database_url.is_some() {
+            return DatabaseServer::open(config).await;
+        }
+        let serving = lock_for_serving(&config.data_dir)?;
+        let mut server = DatabaseServer::open(config).await?;
+        if let Some(cluster) = server.cluster.take() {
+            server.supervisor = Some(Supervisor::watch(cluster, ClusterOptions::default()));
+        }
+        server._serving = Some(serving);
+        Ok(server)
+    }
+
+    /// What the supervisor knows of the cluster (always up unsupervised).
+    pub fn health(&self) -> ClusterHealth {
+        self.supervisor.as_ref().map(Supervisor::health).unwrap_or_default()
     }
 
     /// The connection URL of the server's `crm` database.
@@ -131,6 +173,9 @@ impl DatabaseServer {
     pub async fn stop(mut self) {
         if let Some(cluster) = self.cluster.as_mut() {
             cluster.stop().await;
+        }
+        if let Some(supervisor) = self.supervisor.take() {
+            supervisor.stop().await;
         }
     }
 }

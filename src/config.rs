@@ -57,6 +57,9 @@ pub struct Config {
     /// How long a kept-alive connection may wait for its next request, or a
     /// client may leave a response unread; past it the connection is closed.
     pub idle_timeout: Duration,
+    /// On SIGTERM/SIGINT, how long requests in flight may take to finish
+    /// before the server stops anyway (cutting them off).
+    pub shutdown_timeout: Duration,
     /// Connections open at once; more wait (in the listen backlog) until
     /// one closes. Kept below the process's open-file limit.
     pub max_connections: usize,
@@ -87,6 +90,7 @@ impl Default for Config {
             body_timeout: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(10),
             max_connections: 2048,
             public_url: None,
         }

@@ -79,6 +79,12 @@ pub enum CrmError {
     /// sending the body).
     #[error("{0}")]
     Timeout(String),
+    /// The database cannot be reached right now (it is restarting, or
+    /// stalled past the pool's wait): HTTP 503 with `Retry-After`; the same
+    /// request may succeed shortly. A write is not applied, except when the
+    /// connection broke during its very COMMIT (then it may have been).
+    #[error("{0}")]
+    Unavailable(String),
     /// A failure that is the server's, not the client's. The detail is in
     /// the server log under `reference`.
     #[error("internal error (reference {reference})")]
@@ -103,6 +109,13 @@ impl CrmError {
             message: message.into(),
             field,
         }
+    }
+
+    /// The database is out of reach; `detail` (the driver's words) goes to
+    /// the log, the client gets a retryable `UNAVAILABLE`.
+    pub fn unavailable(detail: impl std::fmt::Display) -> Self {
+        tracing::debug!("database unavailable: {detail}");
+        CrmError::Unavailable("the database is unavailable (restarting or stalled); try again shortly".into())
     }
 
     pub fn not_found(object: &str, id: impl ToString) -> Self {
@@ -135,6 +148,7 @@ impl CrmError {
             CrmError::RateLimited(_) => "RATE_LIMITED",
             CrmError::QueryTooComplex(_) => "QUERY_TOO_COMPLEX",
             CrmError::Timeout(_) => "TIMEOUT",
+            CrmError::Unavailable(_) => "UNAVAILABLE",
             CrmError::Internal { .. } => "INTERNAL",
         }
     }
@@ -259,13 +273,42 @@ impl From<DieselError> for CrmError {
                         .into(),
                 )
             }
+            DieselError::DatabaseError(
+                DatabaseErrorKind::UnableToSendCommand | DatabaseErrorKind::ClosedConnection,
+                _,
+            )
+            | DieselError::BrokenTransactionManager
+            | DieselError::RollbackErrorOnCommit { .. } => CrmError::unavailable(&err),
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) if is_server_going_away(info.message()) => {
+                CrmError::unavailable(&err)
+            }
             _ => CrmError::internal(err),
         }
     }
 }
 
+/// PostgreSQL's words (SQLSTATE class 57P, read by their text as the
+/// timeouts above are) for a server that is stopping, crashed or not yet
+/// back: the connection is lost, not the statement wrong. Every "terminating
+/// connection …" (administrator command, crash of another server process,
+/// unexpected postmaster exit …) ends the session, whatever it ran.
+fn is_server_going_away(message: &str) -> bool {
+    message.starts_with("terminating connection") || message.starts_with("the database system is ")
+}
+
 impl From<diesel_async::pooled_connection::deadpool::PoolError> for CrmError {
+    /// A connection the pool could not open, or not hand out in time, is
+    /// the database being out of reach: `UNAVAILABLE`. A pool closed or
+    /// misbuilt is the server's own fault.
     fn from(err: diesel_async::pooled_connection::deadpool::PoolError) -> Self {
-        CrmError::internal(format_args!("database pool: {err}"))
+        use deadpool::managed::PoolError;
+        use diesel_async::pooled_connection::PoolError as Backend;
+        match err {
+            PoolError::Timeout(_) | PoolError::Backend(Backend::ConnectionError(_)) => {
+                CrmError::unavailable(format_args!("database pool: {err}"))
+            }
+            PoolError::Backend(Backend::QueryError(err)) => err.into(),
+            _ => CrmError::internal(format_args!("database pool: {err}")),
+        }
     }
 }

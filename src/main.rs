@@ -333,6 +333,9 @@ struct ServeArgs {
     /// Longest a kept-alive connection may wait for its next request, or leave a response unread, in milliseconds.
     #[arg(long, env = "CRM_IDLE_TIMEOUT_MS", default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(1..))]
     idle_timeout_ms: u64,
+    /// On SIGTERM or Ctrl-C, longest the requests in flight may take to finish, in milliseconds; then the server stops anyway.
+    #[arg(long, env = "CRM_SHUTDOWN_TIMEOUT_MS", default_value_t = 10_000)]
+    shutdown_timeout_ms: u64,
     /// Connections open at once; more wait until one closes (kept below the open-file limit).
     #[arg(long, env = "CRM_MAX_CONNECTIONS", default_value_t = 2048, value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: u32,

@@ -16,6 +16,7 @@ mod compiled;
 mod connections;
 mod custom;
 mod embedded;
+mod faults;
 mod hostile;
 mod http;
 mod impact;

@@ -47,6 +47,7 @@ pub fn config(database: &DatabaseArgs, serve: Option<&ServeArgs>) -> Config {
         config.body_timeout = Duration::from_millis(serve.body_timeout_ms);
         config.request_timeout = Duration::from_millis(serve.request_timeout_ms);
         config.idle_timeout = Duration::from_millis(serve.idle_timeout_ms);
+        config.shutdown_timeout = Duration::from_millis(serve.shutdown_timeout_ms);
         config.max_connections = usize::try_from(serve.max_connections).unwrap_or(usize::MAX);
         config.public_url = serve.public_url.clone();
     }

@@ -1,25 +1,31 @@
 //! `crm serve`: migrates the database, makes the first administrator's
 //! token if there is none, says where the server listens, and serves until
-//! SIGINT/SIGTERM.
+//! SIGINT/SIGTERM. On the embedded cluster it is the folder's only server
+//! and supervises the cluster (see `crm::db::embedded::supervisor`).
 
 use std::net::SocketAddr;
 
 use anyhow::Context;
+use crm::app::DatabaseServer;
 use crm::{auth, db, App, Config};
 
 /// `crm serve`: migrate, then serve until SIGINT/SIGTERM; in-flight requests
-/// finish before the database stops.
+/// finish (within the shutdown timeout) before the database stops.
 pub async fn run(config: Config) -> anyhow::Result<()> {
-    super::on_database(config, async |config, url| serve_on(&config, url).await).await
+    let server = DatabaseServer::open_supervised(&config).await?;
+    let result = serve_on(&config, &server).await;
+    server.stop().await;
+    result
 }
 
-async fn serve_on(config: &Config, url: &str) -> anyhow::Result<()> {
+async fn serve_on(config: &Config, server: &DatabaseServer) -> anyhow::Result<()> {
+    let url = server.url();
     for applied in db::migrate::migrate_all(url).await? {
         for version in &applied.versions {
             tracing::info!(schema = %applied.schema, %version, "applied migration");
         }
     }
-    let app = App::new(config.clone(), url)?;
+    let app = App::serving(config.clone(), server)?;
     let first_admin = {
         let mut conn = app.db.conn().await?;
         auth::first_admin(&mut conn).await?

@@ -68,6 +68,14 @@ pub enum Error {
     /// The cluster did not accept connections in time.
     #[error("PostgreSQL in {} did not accept connections within 60 s", .0.display())]
     NotReady(PathBuf),
+    /// Another `crm serve` holds the data folder (`<data-dir>/serve.lock`).
+    #[error(
+        "another crm serve{} is already serving the data folder {}: stop it first, or give this \
+         server its own --data-dir",
+        .pid.map(|pid| format!(" (pid {pid})")).unwrap_or_default(),
+        .data_dir.display()
+    )]
+    AlreadyServed { data_dir: PathBuf, pid: Option<u32> },
     /// A file, folder or process operation failed; `doing` says which.
     #[error("{doing}")]
     Io {

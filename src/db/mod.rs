@@ -17,11 +17,20 @@ use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfi
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use futures_util::FutureExt;
 
+pub use embedded::supervisor::{ClusterHealth, Supervisor};
 pub use embedded::{ClusterOptions, EmbeddedPostgres};
 pub use error::Error;
 
 /// Checkouts after which a pooled connection is replaced.
 const CONNECTION_USES: usize = 10_000;
+
+/// How long a request waits for a pooled connection when all are busy;
+/// past it the request is refused `UNAVAILABLE` rather than queued longer.
+const POOL_WAIT: Duration = Duration::from_secs(10);
+
+/// How long opening a connection, or checking a returned one, may take: a
+/// stalled server (say, paused) fails requests fast instead of holding them.
+const POOL_CONNECT: Duration = Duration::from_secs(5);
 
 /// A pooled connection.
 pub type Conn = Object<AsyncPgConnection>;
@@ -33,6 +42,7 @@ pub struct Database {
     statements: Arc<AtomicU64>,
     /// How long a metadata change's DDL waits for a record table.
     metadata_lock_timeout: Duration,
+    health: ClusterHealth,
 }
 
 impl std::fmt::Debug for Database {
@@ -78,7 +88,9 @@ impl Database {
         let manager = AsyncDieselConnectionManager::new_with_config(url, config);
         let pool = Pool::builder(manager)
             .max_size(options.size)
-            .wait_timeout(Some(Duration::from_secs(30)))
+            .wait_timeout(Some(POOL_WAIT))
+            .create_timeout(Some(POOL_CONNECT))
+            .recycle_timeout(Some(POOL_CONNECT))
             .runtime(deadpool::Runtime::Tokio1)
             // Each connection keeps the statements it prepared; retiring it
             // after many uses bounds that cache whatever queries clients send.
@@ -95,17 +107,37 @@ impl Database {
             pool,
             statements,
             metadata_lock_timeout: options.metadata_lock_timeout,
+            health: ClusterHealth::default(),
         })
     }
 
-    /// A connection from the pool.
+    /// The pool, told by `health` when the cluster is down: while it is,
+    /// [`Database::conn`] refuses at once instead of trying to connect.
+    pub fn supervised_by(mut self, health: ClusterHealth) -> Self {
+        self.health = health;
+        self
+    }
+
+    /// A connection from the pool; `UNAVAILABLE` when the database is
+    /// down or no connection could be had in time.
     pub async fn conn(&self) -> crate::error::Result<Conn> {
+        if !self.health.is_up() {
+            return Err(crate::error::CrmError::unavailable(
+                "the embedded PostgreSQL is restarting",
+            ));
+        }
         Ok(self.pool.get().await?)
     }
 
     /// How long a metadata change's DDL waits for a record table.
     pub fn metadata_lock_timeout(&self) -> Duration {
         self.metadata_lock_timeout
+    }
+
+    /// What the supervisor of the embedded cluster knows (always up for a
+    /// server named by `DATABASE_URL`).
+    pub fn health(&self) -> &ClusterHealth {
+        &self.health
     }
 
     /// SQL statements run through this pool since it was built.

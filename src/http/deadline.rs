@@ -8,22 +8,31 @@
 
 use std::future::Future;
 
+use tokio::time::Instant;
+
 use axum::body::{Body, Bytes, HttpBody};
 use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::Response;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 use super::{HttpError, Shared};
 use crate::error::CrmError;
 
-/// Refuses with 503 `TIMEOUT` a request not answered within the request
-/// timeout (the work on it stops).
-pub(super) async fn within_request_timeout(
+/// When a request that arrives now must be answered: its headers' arrival
+/// plus the request timeout.
+pub(super) fn request_deadline(app: &Shared) -> Instant {
+    Instant::now() + app.config.request_timeout
+}
+
+/// Refuses with 503 `TIMEOUT` a request whose `work` (authenticating,
+/// answering) is not done by `deadline` (the work on it stops): a stalled
+/// database holds no request longer than the request timeout.
+pub(super) async fn by_deadline<T>(
     app: &Shared,
-    answer: impl Future<Output = Result<Response, HttpError>>,
-) -> Result<Response, HttpError> {
+    deadline: Instant,
+    work: impl Future<Output = Result<T, HttpError>>,
+) -> Result<T, HttpError> {
     let limit = app.config.request_timeout;
-    tokio::time::timeout(limit, answer).await.unwrap_or_else(|_| {
+    tokio::time::timeout_at(deadline, work).await.unwrap_or_else(|_| {
         tracing::warn!(timeout_ms = limit.as_millis(), "request timed out");
         let message = format!(
             "the server did not answer within its request timeout of {} ms; try again, or ask for less",

@@ -43,9 +43,14 @@ pub(super) async fn post(
     // Bounded before any token is looked up: the body size (above) and the
     // nesting of the query.
     too_deep(&app, &request)?;
-    let actor: Actor = parts.extract_with_state(&app).await?;
-    let workspace = endpoint.resolve(&app, &actor).await?;
-    run(app, &parts.headers, actor, workspace, request).await
+    let deadline = deadline::request_deadline(&app);
+    let (actor, workspace) = deadline::by_deadline(&app, deadline, async {
+        let actor: Actor = parts.extract_with_state(&app).await?;
+        let workspace = endpoint.resolve(&app, &actor).await?;
+        Ok((actor, workspace))
+    })
+    .await?;
+    run(app, &parts.headers, actor, workspace, request, deadline).await
 }
 
 /// `GET /graphql` and `GET /sandboxes/{name}/graphql`: a query, or the
@@ -64,13 +69,14 @@ pub(super) async fn get(
     let request = async_graphql::http::parse_query_string(&query)
         .map_err(|err| HttpError::bad_request(StatusCode::BAD_REQUEST, format!("bad GraphQL GET request: {err}")))?;
     too_deep(&app, &request)?;
-    let actor: Actor = parts.extract_with_state(&app).await?;
+    let deadline = deadline::request_deadline(&app);
+    let actor: Actor = deadline::by_deadline(&app, deadline, async { parts.extract_with_state(&app).await }).await?;
     if is_mutation(&request) {
         let refused = HttpError::bad_request(StatusCode::METHOD_NOT_ALLOWED, "mutations are only accepted with POST");
         return Err(refused.with_header(header::ALLOW, HeaderValue::from_static("POST")));
     }
-    let workspace = endpoint.resolve(&app, &actor).await?;
-    run(app, &parts.headers, actor, workspace, request).await
+    let workspace = deadline::by_deadline(&app, deadline, endpoint.resolve(&app, &actor)).await?;
+    run(app, &parts.headers, actor, workspace, request, deadline).await
 }
 
 /// Refuses with 415 a body not declared as JSON.
@@ -126,8 +132,8 @@ fn is_mutation(request: &async_graphql::Request) -> bool {
         .is_some_and(|operation| operation.ty == OperationType::Mutation)
 }
 
-/// Answers a GraphQL request within the request timeout, except an admin's
-/// mutation: sandbox copies, promotions and customizations run DDL inside
+/// Answers a GraphQL request by its `deadline` (the request timeout from
+/// its arrival), except an admin's mutation: sandbox copies, promotions and customizations run DDL inside
 /// one transaction that may rightly take longer, and cutting one off
 /// midway would only waste it (each statement is still bounded by
 /// `statement_timeout`, which those operations lift on purpose).
@@ -137,6 +143,7 @@ async fn run(
     actor: Actor,
     workspace: Workspace,
     request: async_graphql::Request,
+    deadline: tokio::time::Instant,
 ) -> Result<Response, HttpError> {
     if request.query.trim().is_empty() {
         return Err(HttpError::bad_request(
@@ -149,7 +156,7 @@ async fn run(
     if unbounded {
         return answer.await;
     }
-    deadline::within_request_timeout(&app, answer).await
+    deadline::by_deadline(&app, deadline, answer).await
 }
 
 async fn answer(
@@ -201,7 +208,10 @@ async fn answer(
     // Errors before execution (parse, validation) leave `data` absent; an
     // error of a non-null root field (say FORBIDDEN) leaves `data: null`.
     let failed_before_execution = !executed;
-    let status = if Format::of(headers) == Format::GraphqlResponse && failed_before_execution {
+    let unavailable = matches!(response.data, async_graphql::Value::Null) && response.errors.iter().any(is_unavailable);
+    let status = if unavailable {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else if Format::of(headers) == Format::GraphqlResponse && failed_before_execution {
         StatusCode::BAD_REQUEST
     } else {
         StatusCode::OK
@@ -220,7 +230,21 @@ async fn answer(
         let err = CrmError::internal(format_args!("serializing a response: {err}"));
         errors_body(err)
     });
-    Ok(graphql_response(status, body))
+    let mut response = graphql_response(status, body);
+    if unavailable {
+        // Nothing came back because the database is out of reach: a retry
+        // shortly may succeed, as with a refusal before execution.
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static(super::RETRY_UNAVAILABLE));
+    }
+    Ok(response)
+}
+
+/// Whether a resolver's error says the database was out of reach.
+fn is_unavailable(error: &async_graphql::ServerError) -> bool {
+    let code = error.extensions.as_ref().and_then(|extensions| extensions.get("code"));
+    matches!(code, Some(async_graphql::Value::String(code)) if code == "UNAVAILABLE")
 }
 
 /// Where clients reach this server: the configured public URL, else the

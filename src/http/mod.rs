@@ -54,6 +54,11 @@ use crate::error::CrmError;
 use crate::graphql::SchemaCache;
 use rate_limit::RateLimits;
 
+/// Seconds a client is told to wait (`Retry-After`) before retrying a
+/// request refused with `UNAVAILABLE`: about what a restart of the
+/// embedded cluster takes.
+const RETRY_UNAVAILABLE: &str = "2";
+
 /// What every request reads: the configuration, the database, the
 /// workspaces' schemas, the token checks and the rate limits.
 pub struct Shared {
@@ -92,7 +97,7 @@ pub fn router(app: Arc<Shared>) -> Router {
         .route("/sandboxes/{name}/graphql", get(graphql::get).post(graphql::post))
         .route("/metrics", get(metrics::metrics))
         .route("/graphql/assets/{file}", get(playground::asset))
-        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(middleware::from_fn(negotiate));
     if let Some(cors) = cors(&app.config.cors_origins) {
@@ -140,18 +145,38 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
     )
 }
 
+/// Liveness: the process answers, and its database is not given up on (a
+/// supervised cluster whose restarts keep failing makes it 503, so an
+/// orchestrator restarts the whole server).
+async fn healthz(State(app): State<Arc<Shared>>) -> Response {
+    match app.db.health().given_up() {
+        None => (StatusCode::OK, "ok\n").into_response(),
+        Some(failures) => {
+            let body = format!("the database could not be restarted ({failures} attempts in a row failed)\n");
+            (StatusCode::SERVICE_UNAVAILABLE, body).into_response()
+        }
+    }
+}
+
+/// Readiness: the database answers a query within a few seconds.
 async fn readyz(State(app): State<Arc<Shared>>) -> Response {
     use diesel_async::SimpleAsyncConnection;
-    let ready = match app.db.conn().await {
-        Ok(mut conn) => conn.batch_execute("SELECT 1").await.is_ok(),
-        Err(_) => false,
+    let probe = async {
+        match app.db.conn().await {
+            Ok(mut conn) => conn.batch_execute("SELECT 1").await.is_ok(),
+            Err(_) => false,
+        }
     };
+    let ready = tokio::time::timeout(READINESS_PROBE, probe).await.unwrap_or(false);
     if ready {
         (StatusCode::OK, "ready\n").into_response()
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n").into_response()
     }
 }
+
+/// How long `/readyz` waits for the database's answer.
+const READINESS_PROBE: Duration = Duration::from_secs(3);
 
 /// How GraphQL bodies are sent to this client: the GraphQL-over-HTTP media
 /// type when it accepts it (and then requests that fail before execution
@@ -255,11 +280,16 @@ impl HttpError {
     /// kind alone does not say (a timeout: the client's, 408, or the
     /// server's, 503).
     fn new(status: StatusCode, error: CrmError) -> Self {
-        HttpError {
+        let retry = matches!(error, CrmError::Unavailable(_));
+        let refused = HttpError {
             status,
             error: Failure::Crm(Box::new(error)),
             headers: Vec::new(),
+        };
+        if retry {
+            return refused.with_header(header::RETRY_AFTER, HeaderValue::from_static(RETRY_UNAVAILABLE));
         }
+        refused
     }
 
     /// 503: something the server depends on (the database, a schema
@@ -306,7 +336,9 @@ impl From<CrmError> for HttpError {
             | CrmError::VersionConflict { .. } => StatusCode::CONFLICT,
             // The request timeout, or a failure of the server's own: a
             // retry may succeed.
-            CrmError::Timeout(_) | CrmError::Internal { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            CrmError::Timeout(_) | CrmError::Unavailable(_) | CrmError::Internal { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
         let refused = HttpError::new(status, error);
         if status == StatusCode::UNAUTHORIZED {

@@ -43,8 +43,9 @@ use crate::config::Config;
 const RESERVED_FILES: u64 = 128;
 
 /// Serves `server` on `listener` until `shutdown` resolves, then stops
-/// accepting, lets in-flight requests finish and returns (dropping
-/// `server` only then).
+/// accepting, lets in-flight requests finish (for as long as the
+/// configured shutdown timeout; kept-alive connections close after their
+/// current request) and returns, dropping `server` only then.
 pub async fn serve(
     listener: TcpListener,
     server: Arc<impl Server>,
@@ -88,7 +89,13 @@ pub async fn serve(
         });
     }
     drop(listener);
-    graceful.shutdown().await;
+    let patience = app.config.shutdown_timeout;
+    if tokio::time::timeout(patience, graceful.shutdown()).await.is_err() {
+        tracing::warn!(
+            timeout_ms = patience.as_millis(),
+            "requests still in flight after the shutdown timeout; stopping anyway"
+        );
+    }
     Ok(())
 }
 

@@ -144,6 +144,29 @@ pub(super) fn open_log(path: &Path, run_as: Option<RunAs>) -> Result<fs::File, E
     Ok(log)
 }
 
+/// Opens `path` to read and write, made 0600 if missing; its content stays.
+pub(super) fn open_private(path: &Path) -> Result<fs::File, Error> {
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))
+}
+
+/// Creates (or empties) `path` to write, mode 0600.
+pub(super) fn create_private(path: &Path) -> Result<fs::File, Error> {
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))
+}
+
 /// Sets a file's or folder's permission bits.
 pub(super) fn set_mode(path: &Path, mode: u32) -> Result<(), Error> {
     fs::set_permissions(path, fs::Permissions::from_mode(mode))

@@ -9,13 +9,18 @@
 //! SIGINT/SIGTERM, and through the kernel's parent-death signal if that
 //! process is killed). A command that finds the cluster already running
 //! (say, under a running server) connects to it instead of starting a
-//! second one.
+//! second one, and never stops it. Starts are serialized across processes
+//! by a lock on `<data-dir>/cluster.lock`, and a cluster keeps its port
+//! (remembered in `<data-dir>/postgres.port`) from one start to the next,
+//! so its URL never changes. Under `crm serve` a [`supervisor`] restarts
+//! the cluster when it goes away, whoever started it.
 //!
 //! Postgres refuses to run as root, so when this process is root the
 //! cluster runs as an unprivileged OS user (`postgres` if it exists,
 //! otherwise `nobody`) that owns the cluster's files.
 
 mod folders;
+pub mod supervisor;
 
 use std::fs;
 use std::io::Write;
@@ -50,11 +55,16 @@ pub struct ClusterOptions {
 /// running under another one.
 #[derive(Debug)]
 pub struct EmbeddedPostgres {
+    /// The data folder it was started from (`--data-dir`), resolved.
+    data_dir: PathBuf,
     pgdata: PathBuf,
     /// The folder holding the socket `.s.PGSQL.<port>`, the only way in.
     socket_dir: PathBuf,
     port: u16,
+    /// The postmaster: ours to stop and reap when we started it.
     child: Option<Child>,
+    /// The postmaster's pid when another process started it.
+    joined_pid: Option<i32>,
 }
 
 /// Where the server binaries are.
@@ -157,6 +167,44 @@ fn current_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
+/// How long a start waits for another process's start to finish.
+const START_PATIENCE: Duration = Duration::from_secs(90);
+
+/// Removes a `postmaster.pid` whose pid now belongs to another program
+/// (after a reboot, say), which PostgreSQL would take for a running
+/// server. One whose pid is dead stays: PostgreSQL then checks that no
+/// orphaned server process of the crashed cluster still uses its shared
+/// memory before taking over the folder, and refuses to start until none
+/// does.
+fn remove_foreign_pid_file(pgdata: &Path) -> Result<(), Error> {
+    let pid_file = pgdata.join("postmaster.pid");
+    let Ok(text) = fs::read_to_string(&pid_file) else {
+        return Ok(());
+    };
+    let pid = text.lines().next().and_then(|line| line.trim().parse::<i32>().ok());
+    let foreign = match pid {
+        Some(pid) => is_live_process(pid) && !is_postgres_process(pid),
+        None => true,
+    };
+    if foreign {
+        tracing::warn!("removing stale {}", pid_file.display());
+        fs::remove_file(&pid_file).context("removing stale postmaster.pid")?;
+    }
+    Ok(())
+}
+
+/// True when `pid` runs (a zombie, dead but not yet reaped, does not).
+fn is_live_process(pid: i32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses.
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
+}
+
 /// True when `pid` is a live process whose command line names postgres.
 fn is_postgres_process(pid: i32) -> bool {
     fs::read(format!("/proc/{pid}/cmdline"))
@@ -199,11 +247,77 @@ fn running_cluster(pgdata: &Path) -> Result<Option<Running>, Error> {
     }
 }
 
-/// A port no TCP server uses. The cluster listens on no TCP port; its port
-/// only names its socket file, and a free one keeps `psql -p` unambiguous.
-fn free_port() -> Result<u16, Error> {
+/// The cluster's port: the one it had before (`<data-dir>/postgres.port`),
+/// so connection URLs outlive a restart, else a port no TCP server uses,
+/// remembered. The cluster listens on no TCP port; its port only names its
+/// socket file, and a free one keeps `psql -p` unambiguous.
+fn remembered_port(data_dir: &Path) -> Result<u16, Error> {
+    let file = data_dir.join("postgres.port");
+    if let Some(port) = fs::read_to_string(&file)
+        .ok()
+        .and_then(|text| text.trim().parse::<u16>().ok())
+        .filter(|port| *port > 0)
+    {
+        return Ok(port);
+    }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
+    let port = listener.local_addr()?.port();
+    let mut out = folders::create_private(&file)?;
+    writeln!(out, "{port}").with_context(|| format!("writing {}", file.display()))?;
+    Ok(port)
+}
+
+/// An advisory lock (`flock`) on a file of the data folder, held until
+/// dropped; the kernel releases it when the process ends, even by
+/// `kill -9`, so a crash never leaves it behind.
+#[derive(Debug)]
+pub struct FolderLock {
+    file: fs::File,
+}
+
+impl FolderLock {
+    /// Takes the lock on `path` (made 0600 if missing) when no other
+    /// process holds it: `None` when one does.
+    fn try_take(path: &Path) -> Result<Option<Self>, Error> {
+        use std::os::fd::AsRawFd;
+        let file = folders::open_private(path)?;
+        #[allow(unsafe_code)]
+        // SAFETY: flock on a descriptor this function owns; no memory is shared.
+        let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+        Ok(taken.then_some(FolderLock { file }))
+    }
+
+    /// Waits for the lock on `path` as long as `patience`.
+    async fn take(path: &Path, patience: Duration) -> Result<Option<Self>, Error> {
+        let deadline = Instant::now() + patience;
+        loop {
+            if let Some(lock) = FolderLock::try_take(path)? {
+                return Ok(Some(lock));
+            }
+            if Instant::now() > deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// Makes this process the one `crm serve` of `data_dir`, for as long as the
+/// returned lock lives: a second server on the same folder would fight the
+/// first over restarting the cluster, so it is refused, naming the first.
+pub fn lock_for_serving(data_dir: &Path) -> Result<FolderLock, Error> {
+    fs::create_dir_all(data_dir).with_context(|| format!("creating data folder {}", data_dir.display()))?;
+    let path = data_dir.join("serve.lock");
+    let Some(mut lock) = FolderLock::try_take(&path)? else {
+        let holder = fs::read_to_string(&path).ok().and_then(|text| text.trim().parse().ok());
+        return Err(Error::AlreadyServed {
+            data_dir: data_dir.to_path_buf(),
+            pid: holder,
+        });
+    };
+    lock.file.set_len(0).context("writing serve.lock")?;
+    writeln!(lock.file, "{}", std::process::id()).context("writing serve.lock")?;
+    Ok(lock)
 }
 
 impl EmbeddedPostgres {
@@ -214,17 +328,21 @@ impl EmbeddedPostgres {
         let data_dir = data_dir
             .canonicalize()
             .with_context(|| format!("resolving {}", data_dir.display()))?;
+        // One process at a time looks for a running cluster and starts one.
+        let Some(_starting) = FolderLock::take(&data_dir.join("cluster.lock"), START_PATIENCE).await? else {
+            return Err(Error::NotReady(data_dir));
+        };
         let run_as = RunAs::for_this_process()?;
         let pgdata = locate_pgdata(&data_dir, run_as)?;
 
         if let Some(running) = running_cluster(&pgdata)? {
-            return EmbeddedPostgres::join(pgdata, running).await;
+            return EmbeddedPostgres::join(data_dir, pgdata, running).await;
         }
 
         let binaries = PgBinaries::find()?;
         let home = pgdata.parent().unwrap_or(&data_dir).to_path_buf();
         let socket_dir = folders::protect(&data_dir, &home, run_as)?;
-        let port = free_port()?;
+        let port = remembered_port(&data_dir)?;
         folders::check_socket_path(&socket_dir, port)?;
         if let Some(run_as) = run_as {
             folders::check_reachable(&pgdata, run_as)?;
@@ -234,13 +352,7 @@ impl EmbeddedPostgres {
         }
         set_mode(&pgdata, 0o700)?;
         folders::write_pg_hba(&pgdata, run_as)?;
-        // A crash (kill -9, power loss) leaves postmaster.pid behind; its pid
-        // is dead or now belongs to another program, so it is stale.
-        let pid_file = pgdata.join("postmaster.pid");
-        if pid_file.exists() {
-            tracing::warn!("removing stale {}", pid_file.display());
-            fs::remove_file(&pid_file).context("removing stale postmaster.pid")?;
-        }
+        remove_foreign_pid_file(&pgdata)?;
 
         let log_path = data_dir.join("postgres.log");
         let log = folders::open_log(&log_path, run_as)?;
@@ -263,10 +375,12 @@ impl EmbeddedPostgres {
             .spawn()
             .with_context(|| format!("starting {}", binaries.tool("postgres").display()))?;
         let mut cluster = EmbeddedPostgres {
+            data_dir,
             pgdata,
             socket_dir,
             port,
             child: Some(child),
+            joined_pid: None,
         };
         if let Err(err) = cluster.wait_ready(Some(&log_path)).await {
             cluster.stop().await;
@@ -282,7 +396,7 @@ impl EmbeddedPostgres {
     }
 
     /// Uses the cluster another process started (and leaves it running).
-    async fn join(pgdata: PathBuf, running: Running) -> Result<Self, Error> {
+    async fn join(data_dir: PathBuf, pgdata: PathBuf, running: Running) -> Result<Self, Error> {
         tracing::info!(
             pid = running.pid,
             port = running.port,
@@ -290,10 +404,12 @@ impl EmbeddedPostgres {
             pgdata.display()
         );
         let mut cluster = EmbeddedPostgres {
+            data_dir,
             pgdata,
             socket_dir: running.socket_dir,
             port: running.port,
             child: None,
+            joined_pid: Some(running.pid),
         };
         cluster.wait_ready(None).await?;
         Ok(cluster)
@@ -322,6 +438,29 @@ impl EmbeddedPostgres {
     /// The cluster's data folder (`PGDATA`).
     pub fn pgdata(&self) -> &Path {
         &self.pgdata
+    }
+
+    /// Whether this process started the cluster (and so stops it).
+    pub fn is_owned(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Why the cluster is gone, if it is: the postmaster we started exited
+    /// (reaped here, so it leaves no zombie), or the one another process
+    /// started is no longer running.
+    pub fn gone(&mut self) -> Option<String> {
+        if let Some(child) = self.child.as_mut() {
+            return match child.try_wait() {
+                Ok(Some(status)) => {
+                    self.child = None;
+                    Some(format!("exited ({status})"))
+                }
+                Ok(None) => None,
+                Err(err) => Some(format!("cannot be watched ({err})")),
+            };
+        }
+        let pid = self.joined_pid?;
+        (!is_postgres_process(pid)).then(|| format!("(pid {pid}, started by another process) stopped"))
     }
 
     /// Waits until the cluster accepts connections, or fails with the tail of
