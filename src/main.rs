@@ -83,6 +83,22 @@ enum Command {
         #[command(subcommand)]
         command: PromotionCommand,
     },
+    /// Remove what the workspaces' retention settings no longer keep.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Run the retention job now: remove deleted records and audit log entries older than each workspace's
+    /// deletedRecordRetentionDays and auditRetentionDays, and print what went.
+    Run {
+        /// Only this workspace (`production` or a sandbox's name); default: every workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -305,6 +321,10 @@ struct ServeArgs {
     /// the sandbox endpoint URLs the API gives out; default: the request's Host.
     #[arg(long, env = "CRM_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Seconds between runs of the retention job (removing deleted records and audit entries past the
+    /// workspaces' retention settings); it also runs shortly after start. 0 turns it off.
+    #[arg(long, env = "CRM_RETENTION_INTERVAL_S", default_value_t = 3600)]
+    retention_interval_s: u64,
 }
 
 fn main() -> ExitCode {
@@ -352,6 +372,9 @@ async fn run(Cli { database, command }: Cli) -> anyhow::Result<()> {
         }
         Command::Promotion { command } => {
             cli::with_app(database, async |app| cli::promotion::run(command, app).await).await
+        }
+        Command::Retention { command } => {
+            cli::with_app(database, async |app| cli::retention::run(command, app).await).await
         }
     }
 }

@@ -34,6 +34,8 @@ const LAYERS: &[&str] = &[
     "customize",
     "sandbox",
     "promotion",
+    // Removing for good what the workspaces' settings no longer keep.
+    "retention",
     // Serving: HTTP, the running server, the demo and benchmark data.
     "http",
     "app",

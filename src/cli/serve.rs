@@ -20,6 +20,7 @@ async fn serve_on(config: &Config, url: &str) -> anyhow::Result<()> {
         }
     }
     let app = App::new(config.clone(), url)?;
+    crm::retention::spawn(app.db.clone(), config.retention_interval);
     let first_admin = {
         let mut conn = app.db.conn().await?;
         auth::first_admin(&mut conn).await?
