@@ -377,3 +377,25 @@ async fn retention_settings_are_diffed_promoted_and_reverted() {
         json!({ "recordVisibility": "ALL", "deletedRecordRetentionDays": 90, "auditRetentionDays": 0 })
     );
 }
+
+#[tokio::test]
+async fn the_background_job_runs_on_its_own() {
+    let app = TestApp::start().await;
+    let old = app.create("Account", json!({ "name": "Old" })).await;
+    delete(&app, "/graphql", "Account", &old).await;
+    app.sql(&format!(
+        "UPDATE crm.account SET deleted_at = now() - interval '100 days' WHERE id = '{old}'"
+    ))
+    .await;
+    // What `crm serve` starts, with --retention-interval-s 0: nothing.
+    retention::spawn(app.app.db.clone(), std::time::Duration::ZERO);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(count(&app, "crm.account", &old).await, 1, "turned off");
+    retention::spawn(app.app.db.clone(), std::time::Duration::from_millis(100));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while count(&app, "crm.account", &old).await == 1 {
+        assert!(std::time::Instant::now() < deadline, "the job never ran");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(purge_entries(&app, "production").await, 1);
+}

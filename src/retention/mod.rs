@@ -80,7 +80,9 @@ pub async fn run(db: &Database, only: Option<&str>) -> Result<Outcome> {
         #[diesel(sql_type = Bool)]
         locked: bool,
     }
-    let mut lock_conn = db.conn().await?;
+    // Taken out of the pool: should this future be dropped midway, the
+    // connection closes and the session lock goes with it.
+    let mut lock_conn = deadpool::managed::Object::take(db.conn().await?);
     let mut lock = Sql::raw("SELECT pg_try_advisory_lock(");
     lock.push(&LOCK_KEY.to_string()).push(") AS locked");
     let rows: Vec<Locked> = lock.load(&mut lock_conn).await?;
