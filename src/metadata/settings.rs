@@ -131,7 +131,9 @@ pub async fn change_settings(
     conn.transaction::<_, CrmError, _>(async |conn| {
         let before = read_settings_for_update(conn, pg_schema, true).await?;
         let mut after = before;
-        if let Some(visibility) = change.record_visibility.filter(|v| *v != before.record_visibility) {
+        // Named, it is set here even when unchanged: a sandbox so set stops
+        // following production's.
+        if let Some(visibility) = change.record_visibility {
             set_record_visibility(conn, pg_schema, visibility).await?;
             after.record_visibility = visibility;
         }

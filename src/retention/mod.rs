@@ -73,7 +73,9 @@ pub enum Outcome {
 }
 
 /// Runs retention now over every workspace, or only the one named, unless
-/// another server runs it at this moment ([`Outcome::Busy`]).
+/// another server runs it at this moment ([`Outcome::Busy`]). A workspace
+/// that fails (a sandbox dropped meanwhile) is logged and left out, unless
+/// it is the one named.
 pub async fn run(db: &Database, only: Option<&str>) -> Result<Outcome> {
     #[derive(diesel::QueryableByName)]
     struct Locked {
@@ -112,9 +114,16 @@ async fn run_locked(db: &Database, only: Option<&str>) -> Result<Vec<Purged>> {
     }
     let mut all = Vec::new();
     for (name, pg_schema) in chosen {
-        let purged = workspace(&mut conn, &name, &pg_schema).await?;
-        PURGED_ROWS.fetch_add(purged.total(), Ordering::Relaxed);
-        all.push(purged);
+        match workspace(&mut conn, &name, &pg_schema).await {
+            Ok(purged) => {
+                PURGED_ROWS.fetch_add(purged.total(), Ordering::Relaxed);
+                all.push(purged);
+            }
+            // One workspace named: its failure is the run's.
+            Err(err) if only.is_some() => return Err(err),
+            // A sandbox dropped or refreshed meanwhile: the others go on.
+            Err(err) => tracing::warn!(workspace = %name, %err, "retention skipped a workspace"),
+        }
     }
     Ok(all)
 }

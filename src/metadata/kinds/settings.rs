@@ -112,9 +112,9 @@ impl MetadataKind for Settings {
         target: &'a Target<'a>,
         _current: Option<&'a Item>,
         desired: &'a Json,
-        _change: &'a Change,
+        change: &'a Change,
     ) -> BoxFuture<'a, Result<Option<DataImpact>>> {
-        Box::pin(async move { settings(conn, target, desired).await.map(|()| None) })
+        Box::pin(async move { settings(conn, target, desired, change).await.map(|()| None) })
     }
 }
 
@@ -126,8 +126,9 @@ fn shortened(before: Option<&Json>, after: Option<&Json>) -> bool {
 
 /// Sets the workspace's settings the state names (one stored before the
 /// retention settings existed names only `recordVisibility`), audits and
-/// announces them.
-async fn settings(conn: &mut AsyncPgConnection, target: &Target<'_>, desired: &Json) -> Result<()> {
+/// announces them; `recordVisibility` only when the change changes it, so
+/// a sandbox following production's keeps following it.
+async fn settings(conn: &mut AsyncPgConnection, target: &Target<'_>, desired: &Json, change: &Change) -> Result<()> {
     let visibility = text(desired, "recordVisibility");
     let Some(parsed) = RecordVisibility::parse(&visibility) else {
         return Err(CrmError::bad_input(
@@ -136,8 +137,9 @@ async fn settings(conn: &mut AsyncPgConnection, target: &Target<'_>, desired: &J
         ));
     };
     let days = |key: &str| desired[key].as_i64().and_then(|d| i32::try_from(d).ok());
+    let visibility_changes = change.properties().iter().any(|p| p == "recordVisibility");
     let change = SettingsChange {
-        record_visibility: Some(parsed),
+        record_visibility: Some(parsed).filter(|_| visibility_changes),
         deleted_record_retention_days: days("deletedRecordRetentionDays"),
         audit_retention_days: days("auditRetentionDays"),
     };
