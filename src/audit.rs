@@ -3,8 +3,9 @@
 //! Every change — records, users, tokens, settings — appends its entries to
 //! `crm_system.audit_log` in the transaction of the change itself, so a
 //! change that fails leaves no entry and an entry never describes a change
-//! that did not happen. The table refuses updates and deletes (a trigger);
-//! the API only reads it.
+//! that did not happen. The table refuses updates and deletes (a trigger),
+//! but for the retention job removing a workspace's entries older than its
+//! `auditRetentionDays` (see `retention`); the API only reads it.
 
 use std::collections::HashMap;
 
@@ -82,7 +83,10 @@ impl Action {
             Action::Restore => "A deleted record was restored.",
             Action::Deactivate => "A user was deactivated.",
             Action::Revoke => "An API token, or a user's access to a sandbox, was revoked.",
-            Action::Purge => "Removed for good with its data: a deleted custom field or object, or a sandbox.",
+            Action::Purge => {
+                "Removed for good with its data: a deleted custom field or object, a sandbox, or (object Retention) \
+                 deleted records and audit log entries past the workspace's retention settings."
+            }
             Action::Promote => "A sandbox's changes or a changeset file were applied to a workspace.",
             Action::Revert => "A promotion was undone.",
         }

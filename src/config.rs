@@ -67,6 +67,9 @@ pub struct Config {
     /// for URLs the API gives out (sandbox endpoints); when unset, the
     /// address each request was sent to.
     pub public_url: Option<String>,
+    /// How often `serve` runs the retention job (see `retention`); zero
+    /// turns it off.
+    pub retention_interval: Duration,
 }
 
 impl Default for Config {
@@ -93,6 +96,7 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(10),
             max_connections: 2048,
             public_url: None,
+            retention_interval: Duration::from_secs(3600),
         }
     }
 }

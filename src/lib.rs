@@ -23,6 +23,7 @@ pub mod metadata;
 pub mod notify;
 pub mod promotion;
 pub mod records;
+pub mod retention;
 pub mod sandbox;
 pub mod seed;
 pub mod team;

@@ -111,6 +111,11 @@ enum Command {
         #[arg(long = "workspace", default_value = "production")]
         workspaces: Vec<String>,
     },
+    /// Remove what the workspaces' retention settings no longer keep.
+    Retention {
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
 }
 
 /// The formats of `crm export`.
@@ -118,6 +123,17 @@ enum Command {
 enum ExportFormat {
     /// Newline-delimited JSON.
     Ndjson,
+}
+
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Run the retention job now: remove deleted records and audit log entries older than each workspace's
+    /// deletedRecordRetentionDays and auditRetentionDays, and print what went.
+    Run {
+        /// Only this workspace (`production` or a sandbox's name); default: every workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -343,6 +359,10 @@ struct ServeArgs {
     /// the sandbox endpoint URLs the API gives out; default: the request's Host.
     #[arg(long, env = "CRM_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Seconds between runs of the retention job (removing deleted records and audit entries past the
+    /// workspaces' retention settings); it also runs shortly after start. 0 turns it off.
+    #[arg(long, env = "CRM_RETENTION_INTERVAL_S", default_value_t = 3600)]
+    retention_interval_s: u64,
 }
 
 fn main() -> ExitCode {
@@ -398,5 +418,8 @@ async fn run(Cli { database, command }: Cli) -> anyhow::Result<()> {
             output,
             workspaces,
         } => cli::backup::export(database, output.as_deref(), workspaces).await,
+        Command::Retention { command } => {
+            cli::with_app(database, async |app| cli::retention::run(command, app).await).await
+        }
     }
 }

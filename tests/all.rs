@@ -28,6 +28,7 @@ mod model;
 mod mutations;
 mod promotion;
 mod queries;
+mod retention;
 mod sandbox;
 mod schema_file;
 mod security;

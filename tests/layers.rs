@@ -36,6 +36,8 @@ const LAYERS: &[&str] = &[
     "promotion",
     // Backups, restores and exports of the whole installation.
     "backup",
+    // Removing for good what the workspaces' settings no longer keep.
+    "retention",
     // Serving: HTTP, the running server, the demo and benchmark data.
     "http",
     "app",

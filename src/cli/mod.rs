@@ -8,6 +8,7 @@ pub mod changeset;
 pub mod migrate;
 pub mod progress;
 pub mod promotion;
+pub mod retention;
 pub mod sandbox;
 pub mod schema;
 pub mod seed;
@@ -50,6 +51,7 @@ pub fn config(database: &DatabaseArgs, serve: Option<&ServeArgs>) -> Config {
         config.shutdown_timeout = Duration::from_millis(serve.shutdown_timeout_ms);
         config.max_connections = usize::try_from(serve.max_connections).unwrap_or(usize::MAX);
         config.public_url = serve.public_url.clone();
+        config.retention_interval = Duration::from_secs(serve.retention_interval_s);
     }
     config
 }

@@ -41,10 +41,14 @@ pub(super) async fn metrics(State(app): State<Arc<Shared>>, _caller: Actor) -> R
          crm_rate_limiter_keys{{limiter=\"address\"}} {limited_addresses}\n\
          # HELP crm_remembered_tokens Live tokens whose row the server remembers (read in the last few seconds).\n\
          # TYPE crm_remembered_tokens gauge\n\
-         crm_remembered_tokens {}\n",
+         crm_remembered_tokens {}\n\
+         # HELP crm_retention_purged_rows_total Rows the retention job removed for good: deleted records, old audit log entries.\n\
+         # TYPE crm_retention_purged_rows_total counter\n\
+         crm_retention_purged_rows_total {}\n",
         app.db.statements_run(),
         app.schemas.compiled_answers(),
-        app.auth.remembered()
+        app.auth.remembered(),
+        crate::retention::purged_rows()
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

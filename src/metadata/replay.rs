@@ -90,7 +90,9 @@ async fn same_identities(conn: &mut AsyncPgConnection, from: &str, to: &str) -> 
     let mut settings = Sql::raw("UPDATE ");
     settings.table(to, "workspace_settings").push(
         " AS copy SET metadata_version = original.metadata_version, \
-         record_visibility = original.record_visibility FROM ",
+         record_visibility = original.record_visibility, \
+         deleted_record_retention_days = original.deleted_record_retention_days, \
+         audit_retention_days = original.audit_retention_days FROM ",
     );
     settings.table(from, "workspace_settings").push(" AS original");
     settings.execute(conn).await?;

@@ -62,6 +62,13 @@ pub trait MetadataKind: Sync {
     /// `workspace_settings AS s`.
     fn document_sql(&self, schema: &str) -> String;
 
+    /// Its keys in the document with the SQL of each: its
+    /// [`About::key`] with [`MetadataKind::document_sql`], unless a kind
+    /// spreads its part over several keys (the settings).
+    fn document_parts(&self, schema: &str) -> Vec<(&'static str, String)> {
+        vec![(self.about().key, self.document_sql(schema))]
+    }
+
     /// Its items in a metadata document: each one's id and state.
     fn read(&self, doc: &Json) -> Vec<(String, Json)>;
 
@@ -469,7 +476,9 @@ impl Snapshot {
 pub fn document(schema: &str) -> Sql {
     let mut parts = String::from("jsonb_build_object('version', s.metadata_version");
     for def in all() {
-        parts.push_str(&format!(", '{}', {}", def.about().key, def.document_sql(schema)));
+        for (key, sql) in def.document_parts(schema) {
+            parts.push_str(&format!(", '{key}', {sql}"));
+        }
     }
     parts.push(')');
     Sql::raw(&parts)
