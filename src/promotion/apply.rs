@@ -272,29 +272,27 @@ pub async fn run(
     conn: &mut AsyncPgConnection,
     target: &Target<'_>,
     entries: &mut [Entry],
-    sdl: Option<(Rooms, &mut String)>,
+    sdl: Option<(Rooms, &mut sdl::Schema)>,
 ) -> Result<()> {
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_by_key(|&i| (phase(&entries[i]), i));
     let (rooms, mut schema_now) = match sdl {
-        Some((rooms, text)) => (Some(rooms), Some(text)),
+        Some((rooms, schema)) => (Some(rooms), Some(schema)),
         None => (None, None),
     };
-    let mut parsed = schema_now.as_deref().map(|text| sdl::Schema::parse(text));
     for i in order {
         let entry = &mut entries[i];
         if entry.status != Status::Ready {
             continue;
         }
-        let before = parsed.as_ref();
+        let before = schema_now.as_deref();
         let tried = conn
             .transaction::<_, CrmError, _>(async |conn| {
                 let lossy = make(conn, target, entry).await?;
                 let schema = match (before, rooms) {
                     (Some(before), Some(rooms)) if entry.change.kind.def().in_schema() => {
-                        let text = schema_sdl(conn, rooms, target.schema).await?;
-                        let after = sdl::Schema::parse(&text);
-                        Some((sdl::changes(before, &after), text, after))
+                        let after = sdl::Schema::parse(&schema_sdl(conn, rooms, target.schema).await?);
+                        Some((sdl::changes(before, &after), after))
                     }
                     _ => None,
                 };
@@ -304,12 +302,11 @@ pub async fn run(
         match tried {
             Ok((schema, lossy)) => {
                 entry.data_impact = lossy;
-                if let Some((changes, text, after)) = schema {
+                if let Some((changes, after)) = schema {
                     entry.api_impact = entry.api_impact.max(sdl::level_of(&changes));
                     entry.sdl_changes = changes;
-                    parsed = Some(after);
                     if let Some(now) = schema_now.as_deref_mut() {
-                        *now = text;
+                        *now = after;
                     }
                 }
             }

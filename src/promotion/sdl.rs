@@ -9,7 +9,7 @@ use async_graphql::parser::types::{InputValueDefinition, TypeKind, TypeSystemDef
 pub use crate::metadata::kinds::impact::{level_of, Level, SdlChange};
 
 /// A type as far as clients can tell.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Shape {
     /// Object and interface types: fields with their arguments.
     Fields(BTreeMap<String, (String, BTreeMap<String, Input>)>),
@@ -19,21 +19,15 @@ enum Shape {
     Scalar,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 struct Input {
     ty: String,
     default: Option<String>,
     required: bool,
 }
 
-/// The differences from `before` to `after`, in a stable order. A text
-/// that does not parse counts as an empty schema.
-pub fn diff(before: &str, after: &str) -> Vec<SdlChange> {
-    changes(&Schema::parse(before), &Schema::parse(after))
-}
-
 /// A parsed schema, to compare without parsing again.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Schema(BTreeMap<String, Shape>);
 
 impl Schema {
