@@ -322,6 +322,51 @@ pub async fn run(
     Ok(())
 }
 
+/// The parsed GraphQL schema of a workspace whose metadata is at
+/// `version` (as it stands, before the caller changes anything). A
+/// version's schema never changes, and a reviewing admin diffs against
+/// production's again and again: the last few are kept, keyed by database,
+/// workspace and version.
+pub async fn schema_at(
+    conn: &mut AsyncPgConnection,
+    rooms: Rooms,
+    schema: &str,
+    version: i32,
+) -> Result<std::sync::Arc<sdl::Schema>> {
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        name: String,
+    }
+    let rows: Vec<Name> = crate::db::sql::Sql::raw("SELECT current_database() AS name")
+        .load(conn)
+        .await?;
+    let database = rows.into_iter().next().map(|row| row.name).unwrap_or_default();
+    let key = (database, schema.to_owned(), version);
+    let cached = |key: &SchemaKey| {
+        let kept = SCHEMAS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        kept.iter().find(|(k, _)| k == key).map(|(_, s)| s.clone())
+    };
+    if let Some(parsed) = cached(&key) {
+        return Ok(parsed);
+    }
+    let parsed = std::sync::Arc::new(sdl::Schema::parse(&schema_sdl(conn, rooms, schema).await?));
+    let mut kept = SCHEMAS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if kept.len() >= KEPT_SCHEMAS {
+        kept.remove(0);
+    }
+    kept.push((key, parsed.clone()));
+    Ok(parsed)
+}
+
+/// Database, workspace schema and metadata version.
+type SchemaKey = (String, String, i32);
+
+/// How many parsed schemas [`schema_at`] keeps.
+const KEPT_SCHEMAS: usize = 8;
+
+static SCHEMAS: std::sync::Mutex<Vec<(SchemaKey, std::sync::Arc<sdl::Schema>)>> = std::sync::Mutex::new(Vec::new());
+
 /// The GraphQL SDL of a workspace's metadata as it stands.
 pub async fn schema_sdl(conn: &mut AsyncPgConnection, rooms: Rooms, schema: &str) -> Result<String> {
     let model = Customizations::read(conn, schema).await?.model()?;

@@ -208,8 +208,8 @@ async fn promote(
         // The promotion's transaction has its own (`run`).
         lock_timeout: None,
     };
-    let sdl_before = sdl::Schema::parse(&apply::schema_sdl(conn, rooms, &schema).await?);
-    let mut sdl_after = sdl_before.clone();
+    let sdl_before = apply::schema_at(conn, rooms, &schema, version_before).await?;
+    let mut sdl_after = (*sdl_before).clone();
     apply::run(conn, &target, &mut entries, Some((rooms, &mut sdl_after))).await?;
     let sdl_changes = sdl::changes(&sdl_before, &sdl_after);
     let tally = Tally::of(&entries);
