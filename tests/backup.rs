@@ -273,3 +273,97 @@ async fn export_writes_metadata_then_every_record_as_ndjson() {
     assert!(stderr.contains("there is no workspace nope"), "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Sends `signal` to the process `pid`.
+#[allow(unsafe_code)]
+fn send(pid: i32, signal: i32) {
+    // SAFETY: kill has no memory-safety preconditions.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+/// The pid of `parent`'s child process running `program`, once it runs.
+fn child_running(parent: u32, program: &str) -> Option<i32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // `pid (comm) state ppid …`: the name may hold spaces, not `)`.
+        let Some((name, rest)) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(") ")) else {
+            continue;
+        };
+        let ppid = rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok());
+        if name == program && ppid == Some(parent) {
+            return Some(pid);
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_killed_midway_restores_nothing() {
+    use diesel_async::AsyncConnection;
+    let dir = scratch_dir("restore-kill");
+    std::fs::create_dir_all(&dir).unwrap();
+    let app = installation(&dir).await;
+    let dump = dir.join("crm.dump");
+    let (ok, _, stderr) = run(&dir, Some(&app.database_url), &["backup", "-o", dump.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let empty = empty_database("restore_kill").await;
+    let mut restore = crm();
+    restore
+        .args(["restore", dump.to_str().unwrap(), "--data-dir"])
+        .arg(&dir)
+        .env("DATABASE_URL", &empty)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = restore.spawn().unwrap();
+    // Catch pg_restore as it starts and hold it there; then kill -9 the
+    // command, and let pg_restore go on if it still can.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let worker = loop {
+        if let Some(pid) = child_running(child.id(), "pg_restore") {
+            send(pid, libc::SIGSTOP);
+            break pid;
+        }
+        assert!(std::time::Instant::now() < deadline, "pg_restore never started");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    };
+    child.kill().unwrap();
+    child.wait().unwrap();
+    send(worker, libc::SIGCONT);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::path::Path::new(&format!("/proc/{worker}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{worker}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pg_restore outlived the killed command"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    // Nothing of the backup is in the target: the restore starts over.
+    let mut conn = diesel_async::AsyncPgConnection::establish(&empty).await.unwrap();
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let schemas: Vec<Count> = diesel_async::RunQueryDsl::load(
+        diesel::sql_query("SELECT count(*) AS n FROM pg_namespace WHERE nspname IN ('crm', 'crm_system')"),
+        &mut conn,
+    )
+    .await
+    .unwrap();
+    assert_eq!(schemas[0].n, 0, "the killed restore left part of the backup");
+    drop(conn);
+    let (ok, _, stderr) = run(&dir, Some(&empty), &["restore", dump.to_str().unwrap()]);
+    assert!(ok, "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -121,6 +121,7 @@ pub async fn backup(url: &str, dump: &Path) -> Result<Backup, Error> {
         .await?;
     let partial = with_suffix(dump, ".partial");
     let mut command = tokio::process::Command::new(&pg_dump);
+    crate::db::embedded::end_with_this_process(&mut command);
     command
         .arg("--format=custom")
         .arg(format!("--snapshot={snapshot}"))
@@ -293,6 +294,7 @@ async fn schemas(conn: &mut AsyncPgConnection) -> Result<Vec<String>, Error> {
 async fn pg_restore(url: &str, dump: &Path) -> Result<(), Error> {
     let program = PgBinaries::client_tool("pg_restore")?;
     let mut command = tokio::process::Command::new(&program);
+    crate::db::embedded::end_with_this_process(&mut command);
     command
         .args([
             "--no-owner",

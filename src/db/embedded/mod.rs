@@ -592,6 +592,26 @@ fn send_signal(pid: u32, signal: i32) {
     }
 }
 
+/// Asks the kernel to kill a client program (`pg_dump`, `pg_restore`) when
+/// the thread that started it dies: a `kill -9` of the command leaves no
+/// orphan working on (an interrupted `pg_restore --single-transaction`
+/// then restores nothing).
+#[allow(unsafe_code)]
+pub fn end_with_this_process(command: &mut tokio::process::Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and calls only
+    // async-signal-safe functions (prctl, getppid, _exit).
+    unsafe {
+        command.pre_exec(move || {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            if libc::getppid() as u32 != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Asks the kernel to stop the cluster (fast shutdown) when the thread that
 /// started it dies, so a `kill -9` of the server leaves no orphan cluster.
 #[allow(unsafe_code)]
