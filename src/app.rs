@@ -132,7 +132,7 @@ impl DatabaseServer {
                 _serving: None,
             });
         }
-        let cluster = EmbeddedPostgres::start(&config.data_dir, ClusterOptions::default()).await?;
+        let cluster = EmbeddedPostgres::start(&config.data_dir, ClusterOptions::for_this_binary()?).await?;
         db::create_database(&cluster.url("postgres"), db::EMBEDDED_DATABASE, None).await?;
         Ok(DatabaseServer {
             url: cluster.url(db::EMBEDDED_DATABASE),
@@ -153,7 +153,7 @@ impl DatabaseServer {
         let serving = lock_for_serving(&config.data_dir)?;
         let mut server = DatabaseServer::open(config).await?;
         if let Some(cluster) = server.cluster.take() {
-            server.supervisor = Some(Supervisor::watch(cluster, ClusterOptions::default()));
+            server.supervisor = Some(Supervisor::watch(cluster, ClusterOptions::for_this_binary()?));
         }
         server._serving = Some(serving);
         Ok(server)
@@ -169,7 +169,7 @@ impl DatabaseServer {
         &self.url
     }
 
-    /// Stops the embedded cluster if this process started it.
+    /// Stops using the embedded cluster: it stops if no other process uses it.
     pub async fn stop(mut self) {
         if let Some(cluster) = self.cluster.as_mut() {
             cluster.stop().await;

@@ -116,6 +116,16 @@ enum Command {
         #[command(subcommand)]
         command: RetentionCommand,
     },
+    /// Internal: run the embedded PostgreSQL (the program after `--`) while commands use it.
+    #[command(hide = true)]
+    KeepCluster {
+        /// The OS user (uid:gid) to run it as.
+        #[arg(long, value_parser = parse_run_as)]
+        run_as: Option<(u32, u32)>,
+        /// The postgres program and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<std::ffi::OsString>,
+    },
 }
 
 /// The formats of `crm export`.
@@ -287,6 +297,12 @@ fn parse_role(text: &str) -> Result<Role, String> {
     Role::parse(text).ok_or_else(|| "expected ADMIN, SALES, SUPPORT or READ_ONLY".to_owned())
 }
 
+fn parse_run_as(text: &str) -> Result<(u32, u32), String> {
+    text.split_once(':')
+        .and_then(|(uid, gid)| Some((uid.parse().ok()?, gid.parse().ok()?)))
+        .ok_or_else(|| "expected uid:gid".to_owned())
+}
+
 fn parse_lifetime(text: &str) -> Result<chrono::Duration, String> {
     crm::auth::parse_lifetime(text).ok_or_else(|| "expected a lifetime such as 30d, 12h or 45m".to_owned())
 }
@@ -374,6 +390,23 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Cli::parse();
+    if let Command::KeepCluster { run_as, command } = &args.command {
+        // No runtime: a plain loop, and the postmaster is its only child.
+        let Some((program, rest)) = command.split_first() else {
+            return ExitCode::FAILURE;
+        };
+        return match crm::db::embedded::keeper::keep(&args.database.data_dir, *run_as, program, rest) {
+            Ok(status) if status.success() => ExitCode::SUCCESS,
+            Ok(status) => {
+                eprintln!("crm keep-cluster: PostgreSQL ended ({status})");
+                ExitCode::FAILURE
+            }
+            Err(err) => {
+                eprintln!("crm keep-cluster: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
@@ -421,5 +454,6 @@ async fn run(Cli { database, command }: Cli) -> anyhow::Result<()> {
         Command::Retention { command } => {
             cli::with_app(database, async |app| cli::retention::run(command, app).await).await
         }
+        Command::KeepCluster { .. } => anyhow::bail!("keep-cluster runs before the async runtime starts"),
     }
 }

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use crm::db::embedded::PgBinaries;
-use crm::db::{ClusterOptions, EmbeddedPostgres};
+use crm::db::EmbeddedPostgres;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
-use crate::support::cluster;
+use crate::support::{cluster, cluster_options};
 
 #[tokio::test]
 async fn the_cluster_refuses_tcp_clients_and_other_os_users() {
@@ -83,8 +83,8 @@ fn the_cluster_files_are_private() {
 async fn a_cluster_left_open_to_tcp_by_an_older_version_comes_back_socket_only() {
     let data_dir = std::env::temp_dir().join(format!("crm-test-{}-upgrade", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
-    let options = ClusterOptions { ephemeral: true };
-    let mut cluster = EmbeddedPostgres::start(&data_dir, options).await.unwrap();
+    let options = cluster_options(true);
+    let mut cluster = EmbeddedPostgres::start(&data_dir, options.clone()).await.unwrap();
     cluster.stop().await;
 
     // What older versions left: trust for TCP clients, a TCP listener in
@@ -99,7 +99,7 @@ async fn a_cluster_left_open_to_tcp_by_an_older_version_comes_back_socket_only()
     std::fs::set_permissions(&log, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
 
-    let mut cluster = EmbeddedPostgres::start(&data_dir, options).await.unwrap();
+    let mut cluster = EmbeddedPostgres::start(&data_dir, options.clone()).await.unwrap();
     let hba = std::fs::read_to_string(pgdata.join("pg_hba.conf")).unwrap();
     let rules: Vec<&str> = hba
         .lines()

@@ -238,13 +238,41 @@ async fn a_killed_cluster_is_restarted_and_requests_are_refused_unavailable_mean
     assert_eq!(read.json["data"]["account"]["name"], "Before", "{}", read.json);
     let restarted = postmaster(&dir).unwrap();
     assert_ne!(restarted, killed);
-    assert_eq!(parent_and_state(restarted).unwrap().0, server.child.id() as i32);
+    assert_eq!(starter(restarted), Some(server.child.id() as i32));
+
+    // kill -9 of the keeper takes its postmaster with it; the server starts
+    // both again.
+    let keeper = parent_and_state(restarted).unwrap().0;
+    signal(keeper, libc::SIGKILL);
+    eventually("the cluster of a killed keeper runs again", 30, async || {
+        postmaster(&dir).is_some_and(|pid| pid != restarted && starter(pid).is_some())
+            && status(&server, "/readyz").await == Some(StatusCode::OK)
+    })
+    .await;
+    let read = graphql(&server, &token, READ, json!({ "id": id })).await.unwrap();
+    assert_eq!(read.json["data"]["account"]["name"], "Before", "{}", read.json);
+    eventually("the killed keeper is reaped", 10, async || {
+        parent_and_state(keeper).is_none_or(|(_, state)| state != 'Z')
+    })
+    .await;
     drop(server);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The process that started the cluster `postmaster` belongs to: the
+/// parent of its keeper (`crm keep-cluster`).
+fn starter(postmaster: i32) -> Option<i32> {
+    let (keeper, _) = parent_and_state(postmaster)?;
+    let cmdline = std::fs::read(format!("/proc/{keeper}/cmdline")).ok()?;
+    assert!(
+        String::from_utf8_lossy(&cmdline).contains("keep-cluster"),
+        "the postmaster's parent is not its keeper"
+    );
+    Some(parent_and_state(keeper)?.0)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_takes_over_the_cluster_of_a_command_that_ends_and_refuses_a_second_serve() {
+async fn serve_keeps_the_cluster_of_a_command_that_ends_and_refuses_a_second_serve() {
     let dir = scratch_dir("handover");
     let migrated = crm().args(["migrate", "--data-dir"]).arg(&dir).output().unwrap();
     assert!(
@@ -262,9 +290,7 @@ async fn serve_takes_over_the_cluster_of_a_command_that_ends_and_refuses_a_secon
         .unwrap();
     let seed_pid = seed.id() as i32;
     eventually("the command starts the cluster", 60, async || {
-        postmaster(&dir)
-            .and_then(parent_and_state)
-            .is_some_and(|(parent, _)| parent == seed_pid)
+        postmaster(&dir).and_then(starter) == Some(seed_pid)
     })
     .await;
     let server = serve(&dir, &[]);
@@ -282,18 +308,41 @@ async fn serve_takes_over_the_cluster_of_a_command_that_ends_and_refuses_a_secon
     let expected = format!("another crm serve (pid {}) is already serving", server.child.id());
     assert!(stderr.contains(&expected), "{stderr}");
 
-    // The command ends, and its cluster with it; the server starts it again.
+    // The command ends (interrupted mid-load); the cluster runs on for the
+    // server, which answers every request throughout.
+    let stop = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (stop, addr, token) = (stop.clone(), server.addr, token.clone());
+        tokio::spawn(async move {
+            let body = json!({ "query": "{ accounts(first: 1) { totalCount } }" });
+            let mut answers = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let read = request(addr, "POST", "/graphql", &token, Some(body.clone())).await;
+                answers.push(read.map(|read| (read.status, read.json)));
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            answers
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
     signal(seed_pid, libc::SIGINT);
     assert!(wait_for_exit(&mut seed, 30).is_some(), "seed did not end");
-    eventually("the server answers on a cluster of its own", 45, async || {
-        let read = graphql(&server, &token, "{ accounts { totalCount } }", json!({})).await;
-        read.is_ok_and(|read| read.status == StatusCode::OK && read.json["data"]["accounts"]["totalCount"].is_number())
-    })
-    .await;
-    let after = postmaster(&dir).unwrap();
-    assert_ne!(after, before);
-    assert_eq!(parent_and_state(after).unwrap().0, server.child.id() as i32);
+    // Longer than the keeper and the supervisor take to look.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stop.store(true, Ordering::SeqCst);
+    let answers = reader.await.unwrap();
+    assert!(answers.len() > 20, "{}", answers.len());
+    for answer in &answers {
+        let ok = answer
+            .as_ref()
+            .is_ok_and(|(status, json)| *status == StatusCode::OK && json["data"]["accounts"]["totalCount"].is_number());
+        assert!(ok, "{answer:?}");
+    }
+    assert_eq!(postmaster(&dir), Some(before), "the cluster was not restarted");
+
+    // Its last user gone, the cluster stops, even when that user is killed.
     drop(server);
+    eventually("the cluster stops with its last user", 30, async || postmaster(&dir).is_none()).await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -480,13 +529,19 @@ struct Name {
 /// (joined, or started when none runs).
 async fn sql(dir: &Path) -> (crm::db::EmbeddedPostgres, diesel_async::AsyncPgConnection) {
     use diesel_async::AsyncConnection;
-    let cluster = crm::db::EmbeddedPostgres::start(dir, crm::db::ClusterOptions::default())
+    let cluster = crm::db::EmbeddedPostgres::start(dir, crate::support::cluster_options(false))
         .await
         .unwrap();
     let conn = diesel_async::AsyncPgConnection::establish(&cluster.url("crm"))
         .await
         .unwrap();
     (cluster, conn)
+}
+
+/// A connection straight to the `crm` database of the cluster a server in
+/// `dir` runs; it does not keep the cluster running once the server ends.
+async fn connect(dir: &Path) -> diesel_async::AsyncPgConnection {
+    sql(dir).await.1
 }
 
 /// Holds the account's row lock from another session, sends a rename
@@ -529,8 +584,7 @@ async fn sigterm_lets_a_write_in_flight_finish_within_the_shutdown_timeout() {
 
     // A write in flight at SIGTERM finishes, and is acknowledged, before
     // the server stops; new connections are refused meanwhile.
-    let (_joined, mut lock) = sql(&dir).await;
-    let (_, mut watch) = sql(&dir).await;
+    let (mut lock, mut watch) = (connect(&dir).await, connect(&dir).await);
     let rename = rename_held_back(&server, &mut lock, &mut watch, &id, "Renamed").await;
     signal(server.child.id() as i32, libc::SIGTERM);
     eventually("the server stops accepting", 10, async || {
@@ -562,8 +616,7 @@ async fn sigterm_lets_a_write_in_flight_finish_within_the_shutdown_timeout() {
         read.json["data"]["account"]["name"], "Renamed",
         "the acknowledged write survives a restart"
     );
-    let (_joined, mut lock) = sql(&dir).await;
-    let (_, mut watch) = sql(&dir).await;
+    let (mut lock, mut watch) = (connect(&dir).await, connect(&dir).await);
     let rename = rename_held_back(&server, &mut lock, &mut watch, &id, "Lost").await;
     let stopping = Instant::now();
     signal(server.child.id() as i32, libc::SIGTERM);

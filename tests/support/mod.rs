@@ -51,9 +51,18 @@ fn cluster_dir() -> PathBuf {
     base.join(format!("crm-test-{}", std::process::id()))
 }
 
+/// How the tests start clusters: kept by the crm binary under test, and
+/// without fsync when `ephemeral`.
+pub fn cluster_options(ephemeral: bool) -> ClusterOptions {
+    ClusterOptions {
+        ephemeral,
+        keeper: PathBuf::from(env!("CARGO_BIN_EXE_crm")),
+    }
+}
+
 /// Starts the cluster and builds the migrated template, once per run. The
-/// cluster is started from a thread that lives as long as the test binary:
-/// when the binary exits, the kernel's parent-death signal stops it.
+/// cluster is used from a thread that lives as long as the test binary:
+/// when the binary exits, nobody uses it any more and its keeper stops it.
 pub fn cluster() -> &'static Cluster {
     CLUSTER.get_or_init(|| {
         let (tx, rx) = std::sync::mpsc::channel();
@@ -66,7 +75,7 @@ pub fn cluster() -> &'static Cluster {
                     .unwrap();
                 let data_dir = cluster_dir();
                 let cluster: anyhow::Result<EmbeddedPostgres> = runtime.block_on(async {
-                    let cluster = EmbeddedPostgres::start(&data_dir, ClusterOptions { ephemeral: true }).await?;
+                    let cluster = EmbeddedPostgres::start(&data_dir, cluster_options(true)).await?;
                     let admin = cluster.url("postgres");
                     diesel_drop_database(&admin, TEMPLATE).await?;
                     db::create_database(&admin, TEMPLATE, None).await?;

@@ -5,11 +5,11 @@
 //! with no TCP listener, reachable only through its Unix socket in the
 //! private folder `run` beside the cluster (`<data-dir>/run`; see
 //! [`folders`] for who may enter what),
-//! and stopped when the process that started it ends (cleanly on
-//! SIGINT/SIGTERM, and through the kernel's parent-death signal if that
-//! process is killed). A command that finds the cluster already running
-//! (say, under a running server) connects to it instead of starting a
-//! second one, and never stops it. Starts are serialized across processes
+//! and stopped once no process uses it any more (see [`keeper`]: the last
+//! user may end cleanly or be killed). A command that finds the cluster
+//! already running (say, under a running server) uses it instead of
+//! starting a second one, and the cluster runs on as long as anyone uses
+//! it, whoever started it. Starts are serialized across processes
 //! by a lock on `<data-dir>/cluster.lock`, and a cluster keeps its port
 //! (remembered in `<data-dir>/postgres.port`) from one start to the next,
 //! so its URL never changes. Under `crm serve` a [`supervisor`] restarts
@@ -20,6 +20,7 @@
 //! otherwise `nobody`) that owns the cluster's files.
 
 mod folders;
+pub mod keeper;
 pub mod supervisor;
 
 use std::fs;
@@ -45,14 +46,27 @@ that holds them, or set DATABASE_URL to use an existing server.";
 const SOCKET_DIR: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// How a started cluster behaves; tests trade durability for speed.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone)]
 pub struct ClusterOptions {
     /// Skip fsync: a crash may lose data. Only for throwaway clusters.
     pub ephemeral: bool,
+    /// The crm binary, run as `crm keep-cluster` to keep the cluster for
+    /// its users ([`keeper`]).
+    pub keeper: PathBuf,
 }
 
-/// A running cluster: either started (and owned) by this process or found
-/// running under another one.
+impl ClusterOptions {
+    /// A durable cluster kept by the binary this process runs.
+    pub fn for_this_binary() -> Result<Self, Error> {
+        Ok(ClusterOptions {
+            ephemeral: false,
+            keeper: std::env::current_exe().context("finding the crm binary")?,
+        })
+    }
+}
+
+/// The cluster of a data folder, in use by this process until
+/// [`EmbeddedPostgres::stop`] or drop: started here or found running.
 #[derive(Debug)]
 pub struct EmbeddedPostgres {
     /// The data folder it was started from (`--data-dir`), resolved.
@@ -61,10 +75,13 @@ pub struct EmbeddedPostgres {
     /// The folder holding the socket `.s.PGSQL.<port>`, the only way in.
     socket_dir: PathBuf,
     port: u16,
-    /// The postmaster: ours to stop and reap when we started it.
-    child: Option<Child>,
-    /// The postmaster's pid when another process started it.
-    joined_pid: Option<i32>,
+    /// The postmaster's pid.
+    pid: i32,
+    /// The keeper this process started, to reap when it ends.
+    keeper: Option<Child>,
+    /// This process's shared lock on [`keeper::USERS`]: while it is held,
+    /// the cluster runs.
+    using: Option<FolderLock>,
 }
 
 /// Where the server binaries are.
@@ -279,12 +296,23 @@ impl FolderLock {
     /// Takes the lock on `path` (made 0600 if missing) when no other
     /// process holds it: `None` when one does.
     fn try_take(path: &Path) -> Result<Option<Self>, Error> {
-        use std::os::fd::AsRawFd;
+        FolderLock::try_lock(path, libc::LOCK_EX)
+    }
+
+    /// Takes a shared lock on `path`, which only an exclusive one excludes.
+    fn try_share(path: &Path) -> Result<Option<Self>, Error> {
+        FolderLock::try_lock(path, libc::LOCK_SH)
+    }
+
+    fn try_lock(path: &Path, operation: i32) -> Result<Option<Self>, Error> {
         let file = folders::open_private(path)?;
-        #[allow(unsafe_code)]
-        // SAFETY: flock on a descriptor this function owns; no memory is shared.
-        let taken = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
-        Ok(taken.then_some(FolderLock { file }))
+        Ok(flock(&file, operation).then_some(FolderLock { file }))
+    }
+
+    /// Turns a shared lock into the exclusive one, when no other process
+    /// shares it.
+    fn try_make_exclusive(&self) -> bool {
+        flock(&self.file, libc::LOCK_EX)
     }
 
     /// Waits for the lock on `path` as long as `patience`.
@@ -300,6 +328,15 @@ impl FolderLock {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
+
+/// `flock(operation | LOCK_NB)`: whether it was granted.
+fn flock(file: &fs::File, operation: i32) -> bool {
+    use std::os::fd::AsRawFd;
+    #[allow(unsafe_code)]
+    // SAFETY: flock on a descriptor the caller owns; no memory is shared.
+    let granted = unsafe { libc::flock(file.as_raw_fd(), operation | libc::LOCK_NB) } == 0;
+    granted
 }
 
 /// Makes this process the one `crm serve` of `data_dir`, for as long as the
@@ -329,14 +366,20 @@ impl EmbeddedPostgres {
             .canonicalize()
             .with_context(|| format!("resolving {}", data_dir.display()))?;
         // One process at a time looks for a running cluster and starts one.
-        let Some(_starting) = FolderLock::take(&data_dir.join("cluster.lock"), START_PATIENCE).await? else {
+        let Some(_starting) = FolderLock::take(&data_dir.join(keeper::STARTING), START_PATIENCE).await? else {
+            return Err(Error::NotReady(data_dir));
+        };
+        // From here on the cluster, running or started, runs for us too.
+        let Some(using) = FolderLock::try_share(&data_dir.join(keeper::USERS))? else {
+            // Only a keeper stopping its cluster holds it exclusively, and
+            // it holds the start lock meanwhile.
             return Err(Error::NotReady(data_dir));
         };
         let run_as = RunAs::for_this_process()?;
         let pgdata = locate_pgdata(&data_dir, run_as)?;
 
         if let Some(running) = running_cluster(&pgdata)? {
-            return EmbeddedPostgres::join(data_dir, pgdata, running).await;
+            return EmbeddedPostgres::join(data_dir, pgdata, running, using).await;
         }
 
         let binaries = PgBinaries::find()?;
@@ -356,35 +399,27 @@ impl EmbeddedPostgres {
 
         let log_path = data_dir.join("postgres.log");
         let log = folders::open_log(&log_path, run_as)?;
-        let mut command = Command::new(binaries.tool("postgres"));
-        command
-            .arg("-D")
-            .arg(&pgdata)
-            .args(server_settings(&socket_dir, port, options))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log);
-        // Own process group: a Ctrl-C in the terminal reaches us, and we stop
-        // the cluster after in-flight requests finish.
-        command.process_group(0);
-        if let Some(run_as) = run_as {
-            command.uid(run_as.uid).gid(run_as.gid);
-        }
-        stop_with_parent(&mut command);
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {}", binaries.tool("postgres").display()))?;
+        let mut args = vec!["-D".to_owned(), pgdata.display().to_string()];
+        args.extend(server_settings(&socket_dir, port, &options));
+        let keeper = keeper::spawn(&options.keeper, &data_dir, &binaries.tool("postgres"), &args, run_as, log)?;
         let mut cluster = EmbeddedPostgres {
             data_dir,
             pgdata,
             socket_dir,
             port,
-            child: Some(child),
-            joined_pid: None,
+            pid: 0,
+            keeper: Some(keeper),
+            using: Some(using),
         };
         if let Err(err) = cluster.wait_ready(Some(&log_path)).await {
-            cluster.stop().await;
+            // Nobody uses it now: its keeper stops it, if it runs at all.
+            drop(cluster.using.take());
+            cluster.reap_keeper().await;
             return Err(err);
+        }
+        match running_cluster(&cluster.pgdata)? {
+            Some(running) => cluster.pid = running.pid,
+            None => return Err(Error::NotReady(cluster.pgdata.clone())),
         }
         tracing::info!(
             port,
@@ -395,8 +430,8 @@ impl EmbeddedPostgres {
         Ok(cluster)
     }
 
-    /// Uses the cluster another process started (and leaves it running).
-    async fn join(data_dir: PathBuf, pgdata: PathBuf, running: Running) -> Result<Self, Error> {
+    /// Uses the cluster another process started.
+    async fn join(data_dir: PathBuf, pgdata: PathBuf, running: Running, using: FolderLock) -> Result<Self, Error> {
         tracing::info!(
             pid = running.pid,
             port = running.port,
@@ -408,8 +443,9 @@ impl EmbeddedPostgres {
             pgdata,
             socket_dir: running.socket_dir,
             port: running.port,
-            child: None,
-            joined_pid: Some(running.pid),
+            pid: running.pid,
+            keeper: None,
+            using: Some(using),
         };
         cluster.wait_ready(None).await?;
         Ok(cluster)
@@ -440,31 +476,14 @@ impl EmbeddedPostgres {
         &self.pgdata
     }
 
-    /// Whether this process started the cluster (and so stops it).
-    pub fn is_owned(&self) -> bool {
-        self.child.is_some()
-    }
-
-    /// Why the cluster is gone, if it is: the postmaster we started exited
-    /// (reaped here, so it leaves no zombie), or the one another process
-    /// started is no longer running.
-    pub fn gone(&mut self) -> Option<String> {
-        if let Some(child) = self.child.as_mut() {
-            return match child.try_wait() {
-                Ok(Some(status)) => {
-                    self.child = None;
-                    Some(format!("exited ({status})"))
-                }
-                Ok(None) => None,
-                Err(err) => Some(format!("cannot be watched ({err})")),
-            };
-        }
-        let pid = self.joined_pid?;
-        (!is_postgres_process(pid)).then(|| format!("(pid {pid}, started by another process) stopped"))
+    /// Why the cluster is gone, if it is: its postmaster no longer runs
+    /// (it crashed, or it or its keeper was killed).
+    pub fn gone(&self) -> Option<String> {
+        (!is_postgres_process(self.pid)).then(|| format!("(pid {}) is no longer running", self.pid))
     }
 
     /// Waits until the cluster accepts connections, or fails with the tail of
-    /// its log when the postgres process has exited.
+    /// its log when its keeper has exited.
     async fn wait_ready(&mut self, log: Option<&Path>) -> Result<(), Error> {
         let deadline = Instant::now() + Duration::from_secs(60);
         let url = self.url("postgres");
@@ -472,8 +491,9 @@ impl EmbeddedPostgres {
             if super::ping(&url).await.is_ok() {
                 return Ok(());
             }
-            if let Some(child) = self.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
+            if let Some(keeper) = self.keeper.as_mut() {
+                if let Some(status) = keeper.try_wait()? {
+                    self.keeper = None;
                     let tail = log.map(log_tail).unwrap_or_default();
                     return Err(Error::ExitedDuringStart { status, log_tail: tail });
                 }
@@ -485,29 +505,44 @@ impl EmbeddedPostgres {
         }
     }
 
-    /// Stops the cluster if this process started it: a fast shutdown that
-    /// rolls back open transactions and checkpoints. A cluster found running
-    /// under another process is left alone.
+    /// Stops using the cluster. The last user stops it — a fast shutdown
+    /// that rolls back open transactions and checkpoints — and waits for
+    /// that; while another process uses it, it runs on.
     pub async fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
-        send_signal(child.id(), libc::SIGINT);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            match child.try_wait() {
-                Ok(Some(_)) | Err(_) => return,
-                Ok(None) => tokio::time::sleep(Duration::from_millis(20)).await,
+        let Some(using) = self.using.take() else { return };
+        // Nobody joins while we decide, or while the cluster stops.
+        let starting = FolderLock::take(&self.data_dir.join(keeper::STARTING), START_PATIENCE).await;
+        if matches!(starting, Ok(Some(_))) && using.try_make_exclusive() && is_postgres_process(self.pid) {
+            send_signal(self.pid as u32, libc::SIGINT);
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while is_postgres_process(self.pid) && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if is_postgres_process(self.pid) {
+                tracing::warn!("PostgreSQL did not stop within 30 s; killing it");
+                send_signal(self.pid as u32, libc::SIGKILL);
             }
         }
-        tracing::warn!("PostgreSQL did not stop within 30 s; killing it");
-        let _ = child.kill();
-        let _ = child.wait();
+        drop(using);
+        self.reap_keeper().await;
+    }
+
+    /// Reaps the keeper this process started once it ends, as it does
+    /// right after its postmaster; one that keeps the cluster for other
+    /// users is left to them (after a second).
+    pub async fn reap_keeper(&mut self) {
+        let Some(mut keeper) = self.keeper.take() else { return };
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while matches!(keeper.try_wait(), Ok(None)) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
 /// The `-c` settings of `postgres`. Given on the command line, they win
 /// over postgresql.conf and ALTER SYSTEM: no TCP listener, whatever a
 /// configuration file says, and a socket only in `socket_dir`.
-fn server_settings(socket_dir: &Path, port: u16, options: ClusterOptions) -> Vec<String> {
+fn server_settings(socket_dir: &Path, port: u16, options: &ClusterOptions) -> Vec<String> {
     let mut settings = vec![
         "listen_addresses=".to_owned(),
         format!("port={port}"),

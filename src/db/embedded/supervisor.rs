@@ -1,10 +1,9 @@
 //! Keeps the embedded cluster running under `crm serve`.
 //!
 //! The supervisor looks at the postmaster a few times a second. When it is
-//! gone — it crashed, was killed, or the command that started it (and that
-//! this server joined) ended — the supervisor reaps it (no zombie is left)
-//! and starts the cluster again on the same data and port, so the pool's
-//! URL stays valid and requests succeed again without restarting the
+//! gone — it crashed, or it or its keeper was killed — the supervisor reaps
+//! the keeper it started (no zombie is left) and starts the cluster again
+//! on the same data and port, so the pool's URL stays valid and requests succeed again without restarting the
 //! server. Meanwhile [`ClusterHealth`] says the cluster is down: requests
 //! are refused at once with `UNAVAILABLE` and `/readyz` answers 503. When
 //! restarts keep failing ([`GIVE_UP_AFTER`] in a row), `/healthz` turns
@@ -79,10 +78,7 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// Watches `cluster` (started here or joined) and restarts it with
-    /// `options` whenever it goes away. Must run inside the Tokio runtime,
-    /// on a runtime whose worker threads live as long as the process: the
-    /// restarted postmaster is stopped by the kernel when the thread that
-    /// started it ends.
+    /// `options` whenever it goes away. Must run inside the Tokio runtime.
     pub fn watch(cluster: EmbeddedPostgres, options: ClusterOptions) -> Self {
         let health = ClusterHealth::default();
         let (stop, stopped) = oneshot::channel();
@@ -95,9 +91,8 @@ impl Supervisor {
         self.health.clone()
     }
 
-    /// Stops watching, then stops the cluster if this process started it
-    /// (first or on a restart); a cluster another process started is left
-    /// running.
+    /// Stops watching, then stops using the cluster: it stops unless
+    /// another process uses it.
     pub async fn stop(self) {
         drop(self.stop);
         if let Ok(Some(mut cluster)) = self.task.await {
@@ -121,7 +116,8 @@ async fn supervise(
         let Some(why) = cluster.gone() else { continue };
         health.went_down();
         tracing::error!("PostgreSQL in {} {why}; restarting it", cluster.pgdata().display());
-        cluster = restart(&cluster, options, &health, &mut stopped).await?;
+        cluster.reap_keeper().await;
+        cluster = restart(&cluster, &options, &health, &mut stopped).await?;
     }
 }
 
@@ -130,7 +126,7 @@ async fn supervise(
 /// first.
 async fn restart(
     gone: &EmbeddedPostgres,
-    options: ClusterOptions,
+    options: &ClusterOptions,
     health: &ClusterHealth,
     stopped: &mut oneshot::Receiver<()>,
 ) -> Option<EmbeddedPostgres> {
@@ -138,7 +134,7 @@ async fn restart(
     loop {
         // Not raced against `stopped`: a start half done would leave a
         // postmaster nobody stops. A start is bounded (60 s).
-        match EmbeddedPostgres::start(&gone.data_dir, options).await {
+        match EmbeddedPostgres::start(&gone.data_dir, options.clone()).await {
             Ok(cluster) => {
                 if cluster.port() != gone.port() {
                     tracing::error!(
