@@ -27,6 +27,7 @@ pub mod retention;
 pub mod sandbox;
 pub mod seed;
 pub mod team;
+pub mod yielding;
 
 pub use app::App;
 pub use config::Config;

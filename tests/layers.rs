@@ -12,6 +12,8 @@ const LAYERS: &[&str] = &[
     "error",
     "config",
     "actor",
+    // CPU work at a lower priority than requests.
+    "yielding",
     // The database: pool, SQL builder, migrations, the embedded cluster.
     "db",
     // Announcements between servers (LISTEN/NOTIFY).

@@ -4,6 +4,8 @@
 //! one change that existing data refuses is reported while the others are
 //! still tried.
 
+use std::sync::Arc;
+
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -14,6 +16,7 @@ use crate::graphql::Rooms;
 use crate::metadata::change::Target;
 use crate::metadata::custom::Customizations;
 use crate::metadata::kinds::{self, deleted, shown, Action, Change, DataImpact, Item, Snapshot};
+use crate::yielding;
 
 /// Where a change stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -272,7 +275,7 @@ pub async fn run(
     conn: &mut AsyncPgConnection,
     target: &Target<'_>,
     entries: &mut [Entry],
-    sdl: Option<(Rooms, &mut sdl::Schema)>,
+    sdl: Option<(Rooms, &mut Arc<sdl::Schema>)>,
 ) -> Result<()> {
     let mut order: Vec<usize> = (0..entries.len()).collect();
     order.sort_by_key(|&i| (phase(&entries[i]), i));
@@ -285,14 +288,18 @@ pub async fn run(
         if entry.status != Status::Ready {
             continue;
         }
-        let before = schema_now.as_deref();
+        let before = schema_now.as_deref().cloned();
         let tried = conn
             .transaction::<_, CrmError, _>(async |conn| {
                 let lossy = make(conn, target, entry).await?;
                 let schema = match (before, rooms) {
                     (Some(before), Some(rooms)) if entry.change.kind.def().in_schema() => {
-                        let after = sdl::Schema::parse(&schema_sdl(conn, rooms, target.schema).await?);
-                        Some((sdl::changes(before, &after), after))
+                        let customizations = Customizations::read(conn, target.schema).await?;
+                        let compared = yielding::compute(move || {
+                            let after = sdl::Schema::parse(&built(rooms, &customizations.model()?)?.sdl());
+                            Ok::<_, CrmError>((sdl::changes(&before, &after), Arc::new(after)))
+                        });
+                        Some(compared.await?)
                     }
                     _ => None,
                 };
@@ -332,7 +339,7 @@ pub async fn schema_at(
     rooms: Rooms,
     schema: &str,
     version: i32,
-) -> Result<std::sync::Arc<sdl::Schema>> {
+) -> Result<Arc<sdl::Schema>> {
     #[derive(diesel::QueryableByName)]
     struct Name {
         #[diesel(sql_type = diesel::sql_types::Text)]
@@ -350,7 +357,11 @@ pub async fn schema_at(
     if let Some(parsed) = cached(&key) {
         return Ok(parsed);
     }
-    let parsed = std::sync::Arc::new(sdl::Schema::parse(&schema_sdl(conn, rooms, schema).await?));
+    let customizations = Customizations::read(conn, schema).await?;
+    let parsed = yielding::compute(move || {
+        Ok::<_, CrmError>(Arc::new(sdl::Schema::parse(&built(rooms, &customizations.model()?)?.sdl())))
+    })
+    .await?;
     let mut kept = SCHEMAS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     if kept.len() >= KEPT_SCHEMAS {
         kept.remove(0);
@@ -365,13 +376,7 @@ type SchemaKey = (String, String, i32);
 /// How many parsed schemas [`schema_at`] keeps.
 const KEPT_SCHEMAS: usize = 8;
 
-static SCHEMAS: std::sync::Mutex<Vec<(SchemaKey, std::sync::Arc<sdl::Schema>)>> = std::sync::Mutex::new(Vec::new());
-
-/// The GraphQL SDL of a workspace's metadata as it stands.
-pub async fn schema_sdl(conn: &mut AsyncPgConnection, rooms: Rooms, schema: &str) -> Result<String> {
-    let model = Customizations::read(conn, schema).await?.model()?;
-    Ok(built(rooms, &model)?.sdl())
-}
+static SCHEMAS: std::sync::Mutex<Vec<(SchemaKey, Arc<sdl::Schema>)>> = std::sync::Mutex::new(Vec::new());
 
 /// The GraphQL schema of a model, or why the API cannot serve it.
 pub fn built(rooms: Rooms, model: &crate::metadata::Model) -> Result<async_graphql::dynamic::Schema> {

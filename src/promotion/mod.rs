@@ -209,9 +209,9 @@ async fn promote(
         lock_timeout: None,
     };
     let sdl_before = apply::schema_at(conn, rooms, &schema, version_before).await?;
-    let mut sdl_after = (*sdl_before).clone();
+    let mut sdl_after = sdl_before.clone();
     apply::run(conn, &target, &mut entries, Some((rooms, &mut sdl_after))).await?;
-    let sdl_changes = sdl::changes(&sdl_before, &sdl_after);
+    let sdl_changes = crate::yielding::compute(move || sdl::changes(&sdl_before, &sdl_after)).await;
     let tally = Tally::of(&entries);
     let blockers = tally.blockers(workspace, source, options);
     let mut report = Report {
