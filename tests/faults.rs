@@ -333,16 +333,19 @@ async fn serve_keeps_the_cluster_of_a_command_that_ends_and_refuses_a_second_ser
     let answers = reader.await.unwrap();
     assert!(answers.len() > 20, "{}", answers.len());
     for answer in &answers {
-        let ok = answer
-            .as_ref()
-            .is_ok_and(|(status, json)| *status == StatusCode::OK && json["data"]["accounts"]["totalCount"].is_number());
+        let ok = answer.as_ref().is_ok_and(|(status, json)| {
+            *status == StatusCode::OK && json["data"]["accounts"]["totalCount"].is_number()
+        });
         assert!(ok, "{answer:?}");
     }
     assert_eq!(postmaster(&dir), Some(before), "the cluster was not restarted");
 
     // Its last user gone, the cluster stops, even when that user is killed.
     drop(server);
-    eventually("the cluster stops with its last user", 30, async || postmaster(&dir).is_none()).await;
+    eventually("the cluster stops with its last user", 30, async || {
+        postmaster(&dir).is_none()
+    })
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -144,3 +144,24 @@ async fn a_custom_field_change_steps_aside_for_a_busy_table_and_production_write
         .await;
     assert_eq!(fields, 0);
 }
+
+/// The niceness of the thread that calls it, from `/proc/thread-self/stat`.
+fn own_niceness() -> i64 {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    // After the command name in parentheses: state is field 3, nice field 19.
+    let rest = stat.rsplit_once(')').unwrap().1;
+    rest.split_whitespace().nth(16).unwrap().parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_diffs_cpu_work_runs_at_a_lower_priority_than_requests() {
+    let request_thread = own_niceness();
+    let (niceness, thread) =
+        crm::yielding::compute(|| (own_niceness(), std::thread::current().name().map(str::to_owned))).await;
+    assert_eq!(niceness, (request_thread + 10).min(19), "{thread:?}");
+    assert!(thread.is_some_and(|name| name.starts_with("crm-yielding-")));
+    // A panic in the work reaches the caller, and the threads go on.
+    let panicked = tokio::spawn(crm::yielding::compute(|| -> () { panic!("in the work") })).await;
+    assert!(panicked.unwrap_err().is_panic());
+    assert_eq!(crm::yielding::compute(|| 6 * 7).await, 42);
+}

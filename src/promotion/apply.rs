@@ -359,7 +359,9 @@ pub async fn schema_at(
     }
     let customizations = Customizations::read(conn, schema).await?;
     let parsed = yielding::compute(move || {
-        Ok::<_, CrmError>(Arc::new(sdl::Schema::parse(&built(rooms, &customizations.model()?)?.sdl())))
+        Ok::<_, CrmError>(Arc::new(sdl::Schema::parse(
+            &built(rooms, &customizations.model()?)?.sdl(),
+        )))
     })
     .await?;
     let mut kept = SCHEMAS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);

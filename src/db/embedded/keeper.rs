@@ -19,7 +19,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{send_signal, FolderLock, Error, IoContext, RunAs};
+use super::{send_signal, Error, FolderLock, IoContext, RunAs};
 
 /// The file every user of the cluster holds a shared lock on.
 pub(super) const USERS: &str = "cluster.users";
@@ -68,7 +68,12 @@ pub(super) fn spawn(
 /// What `crm keep-cluster` does: runs the postmaster (`program` `args`, as
 /// `run_as` when given) and watches it and its users until it exits, or
 /// stops it once nobody uses it. Returns the postmaster's exit status.
-pub fn keep(data_dir: &Path, run_as: Option<(u32, u32)>, program: &OsString, args: &[OsString]) -> Result<ExitStatus, Error> {
+pub fn keep(
+    data_dir: &Path,
+    run_as: Option<(u32, u32)>,
+    program: &OsString,
+    args: &[OsString],
+) -> Result<ExitStatus, Error> {
     let mut command = Command::new(program);
     command.args(args);
     if let Some((uid, gid)) = run_as {

@@ -401,7 +401,14 @@ impl EmbeddedPostgres {
         let log = folders::open_log(&log_path, run_as)?;
         let mut args = vec!["-D".to_owned(), pgdata.display().to_string()];
         args.extend(server_settings(&socket_dir, port, &options));
-        let keeper = keeper::spawn(&options.keeper, &data_dir, &binaries.tool("postgres"), &args, run_as, log)?;
+        let keeper = keeper::spawn(
+            &options.keeper,
+            &data_dir,
+            &binaries.tool("postgres"),
+            &args,
+            run_as,
+            log,
+        )?;
         let mut cluster = EmbeddedPostgres {
             data_dir,
             pgdata,
