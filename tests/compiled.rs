@@ -259,24 +259,8 @@ async fn what_the_compiler_does_not_handle_stays_with_the_resolvers() {
     let app = TestApp::start().await;
     populate(&app).await;
 
-    // Directives, introspection, input-object variables and repeated keys.
-    let answers = never_compiled(
-        &app,
-        "query($all: Boolean!) { accounts { totalCount nodes @include(if: $all) { name } } }",
-        json!({ "all": false }),
-        3,
-    )
-    .await;
-    assert_eq!(answers[2]["data"], json!({ "accounts": { "totalCount": 7 } }));
+    // Introspection and repeated keys.
     never_compiled(&app, "{ __schema { queryType { name } } }", json!({}), 2).await;
-    let filtered = never_compiled(
-        &app,
-        "query($filter: AccountFilter) { accounts(filter: $filter) { totalCount } }",
-        json!({ "filter": { "name": { "startsWith": "Acme" } } }),
-        2,
-    )
-    .await;
-    assert_eq!(filtered[1]["data"]["accounts"]["totalCount"], 1);
     never_compiled(
         &app,
         "{ accounts { totalCount } accounts { nodes { name } } }",
@@ -318,4 +302,126 @@ async fn what_the_compiler_does_not_handle_stays_with_the_resolvers() {
     both_ways(&app, nested, json!({ "n": 2 })).await;
     let refused = &never_compiled(&app, nested, json!({ "n": 500 }), 1).await[0];
     assert_eq!(refused["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX");
+}
+
+#[tokio::test]
+async fn variables_of_every_type_compile_like_literals() {
+    let app = TestApp::start().await;
+    populate(&app).await;
+    let selection = "totalCount nodes { name industry annualRevenue } pageInfo { hasNextPage endCursor }";
+
+    // Filters and orderings as input-object, list and enum variables answer
+    // as the same values written inline.
+    let cases = [
+        (
+            r#"{ industry: { in: [SOFTWARE, HEALTHCARE] }, employeeCount: { gte: 10 } }"#,
+            json!({ "industry": { "in": ["SOFTWARE", "HEALTHCARE"] }, "employeeCount": { "gte": 10 } }),
+        ),
+        (
+            r#"{ annualRevenue: { gt: "1000000", lte: "900000000" } }"#,
+            json!({ "annualRevenue": { "gt": "1000000", "lte": "900000000" } }),
+        ),
+        (
+            r#"{ or: [{ name: { contains: "Health" } }, { name: { like: "Init%" } }], not: { industry: { isNull: true } } }"#,
+            json!({ "or": [{ "name": { "contains": "Health" } }, { "name": { "like": "Init%" } }], "not": { "industry": { "isNull": true } } }),
+        ),
+        (
+            r#"{ contacts: { some: { lastName: { startsWith: "L" } } } }"#,
+            json!({ "contacts": { "some": { "lastName": { "startsWith": "L" } } } }),
+        ),
+    ];
+    let order = json!([{ "field": "INDUSTRY", "nulls": "FIRST" }, { "field": "ANNUAL_REVENUE", "direction": "DESC" }]);
+    for (literal, variable) in cases {
+        let inline = both_ways(
+            &app,
+            &format!(
+                "{{ accounts(filter: {literal}, orderBy: [{{ field: INDUSTRY, nulls: FIRST }}, {{ field: ANNUAL_REVENUE, direction: DESC }}]) {{ {selection} }} }}"
+            ),
+            json!({}),
+        )
+        .await;
+        let passed = both_ways(
+            &app,
+            &format!("query($f: AccountFilter, $o: [AccountOrderBy!]) {{ accounts(filter: $f, orderBy: $o) {{ {selection} }} }}"),
+            json!({ "f": variable, "o": order }),
+        )
+        .await;
+        assert_eq!(inline, passed, "{literal}");
+    }
+
+    // An enum variable inside a literal, one value where a list is
+    // declared (list coercion), an absent nullable variable and a default.
+    let names = |data: &Value| {
+        data["accounts"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["name"].clone())
+            .collect::<Vec<_>>()
+    };
+    let descending = both_ways(
+        &app,
+        "query($d: OrderDirection) { accounts(orderBy: [{ field: NAME, direction: $d }]) { nodes { name } } }",
+        json!({ "d": "DESC" }),
+    )
+    .await;
+    let single = both_ways(
+        &app,
+        "query($o: [AccountOrderBy!]) { accounts(orderBy: $o) { nodes { name } } }",
+        json!({ "o": { "field": "NAME", "direction": "DESC" } }),
+    )
+    .await;
+    assert_eq!(names(&descending), names(&single));
+    let mut sorted = names(&descending);
+    sorted.sort_by(|a, b| b.as_str().cmp(&a.as_str()));
+    assert_eq!(names(&descending), sorted);
+    let absent = both_ways(
+        &app,
+        "query($f: AccountFilter) { accounts(filter: $f) { totalCount } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(absent["accounts"]["totalCount"], 7);
+    let defaulted = both_ways(
+        &app,
+        r#"query($f: AccountFilter = { name: { startsWith: "Acme" } }) { accounts(filter: $f) { totalCount } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(defaulted["accounts"]["totalCount"], 1);
+
+    // @include and @skip, on fields, fragments and spreads, both ways.
+    let query = "query($all: Boolean!, $hide: Boolean!) {
+        accounts(first: 2, orderBy: [{ field: NAME }]) { totalCount nodes @include(if: $all) { name ... @skip(if: $hide) { industry } ...More @include(if: $all) } } }
+        fragment More on Account { employeeCount }";
+    for (all, hide) in [(true, false), (true, true), (false, false)] {
+        let data = both_ways(&app, query, json!({ "all": all, "hide": hide })).await;
+        match all {
+            false => assert_eq!(data, json!({ "accounts": { "totalCount": 7 } })),
+            true => {
+                let node = &data["accounts"]["nodes"][0];
+                assert_eq!(node.get("industry").is_some(), !hide, "{data}");
+                assert!(node.get("employeeCount").is_some(), "{data}");
+            }
+        }
+    }
+
+    // Values the resolvers refuse are theirs to explain, never compiled.
+    let query = "query($f: AccountFilter, $o: [AccountOrderBy!]) { accounts(filter: $f, orderBy: $o) { totalCount } }";
+    both_ways(&app, query, json!({ "f": { "name": { "eq": "Acme" } } })).await;
+    for variables in [
+        json!({ "f": { "nope": { "eq": "Acme" } } }),
+        json!({ "f": { "industry": { "eq": "NOT_AN_INDUSTRY" } } }),
+        json!({ "f": { "employeeCount": { "gte": "ten" } } }),
+        json!({ "f": "Acme" }),
+        json!({ "o": [{ "direction": "DESC" }] }),
+        json!({ "o": [{ "field": "NAME", "direction": "SIDEWAYS" }] }),
+    ] {
+        let answer = &never_compiled(&app, query, variables.clone(), 1).await[0];
+        assert_eq!(
+            answer["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+            "{variables}: {answer:#}"
+        );
+        assert!(answer["data"].is_null(), "{variables}: {answer:#}");
+    }
 }

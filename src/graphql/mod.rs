@@ -333,7 +333,14 @@ pub async fn answer(entry: &WorkspaceSchema, db: &Database, caller: Caller, requ
     let visibility = Visibility::of(&caller.actor, entry.record_visibility.get(), &entry.model);
     if let Some(body) = entry
         .plans
-        .answer(&entry.model, workspace, &visibility, db, &request)
+        .answer(
+            &entry.model,
+            workspace,
+            &visibility,
+            db,
+            entry.schema.registry(),
+            &request,
+        )
         .await
     {
         return Answer::Compiled(body);

@@ -2,7 +2,10 @@
 //! expression of its `data`, built with the same pieces (`records`) the
 //! resolvers use.
 
-use async_graphql::parser::types::{ExecutableDocument, Field, OperationDefinition, Selection, SelectionSet};
+use async_graphql::parser::types::{
+    Directive, ExecutableDocument, Field, OperationDefinition, Selection, SelectionSet,
+};
+use async_graphql::Positioned;
 use async_graphql::{Name, Value, Variables};
 
 use super::{Compiled, Skip, MAX_FRAGMENT_NESTING, PAIRS_PER_CALL};
@@ -92,18 +95,25 @@ impl<'a> Compiler<'a> {
         }
         for selection in &set.items {
             match &selection.node {
-                Selection::Field(field) if field.node.directives.is_empty() => out.push(&field.node),
-                Selection::InlineFragment(fragment)
-                    if fragment.node.directives.is_empty()
-                        && fragment
-                            .node
-                            .type_condition
-                            .as_ref()
-                            .is_none_or(|on| on.node.on.node == type_name) =>
-                {
-                    self.collect(&fragment.node.selection_set.node, type_name, out, nesting + 1)?;
+                Selection::Field(field) => {
+                    if self.included(&field.node.directives)? {
+                        out.push(&field.node);
+                    }
                 }
-                Selection::FragmentSpread(spread) if spread.node.directives.is_empty() => {
+                Selection::InlineFragment(fragment) => {
+                    let fragment = &fragment.node;
+                    let applies = fragment
+                        .type_condition
+                        .as_ref()
+                        .is_none_or(|on| on.node.on.node == type_name);
+                    if !applies {
+                        return Err(Skip::Unsupported);
+                    }
+                    if self.included(&fragment.directives)? {
+                        self.collect(&fragment.selection_set.node, type_name, out, nesting + 1)?;
+                    }
+                }
+                Selection::FragmentSpread(spread) => {
                     let fragment = self
                         .document
                         .fragments
@@ -112,12 +122,39 @@ impl<'a> Compiler<'a> {
                     if !fragment.node.directives.is_empty() || fragment.node.type_condition.node.on.node != type_name {
                         return Err(Skip::Unsupported);
                     }
-                    self.collect(&fragment.node.selection_set.node, type_name, out, nesting + 1)?;
+                    if self.included(&spread.node.directives)? {
+                        self.collect(&fragment.node.selection_set.node, type_name, out, nesting + 1)?;
+                    }
                 }
-                _ => return Err(Skip::Unsupported),
             }
         }
         Ok(())
+    }
+
+    /// Whether `@include(if:)` and `@skip(if:)` keep a selection, for this
+    /// request's variables; any other directive is the resolvers' to apply.
+    fn included(&self, directives: &[Positioned<Directive>]) -> Compiled<bool> {
+        let mut kept = true;
+        for directive in directives {
+            let directive = &directive.node;
+            let skips_when = match directive.name.node.as_str() {
+                "include" => false,
+                "skip" => true,
+                _ => return Err(Skip::Unsupported),
+            };
+            let condition = directive.get_argument("if").and_then(|value| {
+                value
+                    .node
+                    .clone()
+                    .into_const_with(|variable| self.variables.get(&variable).cloned().ok_or(()))
+                    .ok()
+            });
+            match condition {
+                Some(Value::Boolean(condition)) if directive.arguments.len() == 1 => kept &= condition != skips_when,
+                _ => return Err(Skip::Values),
+            }
+        }
+        Ok(kept)
     }
 
     /// An argument's value with variables substituted.

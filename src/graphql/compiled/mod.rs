@@ -7,21 +7,21 @@
 //! The resolvers stay the reference. An operation is compiled only after
 //! it has once run through them without an error (that run validated the
 //! document), and anything the compiler does not know — introspection,
-//! directives, input-object variables, a value it would refuse — goes to
-//! the resolvers, which answer it or explain the error. Both paths build
+//! directives other than `@include`/`@skip`, a value it would refuse — goes
+//! to the resolvers, which answer it or explain the error. Both paths build
 //! their SQL from the same pieces (`records`), and the test suite checks
 //! that they answer byte for byte the same. `compiler` turns an operation
 //! into SQL; this module decides which operations take that path.
 
 mod compiler;
+mod variables;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use async_graphql::parser::types::{
-    BaseType, DocumentOperations, ExecutableDocument, OperationDefinition, OperationType,
-};
-use async_graphql::{Request, Response, Value, Variables};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationDefinition};
+use async_graphql::registry::Registry;
+use async_graphql::{Request, Response, Variables};
 use diesel::sql_types::Text;
 
 use super::cache::TextCache;
@@ -31,6 +31,7 @@ use crate::db::sql::Sql;
 use crate::db::Database;
 use crate::metadata::Model;
 use compiler::compile;
+use variables::prepare;
 
 /// `json_build_object` takes at most 100 arguments: 50 keys and values.
 const PAIRS_PER_CALL: usize = 50;
@@ -86,6 +87,7 @@ impl Plans {
         workspace: &str,
         visibility: &Visibility,
         db: &Database,
+        registry: &Registry,
         request: &Request,
     ) -> Option<String> {
         let key = plan_key(request);
@@ -94,11 +96,11 @@ impl Plans {
             Some(Plan::Compiled(document)) => document,
             Some(_) => return None,
             None => {
-                self.learn(model, workspace, key, request);
+                self.learn(model, workspace, registry, key, request);
                 return None;
             }
         };
-        let (operation, variables) = match prepare(&document, request) {
+        let (operation, variables) = match prepare(&document, request, registry) {
             Ok(prepared) => prepared,
             Err(skip) => return self.skip(request, skip),
         };
@@ -129,12 +131,12 @@ impl Plans {
     }
 
     /// First sight of an operation: parse it and find out whether it compiles.
-    fn learn(&self, model: &Model, workspace: &str, key: String, request: &Request) {
+    fn learn(&self, model: &Model, workspace: &str, registry: &Registry, key: String, request: &Request) {
         let plan = match super::cache::document(&request.query) {
             Err(_) => Plan::Resolvers,
             Ok(document) => {
                 let all = Visibility::all();
-                let compiled = prepare(&document, request).and_then(|(operation, variables)| {
+                let compiled = prepare(&document, request, registry).and_then(|(operation, variables)| {
                     // Nothing walks a document before it is checked.
                     if !self.within_limits(&document, &variables) {
                         return Err(Skip::Values);
@@ -217,49 +219,6 @@ pub fn operation<'d>(document: &'d ExecutableDocument, name: Option<&str>) -> Op
         }
         _ => None,
     }
-}
-
-/// The operation a request runs and its variables, checked against their
-/// declared types (absent nullable ones as null, defaults applied).
-fn prepare<'d>(document: &'d ExecutableDocument, request: &Request) -> Compiled<(&'d OperationDefinition, Variables)> {
-    let operation = operation(document, request.operation_name.as_deref()).ok_or(Skip::Unsupported)?;
-    if operation.ty != OperationType::Query || !operation.directives.is_empty() {
-        return Err(Skip::Unsupported);
-    }
-    let mut variables = Variables::default();
-    for definition in &operation.variable_definitions {
-        let definition = &definition.node;
-        let declared = &definition.var_type.node;
-        let BaseType::Named(type_name) = &declared.base else {
-            return Err(Skip::Unsupported);
-        };
-        if !definition.directives.is_empty() {
-            return Err(Skip::Unsupported);
-        }
-        let value = request
-            .variables
-            .get(&definition.name.node)
-            .cloned()
-            .or_else(|| definition.default_value.as_ref().map(|v| v.node.clone()));
-        let value = match value {
-            Some(value) => value,
-            None if declared.nullable => Value::Null,
-            None => return Err(Skip::Values),
-        };
-        let fits = match (type_name.as_str(), &value) {
-            ("ID" | "String" | "Int" | "Boolean", Value::Null) => declared.nullable,
-            ("ID" | "String", Value::String(_)) | ("Boolean", Value::Boolean(_)) => true,
-            ("Int", Value::Number(n)) => n.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
-            ("ID" | "String" | "Int" | "Boolean", _) => false,
-            // Enums and input objects: the resolvers coerce and check them.
-            _ => return Err(Skip::Unsupported),
-        };
-        if !fits {
-            return Err(Skip::Values);
-        }
-        variables.insert(definition.name.node.clone(), value);
-    }
-    Ok((operation, variables))
 }
 
 /// Postgres renders JSON with spaces (`{"a" : 1, "b" : 2}`); clients get it
