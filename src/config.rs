@@ -84,7 +84,7 @@ impl Default for Config {
             metadata_lock_timeout: Duration::from_secs(2),
             body_limit: 2 * 1024 * 1024,
             max_depth: 12,
-            max_complexity: 250_000,
+            max_complexity: 1_000_000,
             introspection: true,
             cors_origins: Vec::new(),
             rate_limit: 200,

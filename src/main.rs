@@ -338,7 +338,7 @@ struct ServeArgs {
     #[arg(long, env = "CRM_MAX_DEPTH", default_value_t = 12)]
     max_depth: usize,
     /// Most fields a query may resolve, page sizes multiplied through.
-    #[arg(long, env = "CRM_MAX_COMPLEXITY", default_value_t = 250_000)]
+    #[arg(long, env = "CRM_MAX_COMPLEXITY", default_value_t = 1_000_000)]
     max_complexity: usize,
     /// Answer schema introspection (`__schema`, `__type`): `true` or `false`.
     #[arg(long, env = "CRM_INTROSPECTION", default_value_t = true, action = clap::ArgAction::Set)]

@@ -204,15 +204,30 @@ async fn limits_apply() {
     let error = app.error(fragments, json!({})).await;
     assert_eq!(error["extensions"]["code"], "QUERY_TOO_COMPLEX");
 
-    // Cost multiplies page sizes through nested lists, variables included.
-    let wide = "query($n: Int) { accounts(first: 500) { nodes { name contacts(first: $n) { nodes { firstName lastName email } } } } }";
+    // Cost multiplies page sizes through nested lists, variables included:
+    // 500 accounts with 500 contacts each is a quarter of a million records.
+    let wide = "query($n: Int) { accounts(first: 500) { nodes { name contacts(first: $n) { nodes { id firstName lastName email title } } } } }";
     let error = app.error(wide, json!({ "n": 500 })).await;
     assert_eq!(error["extensions"]["code"], "QUERY_TOO_COMPLEX");
     assert!(error["message"].as_str().unwrap().contains("smaller pages"), "{error}");
     app.data(wide, json!({ "n": 10 })).await;
-    // The benchmark's deepest query stays well inside the default.
+    // Four levels of default pages (50⁴ records) are refused too.
+    let error = app
+        .error(
+            "{ users { nodes { ownedAccounts { nodes { opportunities { nodes { activities { nodes { subject } } } } } } } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error["extensions"]["code"], "QUERY_TOO_COMPLEX", "{error}");
+    // Natural three-level queries with default page sizes pass: the
+    // benchmark's, with nine fields, and default pages at every level.
     app.data(
-        "{ accounts(first: 20) { nodes { id name opportunities { nodes { id name activities { nodes { id subject type } } } } } } }",
+        "{ accounts(first: 20) { nodes { id name industry opportunities { nodes { id name amount activities { nodes { id subject type } } } } } } }",
+        json!({}),
+    )
+    .await;
+    app.data(
+        "{ accounts { totalCount nodes { id name opportunities { totalCount nodes { id name stage { name } activities { nodes { id subject type dueAt } } } } } } }",
         json!({}),
     )
     .await;
