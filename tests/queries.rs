@@ -303,6 +303,23 @@ async fn keyset_pages_forwards_and_backwards() {
         assert_eq!(seen_back, everything, "backward pages with order {order}");
     }
 
+    // Ties are broken by id in the direction of the last key, so one
+    // `(column, id)` index serves the sort both ways.
+    let bravos = "query($d: OrderDirection) { accounts(filter: { name: { eq: \"Bravo\" } }, orderBy: [{ field: NAME, direction: $d }]) { nodes { id } } }";
+    let ids = |data: Value| -> Vec<String> {
+        data["accounts"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let ascending = ids(app.data(bravos, json!({ "d": "ASC" })).await);
+    let descending = ids(app.data(bravos, json!({ "d": "DESC" })).await);
+    assert_eq!(ascending.len(), 2);
+    assert!(ascending[0] < ascending[1], "{ascending:?}");
+    assert_eq!(descending, ascending.iter().rev().cloned().collect::<Vec<_>>());
+
     // Cursors stay valid when rows are added before them.
     let first = app
         .data(query, json!({ "first": 2, "order": [{ "field": "NAME" }] }))

@@ -230,11 +230,14 @@ impl PageRequest {
     pub fn total_order(order: &[OrderKey], id: &FieldDef) -> Vec<OrderKey> {
         let own_id = |k: &&OrderKey| k.field.name == "id" && k.through.is_none();
         let mut keys: Vec<OrderKey> = order.iter().filter(|k| !own_id(k)).cloned().collect();
+        // The tie-breaker runs the way the last key does, so one
+        // `(column, id)` index serves a sort in both directions.
+        let descending = keys.last().is_some_and(|k| k.descending);
         let id_key = order
             .iter()
             .find(own_id)
             .cloned()
-            .unwrap_or_else(|| OrderKey::new(id.clone(), false, None));
+            .unwrap_or_else(|| OrderKey::new(id.clone(), descending, None));
         keys.push(id_key);
         keys
     }
