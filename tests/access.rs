@@ -222,7 +222,7 @@ async fn every_role_may_do_exactly_what_it_is_granted() {
                 "mutation($input: CreateCustomObjectInput!) { createCustomObject(input: $input) { name } }".to_owned(),
                 json!({ "input": { "name": format!("Thing{}", unique("x").replace('-', "")), "label": "Thing", "pluralLabel": "Things" } }),
             ),
-            ("{ objects { name } }".to_owned(), json!({})),
+            ("{ objects(includeDeleted: true) { name } }".to_owned(), json!({})),
             ("{ metadataChanges { version } }".to_owned(), json!({})),
         ];
         for (query, variables) in metadata_ops {
@@ -255,6 +255,16 @@ async fn every_role_may_do_exactly_what_it_is_granted() {
             );
             checked += 1;
         }
+        // Every role reads the model a frontend renders lists and forms from.
+        let model = attempt(
+            &app,
+            &token,
+            "{ objects { name label fields { name label type required options { value label } } } object(name: \"Opportunity\") { pluralName } }",
+            json!({}),
+        )
+        .await;
+        check(&format!("{role} reads the model"), true, &model);
+        checked += 1;
         // Everyone may see who they are.
         check(
             &format!("{role} me"),

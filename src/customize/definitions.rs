@@ -10,9 +10,10 @@ use async_graphql::{Name, Value};
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;
 
-use super::{admin, read};
+use super::read;
+use crate::access::{self, AdminPermission};
 use crate::error::Result;
-use crate::graphql::resolve::{arg, parent_field, resolved, text_arg, timestamp, RequestContext};
+use crate::graphql::resolve::{arg, context, parent_field, resolved, text_arg, timestamp, RequestContext};
 use crate::metadata::custom::{self, Customizations, StoredField, StoredObject};
 use crate::metadata::{FieldDef, FieldKind, ObjectDef, PicklistOption};
 
@@ -333,13 +334,18 @@ pub(super) async fn object_answer<'a>(
     Ok(Some(FieldValue::owned_any(info)))
 }
 
-/// Query fields: `objects` and `object`.
+/// Query fields: `objects` and `object`. Every role reads the live model
+/// (what a frontend needs to render lists and forms); deleted objects and
+/// fields, kept until a purge, are for admins.
 pub(super) fn query_fields() -> Vec<Field> {
     vec![
         Field::new("objects", TypeRef::named_nn_list_nn("ObjectDefinition"), |ctx| {
             resolved(async move {
-                let context = admin(&ctx)?;
+                let context = context(&ctx)?;
                 let include_deleted = matches!(arg(&ctx, "includeDeleted"), Some(Value::Boolean(true)));
+                if include_deleted {
+                    access::require_admin(&context.actor, AdminPermission::ChangeMetadata)?;
+                }
                 let custom = read(context).await?;
                 let objects = objects(&custom, include_deleted)?;
                 Ok(Some(FieldValue::list(objects.into_iter().map(FieldValue::owned_any))))
@@ -348,19 +354,28 @@ pub(super) fn query_fields() -> Vec<Field> {
         .argument(
             InputValue::new("includeDeleted", TypeRef::named(TypeRef::BOOLEAN))
                 .default_value(false)
-                .description("Also list deleted custom objects and fields, whose data is kept until a purge."),
+                .description(
+                    "Also list deleted custom objects and fields, whose data is kept until a purge. Admins only.",
+                ),
         )
-        .description("Every object with its fields. Admins only."),
+        .description(
+            "Every object with its fields: names, labels, types, picklist options, required flags — what a \
+             frontend needs to render lists and forms. Every role may read it.",
+        ),
         Field::new("object", TypeRef::named("ObjectDefinition"), |ctx| {
             resolved(async move {
-                let context = admin(&ctx)?;
+                let context = context(&ctx)?;
                 let name = text_arg(&ctx, "name")?;
+                let admin = access::require_admin(&context.actor, AdminPermission::ChangeMetadata).is_ok();
                 let custom = read(context).await?;
-                let found = objects(&custom, true)?.into_iter().find(|o| o.def.name == name);
+                let found = objects(&custom, admin)?.into_iter().find(|o| o.def.name == name);
                 Ok(found.map(FieldValue::owned_any))
             })
         })
         .argument(InputValue::new("name", TypeRef::named_nn(TypeRef::STRING)).description("Its type name (`Account`)."))
-        .description("One object with its fields (deleted ones too); null when there is none. Admins only."),
+        .description(
+            "One object with its fields; null when there is none. Every role may read it; admins also see a \
+             deleted object and deleted fields.",
+        ),
     ]
 }

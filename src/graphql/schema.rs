@@ -189,7 +189,14 @@ fn record_types(types: &mut Types, model: &Model, object: &ObjectDef, record_fie
     types.object(resolve::edge_type(object));
     types.object(resolve::connection_type(object));
     types.input(filter_input(model, object));
-    types.input(list_filter_input(object));
+    // Only a list some object has: a relation filter on it needs the type.
+    if object
+        .fields
+        .iter()
+        .any(|f| f.lookup().is_some_and(|l| l.inverse.is_some()))
+    {
+        types.input(list_filter_input(object));
+    }
     let (order_field, order_by) = order_inputs(object);
     types.enumeration(order_field);
     types.input(order_by);
