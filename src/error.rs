@@ -73,6 +73,12 @@ pub enum CrmError {
     /// The query asks for more work than the server allows.
     #[error("{0}")]
     QueryTooComplex(String),
+    /// A request sent only the hash of a persisted query (Apollo's
+    /// automatic persisted queries) the server does not know: the client
+    /// sends it again with its text. The message is the one Apollo's
+    /// clients look for.
+    #[error("PersistedQueryNotFound")]
+    PersistedQueryNotFound,
     /// A time limit ran out: the database's `statement_timeout` (a
     /// narrower filter or smaller page may succeed), the server's request
     /// timeout (HTTP 503) or its body timeout (HTTP 408, a client too slow
@@ -147,6 +153,7 @@ impl CrmError {
             CrmError::Forbidden { .. } => "FORBIDDEN",
             CrmError::RateLimited(_) => "RATE_LIMITED",
             CrmError::QueryTooComplex(_) => "QUERY_TOO_COMPLEX",
+            CrmError::PersistedQueryNotFound => "PERSISTED_QUERY_NOT_FOUND",
             CrmError::Timeout(_) => "TIMEOUT",
             CrmError::Unavailable(_) => "UNAVAILABLE",
             CrmError::Internal { .. } => "INTERNAL",

@@ -2,7 +2,7 @@
 
 use crm::Config;
 use hyper::{Method, StatusCode};
-use serde_json::json;
+use serde_json::{json, Value};
 
 use crate::support::TestApp;
 
@@ -469,4 +469,78 @@ async fn hardening_introspection_cors_rate_limit_and_limits_before_auth() {
         .await;
     assert_eq!(response.status, StatusCode::BAD_REQUEST, "{}", response.text());
     assert_eq!(response.json()["errors"][0]["extensions"]["code"], "QUERY_TOO_COMPLEX");
+}
+
+#[tokio::test]
+async fn persisted_queries_by_hash_over_post_and_get() {
+    use sha2::{Digest, Sha256};
+    let app = TestApp::start().await;
+    app.create("Account", json!({ "name": "Persisted Ltd" })).await;
+    let query = "query Named($n: Int) { accounts(first: $n) { totalCount nodes { name } } }";
+    let hash: String = Sha256::digest(query.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let extensions = json!({ "persistedQuery": { "version": 1, "sha256Hash": hash } });
+    let post = async |body: Value| {
+        app.request(Method::POST, "/graphql", &[JSON], body.to_string().into_bytes())
+            .await
+    };
+
+    // The hash alone, before the server has seen the text: the client is
+    // told to send the text (HTTP 200, the code Apollo's clients look for).
+    let unknown = post(json!({ "extensions": extensions, "variables": { "n": 5 } })).await;
+    assert_eq!(unknown.status, StatusCode::OK, "{}", unknown.text());
+    let error = &unknown.json()["errors"][0];
+    assert_eq!(error["extensions"]["code"], "PERSISTED_QUERY_NOT_FOUND", "{error}");
+    assert_eq!(error["message"], "PersistedQueryNotFound");
+
+    // Text and hash: checked, kept and run.
+    let sent = post(json!({ "query": query, "extensions": extensions, "variables": { "n": 5 } })).await;
+    assert_eq!(
+        sent.json()["data"]["accounts"]["nodes"][0]["name"],
+        "Persisted Ltd",
+        "{}",
+        sent.text()
+    );
+    // From now on the hash is enough, over POST and over GET (with the
+    // operation named, as clients send it), and it runs compiled.
+    let before = app.metric("crm_graphql_compiled_total").await;
+    for _ in 0..2 {
+        let by_hash =
+            post(json!({ "extensions": extensions, "operationName": "Named", "variables": { "n": 5 } })).await;
+        assert_eq!(
+            by_hash.json()["data"]["accounts"]["totalCount"],
+            1,
+            "{}",
+            by_hash.text()
+        );
+    }
+    assert!(app.metric("crm_graphql_compiled_total").await > before);
+    let encode =
+        |value: &str| percent_encoding::utf8_percent_encode(value, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let url = format!(
+        "/graphql?operationName=Named&variables={}&extensions={}",
+        encode(&json!({ "n": 1 }).to_string()),
+        encode(&extensions.to_string())
+    );
+    let by_get = app.get(&url, &[]).await;
+    assert_eq!(by_get.status, StatusCode::OK, "{}", by_get.text());
+    assert_eq!(by_get.json()["data"]["accounts"]["nodes"].as_array().unwrap().len(), 1);
+
+    // A text that is not the hash's, or another protocol version, is refused.
+    let wrong = post(json!({ "query": "{ accounts { totalCount } }", "extensions": extensions })).await;
+    assert_eq!(wrong.status, StatusCode::BAD_REQUEST);
+    assert_eq!(wrong.json()["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert_eq!(
+        wrong.json()["errors"][0]["extensions"]["field"],
+        json!(["extensions", "persistedQuery", "sha256Hash"])
+    );
+    let version = post(json!({ "extensions": { "persistedQuery": { "version": 2, "sha256Hash": hash } } })).await;
+    assert_eq!(
+        version.json()["errors"][0]["extensions"]["code"],
+        "BAD_USER_INPUT",
+        "{}",
+        version.text()
+    );
 }

@@ -39,15 +39,22 @@ impl<V> TextCache<V> {
 
     /// Remembers `value`, first forgetting everything when full.
     pub fn insert(&mut self, key: String, value: V) {
+        let bytes = key.len();
+        self.insert_weighing(key, value, bytes);
+    }
+
+    /// Remembers `value`, which holds `bytes` of text (its key's and its
+    /// own), first forgetting everything when full.
+    pub fn insert_weighing(&mut self, key: String, value: V, bytes: usize) {
         if let Some(slot) = self.entries.get_mut(&key) {
             *slot = value;
             return;
         }
-        if self.entries.len() >= ENTRIES || self.bytes + key.len() > TEXT_BYTES {
+        if self.entries.len() >= ENTRIES || self.bytes + bytes > TEXT_BYTES {
             self.entries.clear();
             self.bytes = 0;
         }
-        self.bytes += key.len();
+        self.bytes += bytes;
         self.entries.insert(key, value);
     }
 }

@@ -7,6 +7,7 @@ pub mod input;
 pub mod limits;
 pub mod loader;
 pub mod mutation;
+pub mod persisted;
 pub mod resolve;
 pub mod room;
 pub mod schema;

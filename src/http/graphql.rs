@@ -7,7 +7,9 @@
 //! reaches its workspace (`workspace`), and is answered within the request
 //! timeout. A client that accepts `application/graphql-response+json`
 //! gets a 400 for a request that fails before execution (parse,
-//! validation); others get 200 for every well-formed request.
+//! validation); others get 200 for every well-formed request. Either
+//! method may send a persisted query's hash instead of its text
+//! ([`graphql::persisted`]).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -34,12 +36,13 @@ pub(super) async fn post(
     let (mut parts, body) = request.into_parts();
     require_json(&parts.headers)?;
     let body = deadline::read_body(&app, body).await?;
-    let request: async_graphql::Request = serde_json::from_slice(&body).map_err(|err| {
+    let mut request: async_graphql::Request = serde_json::from_slice(&body).map_err(|err| {
         HttpError::bad_request(
             StatusCode::BAD_REQUEST,
             format!("the body is not a GraphQL request: {err}"),
         )
     })?;
+    graphql::persisted::resolve(&mut request)?;
     // Bounded before any token is looked up: the body size (above) and the
     // nesting of the query.
     too_deep(&app, &request)?;
@@ -63,11 +66,21 @@ pub(super) async fn get(
 ) -> Result<Response, HttpError> {
     let (mut parts, _) = request.into_parts();
     let query = query.unwrap_or_default();
-    if accepts(&parts.headers, "text/html") && !query.split('&').any(|pair| pair.starts_with("query=")) {
+    let asks = |name: &str| query.split('&').any(|pair| pair.starts_with(name));
+    if accepts(&parts.headers, "text/html") && !asks("query=") && !asks("extensions=") {
         return Ok(playground::page(&app, &endpoint).await);
     }
-    let request = async_graphql::http::parse_query_string(&query)
+    let mut request = async_graphql::http::parse_query_string(&query)
         .map_err(|err| HttpError::bad_request(StatusCode::BAD_REQUEST, format!("bad GraphQL GET request: {err}")))?;
+    // async-graphql's parser reads `operation_name`; the spec (and every
+    // client) says `operationName`.
+    if let Some(name) = query.split('&').find_map(|pair| pair.strip_prefix("operationName=")) {
+        let name = percent_encoding::percent_decode_str(&name.replace('+', " "))
+            .decode_utf8_lossy()
+            .into_owned();
+        request.operation_name = Some(name);
+    }
+    graphql::persisted::resolve(&mut request)?;
     too_deep(&app, &request)?;
     let deadline = deadline::request_deadline(&app);
     let actor: Actor = deadline::by_deadline(&app, deadline, async { parts.extract_with_state(&app).await }).await?;

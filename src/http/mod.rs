@@ -324,6 +324,8 @@ impl From<CrmError> for HttpError {
         let status = match &error {
             CrmError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             CrmError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            // Part of the protocol, not a failure: the client sends the text next.
+            CrmError::PersistedQueryNotFound => StatusCode::OK,
             CrmError::NotFound { .. } => StatusCode::NOT_FOUND,
             CrmError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             CrmError::QueryTooComplex(_) | CrmError::BadUserInput { .. } | CrmError::LossyChange { .. } => {
