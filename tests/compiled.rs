@@ -425,3 +425,69 @@ async fn variables_of_every_type_compile_like_literals() {
         assert!(answer["data"].is_null(), "{variables}: {answer:#}");
     }
 }
+
+#[tokio::test]
+async fn custom_fields_of_every_type_read_alike_both_ways() {
+    let app = TestApp::start().await;
+    populate(&app).await;
+    let create = "mutation($input: CreateCustomFieldInput!) { createCustomField(input: $input) { name } }";
+    for spec in [
+        json!({ "name": "seats", "label": "Seats", "type": "INTEGER" }),
+        json!({ "name": "score", "label": "Score", "type": "DECIMAL" }),
+        json!({ "name": "discount", "label": "Discount", "type": "PERCENT" }),
+        json!({ "name": "vip", "label": "VIP", "type": "BOOLEAN" }),
+        json!({ "name": "renewalDate", "label": "Renewal date", "type": "DATE" }),
+        json!({ "name": "lastSeenAt", "label": "Last seen", "type": "DATETIME" }),
+        json!({ "name": "tier", "label": "Tier", "type": "PICKLIST", "options": [{ "value": "GOLD" }, { "value": "SILVER" }] }),
+        json!({ "name": "interests", "label": "Interests", "type": "MULTI_PICKLIST", "options": [{ "value": "CRM" }, { "value": "ERP" }] }),
+        json!({ "name": "referredBy", "label": "Referred by", "type": "LOOKUP", "lookupObject": "Account", "relationName": "referredContacts" }),
+        json!({ "name": "profile", "label": "Profile", "type": "JSON" }),
+    ] {
+        let mut input = spec;
+        input["object"] = json!("Contact");
+        app.data(create, json!({ "input": input })).await;
+    }
+    let acme = app
+        .data(
+            "{ accounts(filter: { name: { startsWith: \"Acme\" } }) { nodes { id } } }",
+            json!({}),
+        )
+        .await["accounts"]["nodes"][0]["id"]
+        .clone();
+    for (n, values) in [
+        json!({ "seats": 12, "score": "-4.50", "discount": "12.50", "vip": true, "renewalDate": "2027-02-28",
+                "lastSeenAt": "2026-11-29T10:11:12.345678Z", "tier": "GOLD", "interests": ["ERP", "CRM"],
+                "referredById": acme, "profile": { "nested": { "list": [1, 2.5, null, "ü \"q\""] }, "b": true } }),
+        json!({ "vip": false, "interests": [], "profile": "just text" }),
+        json!({}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut input = values;
+        input["lastName"] = json!(format!("Custom {n}"));
+        app.create("Contact", input).await;
+    }
+    let fields =
+        "__typename id lastName seats score discount vip renewalDate lastSeenAt tier interests referredById profile";
+    both_ways(
+        &app,
+        &format!("{{ contacts(filter: {{ lastName: {{ startsWith: \"Custom\" }} }}, orderBy: [{{ field: LAST_NAME }}]) {{ nodes {{ {fields} referredBy {{ name }} }} }} }}"),
+        json!({}),
+    )
+    .await;
+    let nested = both_ways(
+        &app,
+        &format!("query($id: ID!) {{ account(id: $id) {{ name referredContacts {{ nodes {{ {fields} }} }} }} }}"),
+        json!({ "id": acme }),
+    )
+    .await;
+    assert_eq!(
+        nested["account"]["referredContacts"]["nodes"][0]["interests"],
+        json!(["ERP", "CRM"])
+    );
+    assert_eq!(
+        nested["account"]["referredContacts"]["nodes"][0]["profile"]["nested"]["list"][3],
+        "ü \"q\""
+    );
+}

@@ -1,8 +1,10 @@
 //! Compiled reads: a query made only of records, relations and connections
-//! runs as one SQL statement in which Postgres builds the response JSON
-//! (`json_build_object`/`json_agg`, which keep field order), the way
-//! PostGraphile does. The server passes the text through: no per-field
-//! resolvers, no row parsing.
+//! runs without per-field resolvers. The shapes frontends send most (lists
+//! of `nodes`, records by id, lookups, nested lists) run as flat
+//! statements, one per level, whose text columns are written as JSON here
+//! (`compiler::flat`); the others as one SQL statement in which Postgres
+//! builds the response JSON (`json_build_object`/`json_agg`, which keep
+//! field order), the way PostGraphile does.
 //!
 //! The resolvers stay the reference. An operation is compiled only after
 //! it has once run through them without an error (that run validated the
@@ -107,13 +109,13 @@ impl Plans {
         if !self.within_limits(&document, &variables) {
             return None;
         }
-        let data = match compile(model, workspace, visibility, &document, operation, &variables) {
-            Ok(data) => data,
+        let statement = match compile(model, workspace, visibility, &document, operation, &variables) {
+            Ok(statement) => statement,
             Err(skip) => return self.skip(request, skip),
         };
-        let text = run(db, data).await?;
+        let body = statement.run(db).await?;
         self.answered.fetch_add(1, Ordering::Relaxed);
-        Some(format!("{{\"data\":{}}}", compact(&text)))
+        Some(body)
     }
 
     /// Records that the resolvers answered `request`: without an error, its
@@ -141,7 +143,7 @@ impl Plans {
                     if !self.within_limits(&document, &variables) {
                         return Err(Skip::Values);
                     }
-                    compile(model, workspace, &all, &document, operation, &variables)
+                    compile(model, workspace, &all, &document, operation, &variables).map(drop)
                 });
                 match compiled {
                     Err(Skip::Unsupported) => Plan::Resolvers,

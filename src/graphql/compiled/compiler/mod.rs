@@ -15,15 +15,36 @@ use crate::graphql::input::{self, ListArgs, Path};
 use crate::metadata::{FieldDef, Lookup, Model, ObjectDef};
 use crate::records::{column_json, page, Table};
 
-/// The SQL expression of an operation's `data`.
-pub(super) fn compile(
-    model: &Model,
-    workspace: &str,
-    visibility: &Visibility,
-    document: &ExecutableDocument,
-    operation: &OperationDefinition,
-    variables: &Variables,
-) -> Compiled<Sql> {
+mod flat;
+
+/// How an operation is read: flat statements whose rows are written as
+/// JSON here, or one statement that builds the JSON of `data`.
+pub(super) enum Statement<'a> {
+    Flat(flat::Query<'a>),
+    Json(Sql),
+}
+
+impl Statement<'_> {
+    /// The response body, or `None` when a statement fails.
+    pub(super) async fn run(self, db: &crate::db::Database) -> Option<String> {
+        match self {
+            Statement::Flat(query) => flat::run(db, query).await,
+            Statement::Json(data) => super::run(db, data)
+                .await
+                .map(|text| format!("{{\"data\":{}}}", super::compact(&text))),
+        }
+    }
+}
+
+/// The statements of an operation: flat ones when its shape allows.
+pub(super) fn compile<'a>(
+    model: &'a Model,
+    workspace: &'a str,
+    visibility: &'a Visibility,
+    document: &'a ExecutableDocument,
+    operation: &'a OperationDefinition,
+    variables: &'a Variables,
+) -> Compiled<Statement<'a>> {
     let mut compiler = Compiler {
         model,
         workspace,
@@ -32,7 +53,10 @@ pub(super) fn compile(
         visibility,
         aliases: 0,
     };
-    compiler.query(&operation.selection_set.node)
+    if let Some(query) = compiler.flat(&operation.selection_set.node)? {
+        return Ok(Statement::Flat(query));
+    }
+    compiler.query(&operation.selection_set.node).map(Statement::Json)
 }
 
 /// The parent of a nested list: its rows refer to `alias.id` through `lookup`.
