@@ -15,17 +15,16 @@ use std::collections::HashMap;
 
 use async_graphql::parser::types::{Field, SelectionSet};
 use async_graphql::{Name, Value};
-use diesel::deserialize::{FromSql, QueryableByName};
+use diesel::deserialize::QueryableByName;
 use diesel::pg::Pg;
 use diesel::row::{Field as _, NamedRow, Row};
-use diesel::sql_types::Text;
 use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
 use super::{Compiled, Compiler, Skip};
-use crate::graphql::compiled::compact;
 use crate::db::sql::{Bind, Sql};
 use crate::db::Database;
+use crate::graphql::compiled::compact;
 use crate::graphql::input::{self, Path};
 use crate::metadata::{FieldDef, FieldKind, ObjectDef};
 use crate::records::{page, value_json};
@@ -281,9 +280,10 @@ impl<'a> Compiler<'a> {
         Ok(Some(level))
     }
 
-    /// One page of `child` records per parent id, in the parents' order
-    /// and then the page's: `head`, the ids (bound), `tail`. Each row ends
-    /// with its parent's id.
+    /// One page of `child` records per parent id: `head`, the ids (bound),
+    /// `tail`. Each row ends with its parent's id. A `LATERAL` subquery
+    /// runs once per parent, in a nested loop, so each parent's rows come
+    /// together in page order (rows are grouped by parent when read).
     fn nested_statement(
         &self,
         child: &ObjectDef,
@@ -291,12 +291,10 @@ impl<'a> Compiler<'a> {
         request: &page::PageRequest,
         level: &Level<'_>,
     ) -> (Sql, Sql) {
-        let order = page::order_by(&request.effective_order(), ROWS);
         let mut head = level.select();
         head.push(", (\"parent\".\"id\")::text FROM unnest(");
-        let mut tail = Sql::raw("::uuid[]) WITH ORDINALITY AS \"parent\"(\"id\", \"n\") CROSS JOIN LATERAL (SELECT ");
-        tail.ident(ROWS).push(".*, row_number() OVER (ORDER BY ").append(&order);
-        tail.push(") AS \"__n\"");
+        let mut tail = Sql::raw("::uuid[]) AS \"parent\"(\"id\") CROSS JOIN LATERAL (SELECT ");
+        tail.ident(ROWS).push(".*");
         let mut matching = self.matching(child, request, None, ROWS);
         matching
             .push(" AND ")
@@ -307,31 +305,54 @@ impl<'a> Compiler<'a> {
             tail.push(" AND ")
                 .append(&page::after_cursor(&request.effective_order(), cursor, ROWS));
         }
-        tail.push(" ORDER BY ").append(&order);
+        tail.push(" ORDER BY ")
+            .append(&page::order_by(&request.effective_order(), ROWS));
         tail.push(" LIMIT ").push(&request.limit().to_string());
-        tail.push(") AS ")
-            .ident(ROWS)
-            .push(" ORDER BY \"parent\".\"n\", ")
-            .ident(ROWS);
-        tail.push(".\"__n\"");
+        tail.push(") AS ").ident(ROWS);
         (head, tail)
     }
 }
 
-/// A row of text columns, in the order selected.
-struct Cells(Vec<Option<String>>);
+/// A row of text columns, in the order selected: the texts one after
+/// another in one buffer, each column its range (`None` for null).
+struct Cells {
+    text: String,
+    columns: Vec<Option<(usize, usize)>>,
+}
+
+impl Cells {
+    fn get(&self, column: usize) -> Option<&str> {
+        let (start, end) = self.columns.get(column).copied().flatten()?;
+        self.text.get(start..end)
+    }
+
+    /// The last column (a nested row's parent id).
+    fn last(&self) -> Option<&str> {
+        self.get(self.columns.len().checked_sub(1)?)
+    }
+}
 
 impl QueryableByName<Pg> for Cells {
     fn build<'r>(row: &impl NamedRow<'r, Pg>) -> diesel::deserialize::Result<Self> {
-        let mut cells = Vec::with_capacity(row.field_count());
-        for index in 0..row.field_count() {
+        let count = row.field_count();
+        let mut cells = Cells {
+            text: String::with_capacity(64 * count),
+            columns: Vec::with_capacity(count),
+        };
+        for index in 0..count {
             let field = Row::get(row, index);
-            cells.push(match field.as_ref().and_then(|field| field.value()) {
-                Some(raw) => Some(<String as FromSql<Text, Pg>>::from_sql(raw)?),
+            let range = match field.as_ref().and_then(|field| field.value()) {
+                Some(raw) => {
+                    let text = std::str::from_utf8(raw.as_bytes())?;
+                    let start = cells.text.len();
+                    cells.text.push_str(text);
+                    Some((start, cells.text.len()))
+                }
                 None => None,
-            });
+            };
+            cells.columns.push(range);
         }
-        Ok(Cells(cells))
+        Ok(cells)
     }
 }
 
@@ -339,7 +360,7 @@ impl QueryableByName<Pg> for Cells {
 /// (nothing when it has no rows).
 #[derive(Default)]
 struct Fetched {
-    rows: Vec<Vec<Option<String>>>,
+    rows: Vec<Cells>,
     children: Vec<Children>,
 }
 
@@ -400,9 +421,9 @@ async fn fetch(conn: &mut AsyncPgConnection, statement: Sql, level: &Level<'_>) 
     Box::pin(children(conn, level, rows)).await
 }
 
-async fn load(conn: &mut AsyncPgConnection, statement: Sql) -> Option<Vec<Vec<Option<String>>>> {
+async fn load(conn: &mut AsyncPgConnection, statement: Sql) -> Option<Vec<Cells>> {
     match statement.load::<Cells>(conn).await {
-        Ok(rows) => Some(rows.into_iter().map(|cells| cells.0).collect()),
+        Ok(rows) => Some(rows),
         Err(err) => {
             tracing::debug!(error = %err, "flat statement failed; answering with resolvers");
             None
@@ -410,7 +431,7 @@ async fn load(conn: &mut AsyncPgConnection, statement: Sql) -> Option<Vec<Vec<Op
     }
 }
 
-async fn children(conn: &mut AsyncPgConnection, level: &Level<'_>, rows: Vec<Vec<Option<String>>>) -> Option<Fetched> {
+async fn children(conn: &mut AsyncPgConnection, level: &Level<'_>, rows: Vec<Cells>) -> Option<Fetched> {
     let mut children = Vec::with_capacity(level.items.len());
     for (_, item) in &level.items {
         let read = match item {
@@ -419,7 +440,7 @@ async fn children(conn: &mut AsyncPgConnection, level: &Level<'_>, rows: Vec<Vec
                 statement,
                 level: inner,
             } => {
-                let ids = ids(rows.iter().filter_map(|row| row[*column].as_deref()));
+                let ids = ids(rows.iter().filter_map(|row| row.get(*column)));
                 let fetched = match ids.is_empty() {
                     true => Fetched::default(),
                     false => fetch(conn, bound(statement, ids, &Sql::raw(")")), inner).await?,
@@ -428,7 +449,7 @@ async fn children(conn: &mut AsyncPgConnection, level: &Level<'_>, rows: Vec<Vec
                     .rows
                     .iter()
                     .enumerate()
-                    .filter_map(|(i, row)| Some((row[0].clone()?, i)))
+                    .filter_map(|(i, row)| Some((row.get(0)?.to_owned(), i)))
                     .collect();
                 Children::Lookup(by_id, fetched)
             }
@@ -438,15 +459,20 @@ async fn children(conn: &mut AsyncPgConnection, level: &Level<'_>, rows: Vec<Vec
                 level: inner,
                 ..
             } => {
-                let ids = ids(rows.iter().filter_map(|row| row[0].as_deref()));
+                let ids = ids(rows.iter().filter_map(|row| row.get(0)));
                 let fetched = match ids.is_empty() {
                     true => Fetched::default(),
                     false => fetch(conn, bound(head, ids, tail), inner).await?,
                 };
                 let mut by_parent: HashMap<String, Vec<usize>> = HashMap::new();
                 for (i, row) in fetched.rows.iter().enumerate() {
-                    if let Some(parent) = row.last().cloned().flatten() {
-                        by_parent.entry(parent).or_default().push(i);
+                    if let Some(parent) = row.last() {
+                        match by_parent.get_mut(parent) {
+                            Some(rows) => rows.push(i),
+                            None => {
+                                by_parent.insert(parent.to_owned(), vec![i]);
+                            }
+                        }
                     }
                 }
                 Children::List(by_parent, fetched)
@@ -484,7 +510,7 @@ fn write_record(out: &mut Vec<u8>, level: &Level<'_>, fetched: &Fetched, row: us
         write_key(out, key);
         match (item, &fetched.children[i]) {
             (Item::Typename(name), _) => write_string(out, name),
-            (Item::Value { column, render }, _) => match (&cells[*column], render) {
+            (Item::Value { column, render }, _) => match (cells.get(*column), render) {
                 (None, _) => out.extend_from_slice(b"null"),
                 (Some(text), Render::Raw) => out.extend_from_slice(text.as_bytes()),
                 (Some(text), Render::Json) => out.extend_from_slice(compact(text).as_bytes()),
@@ -495,7 +521,7 @@ fn write_record(out: &mut Vec<u8>, level: &Level<'_>, fetched: &Fetched, row: us
                     column, level: inner, ..
                 },
                 Children::Lookup(by_id, data),
-            ) => match cells[*column].as_ref().and_then(|id| by_id.get(id)) {
+            ) => match cells.get(*column).and_then(|id| by_id.get(id)) {
                 Some(&found) => write_record(out, inner, data, found),
                 None => out.extend_from_slice(b"null"),
             },
@@ -508,7 +534,7 @@ fn write_record(out: &mut Vec<u8>, level: &Level<'_>, fetched: &Fetched, row: us
                 out.push(b'{');
                 write_key(out, nodes);
                 out.push(b'[');
-                let mine = cells[0].as_ref().and_then(|id| by_parent.get(id));
+                let mine = cells.get(0).and_then(|id| by_parent.get(id));
                 for (n, &child) in mine.into_iter().flatten().enumerate() {
                     if n > 0 {
                         out.push(b',');
@@ -529,8 +555,17 @@ fn write_key(out: &mut Vec<u8>, key: &Name) {
     out.push(b':');
 }
 
-/// A JSON string, escaped as the resolvers' serializer escapes it.
+/// A JSON string, escaped as the resolvers' serializer (serde_json)
+/// escapes it: `"` and `\\`, control characters as `\n`, `\t` … or `\u00XX`.
 fn write_string(out: &mut Vec<u8>, text: &str) {
-    // Writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, text);
+    let needs_escape = |b: &u8| *b < 0x20 || *b == b'"' || *b == b'\\';
+    out.push(b'"');
+    if text.as_bytes().iter().any(needs_escape) {
+        // Writing to a Vec cannot fail; serde_json adds the quotes.
+        out.pop();
+        let _ = serde_json::to_writer(&mut *out, text);
+        return;
+    }
+    out.extend_from_slice(text.as_bytes());
+    out.push(b'"');
 }
