@@ -154,6 +154,21 @@ async fn compiled_answers_match_the_resolvers() {
     )
     .await;
 
+    // Nested pages read flat: a page size, an order, a filter and a cursor
+    // applied to every parent's list.
+    let nested = "query($after: String) { accounts(first: 4, orderBy: [{ field: NAME }]) { nodes { name
+        contacts(first: 1, after: $after, orderBy: [{ field: LAST_NAME, direction: DESC }], filter: { lastName: { isNull: false } }) { nodes { lastName } }
+        opportunities(first: 2, orderBy: [{ field: AMOUNT, direction: DESC, nulls: LAST }]) { nodes { name amount account { name } } } } } }";
+    both_ways(&app, nested, json!({ "after": null })).await;
+    let cursor = app
+        .data(
+            "{ contacts(first: 1, orderBy: [{ field: LAST_NAME, direction: DESC }]) { pageInfo { endCursor } } }",
+            json!({}),
+        )
+        .await["contacts"]["pageInfo"]["endCursor"]
+        .clone();
+    both_ways(&app, nested, json!({ "after": cursor })).await;
+
     // Filters of every kind, orders with nulls, totals.
     for filter in [
         r#"{ industry: { eq: SOFTWARE } }"#,
