@@ -51,6 +51,11 @@ async fn run(app: &TestApp, query: &str, variables: &Value) -> (String, bool) {
     (response.text(), after > before)
 }
 
+/// The id of the first node `query` lists under `list`.
+async fn first_id(app: &TestApp, query: &str, list: &str) -> Value {
+    app.data(query, json!({})).await[list]["nodes"][0]["id"].clone()
+}
+
 /// The demo data plus records that test the edges: a deleted account, an
 /// account without optional values, text that needs escaping.
 async fn populate(app: &TestApp) -> (String, String) {
@@ -134,13 +139,12 @@ async fn compiled_answers_match_the_resolvers() {
         json!({}),
     )
     .await;
-    let stage = app
-        .data(
-            "{ stages(filter: { name: { eq: \"Qualification\" } }) { nodes { id } } }",
-            json!({}),
-        )
-        .await["stages"]["nodes"][0]["id"]
-        .clone();
+    let stage = first_id(
+        &app,
+        "{ stages(filter: { name: { eq: \"Qualification\" } }) { nodes { id } } }",
+        "stages",
+    )
+    .await;
     both_ways(
         &app,
         "query($stage: ID!) { opportunities(first: 50, filter: { stageId: { eq: $stage } }) { nodes { id name amount account { name } primaryContact { email } } } }",
@@ -290,13 +294,12 @@ async fn what_the_compiler_does_not_handle_stays_with_the_resolvers() {
 
     // A compiled operation given bad values: the resolvers explain.
     let query = "query($id: ID!, $first: Int) { account(id: $id) { name contacts(first: $first) { totalCount } } }";
-    let acme = app
-        .data(
-            "{ accounts(filter: { name: { startsWith: \"Acme\" } }) { nodes { id } } }",
-            json!({}),
-        )
-        .await["accounts"]["nodes"][0]["id"]
-        .clone();
+    let acme = first_id(
+        &app,
+        "{ accounts(filter: { name: { startsWith: \"Acme\" } }) { nodes { id } } }",
+        "accounts",
+    )
+    .await;
     both_ways(&app, query, json!({ "id": acme, "first": 1 })).await;
     for (variables, code, field) in [
         (json!({ "id": "nope", "first": 1 }), "BAD_USER_INPUT", json!(["id"])),
@@ -462,13 +465,12 @@ async fn custom_fields_of_every_type_read_alike_both_ways() {
         input["object"] = json!("Contact");
         app.data(create, json!({ "input": input })).await;
     }
-    let acme = app
-        .data(
-            "{ accounts(filter: { name: { startsWith: \"Acme\" } }) { nodes { id } } }",
-            json!({}),
-        )
-        .await["accounts"]["nodes"][0]["id"]
-        .clone();
+    let acme = first_id(
+        &app,
+        "{ accounts(filter: { name: { startsWith: \"Acme\" } }) { nodes { id } } }",
+        "accounts",
+    )
+    .await;
     for (n, values) in [
         json!({ "seats": 12, "score": "-4.50", "discount": "12.50", "vip": true, "renewalDate": "2027-02-28",
                 "lastSeenAt": "2026-11-29T10:11:12.345678Z", "tier": "GOLD", "interests": ["ERP", "CRM"],
