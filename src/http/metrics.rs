@@ -26,7 +26,7 @@ pub(super) async fn metrics(State(app): State<Arc<Shared>>, _caller: Actor) -> R
          # TYPE crm_db_connections gauge\n\
          crm_db_connections{{state=\"in_use\"}} {in_use}\n\
          crm_db_connections{{state=\"idle\"}} {idle}\n\
-         # HELP crm_graphql_compiled_total Queries answered by one compiled SQL statement.\n\
+         # HELP crm_graphql_compiled_total Queries answered compiled (flat statements or one JSON statement), without resolvers.\n\
          # TYPE crm_graphql_compiled_total counter\n\
          crm_graphql_compiled_total {}\n\
          # HELP crm_schema_builds_total GraphQL schemas built (first use, metadata changes).\n\
