@@ -160,16 +160,6 @@ struct Version {
 }
 
 #[derive(diesel::QueryableByName)]
-struct Registered {
-    #[diesel(sql_type = Text)]
-    name: String,
-    #[diesel(sql_type = Text)]
-    pg_schema: String,
-    #[diesel(sql_type = Text)]
-    kind: String,
-}
-
-#[derive(diesel::QueryableByName)]
 struct Count {
     #[diesel(sql_type = BigInt)]
     n: i64,
@@ -184,10 +174,7 @@ pub async fn read_state(conn: &mut AsyncPgConnection) -> Result<State, Error> {
     state
         .migrations
         .insert(SYSTEM_SCHEMA.to_owned(), migrations(conn, SYSTEM_SCHEMA).await?);
-    let registered: Vec<Registered> =
-        Sql::raw("SELECT name, pg_schema, kind FROM crm_system.workspace ORDER BY kind, name")
-            .load(conn)
-            .await?;
+    let registered = crate::db::workspaces(conn).await?;
     for workspace in registered {
         let schema = workspace.pg_schema;
         state

@@ -61,17 +61,13 @@ pub async fn migrate_all(url: &str) -> Result<Vec<Applied>, Error> {
 }
 
 async fn workspace_schemas(url: &str) -> Result<Vec<String>, Error> {
-    use diesel_async::{AsyncConnection, RunQueryDsl};
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = diesel::sql_types::Text)]
-        pg_schema: String,
-    }
+    use diesel_async::AsyncConnection;
     let mut conn = AsyncPgConnection::establish(url).await?;
-    let rows: Vec<Row> = diesel::sql_query("SELECT pg_schema FROM crm_system.workspace ORDER BY kind, name")
-        .load(&mut conn)
-        .await?;
-    Ok(rows.into_iter().map(|r| r.pg_schema).collect())
+    Ok(super::workspaces(&mut conn)
+        .await?
+        .into_iter()
+        .map(|w| w.pg_schema)
+        .collect())
 }
 
 async fn migrate_schema(url: &str, schema: &str, migrations: EmbeddedMigrations) -> Result<Applied, Error> {

@@ -216,3 +216,23 @@ pub fn with_database(url: &str, database: &str) -> String {
 
 /// The database the server uses inside the embedded cluster.
 pub const EMBEDDED_DATABASE: &str = "crm";
+
+/// A workspace the system schema registers: production or a sandbox.
+#[derive(Debug, Clone, diesel::QueryableByName)]
+pub struct RegisteredWorkspace {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub name: String,
+    /// Its Postgres schema.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub pg_schema: String,
+    /// `production` or `sandbox`.
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub kind: String,
+}
+
+/// Every registered workspace, production first, then sandboxes by name.
+pub async fn workspaces(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Vec<RegisteredWorkspace>> {
+    sql::Sql::raw("SELECT name, pg_schema, kind FROM crm_system.workspace ORDER BY kind <> 'production', name")
+        .load(conn)
+        .await
+}

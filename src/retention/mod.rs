@@ -13,7 +13,7 @@ mod purge;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use diesel::sql_types::{Bool, Text};
+use diesel::sql_types::Bool;
 use serde_json::json;
 
 use crate::audit::{self, Action, Trail};
@@ -104,17 +104,18 @@ pub async fn run(db: &Database, only: Option<&str>) -> Result<Outcome> {
 /// The run itself, lock held: workspace by workspace, production first.
 async fn run_locked(db: &Database, only: Option<&str>) -> Result<Vec<Purged>> {
     let mut conn = db.conn().await?;
-    let workspaces = workspaces(&mut conn).await?;
-    let chosen: Vec<_> = workspaces
+    let chosen: Vec<_> = crate::db::workspaces(&mut conn)
+        .await?
         .into_iter()
-        .filter(|(name, _)| only.is_none_or(|only| only == name))
+        .filter(|w| only.is_none_or(|only| only == w.name))
         .collect();
     if let (Some(name), true) = (only, chosen.is_empty()) {
         return Err(CrmError::not_found("Workspace", name));
     }
     let mut all = Vec::new();
-    for (name, pg_schema) in chosen {
-        match workspace(&mut conn, &name, &pg_schema).await {
+    for chosen in chosen {
+        let name = chosen.name;
+        match workspace(&mut conn, &name, &chosen.pg_schema).await {
             Ok(purged) => {
                 PURGED_ROWS.fetch_add(purged.total(), Ordering::Relaxed);
                 all.push(purged);
@@ -126,20 +127,6 @@ async fn run_locked(db: &Database, only: Option<&str>) -> Result<Vec<Purged>> {
         }
     }
     Ok(all)
-}
-
-/// Every workspace's name and schema, production first.
-async fn workspaces(conn: &mut diesel_async::AsyncPgConnection) -> Result<Vec<(String, String)>> {
-    #[derive(diesel::QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Text)]
-        name: String,
-        #[diesel(sql_type = Text)]
-        pg_schema: String,
-    }
-    let query = Sql::raw("SELECT name, pg_schema FROM crm_system.workspace ORDER BY kind <> 'production', name");
-    let rows: Vec<Row> = query.load(conn).await?;
-    Ok(rows.into_iter().map(|row| (row.name, row.pg_schema)).collect())
 }
 
 /// Retention in one workspace, by its own settings, and its `PURGE` entry.
