@@ -508,3 +508,129 @@ async fn custom_fields_of_every_type_read_alike_both_ways() {
         "ü \"q\""
     );
 }
+
+/// Pages sorted first through a lookup are found in the referred field's
+/// index order (`records::window`): every page, forwards and backwards,
+/// on both paths, is the order computed here from the rows themselves,
+/// with deleted and empty lookups sorting as empty and ties broken by the
+/// other keys.
+#[tokio::test]
+async fn pages_sorted_through_a_lookup_follow_the_rows_order() {
+    let app = TestApp::start().await;
+    let mut accounts = std::collections::HashMap::new();
+    for (key, name) in [("a", "Alpha"), ("b1", "Beta"), ("b2", "Beta"), ("g", "Gamma")] {
+        accounts.insert(key, app.create("Account", json!({ "name": name })).await);
+    }
+    let mut contacts = Vec::new();
+    for (last_name, account, name) in [
+        ("Kim", Some("a"), Some("Alpha")),
+        ("Lee", Some("b1"), Some("Beta")),
+        ("Ade", Some("b2"), Some("Beta")),
+        ("Zed", Some("b1"), Some("Beta")),
+        ("Moe", None, None),
+        ("Ann", Some("g"), None),
+        ("Bob", None, None),
+        ("Cy", Some("a"), Some("Alpha")),
+        ("Dee", Some("b2"), Some("Beta")),
+    ] {
+        let id = app
+            .create(
+                "Contact",
+                json!({ "lastName": last_name, "accountId": account.map(|a| accounts[a].clone()) }),
+            )
+            .await;
+        contacts.push((name.map(str::to_owned), last_name.to_owned(), id));
+    }
+    // A contact of a deleted account sorts as if it had none.
+    app.data(
+        "mutation($id: ID!) { deleteAccount(id: $id) { id } }",
+        json!({ "id": accounts["g"] }),
+    )
+    .await;
+
+    type Row = (Option<String>, String, String);
+    type Rule = fn(&Row, &Row) -> std::cmp::Ordering;
+    // Empty names last when ascending, first when descending (Postgres' default).
+    fn by_name(a: &Row, b: &Row, descending: bool, nulls_first: bool) -> std::cmp::Ordering {
+        use std::cmp::Ordering::{Equal, Greater, Less};
+        match (&a.0, &b.0) {
+            (None, None) => Equal,
+            (None, Some(_)) => {
+                if nulls_first {
+                    Less
+                } else {
+                    Greater
+                }
+            }
+            (Some(_), None) => {
+                if nulls_first {
+                    Greater
+                } else {
+                    Less
+                }
+            }
+            (Some(x), Some(y)) if descending => y.cmp(x),
+            (Some(x), Some(y)) => x.cmp(y),
+        }
+    }
+    let orders: [(&str, Rule); 4] = [
+        ("{ account: NAME }", |a, b| {
+            by_name(a, b, false, false).then(a.2.cmp(&b.2))
+        }),
+        ("{ account: NAME, direction: DESC }", |a, b| {
+            by_name(a, b, true, true).then(b.2.cmp(&a.2))
+        }),
+        ("{ account: NAME, direction: DESC, nulls: LAST }", |a, b| {
+            by_name(a, b, true, false).then(b.2.cmp(&a.2))
+        }),
+        ("{ account: NAME }, { field: LAST_NAME, direction: DESC }", |a, b| {
+            by_name(a, b, false, false).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2))
+        }),
+    ];
+    let names = |data: &Value| -> Vec<String> {
+        data["contacts"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["lastName"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (order, rule) in orders {
+        let mut expected = contacts.clone();
+        expected.sort_by(rule);
+        let expected: Vec<String> = expected.into_iter().map(|row| row.1).collect();
+        let query = |arguments: &str| {
+            format!(
+                "{{ contacts(orderBy: [{order}]{arguments}) {{ edges {{ cursor node {{ lastName }} }} pageInfo {{ hasNextPage hasPreviousPage startCursor endCursor }} }} }}"
+            )
+        };
+        let all = both_ways(&app, &query(", first: 50"), json!({})).await;
+        assert_eq!(names(&all), expected, "{order}");
+
+        let mut forwards = Vec::new();
+        let mut after = String::new();
+        loop {
+            let page = both_ways(&app, &query(&format!(", first: 2{after}")), json!({})).await;
+            forwards.extend(names(&page));
+            let info = &page["contacts"]["pageInfo"];
+            if info["hasNextPage"] != true {
+                break;
+            }
+            after = format!(", after: \"{}\"", info["endCursor"].as_str().unwrap());
+        }
+        assert_eq!(forwards, expected, "forwards by 2: {order}");
+
+        let mut backwards = Vec::new();
+        let mut before = String::new();
+        loop {
+            let page = both_ways(&app, &query(&format!(", last: 2{before}")), json!({})).await;
+            backwards.splice(0..0, names(&page));
+            let info = &page["contacts"]["pageInfo"];
+            if info["hasPreviousPage"] != true {
+                break;
+            }
+            before = format!(", before: \"{}\"", info["startCursor"].as_str().unwrap());
+        }
+        assert_eq!(backwards, expected, "backwards by 2: {order}");
+    }
+}

@@ -124,6 +124,8 @@ pub(in crate::metadata) async fn create_table(
         ("(created_at, id)", "created_at_idx"),
         ("(name, id)", "name_idx"),
         ("(owner_id)", "owner_id_idx"),
+        // The trash: see the migration `deleted_record_indexes`.
+        ("(id) WHERE deleted_at IS NOT NULL", "deleted_idx"),
     ] {
         let mut index = Sql::raw("CREATE INDEX ");
         index

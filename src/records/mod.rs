@@ -6,6 +6,7 @@
 
 pub mod filter;
 pub mod page;
+pub mod window;
 pub mod write;
 
 use std::collections::HashMap;
@@ -304,10 +305,14 @@ pub async fn list(conn: &mut Conn, table: Table<'_>, fields: &FieldSet, request:
     if let Some(cursor) = request.cursor() {
         query.push(" AND ").append(&page::after_cursor(&order, cursor, T));
     }
+    let limit = request.limit() + 1;
+    if let Some(candidates) = window::candidates(&table, request, limit, T) {
+        query.push(" AND ").append(&candidates);
+    }
     query.push(" ORDER BY ").append(&page::order_by(&order, T));
     // The page size (0–500, checked) is written into the text: with a bound
     // LIMIT Postgres re-plans the cached statement on every run.
-    query.push(" LIMIT ").push(&(request.limit() + 1).to_string());
+    query.push(" LIMIT ").push(&limit.to_string());
     let rows = load_json(conn, query).await?;
     Ok(request.page_from(rows.into_iter().map(into_record).collect()))
 }

@@ -167,6 +167,11 @@ impl Cursor {
         }
         Ok(Cursor { values: values.clone() })
     }
+
+    /// The values of the row it points at, one per order key.
+    pub(super) fn values(&self) -> &[Json] {
+        &self.values
+    }
 }
 
 /// The cursor of each row of table alias `alias`, computed by Postgres:
@@ -301,16 +306,34 @@ pub fn order_by(order: &[OrderKey], alias: &str) -> Sql {
 /// Rows strictly after `cursor` in `order`:
 /// `k1 > v1 OR (k1 = v1 AND k2 > v2) OR …`, with nulls placed as ordered.
 pub fn after_cursor(order: &[OrderKey], cursor: &Cursor, alias: &str) -> Sql {
+    after_values(order, &cursor.values, alias)
+}
+
+/// Rows strictly after the row whose order-key values are `values`.
+pub(super) fn after_values(order: &[OrderKey], values: &[Json], alias: &str) -> Sql {
     let mut branches = Vec::new();
     for (i, key) in order.iter().enumerate() {
         let mut branch = Sql::raw("(");
-        for (prior, value) in order[..i].iter().zip(&cursor.values) {
+        for (prior, value) in order[..i].iter().zip(values) {
             branch.append(&equal(prior, value, alias)).push(" AND ");
         }
-        branch.append(&beyond(key, &cursor.values[i], alias)).push(")");
+        branch.append(&beyond(key, &values[i], alias)).push(")");
         branches.push(branch);
     }
     let mut sql = Sql::raw("(");
+    // A NOT NULL first key bounds the rows by itself too: `k1 >= v1`
+    // lets an index on it start at the cursor instead of at the first row.
+    if let (Some(first), Some(value)) = (order.first(), values.first()) {
+        if first.through.is_none() && first.field.required {
+            if let Some(bind) = bind_from_json(&first.field, value).filter(|_| !value.is_null()) {
+                sql.column(alias, &first.field.column);
+                sql.push(if first.descending { " <= " } else { " >= " }).bind(bind);
+                sql.push(" AND (");
+                sql.join(&branches, " OR ").push("))");
+                return sql;
+            }
+        }
+    }
     sql.join(&branches, " OR ").push(")");
     sql
 }

@@ -27,7 +27,7 @@ use crate::db::Database;
 use crate::graphql::compiled::compact;
 use crate::graphql::input::{self, Path};
 use crate::metadata::{FieldDef, FieldKind, ObjectDef};
-use crate::records::{page, value_json};
+use crate::records::{page, value_json, window};
 
 /// The alias of a level's rows in its statement.
 const ROWS: &str = "t";
@@ -172,6 +172,9 @@ impl<'a> Compiler<'a> {
                     statement
                         .push(" AND ")
                         .append(&page::after_cursor(&request.effective_order(), cursor, ROWS));
+                }
+                if let Some(candidates) = window::candidates(&self.table(object), &request, request.limit(), ROWS) {
+                    statement.push(" AND ").append(&candidates);
                 }
                 statement
                     .push(" ORDER BY ")

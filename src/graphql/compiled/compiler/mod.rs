@@ -13,7 +13,7 @@ use crate::access::Visibility;
 use crate::db::sql::{Bind, Sql};
 use crate::graphql::input::{self, ListArgs, Path};
 use crate::metadata::{FieldDef, Lookup, Model, ObjectDef};
-use crate::records::{column_json, page, Table};
+use crate::records::{column_json, page, window, Table};
 
 mod flat;
 
@@ -407,11 +407,17 @@ impl<'a> Compiler<'a> {
             sql.push(" AND ")
                 .append(&page::after_cursor(&request.effective_order(), cursor, &table));
         }
+        let limit = request.limit() + 1;
+        if parent.is_none() {
+            if let Some(candidates) = window::candidates(&self.table(object), request, limit, &table) {
+                sql.push(" AND ").append(&candidates);
+            }
+        }
         sql.push(" ORDER BY ").append(&order);
         // Page sizes are written into the text, not bound: with a bound
         // LIMIT Postgres cannot trust a cached generic plan and plans the
         // statement again on every run.
-        sql.push(" LIMIT ").push(&(request.limit() + 1).to_string());
+        sql.push(" LIMIT ").push(&limit.to_string());
         sql
     }
 
