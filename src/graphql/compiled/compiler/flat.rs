@@ -128,6 +128,11 @@ fn cell(field: &FieldDef) -> (Sql, Render) {
         // Dates, lists and documents: as PostgreSQL writes them in JSON.
         FieldKind::Date | FieldKind::MultiPicklist(_) | FieldKind::Json => Render::Json,
     };
+    // Ids come as they are (16 bytes) and are written as text by
+    // `Cells`: cheaper than PostgreSQL's `uuid_out`.
+    if matches!(field.kind, FieldKind::Id | FieldKind::Lookup(_)) {
+        return (value, render);
+    }
     let mut sql = Sql::raw(match render {
         Render::Json => "to_json(",
         Render::String | Render::Raw => "(",
@@ -299,7 +304,7 @@ impl<'a> Compiler<'a> {
         let mut parent = Sql::new();
         parent.column(ROWS, &lookup.column);
         let mut head = level.select();
-        head.push(", (").append(&parent).push(")::text FROM (SELECT ");
+        head.push(", ").append(&parent).push(" FROM (SELECT ");
         head.ident(ROWS)
             .push(".*, row_number() OVER (PARTITION BY ")
             .append(&parent);
@@ -315,17 +320,20 @@ impl<'a> Compiler<'a> {
         }
         tail.push(") AS ").ident(ROWS).push(" WHERE ").ident(ROWS);
         tail.push(".\"__n\" <= ").push(&request.limit().to_string());
+        // In the window's own order (not by `__n`), which its sort has
+        // produced already: Postgres sorts nothing again.
         tail.push(" ORDER BY ")
             .append(&parent)
             .push(", ")
-            .ident(ROWS)
-            .push(".\"__n\"");
+            .append(&page::order_by(&request.effective_order(), ROWS));
         (head, tail)
     }
 }
 
 /// A row of text columns, in the order selected: the texts one after
-/// another in one buffer, each column its range (`None` for null).
+/// another in one buffer, each column its range (`None` for null). A
+/// column of type `uuid` arrives as its 16 bytes and is written here in
+/// its text form.
 struct Cells {
     text: String,
     columns: Vec<Option<(usize, usize)>>,
@@ -343,6 +351,9 @@ impl Cells {
     }
 }
 
+/// PostgreSQL's type oid of `uuid`.
+const UUID_OID: u32 = 2950;
+
 impl QueryableByName<Pg> for Cells {
     fn build<'r>(row: &impl NamedRow<'r, Pg>) -> diesel::deserialize::Result<Self> {
         let count = row.field_count();
@@ -354,9 +365,15 @@ impl QueryableByName<Pg> for Cells {
             let field = Row::get(row, index);
             let range = match field.as_ref().and_then(|field| field.value()) {
                 Some(raw) => {
-                    let text = std::str::from_utf8(raw.as_bytes())?;
                     let start = cells.text.len();
-                    cells.text.push_str(text);
+                    if raw.get_oid().get() == UUID_OID {
+                        let id = Uuid::from_slice(raw.as_bytes())?;
+                        cells
+                            .text
+                            .push_str(id.hyphenated().encode_lower(&mut Uuid::encode_buffer()));
+                    } else {
+                        cells.text.push_str(std::str::from_utf8(raw.as_bytes())?);
+                    }
                     Some((start, cells.text.len()))
                 }
                 None => None,
