@@ -72,8 +72,7 @@ async fn fifty_accounts_with_relations_cost_a_fixed_number_of_statements() {
     assert_eq!(statements_for(&app, "Five", 50).await, 5);
     assert_eq!(statements_for(&app, "Five", 5).await, 5);
     assert_eq!(app.metric("crm_graphql_compiled_total").await, compiled + 3);
-    // A shape the flat statements do not cover (a count) is one statement
-    // that builds the JSON.
+    // A count is one statement more.
     let counted = QUERY
         .replace("OPERATION", "Counted")
         .replace("{ nodes {\n    name", "{ totalCount nodes {\n    name");
@@ -81,5 +80,15 @@ async fn fifty_accounts_with_relations_cost_a_fixed_number_of_statements() {
     app.data(&counted, json!({ "first": 5 })).await;
     let before = app.statements().await;
     app.data(&counted, json!({ "first": 5 })).await;
+    assert_eq!(app.statements().await - before, 6);
+    // A shape the flat statements do not cover (two node selections in one
+    // connection) is one statement that builds the JSON.
+    let twice = QUERY
+        .replace("OPERATION", "Twice")
+        .replace("{ nodes {\n    name", "{ edges { node { id } } nodes {\n    name");
+    assert!(twice.contains("edges"));
+    app.data(&twice, json!({ "first": 5 })).await;
+    let before = app.statements().await;
+    app.data(&twice, json!({ "first": 5 })).await;
     assert_eq!(app.statements().await - before, 1);
 }

@@ -634,3 +634,74 @@ async fn pages_sorted_through_a_lookup_follow_the_rows_order() {
         assert_eq!(backwards, expected, "backwards by 2: {order}");
     }
 }
+
+/// Relay's shapes (`edges`, `cursor`, `pageInfo`, `totalCount`, backward
+/// pages, nested too) run as flat statements: one per level plus one per
+/// count, answering byte for byte as the resolvers do.
+#[tokio::test]
+async fn connections_of_every_shape_read_flat() {
+    let app = TestApp::start().await;
+    populate(&app).await;
+    let info = "pageInfo { __typename hasNextPage hasPreviousPage startCursor endCursor }";
+    let shapes = [
+        // query, statements when compiled
+        ("{ accounts { totalCount } }".to_owned(), 1),
+        (format!("{{ accounts(first: 3, orderBy: [{{ field: NAME }}]) {{ {info} }} }}"), 1),
+        ("{ accounts(first: 2) { __typename edges { __typename cursor } } }".to_owned(), 1),
+        (
+            format!(
+                "{{ accounts(last: 2, orderBy: [{{ field: NAME }}]) {{ totalCount edges {{ cursor node {{ name \
+                 contacts(last: 1) {{ totalCount edges {{ cursor node {{ lastName }} }} {info} }} }} }} {info} }} }}"
+            ),
+            3,
+        ),
+        (
+            format!(
+                "{{ contacts(first: 4, orderBy: [{{ account: NAME }}, {{ field: LAST_NAME }}]) {{ nodes {{ lastName account {{ name }} }} {info} }} }}"
+            ),
+            2,
+        ),
+        (
+            format!("{{ accounts(first: 0) {{ totalCount nodes {{ name }} {info} }} }}"),
+            2,
+        ),
+    ];
+    for (query, statements) in shapes {
+        let data = both_ways(&app, &query, json!({})).await;
+        assert!(
+            data.get("accounts").or(data.get("contacts")).is_some(),
+            "{query}: {data}"
+        );
+        // A text's first run goes through the resolvers.
+        run(&app, &query, &json!({})).await;
+        let before = app.statements().await;
+        let (_, compiled) = run(&app, &query, &json!({})).await;
+        assert!(compiled, "{query}");
+        assert_eq!(app.statements().await - before, statements, "{query}");
+    }
+    // Continuing from a flat page's cursor, either way, matches the resolvers.
+    let first = both_ways(
+        &app,
+        &format!(
+            "{{ accounts(first: 2, orderBy: [{{ field: NAME, direction: DESC }}]) {{ edges {{ cursor }} {info} }} }}"
+        ),
+        json!({}),
+    )
+    .await;
+    let end = first["accounts"]["pageInfo"]["endCursor"].as_str().unwrap();
+    let next = both_ways(
+        &app,
+        &format!("{{ accounts(first: 2, after: \"{end}\", orderBy: [{{ field: NAME, direction: DESC }}]) {{ nodes {{ name }} {info} }} }}"),
+        json!({}),
+    )
+    .await;
+    let back = both_ways(
+        &app,
+        &format!("{{ accounts(last: 5, before: \"{end}\", orderBy: [{{ field: NAME, direction: DESC }}]) {{ nodes {{ name }} {info} }} }}"),
+        json!({}),
+    )
+    .await;
+    assert_eq!(next["accounts"]["pageInfo"]["hasPreviousPage"], true);
+    assert_eq!(back["accounts"]["nodes"].as_array().unwrap().len(), 1);
+    assert_eq!(back["accounts"]["pageInfo"]["hasNextPage"], true);
+}

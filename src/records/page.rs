@@ -194,7 +194,8 @@ pub fn cursor_sql(order: &[OrderKey], alias: &str) -> Sql {
     sql
 }
 
-fn order_signature(order: &[OrderKey]) -> String {
+/// The order a cursor was made for, as the cursor names it.
+pub fn order_signature(order: &[OrderKey]) -> String {
     order.iter().map(OrderKey::signature).collect::<Vec<_>>().join(",")
 }
 

@@ -1,19 +1,20 @@
-//! The flat read path, for the shapes frontends send most: lists of
-//! `nodes`, records by id, lookups and nested lists. Each level is one
-//! statement returning plain text columns — the root as one page, every
-//! nested level batched over its parents' ids (`unnest` + `LATERAL`, one
-//! page per parent) — and the JSON is written here. PostgreSQL builds no
-//! JSON: on the benchmark data the same rows cost it about 2.5 times less
-//! as text columns than as `json_build_object`/`json_agg` (README,
-//! Benchmark). The statements are built from the same pieces as the JSON
-//! statement (tables, visibility, filters, orders, cursors); values are
-//! rendered as the JSON statement renders them (`records::value_json`),
-//! strings escaped as the resolvers escape them. Other shapes (`totalCount`,
-//! `edges`, `pageInfo`, backward pages) take the JSON statement.
+//! The flat read path, for the shapes frontends send: connections
+//! (`nodes`, `edges`, `pageInfo`, `totalCount`, either direction), records
+//! by id, lookups and nested lists. Each level is one statement returning
+//! plain columns — the root as one page, every nested level batched over
+//! its parents' ids (`= ANY`, numbered per parent by a window) — and the
+//! JSON is written here. PostgreSQL builds no JSON: on the benchmark data
+//! the same rows cost it about 2.5 times less as plain columns than as
+//! `json_build_object`/`json_agg` (README, Benchmark). The statements are
+//! built from the same pieces as the JSON statement (tables, visibility,
+//! filters, orders, cursors); values are rendered as the JSON statement
+//! renders them (`records::value_json`), strings escaped as the resolvers
+//! escape them. Two node selections in one connection, and a nested
+//! `totalCount` past a cursor, take the JSON statement.
 
 use std::collections::HashMap;
 
-use async_graphql::parser::types::{Field, SelectionSet};
+use async_graphql::parser::types::SelectionSet;
 use async_graphql::{Name, Value};
 use diesel::deserialize::QueryableByName;
 use diesel::pg::Pg;
@@ -28,6 +29,10 @@ use crate::graphql::compiled::compact;
 use crate::graphql::input::{self, Path};
 use crate::metadata::{FieldDef, FieldKind, ObjectDef};
 use crate::records::{page, value_json, window};
+
+mod connection;
+
+use connection::{write_connection, Connection};
 
 /// The alias of a level's rows in its statement.
 const ROWS: &str = "t";
@@ -44,11 +49,12 @@ enum Root<'a> {
         statement: Sql,
         level: Level<'a>,
     },
-    /// `accounts(…) { nodes { … } }`.
+    /// `accounts(…) { … }`: the page's statement (none when only
+    /// `totalCount` is read) and the count's.
     List {
-        statement: Sql,
-        nodes: Name,
-        level: Level<'a>,
+        statement: Option<Sql>,
+        count: Option<Sql>,
+        connection: Box<Connection<'a>>,
     },
 }
 
@@ -76,8 +82,7 @@ enum Item<'a> {
     List {
         head: Sql,
         tail: Sql,
-        nodes: Name,
-        level: Level<'a>,
+        connection: Box<Connection<'a>>,
     },
 }
 
@@ -168,27 +173,37 @@ impl<'a> Compiler<'a> {
                 statement.push(" AND ").append(&table.rows(false, ROWS));
                 Root::Single { statement, level }
             } else if let Some(object) = model.objects().iter().find(|o| o.plural == name) {
-                let Some((request, nodes, level)) = self.flat_list(object, field)? else {
+                let Some(connection) = self.flat_connection(object, field, false)? else {
                     return Ok(None);
                 };
-                let mut statement = level.select();
-                statement.append(&self.matching(object, &request, None, ROWS));
-                if let Some(cursor) = request.cursor() {
+                let request = &connection.request;
+                let statement = connection.reads_page.then(|| {
+                    let mut statement = connection.level.select();
+                    statement.append(&self.matching(object, request, None, ROWS));
+                    if let Some(cursor) = request.cursor() {
+                        statement
+                            .push(" AND ")
+                            .append(&page::after_cursor(&request.effective_order(), cursor, ROWS));
+                    }
+                    let rows = connection.rows_read();
+                    if let Some(candidates) = window::candidates(&self.table(object), request, rows, ROWS) {
+                        statement.push(" AND ").append(&candidates);
+                    }
                     statement
-                        .push(" AND ")
-                        .append(&page::after_cursor(&request.effective_order(), cursor, ROWS));
-                }
-                if let Some(candidates) = window::candidates(&self.table(object), &request, request.limit(), ROWS) {
-                    statement.push(" AND ").append(&candidates);
-                }
-                statement
-                    .push(" ORDER BY ")
-                    .append(&page::order_by(&request.effective_order(), ROWS));
-                statement.push(" LIMIT ").push(&request.limit().to_string());
+                        .push(" ORDER BY ")
+                        .append(&page::order_by(&request.effective_order(), ROWS));
+                    statement.push(" LIMIT ").push(&rows.to_string());
+                    statement
+                });
+                let count = connection.total.then(|| {
+                    let mut count = Sql::raw("SELECT count(*)::text");
+                    count.append(&self.matching(object, request, None, ROWS));
+                    count
+                });
                 Root::List {
                     statement,
-                    nodes,
-                    level,
+                    count,
+                    connection: Box::new(connection),
                 }
             } else {
                 return Err(Skip::Unsupported);
@@ -196,32 +211,6 @@ impl<'a> Compiler<'a> {
             roots.push((field.response_key().node.clone(), root));
         }
         Ok(Some(Query { roots }))
-    }
-
-    /// A connection that selects only its `nodes`, paged forwards: its
-    /// page, the response key of `nodes` and what each node shows.
-    fn flat_list(
-        &mut self,
-        object: &'a ObjectDef,
-        field: &'a Field,
-    ) -> Compiled<Option<(page::PageRequest, Name, Level<'a>)>> {
-        let request = self.page_request(object, field)?;
-        if request.last.is_some() || request.before.is_some() {
-            return Ok(None);
-        }
-        let connection_type = format!("{}Connection", object.name);
-        let items = self.fields(&field.selection_set.node, &connection_type)?;
-        let [nodes] = items.as_slice() else {
-            return Ok(None);
-        };
-        if nodes.name.node.as_str() != "nodes" {
-            return Ok(None);
-        }
-        Self::only_arguments(nodes, &[])?;
-        let Some(level) = self.level(object, &nodes.selection_set.node)? else {
-            return Ok(None);
-        };
-        Ok(Some((request, nodes.response_key().node.clone(), level)))
     }
 
     /// What a record of `object` shows for `set`, with the statements of
@@ -270,15 +259,14 @@ impl<'a> Compiler<'a> {
                 .find(|relation| relation.name == name)
             {
                 let child = model.object(&relation.child.name).ok_or(Skip::Unsupported)?;
-                let Some((request, nodes, inner)) = self.flat_list(child, field)? else {
+                let Some(connection) = self.flat_connection(child, field, true)? else {
                     return Ok(None);
                 };
-                let (head, tail) = self.nested_statement(child, &relation.lookup, &request, &inner);
+                let (head, tail) = self.nested_statement(child, &relation.lookup, &connection);
                 Item::List {
                     head,
                     tail,
-                    nodes,
-                    level: inner,
+                    connection: Box::new(connection),
                 }
             } else {
                 return Err(Skip::Unsupported);
@@ -294,16 +282,15 @@ impl<'a> Compiler<'a> {
     /// and cut at the page size: one pass and one sort for all of them
     /// rather than one per parent (measured 1.3–1.5× less PostgreSQL time
     /// than a `LATERAL` page per parent on the benchmark data).
-    fn nested_statement(
-        &self,
-        child: &ObjectDef,
-        lookup: &FieldDef,
-        request: &page::PageRequest,
-        level: &Level<'_>,
-    ) -> (Sql, Sql) {
+    fn nested_statement(&self, child: &ObjectDef, lookup: &FieldDef, connection: &Connection<'_>) -> (Sql, Sql) {
+        let request = &connection.request;
         let mut parent = Sql::new();
         parent.column(ROWS, &lookup.column);
-        let mut head = level.select();
+        let mut head = connection.level.select();
+        if connection.total {
+            // Every child of the parent (no cursor: see `flat_connection`).
+            head.push(", ").ident(ROWS).push(".\"__total\"::text");
+        }
         head.push(", ").append(&parent).push(" FROM (SELECT ");
         head.ident(ROWS)
             .push(".*, row_number() OVER (PARTITION BY ")
@@ -311,6 +298,11 @@ impl<'a> Compiler<'a> {
         head.push(" ORDER BY ")
             .append(&page::order_by(&request.effective_order(), ROWS));
         head.push(") AS \"__n\"");
+        if connection.total {
+            head.push(", count(*) OVER (PARTITION BY ")
+                .append(&parent)
+                .push(") AS \"__total\"");
+        }
         head.append(&self.matching(child, request, None, ROWS));
         head.push(" AND ").append(&parent).push(" = ANY(");
         let mut tail = Sql::raw(")");
@@ -319,7 +311,7 @@ impl<'a> Compiler<'a> {
                 .append(&page::after_cursor(&request.effective_order(), cursor, ROWS));
         }
         tail.push(") AS ").ident(ROWS).push(" WHERE ").ident(ROWS);
-        tail.push(".\"__n\" <= ").push(&request.limit().to_string());
+        tail.push(".\"__n\" <= ").push(&connection.rows_read().to_string());
         // In the window's own order (not by `__n`), which its sort has
         // produced already: Postgres sorts nothing again.
         tail.push(" ORDER BY ")
@@ -422,20 +414,20 @@ pub(in crate::graphql::compiled) async fn run(db: &Database, query: Query<'_>) -
             }
             Root::List {
                 statement,
-                nodes,
-                level,
+                count,
+                connection,
             } => {
-                let fetched = fetch(&mut conn, statement.clone(), level).await?;
-                out.push(b'{');
-                write_key(&mut out, nodes);
-                out.push(b'[');
-                for row in 0..fetched.rows.len() {
-                    if row > 0 {
-                        out.push(b',');
-                    }
-                    write_record(&mut out, level, &fetched, row);
-                }
-                out.extend_from_slice(b"]}");
+                let fetched = match statement {
+                    Some(statement) => fetch(&mut conn, statement.clone(), &connection.level).await?,
+                    None => Fetched::default(),
+                };
+                let total = match count {
+                    Some(count) => load(&mut conn, count.clone()).await?,
+                    None => Vec::new(),
+                };
+                let total = total.first().and_then(|row| row.get(0)).unwrap_or("0");
+                let read: Vec<usize> = (0..fetched.rows.len()).collect();
+                write_connection(&mut out, connection, &fetched, &read, total);
             }
         }
     }
@@ -481,16 +473,11 @@ async fn children(conn: &mut AsyncPgConnection, level: &Level<'_>, rows: Vec<Cel
                     .collect();
                 Children::Lookup(by_id, fetched)
             }
-            Item::List {
-                head,
-                tail,
-                level: inner,
-                ..
-            } => {
+            Item::List { head, tail, connection } => {
                 let ids = ids(rows.iter().filter_map(|row| row.get(0)));
                 let fetched = match ids.is_empty() {
                     true => Fetched::default(),
-                    false => fetch(conn, bound(head, ids, tail), inner).await?,
+                    false => fetch(conn, bound(head, ids, tail), &connection.level).await?,
                 };
                 let mut by_parent: HashMap<String, Vec<usize>> = HashMap::new();
                 for (i, row) in fetched.rows.iter().enumerate() {
@@ -553,23 +540,17 @@ fn write_record(out: &mut Vec<u8>, level: &Level<'_>, fetched: &Fetched, row: us
                 Some(&found) => write_record(out, inner, data, found),
                 None => out.extend_from_slice(b"null"),
             },
-            (
-                Item::List {
-                    nodes, level: inner, ..
-                },
-                Children::List(by_parent, data),
-            ) => {
-                out.push(b'{');
-                write_key(out, nodes);
-                out.push(b'[');
-                let mine = cells.get(0).and_then(|id| by_parent.get(id));
-                for (n, &child) in mine.into_iter().flatten().enumerate() {
-                    if n > 0 {
-                        out.push(b',');
-                    }
-                    write_record(out, inner, data, child);
-                }
-                out.extend_from_slice(b"]}");
+            (Item::List { connection, .. }, Children::List(by_parent, data)) => {
+                let mine = cells
+                    .get(0)
+                    .and_then(|id| by_parent.get(id))
+                    .map_or(&[][..], Vec::as_slice);
+                // Each child row carries its parent's count before the parent's id.
+                let total = match (connection.total, mine.first()) {
+                    (true, Some(&child)) => data.rows[child].get(data.rows[child].columns.len() - 2),
+                    _ => None,
+                };
+                write_connection(out, connection, data, mine, total.unwrap_or("0"));
             }
             // Planned together: an item always has its kind of children.
             _ => out.extend_from_slice(b"null"),
