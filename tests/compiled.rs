@@ -510,10 +510,10 @@ async fn custom_fields_of_every_type_read_alike_both_ways() {
 }
 
 /// Pages sorted first through a lookup are found in the referred field's
-/// index order (`records::window`): every page, forwards and backwards,
-/// on both paths, is the order computed here from the rows themselves,
-/// with deleted and empty lookups sorting as empty and ties broken by the
-/// other keys.
+/// index order (`records::window`), and pages sorted by own keys continue
+/// by a row comparison: every page, forwards and backwards, on both paths,
+/// is the order computed here from the rows themselves, with deleted and
+/// empty lookups sorting as empty and ties broken by the other keys.
 #[tokio::test]
 async fn pages_sorted_through_a_lookup_follow_the_rows_order() {
     let app = TestApp::start().await;
@@ -532,6 +532,7 @@ async fn pages_sorted_through_a_lookup_follow_the_rows_order() {
         ("Bob", None, None),
         ("Cy", Some("a"), Some("Alpha")),
         ("Dee", Some("b2"), Some("Beta")),
+        ("Kim", Some("b1"), Some("Beta")),
     ] {
         let id = app
             .create(
@@ -573,7 +574,12 @@ async fn pages_sorted_through_a_lookup_follow_the_rows_order() {
             (Some(x), Some(y)) => x.cmp(y),
         }
     }
-    let orders: [(&str, Rule); 4] = [
+    let orders: [(&str, Rule); 6] = [
+        // Own NOT NULL keys page by a row comparison: `(last_name, id) > (…)`.
+        ("{ field: LAST_NAME }", |a, b| a.1.cmp(&b.1).then(a.2.cmp(&b.2))),
+        ("{ field: LAST_NAME, direction: DESC }", |a, b| {
+            b.1.cmp(&a.1).then(b.2.cmp(&a.2))
+        }),
         ("{ account: NAME }", |a, b| {
             by_name(a, b, false, false).then(a.2.cmp(&b.2))
         }),

@@ -312,6 +312,9 @@ pub fn after_cursor(order: &[OrderKey], cursor: &Cursor, alias: &str) -> Sql {
 
 /// Rows strictly after the row whose order-key values are `values`.
 pub(super) fn after_values(order: &[OrderKey], values: &[Json], alias: &str) -> Sql {
+    if let Some(row) = row_comparison(order, values, alias) {
+        return row;
+    }
     let mut branches = Vec::new();
     for (i, key) in order.iter().enumerate() {
         let mut branch = Sql::raw("(");
@@ -337,6 +340,39 @@ pub(super) fn after_values(order: &[OrderKey], values: &[Json], alias: &str) -> 
     }
     sql.join(&branches, " OR ").push(")");
     sql
+}
+
+/// `(k1, k2, …) > (v1, v2, …)` (`<` descending) when every key is a NOT
+/// NULL column of the record and all run one way: one condition an index
+/// on the keys serves, and which PostgreSQL estimates well enough to keep
+/// one generic plan for every page instead of planning each again.
+fn row_comparison(order: &[OrderKey], values: &[Json], alias: &str) -> Option<Sql> {
+    let descending = order.first()?.descending;
+    let plain = |key: &OrderKey| key.through.is_none() && key.field.required && key.descending == descending;
+    if !order.iter().all(plain) || values.iter().any(Json::is_null) {
+        return None;
+    }
+    let binds = order
+        .iter()
+        .zip(values)
+        .map(|(key, value)| bind_from_json(&key.field, value))
+        .collect::<Option<Vec<_>>>()?;
+    let mut sql = Sql::raw("(");
+    for (i, key) in order.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.column(alias, &key.field.column);
+    }
+    sql.push(if descending { ") < (" } else { ") > (" });
+    for (i, bind) in binds.into_iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.bind(bind);
+    }
+    sql.push(")");
+    Some(sql)
 }
 
 fn equal(key: &OrderKey, value: &Json, alias: &str) -> Sql {
