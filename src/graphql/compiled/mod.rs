@@ -1,10 +1,11 @@
 //! Compiled reads: a query made only of records, relations and connections
-//! runs without per-field resolvers. The shapes frontends send most (lists
-//! of `nodes`, records by id, lookups, nested lists) run as flat
-//! statements, one per level, whose text columns are written as JSON here
-//! (`compiler::flat`); the others as one SQL statement in which Postgres
-//! builds the response JSON (`json_build_object`/`json_agg`, which keep
-//! field order), the way PostGraphile does.
+//! runs without per-field resolvers. Connections of every shape (`nodes`,
+//! `edges`, `pageInfo`, `totalCount`, either direction), records by id,
+//! lookups and nested lists run as flat statements, one per level, whose
+//! columns are written as JSON here (`compiler::flat`); the rare rest (two
+//! node selections in one connection) as one SQL statement in which
+//! Postgres builds the response JSON (`json_build_object`/`json_agg`,
+//! which keep field order), the way PostGraphile does.
 //!
 //! The resolvers stay the reference. An operation is compiled only after
 //! it has once run through them without an error (that run validated the
