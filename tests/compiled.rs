@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use axum::http::Method;
 use serde_json::{json, Value};
 
-use crate::support::TestApp;
+use crate::support::{texts, TestApp};
 
 /// Runs `query` twice: the first answer comes from the resolvers, the
 /// second from one compiled statement, and they must be identical. A
@@ -593,14 +593,7 @@ async fn pages_sorted_through_a_lookup_follow_the_rows_order() {
             by_name(a, b, false, false).then(b.1.cmp(&a.1)).then(b.2.cmp(&a.2))
         }),
     ];
-    let names = |data: &Value| -> Vec<String> {
-        data["contacts"]["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["node"]["lastName"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let names = |data: &Value| texts(&data["contacts"]["edges"], &["node", "lastName"]);
     for (order, rule) in orders {
         let mut expected = contacts.clone();
         expected.sort_by(rule);

@@ -7,7 +7,7 @@ use diesel::sql_types::Text;
 use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use serde_json::{json, Value};
 
-use crate::support::TestApp;
+use crate::support::{texts, TestApp};
 
 const CREATE_FIELD: &str =
     "mutation($input: CreateCustomFieldInput!) { createCustomField(input: $input) { name type required unique indexed defaultValue options { value label active } lookupObject relationName isCustom } }";
@@ -1171,14 +1171,7 @@ async fn lists_sort_through_lookups_and_page_with_cursors() {
             "{{ contacts(orderBy: [{order}], first: 2{after}) {{ edges {{ cursor node {{ lastName }} }} pageInfo {{ hasNextPage endCursor }} }} }}"
         )
     };
-    let names = |data: &Value| -> Vec<String> {
-        data["contacts"]["edges"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["node"]["lastName"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let names = |data: &Value| texts(&data["contacts"]["edges"], &["node", "lastName"]);
     for order in ["{ account: NAME }", "{ referredBy: NAME }"] {
         // Twice: the resolvers, then one compiled statement, the same pages.
         for _ in 0..2 {

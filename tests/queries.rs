@@ -3,15 +3,10 @@
 
 use serde_json::{json, Value};
 
-use crate::support::TestApp;
+use crate::support::{texts, TestApp};
 
 fn names(connection: &Value) -> Vec<String> {
-    connection["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n["name"].as_str().unwrap().to_owned())
-        .collect()
+    texts(&connection["nodes"], &["name"])
 }
 
 #[tokio::test]
@@ -692,14 +687,7 @@ async fn nested_lists_page_with_cursors_both_ways() {
     let query = "query($id: ID!, $first: Int, $after: String, $last: Int, $before: String) { account(id: $id) {
         contacts(first: $first, after: $after, last: $last, before: $before, orderBy: [{ field: LAST_NAME }]) {
           totalCount nodes { lastName } pageInfo { hasNextPage hasPreviousPage startCursor endCursor } } } }";
-    let names = |data: &Value| -> Vec<String> {
-        data["account"]["contacts"]["nodes"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|n| n["lastName"].as_str().unwrap().to_owned())
-            .collect()
-    };
+    let names = |data: &Value| texts(&data["account"]["contacts"]["nodes"], &["lastName"]);
     let mut forward = Vec::new();
     let mut after = Value::Null;
     for pages in 0.. {

@@ -120,6 +120,21 @@ async fn diesel_drop_database(admin_url: &str, name: &str) -> anyhow::Result<()>
     Ok(())
 }
 
+/// The text at `path` in each element of the list `items` (a connection's
+/// `nodes` or `edges`): `texts(&data["contacts"]["edges"], &["node", "lastName"])`.
+pub fn texts(items: &serde_json::Value, path: &[&str]) -> Vec<String> {
+    let list = items.as_array().unwrap_or_else(|| panic!("not a list: {items}"));
+    list.iter()
+        .map(|item| {
+            let value = path.iter().fold(item, |value, key| &value[*key]);
+            value
+                .as_str()
+                .unwrap_or_else(|| panic!("no text at {path:?} in {item}"))
+                .to_owned()
+        })
+        .collect()
+}
+
 /// A fresh, migrated database of its own.
 pub async fn fresh_database() -> String {
     let cluster = cluster();
