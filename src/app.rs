@@ -19,6 +19,7 @@ use crate::notify::Announcement;
 pub const ROOMS: Rooms = Rooms(&[
     crate::team::api::register as Room,
     crate::history::api::register,
+    crate::analytics::api::register,
     crate::customize::register,
     crate::sandbox::api::register,
     crate::promotion::api::register,

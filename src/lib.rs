@@ -8,6 +8,7 @@
 
 pub mod access;
 pub mod actor;
+pub mod analytics;
 pub mod app;
 pub mod audit;
 pub mod auth;

@@ -8,6 +8,7 @@
 mod support;
 
 mod access;
+mod analytics;
 mod auth;
 mod backup;
 mod batching;

@@ -33,6 +33,7 @@ const LAYERS: &[&str] = &[
     // The rooms: each capability's logic and GraphQL surface.
     "team",
     "history",
+    "analytics",
     "customize",
     "sandbox",
     "promotion",

@@ -548,21 +548,11 @@ pub fn order(
         let key = match (enum_name("field"), lookups.as_slice()) {
             (Some(name), []) => OrderKey::new(sortable(object, &name, at.at("field"))?, descending, nulls_first),
             (None, [lookup_field]) => {
-                let lookup = lookup_field.lookup().ok_or_else(|| at.error("not a lookup"))?;
-                let target = model
-                    .object(&lookup.target)
-                    .ok_or_else(|| CrmError::internal(format_args!("lookup to unknown object {}", lookup.target)))?;
+                let (target, through) = through(model, schema, visibility, lookup_field)?;
                 let at = at.at(&lookup_field.name);
                 let name = enum_name(&lookup_field.name).ok_or_else(|| at.error("name a field to sort by"))?;
                 let field = sortable(target, &name, at)?;
-                OrderKey::new(field, descending, nulls_first).through(Through {
-                    lookup: lookup_field.name.clone(),
-                    column: lookup_field.column.clone(),
-                    schema: target.schema_in(schema).to_owned(),
-                    table: target.table.clone(),
-                    workspace_schema: schema.to_owned(),
-                    visible: visibility.filter(&target.name).cloned(),
-                })
+                OrderKey::new(field, descending, nulls_first).through(through)
             }
             _ => {
                 return Err(
@@ -573,6 +563,31 @@ pub fn order(
         keys.push(key);
     }
     Ok(keys)
+}
+
+/// The record a lookup field refers to, as a key read through it (a sort
+/// or group key): its object, and where and which of its records are read.
+pub fn through<'m>(
+    model: &'m Model,
+    schema: &str,
+    visibility: &Visibility,
+    lookup_field: &FieldDef,
+) -> Result<(&'m ObjectDef, Through)> {
+    let lookup = lookup_field
+        .lookup()
+        .ok_or_else(|| CrmError::internal(format_args!("{} is not a lookup", lookup_field.name)))?;
+    let target = model
+        .object(&lookup.target)
+        .ok_or_else(|| CrmError::internal(format_args!("lookup to unknown object {}", lookup.target)))?;
+    let through = Through {
+        lookup: lookup_field.name.clone(),
+        column: lookup_field.column.clone(),
+        schema: target.schema_in(schema).to_owned(),
+        table: target.table.clone(),
+        workspace_schema: schema.to_owned(),
+        visible: visibility.filter(&target.name).cloned(),
+    };
+    Ok((target, through))
 }
 
 /// The arguments of a list field.

@@ -213,7 +213,7 @@ pub fn id_arg(ctx: &ResolverContext<'_>) -> Result<Uuid> {
 
 /// A record's value as GraphQL output: picklists as enum values, the rest
 /// as Postgres rendered them.
-fn output(field: &FieldDef, json: Option<&Json>) -> Option<Value> {
+pub fn output(field: &FieldDef, json: Option<&Json>) -> Option<Value> {
     match json {
         None | Some(Json::Null) => None,
         Some(Json::String(s)) if matches!(field.kind, FieldKind::Picklist(_)) => Some(Value::Enum(Name::new(s))),

@@ -6,7 +6,7 @@
 
 use async_graphql::dynamic::{Enum, Field, InputObject, Object, Scalar};
 
-use crate::metadata::ObjectDef;
+use crate::metadata::{Model, ObjectDef};
 
 /// A capability's registration: adds its types and root fields.
 pub type Room = fn(&mut Surface);
@@ -23,6 +23,19 @@ pub struct Surface {
     pub(super) query_names: Vec<&'static str>,
     pub(super) mutations: Vec<Field>,
     pub(super) record_fields: Vec<fn(&ObjectDef) -> Field>,
+    pub(super) per_object: Vec<fn(&Model, &ObjectDef) -> PerObject>,
+}
+
+/// What a room adds for each object of a workspace's model: its types and
+/// root query fields (`opportunitiesAggregate`), made from the object's
+/// metadata as the engine makes the object's own.
+#[derive(Default)]
+pub struct PerObject {
+    pub objects: Vec<Object>,
+    pub inputs: Vec<InputObject>,
+    pub enums: Vec<Enum>,
+    /// Root query fields by name.
+    pub queries: Vec<(String, Field)>,
 }
 
 impl Surface {
@@ -75,9 +88,25 @@ impl Surface {
         &self.query_names
     }
 
+    /// The names of the root queries the rooms make for each object of `model`.
+    pub fn object_query_names(&self, model: &Model) -> Vec<String> {
+        let mut names = Vec::new();
+        for make in &self.per_object {
+            for object in model.objects() {
+                names.extend(make(model, object).queries.into_iter().map(|(name, _)| name));
+            }
+        }
+        names
+    }
+
     /// A field every record type gets (`history`).
     pub fn record_field(&mut self, field: fn(&ObjectDef) -> Field) {
         self.record_fields.push(field);
+    }
+
+    /// Types and root queries made for every object.
+    pub fn per_object(&mut self, make: fn(&Model, &ObjectDef) -> PerObject) {
+        self.per_object.push(make);
     }
 }
 

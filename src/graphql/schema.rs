@@ -98,6 +98,18 @@ pub fn build(model: &Model, limits: Option<Limits>, surface: Surface) -> Result<
         for field in super::mutation::fields(object) {
             mutation = mutation.field(field);
         }
+        for make in &surface.per_object {
+            let added = make(model, object);
+            added.objects.into_iter().for_each(|ty| types.object(ty));
+            added.inputs.into_iter().for_each(|ty| types.input(ty));
+            added.enums.into_iter().for_each(|ty| types.enumeration(ty));
+            for (name, field) in added.queries {
+                if !root_names.insert(name.clone()) {
+                    return Err(SchemaError(format!("the query field {name} is defined twice")));
+                }
+                query = query.field(field);
+            }
+        }
     }
     for scalar in surface.scalars {
         types.scalar(scalar);

@@ -1,0 +1,226 @@
+//! Sales analytics: aggregates checked against figures computed by hand
+//! from a small fixed data set.
+
+use serde_json::{json, Value};
+
+use crate::support::TestApp;
+
+/// Three accounts and six deals (one deleted), in two stages:
+///
+/// | deal | account (industry) | stage | amount | close date | owner |
+/// |---|---|---|---:|---|---|
+/// | o1 | Alpha (SOFTWARE) | Qualification | 1000.00 | 2026-01-15 | rep |
+/// | o2 | Alpha (SOFTWARE) | Qualification | 500.50 | 2026-02-10 | rep |
+/// | o3 | Beta (BANKING) | Closed Won | 2000.00 | 2026-04-01 | admin |
+/// | o4 | Gamma (SOFTWARE) | Closed Won | — | 2026-05-20 | admin |
+/// | o5 | Beta (BANKING) | Qualification | 300.00 | 2026-07-04 | admin |
+/// | o6 (deleted) | — | Closed Won | 100.00 | 2026-12-31 | admin |
+async fn deals(app: &TestApp, rep: &str) -> Vec<String> {
+    let stage = |name: &str| format!("{{ stages(filter: {{ name: {{ eq: \"{name}\" }} }}) {{ nodes {{ id }} }} }}");
+    let qualification = app.data(&stage("Qualification"), json!({})).await["stages"]["nodes"][0]["id"].clone();
+    let won = app.data(&stage("Closed Won"), json!({})).await["stages"]["nodes"][0]["id"].clone();
+    let mut accounts = Vec::new();
+    for (name, industry) in [("Alpha", "SOFTWARE"), ("Beta", "BANKING"), ("Gamma", "SOFTWARE")] {
+        accounts.push(
+            app.create("Account", json!({ "name": name, "industry": industry }))
+                .await,
+        );
+    }
+    let mut ids = Vec::new();
+    for (name, account, stage, amount, close, owner) in [
+        ("o1", Some(0), &qualification, Some("1000.00"), "2026-01-15", Some(rep)),
+        ("o2", Some(0), &qualification, Some("500.50"), "2026-02-10", Some(rep)),
+        ("o3", Some(1), &won, Some("2000.00"), "2026-04-01", None),
+        ("o4", Some(2), &won, None, "2026-05-20", None),
+        ("o5", Some(1), &qualification, Some("300.00"), "2026-07-04", None),
+        ("o6", None, &won, Some("100.00"), "2026-12-31", None),
+    ] {
+        let mut input = json!({ "name": name, "stageId": stage, "amount": amount, "closeDate": close,
+            "accountId": account.map(|a: usize| accounts[a].clone()) });
+        if let Some(owner) = owner {
+            input["ownerId"] = json!(owner);
+        }
+        ids.push(app.create("Opportunity", input).await);
+    }
+    app.data(
+        "mutation($id: ID!) { deleteOpportunity(id: $id) { id } }",
+        json!({ "id": ids[5] }),
+    )
+    .await;
+    ids
+}
+
+#[tokio::test]
+async fn aggregates_group_sum_average_and_count_by_hand() {
+    let app = TestApp::start().await;
+    let (rep, rep_token) = app.user("rep@example.com", "SALES").await;
+    deals(&app, &rep).await;
+
+    // By stage (through the lookup), every metric.
+    let by_stage = app
+        .data(
+            "{ opportunitiesAggregate(groupBy: [{ stage: NAME }]) { key { stage { name } } count
+               sum { amount } avg { amount } min { closeDate amount } max { amount closeDate } countDistinct { accountId } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        by_stage["opportunitiesAggregate"],
+        json!([
+            { "key": { "stage": { "name": "Closed Won" } }, "count": 2,
+              "sum": { "amount": "2000.00" }, "avg": { "amount": "2000.00" },
+              "min": { "closeDate": "2026-04-01", "amount": "2000.00" },
+              "max": { "amount": "2000.00", "closeDate": "2026-05-20" },
+              "countDistinct": { "accountId": 2 } },
+            { "key": { "stage": { "name": "Qualification" } }, "count": 3,
+              "sum": { "amount": "1800.50" }, "avg": { "amount": "600.17" },
+              "min": { "closeDate": "2026-01-15", "amount": "300.00" },
+              "max": { "amount": "1000.00", "closeDate": "2026-07-04" },
+              "countDistinct": { "accountId": 2 } }
+        ])
+    );
+
+    // By close quarter and the account's industry, largest sum first.
+    let by_quarter = app
+        .data(
+            "{ opportunitiesAggregate(groupBy: [{ field: CLOSE_DATE, granularity: QUARTER }, { account: INDUSTRY }],
+                 orderBy: [{ metric: SUM, field: AMOUNT, direction: DESC }]) {
+                 key { closeDate account { industry } } count sum { amount } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        by_quarter["opportunitiesAggregate"],
+        json!([
+            { "key": { "closeDate": "2026-04-01", "account": { "industry": "BANKING" } }, "count": 1, "sum": { "amount": "2000.00" } },
+            { "key": { "closeDate": "2026-01-01", "account": { "industry": "SOFTWARE" } }, "count": 2, "sum": { "amount": "1500.50" } },
+            { "key": { "closeDate": "2026-07-01", "account": { "industry": "BANKING" } }, "count": 1, "sum": { "amount": "300.00" } },
+            { "key": { "closeDate": "2026-04-01", "account": { "industry": "SOFTWARE" } }, "count": 1, "sum": { "amount": null } }
+        ])
+    );
+
+    // Groups of at least two deals, per account; and a having on a sum.
+    let busy = app
+        .data(
+            "{ opportunitiesAggregate(groupBy: [{ account: NAME }], having: { count: { gte: 2 } }) { key { account { name } } count } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        busy["opportunitiesAggregate"],
+        json!([
+            { "key": { "account": { "name": "Alpha" } }, "count": 2 },
+            { "key": { "account": { "name": "Beta" } }, "count": 2 }
+        ])
+    );
+    let big = app
+        .data(
+            r#"{ opportunitiesAggregate(groupBy: [{ account: NAME }], having: { sum: { amount: { gt: "1600" } } }) { key { account { name } } sum { amount } } }"#,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        big["opportunitiesAggregate"],
+        json!([{ "key": { "account": { "name": "Beta" } }, "sum": { "amount": "2300.00" } }])
+    );
+
+    // No key: one group of everything that matches the filter.
+    let all = app
+        .data(
+            "{ all: opportunitiesAggregate { count sum { amount } } software: opportunitiesAggregate(filter: { account: { industry: { eq: SOFTWARE } } }) { count sum { amount } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(all["all"], json!([{ "count": 5, "sum": { "amount": "3800.50" } }]));
+    assert_eq!(all["software"], json!([{ "count": 3, "sum": { "amount": "1500.50" } }]));
+
+    // A rep under OWNED aggregates only the deals they can see.
+    app.data(
+        "mutation { updateWorkspaceSettings(input: { recordVisibility: OWNED }) { recordVisibility } }",
+        json!({}),
+    )
+    .await;
+    let seen = app
+        .graphql_as(
+            &rep_token,
+            "{ opportunitiesAggregate { count sum { amount } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        seen["data"]["opportunitiesAggregate"],
+        json!([{ "count": 2, "sum": { "amount": "1500.50" } }]),
+        "{seen}"
+    );
+}
+
+#[tokio::test]
+async fn aggregates_bucket_instants_in_a_time_zone_and_refuse_bad_input() {
+    let app = TestApp::start().await;
+    // 23:30 UTC on 31 March is already April in Paris (UTC+2).
+    for name in ["Late", "Later"] {
+        app.create("Account", json!({ "name": name })).await;
+    }
+    app.sql("UPDATE crm.account SET created_at = '2026-03-31 23:30:00+00' WHERE name = 'Late'")
+        .await;
+    app.sql("UPDATE crm.account SET created_at = '2026-04-15 12:00:00+00' WHERE name = 'Later'")
+        .await;
+    let month = |zone: &str| {
+        format!(
+            "{{ accountsAggregate(groupBy: [{{ field: CREATED_AT, granularity: MONTH }}], timeZone: \"{zone}\") {{ key {{ createdAt }} count }} }}"
+        )
+    };
+    let utc = app.data(&month("UTC"), json!({})).await;
+    assert_eq!(
+        utc["accountsAggregate"],
+        json!([
+            { "key": { "createdAt": "2026-03-01T00:00:00.000000Z" }, "count": 1 },
+            { "key": { "createdAt": "2026-04-01T00:00:00.000000Z" }, "count": 1 }
+        ])
+    );
+    let paris = app.data(&month("Europe/Paris"), json!({})).await;
+    assert_eq!(
+        paris["accountsAggregate"],
+        json!([{ "key": { "createdAt": "2026-03-31T22:00:00.000000Z" }, "count": 2 }])
+    );
+
+    for (query, field) in [
+        ("{ accountsAggregate(timeZone: \"Mars/Olympus\") { count } }", json!(["timeZone"])),
+        ("{ accountsAggregate(groupBy: [{ field: NAME, granularity: MONTH }]) { count } }", json!(["groupBy", 0, "granularity"])),
+        ("{ accountsAggregate(groupBy: [{ field: NAME }, { field: INDUSTRY }, { field: TYPE }, { field: OWNER }]) { count } }", json!(["groupBy"])),
+        ("{ accountsAggregate(groupBy: [{ field: NAME }], orderBy: [{ key: 3 }]) { count } }", json!(["orderBy", 0, "key"])),
+        ("{ accountsAggregate(having: { sum: { name: { gt: \"1\" } } }) { count } }", json!(["having", "sum", "name"])),
+        ("{ accountsAggregate(first: 5000) { count } }", json!(["first"])),
+    ] {
+        let error = app.error(query, json!({})).await;
+        assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{query}: {error}");
+        assert_eq!(error["extensions"]["field"], field, "{query}: {error}");
+    }
+}
+
+/// A custom field is aggregatable as soon as it exists.
+#[tokio::test]
+async fn custom_fields_aggregate_at_once() {
+    let app = TestApp::start().await;
+    app.data(
+        r#"mutation { createCustomField(input: { object: "Account", name: "seats", label: "Seats", type: INTEGER }) { name } }"#,
+        json!({}),
+    )
+    .await;
+    for (name, seats) in [("A", 10), ("B", 5), ("C", 5)] {
+        app.create("Account", json!({ "name": name, "seats": seats })).await;
+    }
+    let data: Value = app
+        .data(
+            "{ accountsAggregate(groupBy: [{ field: SEATS }], orderBy: [{ metric: COUNT, direction: DESC }]) { key { seats } count sum { seats } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        data["accountsAggregate"],
+        json!([
+            { "key": { "seats": 5 }, "count": 2, "sum": { "seats": "10" } },
+            { "key": { "seats": 10 }, "count": 1, "sum": { "seats": "10" } }
+        ])
+    );
+}
