@@ -260,12 +260,37 @@ fn statement(table: &Table<'_>, request: &Aggregate) -> Sql {
     let mut inner = Sql::raw("SELECT ");
     for (i, key) in request.keys.iter().enumerate() {
         inner
-            .append(&bucket(key, &request.time_zone))
+            .append(&bucket(key, i, &request.time_zone))
             .push(" AS ")
             .ident(&key_column(i))
             .push(", ");
     }
-    inner.ident(T).push(".*").append(&table.from_as(T)).push(" WHERE ");
+    inner.ident(T).push(".*").append(&table.from_as(T));
+    // A key read through a lookup joins the referred record: live and
+    // visible, or none (the key is then empty), one at most (by id).
+    for (i, key) in request.keys.iter().enumerate() {
+        if let Some(through) = &key.key.through {
+            let joined = joined(i);
+            inner
+                .push(" LEFT JOIN ")
+                .table(&through.schema, &through.table)
+                .push(" ")
+                .ident(&joined);
+            inner
+                .push(" ON ")
+                .column(&joined, "id")
+                .push(" = ")
+                .column(T, &through.column);
+            inner.push(" AND ").column(&joined, "deleted_at").push(" IS NULL");
+            if let Some(visible) = &through.visible {
+                inner
+                    .push(" AND (")
+                    .append(&visible.compile(&through.workspace_schema, &joined))
+                    .push(")");
+            }
+        }
+    }
+    inner.push(" WHERE ");
     inner.append(&table.rows(false, T));
     if let Some(filter) = &request.filter {
         inner
@@ -359,11 +384,20 @@ fn statement(table: &Table<'_>, request: &Aggregate) -> Sql {
     sql
 }
 
-/// A key's raw value for a row of `t`: the field (or the referred record's
-/// field, null when the lookup is empty or the record hidden or deleted),
-/// truncated to its bucket when a granularity is given.
-fn bucket(key: &GroupKey, time_zone: &str) -> Sql {
-    let value = key.key.expression(T);
+/// The alias of the record key `i` reads through a lookup.
+fn joined(i: usize) -> String {
+    format!("j{i}")
+}
+
+/// Key `i`'s raw value for a row of `t`: the field (or the joined referred
+/// record's field, null when the lookup is empty or the record hidden or
+/// deleted), truncated to its bucket when a granularity is given.
+fn bucket(key: &GroupKey, i: usize, time_zone: &str) -> Sql {
+    let mut value = Sql::new();
+    match &key.key.through {
+        Some(_) => value.column(&joined(i), &key.key.field.column),
+        None => value.column(T, &key.key.field.column),
+    };
     let Some(granularity) = key.granularity else {
         return value;
     };
