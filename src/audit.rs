@@ -154,6 +154,20 @@ pub fn changes_of(fields: impl Iterator<Item = String>, before: Option<&Document
     out
 }
 
+/// Tells the database, for the rest of the transaction, who makes the
+/// changes (`crm.actor`): what its own records of changes (the
+/// opportunity history) name as their author.
+pub async fn act_as(conn: &mut AsyncPgConnection, trail: &Trail) -> Result<()> {
+    if let Some(actor) = &trail.actor {
+        let mut query = Sql::raw("SELECT set_config('crm.actor', ");
+        query
+            .bind(crate::db::sql::Bind::Text(Some(actor.user_id.to_string())))
+            .push(", true)");
+        query.execute(conn).await?;
+    }
+    Ok(())
+}
+
 /// Appends entries in one statement, on the connection (and so in the
 /// transaction) of the change they describe.
 pub async fn append(conn: &mut AsyncPgConnection, trail: &Trail, entries: &[Entry]) -> Result<()> {

@@ -224,3 +224,87 @@ async fn custom_fields_aggregate_at_once() {
         ])
     );
 }
+
+/// Every change of a deal's stage, amount, probability, forecast category
+/// or close date is recorded, whatever path made it, with who made it.
+#[tokio::test]
+async fn stage_history_records_every_change_and_its_author() {
+    let app = TestApp::start().await;
+    let (rep, rep_token) = app.user("rep@example.com", "SALES").await;
+    let admin = app.data("{ me { user { id } } }", json!({})).await["me"]["user"]["id"].clone();
+    let stage = |name: &str| format!("{{ stages(filter: {{ name: {{ eq: \"{name}\" }} }}) {{ nodes {{ id }} }} }}");
+    let mut stages = Vec::new();
+    for name in ["Prospecting", "Qualification", "Closed Won"] {
+        stages.push(app.data(&stage(name), json!({})).await["stages"]["nodes"][0]["id"].clone());
+    }
+    let deal = app
+        .create(
+            "Opportunity",
+            json!({ "name": "Big", "stageId": stages[0], "amount": "100.00", "ownerId": rep, "externalId": "ext-1" }),
+        )
+        .await;
+    // A rep's update, a batch, an upsert; and a change of nothing tracked.
+    let moved = app
+        .graphql_as(
+            &rep_token,
+            "mutation($id: ID!, $stage: ID!) { updateOpportunity(id: $id, input: { stageId: $stage, amount: \"250.00\" }) { id } }",
+            json!({ "id": deal, "stage": stages[1] }),
+        )
+        .await;
+    assert!(moved.get("errors").is_none(), "{moved}");
+    app.data(
+        "mutation($id: ID!) { updateOpportunities(inputs: [{ id: $id, input: { closeDate: \"2026-12-31\", nextStep: \"Call\" } }]) { id } }",
+        json!({ "id": deal }),
+    )
+    .await;
+    app.data(
+        "mutation($stage: ID!) { upsertOpportunity(externalId: \"ext-1\", input: { name: \"Big\", stageId: $stage }) { id } }",
+        json!({ "stage": stages[2] }),
+    )
+    .await;
+    app.data(
+        "mutation($id: ID!) { updateOpportunity(id: $id, input: { nextStep: \"Celebrate\" }) { id } }",
+        json!({ "id": deal }),
+    )
+    .await;
+
+    let history = app
+        .data(
+            "query($id: ID!) { opportunity(id: $id) { stages: stageHistory(fields: [STAGE]) { field before after changedById }
+               amounts: stageHistory(fields: [AMOUNT, CLOSE_DATE]) { field before after changedById } } }",
+            json!({ "id": deal }),
+        )
+        .await;
+    let s = |i: usize| stages[i].as_str().unwrap().to_owned();
+    assert_eq!(
+        history["opportunity"]["stages"],
+        json!([
+            { "field": "STAGE", "before": null, "after": s(0), "changedById": admin },
+            { "field": "STAGE", "before": s(0), "after": s(1), "changedById": rep },
+            { "field": "STAGE", "before": s(1), "after": s(2), "changedById": admin }
+        ])
+    );
+    assert_eq!(
+        history["opportunity"]["amounts"],
+        json!([
+            { "field": "AMOUNT", "before": null, "after": "100.00", "changedById": admin },
+            { "field": "AMOUNT", "before": "100.00", "after": "250.00", "changedById": rep },
+            { "field": "CLOSE_DATE", "before": null, "after": "2026-12-31", "changedById": admin }
+        ])
+    );
+    // A failed mutation records nothing.
+    let refused = app
+        .graphql(
+            "mutation($id: ID!) { updateOpportunities(inputs: [{ id: $id, input: { amount: \"1.00\" } }, { id: $id, input: { probability: 500 } }]) { id } }",
+            json!({ "id": deal }),
+        )
+        .await;
+    assert!(refused.get("errors").is_some(), "{refused}");
+    let after = app
+        .data(
+            "query($id: ID!) { opportunity(id: $id) { stageHistory(fields: [AMOUNT]) { after } } }",
+            json!({ "id": deal }),
+        )
+        .await;
+    assert_eq!(after["opportunity"]["stageHistory"].as_array().unwrap().len(), 2);
+}

@@ -53,6 +53,7 @@ pub fn register(surface: &mut Surface) {
             .item(EnumItem::new("COUNT_DISTINCT").description("The number of distinct values of a field.")),
     );
     surface.per_object(per_object);
+    super::history::register(surface);
 }
 
 /// The fields records of `object` can be grouped by.

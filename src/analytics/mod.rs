@@ -6,6 +6,7 @@
 //! caller may see, as lists are. `api` is its GraphQL surface.
 
 pub mod api;
+pub mod history;
 
 use diesel::sql_types::Jsonb;
 use serde_json::Value as Json;
@@ -253,62 +254,15 @@ pub async fn groups(conn: &mut Conn, table: Table<'_>, request: &Aggregate) -> R
         .collect())
 }
 
-/// `SELECT <group document> FROM (SELECT <keys>, t.* FROM … WHERE …) g
-/// GROUP BY <keys> HAVING … ORDER BY … LIMIT …`.
+/// `SELECT <group document> FROM (<rows>) g GROUP BY <keys> HAVING …
+/// ORDER BY … LIMIT …`.
 fn statement(table: &Table<'_>, request: &Aggregate) -> Sql {
-    let key_column = |i: usize| format!("__k{i}");
-    let mut inner = Sql::raw("SELECT ");
-    for (i, key) in request.keys.iter().enumerate() {
-        inner
-            .append(&bucket(key, i, &request.time_zone))
-            .push(" AS ")
-            .ident(&key_column(i))
-            .push(", ");
-    }
-    inner.ident(T).push(".*").append(&table.from_as(T));
-    // A key read through a lookup joins the referred record: live and
-    // visible, or none (the key is then empty), one at most (by id).
-    for (i, key) in request.keys.iter().enumerate() {
-        if let Some(through) = &key.key.through {
-            let joined = joined(i);
-            inner
-                .push(" LEFT JOIN ")
-                .table(&through.schema, &through.table)
-                .push(" ")
-                .ident(&joined);
-            inner
-                .push(" ON ")
-                .column(&joined, "id")
-                .push(" = ")
-                .column(T, &through.column);
-            inner.push(" AND ").column(&joined, "deleted_at").push(" IS NULL");
-            if let Some(visible) = &through.visible {
-                inner
-                    .push(" AND (")
-                    .append(&visible.compile(&through.workspace_schema, &joined))
-                    .push(")");
-            }
-        }
-    }
-    inner.push(" WHERE ");
-    inner.append(&table.rows(false, T));
-    if let Some(filter) = &request.filter {
-        inner
-            .push(" AND (")
-            .append(&filter.compile(table.workspace_schema, T))
-            .push(")");
-    }
-
     let mut keys = Sql::raw("jsonb_build_array(");
     let rendered: Vec<Sql> = request
         .keys
         .iter()
         .enumerate()
-        .map(|(i, key)| {
-            let mut column = Sql::new();
-            column.column(G, &key_column(i));
-            value_json(&key_type(key), column)
-        })
+        .map(|(i, key)| value_json(&key.key.field, group_column(i)))
         .collect();
     keys.join(&rendered, ", ").push(")");
     let mut metrics = Sql::raw("jsonb_build_object(");
@@ -329,14 +283,11 @@ fn statement(table: &Table<'_>, request: &Aggregate) -> Sql {
     sql.append(&keys)
         .push(", 'count', count(*), 'metrics', ")
         .append(&metrics);
-    sql.push(") AS row FROM (").append(&inner).push(") AS ").ident(G);
-    let group_columns: Vec<Sql> = (0..request.keys.len())
-        .map(|i| {
-            let mut column = Sql::new();
-            column.column(G, &key_column(i));
-            column
-        })
-        .collect();
+    sql.push(") AS row FROM (")
+        .append(&rows(table, request))
+        .push(") AS ")
+        .ident(G);
+    let group_columns: Vec<Sql> = (0..request.keys.len()).map(group_column).collect();
     if !group_columns.is_empty() {
         sql.push(" GROUP BY ").join(&group_columns, ", ");
     }
@@ -362,7 +313,7 @@ fn statement(table: &Table<'_>, request: &Aggregate) -> Sql {
             let mut item = match by {
                 GroupOrder::Count => Sql::raw("count(*)"),
                 GroupOrder::Measure(measure) => measure.raw(),
-                GroupOrder::Key(i) => group_columns.get(*i).cloned().unwrap_or_else(|| Sql::raw("1")),
+                GroupOrder::Key(i) => group_column(*i),
             };
             item.push(if *descending {
                 " DESC NULLS LAST"
@@ -382,6 +333,54 @@ fn statement(table: &Table<'_>, request: &Aggregate) -> Sql {
     }
     sql.push(" LIMIT ").push(&request.first.to_string());
     sql
+}
+
+/// Key `i` of the grouped rows.
+fn group_column(i: usize) -> Sql {
+    let mut column = Sql::new();
+    column.column(G, &format!("__k{i}"));
+    column
+}
+
+/// `SELECT <keys>, t.* FROM <table> t LEFT JOIN <referred> … WHERE …`: the
+/// rows a list would show, each with its keys' values.
+fn rows(table: &Table<'_>, request: &Aggregate) -> Sql {
+    let mut rows = Sql::raw("SELECT ");
+    for (i, key) in request.keys.iter().enumerate() {
+        rows.append(&bucket(key, i, &request.time_zone))
+            .push(" AS ")
+            .ident(&format!("__k{i}"))
+            .push(", ");
+    }
+    rows.ident(T).push(".*").append(&table.from_as(T));
+    // A key read through a lookup joins the referred record: live and
+    // visible, or none (the key is then empty), one at most (by id).
+    for (i, key) in request.keys.iter().enumerate() {
+        if let Some(through) = &key.key.through {
+            let joined = joined(i);
+            rows.push(" LEFT JOIN ")
+                .table(&through.schema, &through.table)
+                .push(" ")
+                .ident(&joined);
+            rows.push(" ON ")
+                .column(&joined, "id")
+                .push(" = ")
+                .column(T, &through.column);
+            rows.push(" AND ").column(&joined, "deleted_at").push(" IS NULL");
+            if let Some(visible) = &through.visible {
+                rows.push(" AND (")
+                    .append(&visible.compile(&through.workspace_schema, &joined))
+                    .push(")");
+            }
+        }
+    }
+    rows.push(" WHERE ").append(&table.rows(false, T));
+    if let Some(filter) = &request.filter {
+        rows.push(" AND (")
+            .append(&filter.compile(table.workspace_schema, T))
+            .push(")");
+    }
+    rows
 }
 
 /// The alias of the record key `i` reads through a lookup.
@@ -416,11 +415,6 @@ fn bucket(key: &GroupKey, i: usize, time_zone: &str) -> Sql {
         }
     }
     sql
-}
-
-/// The field whose type a key's values have.
-fn key_type(key: &GroupKey) -> FieldDef {
-    key.key.field.clone()
 }
 
 fn comparison(op: Comparison) -> &'static str {

@@ -55,6 +55,7 @@ macro_rules! audited {
         let context: &RequestContext = $context;
         let mut conn = context.db.conn().await?;
         conn.transaction::<_, CrmError, _>(async |$conn| {
+            audit::act_as($conn, &context.trail).await?;
             let (done, entries): (_, Vec<Entry>) = $body;
             audit::append($conn, &context.trail, &entries).await?;
             Ok(done)

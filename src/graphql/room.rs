@@ -22,7 +22,7 @@ pub struct Surface {
     /// The names of `queries`: no object may take them for its own.
     pub(super) query_names: Vec<&'static str>,
     pub(super) mutations: Vec<Field>,
-    pub(super) record_fields: Vec<fn(&ObjectDef) -> Field>,
+    pub(super) record_fields: Vec<fn(&ObjectDef) -> Option<Field>>,
     pub(super) per_object: Vec<fn(&Model, &ObjectDef) -> PerObject>,
 }
 
@@ -99,8 +99,9 @@ impl Surface {
         names
     }
 
-    /// A field every record type gets (`history`).
-    pub fn record_field(&mut self, field: fn(&ObjectDef) -> Field) {
+    /// A field record types get (`history` on all, `stageHistory` on
+    /// opportunities): `None` for a type without it.
+    pub fn record_field(&mut self, field: fn(&ObjectDef) -> Option<Field>) {
         self.record_fields.push(field);
     }
 

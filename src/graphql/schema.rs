@@ -178,7 +178,12 @@ fn shared_types(types: &mut Types, model: &Model) {
 
 /// The types of one object's records: its type, connection, edge, filters,
 /// orderings, inputs and picklist enums.
-fn record_types(types: &mut Types, model: &Model, object: &ObjectDef, record_fields: &[fn(&ObjectDef) -> Field]) {
+fn record_types(
+    types: &mut Types,
+    model: &Model,
+    object: &ObjectDef,
+    record_fields: &[fn(&ObjectDef) -> Option<Field>],
+) {
     for field in &object.fields {
         if let Some(options) = field.kind.options() {
             let mut picklist = Enum::new(picklist_type(object, field))
@@ -351,7 +356,7 @@ fn filter_type(object: &ObjectDef, field: &FieldDef) -> String {
     }
 }
 
-fn object_type(model: &Model, object: &ObjectDef, record_fields: &[fn(&ObjectDef) -> Field]) -> Object {
+fn object_type(model: &Model, object: &ObjectDef, record_fields: &[fn(&ObjectDef) -> Option<Field>]) -> Object {
     let mut ty = Object::new(&object.name).description(&object.description);
     for field in &object.fields {
         let type_ref = field_type_ref(object, field, field.required);
@@ -370,8 +375,8 @@ fn object_type(model: &Model, object: &ObjectDef, record_fields: &[fn(&ObjectDef
     for relation in model.inverse_relations(&object.name) {
         ty = ty.field(resolve::to_many_field(relation));
     }
-    for field in record_fields {
-        ty = ty.field(field(object));
+    for field in record_fields.iter().filter_map(|field| field(object)) {
+        ty = ty.field(field);
     }
     ty
 }

@@ -1,0 +1,3 @@
+DROP TRIGGER opportunity_history ON opportunity;
+DROP FUNCTION opportunity_history_record();
+DROP TABLE opportunity_history;
