@@ -308,3 +308,62 @@ async fn stage_history_records_every_change_and_its_author() {
         .await;
     assert_eq!(after["opportunity"]["stageHistory"].as_array().unwrap().len(), 2);
 }
+
+/// The forecast of the fixed deals, by quarter of 2026, computed by hand:
+/// Qualification is a PIPELINE stage at 20 %, Closed Won is won.
+#[tokio::test]
+async fn forecast_by_quarter_and_owner_by_hand() {
+    let app = TestApp::start().await;
+    let (rep, rep_token) = app.user("rep@example.com", "SALES").await;
+    deals(&app, &rep).await;
+    let admin = app.data("{ me { user { id } } }", json!({})).await["me"]["user"]["id"].clone();
+    let query = "query($by: ForecastBy) { forecast(period: QUARTER, from: \"2026-01-01\", to: \"2027-01-01\", by: $by) {
+        period ownerId currency deals pipeline weighted commit bestCase closedWon } }";
+    let quarters = app.data(query, json!({})).await;
+    let row = |period: &str, owner: Value, deals: i64, figures: [&str; 5]| {
+        json!({ "period": period, "ownerId": owner, "currency": "USD", "deals": deals,
+            "pipeline": figures[0], "weighted": figures[1], "commit": figures[2], "bestCase": figures[3], "closedWon": figures[4] })
+    };
+    assert_eq!(
+        quarters["forecast"],
+        json!([
+            // o1 1000.00 and o2 500.50 open at 20 %: weighted 200.00 + 100.10.
+            row("2026-01-01", Value::Null, 2, ["1500.50", "300.10", "0.00", "0.00", "0.00"]),
+            // o3 won 2000.00, o4 won without an amount.
+            row("2026-04-01", Value::Null, 2, ["0.00", "2000.00", "2000.00", "2000.00", "2000.00"]),
+            // o5 300.00 open at 20 %.
+            row("2026-07-01", Value::Null, 1, ["300.00", "60.00", "0.00", "0.00", "0.00"]),
+        ])
+    );
+    let by_owner = app.data(query, json!({ "by": "OWNER" })).await;
+    let owners: Vec<(String, Value)> = by_owner["forecast"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["period"].as_str().unwrap().to_owned(), r["ownerId"].clone()))
+        .collect();
+    assert_eq!(
+        owners,
+        [
+            ("2026-01-01".to_owned(), json!(rep)),
+            ("2026-04-01".to_owned(), admin.clone()),
+            ("2026-07-01".to_owned(), admin)
+        ]
+    );
+    // A rep under OWNED forecasts only their own deals.
+    app.data(
+        "mutation { updateWorkspaceSettings(input: { recordVisibility: OWNED }) { recordVisibility } }",
+        json!({}),
+    )
+    .await;
+    let own = app.graphql_as(&rep_token, query, json!({})).await;
+    assert_eq!(
+        own["data"]["forecast"],
+        json!([row("2026-01-01", Value::Null, 2, ["1500.50", "300.10", "0.00", "0.00", "0.00"])]),
+        "{own}"
+    );
+    let error = app
+        .error("{ forecast(from: \"2026-02-01\", to: \"2026-01-01\") { deals } }", json!({}))
+        .await;
+    assert_eq!(error["extensions"]["field"], json!(["to"]));
+}

@@ -6,6 +6,7 @@
 //! caller may see, as lists are. `api` is its GraphQL surface.
 
 pub mod api;
+pub mod forecast;
 pub mod history;
 
 use diesel::sql_types::Jsonb;
