@@ -317,7 +317,8 @@ async fn forecast_by_quarter_and_owner_by_hand() {
     let (rep, rep_token) = app.user("rep@example.com", "SALES").await;
     deals(&app, &rep).await;
     let admin = app.data("{ me { user { id } } }", json!({})).await["me"]["user"]["id"].clone();
-    let query = "query($by: ForecastBy) { forecast(period: QUARTER, from: \"2026-01-01\", to: \"2027-01-01\", by: $by) {
+    let query =
+        "query($by: ForecastBy) { forecast(period: QUARTER, from: \"2026-01-01\", to: \"2027-01-01\", by: $by) {
         period ownerId currency deals pipeline weighted commit bestCase closedWon } }";
     let quarters = app.data(query, json!({})).await;
     let row = |period: &str, owner: Value, deals: i64, figures: [&str; 5]| {
@@ -328,11 +329,26 @@ async fn forecast_by_quarter_and_owner_by_hand() {
         quarters["forecast"],
         json!([
             // o1 1000.00 and o2 500.50 open at 20 %: weighted 200.00 + 100.10.
-            row("2026-01-01", Value::Null, 2, ["1500.50", "300.10", "0.00", "0.00", "0.00"]),
+            row(
+                "2026-01-01",
+                Value::Null,
+                2,
+                ["1500.50", "300.10", "0.00", "0.00", "0.00"]
+            ),
             // o3 won 2000.00, o4 won without an amount.
-            row("2026-04-01", Value::Null, 2, ["0.00", "2000.00", "2000.00", "2000.00", "2000.00"]),
+            row(
+                "2026-04-01",
+                Value::Null,
+                2,
+                ["0.00", "2000.00", "2000.00", "2000.00", "2000.00"]
+            ),
             // o5 300.00 open at 20 %.
-            row("2026-07-01", Value::Null, 1, ["300.00", "60.00", "0.00", "0.00", "0.00"]),
+            row(
+                "2026-07-01",
+                Value::Null,
+                1,
+                ["300.00", "60.00", "0.00", "0.00", "0.00"]
+            ),
         ])
     );
     let by_owner = app.data(query, json!({ "by": "OWNER" })).await;
@@ -359,11 +375,114 @@ async fn forecast_by_quarter_and_owner_by_hand() {
     let own = app.graphql_as(&rep_token, query, json!({})).await;
     assert_eq!(
         own["data"]["forecast"],
-        json!([row("2026-01-01", Value::Null, 2, ["1500.50", "300.10", "0.00", "0.00", "0.00"])]),
+        json!([row(
+            "2026-01-01",
+            Value::Null,
+            2,
+            ["1500.50", "300.10", "0.00", "0.00", "0.00"]
+        )]),
         "{own}"
     );
     let error = app
-        .error("{ forecast(from: \"2026-02-01\", to: \"2026-01-01\") { deals } }", json!({}))
+        .error(
+            "{ forecast(from: \"2026-02-01\", to: \"2026-01-01\") { deals } }",
+            json!({}),
+        )
         .await;
     assert_eq!(error["extensions"]["field"], json!(["to"]));
+}
+
+/// The funnel of three deals whose stage changes happened at known times
+/// (set in the history after the fact), computed by hand.
+#[tokio::test]
+async fn funnel_by_hand() {
+    let app = TestApp::start().await;
+    let stage = |name: &str| format!("{{ stages(filter: {{ name: {{ eq: \"{name}\" }} }}) {{ nodes {{ id }} }} }}");
+    let mut stages = std::collections::HashMap::new();
+    for name in ["Prospecting", "Qualification", "Closed Won", "Closed Lost"] {
+        stages.insert(
+            name,
+            app.data(&stage(name), json!({})).await["stages"]["nodes"][0]["id"].clone(),
+        );
+    }
+    let pipeline = app
+        .data(
+            "{ pipelines(filter: { name: { eq: \"Sales\" } }) { nodes { id } } }",
+            json!({}),
+        )
+        .await["pipelines"]["nodes"][0]["id"]
+        .clone();
+    for (deal, path) in [
+        ("d1", vec!["Qualification", "Closed Won"]),
+        ("d2", vec!["Closed Lost"]),
+        ("d3", vec!["Qualification"]),
+    ] {
+        let id = app
+            .create(
+                "Opportunity",
+                json!({ "name": deal, "stageId": stages["Prospecting"], "amount": "1000.00" }),
+            )
+            .await;
+        for next in path {
+            app.data(
+                "mutation($id: ID!, $stage: ID!) { updateOpportunity(id: $id, input: { stageId: $stage }) { id } }",
+                json!({ "id": id, "stage": stages[next] }),
+            )
+            .await;
+        }
+    }
+    app.sql(
+        "UPDATE crm.opportunity_history h SET changed_at = v.at::timestamptz
+         FROM crm.opportunity o, crm.stage s,
+              (VALUES ('d1', 'Prospecting', '2026-01-01'), ('d1', 'Qualification', '2026-01-11'), ('d1', 'Closed Won', '2026-01-21'),
+                      ('d2', 'Prospecting', '2026-01-01'), ('d2', 'Closed Lost', '2026-01-06'),
+                      ('d3', 'Prospecting', '2026-01-01'), ('d3', 'Qualification', '2026-01-03')) AS v (deal, stage, at)
+         WHERE h.opportunity_id = o.id AND o.name = v.deal AND h.field = 'stageId' AND h.after = s.id::text AND s.name = v.stage",
+    )
+    .await;
+    app.sql("UPDATE crm.opportunity SET created_at = '2026-01-01' WHERE name IN ('d1', 'd2', 'd3')")
+        .await;
+
+    let funnel = app
+        .data(
+            "query($p: ID!) { funnel(pipelineId: $p, from: \"2026-01-01T00:00:00Z\", to: \"2026-02-01T00:00:00Z\") {
+               stages { name entered movedOn lost won conversionToNext conversionToWon medianDaysInStage p90DaysInStage }
+               won lost winRate averageWonAmount averageSalesCycleDays } }",
+            json!({ "p": pipeline }),
+        )
+        .await;
+    let stage_row = |name: &str| {
+        funnel["funnel"]["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(
+        stage_row("Prospecting"),
+        json!({ "name": "Prospecting", "entered": 3, "movedOn": 2, "lost": 1, "won": 1,
+                "conversionToNext": 0.667, "conversionToWon": 0.333, "medianDaysInStage": 5.0, "p90DaysInStage": 9.0 })
+    );
+    assert_eq!(
+        stage_row("Qualification"),
+        json!({ "name": "Qualification", "entered": 2, "movedOn": 1, "lost": 0, "won": 1,
+                "conversionToNext": 0.5, "conversionToWon": 0.5, "medianDaysInStage": 10.0, "p90DaysInStage": 10.0 })
+    );
+    assert_eq!(
+        stage_row("Needs Analysis"),
+        json!({ "name": "Needs Analysis", "entered": 0, "movedOn": 0, "lost": 0, "won": 0,
+                "conversionToNext": null, "conversionToWon": null, "medianDaysInStage": null, "p90DaysInStage": null })
+    );
+    assert_eq!(
+        funnel["funnel"]["stages"].as_array().unwrap().len(),
+        9,
+        "every stage, in order"
+    );
+    assert_eq!(funnel["funnel"]["won"], 1);
+    assert_eq!(funnel["funnel"]["lost"], 1);
+    assert_eq!(funnel["funnel"]["winRate"], 0.5);
+    assert_eq!(funnel["funnel"]["averageWonAmount"], "1000.00");
+    assert_eq!(funnel["funnel"]["averageSalesCycleDays"], 20.0);
 }

@@ -55,6 +55,7 @@ pub fn register(surface: &mut Surface) {
     surface.per_object(per_object);
     super::history::register(surface);
     super::forecast::register(surface);
+    super::funnel::register(surface);
 }
 
 /// The fields records of `object` can be grouped by.

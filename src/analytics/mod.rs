@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod forecast;
+pub mod funnel;
 pub mod history;
 
 use diesel::sql_types::Jsonb;
