@@ -83,6 +83,11 @@ enum Command {
         #[command(subcommand)]
         command: PromotionCommand,
     },
+    /// Sales reports on a terminal: the forecast and a pipeline's funnel.
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
     /// Write a consistent backup of the whole installation (system, production, sandboxes):
     /// a pg_dump archive and its manifest, FILE.manifest.json, beside it.
     Backup {
@@ -171,6 +176,50 @@ enum ChangesetCommand {
         #[arg(long)]
         to: String,
     },
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Per close period: deals, pipeline, weighted, commit, best case and closed won.
+    Forecast {
+        #[arg(long, value_enum, default_value_t = ForecastPeriod::Quarter)]
+        period: ForecastPeriod,
+        /// First close date (default: 1 January this year).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Close dates before this day (default: a year after --from).
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+        /// Split each period by owner, pipeline or forecast category.
+        #[arg(long, value_enum)]
+        by: Option<ForecastBy>,
+    },
+    /// Per stage: deals that entered it, moved on, were lost, are won; days in stage; the win rate.
+    Funnel {
+        /// The pipeline's name (default: the default pipeline).
+        #[arg(long)]
+        pipeline: Option<String>,
+        /// Stage entries from this day (default: 91 days before --to).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Stage entries before this day (default: tomorrow).
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ForecastPeriod {
+    Month,
+    Quarter,
+    Year,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ForecastBy {
+    Owner,
+    Pipeline,
+    Category,
 }
 
 #[derive(Subcommand)]
@@ -444,6 +493,7 @@ async fn run(Cli { database, command }: Cli) -> anyhow::Result<()> {
         Command::Promotion { command } => {
             cli::with_app(database, async |app| cli::promotion::run(command, app).await).await
         }
+        Command::Report { command } => cli::with_app(database, async |app| cli::report::run(command, app).await).await,
         Command::Backup { output } => cli::backup::backup(database, output.as_deref()).await,
         Command::Restore { file, verify } => cli::backup::restore(database, file, *verify).await,
         Command::Export {

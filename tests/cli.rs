@@ -377,3 +377,48 @@ async fn sandbox_commands_create_list_refresh_delete_and_migrate_every_sandbox()
     assert!(!stdout.lines().any(|l| l.starts_with("qa ")), "{stdout}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `crm report forecast` and `crm report funnel` print the demo data's
+/// figures as tables.
+#[tokio::test]
+async fn report_commands_print_the_forecast_and_the_funnel() {
+    let url = crate::support::fresh_database().await;
+    let dir = scratch_dir("report");
+    let run = |args: &[&str]| {
+        let output = crm()
+            .args(args)
+            .arg("--data-dir")
+            .arg(&dir)
+            .env("DATABASE_URL", &url)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    run(&["seed", "--demo"]);
+    let forecast = run(&["report", "forecast", "--from", "2026-01-01", "--to", "2028-01-01"]);
+    // The demo deals closing in Q2 2027: 780,000 in Negotiation/Review (COMMIT, 80 %) and 215,000 won.
+    let q2 = forecast
+        .lines()
+        .find(|l| l.starts_with("2027-04-01"))
+        .unwrap_or_else(|| panic!("{forecast}"));
+    let cells: Vec<&str> = q2.split_whitespace().collect();
+    assert_eq!(
+        cells,
+        [
+            "2027-04-01",
+            "all",
+            "USD",
+            "2",
+            "780000.00",
+            "839000.00",
+            "995000.00",
+            "995000.00",
+            "215000.00"
+        ]
+    );
+    let funnel = run(&["report", "funnel"]);
+    assert!(funnel.lines().any(|l| l.starts_with("Closed Won")), "{funnel}");
+    assert!(funnel.contains("win rate 50.0 %"), "{funnel}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

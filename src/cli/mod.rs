@@ -8,6 +8,7 @@ pub mod changeset;
 pub mod migrate;
 pub mod progress;
 pub mod promotion;
+pub mod report;
 pub mod retention;
 pub mod sandbox;
 pub mod schema;

@@ -1,0 +1,198 @@
+//! `crm report forecast` and `crm report funnel`: the sales forecast and a
+//! pipeline's funnel as tables on a terminal, for admins without a
+//! frontend. They read production as an admin would (every record).
+
+use chrono::{Datelike, NaiveDate, Utc};
+use crm::analytics::forecast::{self, By, Period};
+use crm::analytics::funnel;
+use crm::db::sql::{Bind, Sql};
+use crm::graphql::Workspace;
+use crm::records::Table;
+use crm::App;
+
+use crate::{ForecastBy, ForecastPeriod, ReportCommand};
+
+/// Runs one `crm report` command.
+pub async fn run(command: &ReportCommand, app: &App) -> anyhow::Result<()> {
+    let entry = app.schemas.get(&app.db, &Workspace::production()).await?;
+    let object = entry
+        .model
+        .object("Opportunity")
+        .ok_or_else(|| anyhow::anyhow!("the model has no Opportunity"))?;
+    let table = Table::new(&entry.workspace.pg_schema, object);
+    let mut conn = app.db.conn().await?;
+    match command {
+        ReportCommand::Forecast { period, from, to, by } => {
+            forecast_report(&mut conn, table, *period, *from, *to, *by).await
+        }
+        ReportCommand::Funnel { pipeline, from, to } => {
+            funnel_report(
+                &mut conn,
+                table,
+                &entry.workspace.pg_schema,
+                pipeline.as_deref(),
+                *from,
+                *to,
+            )
+            .await
+        }
+    }
+}
+
+async fn forecast_report(
+    conn: &mut crm::db::Conn,
+    table: Table<'_>,
+    period: ForecastPeriod,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    by: Option<ForecastBy>,
+) -> anyhow::Result<()> {
+    let this_year = Utc::now().year();
+    let from = from.unwrap_or_else(|| NaiveDate::from_ymd_opt(this_year, 1, 1).unwrap_or_default());
+    let to = to.unwrap_or_else(|| NaiveDate::from_ymd_opt(from.year() + 1, from.month(), 1).unwrap_or(from));
+    anyhow::ensure!(to > from, "--to must be after --from");
+    let request = forecast::Request {
+        pipeline: None,
+        period: match period {
+            ForecastPeriod::Month => Period::Month,
+            ForecastPeriod::Quarter => Period::Quarter,
+            ForecastPeriod::Year => Period::Year,
+        },
+        from,
+        to,
+        by: by.map(|by| match by {
+            ForecastBy::Owner => By::Owner,
+            ForecastBy::Pipeline => By::Pipeline,
+            ForecastBy::Category => By::Category,
+        }),
+    };
+    let rows = forecast::forecast(conn, table, &request).await?;
+    println!("Forecast, close dates {from} to {to} (excluded)");
+    let mut lines = vec![vec![
+        "period".to_owned(),
+        "group".to_owned(),
+        "currency".to_owned(),
+        "deals".to_owned(),
+        "pipeline".to_owned(),
+        "weighted".to_owned(),
+        "commit".to_owned(),
+        "best case".to_owned(),
+        "closed won".to_owned(),
+    ]];
+    for row in rows {
+        lines.push(vec![
+            row.period,
+            row.grp.unwrap_or_else(|| "all".to_owned()),
+            row.currency,
+            row.deals.to_string(),
+            row.pipeline,
+            row.weighted,
+            row.commit,
+            row.best_case,
+            row.closed_won,
+        ]);
+    }
+    print_table(&lines);
+    Ok(())
+}
+
+async fn funnel_report(
+    conn: &mut crm::db::Conn,
+    table: Table<'_>,
+    schema: &str,
+    pipeline: Option<&str>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> anyhow::Result<()> {
+    let to = to.unwrap_or_else(|| Utc::now().date_naive() + chrono::Days::new(1));
+    let from = from.unwrap_or(to - chrono::Days::new(91));
+    anyhow::ensure!(to > from, "--to must be after --from");
+    let mut query = Sql::raw("SELECT id::text AS value FROM ");
+    query.table(schema, "pipeline").push(" WHERE deleted_at IS NULL AND ");
+    match pipeline {
+        Some(name) => query.push("name = ").bind(Bind::Text(Some(name.to_owned()))),
+        None => query.push("is_default"),
+    };
+    #[derive(diesel::QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        value: String,
+    }
+    let found: Vec<Found> = query.load(conn).await?;
+    let pipeline_id = found
+        .first()
+        .and_then(|f| f.value.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no such pipeline (name one with --pipeline)"))?;
+    let start = from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+    let end = to.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+    let funnel = funnel::funnel(conn, table, pipeline_id, start, end).await?;
+    println!("Funnel, stage entries {from} to {to} (excluded)");
+    let mut lines = vec![[
+        "stage",
+        "entered",
+        "moved on",
+        "lost",
+        "won now",
+        "median days",
+        "p90 days",
+    ]
+    .map(str::to_owned)
+    .to_vec()];
+    let days = |d: Option<f64>| d.map_or_else(|| "-".to_owned(), |d| format!("{d:.1}"));
+    for stage in funnel.stages {
+        lines.push(vec![
+            stage.name,
+            stage.entered.to_string(),
+            stage.moved_on.to_string(),
+            stage.lost.to_string(),
+            stage.won.to_string(),
+            days(stage.median_days),
+            days(stage.p90_days),
+        ]);
+    }
+    print_table(&lines);
+    let totals = funnel.totals;
+    let closed = totals.won + totals.lost;
+    println!(
+        "won {}, lost {}, win rate {}, average won deal {}, average sales cycle {} days",
+        totals.won,
+        totals.lost,
+        if closed > 0 {
+            format!("{:.1} %", 100.0 * totals.won as f64 / closed as f64)
+        } else {
+            "-".to_owned()
+        },
+        totals.average_won_amount.unwrap_or_else(|| "-".to_owned()),
+        days(totals.average_cycle_days),
+    );
+    Ok(())
+}
+
+/// Columns padded to their widest cell: text left, numbers right.
+fn print_table(lines: &[Vec<String>]) {
+    let columns = lines.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            lines
+                .iter()
+                .map(|l| l.get(c).map_or(0, |s| s.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for line in lines {
+        let cells: Vec<String> = line
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| {
+                let numeric = cell.chars().next().is_some_and(|c| c.is_ascii_digit() || c == '-');
+                if numeric {
+                    format!("{cell:>width$}")
+                } else {
+                    format!("{cell:<width$}")
+                }
+            })
+            .collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
+}
