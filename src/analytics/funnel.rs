@@ -63,7 +63,7 @@ pub struct Funnel {
 
 /// Stage entries of the visible, live deals of `pipeline`: each entry with
 /// when it left and where to, and the stages' order and status.
-fn entries(table: &Table<'_>, pipeline: uuid::Uuid) -> Sql {
+fn entries(table: &Table<'_>, pipeline: uuid::Uuid, from: chrono::DateTime<chrono::Utc>) -> Sql {
     let history = |sql: &mut Sql| {
         sql.table(table.schema, "opportunity_history");
     };
@@ -80,7 +80,11 @@ fn entries(table: &Table<'_>, pipeline: uuid::Uuid) -> Sql {
         .push(" t ON t.id = h.opportunity_id AND ");
     sql.append(&table.rows(false, T));
     sql.push(" AND t.pipeline_id = ").bind(Bind::Uuid(Some(pipeline)));
-    sql.push(" WHERE h.field = 'stageId' WINDOW w AS (PARTITION BY h.opportunity_id ORDER BY h.changed_at, h.id)), ");
+    // Entries before the period count for nothing, and a later one's
+    // successor is later still: only the period's and later rows are read.
+    sql.push(" WHERE h.field = 'stageId' AND h.changed_at >= ")
+        .bind(Bind::DateTime(Some(from)));
+    sql.push(" WINDOW w AS (PARTITION BY h.opportunity_id ORDER BY h.changed_at, h.id)), ");
     sql.push("entered AS (SELECT m.*, s.position, s.is_closed, s.is_won, n.position AS next_position, ");
     sql.push("n.is_closed AS next_closed, n.is_won AS next_won FROM moves m JOIN ");
     stage(&mut sql);
@@ -105,24 +109,32 @@ pub async fn funnel(
             .push(" < ")
             .bind(Bind::DateTime(Some(to)));
     };
-    let mut stages = entries(&table, pipeline);
+    let mut stages = entries(&table, pipeline, from);
+    // Counted per stage first, then laid on the pipeline's stages: one pass
+    // over the entries, whatever the number of stages.
     stages.push(
-        "SELECT s.id::text AS stage_id, s.name, count(e.opportunity_id) AS entered, \
+        ", per_stage AS (SELECT e.stage_id, count(*) AS entered, \
          count(*) FILTER (WHERE e.next_stage IS NOT NULL AND (e.next_won OR (NOT e.next_closed AND e.next_position > e.position))) AS moved_on, \
          count(*) FILTER (WHERE e.next_closed AND NOT e.next_won) AS lost, \
          count(*) FILTER (WHERE e.won_now) AS won, \
          percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM e.left_at - e.entered_at) / 86400) AS median_days, \
-         percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM e.left_at - e.entered_at) / 86400) AS p90_days FROM ",
+         percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM e.left_at - e.entered_at) / 86400) AS p90_days \
+         FROM entered e WHERE ",
+    );
+    in_period(&mut stages, "e.entered_at");
+    stages.push(
+        " GROUP BY e.stage_id) SELECT s.id::text AS stage_id, s.name, coalesce(p.entered, 0) AS entered, \
+         coalesce(p.moved_on, 0) AS moved_on, coalesce(p.lost, 0) AS lost, coalesce(p.won, 0) AS won, \
+         p.median_days, p.p90_days FROM ",
     );
     stages
         .table(table.schema, "stage")
-        .push(" s LEFT JOIN entered e ON e.stage_id = s.id AND ");
-    in_period(&mut stages, "e.entered_at");
+        .push(" s LEFT JOIN per_stage p ON p.stage_id = s.id");
     stages.push(" WHERE s.pipeline_id = ").bind(Bind::Uuid(Some(pipeline)));
-    stages.push(" AND s.deleted_at IS NULL GROUP BY s.id, s.name, s.position ORDER BY s.position, s.id");
+    stages.push(" AND s.deleted_at IS NULL ORDER BY s.position, s.id");
     let stages: Vec<StageRow> = stages.load(conn).await?;
 
-    let mut totals = entries(&table, pipeline);
+    let mut totals = entries(&table, pipeline, from);
     totals.push(
         "SELECT count(*) FILTER (WHERE is_won) AS won, count(*) FILTER (WHERE is_closed AND NOT is_won) AS lost, \
          (round(avg(amount) FILTER (WHERE is_won), 2))::text AS average_won_amount, \
