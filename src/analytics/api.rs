@@ -472,6 +472,17 @@ fn add_measure(measures: &mut Vec<Measure>, metric: Metric, field: &FieldDef) ->
     measure
 }
 
+/// A list argument's items (one object counts as a list of one, as
+/// GraphQL's input coercion has it); none when absent.
+fn list_argument(value: Option<&Value>, name: &str, what: &str) -> Result<Vec<Value>> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::List(items)) => Ok(items.clone()),
+        Some(single @ Value::Object(_)) => Ok(vec![single.clone()]),
+        Some(_) => Err(CrmError::bad_input(&[name], format!("{name} takes {what}"))),
+    }
+}
+
 /// `groupBy: [{ field, granularity } | { <lookup>: FIELD, granularity }]`.
 fn group_keys(
     model: &Model,
@@ -480,17 +491,7 @@ fn group_keys(
     object: &ObjectDef,
     value: Option<&Value>,
 ) -> Result<Vec<GroupKey>> {
-    let items = match value {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::List(items)) => items.clone(),
-        Some(single @ Value::Object(_)) => vec![single.clone()],
-        Some(_) => {
-            return Err(CrmError::bad_input(
-                &["groupBy"],
-                "groupBy takes a list of { field, granularity }",
-            ))
-        }
-    };
+    let items = list_argument(value, "groupBy", "a list of { field, granularity }")?;
     if items.len() > MAX_GROUP_KEYS {
         return Err(CrmError::bad_input(
             &["groupBy"],
@@ -658,17 +659,7 @@ fn group_order(
     keys: usize,
     measures: &mut Vec<Measure>,
 ) -> Result<Vec<(GroupOrder, bool)>> {
-    let items = match value {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::List(items)) => items.clone(),
-        Some(single @ Value::Object(_)) => vec![single.clone()],
-        Some(_) => {
-            return Err(CrmError::bad_input(
-                &["orderBy"],
-                "orderBy takes a list of { metric, field, key, direction }",
-            ))
-        }
-    };
+    let items = list_argument(value, "orderBy", "a list of { metric, field, key, direction }")?;
     let path = Path::root("orderBy");
     let mut order = Vec::new();
     for (i, item) in items.iter().enumerate() {

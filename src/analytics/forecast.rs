@@ -250,10 +250,6 @@ fn forecast_field() -> Field {
     Field::new("forecast", TypeRef::named_nn_list_nn("ForecastRow"), |ctx| {
         resolved(async move {
             let context = context(&ctx)?;
-            let object = context
-                .model
-                .object("Opportunity")
-                .ok_or_else(|| CrmError::internal("no Opportunity object"))?;
             let date = |name: &str| -> Result<chrono::NaiveDate> {
                 match arg(&ctx, name) {
                     Some(Value::String(text)) => {
@@ -289,12 +285,7 @@ fn forecast_field() -> Field {
                 by,
             };
             let mut conn = context.db.conn().await?;
-            let table = Table {
-                schema: object.schema_in(&context.schema),
-                workspace_schema: &context.schema,
-                object,
-                visibility: &context.visibility,
-            };
+            let table = super::opportunities(context)?;
             let rows = forecast(&mut conn, table, &request).await?;
             Ok(Some(FieldValue::list(
                 rows.into_iter().map(|row| FieldValue::owned_any((row, by))),

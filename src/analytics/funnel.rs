@@ -309,10 +309,6 @@ fn funnel_field() -> Field {
     Field::new("funnel", TypeRef::named_nn("Funnel"), |ctx| {
         resolved(async move {
             let context = context(&ctx)?;
-            let object = context
-                .model
-                .object("Opportunity")
-                .ok_or_else(|| CrmError::internal("no Opportunity object"))?;
             let instant = |name: &str| -> Result<chrono::DateTime<chrono::Utc>> {
                 match arg(&ctx, name) {
                     Some(Value::String(text)) => {
@@ -330,12 +326,7 @@ fn funnel_field() -> Field {
                 _ => return Err(CrmError::bad_input(&["pipelineId"], "name the pipeline")),
             };
             let mut conn = context.db.conn().await?;
-            let table = Table {
-                schema: object.schema_in(&context.schema),
-                workspace_schema: &context.schema,
-                object,
-                visibility: &context.visibility,
-            };
+            let table = super::opportunities(context)?;
             let funnel = funnel(&mut conn, table, pipeline, from, to).await?;
             Ok(Some(FieldValue::owned_any(funnel)))
         })

@@ -302,7 +302,7 @@ fn statement(table: &Table<'_>, request: &Aggregate) -> Sql {
                     None => Sql::raw("count(*)"),
                     Some(measure) => measure.raw(),
                 };
-                condition.push(comparison(having.op)).bind(having.value.clone());
+                condition.push(having.op.sql()).bind(having.value.clone());
                 condition
             })
             .collect();
@@ -419,13 +419,17 @@ fn bucket(key: &GroupKey, i: usize, time_zone: &str) -> Sql {
     sql
 }
 
-fn comparison(op: Comparison) -> &'static str {
-    match op {
-        Comparison::Eq => " = ",
-        Comparison::Neq => " IS DISTINCT FROM ",
-        Comparison::Gt => " > ",
-        Comparison::Gte => " >= ",
-        Comparison::Lt => " < ",
-        Comparison::Lte => " <= ",
-    }
+/// The opportunities a request may read: the table the forecast and the
+/// funnel read, with the request's record visibility.
+pub fn opportunities(context: &crate::graphql::resolve::RequestContext) -> Result<Table<'_>> {
+    let object = context
+        .model
+        .object("Opportunity")
+        .ok_or_else(|| crate::error::CrmError::internal("no Opportunity object"))?;
+    Ok(Table {
+        schema: object.schema_in(&context.schema),
+        workspace_schema: &context.schema,
+        object,
+        visibility: &context.visibility,
+    })
 }

@@ -13,6 +13,21 @@ pub enum Comparison {
     Lte,
 }
 
+impl Comparison {
+    /// The SQL operator, spaced. Null is "not equal" to any value: the
+    /// intuitive answer for "industry is not SOFTWARE".
+    pub fn sql(self) -> &'static str {
+        match self {
+            Comparison::Eq => " = ",
+            Comparison::Neq => " IS DISTINCT FROM ",
+            Comparison::Gt => " > ",
+            Comparison::Gte => " >= ",
+            Comparison::Lt => " < ",
+            Comparison::Lte => " <= ",
+        }
+    }
+}
+
 /// A text pattern operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TextMatch {
@@ -213,16 +228,7 @@ fn connective(items: &[Filter], separator: &str, empty: &str, schema: &str, alia
 
 /// `column <op> value`.
 fn comparison(alias: &str, column: &str, op: Comparison, value: &Bind) -> Sql {
-    let op = match op {
-        Comparison::Eq => " = ",
-        // Null is "not equal" to any value: the intuitive answer
-        // for "industry is not SOFTWARE".
-        Comparison::Neq => " IS DISTINCT FROM ",
-        Comparison::Gt => " > ",
-        Comparison::Gte => " >= ",
-        Comparison::Lt => " < ",
-        Comparison::Lte => " <= ",
-    };
+    let op = op.sql();
     let mut sql = Sql::new();
     sql.column(alias, column).push(op).bind(value.clone());
     sql
