@@ -8,6 +8,7 @@
 
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, TypeRef};
 use async_graphql::Value;
+use diesel::deserialize::QueryableByName;
 use diesel::sql_types::{BigInt, Double, Nullable, Text};
 
 use crate::db::sql::{Bind, Sql};
@@ -44,14 +45,23 @@ pub struct StageRow {
 /// The pipeline's totals over the period.
 #[derive(Debug, Clone, Default, diesel::QueryableByName)]
 pub struct Totals {
-    #[diesel(sql_type = BigInt)]
+    #[diesel(sql_type = BigInt, column_name = total_won)]
     pub won: i64,
-    #[diesel(sql_type = BigInt)]
+    #[diesel(sql_type = BigInt, column_name = total_lost)]
     pub lost: i64,
     #[diesel(sql_type = Nullable<Text>)]
     pub average_won_amount: Option<String>,
     #[diesel(sql_type = Nullable<Double>)]
     pub average_cycle_days: Option<f64>,
+}
+
+/// A stage and the pipeline's totals, as one statement reads them.
+#[derive(QueryableByName)]
+struct Row {
+    #[diesel(embed)]
+    stage: StageRow,
+    #[diesel(embed)]
+    totals: Totals,
 }
 
 /// A funnel: its stages in order and the totals.
@@ -122,30 +132,31 @@ pub async fn funnel(
          FROM entered e WHERE ",
     );
     in_period(&mut stages, "e.entered_at");
+    // The totals: deals closed in the period, with the stage rows (the
+    // entries are read once, for both).
     stages.push(
-        " GROUP BY e.stage_id) SELECT s.id::text AS stage_id, s.name, coalesce(p.entered, 0) AS entered, \
-         coalesce(p.moved_on, 0) AS moved_on, coalesce(p.lost, 0) AS lost, coalesce(p.won, 0) AS won, \
-         p.median_days, p.p90_days FROM ",
-    );
-    stages
-        .table(table.schema, "stage")
-        .push(" s LEFT JOIN per_stage p ON p.stage_id = s.id");
-    stages.push(" WHERE s.pipeline_id = ").bind(Bind::Uuid(Some(pipeline)));
-    stages.push(" AND s.deleted_at IS NULL ORDER BY s.position, s.id");
-    let stages: Vec<StageRow> = stages.load(conn).await?;
-
-    let mut totals = entries(&table, pipeline, from);
-    totals.push(
-        "SELECT count(*) FILTER (WHERE is_won) AS won, count(*) FILTER (WHERE is_closed AND NOT is_won) AS lost, \
+        " GROUP BY e.stage_id), totals AS (SELECT count(*) FILTER (WHERE is_won) AS total_won, \
+         count(*) FILTER (WHERE is_closed AND NOT is_won) AS total_lost, \
          (round(avg(amount) FILTER (WHERE is_won), 2))::text AS average_won_amount, \
          (avg(extract(epoch FROM entered_at - created_at) / 86400) FILTER (WHERE is_won))::float8 AS average_cycle_days \
          FROM entered WHERE is_closed AND ",
     );
-    in_period(&mut totals, "entered_at");
-    let totals: Vec<Totals> = totals.load(conn).await?;
+    in_period(&mut stages, "entered_at");
+    stages.push(
+        ") SELECT s.id::text AS stage_id, s.name, coalesce(p.entered, 0) AS entered, \
+         coalesce(p.moved_on, 0) AS moved_on, coalesce(p.lost, 0) AS lost, coalesce(p.won, 0) AS won, \
+         p.median_days, p.p90_days, totals.* FROM ",
+    );
+    stages
+        .table(table.schema, "stage")
+        .push(" s LEFT JOIN per_stage p ON p.stage_id = s.id CROSS JOIN totals");
+    stages.push(" WHERE s.pipeline_id = ").bind(Bind::Uuid(Some(pipeline)));
+    stages.push(" AND s.deleted_at IS NULL ORDER BY s.position, s.id");
+    let rows: Vec<Row> = stages.load(conn).await?;
+    let totals = rows.first().map(|row| row.totals.clone()).unwrap_or_default();
     Ok(Funnel {
-        stages,
-        totals: totals.into_iter().next().unwrap_or_default(),
+        stages: rows.into_iter().map(|row| row.stage).collect(),
+        totals,
     })
 }
 
