@@ -18,6 +18,13 @@ pub(crate) fn crm() -> Command {
     command
 }
 
+/// `crm` on the database at `url`, with its local state in `dir`.
+fn crm_on(dir: &std::path::Path, url: &str) -> Command {
+    let mut command = crm();
+    command.arg("--data-dir").arg(dir).env("DATABASE_URL", url);
+    command
+}
+
 pub(crate) fn scratch_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("crm-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -318,13 +325,7 @@ async fn sandbox_commands_create_list_refresh_delete_and_migrate_every_sandbox()
     let url = crate::support::fresh_database().await;
     let dir = scratch_dir("sandboxes");
     let run = |args: &[&str]| {
-        let output = crm()
-            .args(args)
-            .arg("--data-dir")
-            .arg(&dir)
-            .env("DATABASE_URL", &url)
-            .output()
-            .unwrap();
+        let output = crm_on(&dir, &url).args(args).output().unwrap();
         (
             output.status.success(),
             String::from_utf8_lossy(&output.stdout).into_owned(),
@@ -385,13 +386,7 @@ async fn report_commands_print_the_forecast_and_the_funnel() {
     let url = crate::support::fresh_database().await;
     let dir = scratch_dir("report");
     let run = |args: &[&str]| {
-        let output = crm()
-            .args(args)
-            .arg("--data-dir")
-            .arg(&dir)
-            .env("DATABASE_URL", &url)
-            .output()
-            .unwrap();
+        let output = crm_on(&dir, &url).args(args).output().unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         String::from_utf8_lossy(&output.stdout).into_owned()
     };

@@ -472,17 +472,6 @@ fn add_measure(measures: &mut Vec<Measure>, metric: Metric, field: &FieldDef) ->
     measure
 }
 
-/// A list argument's items (one object counts as a list of one, as
-/// GraphQL's input coercion has it); none when absent.
-fn list_argument(value: Option<&Value>, name: &str, what: &str) -> Result<Vec<Value>> {
-    match value {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::List(items)) => Ok(items.clone()),
-        Some(single @ Value::Object(_)) => Ok(vec![single.clone()]),
-        Some(_) => Err(CrmError::bad_input(&[name], format!("{name} takes {what}"))),
-    }
-}
-
 /// `groupBy: [{ field, granularity } | { <lookup>: FIELD, granularity }]`.
 fn group_keys(
     model: &Model,
@@ -491,44 +480,29 @@ fn group_keys(
     object: &ObjectDef,
     value: Option<&Value>,
 ) -> Result<Vec<GroupKey>> {
-    let items = list_argument(value, "groupBy", "a list of { field, granularity }")?;
-    if items.len() > MAX_GROUP_KEYS {
-        return Err(CrmError::bad_input(
-            &["groupBy"],
-            format!("at most {MAX_GROUP_KEYS} group keys"),
-        ));
-    }
     let path = Path::root("groupBy");
+    let items = input::list_items(value, &path, "groupBy takes a list of { field, granularity }")?;
+    if items.len() > MAX_GROUP_KEYS {
+        return Err(path.error(format!("at most {MAX_GROUP_KEYS} group keys")));
+    }
+    let words = input::KeyWords {
+        list: "groupBy",
+        verb: "grouped by",
+        missing: "name a field",
+    };
     let mut keys = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let at = path.index(i);
         let Value::Object(map) = item else {
             return Err(at.error("each groupBy item is { field, granularity }"));
         };
-        let named = |object: &ObjectDef, name: &str, at: Path| -> Result<FieldDef> {
-            group_fields(object)
-                .find(|f| group_field_name(f) == name)
-                .cloned()
-                .ok_or_else(|| at.error(format!("{} cannot be grouped by {name}", object.name)))
-        };
-        let lookups: Vec<&FieldDef> = object
-            .fields
-            .iter()
-            .filter(|f| f.lookup().is_some() && map.contains_key(&Name::new(&f.name)))
-            .collect();
-        let key = match (enum_name(map.get("field")), lookups.as_slice()) {
-            (Some(name), []) => OrderKey::new(named(object, &name, at.at("field"))?, false, None),
-            (None, [lookup_field]) => {
-                let (target, through) = input::through(model, schema, visibility, lookup_field)?;
-                let at = at.at(&lookup_field.name);
-                let name = enum_name(map.get(lookup_field.name.as_str())).ok_or_else(|| at.error("name a field"))?;
-                OrderKey::new(named(target, &name, at)?, false, None).through(through)
-            }
-            _ => {
-                return Err(
-                    at.error("each groupBy item names one field, or one lookup and a field of the record it refers to")
-                )
-            }
+        let (field, through) = input::keyed_field(model, schema, visibility, object, map, &at, &words, |f| {
+            groupable(&f.kind)
+        })?;
+        let key = OrderKey::new(field, false, None);
+        let key = match through {
+            Some(through) => key.through(through),
+            None => key,
         };
         let granularity = match enum_name(map.get("granularity")) {
             None => None,
@@ -659,8 +633,12 @@ fn group_order(
     keys: usize,
     measures: &mut Vec<Measure>,
 ) -> Result<Vec<(GroupOrder, bool)>> {
-    let items = list_argument(value, "orderBy", "a list of { metric, field, key, direction }")?;
     let path = Path::root("orderBy");
+    let items = input::list_items(
+        value,
+        &path,
+        "orderBy takes a list of { metric, field, key, direction }",
+    )?;
     let mut order = Vec::new();
     for (i, item) in items.iter().enumerate() {
         let at = path.index(i);

@@ -511,11 +511,11 @@ pub fn order(
     value: Option<&Value>,
     path: &Path,
 ) -> Result<Vec<OrderKey>> {
-    let items = match value {
-        None | Some(Value::Null) => return Ok(vec![]),
-        Some(Value::List(items)) => items.clone(),
-        Some(single @ Value::Object(_)) => vec![single.clone()],
-        Some(_) => return Err(path.error("orderBy takes a list of { field, direction, nulls }")),
+    let items = list_items(value, path, "orderBy takes a list of { field, direction, nulls }")?;
+    let words = KeyWords {
+        list: "orderBy",
+        verb: "ordered by",
+        missing: "name a field to sort by",
     };
     let mut keys = Vec::with_capacity(items.len());
     for (i, item) in items.iter().enumerate() {
@@ -523,46 +523,90 @@ pub fn order(
         let Value::Object(map) = item else {
             return Err(at.error("each orderBy item is { field, direction, nulls }"));
         };
-        let enum_name = |key: &str| -> Option<String> {
-            match map.get(&Name::new(key)) {
-                Some(Value::Enum(name)) => Some(name.to_string()),
-                Some(Value::String(s)) => Some(s.clone()),
-                _ => None,
-            }
-        };
-        let sortable = |object: &ObjectDef, name: &str, at: Path| -> Result<FieldDef> {
-            object
-                .fields
-                .iter()
-                .find(|f| f.sortable() && order_field_name(f) == name)
-                .cloned()
-                .ok_or_else(|| at.error(format!("{} cannot be ordered by {name}", object.name)))
-        };
-        let lookups: Vec<&FieldDef> = object
-            .fields
-            .iter()
-            .filter(|f| f.lookup().is_some() && map.contains_key(&Name::new(&f.name)))
-            .collect();
-        let descending = enum_name("direction").as_deref() == Some("DESC");
-        let nulls_first = enum_name("nulls").map(|n| n == "FIRST");
-        let key = match (enum_name("field"), lookups.as_slice()) {
-            (Some(name), []) => OrderKey::new(sortable(object, &name, at.at("field"))?, descending, nulls_first),
-            (None, [lookup_field]) => {
-                let (target, through) = through(model, schema, visibility, lookup_field)?;
-                let at = at.at(&lookup_field.name);
-                let name = enum_name(&lookup_field.name).ok_or_else(|| at.error("name a field to sort by"))?;
-                let field = sortable(target, &name, at)?;
-                OrderKey::new(field, descending, nulls_first).through(through)
-            }
-            _ => {
-                return Err(
-                    at.error("each orderBy item names one field, or one lookup and a field of the record it refers to")
-                )
-            }
-        };
-        keys.push(key);
+        let descending = enum_in(map, "direction").as_deref() == Some("DESC");
+        let nulls_first = enum_in(map, "nulls").map(|n| n == "FIRST");
+        let (field, through) = keyed_field(model, schema, visibility, object, map, &at, &words, FieldDef::sortable)?;
+        let key = OrderKey::new(field, descending, nulls_first);
+        keys.push(match through {
+            Some(through) => key.through(through),
+            None => key,
+        });
     }
     Ok(keys)
+}
+
+/// A list argument's items: one object counts as a list of one, as
+/// GraphQL's input coercion has it; none when absent. `message` refuses
+/// anything else.
+pub fn list_items(value: Option<&Value>, path: &Path, message: &str) -> Result<Vec<Value>> {
+    match value {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::List(items)) => Ok(items.clone()),
+        Some(single @ Value::Object(_)) => Ok(vec![single.clone()]),
+        Some(_) => Err(path.error(message)),
+    }
+}
+
+/// The name of an enum value in an input object, given inline (an enum)
+/// or in variables (a string).
+fn enum_in(map: &async_graphql::indexmap::IndexMap<Name, Value>, key: &str) -> Option<String> {
+    match map.get(key) {
+        Some(Value::Enum(name)) => Some(name.to_string()),
+        Some(Value::String(s)) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// How a list of keys (`orderBy`, `groupBy`) speaks of its items.
+pub struct KeyWords<'a> {
+    pub list: &'a str,
+    /// `ordered by`: what an unknown field cannot be.
+    pub verb: &'a str,
+    /// What a lookup item without a field is told.
+    pub missing: &'a str,
+}
+
+/// The field a key item names: `{ field: NAME }`, a field of `object`, or
+/// `{ <lookup>: NAME }`, a field of the record the lookup refers to, with
+/// how it is read through the lookup. Only fields `usable` says so of may
+/// be named; their names are `SCREAMING_SNAKE` (`ANNUAL_REVENUE`).
+#[allow(clippy::too_many_arguments)]
+pub fn keyed_field(
+    model: &Model,
+    schema: &str,
+    visibility: &Visibility,
+    object: &ObjectDef,
+    map: &async_graphql::indexmap::IndexMap<Name, Value>,
+    at: &Path,
+    words: &KeyWords<'_>,
+    usable: fn(&FieldDef) -> bool,
+) -> Result<(FieldDef, Option<Through>)> {
+    let named = |object: &ObjectDef, name: &str, at: Path| -> Result<FieldDef> {
+        object
+            .fields
+            .iter()
+            .find(|f| usable(f) && screaming_snake(&f.name) == name)
+            .cloned()
+            .ok_or_else(|| at.error(format!("{} cannot be {} {name}", object.name, words.verb)))
+    };
+    let lookups: Vec<&FieldDef> = object
+        .fields
+        .iter()
+        .filter(|f| f.lookup().is_some() && map.contains_key(&Name::new(&f.name)))
+        .collect();
+    match (enum_in(map, "field"), lookups.as_slice()) {
+        (Some(name), []) => Ok((named(object, &name, at.at("field"))?, None)),
+        (None, [lookup_field]) => {
+            let (target, through) = through(model, schema, visibility, lookup_field)?;
+            let at = at.at(&lookup_field.name);
+            let name = enum_in(map, &lookup_field.name).ok_or_else(|| at.error(words.missing))?;
+            Ok((named(target, &name, at)?, Some(through)))
+        }
+        _ => Err(at.error(format!(
+            "each {} item names one field, or one lookup and a field of the record it refers to",
+            words.list
+        ))),
+    }
 }
 
 /// The record a lookup field refers to, as a key read through it (a sort
