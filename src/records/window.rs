@@ -107,15 +107,7 @@ impl Reads<'_> {
     fn linked(&self, w: &str) -> Vec<Sql> {
         let on = format!("{w}_on");
         let column = &self.first.field.column;
-        let mut sql = self.select(w);
-        sql.push(" JOIN ")
-            .table(&self.through.schema, &self.through.table)
-            .push(" ")
-            .ident(&on);
-        sql.push(" ON ")
-            .column(&on, "id")
-            .push(" = ")
-            .column(w, &self.through.column);
+        let mut sql = self.select_joined(w, &on);
         sql.append(&self.matching(w));
         sql.push(" AND ").column(&on, "deleted_at").push(" IS NULL AND ");
         sql.column(&on, column).push(" IS NOT NULL");
@@ -179,17 +171,7 @@ impl Reads<'_> {
         empty.append(&after).append(&tail);
 
         let on = format!("{w}_on");
-        let mut valueless = self.select(w);
-        valueless
-            .push(" JOIN ")
-            .table(&self.through.schema, &self.through.table)
-            .push(" ")
-            .ident(&on);
-        valueless
-            .push(" ON ")
-            .column(&on, "id")
-            .push(" = ")
-            .column(w, &self.through.column);
+        let mut valueless = self.select_joined(w, &on);
         valueless.append(&self.matching(w));
         valueless
             .push(" AND (")
@@ -210,6 +192,20 @@ impl Reads<'_> {
     fn select(&self, w: &str) -> Sql {
         let mut sql = Sql::raw("SELECT ");
         sql.column(w, "id").append(&self.table.from_as(w));
+        sql
+    }
+
+    /// `SELECT w.id FROM <table> w JOIN <referred> on ON on.id = w.<lookup>`.
+    fn select_joined(&self, w: &str, on: &str) -> Sql {
+        let mut sql = self.select(w);
+        sql.push(" JOIN ")
+            .table(&self.through.schema, &self.through.table)
+            .push(" ")
+            .ident(on);
+        sql.push(" ON ")
+            .column(on, "id")
+            .push(" = ")
+            .column(w, &self.through.column);
         sql
     }
 
