@@ -210,7 +210,7 @@ impl Visibility {
         let filters = model
             .objects()
             .iter()
-            .filter(|object| object.access == Access::Record)
+            .filter(|object| matches!(object.access, Access::Record | Access::History))
             .map(|object| (object.name.clone(), owned_or_child(model, object, actor.user_id)))
             .collect();
         Visibility::restricted(filters)

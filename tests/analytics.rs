@@ -440,14 +440,36 @@ async fn funnel_by_hand() {
          WHERE h.opportunity_id = o.id AND o.name = v.deal AND h.field = 'stageId' AND h.after = s.id::text AND s.name = v.stage",
     )
     .await;
+    // The stays in stages the funnel reads, at the same times.
+    app.sql(
+        "UPDATE crm.opportunity_stage_entry e SET entered_at = h.changed_at
+         FROM crm.opportunity_history h, crm.opportunity o
+         WHERE h.opportunity_id = e.opportunity_id AND h.field = 'stageId' AND h.after = e.stage_id::text
+           AND o.id = e.opportunity_id AND o.name IN ('d1', 'd2', 'd3')",
+    )
+    .await;
+    app.sql(
+        "UPDATE crm.opportunity_stage_entry e
+         SET left_at = n.entered_at, days_in_stage = round((extract(epoch FROM n.entered_at - e.entered_at) / 86400)::numeric, 2)
+         FROM crm.opportunity_stage_entry n
+         WHERE n.opportunity_id = e.opportunity_id AND n.stage_id = e.next_stage_id AND e.left_at IS NOT NULL",
+    )
+    .await;
     app.sql("UPDATE crm.opportunity SET created_at = '2026-01-01' WHERE name IN ('d1', 'd2', 'd3')")
         .await;
+    // When each deal goes stale, from those times (as the triggers would
+    // have had them): d3 rests in Qualification since January 3rd.
+    app.sql(
+        "UPDATE crm.opportunity SET stale_at = crm.opportunity_stale_at(id, pipeline_id, is_closed,
+             crm.opportunity_stage_since(id, created_at)) WHERE name IN ('d1', 'd2', 'd3')",
+    )
+    .await;
 
     let funnel = app
         .data(
             "query($p: ID!) { funnel(pipelineId: $p, from: \"2026-01-01T00:00:00Z\", to: \"2026-02-01T00:00:00Z\") {
-               stages { name entered movedOn lost won conversionToNext conversionToWon medianDaysInStage p90DaysInStage }
-               won lost winRate averageWonAmount averageSalesCycleDays } }",
+               stages { name entered movedOn lost won conversionToNext conversionToWon medianDaysInStage p90DaysInStage stale }
+               won lost winRate averageWonAmount averageSalesCycleDays staleDeals } }",
             json!({ "p": pipeline }),
         )
         .await;
@@ -463,17 +485,20 @@ async fn funnel_by_hand() {
     assert_eq!(
         stage_row("Prospecting"),
         json!({ "name": "Prospecting", "entered": 3, "movedOn": 2, "lost": 1, "won": 1,
-                "conversionToNext": 0.667, "conversionToWon": 0.333, "medianDaysInStage": 5.0, "p90DaysInStage": 9.0 })
+                "conversionToNext": 0.667, "conversionToWon": 0.333, "medianDaysInStage": 5.0, "p90DaysInStage": 9.0,
+                "stale": 0 })
     );
     assert_eq!(
         stage_row("Qualification"),
         json!({ "name": "Qualification", "entered": 2, "movedOn": 1, "lost": 0, "won": 1,
-                "conversionToNext": 0.5, "conversionToWon": 0.5, "medianDaysInStage": 10.0, "p90DaysInStage": 10.0 })
+                "conversionToNext": 0.5, "conversionToWon": 0.5, "medianDaysInStage": 10.0, "p90DaysInStage": 10.0,
+                "stale": 1 })
     );
     assert_eq!(
         stage_row("Needs Analysis"),
         json!({ "name": "Needs Analysis", "entered": 0, "movedOn": 0, "lost": 0, "won": 0,
-                "conversionToNext": null, "conversionToWon": null, "medianDaysInStage": null, "p90DaysInStage": null })
+                "conversionToNext": null, "conversionToWon": null, "medianDaysInStage": null, "p90DaysInStage": null,
+                "stale": 0 })
     );
     assert_eq!(
         funnel["funnel"]["stages"].as_array().unwrap().len(),
@@ -485,4 +510,16 @@ async fn funnel_by_hand() {
     assert_eq!(funnel["funnel"]["winRate"], 0.5);
     assert_eq!(funnel["funnel"]["averageWonAmount"], "1000.00");
     assert_eq!(funnel["funnel"]["averageSalesCycleDays"], 20.0);
+    assert_eq!(funnel["funnel"]["staleDeals"], 1);
+    let stale = app
+        .data(
+            "{ opportunities(filter: { isStale: true }) { nodes { name staleAt } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        stale["opportunities"]["nodes"],
+        json!([{ "name": "d3", "staleAt": "2026-02-02T00:00:00.000000Z" }]),
+        "30 days after d3 entered Qualification"
+    );
 }

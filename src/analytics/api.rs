@@ -56,6 +56,8 @@ pub fn register(surface: &mut Surface) {
     super::history::register(surface);
     super::forecast::register(surface);
     super::funnel::register(surface);
+    super::churn::register(surface);
+    super::reports::register(surface);
 }
 
 /// The fields records of `object` can be grouped by.
@@ -396,11 +398,6 @@ fn request(
     visibility: &crate::access::Visibility,
     object: &ObjectDef,
 ) -> Result<Aggregate> {
-    let filter = match arg(ctx, "filter") {
-        Some(value) => input::filter(model, visibility, object, value, &Path::root("filter"))?,
-        None => None,
-    };
-    let keys = group_keys(model, schema, visibility, object, arg(ctx, "groupBy"))?;
     let mut measures = Vec::new();
     for selected in ctx.field().selection_set() {
         let Some(metric) = metric_of_key(selected.name()) else {
@@ -415,9 +412,46 @@ fn request(
             }
         }
     }
-    let having = having(object, arg(ctx, "having"), &mut measures)?;
-    let order = group_order(object, arg(ctx, "orderBy"), keys.len(), &mut measures)?;
-    let first = match arg(ctx, "first") {
+    let scope = Scope {
+        model,
+        schema,
+        visibility,
+        object,
+    };
+    parse(&scope, &|name| arg(ctx, name), measures)
+}
+
+/// What an aggregate's arguments are read against: the workspace's model
+/// as the request may see it, and the object aggregated.
+pub struct Scope<'a> {
+    pub model: &'a Model,
+    pub schema: &'a str,
+    pub visibility: &'a crate::access::Visibility,
+    pub object: &'a ObjectDef,
+}
+
+/// The aggregate of the arguments `args` gives by name (`filter`,
+/// `groupBy`, `having`, `orderBy`, `first`, `timeZone`), computing
+/// `measures` and those the arguments name.
+pub fn parse<'v>(
+    scope: &Scope<'_>,
+    args: &dyn Fn(&str) -> Option<&'v Value>,
+    mut measures: Vec<Measure>,
+) -> Result<Aggregate> {
+    let Scope {
+        model,
+        schema,
+        visibility,
+        object,
+    } = *scope;
+    let filter = match args("filter") {
+        Some(value) => input::filter(model, visibility, object, value, &Path::root("filter"))?,
+        None => None,
+    };
+    let keys = group_keys(model, schema, visibility, object, args("groupBy"))?;
+    let having = having(object, args("having"), &mut measures)?;
+    let order = group_order(object, args("orderBy"), keys.len(), &mut measures)?;
+    let first = match args("first") {
         None | Some(Value::Null) => DEFAULT_GROUPS,
         Some(Value::Number(n)) => match n.as_u64() {
             Some(n) if n as usize <= MAX_GROUPS => n as usize,
@@ -430,7 +464,7 @@ fn request(
         },
         Some(_) => return Err(CrmError::bad_input(&["first"], "first must be an integer")),
     };
-    let time_zone = match arg(ctx, "timeZone") {
+    let time_zone = match args("timeZone") {
         Some(Value::String(zone)) if !zone.is_empty() && zone.len() <= 64 && !zone.contains('\0') => zone.clone(),
         None | Some(Value::Null) => "UTC".to_owned(),
         Some(_) => return Err(CrmError::bad_input(&["timeZone"], "timeZone is an IANA time zone name")),
@@ -444,6 +478,43 @@ fn request(
         first,
         time_zone,
     })
+}
+
+/// `[{ metric: SUM, field: AMOUNT }, …]`: the measures a saved report
+/// lists (`COUNT` is every group's anyway).
+pub fn listed_measures(object: &ObjectDef, value: Option<&Value>, path: &Path) -> Result<Vec<Measure>> {
+    let items = input::list_items(value, path, "metrics takes a list of { metric, field }")?;
+    let mut measures = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let at = path.index(i);
+        let Value::Object(map) = item else {
+            return Err(at.error("each metric is { metric, field }"));
+        };
+        let name = enum_name(map.get("metric")).ok_or_else(|| at.at("metric").error("name the metric"))?;
+        if name == "COUNT" {
+            continue;
+        }
+        let metric = metric_named(&name).ok_or_else(|| at.at("metric").error(format!("{name} is not a metric")))?;
+        let field_name = enum_name(map.get("field")).ok_or_else(|| at.at("field").error("name the metric's field"))?;
+        let field = metric_fields(object, metric)
+            .into_iter()
+            .find(|f| group_field_name(f) == field_name)
+            .ok_or_else(|| at.at("field").error(format!("{field_name} has no {}", metric.key())))?;
+        add_measure(&mut measures, metric, field);
+    }
+    Ok(measures)
+}
+
+/// A metric by its `AggregateMetric` name (not `COUNT`).
+fn metric_named(name: &str) -> Option<Metric> {
+    match name {
+        "SUM" => Some(Metric::Sum),
+        "AVG" => Some(Metric::Avg),
+        "MIN" => Some(Metric::Min),
+        "MAX" => Some(Metric::Max),
+        "COUNT_DISTINCT" => Some(Metric::CountDistinct),
+        _ => None,
+    }
 }
 
 fn metric_of_key(name: &str) -> Option<Metric> {
@@ -649,13 +720,8 @@ fn group_order(
         let by = match (enum_name(map.get("metric")), map.get("key")) {
             (Some(metric), None) if metric == "COUNT" => GroupOrder::Count,
             (Some(metric), None) => {
-                let metric = match metric.as_str() {
-                    "SUM" => Metric::Sum,
-                    "AVG" => Metric::Avg,
-                    "MIN" => Metric::Min,
-                    "MAX" => Metric::Max,
-                    _ => Metric::CountDistinct,
-                };
+                let metric =
+                    metric_named(&metric).ok_or_else(|| at.at("metric").error(format!("{metric} is not a metric")))?;
                 let field_name =
                     enum_name(map.get("field")).ok_or_else(|| at.at("field").error("name the metric's field"))?;
                 let field = group_fields(object)

@@ -1,10 +1,12 @@
-//! The funnel of a pipeline, from the opportunity history: per stage, the
+//! The funnel of a pipeline, from the stage entries: per stage, the
 //! deals that entered it in a period, how many moved on (to a later stage
 //! or a won one), were lost from it, and are won now; the conversion to the
 //! next stage and to won; the median and 90th percentile of the days deals
 //! spent in it (those that left). For the whole pipeline: the win rate
 //! (won ÷ (won + lost) among deals closed in the period), the average won
-//! deal and the average sales cycle (days from creation to won).
+//! deal and the average sales cycle (days from creation to won); the
+//! deals stale now, per stage and in all. It reads the stage entries the
+//! server keeps (`StageEntry`), one indexed range of the period.
 
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, TypeRef};
 use async_graphql::Value;
@@ -40,6 +42,9 @@ pub struct StageRow {
     pub median_days: Option<f64>,
     #[diesel(sql_type = Nullable<Double>)]
     pub p90_days: Option<f64>,
+    /// Open deals in the stage now, idle past their pipeline's days.
+    #[diesel(sql_type = BigInt)]
+    pub stale: i64,
 }
 
 /// The pipeline's totals over the period.
@@ -71,40 +76,43 @@ pub struct Funnel {
     pub totals: Totals,
 }
 
-/// Stage entries of the visible, live deals of `pipeline`: each entry with
-/// when it left and where to, and the stages' order and status.
-fn entries(table: &Table<'_>, pipeline: uuid::Uuid, from: chrono::DateTime<chrono::Utc>) -> Sql {
-    let history = |sql: &mut Sql| {
-        sql.table(table.schema, "opportunity_history");
-    };
+/// The stays in stages of `pipeline` that began in `[from, to)`, of
+/// visible, live deals: each with the stage's and the next stage's order
+/// and status, the deal's status now, amount and creation (one indexed
+/// read of the stage entries).
+fn entries(
+    table: &Table<'_>,
+    pipeline: uuid::Uuid,
+    from: chrono::DateTime<chrono::Utc>,
+    to: chrono::DateTime<chrono::Utc>,
+) -> Sql {
     let stage = |sql: &mut Sql| {
         sql.table(table.schema, "stage");
     };
-    let mut sql =
-        Sql::raw("WITH moves AS (SELECT h.opportunity_id, h.after::uuid AS stage_id, h.changed_at AS entered_at, ");
-    sql.push("lead(h.changed_at) OVER w AS left_at, lead(h.after) OVER w AS next_stage, ");
-    sql.push("t.is_won AS won_now, t.amount, t.created_at FROM ");
-    history(&mut sql);
-    sql.push(" h JOIN ")
-        .table(table.schema, &table.object.table)
-        .push(" t ON t.id = h.opportunity_id AND ");
+    let mut sql = Sql::raw(
+        "WITH entered AS (SELECT e.stage_id, e.entered_at, e.left_at, e.next_stage_id, \
+         t.is_won AS won_now, t.amount, t.created_at, s.position, s.is_closed, s.is_won, \
+         n.position AS next_position, n.is_closed AS next_closed, n.is_won AS next_won FROM ",
+    );
+    sql.table(table.schema, "opportunity_stage_entry").push(" e JOIN ");
+    sql.table(table.schema, &table.object.table)
+        .push(" t ON t.id = e.opportunity_id AND ");
     sql.append(&table.rows(false, T));
-    sql.push(" AND t.pipeline_id = ").bind(Bind::Uuid(Some(pipeline)));
-    // Entries before the period count for nothing, and a later one's
-    // successor is later still: only the period's and later rows are read.
-    sql.push(" WHERE h.field = 'stageId' AND h.changed_at >= ")
-        .bind(Bind::DateTime(Some(from)));
-    sql.push(" WINDOW w AS (PARTITION BY h.opportunity_id ORDER BY h.changed_at, h.id)), ");
-    sql.push("entered AS (SELECT m.*, s.position, s.is_closed, s.is_won, n.position AS next_position, ");
-    sql.push("n.is_closed AS next_closed, n.is_won AS next_won FROM moves m JOIN ");
+    sql.push(" JOIN ");
     stage(&mut sql);
-    sql.push(" s ON s.id = m.stage_id LEFT JOIN ");
+    sql.push(" s ON s.id = e.stage_id LEFT JOIN ");
     stage(&mut sql);
-    sql.push(" n ON n.id = m.next_stage::uuid) ");
+    sql.push(" n ON n.id = e.next_stage_id WHERE e.pipeline_id = ")
+        .bind(Bind::Uuid(Some(pipeline)));
+    sql.push(" AND e.entered_at >= ").bind(Bind::DateTime(Some(from)));
+    sql.push(" AND e.entered_at < ")
+        .bind(Bind::DateTime(Some(to)))
+        .push(") ");
     sql
 }
 
-/// The funnel of `pipeline` for stage entries in `[from, to)`.
+/// The funnel of `pipeline` for stage entries in `[from, to)`, and its
+/// stale deals now.
 pub async fn funnel(
     conn: &mut Conn,
     table: Table<'_>,
@@ -112,44 +120,39 @@ pub async fn funnel(
     from: chrono::DateTime<chrono::Utc>,
     to: chrono::DateTime<chrono::Utc>,
 ) -> Result<Funnel> {
-    let in_period = |sql: &mut Sql, column: &str| {
-        sql.push(column).push(" >= ").bind(Bind::DateTime(Some(from)));
-        sql.push(" AND ")
-            .push(column)
-            .push(" < ")
-            .bind(Bind::DateTime(Some(to)));
-    };
-    let mut stages = entries(&table, pipeline, from);
+    let mut stages = entries(&table, pipeline, from, to);
     // Counted per stage first, then laid on the pipeline's stages: one pass
     // over the entries, whatever the number of stages.
     stages.push(
         ", per_stage AS (SELECT e.stage_id, count(*) AS entered, \
-         count(*) FILTER (WHERE e.next_stage IS NOT NULL AND (e.next_won OR (NOT e.next_closed AND e.next_position > e.position))) AS moved_on, \
+         count(*) FILTER (WHERE e.next_stage_id IS NOT NULL AND (e.next_won OR (NOT e.next_closed AND e.next_position > e.position))) AS moved_on, \
          count(*) FILTER (WHERE e.next_closed AND NOT e.next_won) AS lost, \
          count(*) FILTER (WHERE e.won_now) AS won, \
          percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM e.left_at - e.entered_at) / 86400) AS median_days, \
          percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM e.left_at - e.entered_at) / 86400) AS p90_days \
-         FROM entered e WHERE ",
-    );
-    in_period(&mut stages, "e.entered_at");
-    // The totals: deals closed in the period, with the stage rows (the
-    // entries are read once, for both).
-    stages.push(
-        " GROUP BY e.stage_id), totals AS (SELECT count(*) FILTER (WHERE is_won) AS total_won, \
+         FROM entered e GROUP BY e.stage_id), \
+         totals AS (SELECT count(*) FILTER (WHERE is_won) AS total_won, \
          count(*) FILTER (WHERE is_closed AND NOT is_won) AS total_lost, \
          (round(avg(amount) FILTER (WHERE is_won), 2))::text AS average_won_amount, \
          (avg(extract(epoch FROM entered_at - created_at) / 86400) FILTER (WHERE is_won))::float8 AS average_cycle_days \
-         FROM entered WHERE is_closed AND ",
+         FROM entered WHERE is_closed), stale AS (SELECT t.stage_id, count(*) AS stale FROM ",
     );
-    in_period(&mut stages, "entered_at");
-    stages.push(
-        ") SELECT s.id::text AS stage_id, s.name, coalesce(p.entered, 0) AS entered, \
-         coalesce(p.moved_on, 0) AS moved_on, coalesce(p.lost, 0) AS lost, coalesce(p.won, 0) AS won, \
-         p.median_days, p.p90_days, totals.* FROM ",
-    );
+    // Stale now: open deals idle past their pipeline's days (an index
+    // range on `stale_at`).
+    stages.table(table.schema, &table.object.table).push(" t WHERE ");
+    stages.append(&table.rows(false, T));
+    stages.push(" AND t.pipeline_id = ").bind(Bind::Uuid(Some(pipeline)));
     stages
-        .table(table.schema, "stage")
-        .push(" s LEFT JOIN per_stage p ON p.stage_id = s.id CROSS JOIN totals");
+        .push(" AND t.stale_at <= ")
+        .bind(Bind::DateTime(Some(chrono::Utc::now())));
+    stages.push(
+        " GROUP BY t.stage_id) SELECT s.id::text AS stage_id, s.name, coalesce(p.entered, 0) AS entered, \
+         coalesce(p.moved_on, 0) AS moved_on, coalesce(p.lost, 0) AS lost, coalesce(p.won, 0) AS won, \
+         p.median_days, p.p90_days, coalesce(st.stale, 0) AS stale, totals.* FROM ",
+    );
+    stages.table(table.schema, "stage").push(
+        " s LEFT JOIN per_stage p ON p.stage_id = s.id LEFT JOIN stale st ON st.stage_id = s.id CROSS JOIN totals",
+    );
     stages.push(" WHERE s.pipeline_id = ").bind(Bind::Uuid(Some(pipeline)));
     stages.push(" AND s.deleted_at IS NULL ORDER BY s.position, s.id");
     let rows: Vec<Row> = stages.load(conn).await?;
@@ -241,6 +244,13 @@ fn stage_type() -> Object {
             "90th percentile of the days deals that left it spent in the stage.",
             move |s| days(s.p90_days),
         ))
+        .field(stage_field(
+            "stale",
+            TypeRef::named_nn(TypeRef::INT),
+            "Open deals in the stage now with no stage change or activity for the pipeline's `staleAfterDays` \
+             (whenever they entered; `opportunities(filter: { isStale: true })` lists them).",
+            |s| Some(Value::from(s.stale)),
+        ))
 }
 
 fn funnel_type() -> Object {
@@ -279,6 +289,16 @@ fn funnel_type() -> Object {
             "The average amount of deals won in the period.",
             |t| t.average_won_amount.clone().map(Value::String),
         ))
+        .field(
+            Field::new("staleDeals", TypeRef::named_nn(TypeRef::INT), |ctx| {
+                let stale = ctx
+                    .parent_value
+                    .try_downcast_ref::<Funnel>()
+                    .map(|f| f.stages.iter().map(|s| s.stale).sum::<i64>());
+                FieldFuture::from_value(stale.ok().map(Value::from))
+            })
+            .description("Open deals of the pipeline that are stale now (the stages' `stale` added up)."),
+        )
         .field(totals_field(
             "averageSalesCycleDays",
             TypeRef::named(TypeRef::FLOAT),

@@ -6,9 +6,11 @@
 //! caller may see, as lists are. `api` is its GraphQL surface.
 
 pub mod api;
+pub mod churn;
 pub mod forecast;
 pub mod funnel;
 pub mod history;
+pub mod reports;
 
 use diesel::sql_types::Jsonb;
 use serde_json::Value as Json;

@@ -330,6 +330,9 @@ impl Scope<'_> {
         if let Some(field) = object.field_by_value_key(key) {
             return field_conditions(field, value, at);
         }
+        if key == IS_STALE && object.field(STALE_AT).is_some() {
+            return stale(value, at);
+        }
         let unknown = || at.error(format!("{} has no field {key}", object.name));
         if let Some(lookup_field) = object.field(key).filter(|f| f.lookup().is_some()) {
             let lookup = lookup_field.lookup().ok_or_else(unknown)?;
@@ -386,6 +389,38 @@ impl Scope<'_> {
     fn visible(&self, object: &ObjectDef) -> Option<Box<Filter>> {
         self.visibility.filter(&object.name).cloned().map(Box::new)
     }
+}
+
+/// The filter key of records past their `staleAt` (deals no one moved or
+/// worked on for their pipeline's days), on objects having one.
+pub const IS_STALE: &str = "isStale";
+const STALE_AT: &str = "staleAt";
+
+/// `isStale: true`: `staleAt` has passed; `false`: it has not, or there
+/// is none (a closed deal).
+fn stale(value: &Value, at: &Path) -> Result<Vec<Filter>> {
+    let Value::Boolean(stale) = value else {
+        return Err(at.error("isStale is true or false"));
+    };
+    let column = "stale_at".to_owned();
+    let now = Bind::DateTime(Some(chrono::Utc::now()));
+    let passed = Filter::Compare {
+        column: column.clone(),
+        op: Comparison::Lte,
+        value: now.clone(),
+    };
+    Ok(vec![if *stale {
+        passed
+    } else {
+        Filter::Any(vec![
+            Filter::IsNull { column, is_null: true },
+            Filter::Compare {
+                column: "stale_at".into(),
+                op: Comparison::Gt,
+                value: now,
+            },
+        ])
+    }])
 }
 
 fn field_conditions(field: &FieldDef, ops: &Value, path: &Path) -> Result<Vec<Filter>> {

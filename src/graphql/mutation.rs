@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::input::{self, Path};
 use super::resolve::{arg, context, id_arg, resolved, RequestContext};
+use super::room::RecordChecks;
 use crate::access::{self, AdminPermission, Grant, Operation};
 use crate::audit::{self, Action, Entry};
 use crate::db::sql::Bind;
@@ -20,8 +21,12 @@ use crate::records::{self, write, Record};
 /// The most records one batch mutation may carry.
 pub const MAX_BATCH: usize = 500;
 
-/// All mutation fields of one object. Users are deactivated, not deleted.
+/// All mutation fields of one object (none for what the server records).
+/// Users are deactivated, not deleted.
 pub fn fields(object: &Arc<ObjectDef>) -> Vec<Field> {
+    if !object.writable() {
+        return Vec::new();
+    }
     let mut fields = vec![create(object), update(object)];
     if object.access == Access::Users {
         fields.push(deactivate(object));
@@ -35,6 +40,14 @@ pub fn fields(object: &Arc<ObjectDef>) -> Vec<Field> {
         upsert(object),
     ]);
     fields
+}
+
+/// The checks rooms make of the records API writes make (see
+/// [`RecordChecks`]).
+fn checks<'a>(ctx: &'a ResolverContext<'_>) -> &'a RecordChecks {
+    static NONE: std::sync::OnceLock<RecordChecks> = std::sync::OnceLock::new();
+    ctx.data_opt::<RecordChecks>()
+        .unwrap_or_else(|| NONE.get_or_init(RecordChecks::default))
 }
 
 /// Refuses with `FORBIDDEN` unless the request's actor may do `operation`
@@ -134,6 +147,7 @@ pub fn update_item_input(object: &ObjectDef) -> InputObject {
 async fn create_one(
     conn: &mut AsyncPgConnection,
     context: &RequestContext,
+    checks: &RecordChecks,
     object: &ObjectDef,
     input: &Value,
     path: &Path,
@@ -141,13 +155,16 @@ async fn create_one(
     let mut values = input::assignments(object, input, path)?;
     with_creator(context, object, &mut values);
     let record = write::insert(conn, &context.model, context.table(object), &values, path.parts()).await?;
+    checks.run(context, object, &record)?;
     let entry = records::audit_entry(object, Action::Create, None, &record);
     Ok((record, entry))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn update_one(
     conn: &mut AsyncPgConnection,
     context: &RequestContext,
+    checks: &RecordChecks,
     object: &ObjectDef,
     id: Uuid,
     input: &Value,
@@ -172,6 +189,7 @@ async fn update_one(
     let before = write::lock(conn, table, id).await?;
     check_reassign(context, object, before.as_ref(), &values)?;
     let record = write::update(conn, &context.model, table, id, &values, expected, path.parts()).await?;
+    checks.run(context, object, &record)?;
     let entry = records::audit_entry(object, Action::Update, before.as_ref(), &record);
     Ok((record, entry))
 }
@@ -186,7 +204,8 @@ fn create(object: &Arc<ObjectDef>) -> Field {
             permitted(context, &object, Operation::Create)?;
             let input = arg(&ctx, "input").cloned().unwrap_or(Value::Null);
             let record = audited!(context, |conn| {
-                let (record, entry) = create_one(conn, context, &object, &input, &Path::root("input")).await?;
+                let checks = checks(&ctx);
+                let (record, entry) = create_one(conn, context, checks, &object, &input, &Path::root("input")).await?;
                 (record, vec![entry])
             })?;
             Ok(Some(FieldValue::owned_any(record)))
@@ -212,7 +231,8 @@ fn update(object: &Arc<ObjectDef>) -> Field {
             let expected = arg(&ctx, "expectedVersion");
             let record = audited!(context, |conn| {
                 let path = Path::root("input");
-                let (record, entry) = update_one(conn, context, &object, id, &input, expected, &path).await?;
+                let checks = checks(&ctx);
+                let (record, entry) = update_one(conn, context, checks, &object, id, &input, expected, &path).await?;
                 (record, vec![entry])
             })?;
             users_changed(context, &object, &record).await;
@@ -250,16 +270,18 @@ enum Batch {
 }
 
 /// One record of a batch, at `inputs[i]`.
+#[allow(clippy::too_many_arguments)]
 async fn batch_item(
     conn: &mut AsyncPgConnection,
     context: &RequestContext,
+    checks: &RecordChecks,
     object: &ObjectDef,
     batch: Batch,
     at: Path,
     item: &Value,
 ) -> Result<(Record, Entry)> {
     if batch == Batch::Create {
-        return create_one(conn, context, object, item, &at).await;
+        return create_one(conn, context, checks, object, item, &at).await;
     }
     let Value::Object(item) = item else {
         return Err(at.error("each item is { id, input, expectedVersion }"));
@@ -272,6 +294,7 @@ async fn batch_item(
     update_one(
         conn,
         context,
+        checks,
         object,
         id,
         &input,
@@ -315,7 +338,7 @@ fn batch(object: &Arc<ObjectDef>, batch: Batch) -> Field {
                 let mut entries = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     let at = Path::root("inputs").index(i);
-                    let (record, entry) = batch_item(conn, context, object, batch, at, item).await?;
+                    let (record, entry) = batch_item(conn, context, checks(&ctx), object, batch, at, item).await?;
                     records.push(record);
                     entries.push(entry);
                 }
@@ -402,6 +425,7 @@ fn upsert(object: &Arc<ObjectDef>) -> Field {
                 };
                 check_reassign(context, &object, before.as_ref(), &values)?;
                 let record = write::upsert(conn, &context.model, table, external, &values, path.parts()).await?;
+                checks(&ctx).run(context, &object, &record)?;
                 let entry = records::audit_entry(&object, action, before.as_ref(), &record);
                 (record, vec![entry])
             })?;

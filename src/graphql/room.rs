@@ -24,6 +24,32 @@ pub struct Surface {
     pub(super) mutations: Vec<Field>,
     pub(super) record_fields: Vec<fn(&ObjectDef) -> Option<Field>>,
     pub(super) per_object: Vec<fn(&Model, &ObjectDef) -> PerObject>,
+    pub(super) record_checks: RecordChecks,
+}
+
+/// Checks a room makes of a record an API write made, in the write's
+/// transaction, after the engine's own: an error undoes the write. For
+/// records whose values mean something to a room (a report's definition).
+pub type RecordCheck =
+    fn(&super::resolve::RequestContext, &ObjectDef, &crate::records::Record) -> crate::error::Result<()>;
+
+/// The checks of a schema by object name, kept as the schema's data.
+#[derive(Default, Clone)]
+pub struct RecordChecks(pub(super) std::collections::HashMap<&'static str, RecordCheck>);
+
+impl RecordChecks {
+    /// Runs the check of `object`'s records, if any, on `record`.
+    pub fn run(
+        &self,
+        context: &super::resolve::RequestContext,
+        object: &ObjectDef,
+        record: &crate::records::Record,
+    ) -> crate::error::Result<()> {
+        match self.0.get(object.name.as_str()) {
+            Some(check) => check(context, object, record),
+            None => Ok(()),
+        }
+    }
 }
 
 /// What a room adds for each object of a workspace's model: its types and
@@ -103,6 +129,11 @@ impl Surface {
     /// opportunities): `None` for a type without it.
     pub fn record_field(&mut self, field: fn(&ObjectDef) -> Option<Field>) {
         self.record_fields.push(field);
+    }
+
+    /// A check of every record of `object` an API write makes.
+    pub fn record_check(&mut self, object: &'static str, check: RecordCheck) {
+        self.record_checks.0.insert(object, check);
     }
 
     /// Types and root queries made for every object.

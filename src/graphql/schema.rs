@@ -136,7 +136,8 @@ pub fn build(model: &Model, limits: Option<Limits>, surface: Surface) -> Result<
     }
     let mut builder = types
         .builder
-        .ok_or_else(|| SchemaError("the schema builder is gone".into()))?;
+        .ok_or_else(|| SchemaError("the schema builder is gone".into()))?
+        .data(surface.record_checks);
     if let Some(limits) = limits {
         builder = builder.extension(super::limits::QueryGate::new(limits));
         if !limits.introspection {
@@ -217,9 +218,11 @@ fn record_types(
     let (order_field, order_by) = order_inputs(object);
     types.enumeration(order_field);
     types.input(order_by);
-    types.input(write_input(object, true));
-    types.input(write_input(object, false));
-    types.input(super::mutation::update_item_input(object));
+    if object.writable() {
+        types.input(write_input(object, true));
+        types.input(write_input(object, false));
+        types.input(super::mutation::update_item_input(object));
+    }
 }
 
 fn scalars() -> Vec<Scalar> {
@@ -401,6 +404,12 @@ fn filter_input(model: &Model, object: &ObjectDef) -> InputObject {
                     .description(format!("Conditions on the {} this record refers to.", lookup.target)),
             );
         }
+    }
+    if object.field("staleAt").is_some() {
+        input = input.field(
+            InputValue::new(super::input::IS_STALE, TypeRef::named(TypeRef::BOOLEAN))
+                .description("true: open and idle past `staleAt`; false: closed or not stale yet."),
+        );
     }
     for relation in model.inverse_relations(&object.name) {
         input = input.field(

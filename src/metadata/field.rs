@@ -178,6 +178,12 @@ fn checked_spec(
             format!("{object_name} is shared by every workspace and cannot have custom fields"),
         ));
     }
+    if !object.writable() {
+        return Err(CrmError::bad_input_at(
+            at("object"),
+            format!("{object_name} is recorded by the server and cannot have custom fields"),
+        ));
+    }
     custom::check_field_name(&spec.name).map_err(|why| CrmError::bad_input_at(at("name"), why))?;
     check_free_name(state, &object, &spec.name, at("name"))?;
     let kind = spec_kind(state, &object, spec, &at)?;

@@ -275,9 +275,18 @@ pub enum Access {
     /// The people who use the CRM: every role reads them (owners, pickers),
     /// admins manage them; they are deactivated, never deleted.
     Users,
+    /// What the server records of other records' lives (a deal's stays in
+    /// stages, an account's lifecycle changes): read like records, seen
+    /// with the record they are about, never written through the API.
+    History,
 }
 
 impl ObjectDef {
+    /// Whether the API writes its records: all but what the server records.
+    pub fn writable(&self) -> bool {
+        self.access != Access::History
+    }
+
     /// The Postgres schema of this object's table inside `workspace_schema`.
     pub fn schema_in<'a>(&'a self, workspace_schema: &'a str) -> &'a str {
         self.schema.as_deref().unwrap_or(workspace_schema)

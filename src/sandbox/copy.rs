@@ -8,7 +8,9 @@
 //! is not taken), or all of them. With `mask`, records' personal data is
 //! replaced by deterministic fake values in the same statement (the
 //! `crm_system.mask_*` functions); configuration is metadata a promotion
-//! moves back to production, so it is never masked.
+//! moves back to production, so it is never masked. What the server
+//! records of the copied records (stage entries, lifecycle changes, the
+//! opportunity history) comes along with them, all of it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -45,6 +47,9 @@ pub struct Copy<'a> {
 struct Table {
     name: String,
     configuration: bool,
+    /// What the server records of records (stage entries): all of the
+    /// copied records' rows, however many.
+    history: bool,
     /// A custom object's table.
     custom: bool,
     columns: Vec<Column>,
@@ -126,6 +131,9 @@ impl Copy<'_> {
         for (table, column) in deferred {
             self.fill_later(conn, table, column, &samples).await?;
         }
+        if self.records != Records::None {
+            copied += self.opportunity_history(conn, &samples).await?;
+        }
         if !indexes.is_empty() {
             self.progress.step("indexing");
             Sql::raw("SET LOCAL maintenance_work_mem = '128MB'")
@@ -156,7 +164,8 @@ impl Copy<'_> {
         let copied: Vec<_> = model
             .objects()
             .iter()
-            .filter(|o| o.schema.is_none() && matches!(o.access, Access::Record | Access::Configuration))
+            .filter(|o| o.schema.is_none())
+            .filter(|o| matches!(o.access, Access::Record | Access::Configuration | Access::History))
             .collect();
         let table_of: HashMap<&str, &str> = copied.iter().map(|o| (o.name.as_str(), o.table.as_str())).collect();
         let mut tables = Vec::new();
@@ -186,6 +195,7 @@ impl Copy<'_> {
             tables.push(Table {
                 name: object.table.clone(),
                 configuration: object.access == Access::Configuration,
+                history: object.access == Access::History,
                 custom: object.custom,
                 columns,
             });
@@ -259,9 +269,12 @@ impl Copy<'_> {
         if !connected.is_empty() {
             query.push("0 DESC, ");
         }
-        query.push("src.created_at DESC, src.id LIMIT ").bind(Bind::Int(Some(
-            i32::try_from(size).map_err(|_| CrmError::internal("sample size out of range"))?,
-        )));
+        query.push("src.created_at DESC, src.id");
+        if !table.history {
+            query.push(" LIMIT ").bind(Bind::Int(Some(
+                i32::try_from(size).map_err(|_| CrmError::internal("sample size out of range"))?,
+            )));
+        }
         query.execute(conn).await?;
         Ok(())
     }
@@ -278,6 +291,13 @@ impl Copy<'_> {
         salt: Option<&str>,
         deferred: &mut Vec<(&'t Table, &'t Column)>,
     ) -> Result<u64> {
+        if table.history {
+            // Rows the copied records' triggers recorded (where they ran)
+            // are replaced by production's.
+            let mut clear = Sql::raw("DELETE FROM ");
+            clear.table(self.to, &table.name);
+            clear.execute(conn).await?;
+        }
         let mut query = Sql::raw("INSERT INTO ");
         query.table(self.to, &table.name).push(" (");
         let names: Vec<Sql> = table
@@ -322,6 +342,41 @@ impl Copy<'_> {
         }
         let rows = query.execute(conn).await?;
         Ok(rows as u64)
+    }
+
+    /// Copies the opportunity history of the copied deals, so the funnel
+    /// and a deal's history read in the sandbox as in production.
+    async fn opportunity_history(
+        &self,
+        conn: &mut AsyncPgConnection,
+        samples: &HashMap<String, String>,
+    ) -> Result<u64> {
+        const COLUMNS: &str = "opportunity_id, field, before, after, changed_at, changed_by";
+        self.progress.step("copying opportunity_history");
+        // Rows the copied deals' triggers recorded (where they ran) are
+        // replaced by production's.
+        let mut clear = Sql::raw("DELETE FROM ");
+        clear.table(self.to, "opportunity_history");
+        clear.execute(conn).await?;
+        let mut query = Sql::raw("INSERT INTO ");
+        query.table(self.to, "opportunity_history");
+        query
+            .push(" (")
+            .push(COLUMNS)
+            .push(") SELECT ")
+            .push(COLUMNS)
+            .push(" FROM ");
+        query.table(self.from, "opportunity_history").push(" AS src");
+        if let Some(sample) = samples.get("opportunity") {
+            query
+                .push(" WHERE src.opportunity_id IN (SELECT id FROM ")
+                .ident(sample)
+                .push(")");
+        }
+        query.push(" ORDER BY src.id");
+        let rows = query.execute(conn).await? as u64;
+        self.progress.copied(rows);
+        Ok(rows)
     }
 
     /// Sets a lookup left empty by `insert` once its table is filled.

@@ -64,6 +64,12 @@ pub(super) fn spec_kind(
     let target = state
         .object(&lookup.target, &[])
         .map_err(|_| CrmError::bad_input_at(at("lookupObject"), format!("there is no object {}", lookup.target)))?;
+    if !target.writable() {
+        return Err(CrmError::bad_input_at(
+            at("lookupObject"),
+            format!("{} is recorded by the server: records cannot refer to it", target.name),
+        ));
+    }
     let relation = match &spec.relation_name {
         Some(name) => name.clone(),
         None => object.plural.clone(),

@@ -1,6 +1,6 @@
 //! The kinds of metadata a workspace has and a promotion moves: custom
 //! objects, custom fields (with their picklist options), pipelines, their
-//! stages, and the workspace settings. Each kind is one file implementing
+//! stages, the workspace settings and saved reports. Each kind is one file implementing
 //! [`MetadataKind`]: its part of the metadata document, how its items are
 //! read from it, named and applied. Diffs, promotions, reverts, changeset
 //! files and their reports go through [`all`] and [`Kind::def`] instead of
@@ -18,6 +18,7 @@ mod field;
 pub mod impact;
 mod object;
 mod pipeline;
+mod report;
 mod settings;
 mod stage;
 
@@ -138,12 +139,13 @@ pub trait MetadataKind: Sync {
 }
 
 /// Every kind, in the order changes are listed (the order of [`Kind`]).
-static KINDS: [&dyn MetadataKind; 5] = [
+static KINDS: [&dyn MetadataKind; 6] = [
     &object::Object,
     &field::Field,
     &pipeline::Pipeline,
     &stage::Stage,
     &settings::Settings,
+    &report::Report,
 ];
 
 /// Every kind of metadata, in the order changes are listed.
@@ -161,6 +163,7 @@ pub enum Kind {
     Pipeline,
     Stage,
     Settings,
+    Report,
 }
 
 impl Kind {
@@ -172,6 +175,7 @@ impl Kind {
             Kind::Pipeline => &pipeline::Pipeline,
             Kind::Stage => &stage::Stage,
             Kind::Settings => &settings::Settings,
+            Kind::Report => &report::Report,
         }
     }
 

@@ -45,6 +45,8 @@ impl MetadataKind for Pipeline {
                 "name": row["name"],
                 "description": row["description"],
                 "isDefault": row["is_default"],
+                // A base stored before the setting existed had the default.
+                "staleAfterDays": if row["stale_after_days"].is_null() { json!(30) } else { row["stale_after_days"].clone() },
                 "deleted": !row["deleted_at"].is_null(),
             })
         })
@@ -86,6 +88,16 @@ impl MetadataKind for Pipeline {
                         }
                     )));
                 }
+                if before["staleAfterDays"] != after["staleAfterDays"] {
+                    out.push(SdlChange::new(
+                        Level::Safe,
+                        path,
+                        format!(
+                            "pipeline {path}: the days an open deal may rest before it is stale change {}",
+                            from_to(before, after, "staleAfterDays")
+                        ),
+                    ));
+                }
                 out
             }
         }
@@ -116,6 +128,15 @@ impl MetadataKind for Pipeline {
                 Bind::Text(desired["description"].as_str().map(str::to_owned)),
             ),
             ("is_default", Bind::Bool(desired["isDefault"].as_bool())),
+            (
+                "stale_after_days",
+                Bind::Int(Some(
+                    desired["staleAfterDays"]
+                        .as_i64()
+                        .and_then(|d| i32::try_from(d).ok())
+                        .unwrap_or(30),
+                )),
+            ),
         ];
         Box::pin(async move {
             configuration::write(conn, target, &TABLE, columns, current, desired, change).await?;

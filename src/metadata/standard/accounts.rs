@@ -1,8 +1,8 @@
 //! Account and Contact: the companies and people a CRM is about, the
 //! objects every other one refers to.
 
-use super::{address, lookup, picklist, Object, F, LEAD_SOURCES};
-use crate::metadata::{FieldKind, ObjectDef, Personal};
+use super::{address, lookup, one_way, picklist, Object, F, LEAD_SOURCES};
+use crate::metadata::{Access, FieldKind, ObjectDef, Personal};
 
 const INDUSTRIES: &[(&str, &str)] = &[
     ("AGRICULTURE", "Agriculture"),
@@ -27,6 +27,58 @@ const INDUSTRIES: &[(&str, &str)] = &[
 ];
 
 /// Account: a company you do business with.
+/// LifecycleChange: an account moving from one lifecycle stage to another,
+/// kept by the server.
+pub(super) fn lifecycle_change() -> ObjectDef {
+    use FieldKind::*;
+    let mut change = Object::new(
+        "LifecycleChange",
+        "lifecycleChanges",
+        "account_lifecycle_change",
+        "An account's lifecycle stage changing (prospect to customer, customer to churned …): from, to, when and \
+         who. Recorded by the server whatever made the change; read-only. Churn and lifetime value read it.",
+    );
+    change.owned = false;
+    change.access = Access::History;
+    change.default_order = "changedAt";
+    change.fields(vec![
+        F::new(
+            "account",
+            "account_id",
+            "Account",
+            lookup(
+                "Account",
+                "lifecycleChanges",
+                "The account's lifecycle changes, oldest first.",
+            ),
+            "The account.",
+        )
+        .required(),
+        F::new(
+            "fromStage",
+            "from_stage",
+            "From",
+            Text,
+            "The lifecycle stage before (null: none, or created).",
+        ),
+        F::new(
+            "toStage",
+            "to_stage",
+            "To",
+            Text,
+            "The lifecycle stage after (null: cleared).",
+        ),
+        F::new("changedAt", "changed_at", "Changed at", DateTime, "When it changed.").required(),
+        F::new(
+            "changedBy",
+            "changed_by",
+            "Changed by",
+            one_way("User"),
+            "Who changed it (null: the server).",
+        ),
+    ])
+}
+
 pub(super) fn account() -> ObjectDef {
     use FieldKind::*;
     Object::new(

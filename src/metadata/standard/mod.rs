@@ -3,11 +3,12 @@
 //!
 //! This module holds the builders every object uses (`F`, `lookup`,
 //! `picklist`, the system and ownership fields) and assembles the list;
-//! the objects themselves live by group: `accounts`, `sales`, `activities`
-//! and `users`. The list's order is the schema's order.
+//! the objects themselves live by group: `accounts`, `sales`, `activities`,
+//! `reports` and `users`. The list's order is the schema's order.
 
 mod accounts;
 mod activities;
+mod reports;
 mod sales;
 mod users;
 
@@ -209,6 +210,10 @@ impl Object {
 
     fn fields(self, fields: Vec<F>) -> ObjectDef {
         let mut all = system_fields(&self.name.to_lowercase());
+        // What the server records is never upserted from elsewhere.
+        if self.access == Access::History {
+            all.retain(|f| f.name != "externalId");
+        }
         if self.owned {
             all.extend(ownership(self.plural).into_iter().map(|f| f.0));
         }
@@ -268,18 +273,22 @@ const LEAD_SOURCES: &[(&str, &str)] = &[
     ("OTHER", "Other"),
 ];
 
-/// The standard objects: Account, Contact, Lead, Pipeline, Stage,
-/// Opportunity, ContactRole, Activity and User.
+/// The standard objects: Account, LifecycleChange, Contact, Lead,
+/// Pipeline, Stage, Opportunity, StageEntry, ContactRole, Activity,
+/// Report and User.
 pub fn objects() -> Vec<ObjectDef> {
     vec![
         accounts::account(),
+        accounts::lifecycle_change(),
         accounts::contact(),
         sales::lead(),
         sales::pipeline(),
         sales::stage(),
         sales::opportunity(),
+        sales::stage_entry(),
         sales::contact_role(),
         activities::activity(),
+        reports::report(),
         users::user(),
     ]
 }

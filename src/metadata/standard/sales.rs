@@ -1,7 +1,7 @@
 //! The sales process: Lead, Pipeline, Stage, Opportunity and ContactRole,
 //! the objects a deal is made of from first interest to close.
 
-use super::{lookup, picklist, Object, F, LEAD_SOURCES};
+use super::{lookup, one_way, picklist, Object, F, LEAD_SOURCES};
 use crate::metadata::{Access, FieldKind, ObjectDef, Personal};
 
 const FORECAST_CATEGORIES: &[(&str, &str)] = &[
@@ -118,6 +118,15 @@ pub(super) fn pipeline() -> ObjectDef {
         )
         .required()
         .default("false"),
+        F::new(
+            "staleAfterDays",
+            "stale_after_days",
+            "Stale after (days)",
+            Integer,
+            "An open deal with no stage change and no activity for this many days is stale (1–3650).",
+        )
+        .required()
+        .default("30"),
     ])
 }
 
@@ -276,6 +285,96 @@ pub(super) fn opportunity() -> ObjectDef {
             .required()
             .system(),
         F::new("isWon", "is_won", "Won", Boolean, "The deal is won: its stage is a won one.").required().system(),
+        F::new(
+            "staleAt",
+            "stale_at",
+            "Stale at",
+            DateTime,
+            "When the open deal goes (or went) stale: its last stage change or activity plus its pipeline's \
+             `staleAfterDays`. Null once closed. Filter with `isStale`.",
+        )
+        .system(),
+    ])
+}
+
+/// StageEntry: a deal's stay in a stage, kept by the server.
+pub(super) fn stage_entry() -> ObjectDef {
+    use FieldKind::*;
+    let mut entry = Object::new(
+        "StageEntry",
+        "stageEntries",
+        "opportunity_stage_entry",
+        "A deal's stay in a stage: when it entered and left, for which stage, and the days it spent there. \
+         Recorded by the server whatever changed the stage; read-only.",
+    );
+    entry.owned = false;
+    entry.access = Access::History;
+    entry.default_order = "enteredAt";
+    entry.fields(vec![
+        F::new(
+            "opportunity",
+            "opportunity_id",
+            "Opportunity",
+            lookup(
+                "Opportunity",
+                "stageEntries",
+                "The deal's stays in stages, oldest first.",
+            ),
+            "The deal.",
+        )
+        .required(),
+        F::new(
+            "pipeline",
+            "pipeline_id",
+            "Pipeline",
+            one_way("Pipeline"),
+            "The stage's pipeline.",
+        )
+        .required(),
+        F::new(
+            "stage",
+            "stage_id",
+            "Stage",
+            one_way("Stage"),
+            "The stage the deal entered.",
+        )
+        .required(),
+        F::new(
+            "enteredAt",
+            "entered_at",
+            "Entered at",
+            DateTime,
+            "When the deal entered the stage.",
+        )
+        .required(),
+        F::new(
+            "leftAt",
+            "left_at",
+            "Left at",
+            DateTime,
+            "When it left; null while it is there.",
+        ),
+        F::new(
+            "nextStage",
+            "next_stage_id",
+            "Next stage",
+            one_way("Stage"),
+            "The stage it went to.",
+        ),
+        F::new(
+            "daysInStage",
+            "days_in_stage",
+            "Days in stage",
+            Decimal,
+            "Days from entering to leaving, to the hundredth; null while it is there.",
+        ),
+        F::new(
+            "enteredBy",
+            "entered_by",
+            "Entered by",
+            one_way("User"),
+            "Who moved the deal into the stage.",
+        ),
     ])
 }
 

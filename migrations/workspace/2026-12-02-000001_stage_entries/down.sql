@@ -1,0 +1,16 @@
+DROP INDEX opportunity_stale_at_idx;
+DROP TRIGGER pipeline_stale_after_follows ON pipeline;
+DROP FUNCTION pipeline_stale_after_follows();
+DROP TRIGGER activity_touches_deals_insert ON activity;
+DROP TRIGGER activity_touches_deals_update ON activity;
+DROP TRIGGER activity_touches_deals_delete ON activity;
+DROP FUNCTION activity_touches_deals();
+DROP TRIGGER opportunity_stale_at ON opportunity;
+DROP FUNCTION opportunity_stale_at_follows();
+DROP FUNCTION opportunity_stage_since(uuid, timestamptz);
+DROP FUNCTION opportunity_stale_at(uuid, uuid, boolean, timestamptz);
+ALTER TABLE opportunity DROP COLUMN stale_at;
+ALTER TABLE pipeline DROP COLUMN stale_after_days;
+DROP TRIGGER opportunity_stage_entry ON opportunity;
+DROP FUNCTION opportunity_stage_entry_record();
+DROP TABLE opportunity_stage_entry;
