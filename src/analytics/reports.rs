@@ -15,7 +15,7 @@ use super::{Aggregate, Group, GroupKey, Measure, Metric};
 use crate::error::{CrmError, Result};
 use crate::graphql::input::{self, Path};
 use crate::graphql::resolve::{arg, context, resolved, RequestContext};
-use crate::graphql::room::Surface;
+use crate::graphql::room::{CheckScope, Surface};
 use crate::metadata::{FieldKind, ObjectDef};
 use crate::records::{FieldSet, Record, Table};
 
@@ -56,9 +56,9 @@ struct Answer {
     rows: Vec<Vec<Json>>,
 }
 
-/// A report's aggregate, read from its record against `scope`'s model.
+/// A report's aggregate, read from its record against `context`'s model.
 /// Errors name the report's field (`groupBy`, `filter` …) under `root`.
-fn definition(context: &RequestContext, record: &Record, root: &[&str]) -> Result<(ObjectDef, Aggregate)> {
+fn definition(context: &CheckScope<'_>, record: &Record, root: &[&str]) -> Result<(ObjectDef, Aggregate)> {
     let rooted = |error: CrmError| match error {
         CrmError::BadUserInput { message, field } => CrmError::BadUserInput {
             message,
@@ -86,9 +86,9 @@ fn definition(context: &RequestContext, record: &Record, root: &[&str]) -> Resul
         args.insert(name, value);
     }
     let scope = Scope {
-        model: &context.model,
-        schema: &context.schema,
-        visibility: &context.visibility,
+        model: context.model,
+        schema: context.schema,
+        visibility: context.visibility,
         object: &object,
     };
     let measures = api::listed_measures(&object, args.get("metrics"), &Path::root("metrics")).map_err(rooted)?;
@@ -96,9 +96,10 @@ fn definition(context: &RequestContext, record: &Record, root: &[&str]) -> Resul
     Ok((object, aggregate))
 }
 
-/// A report saved through the API must mean something in the workspace.
-fn check(context: &RequestContext, _object: &ObjectDef, record: &Record) -> Result<()> {
-    definition(context, record, &["input"]).map(|_| ())
+/// A report saved through the API (or promoted) must mean something in
+/// the workspace.
+fn check(scope: &CheckScope<'_>, _object: &ObjectDef, record: &Record) -> Result<()> {
+    definition(scope, record, &["input"]).map(|_| ())
 }
 
 /// The label of a field for a column.
@@ -116,7 +117,11 @@ fn key_column(key: &GroupKey) -> Column {
     let (key_name, label) = match &key.key.through {
         Some(through) => (
             format!("{}.{}", through.lookup, field.value_key()),
-            format!("{} {}", through.lookup, field.label),
+            format!(
+                "{}: {}",
+                crate::metadata::upper_first(&crate::metadata::words(&through.lookup)),
+                field.label
+            ),
         ),
         None => (field.value_key(), field.label.clone()),
     };
@@ -179,7 +184,12 @@ async fn run(context: &RequestContext, id: uuid::Uuid) -> Result<Answer> {
             object: REPORT.into(),
             id: id.to_string(),
         })?;
-    let (object, aggregate) = definition(context, &report, &["report"])?;
+    let scope = CheckScope {
+        model: &context.model,
+        schema: &context.schema,
+        visibility: &context.visibility,
+    };
+    let (object, aggregate) = definition(&scope, &report, &["report"])?;
     if aggregate.time_zone != "UTC" && !super::known_time_zone(&mut conn, &aggregate.time_zone).await? {
         return Err(CrmError::bad_input(
             &["report", "timeZone"],

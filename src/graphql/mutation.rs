@@ -155,7 +155,7 @@ async fn create_one(
     let mut values = input::assignments(object, input, path)?;
     with_creator(context, object, &mut values);
     let record = write::insert(conn, &context.model, context.table(object), &values, path.parts()).await?;
-    checks.run(context, object, &record)?;
+    checks.run(&context.check_scope(), object, &record)?;
     let entry = records::audit_entry(object, Action::Create, None, &record);
     Ok((record, entry))
 }
@@ -189,7 +189,7 @@ async fn update_one(
     let before = write::lock(conn, table, id).await?;
     check_reassign(context, object, before.as_ref(), &values)?;
     let record = write::update(conn, &context.model, table, id, &values, expected, path.parts()).await?;
-    checks.run(context, object, &record)?;
+    checks.run(&context.check_scope(), object, &record)?;
     let entry = records::audit_entry(object, Action::Update, before.as_ref(), &record);
     Ok((record, entry))
 }
@@ -425,7 +425,7 @@ fn upsert(object: &Arc<ObjectDef>) -> Field {
                 };
                 check_reassign(context, &object, before.as_ref(), &values)?;
                 let record = write::upsert(conn, &context.model, table, external, &values, path.parts()).await?;
-                checks(&ctx).run(context, &object, &record)?;
+                checks(&ctx).run(&context.check_scope(), &object, &record)?;
                 let entry = records::audit_entry(&object, action, before.as_ref(), &record);
                 (record, vec![entry])
             })?;

@@ -82,6 +82,15 @@ impl RequestContext {
         }
     }
 
+    /// What the records this request writes are checked against.
+    pub(super) fn check_scope(&self) -> super::room::CheckScope<'_> {
+        super::room::CheckScope {
+            model: &self.model,
+            schema: &self.schema,
+            visibility: &self.visibility,
+        }
+    }
+
     /// The rows of `object` this request may read and change.
     pub(super) fn table<'a>(&'a self, object: &'a ObjectDef) -> Table<'a> {
         Table::new(&self.schema, object).restricted(&self.visibility)

@@ -27,11 +27,19 @@ pub struct Surface {
     pub(super) record_checks: RecordChecks,
 }
 
-/// Checks a room makes of a record an API write made, in the write's
-/// transaction, after the engine's own: an error undoes the write. For
-/// records whose values mean something to a room (a report's definition).
-pub type RecordCheck =
-    fn(&super::resolve::RequestContext, &ObjectDef, &crate::records::Record) -> crate::error::Result<()>;
+/// Checks a room makes of a record an API write or a promotion made, in
+/// its transaction, after the engine's own: an error undoes the write (or
+/// fails the promoted change). For records whose values mean something to
+/// a room (a report's definition).
+pub type RecordCheck = fn(&CheckScope<'_>, &ObjectDef, &crate::records::Record) -> crate::error::Result<()>;
+
+/// What a record is checked against: the workspace's model (after the
+/// change), its Postgres schema and what the writer may see.
+pub struct CheckScope<'a> {
+    pub model: &'a Model,
+    pub schema: &'a str,
+    pub visibility: &'a crate::access::Visibility,
+}
 
 /// The checks of a schema by object name, kept as the schema's data.
 #[derive(Default, Clone)]
@@ -41,14 +49,19 @@ impl RecordChecks {
     /// Runs the check of `object`'s records, if any, on `record`.
     pub fn run(
         &self,
-        context: &super::resolve::RequestContext,
+        scope: &CheckScope<'_>,
         object: &ObjectDef,
         record: &crate::records::Record,
     ) -> crate::error::Result<()> {
         match self.0.get(object.name.as_str()) {
-            Some(check) => check(context, object, record),
+            Some(check) => check(scope, object, record),
             None => Ok(()),
         }
+    }
+
+    /// Whether records of `object` are checked.
+    pub fn checks(&self, object: &ObjectDef) -> bool {
+        self.0.contains_key(object.name.as_str())
     }
 }
 
@@ -156,5 +169,10 @@ impl Rooms {
         limits: Option<super::Limits>,
     ) -> std::result::Result<async_graphql::dynamic::Schema, async_graphql::dynamic::SchemaError> {
         super::schema::build(model, limits, Surface::of(self.0))
+    }
+
+    /// The record checks the rooms make.
+    pub fn record_checks(self) -> RecordChecks {
+        Surface::of(self.0).record_checks
     }
 }

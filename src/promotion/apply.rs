@@ -12,6 +12,7 @@ use serde_json::Value as Json;
 
 use super::sdl::{self, Level, SdlChange};
 use crate::error::{CrmError, Result};
+use crate::graphql::room::{CheckScope, RecordChecks};
 use crate::graphql::Rooms;
 use crate::metadata::change::Target;
 use crate::metadata::custom::Customizations;
@@ -283,6 +284,7 @@ pub async fn run(
         Some((rooms, schema)) => (Some(rooms), Some(schema)),
         None => (None, None),
     };
+    let checks = rooms.map(Rooms::record_checks);
     for i in order {
         let entry = &mut entries[i];
         if entry.status != Status::Ready {
@@ -292,6 +294,9 @@ pub async fn run(
         let tried = conn
             .transaction::<_, CrmError, _>(async |conn| {
                 let lossy = make(conn, target, entry).await?;
+                if let Some(checks) = &checks {
+                    checked(conn, checks, target, entry).await?;
+                }
                 let schema = match (before, rooms) {
                     (Some(before), Some(rooms)) if entry.change.kind.def().in_schema() => {
                         let customizations = Customizations::read(conn, target.schema).await?;
@@ -417,6 +422,50 @@ fn impact(err: &CrmError) -> Option<DataImpact> {
         sample_ids,
         lossy: false,
     })
+}
+
+/// Runs the rooms' check of the row a change of configuration wrote (a
+/// promoted report must mean something in the target), against the
+/// target's model as the change left it.
+async fn checked(
+    conn: &mut AsyncPgConnection,
+    checks: &RecordChecks,
+    target: &Target<'_>,
+    entry: &Entry,
+) -> Result<()> {
+    let Some(table) = entry.change.kind.def().table() else {
+        return Ok(());
+    };
+    if entry.desired.as_ref().is_none_or(deleted) {
+        return Ok(());
+    }
+    let model = Customizations::read(conn, target.schema).await?.model()?;
+    let Some(object) = model
+        .objects()
+        .iter()
+        .find(|o| o.table == table && o.schema.is_none() && checks.checks(o))
+    else {
+        return Ok(());
+    };
+    let id = entry
+        .current
+        .as_ref()
+        .map_or(entry.change.id.as_str(), |item| item.id.as_str());
+    let Ok(id) = uuid::Uuid::parse_str(id) else {
+        return Ok(());
+    };
+    let rows = crate::records::Table::new(target.schema, object);
+    let found = crate::records::get_many(conn, rows, &crate::records::FieldSet::all(object), &[id]).await?;
+    let Some(record) = found.get(&id) else {
+        return Ok(());
+    };
+    let visibility = crate::access::Visibility::all();
+    let scope = CheckScope {
+        model: &model,
+        schema: target.schema,
+        visibility: &visibility,
+    };
+    checks.run(&scope, object, record)
 }
 
 /// Brings the target's item from what it is to what the entry wants.

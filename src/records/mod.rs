@@ -234,7 +234,7 @@ fn live_rows(include_deleted: bool, alias: &str) -> Sql {
     sql
 }
 
-async fn load_json(conn: &mut Conn, query: Sql) -> Result<Vec<Json>> {
+async fn load_json(conn: &mut diesel_async::AsyncPgConnection, query: Sql) -> Result<Vec<Json>> {
     let rows: Vec<JsonRow> = query.load(conn).await?;
     Ok(rows.into_iter().map(|r| r.row).collect())
 }
@@ -249,7 +249,7 @@ pub fn into_record(json: Json) -> Record {
 
 /// Live records with the given ids, keyed by id. One statement.
 pub async fn get_many(
-    conn: &mut Conn,
+    conn: &mut diesel_async::AsyncPgConnection,
     table: Table<'_>,
     fields: &FieldSet,
     ids: &[Uuid],
