@@ -62,6 +62,9 @@ enum Command {
         /// The benchmark data set: 20,000 accounts, 100,000 contacts, 50,000 opportunities, 200,000 activities.
         #[arg(long)]
         bench: bool,
+        /// With --bench: this many times the benchmark data set (1 to 100).
+        #[arg(long, default_value_t = 1, requires = "bench")]
+        scale: u32,
     },
     /// Create, list and revoke API tokens.
     Token {
@@ -482,7 +485,9 @@ async fn run(Cli { database, command }: Cli) -> anyhow::Result<()> {
             command: SchemaCommand::Print,
         } => cli::schema::print(),
         Command::Migrate => cli::with_database(database, async |_, url| cli::migrate::run(url).await).await,
-        Command::Seed { bench, .. } => cli::with_app(database, async |app| cli::seed::run(app, *bench).await).await,
+        Command::Seed { bench, scale, .. } => {
+            cli::with_app(database, async |app| cli::seed::run(app, *bench, *scale).await).await
+        }
         Command::Token { command } => cli::with_app(database, async |app| cli::token::run(command, app).await).await,
         Command::Sandbox { command } => {
             cli::with_app(database, async |app| cli::sandbox::run(command, app).await).await

@@ -350,14 +350,16 @@ pub const BENCH_ACTIVITIES: i64 = 200_000;
 
 /// The benchmark data set, made inside Postgres in one transaction.
 /// Deterministic: record n of an object has the id `md5('<object>' || n)`,
-/// account n is named `Account 0000n`; contact n and opportunity n belong
-/// to account ((n - 1) mod 20,000) + 1, activity n to opportunity
-/// ((n - 1) mod 50,000) + 1 and its account. Opportunities spread over the
-/// default pipeline's stages.
+/// account n is named `Account 0000n` (five digits, more at a larger
+/// scale); contact n and opportunity n belong to account ((n - 1) mod
+/// accounts) + 1, activity n to opportunity ((n - 1) mod opportunities) +
+/// 1 and its account. Opportunities spread over the default pipeline's
+/// stages, each having walked the stages before its own; accounts have
+/// lifecycles, some churned.
 const BENCH_SQL: &str = r#"
 INSERT INTO crm.account (id, name, website, domain, industry, type, annual_revenue, employee_count, created_at, updated_at)
 SELECT md5('account' || n)::uuid,
-       'Account ' || lpad(n::text, 5, '0'),
+       'Account ' || lpad(n::text, $DIGITS, '0'),
        'https://account' || n || '.example',
        'account' || n || '.example',
        (ARRAY['AGRICULTURE','BANKING','CONSULTING','EDUCATION','ENERGY','FINANCE','GOVERNMENT','HEALTHCARE',
@@ -369,6 +371,17 @@ SELECT md5('account' || n)::uuid,
        timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second',
        timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second'
 FROM generate_series(1, $ACCOUNTS) n;
+
+-- Lifecycles: half the accounts became customers during 2025; one in
+-- twenty churned during 2026; the others are leads or in a deal.
+UPDATE crm.account a SET lifecycle_stage = (ARRAY['CUSTOMER','CUSTOMER','OPPORTUNITY','LEAD'])[1 + n % 4]
+FROM generate_series(1, $ACCOUNTS) n WHERE a.id = md5('account' || n)::uuid;
+UPDATE crm.account a SET lifecycle_stage = 'CHURNED'
+FROM generate_series(1, $ACCOUNTS) n WHERE a.id = md5('account' || n)::uuid AND n % 20 = 0;
+UPDATE crm.account_lifecycle_change c
+SET changed_at = CASE c.to_stage WHEN 'CHURNED' THEN timestamptz '2026-01-01 00:00:00+00' + (n % 330) * interval '1 day'
+                                 ELSE timestamptz '2025-01-01 00:00:00+00' + (n % 365) * interval '1 day' END
+FROM generate_series(1, $ACCOUNTS) n WHERE c.account_id = md5('account' || n)::uuid;
 
 INSERT INTO crm.contact (id, first_name, last_name, email, title, account_id, created_at, updated_at)
 SELECT md5('contact' || n)::uuid,
@@ -390,11 +403,45 @@ SELECT md5('opportunity' || n)::uuid,
        s.ids[1 + n % array_length(s.ids, 1)],
        1000 + (n::bigint * 104729) % 500000,
        date '2026-01-01' + (n % 365),
-       timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second',
-       timestamptz '2026-01-01 00:00:00+00' + n * interval '1 second'
+       timestamptz '2026-01-01 00:00:00+00' + (n % 300) * interval '1 day' + n * interval '1 second',
+       timestamptz '2026-01-01 00:00:00+00' + (n % 300) * interval '1 day' + n * interval '1 second'
 FROM generate_series(1, $OPPORTUNITIES) n,
      (SELECT array_agg(st.id ORDER BY st.position) AS ids
       FROM crm.stage st JOIN crm.pipeline p ON p.id = st.pipeline_id AND p.is_default) s;
+
+-- Each deal walked the open stages before the one it is in, 1 to 10 days
+-- in each (a closed deal went to its closed stage from the last open one
+-- it reached): its stage history and stays, replacing the single stay
+-- the insert recorded.
+DELETE FROM crm.opportunity_stage_entry;
+DELETE FROM crm.opportunity_history WHERE field = 'stageId';
+WITH st AS (
+    SELECT s.id, s.is_closed, row_number() OVER (ORDER BY s.position, s.id) AS k
+    FROM crm.stage s JOIN crm.pipeline p ON p.id = s.pipeline_id AND p.is_default WHERE s.deleted_at IS NULL
+), path AS (
+    SELECT o.id AS deal, o.pipeline_id, o.created_at, st.id AS stage,
+           row_number() OVER (PARTITION BY o.id ORDER BY st.k) AS step
+    FROM crm.opportunity o JOIN st cur ON cur.id = o.stage_id
+    JOIN st ON st.k = cur.k OR (NOT st.is_closed AND st.k < cur.k)
+), timed AS (
+    SELECT p.*, p.created_at + coalesce(sum(1 + abs(hashtext(p.deal::text || p.step)) % 10) OVER (
+               PARTITION BY p.deal ORDER BY p.step ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) * interval '1 day'
+           AS entered_at
+    FROM path p
+), moves AS (
+    SELECT t.*, lead(t.entered_at) OVER w AS left_at, lead(t.stage) OVER w AS next_stage, lag(t.stage) OVER w AS previous
+    FROM timed t WINDOW w AS (PARTITION BY t.deal ORDER BY t.step)
+), history AS (
+    INSERT INTO crm.opportunity_history (opportunity_id, field, before, after, changed_at)
+    SELECT deal, 'stageId', previous::text, stage::text, entered_at FROM moves
+)
+INSERT INTO crm.opportunity_stage_entry
+    (created_at, updated_at, opportunity_id, pipeline_id, stage_id, entered_at, left_at, next_stage_id, days_in_stage)
+SELECT entered_at, coalesce(left_at, entered_at), deal, pipeline_id, stage, entered_at, left_at, next_stage,
+       round((extract(epoch FROM left_at - entered_at) / 86400)::numeric, 2)
+FROM moves;
+UPDATE crm.opportunity o SET stale_at = crm.opportunity_stale_at(o.id, o.pipeline_id, o.is_closed,
+    crm.opportunity_stage_since(o.id, o.created_at));
 
 INSERT INTO crm.activity (id, type, subject, status, due_at, opportunity_id, account_id, created_at, updated_at)
 SELECT md5('activity' || n)::uuid,
@@ -409,17 +456,33 @@ SELECT md5('activity' || n)::uuid,
 FROM generate_series(1, $ACTIVITIES) n;
 "#;
 
-/// Loads the benchmark data set into an empty production workspace.
-pub async fn bench(app: &App) -> Result<SeedReport, Error> {
+/// The largest scale factor of the benchmark data set (a billion rows
+/// would not fit a laptop).
+pub const MAX_SCALE: u32 = 100;
+
+/// Loads the benchmark data set, `scale` times its size (1: 20,000
+/// accounts …), into an empty production workspace.
+pub async fn bench(app: &App, scale: u32) -> Result<SeedReport, Error> {
     use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+    if !(1..=MAX_SCALE).contains(&scale) {
+        return Err(Error::Refused(format!("the scale is 1 to {MAX_SCALE}, not {scale}")));
+    }
     if has_accounts(app).await? {
         return Ok(SeedReport::skipped());
     }
+    let scale = i64::from(scale);
+    let (accounts, contacts, opportunities, activities) = (
+        BENCH_ACCOUNTS * scale,
+        BENCH_CONTACTS * scale,
+        BENCH_OPPORTUNITIES * scale,
+        BENCH_ACTIVITIES * scale,
+    );
     let sql = BENCH_SQL
-        .replace("$ACCOUNTS", &BENCH_ACCOUNTS.to_string())
-        .replace("$CONTACTS", &BENCH_CONTACTS.to_string())
-        .replace("$OPPORTUNITIES", &BENCH_OPPORTUNITIES.to_string())
-        .replace("$ACTIVITIES", &BENCH_ACTIVITIES.to_string());
+        .replace("$DIGITS", &accounts.to_string().len().max(5).to_string())
+        .replace("$ACCOUNTS", &accounts.to_string())
+        .replace("$CONTACTS", &contacts.to_string())
+        .replace("$OPPORTUNITIES", &opportunities.to_string())
+        .replace("$ACTIVITIES", &activities.to_string());
     let mut conn = app.db.conn().await?;
     // Bulk load: no statement timeout, one transaction.
     conn.batch_execute("SET statement_timeout = 0").await?;
@@ -427,18 +490,21 @@ pub async fn bench(app: &App) -> Result<SeedReport, Error> {
         .transaction::<_, diesel::result::Error, _>(async |conn| conn.batch_execute(&sql).await)
         .await;
     loaded.map_err(Error::Load)?;
-    conn.batch_execute("ANALYZE crm.account, crm.contact, crm.opportunity, crm.activity")
-        .await?;
+    conn.batch_execute(
+        "ANALYZE crm.account, crm.contact, crm.opportunity, crm.activity, crm.opportunity_stage_entry, \
+         crm.opportunity_history, crm.account_lifecycle_change",
+    )
+    .await?;
     conn.batch_execute(&format!(
         "SET statement_timeout = {}",
         app.config.statement_timeout.as_millis()
     ))
     .await?;
     Ok(SeedReport {
-        accounts: BENCH_ACCOUNTS as usize,
-        contacts: BENCH_CONTACTS as usize,
-        opportunities: BENCH_OPPORTUNITIES as usize,
-        activities: BENCH_ACTIVITIES as usize,
+        accounts: accounts as usize,
+        contacts: contacts as usize,
+        opportunities: opportunities as usize,
+        activities: activities as usize,
         skipped: false,
     })
 }

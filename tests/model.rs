@@ -356,7 +356,7 @@ async fn contact_roles_activities_leads_and_owners() {
 #[tokio::test]
 async fn the_benchmark_data_set_is_deterministic_and_consistent() {
     let app = TestApp::start().await;
-    let report = crm::seed::bench(&app.app).await.unwrap();
+    let report = crm::seed::bench(&app.app, 1).await.unwrap();
     assert_eq!(
         (
             report.accounts,
@@ -404,8 +404,34 @@ async fn the_benchmark_data_set_is_deterministic_and_consistent() {
             "{stages}"
         );
     }
-    // A second run leaves the data alone.
-    assert!(crm::seed::bench(&app.app).await.unwrap().skipped);
+    // Every deal walked the stages before its own, and sits in its last.
+    let entries = app.scalar("SELECT count(*) AS n FROM crm.opportunity_stage_entry").await;
+    assert!(entries > 150_000, "{entries} stays");
+    let astray = app
+        .scalar(
+            "SELECT count(*) AS n FROM crm.opportunity o JOIN crm.opportunity_stage_entry e
+             ON e.opportunity_id = o.id AND e.left_at IS NULL WHERE e.stage_id <> o.stage_id",
+        )
+        .await;
+    assert_eq!(astray, 0);
+    let history = app
+        .scalar("SELECT count(*) AS n FROM crm.opportunity_history WHERE field = 'stageId'")
+        .await;
+    assert_eq!(history, entries, "one history row per stay");
+    // Half the accounts were customers in 2025; one in twenty churned in 2026.
+    let churn = app
+        .data(
+            "{ churnRate(period: YEAR, from: \"2026-01-01\", to: \"2027-01-01\") { customersAtStart lost churnRate } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        churn["churnRate"],
+        json!([{ "customersAtStart": 10000, "lost": 1000, "churnRate": 0.1 }])
+    );
+    // A second run leaves the data alone; the scale is bounded.
+    assert!(crm::seed::bench(&app.app, 1).await.unwrap().skipped);
+    assert!(crm::seed::bench(&app.app, 0).await.is_err());
 }
 
 /// `md5(text)::uuid`, as the benchmark data set names its records.

@@ -3,11 +3,12 @@
 
 use crm::App;
 
-/// Loads the benchmark data set when `bench`, else the demo one, and says
-/// what it added (or that production already had accounts).
-pub async fn run(app: &App, bench: bool) -> anyhow::Result<()> {
+/// Loads the benchmark data set (`scale` times its size) when `bench`,
+/// else the demo one, and says what it added (or that production already
+/// had accounts).
+pub async fn run(app: &App, bench: bool, scale: u32) -> anyhow::Result<()> {
     let report = if bench {
-        crm::seed::bench(app).await?
+        crm::seed::bench(app, scale).await?
     } else {
         crm::seed::demo(app).await?
     };
