@@ -209,6 +209,17 @@ enum ReportCommand {
         #[arg(long)]
         to: Option<chrono::NaiveDate>,
     },
+    /// Per period: customers at its start, gained, lost, at its end, and the churn rate.
+    Churn {
+        #[arg(long, value_enum, default_value_t = ForecastPeriod::Quarter)]
+        period: ForecastPeriod,
+        /// From this day (default: 1 January this year).
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// To this day, excluded (default: a year after --from).
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

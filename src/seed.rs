@@ -150,6 +150,7 @@ pub async fn demo(app: &App) -> Result<SeedReport, Error> {
         demo.account(account).await?;
     }
     demo.leads().await?;
+    demo.churn().await?;
     Ok(demo.report)
 }
 
@@ -199,7 +200,7 @@ impl<'a> Demo<'a> {
             json!({ "input": {
                 "name": account.name, "website": account.website, "industry": account.industry,
                 "annualRevenue": account.revenue, "employeeCount": account.employees,
-                "type": "CUSTOMER", "ownerId": self.owner,
+                "type": "CUSTOMER", "lifecycleStage": "CUSTOMER", "ownerId": self.owner,
             }}),
         )
         .await?;
@@ -293,6 +294,33 @@ impl<'a> Demo<'a> {
             .await?;
             self.report.activities += 1;
         }
+        Ok(())
+    }
+
+    /// The accounts became customers in June 2025; Umbrella Logistics
+    /// churned in September 2026 (its pilot is a win-back), so churn and
+    /// lifetime value have something to show.
+    async fn churn(&self) -> Result<(), Error> {
+        use diesel_async::SimpleAsyncConnection;
+        let umbrella = run(
+            self.app,
+            "{ accounts(filter: { name: { eq: \"Umbrella Logistics\" } }) { nodes { id } } }",
+            json!({}),
+        )
+        .await?["accounts"]["nodes"][0]["id"]
+            .clone();
+        run(
+            self.app,
+            "mutation($id: ID!) { updateAccount(id: $id, input: { lifecycleStage: CHURNED }) { id } }",
+            json!({ "id": umbrella }),
+        )
+        .await?;
+        let mut conn = self.app.db.conn().await?;
+        conn.batch_execute(
+            "UPDATE crm.account_lifecycle_change SET changed_at = CASE to_stage WHEN 'CHURNED' \
+             THEN timestamptz '2026-09-15 09:00:00+00' ELSE timestamptz '2025-06-01 09:00:00+00' END",
+        )
+        .await?;
         Ok(())
     }
 

@@ -379,7 +379,7 @@ async fn sandbox_commands_create_list_refresh_delete_and_migrate_every_sandbox()
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `crm report forecast` and `crm report funnel` print the demo data's
+/// `crm report forecast`, `funnel` and `churn` print the demo data's
 /// figures as tables.
 #[tokio::test]
 async fn report_commands_print_the_forecast_and_the_funnel() {
@@ -415,5 +415,15 @@ async fn report_commands_print_the_forecast_and_the_funnel() {
     let funnel = run(&["report", "funnel"]);
     assert!(funnel.lines().any(|l| l.starts_with("Closed Won")), "{funnel}");
     assert!(funnel.contains("win rate 50.0 %"), "{funnel}");
+    assert!(funnel.contains("stale now"), "{funnel}");
+    // The demo's six customers since June 2025; Umbrella churned in September 2026.
+    let churn = run(&["report", "churn", "--from", "2026-01-01", "--to", "2027-01-01"]);
+    let q3: Vec<&str> = churn
+        .lines()
+        .find(|l| l.starts_with("2026-07-01"))
+        .unwrap_or_else(|| panic!("{churn}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(q3, ["2026-07-01", "2026-10-01", "6", "0", "1", "5", "16.7", "%"]);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -405,7 +405,9 @@ async fn the_benchmark_data_set_is_deterministic_and_consistent() {
         );
     }
     // Every deal walked the stages before its own, and sits in its last.
-    let entries = app.scalar("SELECT count(*) AS n FROM crm.opportunity_stage_entry").await;
+    let entries = app
+        .scalar("SELECT count(*) AS n FROM crm.opportunity_stage_entry")
+        .await;
     assert!(entries > 150_000, "{entries} stays");
     let astray = app
         .scalar(

@@ -1,10 +1,11 @@
-//! `crm report forecast` and `crm report funnel`: the sales forecast and a
-//! pipeline's funnel as tables on a terminal, for admins without a
-//! frontend. They read production as an admin would (every record).
+//! `crm report forecast`, `crm report funnel` and `crm report churn`: the
+//! sales forecast, a pipeline's funnel and the customers' churn as tables
+//! on a terminal, for admins without a frontend. They read production as
+//! an admin would (every record).
 
 use chrono::{Datelike, NaiveDate, Utc};
 use crm::analytics::forecast::{self, By, Period};
-use crm::analytics::funnel;
+use crm::analytics::{churn, funnel};
 use crm::db::sql::{Bind, Sql};
 use crm::graphql::Workspace;
 use crm::records::Table;
@@ -25,6 +26,14 @@ pub async fn run(command: &ReportCommand, app: &App) -> anyhow::Result<()> {
         ReportCommand::Forecast { period, from, to, by } => {
             forecast_report(&mut conn, table, *period, *from, *to, *by).await
         }
+        ReportCommand::Churn { period, from, to } => {
+            let accounts = entry
+                .model
+                .object("Account")
+                .ok_or_else(|| anyhow::anyhow!("the model has no Account"))?;
+            let accounts = Table::new(&entry.workspace.pg_schema, accounts);
+            churn_report(&mut conn, &accounts, *period, *from, *to).await
+        }
         ReportCommand::Funnel { pipeline, from, to } => {
             funnel_report(
                 &mut conn,
@@ -39,6 +48,63 @@ pub async fn run(command: &ReportCommand, app: &App) -> anyhow::Result<()> {
     }
 }
 
+/// `from` (default: 1 January this year) and `to` (default: a year later).
+fn year_from(from: Option<NaiveDate>, to: Option<NaiveDate>) -> anyhow::Result<(NaiveDate, NaiveDate)> {
+    let this_year = Utc::now().year();
+    let from = from.unwrap_or_else(|| NaiveDate::from_ymd_opt(this_year, 1, 1).unwrap_or_default());
+    let to = to.unwrap_or_else(|| NaiveDate::from_ymd_opt(from.year() + 1, from.month(), 1).unwrap_or(from));
+    anyhow::ensure!(to > from, "--to must be after --from");
+    Ok((from, to))
+}
+
+fn period_of(period: ForecastPeriod) -> Period {
+    match period {
+        ForecastPeriod::Month => Period::Month,
+        ForecastPeriod::Quarter => Period::Quarter,
+        ForecastPeriod::Year => Period::Year,
+    }
+}
+
+async fn churn_report(
+    conn: &mut crm::db::Conn,
+    accounts: &Table<'_>,
+    period: ForecastPeriod,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+) -> anyhow::Result<()> {
+    let (from, to) = year_from(from, to)?;
+    let periods = churn::periods(period_of(period), from, to)?;
+    let rows = churn::churn(conn, accounts, &periods).await?;
+    println!("Churn, {from} to {to} (excluded)");
+    let mut lines = vec![[
+        "period",
+        "end",
+        "customers at start",
+        "gained",
+        "lost",
+        "at end",
+        "churn rate",
+    ]
+    .map(str::to_owned)
+    .to_vec()];
+    for row in rows {
+        let rate = row
+            .rate()
+            .map_or_else(|| "-".to_owned(), |r| format!("{:.1} %", r * 100.0));
+        lines.push(vec![
+            row.start,
+            row.finish,
+            row.at_start.to_string(),
+            row.gained.to_string(),
+            row.lost.to_string(),
+            row.at_end.to_string(),
+            rate,
+        ]);
+    }
+    print_table(&lines);
+    Ok(())
+}
+
 async fn forecast_report(
     conn: &mut crm::db::Conn,
     table: Table<'_>,
@@ -47,17 +113,10 @@ async fn forecast_report(
     to: Option<NaiveDate>,
     by: Option<ForecastBy>,
 ) -> anyhow::Result<()> {
-    let this_year = Utc::now().year();
-    let from = from.unwrap_or_else(|| NaiveDate::from_ymd_opt(this_year, 1, 1).unwrap_or_default());
-    let to = to.unwrap_or_else(|| NaiveDate::from_ymd_opt(from.year() + 1, from.month(), 1).unwrap_or(from));
-    anyhow::ensure!(to > from, "--to must be after --from");
+    let (from, to) = year_from(from, to)?;
     let request = forecast::Request {
         pipeline: None,
-        period: match period {
-            ForecastPeriod::Month => Period::Month,
-            ForecastPeriod::Quarter => Period::Quarter,
-            ForecastPeriod::Year => Period::Year,
-        },
+        period: period_of(period),
         from,
         to,
         by: by.map(|by| match by {
@@ -135,10 +194,12 @@ async fn funnel_report(
         "won now",
         "median days",
         "p90 days",
+        "stale now",
     ]
     .map(str::to_owned)
     .to_vec()];
     let days = |d: Option<f64>| d.map_or_else(|| "-".to_owned(), |d| format!("{d:.1}"));
+    let stale: i64 = funnel.stages.iter().map(|s| s.stale).sum();
     for stage in funnel.stages {
         lines.push(vec![
             stage.name,
@@ -148,13 +209,14 @@ async fn funnel_report(
             stage.won.to_string(),
             days(stage.median_days),
             days(stage.p90_days),
+            stage.stale.to_string(),
         ]);
     }
     print_table(&lines);
     let totals = funnel.totals;
     let closed = totals.won + totals.lost;
     println!(
-        "won {}, lost {}, win rate {}, average won deal {}, average sales cycle {} days",
+        "won {}, lost {}, win rate {}, average won deal {}, average sales cycle {} days, {stale} deals stale now",
         totals.won,
         totals.lost,
         if closed > 0 {
