@@ -442,7 +442,7 @@ FROM generate_series(1, $OPPORTUNITIES) n,
 -- it reached): its stage history and stays, replacing the single stay
 -- the insert recorded.
 DELETE FROM crm.opportunity_stage_entry;
-DELETE FROM crm.opportunity_history WHERE field = 'stageId';
+DELETE FROM crm.opportunity_field_change WHERE field = 'STAGE';
 WITH st AS (
     SELECT s.id, s.is_closed, row_number() OVER (ORDER BY s.position, s.id) AS k
     FROM crm.stage s JOIN crm.pipeline p ON p.id = s.pipeline_id AND p.is_default WHERE s.deleted_at IS NULL
@@ -460,8 +460,8 @@ WITH st AS (
     SELECT t.*, lead(t.entered_at) OVER w AS left_at, lead(t.stage) OVER w AS next_stage, lag(t.stage) OVER w AS previous
     FROM timed t WINDOW w AS (PARTITION BY t.deal ORDER BY t.step)
 ), history AS (
-    INSERT INTO crm.opportunity_history (opportunity_id, field, before, after, changed_at)
-    SELECT deal, 'stageId', previous::text, stage::text, entered_at FROM moves
+    INSERT INTO crm.opportunity_field_change (created_at, updated_at, opportunity_id, field, before, after, changed_at)
+    SELECT entered_at, entered_at, deal, 'STAGE', previous::text, stage::text, entered_at FROM moves
 )
 INSERT INTO crm.opportunity_stage_entry
     (created_at, updated_at, opportunity_id, pipeline_id, stage_id, entered_at, left_at, next_stage_id, days_in_stage)
@@ -520,7 +520,7 @@ pub async fn bench(app: &App, scale: u32) -> Result<SeedReport, Error> {
     loaded.map_err(Error::Load)?;
     conn.batch_execute(
         "ANALYZE crm.account, crm.contact, crm.opportunity, crm.activity, crm.opportunity_stage_entry, \
-         crm.opportunity_history, crm.account_lifecycle_change",
+         crm.opportunity_field_change, crm.account_lifecycle_change",
     )
     .await?;
     conn.batch_execute(&format!(

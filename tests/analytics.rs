@@ -307,6 +307,44 @@ async fn stage_history_records_every_change_and_its_author() {
         )
         .await;
     assert_eq!(after["opportunity"]["stageHistory"].as_array().unwrap().len(), 2);
+
+    // The same changes are read-only records, filtered and aggregated.
+    let records = app
+        .data(
+            "query($id: ID!) {
+               opportunityFieldChanges(filter: { opportunityId: { eq: $id }, field: { eq: AMOUNT } }) {
+                 nodes { before after changedBy { email } } }
+               opportunityFieldChangesAggregate(filter: { opportunityId: { eq: $id } }, groupBy: [{ field: FIELD }]) {
+                 key { field } count } }",
+            json!({ "id": deal }),
+        )
+        .await;
+    assert_eq!(
+        records["opportunityFieldChanges"]["nodes"],
+        json!([
+            { "before": null, "after": "100.00", "changedBy": { "email": "admin@crm.local" } },
+            { "before": "100.00", "after": "250.00", "changedBy": { "email": "rep@example.com" } }
+        ])
+    );
+    // The probability and the category follow the stage: Prospecting
+    // (10 %, PIPELINE), Qualification (20 %, PIPELINE), Closed Won (100 %, CLOSED).
+    assert_eq!(
+        records["opportunityFieldChangesAggregate"],
+        json!([
+            { "key": { "field": "AMOUNT" }, "count": 2 },
+            { "key": { "field": "CLOSE_DATE" }, "count": 1 },
+            { "key": { "field": "FORECAST_CATEGORY" }, "count": 2 },
+            { "key": { "field": "PROBABILITY" }, "count": 3 },
+            { "key": { "field": "STAGE" }, "count": 3 }
+        ])
+    );
+    let error = app
+        .error(
+            "mutation($id: ID!) { deleteOpportunityFieldChange(id: $id) { id } }",
+            json!({ "id": deal }),
+        )
+        .await;
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "read-only: {error:#}");
 }
 
 /// The forecast of the fixed deals, by quarter of 2026, computed by hand:
@@ -432,19 +470,19 @@ async fn funnel_by_hand() {
         }
     }
     app.sql(
-        "UPDATE crm.opportunity_history h SET changed_at = v.at::timestamptz
+        "UPDATE crm.opportunity_field_change h SET changed_at = v.at::timestamptz
          FROM crm.opportunity o, crm.stage s,
               (VALUES ('d1', 'Prospecting', '2026-01-01'), ('d1', 'Qualification', '2026-01-11'), ('d1', 'Closed Won', '2026-01-21'),
                       ('d2', 'Prospecting', '2026-01-01'), ('d2', 'Closed Lost', '2026-01-06'),
                       ('d3', 'Prospecting', '2026-01-01'), ('d3', 'Qualification', '2026-01-03')) AS v (deal, stage, at)
-         WHERE h.opportunity_id = o.id AND o.name = v.deal AND h.field = 'stageId' AND h.after = s.id::text AND s.name = v.stage",
+         WHERE h.opportunity_id = o.id AND o.name = v.deal AND h.field = 'STAGE' AND h.after = s.id::text AND s.name = v.stage",
     )
     .await;
     // The stays in stages the funnel reads, at the same times.
     app.sql(
         "UPDATE crm.opportunity_stage_entry e SET entered_at = h.changed_at
-         FROM crm.opportunity_history h, crm.opportunity o
-         WHERE h.opportunity_id = e.opportunity_id AND h.field = 'stageId' AND h.after = e.stage_id::text
+         FROM crm.opportunity_field_change h, crm.opportunity o
+         WHERE h.opportunity_id = e.opportunity_id AND h.field = 'STAGE' AND h.after = e.stage_id::text
            AND o.id = e.opportunity_id AND o.name IN ('d1', 'd2', 'd3')",
     )
     .await;

@@ -417,7 +417,7 @@ async fn the_benchmark_data_set_is_deterministic_and_consistent() {
         .await;
     assert_eq!(astray, 0);
     let history = app
-        .scalar("SELECT count(*) AS n FROM crm.opportunity_history WHERE field = 'stageId'")
+        .scalar("SELECT count(*) AS n FROM crm.opportunity_field_change WHERE field = 'STAGE'")
         .await;
     assert_eq!(history, entries, "one history row per stay");
     // Half the accounts were customers in 2025; one in twenty churned in 2026.

@@ -441,7 +441,7 @@ async fn sandboxes_copy_what_the_server_recorded_of_their_records() {
         .await;
     let shape = "query($deal: ID!, $account: ID!) {
         opportunity(id: $deal) { staleAt stageEntries { nodes { stage { name } enteredAt leftAt } }
-            stageHistory { field before after changedAt } }
+            stageHistory { field before after changedAt } fieldChanges { totalCount } }
         account(id: $account) { lifecycleChanges { nodes { toStage changedAt } } } }";
     let variables = json!({ "deal": deal, "account": account });
     let production = app.data(shape, variables.clone()).await;

@@ -1,8 +1,9 @@
 //! Opportunity history: every change of a deal's stage, amount,
 //! probability, forecast category or close date, as the database records
-//! it (migration `opportunity_history`: a trigger, in the transaction of the
-//! change, whatever made it). Read as `Opportunity.stageHistory`, batched
-//! over every deal of a page.
+//! it (a trigger, in the transaction of the change, whatever made it).
+//! The rows are read-only records (`OpportunityFieldChange`, listed and
+//! aggregated like any object); `Opportunity.stageHistory` reads a deal's,
+//! batched over every deal of a page, in the order they were made.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -19,11 +20,11 @@ use crate::error::{CrmError, Result};
 use crate::graphql::loader::RecordLoader;
 use crate::graphql::resolve::{arg, context, parent_field, resolved, timestamp};
 use crate::graphql::room::Surface;
-use crate::metadata::{screaming_snake, ObjectDef};
+use crate::metadata::ObjectDef;
 use crate::records::record_id;
 
 /// The fields whose changes are recorded, as the history names them.
-pub const FIELDS: [&str; 5] = ["stageId", "amount", "probability", "forecastCategory", "closeDate"];
+pub const FIELDS: [&str; 5] = ["STAGE", "AMOUNT", "PROBABILITY", "FORECAST_CATEGORY", "CLOSE_DATE"];
 
 /// One recorded change of one field.
 #[derive(Debug, Clone)]
@@ -61,10 +62,12 @@ impl Loader<HistoryOf> for RecordLoader {
         }
         let mut query = Sql::raw("SELECT opportunity_id, field, before, after, changed_at, changed_by FROM ");
         query
-            .table(&self.schema, "opportunity_history")
+            .table(&self.schema, "opportunity_field_change")
             .push(" WHERE opportunity_id = ANY(");
         query.bind(Bind::UuidArray(keys.iter().map(|key| key.0).collect()));
-        query.push(") ORDER BY opportunity_id, changed_at, id");
+        // Changes made at one instant (one update) in the fields' order.
+        query.push(") AND deleted_at IS NULL ORDER BY opportunity_id, changed_at, ");
+        query.push("array_position(ARRAY['STAGE', 'AMOUNT', 'PROBABILITY', 'FORECAST_CATEGORY', 'CLOSE_DATE'], field)");
         let mut conn = self.db.conn().await?;
         let rows: Vec<Row> = query.load(&mut conn).await?;
         let mut out: HashMap<HistoryOf, Vec<Change>> = keys.iter().map(|key| (*key, Vec::new())).collect();
@@ -88,11 +91,11 @@ pub fn register(surface: &mut Surface) {
     let mut fields =
         Enum::new("OpportunityHistoryField").description("The fields of a deal whose changes are recorded.");
     for field in FIELDS {
-        fields = fields.item(EnumItem::new(enum_value(field)).description(match field {
-            "stageId" => "The stage (values are stage ids).",
-            "amount" => "The amount.",
-            "probability" => "The probability, in percent.",
-            "forecastCategory" => "The forecast category.",
+        fields = fields.item(EnumItem::new(field).description(match field {
+            "STAGE" => "The stage (values are stage ids).",
+            "AMOUNT" => "The amount.",
+            "PROBABILITY" => "The probability, in percent.",
+            "FORECAST_CATEGORY" => "The forecast category.",
             _ => "The close date.",
         }));
     }
@@ -102,7 +105,7 @@ pub fn register(surface: &mut Surface) {
             .description("One change of one field of a deal: its value before and after, when and by whom.")
             .field(
                 parent_field::<Change>("field", TypeRef::named_nn("OpportunityHistoryField"), |c| {
-                    Some(Value::Enum(Name::new(enum_value(&c.field))))
+                    Some(Value::Enum(Name::new(&c.field)))
                 })
                 .description("The field that changed."),
             )
@@ -126,14 +129,6 @@ pub fn register(surface: &mut Surface) {
             ),
     );
     surface.record_field(stage_history_field);
-}
-
-/// `STAGE_ID` → the enum value the API shows (`STAGE` for the stage).
-fn enum_value(field: &str) -> String {
-    match field {
-        "stageId" => "STAGE".to_owned(),
-        other => screaming_snake(other),
-    }
 }
 
 fn stage_history_field(object: &ObjectDef) -> Option<Field> {
@@ -161,10 +156,7 @@ fn stage_history_field(object: &ObjectDef) -> Option<Field> {
             let changes = context.loader.load_one(HistoryOf(id)).await?.unwrap_or_default();
             let shown = changes
                 .iter()
-                .filter(|change| {
-                    only.as_ref()
-                        .is_none_or(|only| only.contains(&enum_value(&change.field)))
-                })
+                .filter(|change| only.as_ref().is_none_or(|only| only.contains(&change.field)))
                 .cloned()
                 .map(FieldValue::owned_any);
             Ok(Some(FieldValue::list(shown)))

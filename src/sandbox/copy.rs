@@ -9,8 +9,8 @@
 //! replaced by deterministic fake values in the same statement (the
 //! `crm_system.mask_*` functions); configuration is metadata a promotion
 //! moves back to production, so it is never masked. What the server
-//! records of the copied records (stage entries, lifecycle changes, the
-//! opportunity history) comes along with them, all of it.
+//! records of the copied records (stage entries, field changes, lifecycle
+//! changes) comes along with them, all of it.
 
 use std::collections::{HashMap, HashSet};
 
@@ -130,9 +130,6 @@ impl Copy<'_> {
         }
         for (table, column) in deferred {
             self.fill_later(conn, table, column, &samples).await?;
-        }
-        if self.records != Records::None {
-            copied += self.opportunity_history(conn, &samples).await?;
         }
         if !indexes.is_empty() {
             self.progress.step("indexing");
@@ -342,41 +339,6 @@ impl Copy<'_> {
         }
         let rows = query.execute(conn).await?;
         Ok(rows as u64)
-    }
-
-    /// Copies the opportunity history of the copied deals, so the funnel
-    /// and a deal's history read in the sandbox as in production.
-    async fn opportunity_history(
-        &self,
-        conn: &mut AsyncPgConnection,
-        samples: &HashMap<String, String>,
-    ) -> Result<u64> {
-        const COLUMNS: &str = "opportunity_id, field, before, after, changed_at, changed_by";
-        self.progress.step("copying opportunity_history");
-        // Rows the copied deals' triggers recorded (where they ran) are
-        // replaced by production's.
-        let mut clear = Sql::raw("DELETE FROM ");
-        clear.table(self.to, "opportunity_history");
-        clear.execute(conn).await?;
-        let mut query = Sql::raw("INSERT INTO ");
-        query.table(self.to, "opportunity_history");
-        query
-            .push(" (")
-            .push(COLUMNS)
-            .push(") SELECT ")
-            .push(COLUMNS)
-            .push(" FROM ");
-        query.table(self.from, "opportunity_history").push(" AS src");
-        if let Some(sample) = samples.get("opportunity") {
-            query
-                .push(" WHERE src.opportunity_id IN (SELECT id FROM ")
-                .ident(sample)
-                .push(")");
-        }
-        query.push(" ORDER BY src.id");
-        let rows = query.execute(conn).await? as u64;
-        self.progress.copied(rows);
-        Ok(rows)
     }
 
     /// Sets a lookup left empty by `insert` once its table is filled.

@@ -274,7 +274,8 @@ const LEAD_SOURCES: &[(&str, &str)] = &[
 ];
 
 /// The standard objects: Account, LifecycleChange, Contact, Lead,
-/// Pipeline, Stage, Opportunity, StageEntry, ContactRole, Activity,
+/// Pipeline, Stage, Opportunity, OpportunityFieldChange, StageEntry,
+/// ContactRole, Activity,
 /// Report and User.
 pub fn objects() -> Vec<ObjectDef> {
     vec![
@@ -285,6 +286,7 @@ pub fn objects() -> Vec<ObjectDef> {
         sales::pipeline(),
         sales::stage(),
         sales::opportunity(),
+        sales::opportunity_field_change(),
         sales::stage_entry(),
         sales::contact_role(),
         activities::activity(),

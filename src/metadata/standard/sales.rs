@@ -297,6 +297,76 @@ pub(super) fn opportunity() -> ObjectDef {
     ])
 }
 
+/// The fields of a deal whose changes are recorded, as
+/// `OpportunityFieldChange.field` names them.
+pub const TRACKED_FIELDS: &[(&str, &str)] = &[
+    ("STAGE", "The stage (values are stage ids)"),
+    ("AMOUNT", "The amount"),
+    ("PROBABILITY", "The probability, in percent"),
+    ("FORECAST_CATEGORY", "The forecast category"),
+    ("CLOSE_DATE", "The close date"),
+];
+
+/// OpportunityFieldChange: one change of a deal's stage, amount,
+/// probability, forecast category or close date, kept by the server.
+pub(super) fn opportunity_field_change() -> ObjectDef {
+    use FieldKind::*;
+    let mut change = Object::new(
+        "OpportunityFieldChange",
+        "opportunityFieldChanges",
+        "opportunity_field_change",
+        "One change of a deal's stage, amount, probability, forecast category or close date: the value before and \
+         after, when and who. Recorded by the server whatever made the change; read-only.",
+    );
+    change.owned = false;
+    change.access = Access::History;
+    change.default_order = "changedAt";
+    change.fields(vec![
+        F::new(
+            "opportunity",
+            "opportunity_id",
+            "Opportunity",
+            lookup(
+                "Opportunity",
+                "fieldChanges",
+                "The changes of the deal's tracked fields, oldest first.",
+            ),
+            "The deal.",
+        )
+        .required(),
+        F::new(
+            "field",
+            "field",
+            "Field",
+            picklist(TRACKED_FIELDS),
+            "The field that changed.",
+        )
+        .required(),
+        F::new(
+            "before",
+            "before",
+            "Before",
+            Text,
+            "The value before (null: empty, or the deal was created).",
+        ),
+        F::new(
+            "after",
+            "after",
+            "After",
+            Text,
+            "The value after (amounts and dates as the API writes them; stages as ids).",
+        ),
+        F::new("changedAt", "changed_at", "Changed at", DateTime, "When it changed.").required(),
+        F::new(
+            "changedBy",
+            "changed_by",
+            "Changed by",
+            one_way("User"),
+            "The user whose request made it; null for the server's own work.",
+        ),
+    ])
+}
+
 /// StageEntry: a deal's stay in a stage, kept by the server.
 pub(super) fn stage_entry() -> ObjectDef {
     use FieldKind::*;

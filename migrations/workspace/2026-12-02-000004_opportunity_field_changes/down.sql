@@ -1,0 +1,3 @@
+DROP TRIGGER opportunity_field_change ON opportunity;
+DROP FUNCTION opportunity_field_change_record();
+DROP TABLE opportunity_field_change;
