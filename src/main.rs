@@ -185,14 +185,8 @@ enum ChangesetCommand {
 enum ReportCommand {
     /// Per close period: deals, pipeline, weighted, commit, best case and closed won.
     Forecast {
-        #[arg(long, value_enum, default_value_t = ForecastPeriod::Quarter)]
-        period: ForecastPeriod,
-        /// First close date (default: 1 January this year).
-        #[arg(long)]
-        from: Option<chrono::NaiveDate>,
-        /// Close dates before this day (default: a year after --from).
-        #[arg(long)]
-        to: Option<chrono::NaiveDate>,
+        #[command(flatten)]
+        periods: Periods,
         /// Split each period by owner, pipeline or forecast category.
         #[arg(long, value_enum)]
         by: Option<ForecastBy>,
@@ -211,15 +205,22 @@ enum ReportCommand {
     },
     /// Per period: customers at its start, gained, lost, at its end, and the churn rate.
     Churn {
-        #[arg(long, value_enum, default_value_t = ForecastPeriod::Quarter)]
-        period: ForecastPeriod,
-        /// From this day (default: 1 January this year).
-        #[arg(long)]
-        from: Option<chrono::NaiveDate>,
-        /// To this day, excluded (default: a year after --from).
-        #[arg(long)]
-        to: Option<chrono::NaiveDate>,
+        #[command(flatten)]
+        periods: Periods,
     },
+}
+
+/// The periods a report covers: their length and the days they span.
+#[derive(clap::Args, Clone, Copy)]
+struct Periods {
+    #[arg(long, value_enum, default_value_t = ForecastPeriod::Quarter)]
+    period: ForecastPeriod,
+    /// The first day (default: 1 January this year).
+    #[arg(long)]
+    from: Option<chrono::NaiveDate>,
+    /// The day after the last (default: a year after --from).
+    #[arg(long)]
+    to: Option<chrono::NaiveDate>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]

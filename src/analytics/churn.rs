@@ -27,7 +27,7 @@ use crate::db::sql::{Bind, Sql};
 use crate::db::Conn;
 use crate::error::{CrmError, Result};
 use crate::graphql::input::{self, Path};
-use crate::graphql::resolve::{arg, context, enum_name, resolved, RequestContext};
+use crate::graphql::resolve::{arg, context, enum_name, resolved};
 use crate::graphql::room::Surface;
 use crate::records::Table;
 
@@ -416,44 +416,11 @@ fn lifetime_type() -> Object {
         )
 }
 
-/// A `Date` argument.
-fn date_arg(ctx: &async_graphql::dynamic::ResolverContext<'_>, name: &str) -> Result<NaiveDate> {
-    match arg(ctx, name) {
-        Some(Value::String(text)) => {
-            crate::metadata::parse_date(text).map_err(|message| CrmError::bad_input(&[name], message))
-        }
-        _ => Err(CrmError::bad_input(&[name], format!("{name} is a date, YYYY-MM-DD"))),
-    }
-}
-
-/// `from` and `to`, `to` after `from`.
-fn window(ctx: &async_graphql::dynamic::ResolverContext<'_>) -> Result<(NaiveDate, NaiveDate)> {
-    let (from, to) = (date_arg(ctx, "from")?, date_arg(ctx, "to")?);
-    if to <= from {
-        return Err(CrmError::bad_input(&["to"], "to must be after from"));
-    }
-    Ok((from, to))
-}
-
-/// The accounts a request may read.
-fn accounts(context: &RequestContext) -> Result<Table<'_>> {
-    let object = context
-        .model
-        .object("Account")
-        .ok_or_else(|| CrmError::internal("no Account object"))?;
-    Ok(Table {
-        schema: object.schema_in(&context.schema),
-        workspace_schema: &context.schema,
-        object,
-        visibility: &context.visibility,
-    })
-}
-
 fn churn_field() -> Field {
     Field::new("churnRate", TypeRef::named_nn_list_nn("ChurnPeriod"), |ctx| {
         resolved(async move {
             let context = context(&ctx)?;
-            let (from, to) = window(&ctx)?;
+            let (from, to) = super::range_args(&ctx, crate::metadata::parse_date, "a date, YYYY-MM-DD")?;
             let period = match enum_name(arg(&ctx, "period")).as_deref() {
                 Some("MONTH") => Period::Month,
                 Some("YEAR") => Period::Year,
@@ -461,7 +428,7 @@ fn churn_field() -> Field {
             };
             let periods = periods(period, from, to)?;
             let mut conn = context.db.conn().await?;
-            let rows = churn(&mut conn, &accounts(context)?, &periods).await?;
+            let rows = churn(&mut conn, &super::readable(context, "Account")?, &periods).await?;
             Ok(Some(FieldValue::list(rows.into_iter().map(FieldValue::owned_any))))
         })
     })
@@ -485,14 +452,21 @@ fn lifetime_field() -> Field {
         |ctx| {
             resolved(async move {
                 let context = context(&ctx)?;
-                let window = window(&ctx)?;
+                let window = super::range_args(&ctx, crate::metadata::parse_date, "a date, YYYY-MM-DD")?;
                 let account = match arg(&ctx, "accountId") {
                     Some(Value::String(text)) => Some(input::parse_id(text, &Path::root("accountId"))?),
                     _ => None,
                 };
                 let mut conn = context.db.conn().await?;
                 let deals = super::opportunities(context)?;
-                let value = lifetime_value(&mut conn, &accounts(context)?, &deals, window, account).await?;
+                let value = lifetime_value(
+                    &mut conn,
+                    &super::readable(context, "Account")?,
+                    &deals,
+                    window,
+                    account,
+                )
+                .await?;
                 Ok(Some(FieldValue::owned_any(value)))
             })
         },

@@ -18,7 +18,7 @@ use diesel::sql_types::{BigInt, Nullable, Text};
 
 use crate::db::sql::{Bind, Sql};
 use crate::db::Conn;
-use crate::error::{CrmError, Result};
+use crate::error::Result;
 use crate::graphql::input::{self, Path};
 use crate::graphql::resolve::{arg, context, enum_name, resolved};
 use crate::graphql::room::Surface;
@@ -250,18 +250,7 @@ fn forecast_field() -> Field {
     Field::new("forecast", TypeRef::named_nn_list_nn("ForecastRow"), |ctx| {
         resolved(async move {
             let context = context(&ctx)?;
-            let date = |name: &str| -> Result<chrono::NaiveDate> {
-                match arg(&ctx, name) {
-                    Some(Value::String(text)) => {
-                        crate::metadata::parse_date(text).map_err(|message| CrmError::bad_input(&[name], message))
-                    }
-                    _ => Err(CrmError::bad_input(&[name], format!("{name} is a date, YYYY-MM-DD"))),
-                }
-            };
-            let (from, to) = (date("from")?, date("to")?);
-            if to <= from {
-                return Err(CrmError::bad_input(&["to"], "to must be after from"));
-            }
+            let (from, to) = super::range_args(&ctx, crate::metadata::parse_date, "a date, YYYY-MM-DD")?;
             let period = match enum_name(arg(&ctx, "period")).as_deref() {
                 Some("MONTH") => Period::Month,
                 Some("YEAR") => Period::Year,

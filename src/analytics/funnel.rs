@@ -340,18 +340,7 @@ fn funnel_field() -> Field {
     Field::new("funnel", TypeRef::named_nn("Funnel"), |ctx| {
         resolved(async move {
             let context = context(&ctx)?;
-            let instant = |name: &str| -> Result<chrono::DateTime<chrono::Utc>> {
-                match arg(&ctx, name) {
-                    Some(Value::String(text)) => {
-                        crate::metadata::parse_datetime(text).map_err(|message| CrmError::bad_input(&[name], message))
-                    }
-                    _ => Err(CrmError::bad_input(&[name], format!("{name} is a DateTime"))),
-                }
-            };
-            let (from, to) = (instant("from")?, instant("to")?);
-            if to <= from {
-                return Err(CrmError::bad_input(&["to"], "to must be after from"));
-            }
+            let (from, to) = super::range_args(&ctx, crate::metadata::parse_datetime, "a DateTime")?;
             let pipeline = match arg(&ctx, "pipelineId") {
                 Some(Value::String(text)) => input::parse_id(text, &Path::root("pipelineId"))?,
                 _ => return Err(CrmError::bad_input(&["pipelineId"], "name the pipeline")),

@@ -421,17 +421,44 @@ fn bucket(key: &GroupKey, i: usize, time_zone: &str) -> Sql {
     sql
 }
 
-/// The opportunities a request may read: the table the forecast and the
-/// funnel read, with the request's record visibility.
-pub fn opportunities(context: &crate::graphql::resolve::RequestContext) -> Result<Table<'_>> {
+/// The records of `object` a request may read (its record visibility):
+/// the tables the forecast, funnel and churn read.
+pub fn readable<'c>(context: &'c crate::graphql::resolve::RequestContext, object: &str) -> Result<Table<'c>> {
     let object = context
         .model
-        .object("Opportunity")
-        .ok_or_else(|| crate::error::CrmError::internal("no Opportunity object"))?;
+        .object(object)
+        .ok_or_else(|| crate::error::CrmError::internal(format_args!("no {object} object")))?;
     Ok(Table {
         schema: object.schema_in(&context.schema),
         workspace_schema: &context.schema,
         object,
         visibility: &context.visibility,
     })
+}
+
+/// The opportunities a request may read.
+pub fn opportunities(context: &crate::graphql::resolve::RequestContext) -> Result<Table<'_>> {
+    readable(context, "Opportunity")
+}
+
+/// The arguments `from` and `to` of a range, `to` after `from`, each
+/// read by `parse` (`parse_date`, `parse_datetime`); `what` names their
+/// type in the error.
+pub fn range_args<T: PartialOrd>(
+    ctx: &async_graphql::dynamic::ResolverContext<'_>,
+    parse: fn(&str) -> std::result::Result<T, String>,
+    what: &str,
+) -> Result<(T, T)> {
+    use crate::error::CrmError;
+    let read = |name: &str| match crate::graphql::resolve::arg(ctx, name) {
+        Some(async_graphql::Value::String(text)) => {
+            parse(text).map_err(|message| CrmError::bad_input(&[name], message))
+        }
+        _ => Err(CrmError::bad_input(&[name], format!("{name} is {what}"))),
+    };
+    let (from, to) = (read("from")?, read("to")?);
+    if to <= from {
+        return Err(CrmError::bad_input(&["to"], "to must be after from"));
+    }
+    Ok((from, to))
 }

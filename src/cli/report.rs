@@ -11,7 +11,7 @@ use crm::graphql::Workspace;
 use crm::records::Table;
 use crm::App;
 
-use crate::{ForecastBy, ForecastPeriod, ReportCommand};
+use crate::{ForecastBy, ForecastPeriod, Periods, ReportCommand};
 
 /// Runs one `crm report` command.
 pub async fn run(command: &ReportCommand, app: &App) -> anyhow::Result<()> {
@@ -23,16 +23,14 @@ pub async fn run(command: &ReportCommand, app: &App) -> anyhow::Result<()> {
     let table = Table::new(&entry.workspace.pg_schema, object);
     let mut conn = app.db.conn().await?;
     match command {
-        ReportCommand::Forecast { period, from, to, by } => {
-            forecast_report(&mut conn, table, *period, *from, *to, *by).await
-        }
-        ReportCommand::Churn { period, from, to } => {
+        ReportCommand::Forecast { periods, by } => forecast_report(&mut conn, table, *periods, *by).await,
+        ReportCommand::Churn { periods } => {
             let accounts = entry
                 .model
                 .object("Account")
                 .ok_or_else(|| anyhow::anyhow!("the model has no Account"))?;
             let accounts = Table::new(&entry.workspace.pg_schema, accounts);
-            churn_report(&mut conn, &accounts, *period, *from, *to).await
+            churn_report(&mut conn, &accounts, *periods).await
         }
         ReportCommand::Funnel { pipeline, from, to } => {
             funnel_report(
@@ -48,8 +46,8 @@ pub async fn run(command: &ReportCommand, app: &App) -> anyhow::Result<()> {
     }
 }
 
-/// `from` (default: 1 January this year) and `to` (default: a year later).
-fn year_from(from: Option<NaiveDate>, to: Option<NaiveDate>) -> anyhow::Result<(NaiveDate, NaiveDate)> {
+/// `--from` (default: 1 January this year) and `--to` (default: a year later).
+fn span(Periods { from, to, .. }: Periods) -> anyhow::Result<(NaiveDate, NaiveDate)> {
     let this_year = Utc::now().year();
     let from = from.unwrap_or_else(|| NaiveDate::from_ymd_opt(this_year, 1, 1).unwrap_or_default());
     let to = to.unwrap_or_else(|| NaiveDate::from_ymd_opt(from.year() + 1, from.month(), 1).unwrap_or(from));
@@ -65,15 +63,9 @@ fn period_of(period: ForecastPeriod) -> Period {
     }
 }
 
-async fn churn_report(
-    conn: &mut crm::db::Conn,
-    accounts: &Table<'_>,
-    period: ForecastPeriod,
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
-) -> anyhow::Result<()> {
-    let (from, to) = year_from(from, to)?;
-    let periods = churn::periods(period_of(period), from, to)?;
+async fn churn_report(conn: &mut crm::db::Conn, accounts: &Table<'_>, periods: Periods) -> anyhow::Result<()> {
+    let (from, to) = span(periods)?;
+    let periods = churn::periods(period_of(periods.period), from, to)?;
     let rows = churn::churn(conn, accounts, &periods).await?;
     println!("Churn, {from} to {to} (excluded)");
     let mut lines = vec![[
@@ -108,15 +100,13 @@ async fn churn_report(
 async fn forecast_report(
     conn: &mut crm::db::Conn,
     table: Table<'_>,
-    period: ForecastPeriod,
-    from: Option<NaiveDate>,
-    to: Option<NaiveDate>,
+    periods: Periods,
     by: Option<ForecastBy>,
 ) -> anyhow::Result<()> {
-    let (from, to) = year_from(from, to)?;
+    let (from, to) = span(periods)?;
     let request = forecast::Request {
         pipeline: None,
-        period: period_of(period),
+        period: period_of(periods.period),
         from,
         to,
         by: by.map(|by| match by {
