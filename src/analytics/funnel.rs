@@ -10,11 +10,10 @@
 
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputValue, Object, TypeRef};
 use async_graphql::Value;
-use diesel::deserialize::QueryableByName;
 use diesel::sql_types::{BigInt, Double, Nullable, Text};
 
 use crate::db::sql::{Bind, Sql};
-use crate::db::Conn;
+use crate::db::{Conn, Database};
 use crate::error::{CrmError, Result};
 use crate::graphql::input::{self, Path};
 use crate::graphql::resolve::{arg, context, resolved};
@@ -24,49 +23,27 @@ use crate::records::Table;
 const T: &str = "t";
 
 /// One stage of the funnel.
-#[derive(Debug, Clone, diesel::QueryableByName)]
+#[derive(Debug, Clone, Default)]
 pub struct StageRow {
-    #[diesel(sql_type = Text)]
     pub stage_id: String,
-    #[diesel(sql_type = Text)]
     pub name: String,
-    #[diesel(sql_type = BigInt)]
     pub entered: i64,
-    #[diesel(sql_type = BigInt)]
     pub moved_on: i64,
-    #[diesel(sql_type = BigInt)]
     pub lost: i64,
-    #[diesel(sql_type = BigInt)]
     pub won: i64,
-    #[diesel(sql_type = Nullable<Double>)]
     pub median_days: Option<f64>,
-    #[diesel(sql_type = Nullable<Double>)]
     pub p90_days: Option<f64>,
     /// Open deals in the stage now, idle past their pipeline's days.
-    #[diesel(sql_type = BigInt)]
     pub stale: i64,
 }
 
 /// The pipeline's totals over the period.
-#[derive(Debug, Clone, Default, diesel::QueryableByName)]
+#[derive(Debug, Clone, Default)]
 pub struct Totals {
-    #[diesel(sql_type = BigInt, column_name = total_won)]
     pub won: i64,
-    #[diesel(sql_type = BigInt, column_name = total_lost)]
     pub lost: i64,
-    #[diesel(sql_type = Nullable<Text>)]
     pub average_won_amount: Option<String>,
-    #[diesel(sql_type = Nullable<Double>)]
     pub average_cycle_days: Option<f64>,
-}
-
-/// A stage and the pipeline's totals, as one statement reads them.
-#[derive(QueryableByName)]
-struct Row {
-    #[diesel(embed)]
-    stage: StageRow,
-    #[diesel(embed)]
-    totals: Totals,
 }
 
 /// A funnel: its stages in order and the totals.
@@ -76,91 +53,230 @@ pub struct Funnel {
     pub totals: Totals,
 }
 
-/// The stays in stages of `pipeline` that began in `[from, to)`, of
-/// visible, live deals: each with the stage's and the next stage's order
-/// and status, the deal's status now, amount and creation (one indexed
-/// read of the stage entries).
-fn entries(
-    table: &Table<'_>,
-    pipeline: uuid::Uuid,
-    from: chrono::DateTime<chrono::Utc>,
-    to: chrono::DateTime<chrono::Utc>,
-) -> Sql {
-    let stage = |sql: &mut Sql| {
-        sql.table(table.schema, "stage");
-    };
+/// A stage, with what a stay's next stage is compared on.
+#[derive(diesel::QueryableByName)]
+struct Stage {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    id: uuid::Uuid,
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    pipeline_id: uuid::Uuid,
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    position: i32,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    is_closed: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    is_won: bool,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    live: bool,
+}
+
+/// Stays alike: of one stage, to one next stage, of one length (days to
+/// the hundredth, as kept), of deals won now or not, and how many.
+#[derive(diesel::QueryableByName)]
+struct Stays {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    stage_id: uuid::Uuid,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Uuid>)]
+    next_stage_id: Option<uuid::Uuid>,
+    #[diesel(sql_type = Nullable<Double>)]
+    days: Option<f64>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    won_now: bool,
+    #[diesel(sql_type = BigInt)]
+    stays: i64,
+}
+
+/// Deals stale now in one stage.
+#[derive(diesel::QueryableByName)]
+struct PerStage {
+    #[diesel(sql_type = diesel::sql_types::Uuid)]
+    stage_id: uuid::Uuid,
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+/// The amounts and cycles of the deals won in the period.
+#[derive(Default, diesel::QueryableByName)]
+struct Wins {
+    #[diesel(sql_type = Nullable<Text>)]
+    average_won_amount: Option<String>,
+    #[diesel(sql_type = Nullable<Double>)]
+    average_cycle_days: Option<f64>,
+}
+
+/// The instants a funnel's stays began in: `[from, to)`.
+type Period = (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>);
+
+/// The stays in stages of `pipeline` that began in the period, of live
+/// deals the request may see (a stay is deleted with its deal, so only a
+/// restricted visibility reads the deals), counted alike: one hash
+/// aggregate over one range of the stays, whatever their number.
+async fn stays(conn: &mut Conn, table: &Table<'_>, pipeline: uuid::Uuid, (from, to): Period) -> Result<Vec<Stays>> {
     let mut sql = Sql::raw(
-        "WITH entered AS (SELECT e.stage_id, e.entered_at, e.left_at, e.next_stage_id, \
-         t.is_won AS won_now, t.amount, t.created_at, s.position, s.is_closed, s.is_won, \
-         n.position AS next_position, n.is_closed AS next_closed, n.is_won AS next_won FROM ",
+        "SELECT e.stage_id, e.next_stage_id, e.days_in_stage::float8 AS days, w.id IS NOT NULL AS won_now, \
+         count(*) AS stays FROM ",
     );
-    sql.table(table.schema, "opportunity_stage_entry").push(" e JOIN ");
-    sql.table(table.schema, &table.object.table)
-        .push(" t ON t.id = e.opportunity_id AND ");
-    sql.append(&table.rows(false, T));
-    sql.push(" JOIN ");
-    stage(&mut sql);
-    sql.push(" s ON s.id = e.stage_id LEFT JOIN ");
-    stage(&mut sql);
-    sql.push(" n ON n.id = e.next_stage_id WHERE e.pipeline_id = ")
+    sql.table(table.schema, "opportunity_stage_entry").push(" e");
+    if table.visible().is_some() {
+        sql.push(" JOIN ")
+            .table(table.schema, &table.object.table)
+            .push(" t ON t.id = e.opportunity_id AND ");
+        sql.append(&table.rows(false, T));
+    }
+    // The deals won now: few, hashed beside the stays.
+    sql.push(" LEFT JOIN (SELECT t.id FROM ")
+        .table(table.schema, &table.object.table);
+    sql.push(" t WHERE t.is_won AND ").append(&table.rows(false, T));
+    sql.push(") w ON w.id = e.opportunity_id WHERE ");
+    in_period(&mut sql, pipeline, (from, to));
+    sql.push(" GROUP BY 1, 2, 3, 4");
+    Ok(sql.load(conn).await?)
+}
+
+/// `e`'s stays of `pipeline` that began in the period and are live.
+fn in_period(sql: &mut Sql, pipeline: uuid::Uuid, (from, to): Period) {
+    sql.push("e.pipeline_id = ").bind(Bind::Uuid(Some(pipeline)));
+    sql.push(" AND e.deleted_at IS NULL AND e.entered_at >= ")
+        .bind(Bind::DateTime(Some(from)));
+    sql.push(" AND e.entered_at < ").bind(Bind::DateTime(Some(to)));
+}
+
+/// The average amount and cycle of the deals won in the period: their
+/// stays in the pipeline's won stages (an index range each), each with its
+/// deal read by id.
+async fn wins(conn: &mut Conn, table: &Table<'_>, pipeline: uuid::Uuid, (from, to): Period) -> Result<Wins> {
+    let mut sql = Sql::raw(
+        "SELECT (round(avg(t.amount), 2))::text AS average_won_amount, \
+         (avg(date_part('epoch', e.entered_at - t.created_at) / 86400))::float8 AS average_cycle_days FROM ",
+    );
+    sql.table(table.schema, "stage").push(" es JOIN ");
+    sql.table(table.schema, "opportunity_stage_entry")
+        .push(" e ON e.stage_id = es.id AND e.deleted_at IS NULL AND e.entered_at >= ")
+        .bind(Bind::DateTime(Some(from)));
+    sql.push(" AND e.entered_at < ").bind(Bind::DateTime(Some(to)));
+    sql.push(" CROSS JOIN LATERAL (SELECT t.amount, t.created_at FROM ")
+        .table(table.schema, &table.object.table)
+        .push(" t WHERE t.id = e.opportunity_id AND ")
+        .append(&table.rows(false, T));
+    sql.push(") t WHERE es.is_won AND es.pipeline_id = ")
         .bind(Bind::Uuid(Some(pipeline)));
-    sql.push(" AND e.entered_at >= ").bind(Bind::DateTime(Some(from)));
-    sql.push(" AND e.entered_at < ")
-        .bind(Bind::DateTime(Some(to)))
-        .push(") ");
-    sql
+    let rows: Vec<Wins> = sql.load(conn).await?;
+    Ok(rows.into_iter().next().unwrap_or_default())
 }
 
 /// The funnel of `pipeline` for stage entries in `[from, to)`, and its
 /// stale deals now.
 pub async fn funnel(
-    conn: &mut Conn,
+    db: &Database,
     table: Table<'_>,
     pipeline: uuid::Uuid,
     from: chrono::DateTime<chrono::Utc>,
     to: chrono::DateTime<chrono::Utc>,
 ) -> Result<Funnel> {
-    let mut stages = entries(&table, pipeline, from, to);
-    // Counted per stage first, then laid on the pipeline's stages: one pass
-    // over the entries, whatever the number of stages.
-    stages.push(
-        ", per_stage AS (SELECT e.stage_id, count(*) AS entered, \
-         count(*) FILTER (WHERE e.next_stage_id IS NOT NULL AND (e.next_won OR (NOT e.next_closed AND e.next_position > e.position))) AS moved_on, \
-         count(*) FILTER (WHERE e.next_closed AND NOT e.next_won) AS lost, \
-         count(*) FILTER (WHERE e.won_now) AS won, \
-         percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM e.left_at - e.entered_at) / 86400) AS median_days, \
-         percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM e.left_at - e.entered_at) / 86400) AS p90_days \
-         FROM entered e GROUP BY e.stage_id), \
-         totals AS (SELECT count(*) FILTER (WHERE is_won) AS total_won, \
-         count(*) FILTER (WHERE is_closed AND NOT is_won) AS total_lost, \
-         (round(avg(amount) FILTER (WHERE is_won), 2))::text AS average_won_amount, \
-         (avg(extract(epoch FROM entered_at - created_at) / 86400) FILTER (WHERE is_won))::float8 AS average_cycle_days \
-         FROM entered WHERE is_closed), stale AS (SELECT t.stage_id, count(*) AS stale FROM ",
-    );
-    // Stale now: open deals idle past their pipeline's days (an index
-    // range on `stale_at`).
-    stages.table(table.schema, &table.object.table).push(" t WHERE ");
-    stages.append(&table.rows(false, T));
-    stages.push(" AND t.pipeline_id = ").bind(Bind::Uuid(Some(pipeline)));
-    stages
-        .push(" AND t.stale_at <= ")
-        .bind(Bind::DateTime(Some(chrono::Utc::now())));
-    stages.push(
-        " GROUP BY t.stage_id) SELECT s.id::text AS stage_id, s.name, coalesce(p.entered, 0) AS entered, \
-         coalesce(p.moved_on, 0) AS moved_on, coalesce(p.lost, 0) AS lost, coalesce(p.won, 0) AS won, \
-         p.median_days, p.p90_days, coalesce(st.stale, 0) AS stale, totals.* FROM ",
-    );
-    stages.table(table.schema, "stage").push(
-        " s LEFT JOIN per_stage p ON p.stage_id = s.id LEFT JOIN stale st ON st.stage_id = s.id CROSS JOIN totals",
-    );
-    stages.push(" WHERE s.pipeline_id = ").bind(Bind::Uuid(Some(pipeline)));
-    stages.push(" AND s.deleted_at IS NULL ORDER BY s.position, s.id");
-    let rows: Vec<Row> = stages.load(conn).await?;
-    let totals = rows.first().map(|row| row.totals.clone()).unwrap_or_default();
-    Ok(Funnel {
-        stages: rows.into_iter().map(|row| row.stage).collect(),
-        totals,
-    })
+    // The stays on one connection, the rest on another at the same time.
+    let mut first = db.conn().await?;
+    let mut second = db.conn().await?;
+    let (stays, (all, wins, stale)) = tokio::try_join!(stays(&mut first, &table, pipeline, (from, to)), async {
+        let conn = &mut second;
+        // Every stage (a stay may move to another pipeline's), the
+        // pipeline's live ones in order.
+        let mut query =
+            Sql::raw("SELECT id, pipeline_id, name, position, is_closed, is_won, deleted_at IS NULL AS live FROM ");
+        query.table(table.schema, "stage").push(" ORDER BY position, id");
+        let all: Vec<Stage> = query.load(conn).await?;
+        let wins = wins(conn, &table, pipeline, (from, to)).await?;
+        // Stale now: open deals idle past their pipeline's days.
+        let mut query = Sql::raw("SELECT t.stage_id, count(*) AS count");
+        query
+            .append(&table.from_as(T))
+            .push(" WHERE ")
+            .append(&table.rows(false, T));
+        query.push(" AND t.pipeline_id = ").bind(Bind::Uuid(Some(pipeline)));
+        query
+            .push(" AND t.stale_at <= ")
+            .bind(Bind::DateTime(Some(chrono::Utc::now())));
+        query.push(" GROUP BY t.stage_id");
+        let stale: Vec<PerStage> = query.load(conn).await?;
+        Ok::<_, crate::error::CrmError>((all, wins, stale))
+    })?;
+    let stages: std::collections::HashMap<uuid::Uuid, &Stage> = all.iter().map(|s| (s.id, s)).collect();
+    let count =
+        |counts: &[PerStage], stage: uuid::Uuid| counts.iter().find(|c| c.stage_id == stage).map_or(0, |c| c.count);
+    let mut totals = Totals {
+        average_won_amount: wins.average_won_amount,
+        average_cycle_days: wins.average_cycle_days,
+        ..Totals::default()
+    };
+
+    let mut rows = Vec::new();
+    for stage in all.iter().filter(|s| s.pipeline_id == pipeline && s.live) {
+        let mut row = StageRow {
+            stage_id: stage.id.to_string(),
+            name: stage.name.clone(),
+            stale: count(&stale, stage.id),
+            ..StageRow::default()
+        };
+        let mut days = Vec::new();
+        for alike in stays.iter().filter(|s| s.stage_id == stage.id) {
+            row.entered += alike.stays;
+            if alike.won_now {
+                row.won += alike.stays;
+            }
+            if let Some(next) = alike.next_stage_id.and_then(|id| stages.get(&id)) {
+                let same_pipeline = next.pipeline_id == stage.pipeline_id;
+                if same_pipeline && (next.is_won || (!next.is_closed && next.position > stage.position)) {
+                    row.moved_on += alike.stays;
+                }
+                if same_pipeline && next.is_closed && !next.is_won {
+                    row.lost += alike.stays;
+                }
+            }
+            if let Some(d) = alike.days {
+                days.push((d, alike.stays));
+            }
+        }
+        days.sort_by(|a, b| a.0.total_cmp(&b.0));
+        row.median_days = percentile(&days, 0.5);
+        row.p90_days = percentile(&days, 0.9);
+        // Deals closed in the period: those that entered a closed stage.
+        match (stage.is_closed, stage.is_won) {
+            (true, true) => totals.won += row.entered,
+            (true, false) => totals.lost += row.entered,
+            _ => {}
+        }
+        rows.push(row);
+    }
+    Ok(Funnel { stages: rows, totals })
+}
+
+/// The continuous percentile `p` (as PostgreSQL's `percentile_cont`) of
+/// values given sorted, each with how many times it occurs.
+#[allow(
+    clippy::cast_precision_loss,
+    clippy::cast_possible_truncation,
+    clippy::cast_sign_loss
+)]
+fn percentile(sorted: &[(f64, i64)], p: f64) -> Option<f64> {
+    let n: i64 = sorted.iter().map(|(_, count)| count).sum();
+    if n == 0 {
+        return None;
+    }
+    let position = p * (n - 1) as f64;
+    let (below, above) = (position.floor() as i64, position.ceil() as i64);
+    let at = |k: i64| {
+        let mut seen = 0;
+        for (value, count) in sorted {
+            seen += count;
+            if k < seen {
+                return *value;
+            }
+        }
+        sorted.last().map_or(0.0, |(value, _)| *value)
+    };
+    let (low, high) = (at(below), at(above));
+    Some(low + (position - below as f64) * (high - low))
 }
 
 /// `funnel(pipelineId, from, to)` and its types.
@@ -345,9 +461,8 @@ fn funnel_field() -> Field {
                 Some(Value::String(text)) => input::parse_id(text, &Path::root("pipelineId"))?,
                 _ => return Err(CrmError::bad_input(&["pipelineId"], "name the pipeline")),
             };
-            let mut conn = context.db.conn().await?;
             let table = super::opportunities(context)?;
-            let funnel = funnel(&mut conn, table, pipeline, from, to).await?;
+            let funnel = funnel(&context.db, table, pipeline, from, to).await?;
             Ok(Some(FieldValue::owned_any(funnel)))
         })
     })

@@ -34,7 +34,7 @@ pub async fn run(command: &ReportCommand, app: &App) -> anyhow::Result<()> {
         }
         ReportCommand::Funnel { pipeline, from, to } => {
             funnel_report(
-                &mut conn,
+                &app.db,
                 table,
                 &entry.workspace.pg_schema,
                 pipeline.as_deref(),
@@ -146,7 +146,7 @@ async fn forecast_report(
 }
 
 async fn funnel_report(
-    conn: &mut crm::db::Conn,
+    db: &crm::db::Database,
     table: Table<'_>,
     schema: &str,
     pipeline: Option<&str>,
@@ -167,14 +167,16 @@ async fn funnel_report(
         #[diesel(sql_type = diesel::sql_types::Text)]
         value: String,
     }
-    let found: Vec<Found> = query.load(conn).await?;
+    let mut conn = db.conn().await?;
+    let found: Vec<Found> = query.load(&mut conn).await?;
+    drop(conn);
     let pipeline_id = found
         .first()
         .and_then(|f| f.value.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("no such pipeline (name one with --pipeline)"))?;
     let start = from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
     let end = to.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
-    let funnel = funnel::funnel(conn, table, pipeline_id, start, end).await?;
+    let funnel = funnel::funnel(db, table, pipeline_id, start, end).await?;
     println!("Funnel, stage entries {from} to {to} (excluded)");
     let mut lines = vec![[
         "stage",

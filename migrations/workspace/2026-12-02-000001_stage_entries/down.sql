@@ -11,6 +11,8 @@ DROP FUNCTION opportunity_stage_since(uuid, timestamptz);
 DROP FUNCTION opportunity_stale_at(uuid, uuid, boolean, timestamptz);
 ALTER TABLE opportunity DROP COLUMN stale_at;
 ALTER TABLE pipeline DROP COLUMN stale_after_days;
+DROP TRIGGER opportunity_stage_entry_follows ON opportunity;
+DROP FUNCTION opportunity_stage_entry_follows();
 DROP TRIGGER opportunity_stage_entry ON opportunity;
 DROP FUNCTION opportunity_stage_entry_record();
 DROP TABLE opportunity_stage_entry;

@@ -31,7 +31,10 @@ CREATE INDEX opportunity_stage_entry_deleted_idx ON opportunity_stage_entry (id)
 CREATE FUNCTION opportunity_stage_entry_record() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     actor uuid := nullif(current_setting('crm.actor', true), '')::uuid;
-    at timestamptz := CASE WHEN TG_OP = 'INSERT' THEN NEW.created_at ELSE now() END;
+    -- The clock, not the transaction's start: two moves in one transaction
+    -- stay in order, and a transaction that began before a concurrent move
+    -- committed does not leave a stage before entering it.
+    at timestamptz := CASE WHEN TG_OP = 'INSERT' THEN NEW.created_at ELSE clock_timestamp() END;
 BEGIN
     IF TG_OP = 'UPDATE' THEN
         IF NEW.stage_id IS NOT DISTINCT FROM OLD.stage_id THEN
@@ -65,6 +68,25 @@ FROM (
 ) m
 JOIN stage s ON s.id::text = m.stage_id
 LEFT JOIN stage n ON n.id::text = m.next_stage;
+-- Deals the history knows no stay of (their first changes purged from the
+-- audit log): in their stage since their creation.
+INSERT INTO opportunity_stage_entry (created_at, updated_at, opportunity_id, pipeline_id, stage_id, entered_at)
+SELECT o.created_at, o.created_at, o.id, o.pipeline_id, o.stage_id, o.created_at
+FROM opportunity o
+WHERE o.stage_id IS NOT NULL AND o.pipeline_id IS NOT NULL
+  AND NOT EXISTS (SELECT 1 FROM opportunity_stage_entry e WHERE e.opportunity_id = o.id);
+
+-- A deal's stays are deleted and restored with it (a purge removes them).
+CREATE FUNCTION opportunity_stage_entry_follows() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    UPDATE opportunity_stage_entry SET deleted_at = NEW.deleted_at
+    WHERE opportunity_id = NEW.id AND deleted_at IS DISTINCT FROM NEW.deleted_at;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER opportunity_stage_entry_follows AFTER UPDATE OF deleted_at ON opportunity
+    FOR EACH ROW WHEN (OLD.deleted_at IS DISTINCT FROM NEW.deleted_at) EXECUTE FUNCTION opportunity_stage_entry_follows();
+UPDATE opportunity_stage_entry e SET deleted_at = o.deleted_at
+FROM opportunity o WHERE o.id = e.opportunity_id AND o.deleted_at IS NOT NULL;
 
 -- Stale deals: an open deal with no stage change and no activity for the
 -- days its pipeline allows goes stale. `stale_at` is when it does (null

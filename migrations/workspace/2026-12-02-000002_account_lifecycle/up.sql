@@ -23,7 +23,8 @@ CREATE INDEX account_lifecycle_change_deleted_idx ON account_lifecycle_change (i
 
 CREATE FUNCTION account_lifecycle_record() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
-    at timestamptz := CASE WHEN TG_OP = 'INSERT' THEN NEW.created_at ELSE now() END;
+    -- The clock: two changes in one transaction stay in order.
+    at timestamptz := CASE WHEN TG_OP = 'INSERT' THEN NEW.created_at ELSE clock_timestamp() END;
 BEGIN
     IF TG_OP = 'UPDATE' AND NEW.lifecycle_stage IS NOT DISTINCT FROM OLD.lifecycle_stage THEN
         RETURN NULL;
@@ -56,3 +57,15 @@ SELECT x.created_at, x.created_at, x.id, NULL, x.lifecycle_stage, x.created_at
 FROM account x
 WHERE x.lifecycle_stage IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM account_lifecycle_change c WHERE c.account_id = x.id);
+
+-- An account's lifecycle changes are deleted and restored with it.
+CREATE FUNCTION account_lifecycle_follows() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    UPDATE account_lifecycle_change SET deleted_at = NEW.deleted_at
+    WHERE account_id = NEW.id AND deleted_at IS DISTINCT FROM NEW.deleted_at;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER account_lifecycle_follows AFTER UPDATE OF deleted_at ON account
+    FOR EACH ROW WHEN (OLD.deleted_at IS DISTINCT FROM NEW.deleted_at) EXECUTE FUNCTION account_lifecycle_follows();
+UPDATE account_lifecycle_change c SET deleted_at = a.deleted_at
+FROM account a WHERE a.id = c.account_id AND a.deleted_at IS NOT NULL;

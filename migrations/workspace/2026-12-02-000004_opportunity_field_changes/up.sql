@@ -3,8 +3,10 @@
 -- any object, seen with their deal, copied into sandboxes with it. Each
 -- row is one change of a deal's stage, amount, probability, forecast
 -- category or close date: the value before and after (as text, as the
--- audit log writes them; stages as ids), when and who. Its rows move to a
--- table with a record's columns; the field is named as the API names it.
+-- audit log writes them; stages as ids), when and who. Its rows are copied
+-- to a table with a record's columns; the field is named as the API names
+-- it. The old table and its trigger stay until a later release drops them
+-- (expand, then contract): a server not yet upgraded still reads it.
 CREATE TABLE opportunity_field_change (
     id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     created_at      timestamptz NOT NULL DEFAULT now(),
@@ -33,14 +35,11 @@ CREATE INDEX opportunity_field_change_created_at_idx ON opportunity_field_change
 CREATE INDEX opportunity_field_change_changed_by_idx ON opportunity_field_change (changed_by);
 CREATE INDEX opportunity_field_change_deleted_idx ON opportunity_field_change (id) WHERE deleted_at IS NOT NULL;
 
-DROP TRIGGER opportunity_history ON opportunity;
-DROP FUNCTION opportunity_history_record();
-DROP TABLE opportunity_history;
-
 CREATE FUNCTION opportunity_field_change_record() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
 DECLARE
     actor uuid := nullif(current_setting('crm.actor', true), '')::uuid;
-    at timestamptz := CASE WHEN TG_OP = 'INSERT' THEN NEW.created_at ELSE now() END;
+    -- The clock: two changes in one transaction stay in order.
+    at timestamptz := CASE WHEN TG_OP = 'INSERT' THEN NEW.created_at ELSE clock_timestamp() END;
 BEGIN
     INSERT INTO opportunity_field_change (created_at, updated_at, opportunity_id, field, before, after, changed_at, changed_by)
     SELECT at, at, NEW.id, change.field, change.before, change.after, at, actor
@@ -56,3 +55,15 @@ BEGIN
 END $$;
 CREATE TRIGGER opportunity_field_change AFTER INSERT OR UPDATE OF stage_id, amount, probability, forecast_category, close_date
     ON opportunity FOR EACH ROW EXECUTE FUNCTION opportunity_field_change_record();
+
+-- A deal's changes are deleted and restored with it.
+CREATE FUNCTION opportunity_field_change_follows() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    UPDATE opportunity_field_change SET deleted_at = NEW.deleted_at
+    WHERE opportunity_id = NEW.id AND deleted_at IS DISTINCT FROM NEW.deleted_at;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER opportunity_field_change_follows AFTER UPDATE OF deleted_at ON opportunity
+    FOR EACH ROW WHEN (OLD.deleted_at IS DISTINCT FROM NEW.deleted_at) EXECUTE FUNCTION opportunity_field_change_follows();
+UPDATE opportunity_field_change c SET deleted_at = o.deleted_at
+FROM opportunity o WHERE o.id = c.opportunity_id AND o.deleted_at IS NOT NULL;
