@@ -243,13 +243,20 @@ fn owned_or_child(model: &Model, object: &ObjectDef, user: Uuid) -> Filter {
         if parent.access != Access::Record || parent.field("owner").is_none() {
             continue;
         }
+        // What the server records of a record is seen with the record,
+        // however the rep sees it (a deal of their account).
+        let inner = if object.access == Access::History {
+            owned_or_child(model, parent, user)
+        } else {
+            owned()
+        };
         any.push(Filter::Related {
             schema: None,
             table: parent.table.clone(),
             related_column: "id".into(),
             outer_column: field.column.clone(),
             quantifier: Quantifier::Some,
-            inner: Box::new(owned()),
+            inner: Box::new(inner),
             visible: None,
         });
     }

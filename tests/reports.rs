@@ -159,6 +159,48 @@ async fn reports_are_checked_when_saved_and_run_with_the_callers_visibility() {
     let stale = app.error(RUN, json!({ "id": regional })).await;
     assert_eq!(stale["extensions"]["code"], "BAD_USER_INPUT", "{stale:#}");
     assert_eq!(stale["extensions"]["field"], json!(["report", "groupBy", 0, "field"]));
+    // Deleted, it cannot come back meaning nothing.
+    app.data(
+        "mutation($id: ID!) { deleteReport(id: $id) { id } }",
+        json!({ "id": regional }),
+    )
+    .await;
+    let restore = app
+        .error(
+            "mutation($id: ID!) { restoreReport(id: $id) { id } }",
+            json!({ "id": regional }),
+        )
+        .await;
+    assert_eq!(
+        restore["extensions"]["field"],
+        json!(["groupBy", 0, "field"]),
+        "{restore:#}"
+    );
+
+    // A batch names the item; a time zone must be one PostgreSQL knows.
+    let mut good = by_stage();
+    good["name"] = json!("Good");
+    let mut bad = by_stage();
+    bad["name"] = json!("Bad");
+    bad["groupBy"] = json!([{ "field": "NOPE" }]);
+    let batch = app
+        .error(
+            "mutation($inputs: [CreateReportInput!]!) { createReports(inputs: $inputs) { id } }",
+            json!({ "inputs": [good, bad] }),
+        )
+        .await;
+    assert_eq!(
+        batch["extensions"]["field"],
+        json!(["inputs", 1, "groupBy", 0, "field"]),
+        "{batch:#}"
+    );
+    let mut zoned = by_stage();
+    zoned["name"] = json!("Zoned");
+    zoned["timeZone"] = json!("Mars/Olympus_Mons");
+    let zone = app.error(CREATE, json!({ "input": zoned })).await;
+    assert_eq!(zone["extensions"]["field"], json!(["input", "timeZone"]), "{zone:#}");
+    let names = app.data("{ reports { nodes { name } } }", json!({})).await;
+    assert_eq!(names["reports"]["nodes"], json!([{ "name": "Pipeline by stage" }]));
 }
 
 async fn diff(app: &TestApp, name: &str) -> Value {

@@ -129,6 +129,34 @@ async fn stage_entries_and_lifecycle_changes_are_read_only_records() {
         .unwrap()
         .iter()
         .all(|n| n["opportunity"]["name"] == "mine"));
+    // A deal on an account the rep owns is theirs to see, its stays too.
+    let account = app
+        .create("Account", json!({ "name": "Theirs Inc", "ownerId": rep }))
+        .await;
+    app.data(
+        "mutation($id: ID!, $account: ID!) { updateOpportunity(id: $id, input: { accountId: $account }) { id } }",
+        json!({ "id": theirs, "account": account }),
+    )
+    .await;
+    let seen = app
+        .graphql_as(&rep_token, "{ stageEntries { totalCount } }", json!({}))
+        .await;
+    assert_eq!(seen["data"]["stageEntries"]["totalCount"], 5, "{seen:#}");
+
+    // A deal's stays are deleted and restored with it.
+    let count = || app.data("{ stageEntries { totalCount } }", json!({}));
+    app.data(
+        "mutation($id: ID!) { deleteOpportunity(id: $id) { id } }",
+        json!({ "id": theirs }),
+    )
+    .await;
+    assert_eq!(count().await["stageEntries"]["totalCount"], 3);
+    app.data(
+        "mutation($id: ID!) { restoreOpportunity(id: $id) { id } }",
+        json!({ "id": theirs }),
+    )
+    .await;
+    assert_eq!(count().await["stageEntries"]["totalCount"], 5);
 
     // An account's lifecycle changes, with who made them.
     let account = app
@@ -258,6 +286,22 @@ async fn stale_deals_follow_stage_changes_activities_and_the_pipeline_setting() 
         )
         .await;
     assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{error:#}");
+    // A custom field called staleAt is only a field.
+    app.data(
+        r#"mutation { createCustomObject(input: { name: "Ticket", label: "Ticket", pluralLabel: "Tickets",
+            fields: [{ name: "staleAt", label: "Stale at", type: DATETIME }] }) { name } }"#,
+        json!({}),
+    )
+    .await;
+    let error = app
+        .error("{ tickets(filter: { isStale: true }) { totalCount } }", json!({}))
+        .await;
+    assert_eq!(error["extensions"]["code"], "BAD_USER_INPUT", "{error:#}");
+    app.data(
+        "{ tickets(filter: { staleAt: { isNull: true } }) { totalCount } }",
+        json!({}),
+    )
+    .await;
 }
 
 /// Four accounts whose lifecycle changed at known times, and their deals:

@@ -222,7 +222,7 @@ impl Group {
 }
 
 /// Whether PostgreSQL knows the time zone `name`.
-pub async fn known_time_zone(conn: &mut Conn, name: &str) -> Result<bool> {
+pub async fn known_time_zone(conn: &mut diesel_async::AsyncPgConnection, name: &str) -> Result<bool> {
     let mut query = Sql::raw("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = ");
     query.bind(Bind::Text(Some(name.to_owned()))).push(") AS exists");
     let rows: Vec<crate::db::sql::Exists> = query.load(conn).await?;

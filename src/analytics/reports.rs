@@ -97,18 +97,41 @@ fn definition(context: &CheckScope<'_>, record: &Record, root: &[&str]) -> Resul
 }
 
 /// A report saved through the API (or promoted) must mean something in
-/// the workspace.
-fn check(scope: &CheckScope<'_>, _object: &ObjectDef, record: &Record) -> Result<()> {
-    definition(scope, record, &["input"]).map(|_| ())
+/// the workspace, its time zone included.
+fn check<'a>(
+    conn: &'a mut diesel_async::AsyncPgConnection,
+    scope: &'a CheckScope<'a>,
+    record: &'a Record,
+) -> futures_util::future::BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        let root: Vec<&str> = scope.at.iter().map(String::as_str).collect();
+        let (_, aggregate) = definition(scope, record, &root)?;
+        time_zone(conn, &aggregate, &root).await
+    })
 }
 
-/// The label of a field for a column.
+/// Refuses a time zone PostgreSQL does not know, at `root.timeZone`.
+async fn time_zone(conn: &mut diesel_async::AsyncPgConnection, aggregate: &Aggregate, root: &[&str]) -> Result<()> {
+    if aggregate.time_zone == "UTC" || super::known_time_zone(conn, &aggregate.time_zone).await? {
+        return Ok(());
+    }
+    let mut at: Vec<&str> = root.to_vec();
+    at.push("timeZone");
+    Err(CrmError::bad_input(
+        &at,
+        format!(
+            "{} is not a time zone PostgreSQL knows (e.g. Europe/Paris)",
+            aggregate.time_zone
+        ),
+    ))
+}
+
+/// The type of a column of a field's values: the field's type as the API
+/// names it (`DECIMAL`, `DATETIME`, `PICKLIST` …); a lookup's are ids.
 fn field_type(field: &crate::metadata::FieldDef) -> String {
     match &field.kind {
         FieldKind::Lookup(_) => "ID".into(),
-        FieldKind::Picklist(_) => "PICKLIST".into(),
-        FieldKind::MultiPicklist(_) => "MULTI_PICKLIST".into(),
-        other => crate::metadata::screaming_snake(&format!("{other:?}")),
+        other => other.type_name().into(),
     }
 }
 
@@ -133,10 +156,7 @@ fn key_column(key: &GroupKey) -> Column {
         key: key_name,
         label,
         role: "KEY",
-        value_type: match key.granularity {
-            Some(_) if field.kind == FieldKind::DateTime => "DATE_TIME".into(),
-            _ => field_type(field),
-        },
+        value_type: field_type(field),
     }
 }
 
@@ -188,14 +208,10 @@ async fn run(context: &RequestContext, id: uuid::Uuid) -> Result<Answer> {
         model: &context.model,
         schema: &context.schema,
         visibility: &context.visibility,
+        at: &[],
     };
     let (object, aggregate) = definition(&scope, &report, &["report"])?;
-    if aggregate.time_zone != "UTC" && !super::known_time_zone(&mut conn, &aggregate.time_zone).await? {
-        return Err(CrmError::bad_input(
-            &["report", "timeZone"],
-            format!("{} is not a time zone PostgreSQL knows", aggregate.time_zone),
-        ));
-    }
+    time_zone(&mut conn, &aggregate, &["report"]).await?;
     let table = Table::new(&context.schema, &object).restricted(&context.visibility);
     let groups = super::groups(&mut conn, table, &aggregate).await?;
     let mut columns: Vec<Column> = aggregate.keys.iter().map(key_column).collect();
@@ -243,7 +259,7 @@ fn column_type() -> Object {
         )
         .field(text(
             "type",
-            "The type of its cells: ID, TEXT, PICKLIST, INTEGER, DECIMAL, DATE, DATE_TIME, BOOLEAN …",
+            "The type of its cells, as field types are named: ID, TEXT, PICKLIST, INTEGER, DECIMAL, DATE, DATETIME, BOOLEAN …",
             |c| c.value_type.clone(),
         ))
 }

@@ -330,8 +330,8 @@ impl Scope<'_> {
         if let Some(field) = object.field_by_value_key(key) {
             return field_conditions(field, value, at);
         }
-        if key == IS_STALE && object.field(STALE_AT).is_some() {
-            return stale(value, at);
+        if let Some(stale_at) = stale_at(object).filter(|_| key == IS_STALE) {
+            return stale(&stale_at.column, value, at);
         }
         let unknown = || at.error(format!("{} has no field {key}", object.name));
         if let Some(lookup_field) = object.field(key).filter(|f| f.lookup().is_some()) {
@@ -396,13 +396,21 @@ impl Scope<'_> {
 pub const IS_STALE: &str = "isStale";
 const STALE_AT: &str = "staleAt";
 
+/// The standard field `isStale` tests, when `object` has one (a custom
+/// field of that name does not count).
+pub fn stale_at(object: &ObjectDef) -> Option<&FieldDef> {
+    object
+        .field(STALE_AT)
+        .filter(|f| !f.custom && f.kind == crate::metadata::FieldKind::DateTime)
+}
+
 /// `isStale: true`: `staleAt` has passed; `false`: it has not, or there
 /// is none (a closed deal).
-fn stale(value: &Value, at: &Path) -> Result<Vec<Filter>> {
+fn stale(column: &str, value: &Value, at: &Path) -> Result<Vec<Filter>> {
     let Value::Boolean(stale) = value else {
         return Err(at.error("isStale is true or false"));
     };
-    let column = "stale_at".to_owned();
+    let column = column.to_owned();
     let now = Bind::DateTime(Some(chrono::Utc::now()));
     let passed = Filter::Compare {
         column: column.clone(),
@@ -413,9 +421,12 @@ fn stale(value: &Value, at: &Path) -> Result<Vec<Filter>> {
         passed
     } else {
         Filter::Any(vec![
-            Filter::IsNull { column, is_null: true },
+            Filter::IsNull {
+                column: column.clone(),
+                is_null: true,
+            },
             Filter::Compare {
-                column: "stale_at".into(),
+                column,
                 op: Comparison::Gt,
                 value: now,
             },

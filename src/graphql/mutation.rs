@@ -155,7 +155,9 @@ async fn create_one(
     let mut values = input::assignments(object, input, path)?;
     with_creator(context, object, &mut values);
     let record = write::insert(conn, &context.model, context.table(object), &values, path.parts()).await?;
-    checks.run(&context.check_scope(), object, &record)?;
+    checks
+        .run(conn, &context.check_scope(path.parts()), object, &record)
+        .await?;
     let entry = records::audit_entry(object, Action::Create, None, &record);
     Ok((record, entry))
 }
@@ -189,7 +191,9 @@ async fn update_one(
     let before = write::lock(conn, table, id).await?;
     check_reassign(context, object, before.as_ref(), &values)?;
     let record = write::update(conn, &context.model, table, id, &values, expected, path.parts()).await?;
-    checks.run(&context.check_scope(), object, &record)?;
+    checks
+        .run(conn, &context.check_scope(path.parts()), object, &record)
+        .await?;
     let entry = records::audit_entry(object, Action::Update, before.as_ref(), &record);
     Ok((record, entry))
 }
@@ -425,7 +429,8 @@ fn upsert(object: &Arc<ObjectDef>) -> Field {
                 };
                 check_reassign(context, &object, before.as_ref(), &values)?;
                 let record = write::upsert(conn, &context.model, table, external, &values, path.parts()).await?;
-                checks(&ctx).run(&context.check_scope(), &object, &record)?;
+                let scope = context.check_scope(path.parts());
+                checks(&ctx).run(conn, &scope, &object, &record).await?;
                 let entry = records::audit_entry(&object, action, before.as_ref(), &record);
                 (record, vec![entry])
             })?;
@@ -542,7 +547,14 @@ fn state_change(object: &Arc<ObjectDef>, change: StateChange) -> Field {
                 check_owned(context, &object, operation, grant, before.as_ref())?;
                 let record = match change {
                     StateChange::Delete => write::soft_delete(conn, table, id).await?,
-                    StateChange::Restore => write::restore(conn, table, id).await?,
+                    StateChange::Restore => {
+                        let record = write::restore(conn, table, id).await?;
+                        // What it says must still mean something.
+                        checks(&ctx)
+                            .run(conn, &context.check_scope(&[]), &object, &record)
+                            .await?;
+                        record
+                    }
                 };
                 let entry = records::audit_entry(&object, action, before.as_ref(), &record);
                 (record, vec![entry])

@@ -82,12 +82,13 @@ impl RequestContext {
         }
     }
 
-    /// What the records this request writes are checked against.
-    pub(super) fn check_scope(&self) -> super::room::CheckScope<'_> {
+    /// What the records this request writes at `at` are checked against.
+    pub(super) fn check_scope<'a>(&'a self, at: &'a [String]) -> super::room::CheckScope<'a> {
         super::room::CheckScope {
             model: &self.model,
             schema: &self.schema,
             visibility: &self.visibility,
+            at,
         }
     }
 

@@ -31,14 +31,21 @@ pub struct Surface {
 /// its transaction, after the engine's own: an error undoes the write (or
 /// fails the promoted change). For records whose values mean something to
 /// a room (a report's definition).
-pub type RecordCheck = fn(&CheckScope<'_>, &ObjectDef, &crate::records::Record) -> crate::error::Result<()>;
+pub type RecordCheck = for<'a> fn(
+    &'a mut diesel_async::AsyncPgConnection,
+    &'a CheckScope<'a>,
+    &'a crate::records::Record,
+) -> futures_util::future::BoxFuture<'a, crate::error::Result<()>>;
 
 /// What a record is checked against: the workspace's model (after the
-/// change), its Postgres schema and what the writer may see.
+/// change), its Postgres schema and what the writer may see; `at`, where
+/// the record's values are in the request (`["input"]`, `["inputs", "2"]`;
+/// empty for a promotion).
 pub struct CheckScope<'a> {
     pub model: &'a Model,
     pub schema: &'a str,
     pub visibility: &'a crate::access::Visibility,
+    pub at: &'a [String],
 }
 
 /// The checks of a schema by object name, kept as the schema's data.
@@ -47,14 +54,15 @@ pub struct RecordChecks(pub(super) std::collections::HashMap<&'static str, Recor
 
 impl RecordChecks {
     /// Runs the check of `object`'s records, if any, on `record`.
-    pub fn run(
+    pub async fn run<'a>(
         &self,
-        scope: &CheckScope<'_>,
+        conn: &'a mut diesel_async::AsyncPgConnection,
+        scope: &'a CheckScope<'a>,
         object: &ObjectDef,
-        record: &crate::records::Record,
+        record: &'a crate::records::Record,
     ) -> crate::error::Result<()> {
         match self.0.get(object.name.as_str()) {
-            Some(check) => check(scope, object, record),
+            Some(check) => check(conn, scope, record).await,
             None => Ok(()),
         }
     }

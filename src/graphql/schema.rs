@@ -405,7 +405,7 @@ fn filter_input(model: &Model, object: &ObjectDef) -> InputObject {
             );
         }
     }
-    if object.field("staleAt").is_some() {
+    if super::input::stale_at(object).is_some() {
         input = input.field(
             InputValue::new(super::input::IS_STALE, TypeRef::named(TypeRef::BOOLEAN))
                 .description("true: open and idle past `staleAt`; false: closed or not stale yet."),

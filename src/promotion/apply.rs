@@ -464,8 +464,9 @@ async fn checked(
         model: &model,
         schema: target.schema,
         visibility: &visibility,
+        at: &[],
     };
-    checks.run(&scope, object, record)
+    checks.run(conn, &scope, object, record).await
 }
 
 /// Brings the target's item from what it is to what the entry wants.

@@ -131,6 +131,9 @@ impl Copy<'_> {
         for (table, column) in deferred {
             self.fill_later(conn, table, column, &samples).await?;
         }
+        if !unchecked && order.iter().any(|t| t.name == "opportunity") {
+            self.stale_dates(conn).await?;
+        }
         if !indexes.is_empty() {
             self.progress.step("indexing");
             Sql::raw("SET LOCAL maintenance_work_mem = '128MB'")
@@ -339,6 +342,21 @@ impl Copy<'_> {
         }
         let rows = query.execute(conn).await?;
         Ok(rows as u64)
+    }
+
+    /// Where triggers ran during the copy (not a superuser), they dated the
+    /// copied deals' staleness from their copy: production's dates are put
+    /// back (an update of `stale_at` alone fires no trigger).
+    async fn stale_dates(&self, conn: &mut AsyncPgConnection) -> Result<()> {
+        let mut query = Sql::raw("UPDATE ");
+        query
+            .table(self.to, "opportunity")
+            .push(" AS dst SET stale_at = src.stale_at FROM ");
+        query
+            .table(self.from, "opportunity")
+            .push(" AS src WHERE dst.id = src.id AND dst.stale_at IS DISTINCT FROM src.stale_at");
+        query.execute(conn).await?;
+        Ok(())
     }
 
     /// Sets a lookup left empty by `insert` once its table is filled.

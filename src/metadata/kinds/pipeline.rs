@@ -9,7 +9,7 @@ use super::configuration::{self, Table};
 use super::impact::{from_to, Level, Lifecycle, SdlChange};
 use super::{items_of, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind};
 use crate::db::sql::Bind;
-use crate::error::Result;
+use crate::error::{CrmError, Result};
 use crate::metadata::change::Target;
 
 /// A sales pipeline.
@@ -139,6 +139,10 @@ impl MetadataKind for Pipeline {
             ),
         ];
         Box::pin(async move {
+            let days = &desired["staleAfterDays"];
+            if !days.is_null() && !days.as_i64().is_some_and(|d| (1..=3650).contains(&d)) {
+                return Err(CrmError::bad_input(&["staleAfterDays"], "staleAfterDays is 1 to 3650"));
+            }
             configuration::write(conn, target, &TABLE, columns, current, desired, change).await?;
             Ok(None)
         })

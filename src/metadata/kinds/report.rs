@@ -8,10 +8,11 @@ use serde_json::{json, Value as Json};
 
 use super::configuration::{self, Table};
 use super::impact::{Level, Lifecycle, SdlChange};
-use super::{items_of, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind};
+use super::{deleted, items_of, table_rows, text, About, Change, DataImpact, Item, Kind, MetadataKind};
 use crate::db::sql::Bind;
-use crate::error::Result;
+use crate::error::{CrmError, Result};
 use crate::metadata::change::Target;
+use crate::metadata::standard::CHARTS;
 
 /// A saved report.
 pub struct Report;
@@ -154,8 +155,36 @@ impl MetadataKind for Report {
             ),
         ];
         Box::pin(async move {
+            if !deleted(desired) {
+                checked(desired)?;
+            }
             configuration::write(conn, target, &TABLE, columns, current, desired, change).await?;
             Ok(None)
         })
     }
+}
+
+/// Refuses a report state the table would (a changeset file written by
+/// hand): named, one of the charts, at most 1,000 groups, a time zone's
+/// name. What its definition means is the analytics room's check.
+fn checked(desired: &Json) -> Result<()> {
+    let name = text(desired, "name");
+    if name.is_empty() || name.chars().count() > 255 {
+        return Err(CrmError::bad_input(&["name"], "a report's name is 1 to 255 characters"));
+    }
+    if text(desired, "object").is_empty() {
+        return Err(CrmError::bad_input(&["object"], "a report names its object"));
+    }
+    let chart = desired["chart"].as_str().unwrap_or("TABLE");
+    if !CHARTS.iter().any(|(value, _)| *value == chart) {
+        return Err(CrmError::bad_input(&["chart"], format!("{chart} is not a chart")));
+    }
+    if !desired["first"].is_null() && !desired["first"].as_i64().is_some_and(|n| (0..=1000).contains(&n)) {
+        return Err(CrmError::bad_input(&["first"], "first is 0 to 1000"));
+    }
+    let zone = desired["timeZone"].as_str().unwrap_or("UTC");
+    if zone.is_empty() || zone.len() > 64 {
+        return Err(CrmError::bad_input(&["timeZone"], "timeZone is a time zone's name"));
+    }
+    Ok(())
 }

@@ -26,7 +26,6 @@ const INDUSTRIES: &[(&str, &str)] = &[
     ("OTHER", "Other"),
 ];
 
-/// Account: a company you do business with.
 /// LifecycleChange: an account moving from one lifecycle stage to another,
 /// kept by the server.
 pub(super) fn lifecycle_change() -> ObjectDef {
@@ -79,6 +78,7 @@ pub(super) fn lifecycle_change() -> ObjectDef {
     ])
 }
 
+/// Account: a company you do business with.
 pub(super) fn account() -> ObjectDef {
     use FieldKind::*;
     Object::new(

@@ -9,6 +9,8 @@
 mod accounts;
 mod activities;
 mod reports;
+
+pub use reports::CHARTS;
 mod sales;
 mod users;
 
