@@ -331,7 +331,10 @@ impl Scope<'_> {
             return field_conditions(field, value, at);
         }
         if let Some(stale_at) = stale_at(object).filter(|_| key == IS_STALE) {
-            return stale(&stale_at.column, value, at);
+            let Value::Boolean(stale) = value else {
+                return Err(at.error("isStale is true or false"));
+            };
+            return Ok(vec![Filter::stale(&stale_at.column, *stale, chrono::Utc::now())]);
         }
         let unknown = || at.error(format!("{} has no field {key}", object.name));
         if let Some(lookup_field) = object.field(key).filter(|f| f.lookup().is_some()) {
@@ -402,36 +405,6 @@ pub fn stale_at(object: &ObjectDef) -> Option<&FieldDef> {
     object
         .field(STALE_AT)
         .filter(|f| !f.custom && f.kind == crate::metadata::FieldKind::DateTime)
-}
-
-/// `isStale: true`: `staleAt` has passed; `false`: it has not, or there
-/// is none (a closed deal).
-fn stale(column: &str, value: &Value, at: &Path) -> Result<Vec<Filter>> {
-    let Value::Boolean(stale) = value else {
-        return Err(at.error("isStale is true or false"));
-    };
-    let column = column.to_owned();
-    let now = Bind::DateTime(Some(chrono::Utc::now()));
-    let passed = Filter::Compare {
-        column: column.clone(),
-        op: Comparison::Lte,
-        value: now.clone(),
-    };
-    Ok(vec![if *stale {
-        passed
-    } else {
-        Filter::Any(vec![
-            Filter::IsNull {
-                column: column.clone(),
-                is_null: true,
-            },
-            Filter::Compare {
-                column,
-                op: Comparison::Gt,
-                value: now,
-            },
-        ])
-    }])
 }
 
 fn field_conditions(field: &FieldDef, ops: &Value, path: &Path) -> Result<Vec<Filter>> {

@@ -123,6 +123,27 @@ pub const MAX_FILTER_VALUES: usize = 10_000;
 
 impl Filter {
     /// How many bind parameters the filter compiles to.
+    /// Rows whose `column`, an instant they go stale at, has passed at
+    /// `now` (`stale`), or has not or is empty (not `stale`).
+    pub fn stale(column: &str, stale: bool, now: chrono::DateTime<chrono::Utc>) -> Filter {
+        let at = |op| Filter::Compare {
+            column: column.to_owned(),
+            op,
+            value: Bind::DateTime(Some(now)),
+        };
+        if stale {
+            at(Comparison::Lte)
+        } else {
+            Filter::Any(vec![
+                Filter::IsNull {
+                    column: column.to_owned(),
+                    is_null: true,
+                },
+                at(Comparison::Gt),
+            ])
+        }
+    }
+
     pub fn values(&self) -> usize {
         match self {
             Filter::All(items) | Filter::Any(items) => items.iter().map(Filter::values).sum(),
