@@ -132,7 +132,7 @@ pub async fn churn(
     );
     sql.bind(Bind::Text(Some(CUSTOMER.into())));
     sql.push(" AND k.since < b.f AND (k.until IS NULL OR k.until >= b.s) GROUP BY b.start, b.finish ORDER BY b.start");
-    Ok(sql.load(conn).await?)
+    Ok(sql.planned_for_values().load(conn).await?)
 }
 
 /// What one currency's won deals make of a customer's lifetime value.
@@ -215,7 +215,7 @@ pub async fn lifetime_value(
         sql.push(" AND t.account_id = ").bind(Bind::Uuid(Some(account)));
     }
     sql.push(" GROUP BY t.currency ORDER BY t.currency");
-    let currencies = sql.load(conn).await?;
+    let currencies = sql.planned_for_values().load(conn).await?;
     Ok(Lifetime {
         from,
         to,

@@ -129,7 +129,7 @@ pub async fn forecast(conn: &mut Conn, table: Table<'_>, request: &Request) -> R
     outer
         .append(&sql)
         .push(") AS f ORDER BY period, grp NULLS FIRST, currency");
-    Ok(outer.load(conn).await?)
+    Ok(outer.planned_for_values().load(conn).await?)
 }
 
 /// `forecast(…)` and its types.

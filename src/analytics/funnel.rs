@@ -132,7 +132,7 @@ async fn stays(conn: &mut Conn, table: &Table<'_>, pipeline: uuid::Uuid, (from, 
     sql.push(") w ON w.id = e.opportunity_id WHERE ");
     in_period(&mut sql, pipeline, (from, to));
     sql.push(" GROUP BY 1, 2, 3, 4");
-    Ok(sql.load(conn).await?)
+    Ok(sql.planned_for_values().load(conn).await?)
 }
 
 /// `e`'s stays of `pipeline` that began in the period and are live.
@@ -162,7 +162,7 @@ async fn wins(conn: &mut Conn, table: &Table<'_>, pipeline: uuid::Uuid, (from, t
         .append(&table.rows(false, T));
     sql.push(") t WHERE es.is_won AND es.pipeline_id = ")
         .bind(Bind::Uuid(Some(pipeline)));
-    let rows: Vec<Wins> = sql.load(conn).await?;
+    let rows: Vec<Wins> = sql.planned_for_values().load(conn).await?;
     Ok(rows.into_iter().next().unwrap_or_default())
 }
 
@@ -198,7 +198,7 @@ pub async fn funnel(
             .push(" AND t.stale_at <= ")
             .bind(Bind::DateTime(Some(chrono::Utc::now())));
         query.push(" GROUP BY t.stage_id");
-        let stale: Vec<PerStage> = query.load(conn).await?;
+        let stale: Vec<PerStage> = query.planned_for_values().load(conn).await?;
         Ok::<_, crate::error::CrmError>((all, wins, stale))
     })?;
     let stages: std::collections::HashMap<uuid::Uuid, &Stage> = all.iter().map(|s| (s.id, s)).collect();

@@ -236,7 +236,7 @@ pub async fn groups(conn: &mut Conn, table: Table<'_>, request: &Aggregate) -> R
         #[diesel(sql_type = Jsonb)]
         row: Json,
     }
-    let rows: Vec<Row> = statement(&table, request).load(conn).await?;
+    let rows: Vec<Row> = statement(&table, request).planned_for_values().load(conn).await?;
     Ok(rows
         .into_iter()
         .map(|row| {

@@ -41,6 +41,8 @@ enum Part {
 #[derive(Debug, Clone, Default)]
 pub struct Sql {
     parts: Vec<Part>,
+    /// Planned for its values each time (see [`Sql::planned_for_values`]).
+    for_values: bool,
 }
 
 impl Sql {
@@ -53,6 +55,16 @@ impl Sql {
         let mut s = Sql::new();
         s.push(sql);
         s
+    }
+
+    /// Has Postgres plan the statement for its values each time it runs,
+    /// not once per connection: for a heavy read whose best plan depends
+    /// on them (a year of stays reads a table; a day, an index), where a
+    /// plan made for any value once the statement is cached would read a
+    /// year through the index. Costs a planning per run.
+    pub fn planned_for_values(mut self) -> Self {
+        self.for_values = true;
+        self
     }
 
     /// Appends literal SQL written by this crate (never user text).
@@ -94,6 +106,7 @@ impl Sql {
 
     /// Appends another fragment.
     pub fn append(&mut self, other: &Sql) -> &mut Self {
+        self.for_values |= other.for_values;
         for part in &other.parts {
             match part {
                 Part::Sql(s) => {
@@ -134,6 +147,9 @@ impl QueryFragment<Pg> for Sql {
     /// shape comes back. The pool retires connections after a while so the
     /// cache stays bounded (see `db::Database::connect`).
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        if self.for_values {
+            out.unsafe_to_cache_prepared();
+        }
         for part in &self.parts {
             match part {
                 Part::Sql(sql) => out.push_sql(sql),
