@@ -27,7 +27,7 @@ use crate::db::sql::{Bind, Sql};
 use crate::db::Conn;
 use crate::error::{CrmError, Result};
 use crate::graphql::input::{self, Path};
-use crate::graphql::resolve::{arg, context, enum_name, resolved};
+use crate::graphql::resolve::{arg, context, resolved};
 use crate::graphql::room::Surface;
 use crate::records::Table;
 
@@ -421,11 +421,7 @@ fn churn_field() -> Field {
         resolved(async move {
             let context = context(&ctx)?;
             let (from, to) = super::range_args(&ctx, crate::metadata::parse_date, "a date, YYYY-MM-DD")?;
-            let period = match enum_name(arg(&ctx, "period")).as_deref() {
-                Some("MONTH") => Period::Month,
-                Some("YEAR") => Period::Year,
-                _ => Period::Quarter,
-            };
+            let period = Period::of_arg(&ctx);
             let periods = periods(period, from, to)?;
             let mut conn = context.db.conn().await?;
             let rows = churn(&mut conn, &super::readable(context, "Account")?, &periods).await?;

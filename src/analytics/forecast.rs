@@ -34,6 +34,17 @@ pub enum Period {
     Year,
 }
 
+impl Period {
+    /// The `period` argument (`ForecastPeriod`, default `QUARTER`).
+    pub fn of_arg(ctx: &async_graphql::dynamic::ResolverContext<'_>) -> Period {
+        match enum_name(arg(ctx, "period")).as_deref() {
+            Some("MONTH") => Period::Month,
+            Some("YEAR") => Period::Year,
+            _ => Period::Quarter,
+        }
+    }
+}
+
 /// What forecast rows are split by, besides period and currency.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum By {
@@ -251,11 +262,7 @@ fn forecast_field() -> Field {
         resolved(async move {
             let context = context(&ctx)?;
             let (from, to) = super::range_args(&ctx, crate::metadata::parse_date, "a date, YYYY-MM-DD")?;
-            let period = match enum_name(arg(&ctx, "period")).as_deref() {
-                Some("MONTH") => Period::Month,
-                Some("YEAR") => Period::Year,
-                _ => Period::Quarter,
-            };
+            let period = Period::of_arg(&ctx);
             let by = match enum_name(arg(&ctx, "by")).as_deref() {
                 Some("OWNER") => Some(By::Owner),
                 Some("PIPELINE") => Some(By::Pipeline),

@@ -2,7 +2,7 @@
 //! objects every other one refers to.
 
 use super::{address, lookup, one_way, picklist, Object, F, LEAD_SOURCES};
-use crate::metadata::{Access, FieldKind, ObjectDef, Personal};
+use crate::metadata::{FieldKind, ObjectDef, Personal};
 
 const INDUSTRIES: &[(&str, &str)] = &[
     ("AGRICULTURE", "Agriculture"),
@@ -30,17 +30,15 @@ const INDUSTRIES: &[(&str, &str)] = &[
 /// kept by the server.
 pub(super) fn lifecycle_change() -> ObjectDef {
     use FieldKind::*;
-    let mut change = Object::new(
+    Object::history(
         "LifecycleChange",
         "lifecycleChanges",
         "account_lifecycle_change",
         "An account's lifecycle stage changing (prospect to customer, customer to churned …): from, to, when and \
          who. Recorded by the server whatever made the change; read-only. Churn and lifetime value read it.",
-    );
-    change.owned = false;
-    change.access = Access::History;
-    change.default_order = "changedAt";
-    change.fields(vec![
+        "changedAt",
+    )
+    .fields(vec![
         F::new(
             "account",
             "account_id",

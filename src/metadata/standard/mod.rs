@@ -210,6 +210,23 @@ impl Object {
         }
     }
 
+    /// What the server records of another object's records: read-only,
+    /// owned by no one, listed in the order it happened (`at`).
+    fn history(
+        name: &'static str,
+        plural: &'static str,
+        table: &'static str,
+        description: &'static str,
+        at: &'static str,
+    ) -> Self {
+        Object {
+            owned: false,
+            access: Access::History,
+            default_order: at,
+            ..Object::new(name, plural, table, description)
+        }
+    }
+
     fn fields(self, fields: Vec<F>) -> ObjectDef {
         let mut all = system_fields(&self.name.to_lowercase());
         // What the server records is never upserted from elsewhere.

@@ -311,17 +311,15 @@ pub const TRACKED_FIELDS: &[(&str, &str)] = &[
 /// probability, forecast category or close date, kept by the server.
 pub(super) fn opportunity_field_change() -> ObjectDef {
     use FieldKind::*;
-    let mut change = Object::new(
+    Object::history(
         "OpportunityFieldChange",
         "opportunityFieldChanges",
         "opportunity_field_change",
         "One change of a deal's stage, amount, probability, forecast category or close date: the value before and \
          after, when and who. Recorded by the server whatever made the change; read-only.",
-    );
-    change.owned = false;
-    change.access = Access::History;
-    change.default_order = "changedAt";
-    change.fields(vec![
+        "changedAt",
+    )
+    .fields(vec![
         F::new(
             "opportunity",
             "opportunity_id",
@@ -370,17 +368,15 @@ pub(super) fn opportunity_field_change() -> ObjectDef {
 /// StageEntry: a deal's stay in a stage, kept by the server.
 pub(super) fn stage_entry() -> ObjectDef {
     use FieldKind::*;
-    let mut entry = Object::new(
+    Object::history(
         "StageEntry",
         "stageEntries",
         "opportunity_stage_entry",
         "A deal's stay in a stage: when it entered and left, for which stage, and the days it spent there. \
          Recorded by the server whatever changed the stage; read-only.",
-    );
-    entry.owned = false;
-    entry.access = Access::History;
-    entry.default_order = "enteredAt";
-    entry.fields(vec![
+        "enteredAt",
+    )
+    .fields(vec![
         F::new(
             "opportunity",
             "opportunity_id",
