@@ -146,16 +146,15 @@ fn in_period(sql: &mut Sql, pipeline: uuid::Uuid, (from, to): Period) {
 /// The average amount and cycle of the deals won in the period: their
 /// stays in the pipeline's won stages (an index range each), each with its
 /// deal read by id.
-async fn wins(conn: &mut Conn, table: &Table<'_>, pipeline: uuid::Uuid, (from, to): Period) -> Result<Wins> {
+async fn wins(conn: &mut Conn, table: &Table<'_>, pipeline: uuid::Uuid, period: Period) -> Result<Wins> {
     let mut sql = Sql::raw(
         "SELECT (round(avg(t.amount), 2))::text AS average_won_amount, \
          (avg(date_part('epoch', e.entered_at - t.created_at) / 86400))::float8 AS average_cycle_days FROM ",
     );
     sql.table(table.schema, "stage").push(" es JOIN ");
     sql.table(table.schema, "opportunity_stage_entry")
-        .push(" e ON e.stage_id = es.id AND e.deleted_at IS NULL AND e.entered_at >= ")
-        .bind(Bind::DateTime(Some(from)));
-    sql.push(" AND e.entered_at < ").bind(Bind::DateTime(Some(to)));
+        .push(" e ON e.stage_id = es.id AND ");
+    in_period(&mut sql, pipeline, period);
     sql.push(" CROSS JOIN LATERAL (SELECT t.amount, t.created_at FROM ")
         .table(table.schema, &table.object.table)
         .push(" t WHERE t.id = e.opportunity_id AND ")
@@ -194,9 +193,8 @@ pub async fn funnel(
             .push(" WHERE ")
             .append(&table.rows(false, T));
         query.push(" AND t.pipeline_id = ").bind(Bind::Uuid(Some(pipeline)));
-        query
-            .push(" AND t.stale_at <= ")
-            .bind(Bind::DateTime(Some(chrono::Utc::now())));
+        let stale = crate::records::Filter::stale("stale_at", true, chrono::Utc::now());
+        query.push(" AND ").append(&stale.compile(table.workspace_schema, T));
         query.push(" GROUP BY t.stage_id");
         let stale: Vec<PerStage> = query.planned_for_values().load(conn).await?;
         Ok::<_, crate::error::CrmError>((all, wins, stale))
