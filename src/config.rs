@@ -70,6 +70,9 @@ pub struct Config {
     /// How often `serve` runs the retention job (see `retention`); zero
     /// turns it off.
     pub retention_interval: Duration,
+    /// How often `serve` rescores every lead (see `leads::decay`); zero
+    /// turns it off.
+    pub rescore_interval: Duration,
 }
 
 impl Default for Config {
@@ -97,6 +100,7 @@ impl Default for Config {
             max_connections: 2048,
             public_url: None,
             retention_interval: Duration::from_secs(3600),
+            rescore_interval: Duration::from_secs(86_400),
         }
     }
 }

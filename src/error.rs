@@ -50,6 +50,15 @@ pub enum CrmError {
     /// may succeed. Metadata changes retry by themselves first.
     #[error("{0}")]
     Busy(String),
+    /// The write would make a record that looks like existing ones
+    /// (`duplicates`: what each is and what matched), and the request did
+    /// not allow that. Nothing changed.
+    #[error("{message}")]
+    Duplicate {
+        message: String,
+        field: Vec<String>,
+        duplicates: Vec<serde_json::Value>,
+    },
     /// The record moved on since the client read it.
     #[error("{object} {id} is at version {current}, not the expected version {expected}: reload it and try again")]
     VersionConflict {
@@ -149,6 +158,7 @@ impl CrmError {
             | CrmError::VersionConflict { .. }
             | CrmError::DataConflict { .. }
             | CrmError::Refused { .. } => "CONFLICT",
+            CrmError::Duplicate { .. } => "DUPLICATE",
             CrmError::Unauthenticated(_) => "UNAUTHENTICATED",
             CrmError::Forbidden { .. } => "FORBIDDEN",
             CrmError::RateLimited(_) => "RATE_LIMITED",
@@ -180,6 +190,7 @@ impl ErrorExtensions for CrmError {
             CrmError::BadUserInput { field, .. }
             | CrmError::DataConflict { field, .. }
             | CrmError::LossyChange { field, .. }
+            | CrmError::Duplicate { field, .. }
                 if !field.is_empty() =>
             {
                 Some(field.clone())
@@ -198,6 +209,10 @@ impl ErrorExtensions for CrmError {
         };
         let blockers = match err {
             CrmError::Refused { blockers, .. } => Some(blockers.clone()),
+            _ => None,
+        };
+        let duplicates = match err {
+            CrmError::Duplicate { duplicates, .. } => Some(duplicates.clone()),
             _ => None,
         };
         let current_version = match err {
@@ -223,6 +238,12 @@ impl ErrorExtensions for CrmError {
             if let Some(blockers) = blockers {
                 let blockers = blockers.into_iter().map(async_graphql::Value::String).collect();
                 ext.set("blockers", async_graphql::Value::List(blockers));
+            }
+            if let Some(duplicates) = duplicates {
+                let duplicates = duplicates
+                    .into_iter()
+                    .map(|d| async_graphql::Value::from_json(d).unwrap_or(async_graphql::Value::Null));
+                ext.set("duplicates", async_graphql::Value::List(duplicates.collect()));
             }
             if let Some((count, samples)) = violations {
                 ext.set("count", count);

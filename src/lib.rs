@@ -20,6 +20,7 @@ pub mod error;
 pub mod graphql;
 pub mod history;
 pub mod http;
+pub mod leads;
 pub mod metadata;
 pub mod notify;
 pub mod promotion;

@@ -124,6 +124,11 @@ enum Command {
         #[command(subcommand)]
         command: RetentionCommand,
     },
+    /// Leads: scoring.
+    Leads {
+        #[command(subcommand)]
+        command: LeadsCommand,
+    },
     /// Internal: run the embedded PostgreSQL (the program after `--`) while commands use it.
     #[command(hide = true)]
     KeepCluster {
@@ -148,6 +153,17 @@ enum RetentionCommand {
     /// Run the retention job now: remove deleted records and audit log entries older than each workspace's
     /// deletedRecordRetentionDays and auditRetentionDays, and print what went.
     Run {
+        /// Only this workspace (`production` or a sandbox's name); default: every workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum LeadsCommand {
+    /// Rescore every lead by its workspace's scoring rules now (decay included), as the nightly job does,
+    /// and print how many changed.
+    Rescore {
         /// Only this workspace (`production` or a sandbox's name); default: every workspace.
         #[arg(long)]
         workspace: Option<String>,
@@ -443,6 +459,10 @@ struct ServeArgs {
     /// workspaces' retention settings); it also runs shortly after start. 0 turns it off.
     #[arg(long, env = "CRM_RETENTION_INTERVAL_S", default_value_t = 3600)]
     retention_interval_s: u64,
+    /// Seconds between runs of the lead scoring job (every lead rescored by its rules, so scores decay);
+    /// it also runs a minute after start. 0 turns it off.
+    #[arg(long, env = "CRM_RESCORE_INTERVAL_S", default_value_t = 86400)]
+    rescore_interval_s: u64,
 }
 
 fn main() -> ExitCode {
@@ -518,6 +538,7 @@ async fn run(Cli { database, command }: Cli) -> anyhow::Result<()> {
             output,
             workspaces,
         } => cli::backup::export(database, output.as_deref(), workspaces).await,
+        Command::Leads { command } => cli::with_app(database, async |app| cli::leads::run(command, app).await).await,
         Command::Retention { command } => {
             cli::with_app(database, async |app| cli::retention::run(command, app).await).await
         }

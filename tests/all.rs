@@ -23,6 +23,7 @@ mod http;
 mod impact;
 mod kill;
 mod layers;
+mod leads;
 mod locks;
 mod metadata;
 mod model;

@@ -34,6 +34,7 @@ const LAYERS: &[&str] = &[
     "team",
     "history",
     "analytics",
+    "leads",
     "customize",
     "sandbox",
     "promotion",

@@ -278,9 +278,14 @@ async fn contact_roles_activities_leads_and_owners() {
     let lead = app
         .create(
             "Lead",
-            json!({ "lastName": "Prospect", "company": "Initech", "budget": "20000.00", "authority": "CFO", "need": "Faster quotes", "timeline": "Q1", "convertedAccountId": account }),
+            json!({ "lastName": "Prospect", "company": "Initech", "budget": "20000.00", "authority": "CFO", "need": "Faster quotes", "timeline": "Q1" }),
         )
         .await;
+    app.data(
+        "mutation($lead: ID!, $account: ID!, $contact: ID!) { convertLead(input: { leadId: $lead, account: { id: $account }, contact: { id: $contact } }) { lead { id } } }",
+        json!({ "lead": lead, "account": account, "contact": ada }),
+    )
+    .await;
 
     let view = app
         .data(
@@ -318,7 +323,7 @@ async fn contact_roles_activities_leads_and_owners() {
     assert_eq!(view["activities"]["totalCount"], 1);
     assert_eq!(
         view["convertedLeads"]["nodes"],
-        json!([{ "status": "NEW", "company": "Initech" }])
+        json!([{ "status": "CONVERTED", "company": "Initech" }])
     );
     assert_eq!(view["contacts"]["nodes"], json!([{ "lastName": "Lovelace" }]));
     let lead = app

@@ -15,7 +15,7 @@ use super::{Aggregate, Group, GroupKey, Measure, Metric};
 use crate::error::{CrmError, Result};
 use crate::graphql::input::{self, Path};
 use crate::graphql::resolve::{arg, context, resolved, RequestContext};
-use crate::graphql::room::{CheckScope, Surface};
+use crate::graphql::room::{CheckScope, Surface, Written};
 use crate::metadata::{FieldKind, ObjectDef};
 use crate::records::{FieldSet, Record, Table};
 
@@ -24,7 +24,7 @@ pub const REPORT: &str = "Report";
 
 /// `runReport` and its types; the check of reports saved through the API.
 pub fn register(surface: &mut Surface) {
-    surface.record_check(REPORT, check);
+    surface.on_write(REPORT, check);
     surface.enumeration(
         Enum::new("ReportColumnRole")
             .description("What a report column holds.")
@@ -97,16 +97,20 @@ fn definition(context: &CheckScope<'_>, record: &Record, root: &[&str]) -> Resul
 }
 
 /// A report saved through the API (or promoted) must mean something in
-/// the workspace, its time zone included.
+/// the workspace, its time zone included; a deleted one need not.
 fn check<'a>(
     conn: &'a mut diesel_async::AsyncPgConnection,
     scope: &'a CheckScope<'a>,
-    record: &'a Record,
-) -> futures_util::future::BoxFuture<'a, Result<()>> {
+    written: Written<'a>,
+) -> futures_util::future::BoxFuture<'a, Result<Option<Record>>> {
     Box::pin(async move {
+        if written.record.get("deletedAt").is_some_and(|at| !at.is_null()) {
+            return Ok(None);
+        }
         let root: Vec<&str> = scope.at.iter().map(String::as_str).collect();
-        let (_, aggregate) = definition(scope, record, &root)?;
-        time_zone(conn, &aggregate, &root).await
+        let (_, aggregate) = definition(scope, written.record, &root)?;
+        time_zone(conn, &aggregate, &root).await?;
+        Ok(None)
     })
 }
 
@@ -204,13 +208,7 @@ async fn run(context: &RequestContext, id: uuid::Uuid) -> Result<Answer> {
             object: REPORT.into(),
             id: id.to_string(),
         })?;
-    let scope = CheckScope {
-        model: &context.model,
-        schema: &context.schema,
-        visibility: &context.visibility,
-        at: &[],
-    };
-    let (object, aggregate) = definition(&scope, &report, &["report"])?;
+    let (object, aggregate) = definition(&context.check_scope(&[]), &report, &["report"])?;
     time_zone(&mut conn, &aggregate, &["report"]).await?;
     let table = Table::new(&context.schema, &object).restricted(&context.visibility);
     let groups = super::groups(&mut conn, table, &aggregate).await?;

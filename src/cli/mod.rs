@@ -5,6 +5,7 @@
 
 pub mod backup;
 pub mod changeset;
+pub mod leads;
 pub mod migrate;
 pub mod progress;
 pub mod promotion;
@@ -53,6 +54,7 @@ pub fn config(database: &DatabaseArgs, serve: Option<&ServeArgs>) -> Config {
         config.max_connections = usize::try_from(serve.max_connections).unwrap_or(usize::MAX);
         config.public_url = serve.public_url.clone();
         config.retention_interval = Duration::from_secs(serve.retention_interval_s);
+        config.rescore_interval = Duration::from_secs(serve.rescore_interval_s);
     }
     config
 }

@@ -27,6 +27,7 @@ async fn serve_on(config: &Config, server: &DatabaseServer) -> anyhow::Result<()
     }
     let app = App::serving(config.clone(), server)?;
     crm::retention::spawn(app.db.clone(), config.retention_interval);
+    crm::leads::decay::spawn(app.db.clone(), config.rescore_interval);
     let first_admin = {
         let mut conn = app.db.conn().await?;
         auth::first_admin(&mut conn).await?

@@ -236,3 +236,35 @@ pub async fn workspaces(conn: &mut AsyncPgConnection) -> diesel::QueryResult<Vec
         .load(conn)
         .await
 }
+
+/// Runs `work` unless another session holds the advisory lock `key`
+/// (`pg_try_advisory_lock`): background jobs that one server at a time
+/// runs. `None` when another holds it. The lock is taken on a connection
+/// out of the pool: should this future be dropped midway, the connection
+/// closes and the session lock goes with it.
+pub async fn exclusively<T>(
+    db: &Database,
+    key: i64,
+    work: impl std::future::Future<Output = crate::error::Result<T>>,
+) -> crate::error::Result<Option<T>> {
+    #[derive(diesel::QueryableByName)]
+    struct Locked {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        locked: bool,
+    }
+    let mut lock_conn = deadpool::managed::Object::take(db.conn().await?);
+    let mut lock = sql::Sql::raw("SELECT pg_try_advisory_lock(");
+    lock.push(&key.to_string()).push(") AS locked");
+    let rows: Vec<Locked> = lock.load(&mut lock_conn).await?;
+    if !rows.first().is_some_and(|row| row.locked) {
+        return Ok(None);
+    }
+    let result = work.await;
+    let mut unlock = sql::Sql::raw("SELECT pg_advisory_unlock(");
+    unlock.push(&key.to_string()).push(") AS locked");
+    let unlocked: std::result::Result<Vec<Locked>, _> = unlock.load(&mut lock_conn).await;
+    if let Err(err) = unlocked {
+        tracing::warn!(%err, key, "releasing a job's advisory lock");
+    }
+    result.map(Some)
+}

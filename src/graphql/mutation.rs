@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use async_graphql::dynamic::{Field, FieldValue, InputObject, InputValue, ResolverContext, TypeRef};
 use async_graphql::Value;
-use diesel_async::{AsyncConnection, AsyncPgConnection};
+use diesel_async::AsyncPgConnection;
 use uuid::Uuid;
 
 use super::input::{self, Path};
 use super::resolve::{arg, context, id_arg, resolved, RequestContext};
-use super::room::RecordChecks;
+use super::room::{RecordHooks, Written};
 use crate::access::{self, AdminPermission, Grant, Operation};
-use crate::audit::{self, Action, Entry};
+use crate::audit::{Action, Entry};
 use crate::db::sql::Bind;
 use crate::error::{CrmError, Result};
 use crate::metadata::{upper_first, with_article, words, Access, FieldDef, ObjectDef};
@@ -42,12 +42,11 @@ pub fn fields(object: &Arc<ObjectDef>) -> Vec<Field> {
     fields
 }
 
-/// The checks rooms make of the records API writes make (see
-/// [`RecordChecks`]).
-fn checks<'a>(ctx: &'a ResolverContext<'_>) -> &'a RecordChecks {
-    static NONE: std::sync::OnceLock<RecordChecks> = std::sync::OnceLock::new();
-    ctx.data_opt::<RecordChecks>()
-        .unwrap_or_else(|| NONE.get_or_init(RecordChecks::default))
+/// What rooms do with the records API writes make (see [`RecordHooks`]).
+pub fn hooks<'a>(ctx: &'a ResolverContext<'_>) -> &'a RecordHooks {
+    static NONE: std::sync::OnceLock<RecordHooks> = std::sync::OnceLock::new();
+    ctx.data_opt::<RecordHooks>()
+        .unwrap_or_else(|| NONE.get_or_init(RecordHooks::default))
 }
 
 /// Refuses with `FORBIDDEN` unless the request's actor may do `operation`
@@ -60,17 +59,20 @@ fn permitted(context: &RequestContext, object: &ObjectDef, operation: Operation)
     access::require(&context.actor, object, operation)
 }
 
-/// Runs `$body` on `$conn`, a connection in a transaction, and appends the
-/// audit entries it gives with its result, `(result, entries)`: the change
-/// and its entries are committed together or not at all.
+/// Runs `$body` on `$conn`, a connection in a transaction, then the
+/// follow-ups the rooms' hooks asked for, and appends the audit entries it
+/// gives with its result, `(result, entries)`: the change and its entries
+/// are committed together or not at all.
+#[macro_export]
 macro_rules! audited {
     ($context:expr, |$conn:ident| $body:block) => {{
-        let context: &RequestContext = $context;
+        let context: &$crate::graphql::resolve::RequestContext = $context;
         let mut conn = context.db.conn().await?;
-        conn.transaction::<_, CrmError, _>(async |$conn| {
-            audit::act_as($conn, &context.trail).await?;
-            let (done, entries): (_, Vec<Entry>) = $body;
-            audit::append($conn, &context.trail, &entries).await?;
+        diesel_async::AsyncConnection::transaction::<_, $crate::error::CrmError, _>(&mut conn, async |$conn| {
+            $crate::audit::act_as($conn, &context.trail).await?;
+            let (done, entries): (_, Vec<$crate::audit::Entry>) = $body;
+            context.follow_ups.run($conn, &context.check_scope(&[])).await?;
+            $crate::audit::append($conn, &context.trail, &entries).await?;
             Ok(done)
         })
         .await
@@ -79,7 +81,7 @@ macro_rules! audited {
 
 /// Who created a new record and, unless the input names one, its owner:
 /// the actor.
-fn with_creator(context: &RequestContext, object: &ObjectDef, values: &mut Vec<(FieldDef, Bind)>) {
+pub fn with_creator(context: &RequestContext, object: &ObjectDef, values: &mut Vec<(FieldDef, Bind)>) {
     let actor = Bind::Uuid(Some(context.actor.user_id));
     if let Some(created_by) = object.field("createdBy") {
         values.push((created_by.clone(), actor.clone()));
@@ -144,10 +146,13 @@ pub fn update_item_input(object: &ObjectDef) -> InputObject {
         )
 }
 
-async fn create_one(
+/// Creates a record of `object` from a create input, as `create<Object>`
+/// does: checked, owned, hooked and audited (the entry is the caller's to
+/// append).
+pub async fn create_one(
     conn: &mut AsyncPgConnection,
     context: &RequestContext,
-    checks: &RecordChecks,
+    hooks: &RecordHooks,
     object: &ObjectDef,
     input: &Value,
     path: &Path,
@@ -155,18 +160,24 @@ async fn create_one(
     let mut values = input::assignments(object, input, path)?;
     with_creator(context, object, &mut values);
     let record = write::insert(conn, &context.model, context.table(object), &values, path.parts()).await?;
-    checks
-        .run(conn, &context.check_scope(path.parts()), object, &record)
+    let written = Written {
+        before: None,
+        record: &record,
+    };
+    let record = hooks
+        .run(conn, &context.check_scope(path.parts()), object, written)
         .await?;
     let entry = records::audit_entry(object, Action::Create, None, &record);
     Ok((record, entry))
 }
 
+/// Changes a record of `object` by an update input, as `update<Object>`
+/// does (the audit entry is the caller's to append).
 #[allow(clippy::too_many_arguments)]
-async fn update_one(
+pub async fn update_one(
     conn: &mut AsyncPgConnection,
     context: &RequestContext,
-    checks: &RecordChecks,
+    hooks: &RecordHooks,
     object: &ObjectDef,
     id: Uuid,
     input: &Value,
@@ -191,8 +202,12 @@ async fn update_one(
     let before = write::lock(conn, table, id).await?;
     check_reassign(context, object, before.as_ref(), &values)?;
     let record = write::update(conn, &context.model, table, id, &values, expected, path.parts()).await?;
-    checks
-        .run(conn, &context.check_scope(path.parts()), object, &record)
+    let written = Written {
+        before: before.as_ref(),
+        record: &record,
+    };
+    let record = hooks
+        .run(conn, &context.check_scope(path.parts()), object, written)
         .await?;
     let entry = records::audit_entry(object, Action::Update, before.as_ref(), &record);
     Ok((record, entry))
@@ -208,8 +223,8 @@ fn create(object: &Arc<ObjectDef>) -> Field {
             permitted(context, &object, Operation::Create)?;
             let input = arg(&ctx, "input").cloned().unwrap_or(Value::Null);
             let record = audited!(context, |conn| {
-                let checks = checks(&ctx);
-                let (record, entry) = create_one(conn, context, checks, &object, &input, &Path::root("input")).await?;
+                let hooks = hooks(&ctx);
+                let (record, entry) = create_one(conn, context, hooks, &object, &input, &Path::root("input")).await?;
                 (record, vec![entry])
             })?;
             Ok(Some(FieldValue::owned_any(record)))
@@ -235,8 +250,8 @@ fn update(object: &Arc<ObjectDef>) -> Field {
             let expected = arg(&ctx, "expectedVersion");
             let record = audited!(context, |conn| {
                 let path = Path::root("input");
-                let checks = checks(&ctx);
-                let (record, entry) = update_one(conn, context, checks, &object, id, &input, expected, &path).await?;
+                let hooks = hooks(&ctx);
+                let (record, entry) = update_one(conn, context, hooks, &object, id, &input, expected, &path).await?;
                 (record, vec![entry])
             })?;
             users_changed(context, &object, &record).await;
@@ -278,14 +293,14 @@ enum Batch {
 async fn batch_item(
     conn: &mut AsyncPgConnection,
     context: &RequestContext,
-    checks: &RecordChecks,
+    hooks: &RecordHooks,
     object: &ObjectDef,
     batch: Batch,
     at: Path,
     item: &Value,
 ) -> Result<(Record, Entry)> {
     if batch == Batch::Create {
-        return create_one(conn, context, checks, object, item, &at).await;
+        return create_one(conn, context, hooks, object, item, &at).await;
     }
     let Value::Object(item) = item else {
         return Err(at.error("each item is { id, input, expectedVersion }"));
@@ -298,7 +313,7 @@ async fn batch_item(
     update_one(
         conn,
         context,
-        checks,
+        hooks,
         object,
         id,
         &input,
@@ -342,7 +357,7 @@ fn batch(object: &Arc<ObjectDef>, batch: Batch) -> Field {
                 let mut entries = Vec::with_capacity(items.len());
                 for (i, item) in items.iter().enumerate() {
                     let at = Path::root("inputs").index(i);
-                    let (record, entry) = batch_item(conn, context, checks(&ctx), object, batch, at, item).await?;
+                    let (record, entry) = batch_item(conn, context, hooks(&ctx), object, batch, at, item).await?;
                     records.push(record);
                     entries.push(entry);
                 }
@@ -430,7 +445,11 @@ fn upsert(object: &Arc<ObjectDef>) -> Field {
                 check_reassign(context, &object, before.as_ref(), &values)?;
                 let record = write::upsert(conn, &context.model, table, external, &values, path.parts()).await?;
                 let scope = context.check_scope(path.parts());
-                checks(&ctx).run(conn, &scope, &object, &record).await?;
+                let written = Written {
+                    before: before.as_ref(),
+                    record: &record,
+                };
+                let record = hooks(&ctx).run(conn, &scope, &object, written).await?;
                 let entry = records::audit_entry(&object, action, before.as_ref(), &record);
                 (record, vec![entry])
             })?;
@@ -547,15 +566,16 @@ fn state_change(object: &Arc<ObjectDef>, change: StateChange) -> Field {
                 check_owned(context, &object, operation, grant, before.as_ref())?;
                 let record = match change {
                     StateChange::Delete => write::soft_delete(conn, table, id).await?,
-                    StateChange::Restore => {
-                        let record = write::restore(conn, table, id).await?;
-                        // What it says must still mean something.
-                        checks(&ctx)
-                            .run(conn, &context.check_scope(&[]), &object, &record)
-                            .await?;
-                        record
-                    }
+                    // What it says must still mean something: hooks see it.
+                    StateChange::Restore => write::restore(conn, table, id).await?,
                 };
+                let written = Written {
+                    before: before.as_ref(),
+                    record: &record,
+                };
+                let record = hooks(&ctx)
+                    .run(conn, &context.check_scope(&[]), &object, written)
+                    .await?;
                 let entry = records::audit_entry(&object, action, before.as_ref(), &record);
                 (record, vec![entry])
             })?;

@@ -44,6 +44,8 @@ pub struct RequestContext {
     pub rooms: super::Rooms,
     /// Where clients reach this server, for URLs in answers.
     pub base_url: Option<String>,
+    /// The work the hooks of the request's current write asked for.
+    pub follow_ups: super::room::FollowUps,
 }
 
 impl RequestContext {
@@ -79,21 +81,23 @@ impl RequestContext {
             base_url: caller.base_url,
             visibility,
             record_visibility: entry.record_visibility.clone(),
+            follow_ups: Default::default(),
         }
     }
 
     /// What the records this request writes at `at` are checked against.
-    pub(super) fn check_scope<'a>(&'a self, at: &'a [String]) -> super::room::CheckScope<'a> {
+    pub fn check_scope<'a>(&'a self, at: &'a [String]) -> super::room::CheckScope<'a> {
         super::room::CheckScope {
             model: &self.model,
             schema: &self.schema,
             visibility: &self.visibility,
             at,
+            follow_ups: &self.follow_ups,
         }
     }
 
     /// The rows of `object` this request may read and change.
-    pub(super) fn table<'a>(&'a self, object: &'a ObjectDef) -> Table<'a> {
+    pub fn table<'a>(&'a self, object: &'a ObjectDef) -> Table<'a> {
         Table::new(&self.schema, object).restricted(&self.visibility)
     }
 }

@@ -24,54 +24,120 @@ pub struct Surface {
     pub(super) mutations: Vec<Field>,
     pub(super) record_fields: Vec<fn(&ObjectDef) -> Option<Field>>,
     pub(super) per_object: Vec<fn(&Model, &ObjectDef) -> PerObject>,
-    pub(super) record_checks: RecordChecks,
+    pub(super) record_hooks: RecordHooks,
+    pub(super) after_promotion: Vec<AfterPromotion>,
 }
 
-/// Checks a room makes of a record an API write or a promotion made, in
-/// its transaction, after the engine's own: an error undoes the write (or
-/// fails the promoted change). For records whose values mean something to
-/// a room (a report's definition).
-pub type RecordCheck = for<'a> fn(
-    &'a mut diesel_async::AsyncPgConnection,
-    &'a CheckScope<'a>,
-    &'a crate::records::Record,
-) -> futures_util::future::BoxFuture<'a, crate::error::Result<()>>;
+/// What a room does when an API write (or a promotion) makes a record of
+/// an object it cares about, in the write's transaction, after the
+/// engine's own checks: refuse it (an error undoes the write, or fails the
+/// promoted change), keep something in step with it (a lead's score), or
+/// ask for work once the transaction's writes are done ([`FollowUps`]).
+/// It may answer the record as it now stands (after it changed it), which
+/// the API then answers and audits instead.
+pub type RecordHook =
+    for<'a> fn(
+        &'a mut diesel_async::AsyncPgConnection,
+        &'a CheckScope<'a>,
+        Written<'a>,
+    ) -> futures_util::future::BoxFuture<'a, crate::error::Result<Option<crate::records::Record>>>;
+
+/// A record a write made: as it was (`None` for a new one) and as it is
+/// (deleted records carry `deletedAt`).
+#[derive(Clone, Copy)]
+pub struct Written<'a> {
+    pub before: Option<&'a crate::records::Record>,
+    pub record: &'a crate::records::Record,
+}
 
 /// What a record is checked against: the workspace's model (after the
 /// change), its Postgres schema and what the writer may see; `at`, where
 /// the record's values are in the request (`["input"]`, `["inputs", "2"]`;
-/// empty for a promotion).
+/// empty for a promotion); where to ask for work after the writes.
 pub struct CheckScope<'a> {
     pub model: &'a Model,
     pub schema: &'a str,
     pub visibility: &'a crate::access::Visibility,
     pub at: &'a [String],
+    pub follow_ups: &'a FollowUps,
 }
 
-/// The checks of a schema by object name, kept as the schema's data.
-#[derive(Default, Clone)]
-pub struct RecordChecks(pub(super) std::collections::HashMap<&'static str, RecordCheck>);
+/// Work hooks ask for once per transaction, whatever number of records
+/// asked (rescoring every lead after a batch of rule changes), run before
+/// it commits.
+pub type FollowUp = for<'a> fn(
+    &'a mut diesel_async::AsyncPgConnection,
+    &'a CheckScope<'a>,
+) -> futures_util::future::BoxFuture<'a, crate::error::Result<()>>;
 
-impl RecordChecks {
-    /// Runs the check of `object`'s records, if any, on `record`.
+/// The follow-ups asked for in a transaction, each once.
+#[derive(Default)]
+pub struct FollowUps(std::sync::Mutex<Vec<FollowUp>>);
+
+impl FollowUps {
+    /// Asks for `work` when the transaction's writes are done.
+    pub fn ask(&self, work: FollowUp) {
+        let mut asked = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !asked.iter().any(|w| std::ptr::fn_addr_eq(*w, work)) {
+            asked.push(work);
+        }
+    }
+
+    /// Runs (and forgets) what was asked for.
+    pub async fn run(
+        &self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        scope: &CheckScope<'_>,
+    ) -> crate::error::Result<()> {
+        let asked = std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+        for work in asked {
+            work(conn, scope).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The hooks of a schema by object name, kept as the schema's data.
+#[derive(Default, Clone)]
+pub struct RecordHooks(pub(super) std::collections::HashMap<&'static str, Vec<RecordHook>>);
+
+impl RecordHooks {
+    /// Runs the hooks of `object`'s records on `written`; answers the
+    /// record as it stands after them.
     pub async fn run<'a>(
         &self,
         conn: &'a mut diesel_async::AsyncPgConnection,
         scope: &'a CheckScope<'a>,
         object: &ObjectDef,
-        record: &'a crate::records::Record,
-    ) -> crate::error::Result<()> {
-        match self.0.get(object.name.as_str()) {
-            Some(check) => check(conn, scope, record).await,
-            None => Ok(()),
+        written: Written<'a>,
+    ) -> crate::error::Result<crate::records::Record> {
+        let mut now = written.record.clone();
+        for hook in self.0.get(object.name.as_str()).into_iter().flatten() {
+            let written = Written {
+                before: written.before,
+                record: &now,
+            };
+            if let Some(changed) = hook(conn, scope, written).await? {
+                now = changed;
+            }
         }
+        Ok(now)
     }
 
-    /// Whether records of `object` are checked.
-    pub fn checks(&self, object: &ObjectDef) -> bool {
+    /// Whether records of `object` have hooks.
+    pub fn hooks(&self, object: &ObjectDef) -> bool {
         self.0.contains_key(object.name.as_str())
     }
 }
+
+/// What a room does after a promotion (or revert) applied its changes, in
+/// its transaction, given the kinds of the changes made: for work that
+/// follows configuration as a whole (rescoring leads after rules changed).
+pub type AfterPromotion = for<'a> fn(
+    &'a mut diesel_async::AsyncPgConnection,
+    &'a str,
+    &'a [crate::metadata::kinds::Kind],
+) -> futures_util::future::BoxFuture<'a, crate::error::Result<()>>;
 
 /// What a room adds for each object of a workspace's model: its types and
 /// root query fields (`opportunitiesAggregate`), made from the object's
@@ -152,9 +218,15 @@ impl Surface {
         self.record_fields.push(field);
     }
 
-    /// A check of every record of `object` an API write makes.
-    pub fn record_check(&mut self, object: &'static str, check: RecordCheck) {
-        self.record_checks.0.insert(object, check);
+    /// A hook on every record of `object` an API write (or a promotion)
+    /// makes.
+    pub fn on_write(&mut self, object: &'static str, hook: RecordHook) {
+        self.record_hooks.0.entry(object).or_default().push(hook);
+    }
+
+    /// Work after every promotion and revert.
+    pub fn after_promotion(&mut self, work: AfterPromotion) {
+        self.after_promotion.push(work);
     }
 
     /// Types and root queries made for every object.
@@ -179,8 +251,13 @@ impl Rooms {
         super::schema::build(model, limits, Surface::of(self.0))
     }
 
-    /// The record checks the rooms make.
-    pub fn record_checks(self) -> RecordChecks {
-        Surface::of(self.0).record_checks
+    /// The record hooks of the rooms.
+    pub fn record_hooks(self) -> RecordHooks {
+        Surface::of(self.0).record_hooks
+    }
+
+    /// What the rooms do after a promotion.
+    pub fn after_promotion(self) -> Vec<AfterPromotion> {
+        Surface::of(self.0).after_promotion
     }
 }

@@ -137,7 +137,7 @@ pub fn build(model: &Model, limits: Option<Limits>, surface: Surface) -> Result<
     let mut builder = types
         .builder
         .ok_or_else(|| SchemaError("the schema builder is gone".into()))?
-        .data(surface.record_checks);
+        .data(surface.record_hooks);
     if let Some(limits) = limits {
         builder = builder.extension(super::limits::QueryGate::new(limits));
         if !limits.introspection {

@@ -335,6 +335,7 @@ impl From<CrmError> for HttpError {
             | CrmError::Busy(_)
             | CrmError::DataConflict { .. }
             | CrmError::Refused { .. }
+            | CrmError::Duplicate { .. }
             | CrmError::VersionConflict { .. } => StatusCode::CONFLICT,
             // The request timeout, or a failure of the server's own: a
             // retry may succeed.

@@ -12,7 +12,7 @@ use serde_json::Value as Json;
 
 use super::sdl::{self, Level, SdlChange};
 use crate::error::{CrmError, Result};
-use crate::graphql::room::{CheckScope, RecordChecks};
+use crate::graphql::room::{CheckScope, FollowUps, RecordHooks, Written};
 use crate::graphql::Rooms;
 use crate::metadata::change::Target;
 use crate::metadata::custom::Customizations;
@@ -284,7 +284,7 @@ pub async fn run(
         Some((rooms, schema)) => (Some(rooms), Some(schema)),
         None => (None, None),
     };
-    let checks = rooms.map(Rooms::record_checks);
+    let checks = rooms.map(Rooms::record_hooks);
     for i in order {
         let entry = &mut entries[i];
         if entry.status != Status::Ready {
@@ -427,12 +427,7 @@ fn impact(err: &CrmError) -> Option<DataImpact> {
 /// Runs the rooms' check of the row a change of configuration wrote (a
 /// promoted report must mean something in the target), against the
 /// target's model as the change left it.
-async fn checked(
-    conn: &mut AsyncPgConnection,
-    checks: &RecordChecks,
-    target: &Target<'_>,
-    entry: &Entry,
-) -> Result<()> {
+async fn checked(conn: &mut AsyncPgConnection, checks: &RecordHooks, target: &Target<'_>, entry: &Entry) -> Result<()> {
     let Some(table) = entry.change.kind.def().table() else {
         return Ok(());
     };
@@ -443,7 +438,7 @@ async fn checked(
     let Some(object) = model
         .objects()
         .iter()
-        .find(|o| o.table == table && o.schema.is_none() && checks.checks(o))
+        .find(|o| o.table == table && o.schema.is_none() && checks.hooks(o))
     else {
         return Ok(());
     };
@@ -460,13 +455,19 @@ async fn checked(
         return Ok(());
     };
     let visibility = crate::access::Visibility::all();
+    // What rooms do after configuration changes is theirs to do after the
+    // whole promotion (`Surface::after_promotion`).
+    let follow_ups = FollowUps::default();
     let scope = CheckScope {
         model: &model,
         schema: target.schema,
         visibility: &visibility,
         at: &[],
+        follow_ups: &follow_ups,
     };
-    checks.run(conn, &scope, object, record).await
+    let written = Written { before: None, record };
+    checks.run(conn, &scope, object, written).await?;
+    Ok(())
 }
 
 /// Brings the target's item from what it is to what the entry wants.

@@ -243,6 +243,15 @@ async fn promote(
     // A sandbox whose every change production already has is only rebased.
     if tally.ready > 0 {
         record(conn, &target, source, &mut report).await?;
+        let kinds: Vec<kinds::Kind> = report
+            .changes
+            .iter()
+            .filter(|e| e.status == Status::Applied)
+            .map(|e| e.change.kind)
+            .collect();
+        for work in rooms.after_promotion() {
+            work(conn, &schema, &kinds).await?;
+        }
     }
     match source {
         Source::Sandbox(name) => {

@@ -333,10 +333,10 @@ fn constraint_error(err: DieselError, object: &ObjectDef, path: &[String]) -> Cr
         DatabaseErrorKind::ForeignKeyViolation => {
             CrmError::bad_input_at(at(field), "the referenced record does not exist".to_owned())
         }
-        DatabaseErrorKind::UniqueViolation => {
-            let name = field.map(|f| f.label.as_str()).unwrap_or("a unique value");
-            CrmError::Conflict(format!("another {} already has this {name}", object.name))
-        }
+        DatabaseErrorKind::UniqueViolation => CrmError::Conflict(match field {
+            Some(field) => format!("another {} already has this {}", object.name, field.label),
+            None => format!("another {} already has these values, which must be unique", object.name),
+        }),
         _ => err.into(),
     }
 }

@@ -13,11 +13,9 @@ mod purge;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use diesel::sql_types::Bool;
 use serde_json::json;
 
 use crate::audit::{self, Action, Trail};
-use crate::db::sql::Sql;
 use crate::db::Database;
 use crate::error::{CrmError, Result};
 use crate::metadata::custom::Customizations;
@@ -77,28 +75,12 @@ pub enum Outcome {
 /// that fails (a sandbox dropped meanwhile) is logged and left out, unless
 /// it is the one named.
 pub async fn run(db: &Database, only: Option<&str>) -> Result<Outcome> {
-    #[derive(diesel::QueryableByName)]
-    struct Locked {
-        #[diesel(sql_type = Bool)]
-        locked: bool,
-    }
-    // Taken out of the pool: should this future be dropped midway, the
-    // connection closes and the session lock goes with it.
-    let mut lock_conn = deadpool::managed::Object::take(db.conn().await?);
-    let mut lock = Sql::raw("SELECT pg_try_advisory_lock(");
-    lock.push(&LOCK_KEY.to_string()).push(") AS locked");
-    let rows: Vec<Locked> = lock.load(&mut lock_conn).await?;
-    if !rows.first().is_some_and(|row| row.locked) {
-        return Ok(Outcome::Busy);
-    }
-    let result = run_locked(db, only).await;
-    let mut unlock = Sql::raw("SELECT pg_advisory_unlock(");
-    unlock.push(&LOCK_KEY.to_string()).push(") AS locked");
-    let unlocked: std::result::Result<Vec<Locked>, _> = unlock.load(&mut lock_conn).await;
-    if let Err(err) = unlocked {
-        tracing::warn!(%err, "releasing the retention lock");
-    }
-    result.map(Outcome::Ran)
+    Ok(
+        match crate::db::exclusively(db, LOCK_KEY, run_locked(db, only)).await? {
+            Some(purged) => Outcome::Ran(purged),
+            None => Outcome::Busy,
+        },
+    )
 }
 
 /// The run itself, lock held: workspace by workspace, production first.

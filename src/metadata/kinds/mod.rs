@@ -1,7 +1,9 @@
 //! The kinds of metadata a workspace has and a promotion moves: custom
 //! objects, custom fields (with their picklist options), pipelines, their
-//! stages, the workspace settings and saved reports. Each kind is one file implementing
-//! [`MetadataKind`]: its part of the metadata document, how its items are
+//! stages, the workspace settings, and rows of configuration (saved
+//! reports, lead field mappings, scoring rules, lead grades). Each kind is
+//! one file implementing [`MetadataKind`] (the configuration rows share
+//! one, `rows`): its part of the metadata document, how its items are
 //! read from it, named and applied. Diffs, promotions, reverts, changeset
 //! files and their reports go through [`all`] and [`Kind::def`] instead of
 //! naming kinds.
@@ -14,11 +16,12 @@
 //! are matched by name.
 
 mod configuration;
+mod configured;
 mod field;
 pub mod impact;
 mod object;
 mod pipeline;
-mod report;
+mod rows;
 mod settings;
 mod stage;
 
@@ -139,13 +142,16 @@ pub trait MetadataKind: Sync {
 }
 
 /// Every kind, in the order changes are listed (the order of [`Kind`]).
-static KINDS: [&dyn MetadataKind; 6] = [
+static KINDS: [&dyn MetadataKind; 9] = [
     &object::Object,
     &field::Field,
     &pipeline::Pipeline,
     &stage::Stage,
     &settings::Settings,
-    &report::Report,
+    &configured::REPORT,
+    &configured::LEAD_FIELD_MAPPING,
+    &configured::SCORING_RULE,
+    &configured::LEAD_GRADE,
 ];
 
 /// Every kind of metadata, in the order changes are listed.
@@ -164,6 +170,9 @@ pub enum Kind {
     Stage,
     Settings,
     Report,
+    LeadFieldMapping,
+    ScoringRule,
+    LeadGrade,
 }
 
 impl Kind {
@@ -175,7 +184,10 @@ impl Kind {
             Kind::Pipeline => &pipeline::Pipeline,
             Kind::Stage => &stage::Stage,
             Kind::Settings => &settings::Settings,
-            Kind::Report => &report::Report,
+            Kind::Report => &configured::REPORT,
+            Kind::LeadFieldMapping => &configured::LEAD_FIELD_MAPPING,
+            Kind::ScoringRule => &configured::SCORING_RULE,
+            Kind::LeadGrade => &configured::LEAD_GRADE,
         }
     }
 

@@ -3,13 +3,15 @@
 //!
 //! This module holds the builders every object uses (`F`, `lookup`,
 //! `picklist`, the system and ownership fields) and assembles the list;
-//! the objects themselves live by group: `accounts`, `sales`, `activities`,
-//! `reports` and `users`. The list's order is the schema's order.
+//! the objects themselves live by group: `accounts`, `leads`, `sales`,
+//! `activities`, `reports` and `users`. The list's order is the schema's order.
 
 mod accounts;
 mod activities;
+mod leads;
 mod reports;
 
+pub use leads::CONVERSION_TARGETS;
 pub use reports::CHARTS;
 mod sales;
 mod users;
@@ -294,14 +296,14 @@ const LEAD_SOURCES: &[(&str, &str)] = &[
 
 /// The standard objects: Account, LifecycleChange, Contact, Lead,
 /// Pipeline, Stage, Opportunity, OpportunityFieldChange, StageEntry,
-/// ContactRole, Activity,
-/// Report and User.
+/// ContactRole, Activity, Report, LeadFieldMapping, ScoringRule, LeadGrade
+/// and User.
 pub fn objects() -> Vec<ObjectDef> {
     vec![
         accounts::account(),
         accounts::lifecycle_change(),
         accounts::contact(),
-        sales::lead(),
+        leads::lead(),
         sales::pipeline(),
         sales::stage(),
         sales::opportunity(),
@@ -310,6 +312,9 @@ pub fn objects() -> Vec<ObjectDef> {
         sales::contact_role(),
         activities::activity(),
         reports::report(),
+        leads::lead_field_mapping(),
+        leads::scoring_rule(),
+        leads::lead_grade(),
         users::user(),
     ]
 }

@@ -1,8 +1,8 @@
-//! The sales process: Lead, Pipeline, Stage, Opportunity and ContactRole,
+//! The sales process: Pipeline, Stage, Opportunity and ContactRole,
 //! the objects a deal is made of from first interest to close.
 
 use super::{lookup, one_way, picklist, Object, F, LEAD_SOURCES};
-use crate::metadata::{Access, FieldKind, ObjectDef, Personal};
+use crate::metadata::{Access, FieldKind, ObjectDef};
 
 const FORECAST_CATEGORIES: &[(&str, &str)] = &[
     ("PIPELINE", "Pipeline: early, uncertain deals"),
@@ -11,81 +11,6 @@ const FORECAST_CATEGORIES: &[(&str, &str)] = &[
     ("CLOSED", "Closed: won"),
     ("OMITTED", "Omitted: lost or left out of the forecast"),
 ];
-
-/// Lead: interest not qualified yet, until converted.
-pub(super) fn lead() -> ObjectDef {
-    use FieldKind::*;
-    Object::new(
-        "Lead",
-        "leads",
-        "lead",
-        "A person or company that showed interest but is not qualified yet; converting it makes an account, a contact and an opportunity.",
-    )
-    .fields(vec![
-        F::new("firstName", "first_name", "First name", Text, "Given name.")
-                    .max(255)
-                    .personal(Personal::GivenName),
-        F::new("lastName", "last_name", "Last name", Text, "Family name.")
-            .required()
-            .max(255)
-            .personal(Personal::FamilyName),
-        F::new("company", "company", "Company", Text, "The company the lead works for.").max(255),
-        F::new("title", "title", "Title", Text, "Job title.").max(255),
-        F::new("email", "email", "Email", Email, "Email address.").max(320),
-        F::new("phone", "phone", "Phone", Phone, "Phone number.").max(64),
-        F::new(
-            "status",
-            "status",
-            "Status",
-            picklist(&[
-                ("NEW", "New"),
-                ("WORKING", "Working"),
-                ("NURTURING", "Nurturing"),
-                ("QUALIFIED", "Qualified"),
-                ("UNQUALIFIED", "Unqualified"),
-                ("CONVERTED", "Converted"),
-            ]),
-            "Where the lead is in qualification.",
-        )
-        .required()
-        .default("NEW"),
-        F::new("source", "source", "Lead source", picklist(LEAD_SOURCES), "How the lead found you."),
-        F::new(
-            "rating",
-            "rating",
-            "Rating",
-            picklist(&[("HOT", "Hot"), ("WARM", "Warm"), ("COLD", "Cold")]),
-            "How promising the lead looks.",
-        ),
-        F::new("budget", "budget", "Budget", Decimal, "BANT: the budget the lead has for a purchase."),
-        F::new("authority", "authority", "Authority", Text, "BANT: who decides the purchase.").max(255),
-        F::new("need", "need", "Need", LongText, "BANT: the problem the lead needs solved.").max(32_000),
-        F::new("timeline", "timeline", "Timeline", Text, "BANT: when the lead plans to buy.").max(255),
-        F::new("score", "score", "Score", Integer, "Lead score: higher is more promising."),
-        F::new(
-            "convertedAccount",
-            "converted_account_id",
-            "Converted account",
-            lookup("Account", "convertedLeads", "The leads converted into this account."),
-            "The account the lead was converted into.",
-        ),
-        F::new(
-            "convertedContact",
-            "converted_contact_id",
-            "Converted contact",
-            lookup("Contact", "convertedLeads", "The leads converted into this contact."),
-            "The contact the lead was converted into.",
-        ),
-        F::new(
-            "convertedOpportunity",
-            "converted_opportunity_id",
-            "Converted opportunity",
-            lookup("Opportunity", "convertedLeads", "The leads converted into this opportunity."),
-            "The opportunity the lead was converted into.",
-        ),
-        F::new("convertedAt", "converted_at", "Converted at", DateTime, "When the lead was converted."),
-    ])
-}
 
 /// Pipeline: a sales process, configuration rather than records.
 pub(super) fn pipeline() -> ObjectDef {

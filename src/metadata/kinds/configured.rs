@@ -1,0 +1,224 @@
+//! The configuration-row kinds (see `rows`): saved reports, lead field
+//! mappings, scoring rules and lead grades. What each state may hold is
+//! checked here as its table would; what it means (fields, conditions)
+//! is the rooms' check.
+
+use serde_json::Value as Json;
+
+use super::configuration::Table;
+use super::rows::{named, Column, Property, Rows};
+use super::{text, About, Kind};
+use crate::error::{CrmError, Result};
+use crate::metadata::standard::{CHARTS, CONVERSION_TARGETS};
+
+/// A saved report.
+pub(super) static REPORT: Rows = Rows {
+    about: &About {
+        kind: Kind::Report,
+        identifier: "REPORT",
+        noun: "report",
+        description: "A saved report.",
+        key: "reports",
+    },
+    table: Table {
+        name: "report",
+        audited_as: "Report",
+        in_pipeline: false,
+    },
+    properties: &[
+        Property::new("name", "name", Column::Text),
+        Property::new("description", "description", Column::Text),
+        Property::new("object", "object", Column::Text),
+        Property::new("filter", "filter", Column::Json),
+        Property::new("groupBy", "group_by", Column::Json).or("[]"),
+        Property::new("metrics", "metrics", Column::Json).or("[]"),
+        Property::new("having", "group_having", Column::Json),
+        Property::new("orderBy", "order_by", Column::Json).or("[]"),
+        Property::new("first", "group_limit", Column::Int),
+        Property::new("timeZone", "time_zone", Column::Text).or("\"UTC\""),
+        Property::new("chart", "chart", Column::Text).or("\"TABLE\""),
+    ],
+    target: named,
+    // After fields and objects (which a report names) and pipelines.
+    phase: 5,
+    check: report,
+    removed: "dashboards that run it by id get NOT_FOUND",
+    changed: "its answers change shape or figures",
+};
+
+/// A lead field mapping.
+pub(super) static LEAD_FIELD_MAPPING: Rows = Rows {
+    about: &About {
+        kind: Kind::LeadFieldMapping,
+        identifier: "LEAD_FIELD_MAPPING",
+        noun: "lead field mapping",
+        description: "Which lead field fills which field of a converted lead's account, contact or opportunity.",
+        key: "leadFieldMappings",
+    },
+    table: Table {
+        name: "lead_field_mapping",
+        audited_as: "LeadFieldMapping",
+        in_pipeline: false,
+    },
+    properties: &[
+        Property::new("leadField", "lead_field", Column::Text),
+        Property::new("targetObject", "target_object", Column::Text),
+        Property::new("targetField", "target_field", Column::Text),
+    ],
+    target: mapping_target,
+    // After the fields it names.
+    phase: 5,
+    check: mapping,
+    removed: "conversions no longer fill that field",
+    changed: "conversions fill the field from another lead field",
+};
+
+/// A scoring rule.
+pub(super) static SCORING_RULE: Rows = Rows {
+    about: &About {
+        kind: Kind::ScoringRule,
+        identifier: "SCORING_RULE",
+        noun: "scoring rule",
+        description: "Points a lead earns or loses.",
+        key: "scoringRules",
+    },
+    table: Table {
+        name: "scoring_rule",
+        audited_as: "ScoringRule",
+        in_pipeline: false,
+    },
+    properties: &[
+        Property::new("name", "name", Column::Text),
+        Property::new("description", "description", Column::Text),
+        Property::new("condition", "condition", Column::Json),
+        Property::new("activityType", "activity_type", Column::Text),
+        Property::new("points", "points", Column::Int),
+        Property::new("maxPoints", "max_points", Column::Int),
+        Property::new("decayPoints", "decay_points", Column::Int).or("0"),
+        Property::new("decayEveryDays", "decay_every_days", Column::Int),
+        Property::new("isActive", "is_active", Column::Bool).or("true"),
+    ],
+    target: named,
+    // After the fields its condition names.
+    phase: 5,
+    check: scoring_rule,
+    removed: "leads lose its points",
+    changed: "lead scores and grades change",
+};
+
+/// A lead grade.
+pub(super) static LEAD_GRADE: Rows = Rows {
+    about: &About {
+        kind: Kind::LeadGrade,
+        identifier: "LEAD_GRADE",
+        noun: "lead grade",
+        description: "A name for a lead score threshold.",
+        key: "leadGrades",
+    },
+    table: Table {
+        name: "lead_grade",
+        audited_as: "LeadGrade",
+        in_pipeline: false,
+    },
+    properties: &[
+        Property::new("name", "name", Column::Text),
+        Property::new("description", "description", Column::Text),
+        Property::new("minScore", "min_score", Column::Int),
+    ],
+    target: named,
+    phase: 5,
+    check: lead_grade,
+    removed: "leads filtered by that grade no longer match",
+    changed: "leads change grade",
+};
+
+/// `name` is 1 to `max` characters.
+fn name_of(desired: &Json, noun: &str, max: usize) -> Result<()> {
+    let name = text(desired, "name");
+    if name.trim().is_empty() || name.chars().count() > max {
+        return Err(CrmError::bad_input(
+            &["name"],
+            format!("a {noun}'s name is 1 to {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// `key`, when set, is an integer in `range`.
+fn int_in(desired: &Json, key: &str, range: std::ops::RangeInclusive<i64>) -> Result<()> {
+    match &desired[key] {
+        Json::Null => Ok(()),
+        value if value.as_i64().is_some_and(|n| range.contains(&n)) => Ok(()),
+        _ => Err(CrmError::bad_input(
+            &[key],
+            format!("{key} is {} to {}", range.start(), range.end()),
+        )),
+    }
+}
+
+/// Named, one of the charts, at most 1,000 groups, a time zone's name.
+fn report(desired: &Json) -> Result<()> {
+    name_of(desired, "report", 255)?;
+    if text(desired, "object").is_empty() {
+        return Err(CrmError::bad_input(&["object"], "a report names its object"));
+    }
+    let chart = desired["chart"].as_str().unwrap_or("TABLE");
+    if !CHARTS.iter().any(|(value, _)| *value == chart) {
+        return Err(CrmError::bad_input(&["chart"], format!("{chart} is not a chart")));
+    }
+    int_in(desired, "first", 0..=1000)?;
+    let zone = desired["timeZone"].as_str().unwrap_or("UTC");
+    if zone.is_empty() || zone.len() > 64 {
+        return Err(CrmError::bad_input(&["timeZone"], "timeZone is a time zone's name"));
+    }
+    Ok(())
+}
+
+/// `Contact.email`: the field a mapping fills, unique among live mappings.
+fn mapping_target(state: &Json) -> String {
+    let object = text(state, "targetObject");
+    let object = CONVERSION_TARGETS
+        .iter()
+        .find(|(value, _)| *value == object)
+        .map_or(object.as_str(), |(_, name)| name);
+    format!("{object}.{}", text(state, "targetField"))
+}
+
+/// Both fields named, the target one of the three.
+fn mapping(desired: &Json) -> Result<()> {
+    for key in ["leadField", "targetField"] {
+        let name = text(desired, key);
+        if name.is_empty() || name.chars().count() > 255 {
+            return Err(CrmError::bad_input(&[key], format!("{key} is a field's name")));
+        }
+    }
+    let object = text(desired, "targetObject");
+    if !CONVERSION_TARGETS.iter().any(|(value, _)| *value == object) {
+        return Err(CrmError::bad_input(
+            &["targetObject"],
+            format!("{object} is not ACCOUNT, CONTACT or OPPORTUNITY"),
+        ));
+    }
+    Ok(())
+}
+
+/// Named, points and decay in their ranges.
+fn scoring_rule(desired: &Json) -> Result<()> {
+    name_of(desired, "scoring rule", 255)?;
+    if desired["points"].is_null() {
+        return Err(CrmError::bad_input(&["points"], "a scoring rule gives points"));
+    }
+    int_in(desired, "points", -1000..=1000)?;
+    int_in(desired, "maxPoints", 0..=100_000)?;
+    int_in(desired, "decayPoints", 0..=1000)?;
+    int_in(desired, "decayEveryDays", 1..=3650)
+}
+
+/// Named, with a minimum score.
+fn lead_grade(desired: &Json) -> Result<()> {
+    name_of(desired, "lead grade", 64)?;
+    if desired["minScore"].is_null() {
+        return Err(CrmError::bad_input(&["minScore"], "a grade has a minimum score"));
+    }
+    int_in(desired, "minScore", -100_000..=100_000)
+}
