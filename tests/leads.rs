@@ -309,12 +309,27 @@ async fn a_batch_of_conversions_is_all_or_none() {
         "{failed:#}"
     );
     assert_eq!(count(&app, "account").await, 0, "the first conversion went back too");
+    let (rep, _) = app.user("rep@example.com", "SALES").await;
+    let batch = "mutation($inputs: [ConvertLeadInput!]!) { convertLeads(inputs: $inputs) {
+        account { name owner { email } } contact { owner { email } } lead { status } } }";
     let done = app
-        .data(batch, json!({ "inputs": [{ "leadId": a }, { "leadId": b }] }))
+        .data(
+            batch,
+            json!({ "inputs": [{ "leadId": a }, { "leadId": b, "ownerId": rep }] }),
+        )
         .await["convertLeads"]
         .clone();
     assert_eq!(done[0]["account"]["name"], "First Co");
+    assert_eq!(
+        done[0]["account"]["owner"]["email"], "admin@crm.local",
+        "the lead's owner by default"
+    );
     assert_eq!(done[1]["lead"]["status"], "CONVERTED");
+    assert_eq!(
+        done[1]["account"]["owner"]["email"], "rep@example.com",
+        "the owner asked for"
+    );
+    assert_eq!(done[1]["contact"]["owner"]["email"], "rep@example.com");
 }
 
 const RULE: &str = "mutation($input: CreateScoringRuleInput!) { createScoringRule(input: $input) { id } }";

@@ -182,10 +182,11 @@ pub async fn convert(
         Locked::Lead(lead) => lead,
     };
     let mappings = mapping::mappings(conn, &context.schema, &context.model).await?;
-    let owner = request
-        .owner
-        .or_else(|| uuid_of(&lead, "ownerId"))
-        .unwrap_or(context.actor.user_id);
+    // The request's owner wins over a mapped one; else the lead's owner.
+    let owner = match request.owner {
+        Some(owner) => Owner::Given(owner),
+        None => Owner::Default(uuid_of(&lead, "ownerId").unwrap_or(context.actor.user_id)),
+    };
     let mut made = Made::new(conn, context, hooks, &lead, &mappings, owner);
 
     let mut account_values = made.mapped("Account");
@@ -322,8 +323,17 @@ struct Made<'c, 'x> {
     hooks: &'x RecordHooks,
     lead: &'x Record,
     mappings: &'x [Mapping],
-    owner: Uuid,
+    owner: Owner,
     entries: Vec<Entry>,
+}
+
+/// Who owns the records a conversion makes.
+#[derive(Clone, Copy)]
+enum Owner {
+    /// The request named them: over any mapped owner.
+    Given(Uuid),
+    /// Unless an owner is mapped or given in `create`.
+    Default(Uuid),
 }
 
 impl<'c, 'x> Made<'c, 'x> {
@@ -333,7 +343,7 @@ impl<'c, 'x> Made<'c, 'x> {
         hooks: &'x RecordHooks,
         lead: &'x Record,
         mappings: &'x [Mapping],
-        owner: Uuid,
+        owner: Owner,
     ) -> Self {
         Made {
             conn,
@@ -370,9 +380,14 @@ impl<'c, 'x> Made<'c, 'x> {
         match target {
             Target::Skip => Err(CrmError::internal("a skipped target has no record")),
             Target::Create(given) => {
+                let mapped_owner = values.remove("ownerId");
                 values.extend(given.clone());
-                if !values.contains_key("ownerId") && object.field("owner").is_some() {
-                    values.insert("ownerId".into(), json!(self.owner));
+                if object.field("owner").is_some() && !given.contains_key("ownerId") {
+                    let owner = match (self.owner, mapped_owner) {
+                        (Owner::Given(owner), _) | (Owner::Default(owner), None | Some(Json::Null)) => json!(owner),
+                        (Owner::Default(_), Some(mapped)) => mapped,
+                    };
+                    values.insert("ownerId".into(), owner);
                 }
                 let input = graphql_value(Json::Object(values), at)?;
                 let (record, entry) =
