@@ -350,6 +350,11 @@ async fn rules_score_leads_in_the_writes_transaction_and_points_decay() {
         )
         .await;
     assert_eq!(score(&app, &lead).await, json!({ "score": 0, "grade": null }));
+    // Until its first rule, a workspace keeps the scores it has (typed in
+    // before scores were the server's).
+    app.sql("UPDATE crm.lead SET score = 42").await;
+    app.data("mutation { rescoreLeads { leads changed } }", json!({})).await;
+    assert_eq!(score(&app, &lead).await["score"], 42);
     for rule in [
         json!({ "name": "Big budget", "condition": { "budget": { "gte": "10000" } }, "points": 30 }),
         json!({ "name": "Large company", "condition": { "employees": { "gte": 100 } }, "points": 25 }),
@@ -421,6 +426,17 @@ async fn rules_score_leads_in_the_writes_transaction_and_points_decay() {
     assert_eq!(
         unknown["extensions"]["field"].as_array().unwrap()[..2],
         [json!("input"), json!("condition")]
+    );
+    let circular = app
+        .error(
+            RULE,
+            json!({ "input": { "name": "Loop", "condition": { "or": [{ "score": { "lt": 10 } }] }, "points": 20 } }),
+        )
+        .await;
+    assert_eq!(
+        circular["extensions"]["field"],
+        json!(["input", "condition"]),
+        "{circular:#}"
     );
     let fax = app
         .error(
@@ -553,6 +569,24 @@ async fn a_rule_is_previewed_in_a_sandbox_promoted_and_reverted() {
     let version = app
         .scalar("SELECT metadata_version::bigint AS n FROM crm.workspace_settings")
         .await;
+    let rehearsed = app
+        .data(
+            "mutation($version: Int!) { promoteSandbox(name: \"scoring\", dryRun: true, expectedProductionVersion: $version) {
+                applied changes { kind status } } }",
+            json!({ "version": version }),
+        )
+        .await["promoteSandbox"]
+        .clone();
+    assert_eq!(rehearsed["applied"], false);
+    assert!(
+        rehearsed["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] == "READY"),
+        "{rehearsed:#}"
+    );
+    assert_eq!(score(&app, &leads[1]).await["score"], 0, "a dry run changes no score");
     let promoted = app
         .data(
             "mutation($version: Int!) { promoteSandbox(name: \"scoring\", dryRun: false, expectedProductionVersion: $version) { applied promotion { id } } }",
@@ -588,4 +622,54 @@ async fn a_rule_is_previewed_in_a_sandbox_promoted_and_reverted() {
         .await;
     assert_eq!(left["scoringRules"]["totalCount"], 0);
     assert_eq!(left["leadFieldMappings"]["totalCount"], 9, "the preset mappings");
+}
+
+#[tokio::test]
+async fn under_owned_visibility_a_rep_converts_only_into_what_they_see() {
+    let app = TestApp::start().await;
+    app.data(
+        "mutation { updateWorkspaceSettings(input: { recordVisibility: OWNED }) { recordVisibility } }",
+        json!({}),
+    )
+    .await;
+    let (rep, token) = app.user("rep@example.com", "SALES").await;
+    let (other, _) = app.user("other@example.com", "SALES").await;
+    // The admin's account, which the rep cannot see, has the lead's company.
+    let hidden = app.create("Account", json!({ "name": "Hidden Co" })).await;
+    let lead = app
+        .create(
+            "Lead",
+            json!({ "lastName": "Lead", "company": "Hidden Co", "ownerId": rep }),
+        )
+        .await;
+    let mutation = "mutation($input: ConvertLeadInput!) { convertLead(input: $input) { account { id name } replayed duplicates { id } } }";
+    let convert = |input: Value| app.graphql_as(&token, mutation, json!({ "input": input }));
+    // Into a record they cannot see: not found, as if it did not exist.
+    let into_hidden = convert(json!({ "leadId": lead, "account": { "id": hidden } })).await;
+    assert_eq!(
+        into_hidden["errors"][0]["extensions"]["field"],
+        json!(["input", "account", "id"]),
+        "{into_hidden:#}"
+    );
+    // For someone else: refused, they could not tie the records together.
+    let for_other = convert(json!({ "leadId": lead, "ownerId": other })).await;
+    assert_eq!(
+        for_other["errors"][0]["extensions"]["field"],
+        json!(["input", "ownerId"]),
+        "{for_other:#}"
+    );
+    // The hidden account is no duplicate to them: a new one is made.
+    let done = convert(json!({ "leadId": lead, "idempotencyKey": "k" })).await;
+    assert_eq!(done["data"]["convertLead"]["duplicates"], json!([]), "{done:#}");
+    let made = done["data"]["convertLead"]["account"]["id"].clone();
+    assert_ne!(made, json!(hidden));
+    // Given to someone else, a replay no longer shows the records.
+    app.data(
+        "mutation($id: ID!, $owner: ID!) { updateAccount(id: $id, input: { ownerId: $owner }) { id } }",
+        json!({ "id": made, "owner": other }),
+    )
+    .await;
+    let replay = convert(json!({ "leadId": lead, "idempotencyKey": "k" })).await;
+    assert_eq!(replay["errors"][0]["extensions"]["code"], "CONFLICT", "{replay:#}");
+    assert!(!replay.to_string().contains("Hidden Co"));
 }

@@ -268,3 +268,23 @@ pub async fn exclusively<T>(
     }
     result.map(Some)
 }
+
+/// Runs `job` in the background `first_after` the start (at most
+/// `interval`), then every `interval`; never when `interval` is zero. For
+/// the jobs servers run on a schedule ([`exclusively`] one at a time):
+/// each run logs its own outcome.
+pub fn repeat<F>(first_after: Duration, interval: Duration, mut job: F)
+where
+    F: FnMut() -> futures_util::future::BoxFuture<'static, ()> + Send + 'static,
+{
+    if interval.is_zero() {
+        return;
+    }
+    tokio::spawn(async move {
+        tokio::time::sleep(first_after.min(interval)).await;
+        loop {
+            job().await;
+            tokio::time::sleep(interval).await;
+        }
+    });
+}

@@ -68,14 +68,18 @@ macro_rules! audited {
     ($context:expr, |$conn:ident| $body:block) => {{
         let context: &$crate::graphql::resolve::RequestContext = $context;
         let mut conn = context.db.conn().await?;
-        diesel_async::AsyncConnection::transaction::<_, $crate::error::CrmError, _>(&mut conn, async |$conn| {
-            $crate::audit::act_as($conn, &context.trail).await?;
-            let (done, entries): (_, Vec<$crate::audit::Entry>) = $body;
-            context.follow_ups.run($conn, &context.check_scope(&[])).await?;
-            $crate::audit::append($conn, &context.trail, &entries).await?;
-            Ok(done)
-        })
-        .await
+        let done =
+            diesel_async::AsyncConnection::transaction::<_, $crate::error::CrmError, _>(&mut conn, async |$conn| {
+                $crate::audit::act_as($conn, &context.trail).await?;
+                let (done, entries): (_, Vec<$crate::audit::Entry>) = $body;
+                context.follow_ups.run($conn, &context.check_scope(&[])).await?;
+                $crate::audit::append($conn, &context.trail, &entries).await?;
+                Ok(done)
+            })
+            .await;
+        // What a failed write asked for is not the next one's to do.
+        context.follow_ups.clear();
+        done
     }};
 }
 

@@ -83,6 +83,11 @@ impl FollowUps {
         }
     }
 
+    /// Forgets what was asked for (the transaction failed).
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
     /// Runs (and forgets) what was asked for.
     pub async fn run(
         &self,
@@ -131,12 +136,12 @@ impl RecordHooks {
 }
 
 /// What a room does after a promotion (or revert) applied its changes, in
-/// its transaction, given the kinds of the changes made: for work that
+/// its transaction, given the changes it made: for work that
 /// follows configuration as a whole (rescoring leads after rules changed).
 pub type AfterPromotion = for<'a> fn(
     &'a mut diesel_async::AsyncPgConnection,
     &'a str,
-    &'a [crate::metadata::kinds::Kind],
+    &'a [crate::metadata::kinds::Change],
 ) -> futures_util::future::BoxFuture<'a, crate::error::Result<()>>;
 
 /// What a room adds for each object of a workspace's model: its types and

@@ -3,6 +3,7 @@
 
 use async_graphql::dynamic::{Field, FieldFuture, FieldValue, InputObject, InputValue, Object, TypeRef};
 use async_graphql::Value;
+use diesel_async::AsyncConnection;
 use serde_json::{json, Value as Json};
 
 use super::convert::{self, Conversion, Request};
@@ -418,6 +419,7 @@ fn preview_field() -> Field {
                 .collect::<Result<Vec<_>>>()?;
             let mut rules: Vec<Rule> = scoring::rules(&mut conn, &context.schema, &context.model)
                 .await?
+                .unwrap_or_default()
                 .into_iter()
                 .filter(|r| r.id.is_none_or(|id| !without.contains(&id)))
                 .collect();
@@ -461,13 +463,19 @@ fn rescore_field() -> Field {
             let context = context(&ctx)?;
             may_score(context)?;
             let mut conn = context.db.conn().await?;
-            let (leads, changed) = super::rescore_all(&mut conn, &context.schema, &context.model).await?;
+            // All or none, as every mutation: the job commits batch by batch.
+            let (leads, changed) = conn
+                .transaction::<_, CrmError, _>(async |conn| {
+                    super::rescore_all(conn, &context.schema, &context.model).await
+                })
+                .await?;
             Ok(Some(FieldValue::owned_any(
                 json!({ "leads": leads, "changed": changed }),
             )))
         })
     })
     .description(
-        "Rescores every lead of the workspace by its rules now, as the nightly job does (decay included). Admins.",
+        "Rescores every lead of the workspace by its rules now, as the nightly job does (decay included), in one \
+         transaction. Admins.",
     )
 }

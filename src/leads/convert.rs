@@ -165,6 +165,17 @@ pub fn permitted(context: &RequestContext, request: &Request) -> Result<()> {
     if !matches!(request.opportunity, Target::Skip) {
         access::require(&context.actor, object(context, "ContactRole")?, Operation::Create)?;
     }
+    // Records the caller could not see once made could not be tied to
+    // each other in their name.
+    let restricted = ["Account", "Contact", "Opportunity"]
+        .iter()
+        .any(|name| context.visibility.filter(name).is_some());
+    if restricted && request.owner.is_some_and(|owner| owner != context.actor.user_id) {
+        return Err(request.at.at("ownerId").error(
+            "under OWNED record visibility the records you convert into are yours: leave ownerId out, \
+             or ask an admin to convert for someone else",
+        ));
+    }
     Ok(())
 }
 
@@ -187,7 +198,15 @@ pub async fn convert(
         Some(owner) => Owner::Given(owner),
         None => Owner::Default(uuid_of(&lead, "ownerId").unwrap_or(context.actor.user_id)),
     };
-    let mut made = Made::new(conn, context, hooks, &lead, &mappings, owner);
+    let mut made = Made {
+        conn,
+        context,
+        hooks,
+        lead: &lead,
+        mappings: &mappings,
+        owner,
+        entries: Vec::new(),
+    };
 
     let mut account_values = made.mapped("Account");
     if account_values.get("name").is_none_or(Json::is_null) {
@@ -285,16 +304,17 @@ async fn locked_lead(conn: &mut AsyncPgConnection, context: &RequestContext, req
     if let Some(key) = &request.key {
         if let Some(other) = keyed_lead(conn, context, key).await? {
             if other != request.lead_id {
-                return Err(at.at("idempotencyKey").error(format!(
-                    "this idempotencyKey converted another lead ({other}); use a new key for each lead"
-                )));
+                // Which lead is not said: the caller may not see it.
+                return Err(at
+                    .at("idempotencyKey")
+                    .error("this idempotencyKey converted another lead; use a new key for each lead"));
             }
         }
     }
     let lead = write::lock(conn, context.table(lead_object), request.lead_id)
         .await?
         .filter(|lead| is_null(lead, "deletedAt"))
-        .ok_or_else(|| CrmError::not_found("Lead", request.lead_id))?;
+        .ok_or_else(|| at.at("leadId").error(format!("Lead {} not found", request.lead_id)))?;
     let grant = access::require(&context.actor, lead_object, Operation::Update)?;
     access::require_owner(
         &context.actor,
@@ -309,7 +329,8 @@ async fn locked_lead(conn: &mut AsyncPgConnection, context: &RequestContext, req
     match (&request.key, lead.get("conversionKey").and_then(Json::as_str)) {
         (Some(key), Some(done)) if key == done => Ok(Locked::Converted(Box::new(replay(conn, context, lead).await?))),
         _ => Err(CrmError::Conflict(format!(
-            "lead {} was converted at {}: a converted lead is read-only",
+            "{}lead {} was converted at {}: a converted lead is read-only",
+            where_in_batch(at),
             request.lead_id,
             lead.get("convertedAt").map(Json::to_string).unwrap_or_default()
         ))),
@@ -336,26 +357,7 @@ enum Owner {
     Default(Uuid),
 }
 
-impl<'c, 'x> Made<'c, 'x> {
-    fn new(
-        conn: &'c mut AsyncPgConnection,
-        context: &'x RequestContext,
-        hooks: &'x RecordHooks,
-        lead: &'x Record,
-        mappings: &'x [Mapping],
-        owner: Owner,
-    ) -> Self {
-        Made {
-            conn,
-            context,
-            hooks,
-            lead,
-            mappings,
-            owner,
-            entries: Vec::new(),
-        }
-    }
-
+impl Made<'_, '_> {
     /// The values the mappings give a record of `object`, by input key.
     fn mapped(&self, object: &str) -> serde_json::Map<String, Json> {
         let mut values = serde_json::Map::new();
@@ -581,7 +583,11 @@ impl<'c, 'x> Made<'c, 'x> {
 
 /// The conversion a converted lead records, read back.
 async fn replay(conn: &mut AsyncPgConnection, context: &RequestContext, lead: Record) -> Result<Conversion> {
-    let missing = || CrmError::Conflict("the records this lead was converted into are gone".into());
+    let missing = || {
+        CrmError::Conflict(
+            "this lead was converted with this key, into records that are gone or that you may not see".into(),
+        )
+    };
     let account = read(conn, context, "Account", uuid_of(&lead, "convertedAccountId"))
         .await?
         .ok_or_else(missing)?;
@@ -610,7 +616,7 @@ async fn replay(conn: &mut AsyncPgConnection, context: &RequestContext, lead: Re
     })
 }
 
-/// The record `id` of `name`, whoever may see it, if there is one.
+/// The record `id` of `name`, if there is one the caller may see.
 async fn read(
     conn: &mut AsyncPgConnection,
     context: &RequestContext,
@@ -621,7 +627,7 @@ async fn read(
         return Ok(None);
     };
     let object = object(context, name)?;
-    let found = records::get_many(conn, Table::new(&context.schema, object), &FieldSet::all(object), &[id]).await?;
+    let found = records::get_many(conn, context.table(object), &FieldSet::all(object), &[id]).await?;
     Ok(found.get(&id).cloned())
 }
 
@@ -684,9 +690,20 @@ pub async fn run(
             Ok(conversions)
         })
         .await;
+    // What a failed or rehearsed write asked for is not the next one's.
+    context.follow_ups.clear();
     match rehearsed {
         Some(conversions) => Ok(conversions),
         None => done,
+    }
+}
+
+/// `inputs.3: ` for a conversion of a batch, to name it in messages of
+/// errors that carry no path (conflicts); nothing for a single one.
+fn where_in_batch(at: &Path) -> String {
+    match at.parts() {
+        [root, index, ..] if root == "inputs" => format!("inputs.{index}: "),
+        _ => String::new(),
     }
 }
 

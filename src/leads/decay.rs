@@ -67,12 +67,9 @@ async fn run_locked(db: &Database, only: Option<&str>) -> Result<Vec<Rescored>> 
 /// `interval` (none when it is zero). A run another server holds is
 /// skipped; a failed one is logged and tried again next time.
 pub fn spawn(db: Database, interval: Duration) {
-    if interval.is_zero() {
-        return;
-    }
-    tokio::spawn(async move {
-        tokio::time::sleep(FIRST_RUN_AFTER.min(interval)).await;
-        loop {
+    crate::db::repeat(FIRST_RUN_AFTER, interval, move || {
+        let db = db.clone();
+        Box::pin(async move {
             match run(&db, None).await {
                 Ok(Some(runs)) => {
                     for r in runs.iter().filter(|r| r.changed > 0) {
@@ -82,7 +79,6 @@ pub fn spawn(db: Database, interval: Duration) {
                 Ok(None) => tracing::debug!("lead scoring runs on another server; skipped"),
                 Err(err) => tracing::warn!(%err, "lead scoring run failed"),
             }
-            tokio::time::sleep(interval).await;
-        }
+        })
     });
 }

@@ -34,13 +34,17 @@ fn target_object(value: &str) -> Option<&'static str> {
 
 /// Whether a value of `from` can be stored in `to` as it is: the same
 /// type (a lookup to the same object), text into text, a number into a
-/// decimal, a picklist value into text or into a picklist that has it.
+/// decimal, a picklist value into text or into a picklist that has every
+/// value of it.
 fn compatible(from: &FieldKind, to: &FieldKind) -> bool {
     use FieldKind::*;
     let text = |k: &FieldKind| matches!(k, Text | Email | Url | Phone | LongText);
+    let covers = |a: &[crate::metadata::PicklistOption], b: &[crate::metadata::PicklistOption]| {
+        a.iter().all(|o| b.iter().any(|t| t.value == o.value))
+    };
     match (from, to) {
         (Lookup(a), Lookup(b)) => a.target == b.target,
-        (Picklist(_), Picklist(_)) | (MultiPicklist(_), MultiPicklist(_)) => true,
+        (Picklist(a), Picklist(b)) | (MultiPicklist(a), MultiPicklist(b)) => covers(a, b),
         (Picklist(_), Text | LongText) => true,
         (a, Text | LongText) if text(a) => true,
         (Integer, b) if b.is_decimal() => true,
@@ -88,6 +92,14 @@ pub fn resolve(model: &Model, state: &Json, at: &[String]) -> Result<Mapping> {
                 target_field.kind.type_name()
             ),
         ));
+    }
+    if let (Some(from), Some(to)) = (lead_field.max_length, target_field.max_length) {
+        if to < from {
+            return Err(error(
+                "targetField",
+                format!("Lead.{lead_name} holds up to {from} characters, {object}.{target_name} only {to}"),
+            ));
+        }
     }
     Ok(Mapping {
         lead_field: lead_field.clone(),

@@ -24,9 +24,10 @@ use uuid::Uuid;
 use crate::error::{CrmError, Result};
 use crate::graphql::input::Path;
 use crate::graphql::room::{CheckScope, Surface, Written};
-use crate::metadata::kinds::Kind;
+use crate::metadata::kinds::{Change, Kind};
 use crate::metadata::Model;
 use crate::records::{record_id, Record};
+use diesel_async::AsyncConnection;
 use scoring::{Rule, Scorer};
 
 /// The room: conversion and scoring, and what they do on writes.
@@ -44,31 +45,61 @@ fn deleted(record: &Record) -> bool {
     record.get("deletedAt").is_some_and(|at| !at.is_null())
 }
 
+/// Whether two states of a record differ only in being deleted (and the
+/// bookkeeping that goes with any change).
+fn only_deletion_changed(before: &Record, after: &Record) -> bool {
+    let kept = |key: &String| !matches!(key.as_str(), "deletedAt" | "updatedAt" | "version" | "score" | "grade");
+    deleted(before) != deleted(after)
+        && before
+            .iter()
+            .filter(|(k, _)| kept(k))
+            .all(|(k, v)| after.get(k) == Some(v))
+}
+
 fn converted(record: &Record) -> bool {
     record.get("convertedAt").is_some_and(|at| !at.is_null())
 }
 
-/// Rescores every lead of the workspace in `schema` by its rules now;
-/// answers how many were scored and how many changed.
+/// Rescores every live unconverted lead of the workspace in `schema` by
+/// its rules now, a batch of leads per transaction (a savepoint inside the
+/// caller's); answers how many were scored and how many changed.
 pub async fn rescore_all(conn: &mut AsyncPgConnection, schema: &str, model: &Model) -> Result<(u64, u64)> {
-    let rules = scoring::rules(conn, schema, model).await?;
-    let scorer = Scorer {
-        schema,
-        rules: &rules,
-        now: Utc::now(),
-    };
-    scorer.rescore_all(conn).await
+    if scoring::rules(conn, schema, model).await?.is_none() {
+        return Ok((0, 0));
+    }
+    let (mut scored, mut changed) = (0, 0);
+    let mut after = None;
+    loop {
+        let ids = scoring::batch(conn, schema, after).await?;
+        let Some(last) = ids.last().copied() else {
+            break;
+        };
+        let done = conn
+            .transaction::<_, CrmError, _>(async |conn| rescore(conn, schema, model, &ids).await)
+            .await?;
+        scored += ids.len() as u64;
+        changed += done.len() as u64;
+        after = Some(last);
+    }
+    Ok((scored, changed))
 }
 
-/// Rescores these leads; answers the new score and grade of those changed.
+/// Rescores these leads in the caller's transaction: locks them first, so
+/// the rules and values read next are those committed before, and a
+/// concurrent write or rescoring waits; answers the new score and grade of
+/// those changed. Nothing while the workspace never had a rule.
 async fn rescore(
     conn: &mut AsyncPgConnection,
-    scope: &CheckScope<'_>,
+    schema: &str,
+    model: &Model,
     ids: &[Uuid],
 ) -> Result<Vec<(Uuid, i32, Option<String>)>> {
-    let rules: Vec<Rule> = scoring::rules(conn, scope.schema, scope.model).await?;
+    scoring::lock(conn, schema, ids).await?;
+    let Some(rules) = scoring::rules(conn, schema, model).await? else {
+        return Ok(Vec::new());
+    };
     let scorer = Scorer {
-        schema: scope.schema,
+        schema,
         rules: &rules,
         now: Utc::now(),
     };
@@ -85,7 +116,7 @@ fn lead_written<'a>(
     Box::pin(async move {
         let record = written.record;
         if let Some(before) = written.before {
-            if converted(before) && deleted(before) == deleted(record) {
+            if converted(before) && !only_deletion_changed(before, record) {
                 return Err(CrmError::Conflict(format!(
                     "lead {} was converted at {}: a converted lead is read-only",
                     record_id(record).map(|id| id.to_string()).unwrap_or_default(),
@@ -99,7 +130,7 @@ fn lead_written<'a>(
         let Some(id) = record_id(record) else {
             return Ok(None);
         };
-        let changed = rescore(conn, scope, &[id]).await?;
+        let changed = rescore(conn, scope.schema, scope.model, &[id]).await?;
         Ok(changed.into_iter().next().map(|(_, score, grade)| {
             let mut now = (**record).clone();
             now.insert("score".into(), json!(score));
@@ -124,7 +155,7 @@ fn activity_written<'a>(
         let mut leads: Vec<Uuid> = written.before.and_then(lead).into_iter().collect();
         leads.extend(lead(written.record).filter(|id| !leads.contains(id)));
         if !leads.is_empty() {
-            rescore(conn, scope, &leads).await?;
+            rescore(conn, scope.schema, scope.model, &leads).await?;
         }
         Ok(None)
     })
@@ -168,13 +199,17 @@ fn rescore_everyone<'a>(conn: &'a mut AsyncPgConnection, scope: &'a CheckScope<'
     })
 }
 
-/// After a promotion or revert that changed rules, grades or fields (a
-/// rule's condition may name them), every lead is rescored in its
-/// transaction.
-fn promoted<'a>(conn: &'a mut AsyncPgConnection, schema: &'a str, kinds: &'a [Kind]) -> BoxFuture<'a, Result<()>> {
+/// After a promotion or revert that changed rules, grades, or a field of
+/// leads or activities (a rule's condition or activity type may name it),
+/// every lead is rescored in its transaction.
+fn promoted<'a>(conn: &'a mut AsyncPgConnection, schema: &'a str, changes: &'a [Change]) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {
-        let scoring = [Kind::ScoringRule, Kind::LeadGrade, Kind::Field, Kind::Object];
-        if !kinds.iter().any(|k| scoring.contains(k)) {
+        let scoring = |c: &Change| match c.kind {
+            Kind::ScoringRule | Kind::LeadGrade => true,
+            Kind::Field => c.target.starts_with("Lead.") || c.target.starts_with("Activity."),
+            _ => false,
+        };
+        if !changes.iter().any(scoring) {
             return Ok(());
         }
         let model = crate::metadata::custom::Customizations::read(conn, schema)

@@ -46,6 +46,11 @@ impl Rule {
         let lead = lead_object(model)?;
         let condition = match &state["condition"] {
             Json::Null => None,
+            value if names_score(value) => {
+                return Err(path
+                    .at("condition")
+                    .error("a rule's condition cannot name score or grade: the score would depend on itself"))
+            }
             value => {
                 let value = Value::from_json(value.clone())
                     .map_err(|_| path.at("condition").error("condition is not a JSON value"))?;
@@ -92,6 +97,20 @@ impl Rule {
     }
 }
 
+/// Whether a lead filter names the lead's own score or grade (at its top
+/// level or under `and`, `or`, `not`).
+fn names_score(filter: &Json) -> bool {
+    match filter {
+        Json::Object(map) => map.iter().any(|(key, value)| match key.as_str() {
+            "score" | "grade" => true,
+            "and" | "or" | "not" => names_score(value),
+            _ => false,
+        }),
+        Json::Array(items) => items.iter().any(names_score),
+        _ => false,
+    }
+}
+
 /// The Lead object of a model.
 pub fn lead_object(model: &Model) -> Result<&ObjectDef> {
     model
@@ -117,10 +136,12 @@ fn activity_type(model: &Model, kind: &str, path: &Path) -> Result<String> {
     }
 }
 
-/// The live, active rules of the workspace in `schema`. A rule that no
-/// longer means anything (a field it names was deleted since) gives no
+/// The live, active rules of the workspace in `schema`; `None` while it
+/// never had one, so scores stay as they were (a workspace upgraded from
+/// when scores were typed in keeps them until its first rule). A rule that
+/// no longer means anything (a field it names was deleted since) gives no
 /// points, and says so in the log.
-pub async fn rules(conn: &mut AsyncPgConnection, schema: &str, model: &Model) -> Result<Vec<Rule>> {
+pub async fn rules(conn: &mut AsyncPgConnection, schema: &str, model: &Model) -> Result<Option<Vec<Rule>>> {
     let mut query = Sql::raw(
         "SELECT jsonb_build_object('id', id, 'name', name, 'condition', condition, 'activityType', activity_type, \
          'points', points, 'maxPoints', max_points, 'decayPoints', decay_points, 'decayEveryDays', decay_every_days) \
@@ -130,6 +151,14 @@ pub async fn rules(conn: &mut AsyncPgConnection, schema: &str, model: &Model) ->
         .table(schema, "scoring_rule")
         .push(" WHERE deleted_at IS NULL AND is_active ORDER BY created_at, id");
     let rows: Vec<JsonRow> = query.load(conn).await?;
+    if rows.is_empty() {
+        let mut ever = Sql::raw("SELECT EXISTS (SELECT 1 FROM ");
+        ever.table(schema, "scoring_rule").push(") AS exists");
+        let ever: Vec<crate::db::sql::Exists> = ever.load(conn).await?;
+        if !ever.first().is_some_and(|row| row.exists) {
+            return Ok(None);
+        }
+    }
     let mut rules = Vec::with_capacity(rows.len());
     for row in rows {
         match Rule::of(model, &row.row, &Path::root("rule")) {
@@ -137,7 +166,21 @@ pub async fn rules(conn: &mut AsyncPgConnection, schema: &str, model: &Model) ->
             Err(err) => tracing::warn!(%err, rule = %row.row["name"], "a scoring rule gives no points"),
         }
     }
-    Ok(rules)
+    Ok(Some(rules))
+}
+
+/// Locks these leads (in id order, so two rescorings cannot deadlock):
+/// what is computed after sees every change committed before, and nothing
+/// changes them until the transaction ends.
+pub async fn lock(conn: &mut AsyncPgConnection, schema: &str, ids: &[Uuid]) -> Result<()> {
+    let mut query = Sql::raw("SELECT 1 FROM ");
+    query
+        .table(schema, "lead")
+        .push(" WHERE id = ANY(")
+        .bind(Bind::UuidArray(ids.to_vec()))
+        .push(") ORDER BY id FOR UPDATE");
+    query.execute(conn).await?;
+    Ok(())
 }
 
 /// Rules at a moment: what scores leads.
@@ -278,34 +321,22 @@ impl Scorer<'_> {
         which.bind(Bind::UuidArray(ids.to_vec())).push(")");
         self.store(conn, &which).await
     }
+}
 
-    /// Rescores every live unconverted lead, a batch per statement;
-    /// answers how many leads were scored and how many changed.
-    pub async fn rescore_all(&self, conn: &mut AsyncPgConnection) -> Result<(u64, u64)> {
-        #[derive(diesel::QueryableByName)]
-        struct Id {
-            #[diesel(sql_type = diesel::sql_types::Uuid)]
-            id: Uuid,
-        }
-        let (mut scored, mut changed) = (0, 0);
-        let mut after: Option<Uuid> = None;
-        loop {
-            let mut batch = Sql::raw("SELECT id FROM ");
-            batch
-                .table(self.schema, "lead")
-                .push(" WHERE deleted_at IS NULL AND converted_at IS NULL");
-            if let Some(after) = after {
-                batch.push(" AND id > ").bind(Bind::Uuid(Some(after)));
-            }
-            batch.push(" ORDER BY id LIMIT ").push(&BATCH.to_string());
-            let ids: Vec<Uuid> = batch.load::<Id>(conn).await?.into_iter().map(|r| r.id).collect();
-            let Some(last) = ids.last().copied() else {
-                break;
-            };
-            scored += ids.len() as u64;
-            changed += self.rescore(conn, &ids).await?.len() as u64;
-            after = Some(last);
-        }
-        Ok((scored, changed))
+/// The next batch of live unconverted leads after `after`, by id.
+pub async fn batch(conn: &mut AsyncPgConnection, schema: &str, after: Option<Uuid>) -> Result<Vec<Uuid>> {
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
     }
+    let mut batch = Sql::raw("SELECT id FROM ");
+    batch
+        .table(schema, "lead")
+        .push(" WHERE deleted_at IS NULL AND converted_at IS NULL");
+    if let Some(after) = after {
+        batch.push(" AND id > ").bind(Bind::Uuid(Some(after)));
+    }
+    batch.push(" ORDER BY id LIMIT ").push(&BATCH.to_string());
+    Ok(batch.load::<Id>(conn).await?.into_iter().map(|r| r.id).collect())
 }

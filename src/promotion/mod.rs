@@ -243,14 +243,14 @@ async fn promote(
     // A sandbox whose every change production already has is only rebased.
     if tally.ready > 0 {
         record(conn, &target, source, &mut report).await?;
-        let kinds: Vec<kinds::Kind> = report
+        let applied: Vec<kinds::Change> = report
             .changes
             .iter()
             .filter(|e| e.status == Status::Applied)
-            .map(|e| e.change.kind)
+            .map(|e| e.change.clone())
             .collect();
         for work in rooms.after_promotion() {
-            work(conn, &schema, &kinds).await?;
+            work(conn, &schema, &applied).await?;
         }
     }
     match source {

@@ -163,12 +163,9 @@ async fn workspace(conn: &mut diesel_async::AsyncPgConnection, name: &str, pg_sc
 /// `interval` (none when it is zero). A run another server holds is
 /// skipped; a failed one is logged and tried again next time.
 pub fn spawn(db: Database, interval: Duration) {
-    if interval.is_zero() {
-        return;
-    }
-    tokio::spawn(async move {
-        tokio::time::sleep(FIRST_RUN_AFTER.min(interval)).await;
-        loop {
+    crate::db::repeat(FIRST_RUN_AFTER, interval, move || {
+        let db = db.clone();
+        Box::pin(async move {
             match run(&db, None).await {
                 Ok(Outcome::Ran(purged)) => {
                     for p in purged.iter().filter(|p| !p.is_empty()) {
@@ -178,7 +175,6 @@ pub fn spawn(db: Database, interval: Duration) {
                 Ok(Outcome::Busy) => tracing::debug!("retention runs on another server; skipped"),
                 Err(err) => tracing::warn!(%err, "retention run failed"),
             }
-            tokio::time::sleep(interval).await;
-        }
+        })
     });
 }
