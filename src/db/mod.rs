@@ -288,3 +288,37 @@ where
         }
     });
 }
+
+/// Runs a job's `work` on every registered workspace (production first),
+/// or only on the one named, for jobs that go over them all. A workspace
+/// that fails (a sandbox dropped or refreshed meanwhile) is logged under
+/// `job` and left out, unless it is the one named: then its failure is
+/// the run's. `NOT_FOUND` when the one named is not registered.
+pub async fn each_workspace<T>(
+    db: &Database,
+    only: Option<&str>,
+    job: &str,
+    work: for<'a> fn(
+        &'a mut AsyncPgConnection,
+        &'a RegisteredWorkspace,
+    ) -> futures_util::future::BoxFuture<'a, crate::error::Result<T>>,
+) -> crate::error::Result<Vec<T>> {
+    let mut conn = db.conn().await?;
+    let chosen: Vec<_> = workspaces(&mut conn)
+        .await?
+        .into_iter()
+        .filter(|w| only.is_none_or(|only| only == w.name))
+        .collect();
+    if let (Some(name), true) = (only, chosen.is_empty()) {
+        return Err(crate::error::CrmError::not_found("Workspace", name));
+    }
+    let mut all = Vec::with_capacity(chosen.len());
+    for workspace in &chosen {
+        match work(&mut conn, workspace).await {
+            Ok(done) => all.push(done),
+            Err(err) if only.is_some() => return Err(err),
+            Err(err) => tracing::warn!(workspace = %workspace.name, %err, "{job} skipped a workspace"),
+        }
+    }
+    Ok(all)
+}

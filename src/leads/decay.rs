@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::db::Database;
-use crate::error::{CrmError, Result};
+use crate::error::Result;
 use crate::metadata::custom::Customizations;
 
 /// The advisory lock a scoring run holds: "crm-score" as a number.
@@ -35,32 +35,18 @@ pub async fn run(db: &Database, only: Option<&str>) -> Result<Option<Vec<Rescore
 }
 
 async fn run_locked(db: &Database, only: Option<&str>) -> Result<Vec<Rescored>> {
-    let mut conn = db.conn().await?;
-    let chosen: Vec<_> = crate::db::workspaces(&mut conn)
-        .await?
-        .into_iter()
-        .filter(|w| only.is_none_or(|only| only == w.name))
-        .collect();
-    if let (Some(name), true) = (only, chosen.is_empty()) {
-        return Err(CrmError::not_found("Workspace", name));
-    }
-    let mut all = Vec::new();
-    for workspace in chosen {
-        let done = async {
-            let model = Customizations::read(&mut conn, &workspace.pg_schema).await?.model()?;
-            super::rescore_all(&mut conn, &workspace.pg_schema, &model).await
-        };
-        match done.await {
-            Ok((leads, changed)) => all.push(Rescored {
-                workspace: workspace.name,
+    crate::db::each_workspace(db, only, "lead scoring", |conn, workspace| {
+        Box::pin(async move {
+            let model = Customizations::read(conn, &workspace.pg_schema).await?.model()?;
+            let (leads, changed) = super::rescore_all(conn, &workspace.pg_schema, &model).await?;
+            Ok(Rescored {
+                workspace: workspace.name.clone(),
                 leads,
                 changed,
-            }),
-            Err(err) if only.is_some() => return Err(err),
-            Err(err) => tracing::warn!(workspace = %workspace.name, %err, "lead scoring skipped a workspace"),
-        }
-    }
-    Ok(all)
+            })
+        })
+    })
+    .await
 }
 
 /// Starts the background job: a run a minute after start, then one every

@@ -17,7 +17,7 @@ use serde_json::json;
 
 use crate::audit::{self, Action, Trail};
 use crate::db::Database;
-use crate::error::{CrmError, Result};
+use crate::error::Result;
 use crate::metadata::custom::Customizations;
 use crate::metadata::settings::read_settings;
 
@@ -85,30 +85,14 @@ pub async fn run(db: &Database, only: Option<&str>) -> Result<Outcome> {
 
 /// The run itself, lock held: workspace by workspace, production first.
 async fn run_locked(db: &Database, only: Option<&str>) -> Result<Vec<Purged>> {
-    let mut conn = db.conn().await?;
-    let chosen: Vec<_> = crate::db::workspaces(&mut conn)
-        .await?
-        .into_iter()
-        .filter(|w| only.is_none_or(|only| only == w.name))
-        .collect();
-    if let (Some(name), true) = (only, chosen.is_empty()) {
-        return Err(CrmError::not_found("Workspace", name));
+    let purged = crate::db::each_workspace(db, only, "retention", |conn, w| {
+        Box::pin(workspace(conn, &w.name, &w.pg_schema))
+    })
+    .await?;
+    for p in &purged {
+        PURGED_ROWS.fetch_add(p.total(), Ordering::Relaxed);
     }
-    let mut all = Vec::new();
-    for chosen in chosen {
-        let name = chosen.name;
-        match workspace(&mut conn, &name, &chosen.pg_schema).await {
-            Ok(purged) => {
-                PURGED_ROWS.fetch_add(purged.total(), Ordering::Relaxed);
-                all.push(purged);
-            }
-            // One workspace named: its failure is the run's.
-            Err(err) if only.is_some() => return Err(err),
-            // A sandbox dropped or refreshed meanwhile: the others go on.
-            Err(err) => tracing::warn!(workspace = %name, %err, "retention skipped a workspace"),
-        }
-    }
-    Ok(all)
+    Ok(purged)
 }
 
 /// Retention in one workspace, by its own settings, and its `PURGE` entry.
