@@ -542,6 +542,12 @@ async fn a_rule_is_previewed_in_a_sandbox_promoted_and_reverted() {
     let there = app.sandbox_data("scoring", SCORE, json!({ "id": leads[1] })).await;
     assert_eq!(there["lead"], json!({ "score": 60, "grade": "SQL" }));
     assert_eq!(score(&app, &leads[1]).await["score"], 0, "production is untouched");
+    // Meanwhile production names the leads below every threshold.
+    app.data(
+        "mutation { createLeadGrade(input: { name: \"Cold\", minScore: 0 }) { id } }",
+        json!({}),
+    )
+    .await;
 
     let diff = app
         .data(
@@ -600,7 +606,10 @@ async fn a_rule_is_previewed_in_a_sandbox_promoted_and_reverted() {
         json!({ "score": 60, "grade": "SQL" }),
         "promotion rescored production"
     );
-    assert_eq!(score(&app, &leads[0]).await, json!({ "score": 0, "grade": null }));
+    assert_eq!(score(&app, &leads[0]).await, json!({ "score": 0, "grade": "Cold" }));
+    // The sandbox, rebased on production, has the new grade and its leads follow.
+    let rebased = app.sandbox_data("scoring", SCORE, json!({ "id": leads[0] })).await;
+    assert_eq!(rebased["lead"], json!({ "score": 0, "grade": "Cold" }));
 
     let reverted = app
         .data(
@@ -611,7 +620,7 @@ async fn a_rule_is_previewed_in_a_sandbox_promoted_and_reverted() {
     assert_eq!(reverted["revertPromotion"]["applied"], true, "{reverted:#}");
     assert_eq!(
         score(&app, &leads[2]).await,
-        json!({ "score": 0, "grade": null }),
+        json!({ "score": 0, "grade": "Cold" }),
         "the revert rescored too"
     );
     let left = app

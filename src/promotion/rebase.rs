@@ -93,6 +93,15 @@ pub(super) async fn rebase(
                     refused.change.target
                 )));
             }
+            // What follows the changes (lead scores) follows them here too.
+            let applied: Vec<kinds::Change> = entries
+                .iter()
+                .filter(|e| e.status == apply::Status::Ready)
+                .map(|e| e.change.clone())
+                .collect();
+            for work in rooms.after_promotion() {
+                work(conn, &schema, &applied).await?;
+            }
             let mut update = Sql::raw("UPDATE crm_system.workspace SET base_version = s.metadata_version, base = ");
             update.append(&kinds::document(PRODUCTION_SCHEMA)).push(" FROM ");
             update
