@@ -95,6 +95,16 @@ async fn rescore(
     ids: &[Uuid],
 ) -> Result<Vec<(Uuid, i32, Option<String>)>> {
     scoring::lock(conn, schema, ids).await?;
+    rescore_locked(conn, schema, model, ids).await
+}
+
+/// [`rescore`] of leads the transaction has locked already (by writing them).
+async fn rescore_locked(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    model: &Model,
+    ids: &[Uuid],
+) -> Result<Vec<(Uuid, i32, Option<String>)>> {
     let Some(rules) = scoring::rules(conn, schema, model).await? else {
         return Ok(Vec::new());
     };
@@ -130,7 +140,8 @@ fn lead_written<'a>(
         let Some(id) = record_id(record) else {
             return Ok(None);
         };
-        let changed = rescore(conn, scope.schema, scope.model, &[id]).await?;
+        // The write locked the lead.
+        let changed = rescore_locked(conn, scope.schema, scope.model, &[id]).await?;
         Ok(changed.into_iter().next().map(|(_, score, grade)| {
             let mut now = (**record).clone();
             now.insert("score".into(), json!(score));

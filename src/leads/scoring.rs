@@ -22,6 +22,8 @@ use crate::records::{Filter, Visibility};
 
 /// The object scored.
 pub const LEAD: &str = "Lead";
+/// Up to how many leads a rescoring is a write's (its plan reused).
+const FEW: usize = 100;
 /// How many leads one statement of a full rescoring scores.
 const BATCH: i64 = 5_000;
 
@@ -287,7 +289,12 @@ impl Scorer<'_> {
 
     /// Stores the score and grade of the leads `which` selects (on `t`)
     /// where they changed; answers the leads changed, with both.
-    async fn store(&self, conn: &mut AsyncPgConnection, which: &Sql) -> Result<Vec<(Uuid, i32, Option<String>)>> {
+    async fn store(
+        &self,
+        conn: &mut AsyncPgConnection,
+        which: &Sql,
+        ids_in_batch: usize,
+    ) -> Result<Vec<(Uuid, i32, Option<String>)>> {
         #[derive(diesel::QueryableByName)]
         struct Stored {
             #[diesel(sql_type = diesel::sql_types::Uuid)]
@@ -307,7 +314,14 @@ impl Scorer<'_> {
              AND (l.score IS DISTINCT FROM graded.score OR l.grade IS DISTINCT FROM graded.grade) \
              RETURNING l.id, l.score, l.grade",
         );
-        let rows: Vec<Stored> = sql.planned_for_values().load(conn).await?;
+        // A batch is planned for its values; a write's few leads reuse the
+        // connection's prepared statement (the same rules, the same text).
+        let sql = if ids_in_batch > FEW {
+            sql.planned_for_values()
+        } else {
+            sql
+        };
+        let rows: Vec<Stored> = sql.load(conn).await?;
         Ok(rows.into_iter().map(|r| (r.id, r.score, r.grade)).collect())
     }
 
@@ -319,7 +333,7 @@ impl Scorer<'_> {
     ) -> Result<Vec<(Uuid, i32, Option<String>)>> {
         let mut which = Sql::raw("t.converted_at IS NULL AND t.id = ANY(");
         which.bind(Bind::UuidArray(ids.to_vec())).push(")");
-        self.store(conn, &which).await
+        self.store(conn, &which, ids.len()).await
     }
 }
 
