@@ -48,7 +48,7 @@ async fn a_lead_converts_once_by_the_mapping_and_turns_read_only() {
         .create(
             "Lead",
             json!({ "firstName": "Ada", "lastName": "Lovelace", "company": "Analytical Engines", "email": "ada@engines.example",
-                    "phone": "+44 20 1234", "title": "Founder", "source": "WEB", "budget": "5000.00", "segment": "SMB" }),
+                    "phone": "+44 20 1234", "title": "Founder", "source": "WEB", "budget": "5000.00", "segment": "SMB", "externalId": "web-1" }),
         )
         .await;
     let call = app
@@ -185,6 +185,25 @@ async fn a_lead_converts_once_by_the_mapping_and_turns_read_only() {
         )
         .await;
     assert_eq!(system["extensions"]["code"], "BAD_USER_INPUT", "{system:#}");
+    // Deleting and restoring it is fine; bringing it back changed is not.
+    app.data(
+        "mutation($id: ID!) { deleteLead(id: $id) { id } }",
+        json!({ "id": lead }),
+    )
+    .await;
+    let upsert = "mutation { upsertLead(externalId: \"web-1\", input: { lastName: \"Changed\" }) { id } }";
+    let changed_back = app.error(upsert, json!({})).await;
+    assert_eq!(changed_back["extensions"]["code"], "CONFLICT", "{changed_back:#}");
+    let restored = app
+        .data(
+            "mutation($id: ID!) { restoreLead(id: $id) { lastName status } }",
+            json!({ "id": lead }),
+        )
+        .await;
+    assert_eq!(
+        restored["restoreLead"],
+        json!({ "lastName": "Lovelace", "status": "CONVERTED" })
+    );
     let audited = app
         .scalar(&format!(
             "SELECT count(*) AS n FROM crm_system.audit_log WHERE object = 'Lead' AND record_id = '{}' AND action = 'UPDATE'",
