@@ -16,7 +16,7 @@ use uuid::Uuid;
 use super::mapping::{self, Mapping};
 use crate::access::{self, Operation};
 use crate::audit::{self, Action, Entry};
-use crate::db::sql::{Bind, JsonRow, Sql};
+use crate::db::sql::{Bind, Exists, Sql};
 use crate::error::{CrmError, Result};
 use crate::graphql::input::{self, Path};
 use crate::graphql::mutation::{create_one, update_one};
@@ -439,32 +439,20 @@ impl Made<'_, '_> {
     async fn contact_role(&mut self, deal: Uuid, contact: Uuid, role: &str, at: &Path) -> Result<Record> {
         let object = object(self.context, "ContactRole")?;
         let table = Table::new(&self.context.schema, object);
-        let mut existing = Sql::raw("SELECT to_jsonb(t.id) AS row");
-        existing
-            .append(&table.from_as("t"))
-            .push(" WHERE t.opportunity_id = ")
-            .bind(Bind::Uuid(Some(deal)));
-        existing.push(" AND t.contact_id = ").bind(Bind::Uuid(Some(contact)));
-        existing.push(" AND t.deleted_at IS NULL LIMIT 1");
-        let found: Vec<JsonRow> = existing.load(self.conn).await?;
-        if let Some(id) = found
-            .first()
-            .and_then(|r| r.row.as_str())
-            .and_then(|id| id.parse().ok())
-        {
+        if let Some(id) = role_of(self.conn, self.context, deal, contact).await? {
             let records = records::get_many(self.conn, table, &FieldSet::all(object), &[id]).await?;
             if let Some(record) = records.get(&id) {
                 return Ok(record.clone());
             }
         }
-        let mut primary = Sql::raw("SELECT to_jsonb(EXISTS (SELECT 1");
+        let mut primary = Sql::raw("SELECT EXISTS (SELECT 1");
         primary
             .append(&table.from_as("t"))
             .push(" WHERE t.opportunity_id = ")
             .bind(Bind::Uuid(Some(deal)));
-        primary.push(" AND t.is_primary AND t.deleted_at IS NULL)) AS row");
-        let has_primary: Vec<JsonRow> = primary.load(self.conn).await?;
-        let has_primary = has_primary.first().is_some_and(|r| r.row == json!(true));
+        primary.push(" AND t.is_primary AND t.deleted_at IS NULL) AS exists");
+        let has_primary: Vec<Exists> = primary.load(self.conn).await?;
+        let has_primary = has_primary.first().is_some_and(|r| r.exists);
         let values = json!({
             "opportunityId": deal,
             "contactId": contact,
@@ -497,14 +485,14 @@ impl Made<'_, '_> {
         let object = object(self.context, "Activity")?;
         // The server moves them: all of them, whoever may see which.
         let table = Table::new(&self.context.schema, object);
-        let mut ids = Sql::raw("SELECT to_jsonb(t.id) AS row");
-        ids.append(&table.from_as("t"))
+        let mut query = Sql::raw("SELECT t.id");
+        query
+            .append(&table.from_as("t"))
             .push(" WHERE t.lead_id = ")
             .bind(Bind::Uuid(Some(lead)));
-        ids.push(" AND t.deleted_at IS NULL ORDER BY t.created_at, t.id");
-        let rows: Vec<JsonRow> = ids.load(self.conn).await?;
+        query.push(" AND t.deleted_at IS NULL ORDER BY t.created_at, t.id");
         let mut moved = 0;
-        for id in rows.iter().filter_map(|r| r.row.as_str()?.parse::<Uuid>().ok()) {
+        for id in super::ids(self.conn, query).await? {
             let Some(before) = write::lock(self.conn, table, id).await? else {
                 continue;
             };
@@ -638,26 +626,24 @@ async fn role_of(
     deal: Uuid,
     contact: Uuid,
 ) -> Result<Option<Uuid>> {
-    let mut query = Sql::raw("SELECT to_jsonb(id) AS row FROM ");
+    let mut query = Sql::raw("SELECT id FROM ");
     query
         .table(&context.schema, "contact_role")
         .push(" WHERE opportunity_id = ")
         .bind(Bind::Uuid(Some(deal)));
     query.push(" AND contact_id = ").bind(Bind::Uuid(Some(contact)));
     query.push(" AND deleted_at IS NULL LIMIT 1");
-    let rows: Vec<JsonRow> = query.load(conn).await?;
-    Ok(rows.first().and_then(|r| r.row.as_str()?.parse().ok()))
+    Ok(super::ids(conn, query).await?.into_iter().next())
 }
 
 /// The lead an idempotency key converted, if any.
 async fn keyed_lead(conn: &mut AsyncPgConnection, context: &RequestContext, key: &str) -> Result<Option<Uuid>> {
-    let mut query = Sql::raw("SELECT to_jsonb(id) AS row FROM ");
+    let mut query = Sql::raw("SELECT id FROM ");
     query
         .table(&context.schema, "lead")
         .push(" WHERE conversion_key = ")
         .bind(Bind::Text(Some(key.to_owned())));
-    let rows: Vec<JsonRow> = query.load(conn).await?;
-    Ok(rows.first().and_then(|r| r.row.as_str()?.parse().ok()))
+    Ok(super::ids(conn, query).await?.into_iter().next())
 }
 
 /// Runs conversions in one transaction: all or none. A dry run rolls it

@@ -339,11 +339,6 @@ impl Scorer<'_> {
 
 /// The next batch of live unconverted leads after `after`, by id.
 pub async fn batch(conn: &mut AsyncPgConnection, schema: &str, after: Option<Uuid>) -> Result<Vec<Uuid>> {
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::Uuid)]
-        id: Uuid,
-    }
     let mut batch = Sql::raw("SELECT id FROM ");
     batch
         .table(schema, "lead")
@@ -352,5 +347,5 @@ pub async fn batch(conn: &mut AsyncPgConnection, schema: &str, after: Option<Uui
         batch.push(" AND id > ").bind(Bind::Uuid(Some(after)));
     }
     batch.push(" ORDER BY id LIMIT ").push(&BATCH.to_string());
-    Ok(batch.load::<Id>(conn).await?.into_iter().map(|r| r.id).collect())
+    super::ids(conn, batch).await
 }
