@@ -20,6 +20,7 @@ pub const ROOMS: Rooms = Rooms(&[
     crate::team::api::register as Room,
     crate::history::api::register,
     crate::analytics::api::register,
+    crate::search::api::register,
     crate::leads::register,
     crate::customize::register,
     crate::sandbox::api::register,

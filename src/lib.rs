@@ -27,6 +27,7 @@ pub mod promotion;
 pub mod records;
 pub mod retention;
 pub mod sandbox;
+pub mod search;
 pub mod seed;
 pub mod team;
 pub mod yielding;

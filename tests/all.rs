@@ -18,6 +18,7 @@ mod connections;
 mod custom;
 mod embedded;
 mod faults;
+mod find;
 mod hostile;
 mod http;
 mod impact;

@@ -34,6 +34,7 @@ const LAYERS: &[&str] = &[
     "team",
     "history",
     "analytics",
+    "search",
     "leads",
     "customize",
     "sandbox",

@@ -278,7 +278,7 @@ async fn contact_roles_activities_leads_and_owners() {
     let lead = app
         .create(
             "Lead",
-            json!({ "lastName": "Prospect", "company": "Initech", "budget": "20000.00", "authority": "CFO", "need": "Faster quotes", "timeline": "Q1" }),
+            json!({ "lastName": "Prospect", "company": "Initech", "budget": "20000.00", "authority": "CFO", "need": "Faster quotes", "purchaseTimeline": "Q1" }),
         )
         .await;
     app.data(
@@ -334,7 +334,7 @@ async fn contact_roles_activities_leads_and_owners() {
         .await;
     assert_eq!(
         lead["lead"],
-        json!({ "budget": "20000.00", "authority": "CFO", "need": "Faster quotes", "timeline": "Q1" })
+        json!({ "budget": "20000.00", "authority": "CFO", "need": "Faster quotes", "purchaseTimeline": "Q1" })
     );
 
     // External ids are unique per object; createdBy is the server's to set.

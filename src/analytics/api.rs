@@ -693,6 +693,7 @@ fn stand_in(name: &str, kind: FieldKind) -> FieldDef {
         custom: false,
         unique: false,
         indexed: false,
+        searchable: false,
         personal: None,
     }
 }

@@ -272,6 +272,12 @@ pub(super) fn field_definition_type() -> Object {
             .description("An index serves filters and sorts on it."),
         )
         .field(
+            info_field("searchable", TypeRef::named_nn(TypeRef::BOOLEAN), |f| {
+                boolean(f.def.searchable)
+            })
+            .description("`search` finds records by its words."),
+        )
+        .field(
             info_field("defaultValue", TypeRef::named("JSON"), |f| {
                 f.default.clone().and_then(|d| Value::from_json(d).ok())
             })

@@ -182,6 +182,7 @@ pub(super) fn field_spec(map: &Map, path: &Path) -> Result<FieldSpec> {
         required: optional_bool(map, "required").unwrap_or(false),
         unique: optional_bool(map, "unique").unwrap_or(false),
         indexed: optional_bool(map, "indexed").unwrap_or(false),
+        searchable: optional_bool(map, "searchable").unwrap_or(false),
         default_value: match map.get("defaultValue") {
             None | Some(Value::Null) => None,
             Some(value) => Some(
@@ -216,6 +217,7 @@ pub(super) fn field_patch(map: &Map) -> Result<FieldPatch> {
         required: optional_bool(map, "required"),
         unique: optional_bool(map, "unique"),
         indexed: optional_bool(map, "indexed"),
+        searchable: optional_bool(map, "searchable"),
         options: option_specs(map.get("options"), &path.at("options"))?,
     })
 }

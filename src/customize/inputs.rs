@@ -57,6 +57,10 @@ pub(super) fn types() -> Vec<InputObject> {
             )
             .field(InputValue::new("indexed", TypeRef::named(TypeRef::BOOLEAN)).description("Keep an index on it."))
             .field(
+                InputValue::new("searchable", TypeRef::named(TypeRef::BOOLEAN))
+                    .description("Let `search` find records by its words (text fields)."),
+            )
+            .field(
                 InputValue::new("options", TypeRef::named_nn_list("PicklistOptionInput"))
                     .description("The whole option list of a picklist, in order."),
             ),
@@ -120,6 +124,11 @@ pub(super) fn field_input(name: &str, with_object: bool) -> InputObject {
             InputValue::new("indexed", TypeRef::named(TypeRef::BOOLEAN))
                 .default_value(false)
                 .description("Keep an index for filters and sorts on it."),
+        )
+        .field(
+            InputValue::new("searchable", TypeRef::named(TypeRef::BOOLEAN))
+                .default_value(false)
+                .description("Let `search` find records by its words, accents and typos aside (text fields only)."),
         )
         .field(
             InputValue::new("defaultValue", TypeRef::named("JSON")).description(

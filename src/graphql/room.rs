@@ -4,7 +4,7 @@
 //! server. The engine builds the schema from the model and the rooms; it
 //! does not know them.
 
-use async_graphql::dynamic::{Enum, Field, InputObject, Object, Scalar};
+use async_graphql::dynamic::{Enum, Field, InputObject, Object, Scalar, Union};
 
 use crate::metadata::{Model, ObjectDef};
 
@@ -24,6 +24,7 @@ pub struct Surface {
     pub(super) mutations: Vec<Field>,
     pub(super) record_fields: Vec<fn(&ObjectDef) -> Option<Field>>,
     pub(super) per_object: Vec<fn(&Model, &ObjectDef) -> PerObject>,
+    pub(super) per_model: Vec<fn(&Model) -> PerObject>,
     pub(super) record_hooks: RecordHooks,
     pub(super) after_promotion: Vec<AfterPromotion>,
 }
@@ -152,6 +153,7 @@ pub struct PerObject {
     pub objects: Vec<Object>,
     pub inputs: Vec<InputObject>,
     pub enums: Vec<Enum>,
+    pub unions: Vec<Union>,
     /// Root query fields by name.
     pub queries: Vec<(String, Field)>,
 }
@@ -214,6 +216,9 @@ impl Surface {
                 names.extend(make(model, object).queries.into_iter().map(|(name, _)| name));
             }
         }
+        for make in &self.per_model {
+            names.extend(make(model).queries.into_iter().map(|(name, _)| name));
+        }
         names
     }
 
@@ -237,6 +242,12 @@ impl Surface {
     /// Types and root queries made for every object.
     pub fn per_object(&mut self, make: fn(&Model, &ObjectDef) -> PerObject) {
         self.per_object.push(make);
+    }
+
+    /// Types and root queries made from the whole model (a union of its
+    /// record types, an input keyed by its objects).
+    pub fn per_model(&mut self, make: fn(&Model) -> PerObject) {
+        self.per_model.push(make);
     }
 }
 

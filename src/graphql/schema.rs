@@ -9,13 +9,14 @@ use std::collections::HashSet;
 
 use async_graphql::dynamic::{
     Enum, EnumItem, Field, InputObject, InputValue, Object, Scalar, Schema, SchemaBuilder, SchemaError, Type, TypeRef,
+    Union,
 };
 use async_graphql::Value;
 
 use super::input::order_field_name;
 use super::resolve;
-use super::room::Surface;
-use crate::metadata::{lower_first, upper_first, words, FieldDef, FieldKind, Model, ObjectDef};
+use super::room::{PerObject, Surface};
+use crate::metadata::{lower_first, upper_first, words, Access, FieldDef, FieldKind, Model, ObjectDef};
 use crate::records::page::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE};
 
 /// Limits every request is checked against before it runs (see `limits`).
@@ -70,6 +71,18 @@ impl Types {
         let name = ty.type_name().to_owned();
         self.add(&name, ty);
     }
+    fn union(&mut self, ty: Union) {
+        let name = ty.type_name().to_owned();
+        self.add(&name, ty);
+    }
+    /// What a room made for an object or the whole model.
+    fn added(&mut self, added: PerObject) -> Vec<(String, Field)> {
+        added.objects.into_iter().for_each(|ty| self.object(ty));
+        added.inputs.into_iter().for_each(|ty| self.input(ty));
+        added.enums.into_iter().for_each(|ty| self.enumeration(ty));
+        added.unions.into_iter().for_each(|ty| self.union(ty));
+        added.queries
+    }
 }
 
 /// Builds the schema of a workspace whose model is `model`, with what the
@@ -99,16 +112,21 @@ pub fn build(model: &Model, limits: Option<Limits>, surface: Surface) -> Result<
             mutation = mutation.field(field);
         }
         for make in &surface.per_object {
-            let added = make(model, object);
-            added.objects.into_iter().for_each(|ty| types.object(ty));
-            added.inputs.into_iter().for_each(|ty| types.input(ty));
-            added.enums.into_iter().for_each(|ty| types.enumeration(ty));
-            for (name, field) in added.queries {
+            for (name, field) in types.added(make(model, object)) {
                 if !root_names.insert(name.clone()) {
                     return Err(SchemaError(format!("the query field {name} is defined twice")));
                 }
                 query = query.field(field);
             }
+        }
+    }
+    types.union(record_union(model));
+    for make in &surface.per_model {
+        for (name, field) in types.added(make(model)) {
+            if !root_names.insert(name.clone()) {
+                return Err(SchemaError(format!("the query field {name} is defined twice")));
+            }
+            query = query.field(field);
         }
     }
     for scalar in surface.scalars {
@@ -145,6 +163,17 @@ pub fn build(model: &Model, limits: Option<Limits>, surface: Surface) -> Result<
         }
     }
     builder.finish()
+}
+
+/// `AnyRecord`: a record of any CRM object, for answers that mix objects
+/// (search hits, merges, timelines); its resolvers name the record's type.
+fn record_union(model: &Model) -> Union {
+    let mut union = Union::new("AnyRecord")
+        .description("A record of any CRM object: select its fields with `... on Account { name }`.");
+    for object in model.objects().iter().filter(|o| o.access == Access::Record) {
+        union = union.possible_type(&object.name);
+    }
+    union
 }
 
 /// The types every schema has: scalars, orderings, page info, filters.

@@ -371,6 +371,8 @@ where
 async fn finish(conn: &mut AsyncPgConnection, target: &Target<'_>, state: &mut State, record: Recorded) -> Result<i32> {
     state.reload(conn, target.schema).await?;
     (target.check)(&state.model)?;
+    // Searchable fields came, went or changed: `search` follows them.
+    super::ddl::search::sync(conn, target, &state.model).await?;
     let version = state.next_version();
     let mut bump = Sql::raw("UPDATE ");
     bump.table(target.schema, "workspace_settings")
@@ -491,6 +493,7 @@ pub fn field_json(field: &StoredField) -> Json {
         "required": field.required,
         "unique": field.is_unique,
         "indexed": field.indexed,
+        "searchable": field.searchable,
         "defaultValue": field.default_value,
         "options": field.options,
         "lookupObject": field.lookup_object,

@@ -72,6 +72,7 @@ const RESERVED_FIELD_NAMES: &[&str] = &[
     "none",
     "every",
     "history",
+    "timeline",
     "input",
     "expectedVersion",
     "version",
@@ -205,6 +206,8 @@ pub struct StoredField {
     pub is_unique: bool,
     #[diesel(sql_type = Bool)]
     pub indexed: bool,
+    #[diesel(sql_type = Bool)]
+    pub searchable: bool,
     #[diesel(sql_type = Nullable<Jsonb>)]
     pub default_value: Option<Json>,
     #[diesel(sql_type = Jsonb)]
@@ -236,7 +239,7 @@ impl Customizations {
             .push(" ORDER BY created_at, name");
         let mut fields = Sql::raw(
             "SELECT id, object, name, column_name, label, description, type, required, is_unique, indexed, \
-             default_value, options, lookup_object, relation_name, position, deleted_at FROM ",
+             searchable, default_value, options, lookup_object, relation_name, position, deleted_at FROM ",
         );
         fields
             .table(schema, "custom_field")
@@ -334,6 +337,7 @@ impl StoredField {
             custom: true,
             unique: self.is_unique,
             indexed: self.indexed || self.is_unique || matches!(kind, FieldKind::Lookup(_)),
+            searchable: self.searchable && kind.searchable(),
             personal: super::Personal::of_kind(&kind),
             kind,
         })

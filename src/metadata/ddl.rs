@@ -15,6 +15,8 @@
 
 /// How values become another type's, and the values kept to change back.
 pub(super) mod conversion;
+/// The search indexes that follow which fields are searchable.
+pub mod search;
 
 use diesel::sql_types::{BigInt, Text};
 use diesel_async::AsyncPgConnection;

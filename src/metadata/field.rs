@@ -22,7 +22,7 @@ use crate::audit::Action;
 use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
 pub(super) use checks::check_label;
-use checks::{check_flags, check_free_name, spec_kind};
+use checks::{check_flags, check_free_name, check_searchable, spec_kind};
 
 /// A new custom field, its default already checked against its type.
 #[derive(Debug, Clone, Default)]
@@ -41,6 +41,8 @@ pub struct FieldSpec {
     pub unique: bool,
     /// Whether filters and sorts on it get an index.
     pub indexed: bool,
+    /// Whether `search` finds records by its words (text kinds).
+    pub searchable: bool,
     /// The default as the API shows values (a JSON value).
     pub default_value: Option<Json>,
     /// A picklist's values, in order.
@@ -77,6 +79,8 @@ pub struct FieldPatch {
     pub unique: Option<bool>,
     /// Adds or drops the field's index.
     pub indexed: Option<bool>,
+    /// Makes `search` find records by the field's words, or stop.
+    pub searchable: Option<bool>,
     /// The whole new list of picklist options, in order.
     pub options: Option<Vec<OptionSpec>>,
 }
@@ -195,6 +199,7 @@ fn checked_spec(
     }
     check_label(&spec.label, at("label"))?;
     check_flags(&kind, spec.unique, spec.indexed, &spec.default_value, &at)?;
+    check_searchable(&kind, spec.searchable, &at)?;
     let new_field = FieldDef {
         name: spec.name.clone(),
         column: custom::field_column(&spec.name),
@@ -207,6 +212,7 @@ fn checked_spec(
         custom: true,
         unique: spec.unique,
         indexed: spec.indexed,
+        searchable: spec.searchable,
         personal: super::Personal::of_kind(&kind),
         kind,
     };
@@ -276,8 +282,8 @@ async fn insert_row(
     let position = state.custom.fields.iter().map(|f| f.position).max().unwrap_or(0) + 1;
     let mut insert = Sql::raw("INSERT INTO ");
     insert.table(schema, "custom_field").push(
-        " (object, name, column_name, label, description, type, required, is_unique, indexed, default_value, \
-         options, lookup_object, relation_name, position) VALUES (",
+        " (object, name, column_name, label, description, type, required, is_unique, indexed, searchable, \
+         default_value, options, lookup_object, relation_name, position) VALUES (",
     );
     let lookup = match kind {
         FieldKind::Lookup(lookup) => Some((lookup.target.clone(), lookup.inverse.clone())),
@@ -293,6 +299,7 @@ async fn insert_row(
         Bind::Bool(Some(spec.required)),
         Bind::Bool(Some(spec.unique)),
         Bind::Bool(Some(spec.indexed)),
+        Bind::Bool(Some(spec.searchable)),
         Bind::Json(spec.default_value.clone()),
         Bind::Json(Some(custom::options_json(kind.options().unwrap_or_default()))),
         Bind::Text(lookup.clone().map(|l| l.0)),
@@ -447,6 +454,11 @@ impl FieldUpdate<'_> {
         let unique = patch.unique.unwrap_or(self.before.is_unique);
         let indexed = patch.indexed.unwrap_or(self.before.indexed);
         check_flags(&self.kind, unique, indexed, &None, &Self::at)?;
+        if let Some(searchable) = patch.searchable.filter(|s| *s != self.before.searchable) {
+            check_searchable(&self.kind, searchable, &Self::at)?;
+            // The object's search indexes follow when the change finishes.
+            self.row.set("searchable", Bind::Bool(Some(searchable)));
+        }
         if unique && !self.before.is_unique {
             let mut violating = Sql::new();
             violating.ident(column).push(" IN (SELECT ").ident(column);

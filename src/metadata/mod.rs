@@ -65,6 +65,14 @@ pub enum FieldKind {
 }
 
 impl FieldKind {
+    /// Whether `search` can find records by a field of this kind: text.
+    pub fn searchable(&self) -> bool {
+        matches!(
+            self,
+            FieldKind::Text | FieldKind::LongText | FieldKind::Email | FieldKind::Phone | FieldKind::Url
+        )
+    }
+
     /// The type's name in the metadata API (`FieldType`).
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -152,6 +160,8 @@ pub struct FieldDef {
     pub unique: bool,
     /// Filters and sorts on it are served by an index.
     pub indexed: bool,
+    /// `search` finds records by its words (text kinds only).
+    pub searchable: bool,
     /// The personal data it holds, which a masked sandbox copy replaces.
     pub personal: Option<Personal>,
 }

@@ -52,6 +52,7 @@ fn spec_of(field: &StoredField) -> FieldSpec {
         required: field.required,
         unique: field.is_unique,
         indexed: field.indexed,
+        searchable: field.searchable,
         default_value: field.default_value.clone(),
         options: parse_options(&field.options),
         lookup_object: field.lookup_object.clone(),

@@ -96,7 +96,7 @@ pub(super) fn spec_kind(
 }
 
 /// Every name `object` answers to in the API: fields, lookup id keys,
-/// related lists and `history`.
+/// related lists, `history` and `timeline`.
 fn field_names(model: &Model, object: &ObjectDef) -> Vec<String> {
     let mut names: Vec<String> = object
         .fields
@@ -104,7 +104,7 @@ fn field_names(model: &Model, object: &ObjectDef) -> Vec<String> {
         .flat_map(|f| [f.name.clone(), f.value_key()])
         .collect();
     names.extend(model.inverse_relations(&object.name).into_iter().map(|r| r.name));
-    names.push("history".into());
+    names.extend(["history".into(), "timeline".into()]);
     names
 }
 
@@ -182,6 +182,20 @@ pub(super) fn check_flags(
         return Err(CrmError::bad_input_at(
             at("defaultValue"),
             "a lookup cannot have a default",
+        ));
+    }
+    Ok(())
+}
+
+/// Only text is searchable.
+pub(super) fn check_searchable(kind: &FieldKind, searchable: bool, at: &dyn Fn(&str) -> Vec<String>) -> Result<()> {
+    if searchable && !kind.searchable() {
+        return Err(CrmError::bad_input_at(
+            at("searchable"),
+            format!(
+                "a {} field cannot be searchable: only TEXT, LONG_TEXT, EMAIL, PHONE and URL are",
+                kind.type_name()
+            ),
         ));
     }
     Ok(())

@@ -349,6 +349,9 @@ pub async fn change_type(
             retype.keep(conn, version, &converted, preview.rewrites_table).await?;
         }
         ddl::drop_indexes(conn, target, &table, &field.column).await?;
+        if field.searchable {
+            ddl::search::drop(conn, target, &table).await?;
+        }
         if before.default_value.is_some() {
             ddl::set_default(conn, target, &table, &field.column, &field.kind, None).await?;
         }
@@ -369,6 +372,7 @@ pub async fn change_type(
         row.set("default_value", Bind::Json(None));
         row.set("is_unique", Bind::Bool(Some(unique)));
         row.set("indexed", Bind::Bool(Some(indexed)));
+        row.set("searchable", Bind::Bool(Some(before.searchable && kind.searchable())));
         row.execute(conn).await?;
         let after = state.reread_field(conn, schema, object, name).await?;
         let summary = format!(

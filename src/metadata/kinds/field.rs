@@ -49,6 +49,8 @@ impl MetadataKind for Field {
                 "required": row["required"],
                 "unique": row["is_unique"],
                 "indexed": row["indexed"],
+                // Documents from before fields were searchable say nothing.
+                "searchable": row["searchable"].as_bool().unwrap_or(false),
                 "defaultValue": row["default_value"],
                 "options": row["options"],
                 "lookupObject": row["lookup_object"],
@@ -187,6 +189,7 @@ async fn field(
         required: bool_of("required"),
         unique: bool_of("unique"),
         indexed: bool_of("indexed"),
+        searchable: bool_of("searchable"),
         options: differs(&now, desired, "options").map(|_| option_specs(&now, desired, change)),
     };
     let empty = patch.label.is_none()
@@ -195,6 +198,7 @@ async fn field(
         && patch.required.is_none()
         && patch.unique.is_none()
         && patch.indexed.is_none()
+        && patch.searchable.is_none()
         && patch.options.is_none();
     if !empty {
         change::update_field(conn, target, &object, &name, patch).await?;
@@ -266,6 +270,7 @@ fn field_spec(state: &Json) -> FieldSpec {
         required: state["required"] == json!(true),
         unique: state["unique"] == json!(true),
         indexed: state["indexed"] == json!(true),
+        searchable: state["searchable"] == json!(true),
         default_value: (!state["defaultValue"].is_null()).then(|| state["defaultValue"].clone()),
         options: parse_options(&state["options"]),
         lookup_object: optional("lookupObject"),

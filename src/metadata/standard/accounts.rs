@@ -90,7 +90,8 @@ pub(super) fn account() -> ObjectDef {
             vec![
                 F::new("name", "name", "Account name", Text, "The company's name.")
                     .required()
-                    .max(255),
+                    .max(255)
+                    .searchable(),
                 F::new("website", "website", "Website", Url, "The company's web site.").max(2048),
                 F::new(
                     "domain",
@@ -188,12 +189,16 @@ pub(super) fn contact() -> ObjectDef {
             vec![
                 F::new("firstName", "first_name", "First name", Text, "Given name.")
                     .max(255)
-                    .personal(Personal::GivenName),
+                    .personal(Personal::GivenName)
+                    .searchable(),
                 F::new("lastName", "last_name", "Last name", Text, "Family name.")
                     .required()
                     .max(255)
-                    .personal(Personal::FamilyName),
-                F::new("email", "email", "Email", Email, "Work email address.").max(320),
+                    .personal(Personal::FamilyName)
+                    .searchable(),
+                F::new("email", "email", "Email", Email, "Work email address.")
+                    .max(320)
+                    .searchable(),
                 F::new("phone", "phone", "Phone", Phone, "Work phone number.").max(64),
                 F::new("mobile", "mobile", "Mobile", Phone, "Mobile phone number.").max(64),
                 F::new("title", "title", "Title", Text, "Job title, e.g. VP Sales.").max(255),

@@ -28,14 +28,20 @@ pub(super) fn lead() -> ObjectDef {
         vec![
             F::new("firstName", "first_name", "First name", Text, "Given name.")
                 .max(255)
-                .personal(Personal::GivenName),
+                .personal(Personal::GivenName)
+                .searchable(),
             F::new("lastName", "last_name", "Last name", Text, "Family name.")
                 .required()
                 .max(255)
-                .personal(Personal::FamilyName),
-            F::new("company", "company", "Company", Text, "The company the lead works for.").max(255),
+                .personal(Personal::FamilyName)
+                .searchable(),
+            F::new("company", "company", "Company", Text, "The company the lead works for.")
+                .max(255)
+                .searchable(),
             F::new("title", "title", "Title", Text, "Job title.").max(255),
-            F::new("email", "email", "Email", Email, "Email address.").max(320),
+            F::new("email", "email", "Email", Email, "Email address.")
+                .max(320)
+                .searchable(),
             F::new("phone", "phone", "Phone", Phone, "Phone number.").max(64),
             F::new(
                 "status",
@@ -91,9 +97,9 @@ pub(super) fn lead() -> ObjectDef {
             )
             .max(32_000),
             F::new(
+                "purchaseTimeline",
                 "timeline",
-                "timeline",
-                "Timeline",
+                "Purchase timeline",
                 Text,
                 "BANT: when the lead plans to buy.",
             )

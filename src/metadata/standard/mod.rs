@@ -37,6 +37,7 @@ impl F {
             unique: false,
             // Every lookup column has an index (joins, child lists).
             indexed: matches!(kind, FieldKind::Lookup(_)),
+            searchable: false,
             personal: super::Personal::of_kind(&kind),
             kind,
         })
@@ -61,6 +62,11 @@ impl F {
     fn unique(mut self) -> Self {
         self.0.unique = true;
         self.0.indexed = true;
+        self
+    }
+    /// `search` finds records by its words.
+    fn searchable(mut self) -> Self {
+        self.0.searchable = true;
         self
     }
     fn max(mut self, chars: usize) -> Self {
@@ -342,6 +348,7 @@ pub fn custom_object(
         )
         .required()
         .max(255)
+        .searchable()
         .0,
     );
     ObjectDef {

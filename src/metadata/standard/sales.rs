@@ -139,7 +139,10 @@ pub(super) fn opportunity() -> ObjectDef {
         "A potential deal: revenue you expect to win from an account, moving through the stages of a pipeline.",
     )
     .fields(vec![
-        F::new("name", "name", "Opportunity name", Text, "A short name for the deal.").required().max(255),
+        F::new("name", "name", "Opportunity name", Text, "A short name for the deal.")
+            .required()
+            .max(255)
+            .searchable(),
         F::new(
             "account",
             "account_id",

@@ -1,0 +1,289 @@
+//! Search: find a record by a few words of its name or email, accents,
+//! case and typos aside, across accounts, contacts, leads, opportunities
+//! and custom objects at once.
+//!
+//! Each object's searchable fields (metadata: `searchable`) have two
+//! indexes, kept by `metadata::ddl::search`: a weighted full text vector
+//! and the fields' text for trigram similarity. A record is a hit when
+//! every word of the query starts one of its words (full text, prefix
+//! match) or is similar enough to one of them (`word_similarity`, which
+//! finds "Jonh" for "John"). Hits are ranked —
+//! full text matches first, by weight (names before emails), then by
+//! similarity — and paged by keyset on (rank, object, id). Only records
+//! the caller may read are searched.
+
+pub mod api;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use diesel::sql_types::{Text, Uuid as SqlUuid};
+use diesel_async::AsyncPgConnection;
+use uuid::Uuid;
+
+use crate::db::sql::{Bind, Sql};
+use crate::error::{CrmError, Result};
+use crate::metadata::ddl::search::{text, vector};
+use crate::metadata::ObjectDef;
+use crate::records::{Filter, Table};
+
+/// The longest query, in characters.
+pub const MAX_QUERY: usize = 200;
+/// The most words of a query that count.
+const MAX_WORDS: usize = 8;
+/// How similar (`word_similarity`) a record's text must be to the query
+/// for a typo to find it: "Jonh" is 0.4 similar to "John Smith".
+const SIMILARITY: &str = "0.4";
+/// Words shorter than this match by full text only.
+const MIN_FUZZY_CHARS: usize = 3;
+
+/// A query split into the words full text search matches (by prefix).
+#[derive(Debug, Clone)]
+pub struct Query {
+    pub text: String,
+    words: Vec<String>,
+}
+
+impl Query {
+    /// Checks and splits `text`; refuses one without words or too long.
+    pub fn parse(text: &str) -> Result<Query> {
+        let text = text.trim();
+        if text.chars().count() > MAX_QUERY {
+            return Err(CrmError::bad_input(
+                &["query"],
+                format!("a query is at most {MAX_QUERY} characters"),
+            ));
+        }
+        let words: Vec<String> = text
+            .split(|c: char| !c.is_alphanumeric())
+            .filter(|w| !w.is_empty())
+            .take(MAX_WORDS)
+            .map(str::to_owned)
+            .collect();
+        if words.is_empty() {
+            return Err(CrmError::bad_input(&["query"], "the query has no words to search for"));
+        }
+        Ok(Query {
+            text: text.to_owned(),
+            words,
+        })
+    }
+
+    /// The full text query: every word as a prefix, accents off.
+    fn tsquery(&self) -> Sql {
+        let mut sql = Sql::raw("(");
+        for (i, word) in self.words.iter().enumerate() {
+            if i > 0 {
+                sql.push(" && ");
+            }
+            sql.append(&word_query(word));
+        }
+        sql.push(")");
+        sql
+    }
+}
+
+/// One word as a full text prefix query, accents off.
+fn word_query(word: &str) -> Sql {
+    let mut sql = Sql::raw("to_tsquery('simple'::regconfig, quote_literal(crm_system.search_text(");
+    sql.bind(Bind::Text(Some(word.to_owned()))).push(")) || ':*')");
+    sql
+}
+
+/// Whether a word may match by similarity: two letters are similar to too much.
+fn fuzzy(word: &str) -> bool {
+    word.chars().count() >= MIN_FUZZY_CHARS
+}
+
+/// Where a page of hits starts: after the hit with this rank, object and id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct After {
+    rank: String,
+    object: String,
+    id: Uuid,
+}
+
+impl After {
+    pub fn cursor(rank: &str, object: &str, id: Uuid) -> String {
+        URL_SAFE_NO_PAD.encode(format!("search:{rank}|{object}|{id}"))
+    }
+
+    pub fn decode(text: &str) -> Option<After> {
+        let bytes = URL_SAFE_NO_PAD.decode(text).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let mut parts = text.strip_prefix("search:")?.splitn(3, '|');
+        let rank = parts.next()?;
+        rank.parse::<f64>().ok()?;
+        Some(After {
+            rank: rank.to_owned(),
+            object: parts.next()?.to_owned(),
+            id: parts.next()?.parse().ok()?,
+        })
+    }
+}
+
+/// One hit: which record, its title and its rank.
+#[derive(Debug, Clone, diesel::QueryableByName)]
+pub struct Hit {
+    #[diesel(sql_type = Text)]
+    pub object: String,
+    #[diesel(sql_type = SqlUuid)]
+    pub id: Uuid,
+    #[diesel(sql_type = Text)]
+    pub title: String,
+    /// The rank as text (a numeric rounded to six places): exact in cursors.
+    #[diesel(sql_type = Text)]
+    pub rank: String,
+}
+
+/// An object to search: its rows as the caller may read them, and the
+/// filter the request gave for it.
+pub struct Searched<'a> {
+    pub table: Table<'a>,
+    pub filter: Option<Filter>,
+}
+
+/// What a hit shows as its title: a person's names, else the name.
+fn title(object: &ObjectDef) -> Sql {
+    let has = |name: &str| object.field(name).map(|f| f.column.clone());
+    let mut sql = Sql::new();
+    match (has("firstName"), has("lastName"), has("name")) {
+        (Some(first), Some(last), _) => {
+            sql.push("concat_ws(' ', ")
+                .column("t", &first)
+                .push(", ")
+                .column("t", &last)
+                .push(")");
+        }
+        (_, _, Some(name)) => {
+            sql.push("coalesce(").column("t", &name).push(", t.id::text)");
+        }
+        _ => {
+            sql.push("t.id::text");
+        }
+    }
+    sql
+}
+
+/// The hits of one object, ranked, as a `SELECT` of [`Hit`] columns.
+fn hits_of(searched: &Searched<'_>, query: &Query) -> Sql {
+    let object = searched.table.object;
+    let vector = vector(object, Some("t"));
+    let text = text(object, Some("t"));
+    let tsquery = query.tsquery();
+    let mut sql = Sql::raw("SELECT ");
+    sql.bind(Bind::Text(Some(object.name.clone())))
+        .push("::text AS object, t.id, ")
+        .append(&title(object))
+        .push(" AS title, round(((")
+        .append(&vector)
+        .push(" @@ ")
+        .append(&tsquery)
+        .push(")::int + ts_rank(")
+        .append(&vector)
+        .push(", ")
+        .append(&tsquery)
+        .push(") + crm_system.word_similarity(crm_system.search_text(")
+        .bind(Bind::Text(Some(query.text.clone())))
+        .push("), ")
+        .append(&text)
+        .push("))::numeric, 6) AS rank")
+        .append(&searched.table.from_as("t"))
+        .push(" WHERE ")
+        .append(&searched.table.rows(false, "t"));
+    // Every word starts a word of the record, or (a typo) is similar to one.
+    for word in &query.words {
+        sql.push(" AND (")
+            .append(&vector)
+            .push(" @@ ")
+            .append(&word_query(word));
+        if fuzzy(word) {
+            sql.push(" OR crm_system.search_text(")
+                .bind(Bind::Text(Some(word.clone())))
+                .push(") OPERATOR(crm_system.<%) ")
+                .append(&text);
+        }
+        sql.push(")");
+    }
+    if let Some(filter) = &searched.filter {
+        sql.push(" AND (")
+            .append(&filter.compile(searched.table.workspace_schema, "t"))
+            .push(")");
+    }
+    sql
+}
+
+/// One page of hits across `objects`, best first; `limit + 1` are read so
+/// the caller knows whether more follow. Runs in a transaction of its own
+/// (the similarity threshold is set for it alone).
+pub async fn search(
+    conn: &mut AsyncPgConnection,
+    objects: &[Searched<'_>],
+    query: &Query,
+    after: Option<&After>,
+    limit: usize,
+) -> Result<Vec<Hit>> {
+    use diesel_async::AsyncConnection;
+    if objects.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut sql = Sql::raw("SELECT object, id, title, rank::text AS rank FROM (");
+    for (i, searched) in objects.iter().enumerate() {
+        if i > 0 {
+            sql.push(" UNION ALL ");
+        }
+        sql.append(&hits_of(searched, query));
+    }
+    sql.push(") hits");
+    if let Some(after) = after {
+        sql.push(" WHERE (rank < ")
+            .bind(Bind::Text(Some(after.rank.clone())))
+            .push("::numeric OR (rank = ")
+            .bind(Bind::Text(Some(after.rank.clone())))
+            .push("::numeric AND (object, id) > (")
+            .bind(Bind::Text(Some(after.object.clone())))
+            .push("::text, ")
+            .bind(Bind::Uuid(Some(after.id)))
+            .push(")))");
+    }
+    sql.push(" ORDER BY rank DESC, object, id LIMIT ")
+        .push(&(limit + 1).to_string());
+    let hits = conn
+        .transaction::<_, CrmError, _>(async |conn| {
+            let mut threshold = Sql::raw("SELECT set_config('pg_trgm.word_similarity_threshold', ");
+            threshold
+                .bind(Bind::Text(Some(SIMILARITY.into())))
+                .push(", true) AS row");
+            threshold.execute(conn).await?;
+            Ok(sql.load::<Hit>(conn).await?)
+        })
+        .await?;
+    Ok(hits)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_query_is_its_words() {
+        let query = Query::parse("  Müller, Hans-Peter ").unwrap();
+        assert_eq!(query.words, ["Müller", "Hans", "Peter"]);
+        assert!(Query::parse(" @@ ").is_err());
+        assert!(Query::parse(&"a".repeat(MAX_QUERY + 1)).is_err());
+        assert!(!fuzzy("jo"));
+        assert!(fuzzy("jon"));
+    }
+
+    #[test]
+    fn cursors_round_trip() {
+        let id = Uuid::new_v4();
+        let cursor = After::cursor("1.060793", "Contact", id);
+        let after = After::decode(&cursor).unwrap();
+        assert_eq!(
+            (after.rank.as_str(), after.object.as_str(), after.id),
+            ("1.060793", "Contact", id)
+        );
+        assert!(After::decode("bm90IGEgY3Vyc29y").is_none());
+    }
+}
