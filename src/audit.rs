@@ -60,10 +60,12 @@ pub enum Action {
     Purge,
     Promote,
     Revert,
+    Merge,
+    Unmerge,
 }
 
 impl Action {
-    pub const ALL: [Action; 9] = [
+    pub const ALL: [Action; 11] = [
         Action::Create,
         Action::Update,
         Action::Delete,
@@ -73,6 +75,8 @@ impl Action {
         Action::Purge,
         Action::Promote,
         Action::Revert,
+        Action::Merge,
+        Action::Unmerge,
     ];
 
     pub fn description(self) -> &'static str {
@@ -89,6 +93,8 @@ impl Action {
             }
             Action::Promote => "A sandbox's changes or a changeset file were applied to a workspace.",
             Action::Revert => "A promotion was undone.",
+            Action::Merge => "A record was merged into another (its survivor): it is deleted and its id leads there.",
+            Action::Unmerge => "A merge was undone: the merged record is back and the survivor as it was.",
         }
     }
 
@@ -103,6 +109,8 @@ impl Action {
             Action::Purge => "PURGE",
             Action::Promote => "PROMOTE",
             Action::Revert => "REVERT",
+            Action::Merge => "MERGE",
+            Action::Unmerge => "UNMERGE",
         }
     }
 }

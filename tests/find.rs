@@ -152,3 +152,398 @@ async fn search_sees_only_what_the_caller_may_read() {
         ["Secret Rep-Owned"]
     );
 }
+
+const CREATE_CONTACT: &str = "mutation($input: CreateContactInput!) { createContact(input: $input) { id } }";
+const RULE: &str = "mutation($input: CreateDuplicateRuleInput!) { createDuplicateRule(input: $input) { id name } }";
+
+async fn contacts(app: &TestApp) -> i64 {
+    app.scalar("SELECT count(*) AS n FROM crm.contact WHERE deleted_at IS NULL")
+        .await
+}
+
+/// The first error of a response that must have failed, with its code.
+fn refused(response: &Value, code: &str) -> Value {
+    let error = response["errors"][0].clone();
+    assert_eq!(error["extensions"]["code"], code, "{response:#}");
+    error
+}
+
+#[tokio::test]
+async fn duplicate_rules_warn_and_block_on_every_write_path() {
+    let app = TestApp::start().await;
+    // The preset WARN rule: the same email, case and spaces aside. The
+    // write goes through and the response lists the match.
+    let first = app
+        .create(
+            "Contact",
+            json!({ "firstName": "Ada", "lastName": "Lovelace", "email": "ada@engines.example" }),
+        )
+        .await;
+    let warned = app
+        .graphql(
+            CREATE_CONTACT,
+            json!({ "input": { "lastName": "Byron", "email": "ADA@Engines.example" } }),
+        )
+        .await;
+    assert!(warned["errors"].is_null(), "{warned:#}");
+    let warning = &warned["extensions"]["duplicates"][0];
+    assert_eq!(warning["rule"], "Contacts with the same email");
+    assert_eq!(warning["action"], "WARN");
+    assert_eq!(warning["recordId"], warned["data"]["createContact"]["id"]);
+    assert_eq!(warning["matches"][0]["id"], first);
+    assert_eq!(warning["matches"][0]["name"], "Ada Lovelace");
+    assert_eq!(contacts(&app).await, 2);
+
+    // A BLOCK rule on phone numbers, compared by their last ten digits.
+    let bad = app
+        .graphql(
+            RULE,
+            json!({ "input": { "name": "Same phone", "object": "Contact", "action": "BLOCK",
+                                "criteria": [{ "field": "fax", "match": "NORMALIZED" }] } }),
+        )
+        .await;
+    assert_eq!(
+        refused(&bad, "BAD_USER_INPUT")["extensions"]["field"],
+        json!(["input", "criteria", 0, "field"])
+    );
+    app.data(
+        RULE,
+        json!({ "input": { "name": "Same phone", "object": "Contact", "action": "BLOCK",
+                            "criteria": [{ "field": "phone", "match": "NORMALIZED" }] } }),
+    )
+    .await;
+    let grace = app
+        .create(
+            "Contact",
+            json!({ "firstName": "Grace", "lastName": "Hopper", "phone": "+1 (415) 555-0100" }),
+        )
+        .await;
+    let before = contacts(&app).await;
+    // Create.
+    let blocked = app
+        .graphql(
+            CREATE_CONTACT,
+            json!({ "input": { "lastName": "Copy", "phone": "415.555.0100" } }),
+        )
+        .await;
+    let error = refused(&blocked, "DUPLICATE");
+    assert_eq!(error["extensions"]["duplicates"][0]["id"], grace);
+    assert_eq!(error["extensions"]["duplicates"][0]["rule"], "Same phone");
+    // Batch create: the item is named, none is made.
+    let batch = app
+        .graphql(
+            "mutation($inputs: [CreateContactInput!]!) { createContacts(inputs: $inputs) { id } }",
+            json!({ "inputs": [{ "lastName": "Fine" }, { "lastName": "Copy", "phone": "4155550100" }] }),
+        )
+        .await;
+    assert_eq!(
+        refused(&batch, "DUPLICATE")["extensions"]["field"],
+        json!(["inputs", 1])
+    );
+    // Update, of the phone only (other changes of a duplicate pass).
+    let other = app
+        .create("Contact", json!({ "lastName": "Other", "phone": "+44 20 7946 0000" }))
+        .await;
+    let update = "mutation($id: ID!, $input: UpdateContactInput!) { updateContact(id: $id, input: $input) { id } }";
+    let changed = app
+        .graphql(update, json!({ "id": other, "input": { "phone": "(415) 555 0100" } }))
+        .await;
+    assert_eq!(refused(&changed, "DUPLICATE")["extensions"]["field"], json!(["input"]));
+    // Upsert.
+    let upserted = app
+        .graphql(
+            "mutation { upsertContact(externalId: \"crm-9\", input: { lastName: \"Copy\", phone: \"415-555-0100\" }) { id } }",
+            json!({}),
+        )
+        .await;
+    refused(&upserted, "DUPLICATE");
+    assert_eq!(contacts(&app).await, before + 1, "only `Other` was made");
+    // Lead conversion: the contact it would make matches; allowDuplicates
+    // does not pass a BLOCK rule.
+    let lead = app
+        .create(
+            "Lead",
+            json!({ "lastName": "Hopper", "company": "Navy", "phone": "415 555 0100" }),
+        )
+        .await;
+    let convert =
+        "mutation($input: ConvertLeadInput!) { convertLead(input: $input) { contact { id } duplicates { id rule } } }";
+    let asked = app.graphql(convert, json!({ "input": { "leadId": lead } })).await;
+    let error = refused(&asked, "DUPLICATE");
+    assert_eq!(error["extensions"]["duplicates"][0]["id"], grace);
+    let forced = app
+        .graphql(convert, json!({ "input": { "leadId": lead, "allowDuplicates": true } }))
+        .await;
+    assert_eq!(
+        refused(&forced, "DUPLICATE")["extensions"]["duplicates"][0]["rule"],
+        "Same phone"
+    );
+    let into_existing = app
+        .data(
+            convert,
+            json!({ "input": { "leadId": lead, "contact": { "id": grace } } }),
+        )
+        .await;
+    assert_eq!(into_existing["convertLead"]["contact"]["id"], grace);
+
+    // FUZZY and DOMAIN: accounts with a similar name on the same domain.
+    app.data(
+        "mutation($input: CreateDuplicateRuleInput!) { createDuplicateRule(input: $input) { id } }",
+        json!({ "input": { "name": "Similar company", "object": "Account", "action": "BLOCK",
+                            "criteria": [{ "field": "name", "match": "FUZZY", "threshold": 0.5 },
+                                         { "field": "website", "match": "DOMAIN" }] } }),
+    )
+    .await;
+    app.create(
+        "Account",
+        json!({ "name": "Globex Corporation", "website": "https://www.globex.example/about" }),
+    )
+    .await;
+    let create_account = "mutation($input: CreateAccountInput!) { createAccount(input: $input) { id } }";
+    let similar = app
+        .graphql(
+            create_account,
+            json!({ "input": { "name": "Globex Corporaton", "website": "globex.example" } }),
+        )
+        .await;
+    refused(&similar, "DUPLICATE");
+    let elsewhere = app
+        .graphql(
+            create_account,
+            json!({ "input": { "name": "Globex Corporaton", "website": "globex.test" } }),
+        )
+        .await;
+    assert!(
+        elsewhere["errors"].is_null(),
+        "another domain is another company: {elsewhere:#}"
+    );
+
+    // findDuplicates lists the pair the WARN rule let through.
+    let found = app
+        .data(
+            "query { findDuplicates(object: \"Contact\", rule: \"Contacts with the same email\") {
+                clusters { rule action matchedOn size records { ... on Contact { id lastName } } } hasNextPage } }",
+            json!({}),
+        )
+        .await;
+    let clusters = &found["findDuplicates"]["clusters"];
+    assert_eq!(clusters.as_array().unwrap().len(), 1, "{found:#}");
+    assert_eq!(clusters[0]["size"], 2);
+    assert_eq!(texts(&clusters[0]["records"], &["lastName"]), ["Lovelace", "Byron"]);
+    assert_eq!(clusters[0]["matchedOn"], json!(["email"]));
+}
+
+#[tokio::test]
+async fn duplicate_rules_promote_from_a_sandbox_and_revert() {
+    let app = TestApp::start().await;
+    app.data(
+        "mutation { createSandbox(input: { name: \"dedup\", mode: METADATA_ONLY }) { name } }",
+        json!({}),
+    )
+    .await;
+    app.sandbox_data(
+        "dedup",
+        RULE,
+        json!({ "input": { "name": "Same last name", "object": "Contact", "action": "BLOCK",
+                            "criteria": [{ "field": "lastName", "match": "NORMALIZED" }] } }),
+    )
+    .await;
+    let diff = app
+        .data(
+            "query { sandboxDiff(name: \"dedup\") { canApply changes { kind action target } } }",
+            json!({}),
+        )
+        .await["sandboxDiff"]
+        .clone();
+    assert_eq!(diff["canApply"], true, "{diff:#}");
+    assert_eq!(
+        diff["changes"],
+        json!([{ "kind": "DUPLICATE_RULE", "action": "ADD", "target": "Same last name" }])
+    );
+    let version = app
+        .scalar("SELECT metadata_version::bigint AS n FROM crm.workspace_settings")
+        .await;
+    let promote = "mutation($version: Int!, $dry: Boolean!) { promoteSandbox(name: \"dedup\", dryRun: $dry, expectedProductionVersion: $version) { applied promotion { id } } }";
+    let rehearsed = app.data(promote, json!({ "version": version, "dry": true })).await;
+    assert_eq!(rehearsed["promoteSandbox"]["applied"], false);
+    app.create("Contact", json!({ "lastName": "Curie" })).await;
+    app.create("Contact", json!({ "lastName": "curie " })).await;
+    let promoted = app.data(promote, json!({ "version": version, "dry": false })).await;
+    assert_eq!(promoted["promoteSandbox"]["applied"], true, "{promoted:#}");
+    let blocked = app
+        .graphql(CREATE_CONTACT, json!({ "input": { "lastName": "CURIE" } }))
+        .await;
+    refused(&blocked, "DUPLICATE");
+    // The promoted rule got its index.
+    let index =
+        "SELECT count(*) AS n FROM pg_indexes WHERE schemaname = 'crm' AND indexname ~ '^contact_last_name_.*_dupn$'";
+    assert_eq!(app.scalar(index).await, 1);
+    let reverted = app
+        .data(
+            "mutation($id: ID!) { revertPromotion(id: $id, dryRun: false) { applied } }",
+            json!({ "id": promoted["promoteSandbox"]["promotion"]["id"] }),
+        )
+        .await;
+    assert_eq!(reverted["revertPromotion"]["applied"], true);
+    app.create("Contact", json!({ "lastName": "Curie" })).await;
+}
+
+const MERGE: &str = "mutation($survivor: ID!, $merged: [ID!]!, $choices: [MergeFieldChoice!], $dry: Boolean) {
+    mergeRecords(object: \"Contact\", survivorId: $survivor, mergedIds: $merged, fieldChoices: $choices, dryRun: $dry) {
+        id object mergedIds dryRun removedContactRoles undoneAt moved { object field count }
+        survivor { ... on Contact { id phone email version } } } }";
+
+async fn contact_of(app: &TestApp, table: &str, id: &str) -> String {
+    let row = app
+        .scalar(&format!(
+            "SELECT count(*) AS n FROM crm.{table} WHERE id = '{id}' AND contact_id IS NOT NULL"
+        ))
+        .await;
+    assert_eq!(row, 1);
+    let data = app
+        .data(
+            &format!("query($id: ID!) {{ {table}(id: $id) {{ contact {{ id }} }} }}"),
+            json!({ "id": id }),
+        )
+        .await;
+    data[table]["contact"]["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn merge_moves_every_reference_to_the_survivor_and_unmerge_puts_it_back() {
+    let app = TestApp::start().await;
+    // A custom lookup to contacts, on deals.
+    app.data(
+        r#"mutation { createCustomField(input: { object: "Opportunity", name: "referrer", label: "Referrer", type: LOOKUP, lookupObject: "Contact", relationName: "referredDeals" }) { name } }"#,
+        json!({}),
+    )
+    .await;
+    let survivor = app
+        .create("Contact", json!({ "firstName": "Ada", "lastName": "Lovelace", "email": "ada@engines.example", "externalId": "crm-s" }))
+        .await;
+    let merged = app
+        .create(
+            "Contact",
+            json!({ "firstName": "Ada", "lastName": "Lovelace", "phone": "+44 20 1234", "externalId": "crm-m" }),
+        )
+        .await;
+    let call = app
+        .create(
+            "Activity",
+            json!({ "type": "CALL", "subject": "Call", "contactId": merged }),
+        )
+        .await;
+    let deal = app
+        .create("Opportunity", json!({ "name": "Engines", "referrerId": merged }))
+        .await;
+    let role = "mutation($o: ID!, $c: ID!) { createContactRole(input: { opportunityId: $o, contactId: $c, role: INFLUENCER }) { id } }";
+    app.data(role, json!({ "o": deal, "c": survivor })).await;
+    app.data(role, json!({ "o": deal, "c": merged })).await;
+    let vars =
+        json!({ "survivor": survivor, "merged": [merged], "choices": [{ "field": "phone", "recordId": merged }] });
+
+    // A dry run answers what the merge would do and changes nothing.
+    let mut dry = vars.clone();
+    dry["dry"] = json!(true);
+    let rehearsed = app.data(MERGE, dry).await["mergeRecords"].clone();
+    assert_eq!(rehearsed["dryRun"], true);
+    assert_eq!(rehearsed["survivor"]["phone"], "+44 20 1234");
+    assert_eq!(
+        contact_of(&app, "activity", &call).await,
+        merged,
+        "a dry run moves nothing"
+    );
+
+    let done = app.data(MERGE, vars.clone()).await["mergeRecords"].clone();
+    assert_eq!(done["dryRun"], false);
+    assert_eq!(done["survivor"]["id"], survivor);
+    assert_eq!(done["survivor"]["phone"], "+44 20 1234", "the chosen value");
+    assert_eq!(done["survivor"]["email"], "ada@engines.example", "its own for the rest");
+    assert_eq!(
+        done["removedContactRoles"], 1,
+        "the merged contact's role repeated the survivor's"
+    );
+    let moved: Vec<(String, i64)> = done["moved"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                format!("{}.{}", m["object"].as_str().unwrap(), m["field"].as_str().unwrap()),
+                m["count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(moved.contains(&("Activity.contact".into(), 1)), "{moved:?}");
+    assert!(moved.contains(&("Opportunity.referrer".into(), 1)), "{moved:?}");
+    assert_eq!(contact_of(&app, "activity", &call).await, survivor);
+    let referred = app
+        .data(
+            "query($id: ID!) { opportunity(id: $id) { referrer { id } contactRoles { totalCount } } }",
+            json!({ "id": deal }),
+        )
+        .await;
+    assert_eq!(referred["opportunity"]["referrer"]["id"], survivor);
+    assert_eq!(referred["opportunity"]["contactRoles"]["totalCount"], 1);
+    // The merged id reads the survivor, on both execution paths.
+    let read = "query($id: ID!) { contact(id: $id) { id phone } }";
+    for path in ["resolvers", "compiled"] {
+        let data = app.graphql(read, json!({ "id": merged })).await;
+        assert_eq!(data["data"]["contact"]["id"], survivor, "{path}: {data}");
+    }
+    let restore = app
+        .graphql(
+            "mutation($id: ID!) { restoreContact(id: $id) { id } }",
+            json!({ "id": merged }),
+        )
+        .await;
+    assert_eq!(restore["errors"][0]["extensions"]["code"], "CONFLICT");
+    let audited = app
+        .scalar(&format!(
+            "SELECT count(*) AS n FROM crm_system.audit_log WHERE record_id = '{merged}' AND action = 'MERGE'"
+        ))
+        .await;
+    assert_eq!(audited, 1);
+
+    // Undone: everything back as it was.
+    let unmerge = "mutation($id: ID!, $dry: Boolean) { unmergeRecords(id: $id, dryRun: $dry) { undoneAt survivor { ... on Contact { phone } } } }";
+    let undone = app.data(unmerge, json!({ "id": done["id"] })).await["unmergeRecords"].clone();
+    assert!(undone["undoneAt"].is_string());
+    assert_eq!(undone["survivor"]["phone"], Value::Null);
+    assert_eq!(contact_of(&app, "activity", &call).await, merged);
+    let back = app
+        .data("query($id: ID!) { contact(id: $id) { id deletedAt } opportunity(id: $o) { referrer { id } contactRoles { totalCount } } }"
+            .replace("$id: ID!", "$id: ID!, $o: ID!").as_str(), json!({ "id": merged, "o": deal }))
+        .await;
+    assert_eq!(back["contact"]["id"], merged);
+    assert_eq!(back["opportunity"]["referrer"]["id"], merged);
+    assert_eq!(back["opportunity"]["contactRoles"]["totalCount"], 2);
+    let twice = app.graphql(unmerge, json!({ "id": done["id"] })).await;
+    assert_eq!(twice["errors"][0]["extensions"]["code"], "CONFLICT");
+
+    // Merged again, an upsert by the merged record's external id changes
+    // the survivor; after that the merge can no longer be undone.
+    let again = app.data(MERGE, vars).await["mergeRecords"].clone();
+    let upserted = app
+        .data("mutation { upsertContact(externalId: \"crm-m\", input: { lastName: \"Lovelace\", title: \"Countess\" }) { id title } }", json!({}))
+        .await;
+    assert_eq!(
+        upserted["upsertContact"],
+        json!({ "id": survivor, "title": "Countess" })
+    );
+    let late = app.graphql(unmerge, json!({ "id": again["id"] })).await;
+    assert_eq!(late["errors"][0]["extensions"]["code"], "CONFLICT", "{late:#}");
+
+    // Bad input names its argument.
+    let error = app
+        .error(MERGE, json!({ "survivor": survivor, "merged": [survivor] }))
+        .await;
+    assert_eq!(error["extensions"]["field"], json!(["mergedIds", 0]));
+    let error = app
+        .error(
+            MERGE,
+            json!({ "survivor": survivor, "merged": [merged], "choices": [{ "field": "nope", "recordId": merged }] }),
+        )
+        .await;
+    assert_eq!(error["extensions"]["field"], json!(["fieldChoices", 0, "field"]));
+}

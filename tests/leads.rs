@@ -554,7 +554,7 @@ async fn a_rule_is_previewed_in_a_sandbox_promoted_and_reverted() {
     .await;
     app.sandbox_data(
         "scoring",
-        "mutation { createLeadFieldMapping(input: { leadField: \"timeline\", targetObject: OPPORTUNITY, targetField: \"nextStep\" }) { id } }",
+        "mutation { createLeadFieldMapping(input: { leadField: \"purchaseTimeline\", targetObject: OPPORTUNITY, targetField: \"nextStep\" }) { id } }",
         json!({}),
     )
     .await;

@@ -328,7 +328,7 @@ async fn contact_roles_activities_leads_and_owners() {
     assert_eq!(view["contacts"]["nodes"], json!([{ "lastName": "Lovelace" }]));
     let lead = app
         .data(
-            "query($id: ID!) { lead(id: $id) { budget authority need timeline } }",
+            "query($id: ID!) { lead(id: $id) { budget authority need purchaseTimeline } }",
             json!({ "id": lead }),
         )
         .await;

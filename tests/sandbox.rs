@@ -123,12 +123,13 @@ async fn a_sandbox_copies_production_metadata_and_its_changes_stay_in_it() {
         made["endpoint"].as_str().unwrap().ends_with("/sandboxes/dev/graphql"),
         "{made}"
     );
-    // No records; the pipeline and its stages, the lead field mappings and
-    // grades are configuration.
+    // No records; the pipeline and its stages, the lead field mappings,
+    // grades and duplicate rules are configuration.
     let configuration = app
         .scalar(
             "SELECT (SELECT count(*) FROM crm.pipeline) + (SELECT count(*) FROM crm.stage) \
-             + (SELECT count(*) FROM crm.lead_field_mapping) + (SELECT count(*) FROM crm.lead_grade) AS n",
+             + (SELECT count(*) FROM crm.lead_field_mapping) + (SELECT count(*) FROM crm.lead_grade) \
+             + (SELECT count(*) FROM crm.duplicate_rule) AS n",
         )
         .await;
     assert_eq!(made["size"]["rows"], configuration);

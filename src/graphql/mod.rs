@@ -370,9 +370,16 @@ async fn run(
     request: Request,
 ) -> (Response, bool) {
     let context = RequestContext::new(db.clone(), entry, caller, visibility);
+    let notices = context.notices.clone();
     let query = request.query.clone();
     let operation_name = request.operation_name.clone();
     let mut response = entry.schema.execute(request.data(context)).await;
+    let duplicates = notices.take();
+    if !duplicates.is_empty() {
+        if let Ok(value) = Value::from_json(serde_json::Value::Array(duplicates)) {
+            response.extensions.insert("duplicates".into(), value);
+        }
+    }
     // Resolvers' errors carry a code and the position of their field;
     // errors before execution have no code (parse, validation) or, from
     // the query gate, no position.

@@ -67,6 +67,7 @@ fn permitted(context: &RequestContext, object: &ObjectDef, operation: Operation)
 macro_rules! audited {
     ($context:expr, |$conn:ident| $body:block) => {{
         let context: &$crate::graphql::resolve::RequestContext = $context;
+        let notices = context.notices.len();
         let mut conn = context.db.conn().await?;
         let done =
             diesel_async::AsyncConnection::transaction::<_, $crate::error::CrmError, _>(&mut conn, async |$conn| {
@@ -77,8 +78,12 @@ macro_rules! audited {
                 Ok(done)
             })
             .await;
-        // What a failed write asked for is not the next one's to do.
+        // What a failed write asked for is not the next one's to do, and
+        // what it warned of did not happen.
         context.follow_ups.clear();
+        if done.is_err() {
+            context.notices.truncate(notices);
+        }
         done
     }};
 }
@@ -214,6 +219,37 @@ pub async fn update_one(
         .run(conn, &context.check_scope(path.parts()), object, written)
         .await?;
     let entry = records::audit_entry(object, Action::Update, before.as_ref(), &record);
+    Ok((record, entry))
+}
+
+/// An upsert whose external id belongs to a merged record: it changes the
+/// survivor (which the caller must be able to see).
+async fn update_survivor(
+    conn: &mut AsyncPgConnection,
+    context: &RequestContext,
+    hooks: &RecordHooks,
+    object: &ObjectDef,
+    survivor: Uuid,
+    values: &[(FieldDef, Bind)],
+    path: &Path,
+) -> Result<(Record, Entry)> {
+    let table = context.table(object);
+    let before = write::lock(conn, table, survivor).await?.ok_or_else(|| {
+        CrmError::Conflict(format!(
+            "the {} with this externalId was merged into one you cannot see",
+            object.name
+        ))
+    })?;
+    check_reassign(context, object, Some(&before), values)?;
+    let record = write::update(conn, &context.model, table, survivor, values, None, path.parts()).await?;
+    let written = Written {
+        before: Some(&before),
+        record: &record,
+    };
+    let record = hooks
+        .run(conn, &context.check_scope(path.parts()), object, written)
+        .await?;
+    let entry = records::audit_entry(object, Action::Update, Some(&before), &record);
     Ok((record, entry))
 }
 
@@ -424,38 +460,50 @@ fn upsert(object: &Arc<ObjectDef>) -> Field {
                 let (field, value) = &external;
                 let every = table.unrestricted();
                 let before = write::lock_where(conn, every, &field.column, value.clone()).await?;
-                if let (Some(found), Some(_)) = (&before, table.visible()) {
-                    let id = crate::records::record_id(found).ok_or_else(|| CrmError::internal("record without id"))?;
-                    if write::lock(conn, table, id).await?.is_none() {
-                        return Err(CrmError::Conflict(format!(
-                            "another {} already has this externalId",
-                            object.name
-                        )));
+                // A merged record's external id changes its survivor.
+                let merged_into = match before.as_ref().and_then(crate::records::record_id) {
+                    Some(id) => crate::records::merged::survivor_of(conn, &context.schema, &object, id).await?,
+                    None => None,
+                };
+                if let Some(survivor) = merged_into {
+                    let (record, entry) =
+                        update_survivor(conn, context, hooks(&ctx), &object, survivor, &values, &path).await?;
+                    (record, vec![entry])
+                } else {
+                    if let (Some(found), Some(_)) = (&before, table.visible()) {
+                        let id =
+                            crate::records::record_id(found).ok_or_else(|| CrmError::internal("record without id"))?;
+                        if write::lock(conn, table, id).await?.is_none() {
+                            return Err(CrmError::Conflict(format!(
+                                "another {} already has this externalId",
+                                object.name
+                            )));
+                        }
                     }
+                    let action = match &before {
+                        None => {
+                            with_creator(context, &object, &mut values);
+                            Action::Create
+                        }
+                        Some(before) if before.get("deletedAt").is_some_and(|at| !at.is_null()) => {
+                            // Bringing a deleted record back is a restore, whatever the path.
+                            let grant = permitted(context, &object, Operation::Restore)?;
+                            check_owned(context, &object, Operation::Restore, grant, Some(before))?;
+                            Action::Restore
+                        }
+                        Some(_) => Action::Update,
+                    };
+                    check_reassign(context, &object, before.as_ref(), &values)?;
+                    let record = write::upsert(conn, &context.model, table, external, &values, path.parts()).await?;
+                    let scope = context.check_scope(path.parts());
+                    let written = Written {
+                        before: before.as_ref(),
+                        record: &record,
+                    };
+                    let record = hooks(&ctx).run(conn, &scope, &object, written).await?;
+                    let entry = records::audit_entry(&object, action, before.as_ref(), &record);
+                    (record, vec![entry])
                 }
-                let action = match &before {
-                    None => {
-                        with_creator(context, &object, &mut values);
-                        Action::Create
-                    }
-                    Some(before) if before.get("deletedAt").is_some_and(|at| !at.is_null()) => {
-                        // Bringing a deleted record back is a restore, whatever the path.
-                        let grant = permitted(context, &object, Operation::Restore)?;
-                        check_owned(context, &object, Operation::Restore, grant, Some(before))?;
-                        Action::Restore
-                    }
-                    Some(_) => Action::Update,
-                };
-                check_reassign(context, &object, before.as_ref(), &values)?;
-                let record = write::upsert(conn, &context.model, table, external, &values, path.parts()).await?;
-                let scope = context.check_scope(path.parts());
-                let written = Written {
-                    before: before.as_ref(),
-                    record: &record,
-                };
-                let record = hooks(&ctx).run(conn, &scope, &object, written).await?;
-                let entry = records::audit_entry(&object, action, before.as_ref(), &record);
-                (record, vec![entry])
             })?;
             users_changed(context, &object, &record).await;
             Ok(Some(FieldValue::owned_any(record)))
@@ -568,6 +616,16 @@ fn state_change(object: &Arc<ObjectDef>, change: StateChange) -> Field {
             let record = audited!(context, |conn| {
                 let before = write::lock(conn, table, id).await?;
                 check_owned(context, &object, operation, grant, before.as_ref())?;
+                if matches!(change, StateChange::Restore) {
+                    if let Some(survivor) =
+                        crate::records::merged::survivor_of(conn, &context.schema, &object, id).await?
+                    {
+                        return Err(CrmError::Conflict(format!(
+                            "{} {id} was merged into {survivor}: unmergeRecords brings it back",
+                            object.name
+                        )));
+                    }
+                }
                 let record = match change {
                     StateChange::Delete => write::soft_delete(conn, table, id).await?,
                     // What it says must still mean something: hooks see it.

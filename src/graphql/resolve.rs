@@ -46,6 +46,8 @@ pub struct RequestContext {
     pub base_url: Option<String>,
     /// The work the hooks of the request's current write asked for.
     pub follow_ups: super::room::FollowUps,
+    /// What the request's writes report beside their answer.
+    pub notices: Arc<super::room::Notices>,
 }
 
 impl RequestContext {
@@ -82,6 +84,7 @@ impl RequestContext {
             visibility,
             record_visibility: entry.record_visibility.clone(),
             follow_ups: Default::default(),
+            notices: Default::default(),
         }
     }
 
@@ -93,6 +96,7 @@ impl RequestContext {
             visibility: &self.visibility,
             at,
             follow_ups: &self.follow_ups,
+            notices: &self.notices,
         }
     }
 
@@ -357,6 +361,10 @@ pub fn query_fields(object: &Arc<ObjectDef>) -> Vec<Field> {
                 let request = context(&ctx)?;
                 let mut conn = request.db.conn().await?;
                 let fields = selection::record_fields(&object, ctx.field().selection_set(), &[]);
+                // A merged record's id reads its survivor.
+                let id = records::merged::survivor_of(&mut conn, &request.schema, &object, id)
+                    .await?
+                    .unwrap_or(id);
                 let mut found = records::get_many(&mut conn, request.table(&object), &fields, &[id]).await?;
                 Ok(found.remove(&id).map(FieldValue::owned_any))
             })

@@ -61,6 +61,46 @@ pub struct CheckScope<'a> {
     pub visibility: &'a crate::access::Visibility,
     pub at: &'a [String],
     pub follow_ups: &'a FollowUps,
+    /// Where warnings for the response go.
+    pub notices: &'a Notices,
+}
+
+/// What a request's writes report beside their answer, in the response's
+/// `extensions`: the matches of WARN duplicate rules, under `duplicates`.
+#[derive(Default)]
+pub struct Notices(std::sync::Mutex<Vec<serde_json::Value>>);
+
+impl Notices {
+    /// Adds a duplicate warning.
+    pub fn duplicate(&self, warning: serde_json::Value) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(warning);
+    }
+
+    /// How many warnings there are (to drop those of a write that failed).
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Drops the warnings after the first `len` (their write failed).
+    pub fn truncate(&self, len: usize) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .truncate(len);
+    }
+
+    /// The warnings, taken.
+    pub fn take(&self) -> Vec<serde_json::Value> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
 }
 
 /// Work hooks ask for once per transaction, whatever number of records
@@ -103,14 +143,46 @@ impl FollowUps {
     }
 }
 
-/// The hooks of a schema by object name, kept as the schema's data.
+/// A hook on the records of every object (duplicate rules apply to any).
+pub type EveryRecordHook = for<'a> fn(
+    &'a mut diesel_async::AsyncPgConnection,
+    &'a CheckScope<'a>,
+    &'a ObjectDef,
+    Written<'a>,
+) -> futures_util::future::BoxFuture<'a, crate::error::Result<()>>;
+
+/// The hooks of a schema by object name, and those of every object, kept
+/// as the schema's data.
 #[derive(Default, Clone)]
-pub struct RecordHooks(pub(super) std::collections::HashMap<&'static str, Vec<RecordHook>>);
+pub struct RecordHooks(
+    pub(super) std::collections::HashMap<&'static str, Vec<RecordHook>>,
+    pub(super) Vec<EveryRecordHook>,
+);
 
 impl RecordHooks {
     /// Runs the hooks of `object`'s records on `written`; answers the
     /// record as it stands after them.
     pub async fn run<'a>(
+        &self,
+        conn: &'a mut diesel_async::AsyncPgConnection,
+        scope: &'a CheckScope<'a>,
+        object: &ObjectDef,
+        written: Written<'a>,
+    ) -> crate::error::Result<crate::records::Record> {
+        let now = self.run_own(conn, scope, object, written).await?;
+        for hook in &self.1 {
+            let written = Written {
+                before: written.before,
+                record: &now,
+            };
+            hook(conn, scope, object, written).await?;
+        }
+        Ok(now)
+    }
+
+    /// Runs only the hooks of `object`'s own records, not those of every
+    /// object (a merge's survivor is not a new duplicate).
+    pub async fn run_own<'a>(
         &self,
         conn: &'a mut diesel_async::AsyncPgConnection,
         scope: &'a CheckScope<'a>,
@@ -232,6 +304,11 @@ impl Surface {
     /// makes.
     pub fn on_write(&mut self, object: &'static str, hook: RecordHook) {
         self.record_hooks.0.entry(object).or_default().push(hook);
+    }
+
+    /// A hook on every record of every object an API write makes.
+    pub fn on_every_write(&mut self, hook: EveryRecordHook) {
+        self.record_hooks.1.push(hook);
     }
 
     /// Work after every promotion and revert.

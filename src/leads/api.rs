@@ -153,9 +153,14 @@ fn duplicate_type() -> Object {
             "What it is called.",
         ))
         .field(json_field(
+            "rule",
+            TypeRef::named_nn(TypeRef::STRING),
+            "The duplicate rule that matched it.",
+        ))
+        .field(json_field(
             "matchedOn",
             TypeRef::named_nn_list_nn(TypeRef::STRING),
-            "The fields that matched: `name`, `email`, `firstName` and `lastName`.",
+            "The fields the rule compares: `name`, `email`, `firstName` and `lastName` …",
         ))
 }
 
@@ -232,8 +237,9 @@ fn conversion_type() -> Object {
         .field(parent_field(
             "duplicates",
             TypeRef::named_nn_list_nn("DuplicateCandidate"),
-            "Existing accounts and contacts like the ones the conversion makes (same name; same email, or same \
-             first and last name). A conversion that finds some refuses with DUPLICATE unless allowDuplicates.",
+            "Existing accounts and contacts the workspace's duplicate rules (of any action) match with the ones the \
+             conversion makes. A conversion that finds some refuses with DUPLICATE unless allowDuplicates; a BLOCK \
+             rule refuses it even then.",
             |c: &Conversion| {
                 Some(FieldValue::list(
                     c.duplicates.iter().cloned().map(FieldValue::owned_any),

@@ -458,12 +458,14 @@ async fn checked(conn: &mut AsyncPgConnection, checks: &RecordHooks, target: &Ta
     // What rooms do after configuration changes is theirs to do after the
     // whole promotion (`Surface::after_promotion`).
     let follow_ups = FollowUps::default();
+    let notices = Default::default();
     let scope = CheckScope {
         model: &model,
         schema: target.schema,
         visibility: &visibility,
         at: &[],
         follow_ups: &follow_ups,
+        notices: &notices,
     };
     let written = Written { before: None, record };
     checks.run(conn, &scope, object, written).await?;

@@ -5,6 +5,7 @@
 //! Identifiers come from the [`ObjectDef`]; values are bind parameters.
 
 pub mod filter;
+pub mod merged;
 pub mod page;
 pub mod window;
 pub mod write;

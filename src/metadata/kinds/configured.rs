@@ -1,5 +1,5 @@
 //! The configuration-row kinds (see `rows`): saved reports, lead field
-//! mappings, scoring rules and lead grades. What each state may hold is
+//! mappings, scoring rules, lead grades and duplicate rules. What each state may hold is
 //! checked here as its table would; what it means (fields, conditions)
 //! is the rooms' check.
 
@@ -9,7 +9,7 @@ use super::configuration::Table;
 use super::rows::{named, Column, Property, Rows};
 use super::{text, About, Kind};
 use crate::error::{CrmError, Result};
-use crate::metadata::standard::{CHARTS, CONVERSION_TARGETS};
+use crate::metadata::standard::{CHARTS, CONVERSION_TARGETS, DUPLICATE_ACTIONS};
 
 /// A saved report.
 pub(super) static REPORT: Rows = Rows {
@@ -132,6 +132,36 @@ pub(super) static LEAD_GRADE: Rows = Rows {
     changed: "leads change grade",
 };
 
+/// A duplicate rule.
+pub(super) static DUPLICATE_RULE: Rows = Rows {
+    about: &About {
+        kind: Kind::DuplicateRule,
+        identifier: "DUPLICATE_RULE",
+        noun: "duplicate rule",
+        description: "When two records are one customer, and what a write that makes a second one gets.",
+        key: "duplicateRules",
+    },
+    table: Table {
+        name: "duplicate_rule",
+        audited_as: "DuplicateRule",
+        in_pipeline: false,
+    },
+    properties: &[
+        Property::new("name", "name", Column::Text),
+        Property::new("description", "description", Column::Text),
+        Property::new("object", "object", Column::Text),
+        Property::new("criteria", "criteria", Column::Json),
+        Property::new("action", "action", Column::Text).or("\"WARN\""),
+        Property::new("isActive", "is_active", Column::Bool).or("true"),
+    ],
+    target: named,
+    // After the fields and objects it names.
+    phase: 5,
+    check: duplicate_rule,
+    removed: "writes that it warned of or blocked go through",
+    changed: "writes are warned of or blocked differently",
+};
+
 /// `name` is 1 to `max` characters.
 fn name_of(desired: &Json, noun: &str, max: usize) -> Result<()> {
     let name = text(desired, "name");
@@ -212,6 +242,28 @@ fn scoring_rule(desired: &Json) -> Result<()> {
     int_in(desired, "maxPoints", 0..=100_000)?;
     int_in(desired, "decayPoints", 0..=1000)?;
     int_in(desired, "decayEveryDays", 1..=3650)
+}
+
+/// Named, for an object, with criteria and one of the actions.
+fn duplicate_rule(desired: &Json) -> Result<()> {
+    name_of(desired, "duplicate rule", 255)?;
+    if text(desired, "object").is_empty() {
+        return Err(CrmError::bad_input(&["object"], "a duplicate rule names its object"));
+    }
+    if desired["criteria"].as_array().is_none_or(Vec::is_empty) {
+        return Err(CrmError::bad_input(
+            &["criteria"],
+            "a duplicate rule has at least one criterion",
+        ));
+    }
+    let action = desired["action"].as_str().unwrap_or("WARN");
+    if !DUPLICATE_ACTIONS.iter().any(|(value, _)| *value == action) {
+        return Err(CrmError::bad_input(
+            &["action"],
+            format!("{action} is not ALLOW, WARN or BLOCK"),
+        ));
+    }
+    Ok(())
 }
 
 /// Named, with a minimum score.

@@ -142,7 +142,7 @@ pub trait MetadataKind: Sync {
 }
 
 /// Every kind, in the order changes are listed (the order of [`Kind`]).
-static KINDS: [&dyn MetadataKind; 9] = [
+static KINDS: [&dyn MetadataKind; 10] = [
     &object::Object,
     &field::Field,
     &pipeline::Pipeline,
@@ -152,6 +152,7 @@ static KINDS: [&dyn MetadataKind; 9] = [
     &configured::LEAD_FIELD_MAPPING,
     &configured::SCORING_RULE,
     &configured::LEAD_GRADE,
+    &configured::DUPLICATE_RULE,
 ];
 
 /// Every kind of metadata, in the order changes are listed.
@@ -173,6 +174,7 @@ pub enum Kind {
     LeadFieldMapping,
     ScoringRule,
     LeadGrade,
+    DuplicateRule,
 }
 
 impl Kind {
@@ -188,6 +190,7 @@ impl Kind {
             Kind::LeadFieldMapping => &configured::LEAD_FIELD_MAPPING,
             Kind::ScoringRule => &configured::SCORING_RULE,
             Kind::LeadGrade => &configured::LEAD_GRADE,
+            Kind::DuplicateRule => &configured::DUPLICATE_RULE,
         }
     }
 

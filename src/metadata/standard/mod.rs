@@ -4,13 +4,15 @@
 //! This module holds the builders every object uses (`F`, `lookup`,
 //! `picklist`, the system and ownership fields) and assembles the list;
 //! the objects themselves live by group: `accounts`, `leads`, `sales`,
-//! `activities`, `reports` and `users`. The list's order is the schema's order.
+//! `activities`, `reports`, `duplicates` and `users`. The list's order is the schema's order.
 
 mod accounts;
 mod activities;
+mod duplicates;
 mod leads;
 mod reports;
 
+pub use duplicates::DUPLICATE_ACTIONS;
 pub use leads::CONVERSION_TARGETS;
 pub use reports::CHARTS;
 mod sales;
@@ -302,8 +304,8 @@ const LEAD_SOURCES: &[(&str, &str)] = &[
 
 /// The standard objects: Account, LifecycleChange, Contact, Lead,
 /// Pipeline, Stage, Opportunity, OpportunityFieldChange, StageEntry,
-/// ContactRole, Activity, Report, LeadFieldMapping, ScoringRule, LeadGrade
-/// and User.
+/// ContactRole, Activity, Report, LeadFieldMapping, ScoringRule, LeadGrade,
+/// DuplicateRule and User.
 pub fn objects() -> Vec<ObjectDef> {
     vec![
         accounts::account(),
@@ -321,6 +323,7 @@ pub fn objects() -> Vec<ObjectDef> {
         leads::lead_field_mapping(),
         leads::scoring_rule(),
         leads::lead_grade(),
+        duplicates::duplicate_rule(),
         users::user(),
     ]
 }

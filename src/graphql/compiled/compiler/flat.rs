@@ -169,7 +169,10 @@ impl<'a> Compiler<'a> {
                 let mut statement = level.select();
                 statement.append(&table.from_as(ROWS));
                 statement.push(" WHERE ").column(ROWS, "id").push(" = ");
-                statement.bind(Bind::Uuid(Some(id)));
+                // A merged record's id reads its survivor.
+                let mut key = crate::db::sql::Sql::new();
+                key.bind(Bind::Uuid(Some(id)));
+                statement.append(&crate::records::merged::redirected(self.workspace, object, &key));
                 statement.push(" AND ").append(&table.rows(false, ROWS));
                 Root::Single { statement, level }
             } else if let Some(object) = model.objects().iter().find(|o| o.plural == name) {

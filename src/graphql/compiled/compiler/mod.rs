@@ -232,6 +232,8 @@ impl<'a> Compiler<'a> {
         };
         let mut key = Sql::new();
         key.bind(Bind::Uuid(Some(id)));
+        // A merged record's id reads its survivor.
+        let key = crate::records::merged::redirected(self.workspace, object, &key);
         self.live_record(object, &field.selection_set.node, key)
     }
 
