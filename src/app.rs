@@ -24,6 +24,7 @@ pub const ROOMS: Rooms = Rooms(&[
     crate::duplicates::register,
     crate::leads::register,
     crate::merge::api::register,
+    crate::timeline::api::register,
     crate::customize::register,
     crate::sandbox::api::register,
     crate::promotion::api::register,

@@ -32,6 +32,7 @@ pub mod sandbox;
 pub mod search;
 pub mod seed;
 pub mod team;
+pub mod timeline;
 pub mod yielding;
 
 pub use app::App;

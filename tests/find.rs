@@ -547,3 +547,163 @@ async fn merge_moves_every_reference_to_the_survivor_and_unmerge_puts_it_back() 
         .await;
     assert_eq!(error["extensions"]["field"], json!(["fieldChoices", 0, "field"]));
 }
+
+const TIMELINE: &str = "query($id: ID!, $first: Int, $after: String, $kinds: [TimelineKind!], $related: Boolean) {
+    account(id: $id) { timeline(first: $first, after: $after, kinds: $kinds, includeRelated: $related) {
+        edges { cursor node { __typename
+            ... on TimelineActivity { at kind planned activity { subject } }
+            ... on TimelineFieldChange { at kind object action changes { field } }
+            ... on TimelineStageChange { at kind stage { name } fromStage { name } opportunity { name } }
+            ... on TimelineConversion { at kind lead { lastName } contact { lastName } }
+            ... on TimelineMerge { at kind mergedIds survivor { ... on Contact { lastName } } } } }
+        pageInfo { hasNextPage endCursor } } } }";
+
+/// Every event of an account's timeline, page by page (`first` a page).
+async fn whole_timeline(app: &TestApp, token: Option<&str>, account: &str, first: i64, vars: Value) -> Vec<Value> {
+    let mut events = Vec::new();
+    let mut after = Value::Null;
+    loop {
+        let mut variables = vars.clone();
+        variables["id"] = json!(account);
+        variables["first"] = json!(first);
+        variables["after"] = after.clone();
+        let response = match token {
+            Some(token) => app.graphql_as(token, TIMELINE, variables).await,
+            None => app.graphql(TIMELINE, variables).await,
+        };
+        assert!(response["errors"].is_null(), "{response:#}");
+        let page = &response["data"]["account"]["timeline"];
+        events.extend(page["edges"].as_array().unwrap().iter().map(|e| e["node"].clone()));
+        if page["pageInfo"]["hasNextPage"] != true {
+            return events;
+        }
+        after = page["pageInfo"]["endCursor"].clone();
+    }
+}
+
+fn kinds_of(events: &[Value]) -> Vec<String> {
+    let mut kinds: Vec<String> = events.iter().map(|e| e["kind"].as_str().unwrap().to_owned()).collect();
+    kinds.sort();
+    kinds.dedup();
+    kinds
+}
+
+#[tokio::test]
+async fn an_accounts_timeline_holds_everything_that_happened_newest_first() {
+    let app = TestApp::start().await;
+    app.data(
+        "mutation { updateWorkspaceSettings(input: { recordVisibility: OWNED }) { recordVisibility } }",
+        json!({}),
+    )
+    .await;
+    let (rep, rep_token) = app.user("rep@example.com", "SALES").await;
+    let account = app
+        .create("Account", json!({ "name": "Initech", "ownerId": rep }))
+        .await;
+    let peter = app
+        .create(
+            "Contact",
+            json!({ "firstName": "Peter", "lastName": "Gibbons", "accountId": account, "ownerId": rep }),
+        )
+        .await;
+    let copy = app
+        .create(
+            "Contact",
+            json!({ "firstName": "Peter", "lastName": "Gibbons-Copy", "accountId": account, "ownerId": rep }),
+        )
+        .await;
+    // The admin's own contact at the account: the rep sees it (a child of
+    // their account); the admin's account and its timeline they do not.
+    app.create(
+        "Contact",
+        json!({ "firstName": "Bill", "lastName": "Lumbergh", "accountId": account }),
+    )
+    .await;
+    let hidden = app.create("Account", json!({ "name": "Initrode" })).await;
+    let deal = app
+        .create(
+            "Opportunity",
+            json!({ "name": "TPS reports", "accountId": account, "ownerId": rep }),
+        )
+        .await;
+    let stage = app
+        .data(
+            "query { stages(filter: { name: { eq: \"Qualification\" } }) { nodes { id } } }",
+            json!({}),
+        )
+        .await["stages"]["nodes"][0]["id"]
+        .clone();
+    app.data(
+        "mutation($id: ID!, $stage: ID!) { updateOpportunity(id: $id, input: { stageId: $stage }) { id } }",
+        json!({ "id": deal, "stage": stage }),
+    )
+    .await;
+    app.create("Activity", json!({ "type": "CALL", "subject": "Intro call", "contactId": peter, "status": "COMPLETED", "completedAt": "2026-01-05T10:00:00Z", "ownerId": rep }))
+        .await;
+    app.create("Activity", json!({ "type": "TASK", "subject": "Send contract", "opportunityId": deal, "dueAt": "2030-01-01T09:00:00Z", "ownerId": rep }))
+        .await;
+    let lead = app
+        .create(
+            "Lead",
+            json!({ "lastName": "Smykowski", "company": "Initech", "ownerId": rep }),
+        )
+        .await;
+    app.data(
+        "mutation($input: ConvertLeadInput!) { convertLead(input: $input) { contact { id } } }",
+        json!({ "input": { "leadId": lead, "account": { "id": account }, "allowDuplicates": true } }),
+    )
+    .await;
+    app.data(MERGE, json!({ "survivor": peter, "merged": [copy] })).await;
+
+    // The admin sees every kind, newest first, paged without repeats.
+    let events = whole_timeline(&app, None, &account, 4, json!({})).await;
+    assert_eq!(
+        kinds_of(&events),
+        ["ACTIVITY", "CONVERSION", "FIELD_CHANGE", "MERGE", "STAGE_CHANGE"],
+        "{events:#?}"
+    );
+    let at: Vec<&str> = events.iter().map(|e| e["at"].as_str().unwrap()).collect();
+    assert!(at.windows(2).all(|w| w[0] >= w[1]), "newest first: {at:?}");
+    assert_eq!(
+        events[0]["activity"]["subject"], "Send contract",
+        "a planned activity is dated by its due date"
+    );
+    assert_eq!(events[0]["planned"], true);
+    let moved = events
+        .iter()
+        .find(|e| e["kind"] == "STAGE_CHANGE" && e["fromStage"].is_object())
+        .unwrap();
+    assert_eq!(moved["stage"]["name"], "Qualification");
+    assert_eq!(moved["fromStage"]["name"], "Prospecting");
+    let merged = events.iter().find(|e| e["kind"] == "MERGE").unwrap();
+    assert_eq!(merged["survivor"]["lastName"], "Gibbons");
+    let unpaged = whole_timeline(&app, None, &account, 200, json!({})).await;
+    assert_eq!(unpaged, events);
+    // The merged contact's past is the survivor's: its creation is listed.
+    assert!(events.iter().any(|e| e["kind"] == "FIELD_CHANGE"
+        && e["action"] == "CREATE"
+        && e["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["field"] == "lastName")));
+
+    // Filters: kinds, and the account's own events only.
+    let stages = whole_timeline(&app, None, &account, 50, json!({ "kinds": ["STAGE_CHANGE"] })).await;
+    assert_eq!(kinds_of(&stages), ["STAGE_CHANGE"]);
+    assert_eq!(stages.len(), 2, "created in Prospecting, moved to Qualification");
+    let own = whole_timeline(&app, None, &account, 50, json!({ "related": false })).await;
+    assert!(
+        own.iter()
+            .all(|e| e["kind"] == "FIELD_CHANGE" && e["object"] == "Account"),
+        "{own:#?}"
+    );
+
+    // The rep sees what they may: their account's records, not the admin's account.
+    let theirs = whole_timeline(&app, Some(&rep_token), &account, 50, json!({})).await;
+    assert_eq!(theirs, events);
+    let other = app.graphql_as(&rep_token, TIMELINE, json!({ "id": hidden })).await;
+    assert_eq!(other["data"]["account"], Value::Null, "{other:#}");
+    let error = app.error(TIMELINE, json!({ "id": account, "after": "nope" })).await;
+    assert_eq!(error["extensions"]["field"], json!(["after"]));
+}

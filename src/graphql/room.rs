@@ -18,6 +18,7 @@ pub struct Surface {
     pub(super) inputs: Vec<InputObject>,
     pub(super) enums: Vec<Enum>,
     pub(super) scalars: Vec<Scalar>,
+    pub(super) unions: Vec<Union>,
     pub(super) queries: Vec<Field>,
     /// The names of `queries`: no object may take them for its own.
     pub(super) query_names: Vec<&'static str>,
@@ -254,6 +255,10 @@ impl Surface {
 
     pub fn scalar(&mut self, scalar: Scalar) {
         self.scalars.push(scalar);
+    }
+
+    pub fn union(&mut self, union: Union) {
+        self.unions.push(union);
     }
 
     /// Objects, input objects and enums at once.

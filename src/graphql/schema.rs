@@ -132,6 +132,9 @@ pub fn build(model: &Model, limits: Option<Limits>, surface: Surface) -> Result<
     for scalar in surface.scalars {
         types.scalar(scalar);
     }
+    for union in surface.unions {
+        types.union(union);
+    }
     for e in surface.enums {
         types.enumeration(e);
     }

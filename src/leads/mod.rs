@@ -41,15 +41,7 @@ pub fn register(surface: &mut Surface) {
     api::register(surface);
 }
 
-/// The ids a query selects (`SELECT … AS id`), in its order.
-async fn ids(conn: &mut AsyncPgConnection, query: crate::db::sql::Sql) -> Result<Vec<Uuid>> {
-    #[derive(diesel::QueryableByName)]
-    struct Id {
-        #[diesel(sql_type = diesel::sql_types::Uuid)]
-        id: Uuid,
-    }
-    Ok(query.load::<Id>(conn).await?.into_iter().map(|row| row.id).collect())
-}
+use crate::records::ids;
 
 fn deleted(record: &Record) -> bool {
     record.get("deletedAt").is_some_and(|at| !at.is_null())

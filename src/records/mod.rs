@@ -272,6 +272,16 @@ pub async fn get_many(
         .collect())
 }
 
+/// The ids a query selects (`SELECT … AS id`), in its order.
+pub async fn ids(conn: &mut diesel_async::AsyncPgConnection, query: Sql) -> Result<Vec<Uuid>> {
+    #[derive(diesel::QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::Uuid)]
+        id: Uuid,
+    }
+    Ok(query.load::<Id>(conn).await?.into_iter().map(|row| row.id).collect())
+}
+
 /// The id of a row document.
 pub fn record_id(record: &Record) -> Option<Uuid> {
     record.get("id")?.as_str()?.parse().ok()
