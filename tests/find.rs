@@ -418,13 +418,19 @@ async fn merge_moves_every_reference_to_the_survivor_and_unmerge_puts_it_back() 
         json!({}),
     )
     .await;
+    // And a unique badge number, which the survivor takes from the merged record.
+    app.data(
+        r#"mutation { createCustomField(input: { object: "Contact", name: "badge", label: "Badge", type: TEXT, unique: true }) { name } }"#,
+        json!({}),
+    )
+    .await;
     let survivor = app
         .create("Contact", json!({ "firstName": "Ada", "lastName": "Lovelace", "email": "ada@engines.example", "externalId": "crm-s" }))
         .await;
     let merged = app
         .create(
             "Contact",
-            json!({ "firstName": "Ada", "lastName": "Lovelace", "phone": "+44 20 1234", "externalId": "crm-m" }),
+            json!({ "firstName": "Ada", "lastName": "Lovelace", "phone": "+44 20 1234", "externalId": "crm-m", "badge": "B-1" }),
         )
         .await;
     let call = app
@@ -439,8 +445,8 @@ async fn merge_moves_every_reference_to_the_survivor_and_unmerge_puts_it_back() 
     let role = "mutation($o: ID!, $c: ID!) { createContactRole(input: { opportunityId: $o, contactId: $c, role: INFLUENCER }) { id } }";
     app.data(role, json!({ "o": deal, "c": survivor })).await;
     app.data(role, json!({ "o": deal, "c": merged })).await;
-    let vars =
-        json!({ "survivor": survivor, "merged": [merged], "choices": [{ "field": "phone", "recordId": merged }] });
+    let vars = json!({ "survivor": survivor, "merged": [merged],
+                "choices": [{ "field": "phone", "recordId": merged }, { "field": "badge", "recordId": merged }] });
 
     // A dry run answers what the merge would do and changes nothing.
     let mut dry = vars.clone();
@@ -459,6 +465,13 @@ async fn merge_moves_every_reference_to_the_survivor_and_unmerge_puts_it_back() 
     assert_eq!(done["survivor"]["id"], survivor);
     assert_eq!(done["survivor"]["phone"], "+44 20 1234", "the chosen value");
     assert_eq!(done["survivor"]["email"], "ada@engines.example", "its own for the rest");
+    let badge = app
+        .data(
+            "query($id: ID!) { contact(id: $id) { badge } }",
+            json!({ "id": survivor }),
+        )
+        .await;
+    assert_eq!(badge["contact"]["badge"], "B-1", "a unique value moves too");
     assert_eq!(
         done["removedContactRoles"], 1,
         "the merged contact's role repeated the survivor's"
@@ -516,6 +529,13 @@ async fn merge_moves_every_reference_to_the_survivor_and_unmerge_puts_it_back() 
             .replace("$id: ID!", "$id: ID!, $o: ID!").as_str(), json!({ "id": merged, "o": deal }))
         .await;
     assert_eq!(back["contact"]["id"], merged);
+    let badges = app
+        .data(
+            "query($id: ID!) { contact(id: $id) { badge } }",
+            json!({ "id": merged }),
+        )
+        .await;
+    assert_eq!(badges["contact"]["badge"], "B-1", "and goes back");
     assert_eq!(back["opportunity"]["referrer"]["id"], merged);
     assert_eq!(back["opportunity"]["contactRoles"]["totalCount"], 2);
     let twice = app.graphql(unmerge, json!({ "id": done["id"] })).await;

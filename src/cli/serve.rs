@@ -26,6 +26,13 @@ async fn serve_on(config: &Config, server: &DatabaseServer) -> anyhow::Result<()
         }
     }
     let app = App::serving(config.clone(), server)?;
+    {
+        let mut conn = app.db.conn().await?;
+        let built = crm::metadata::ddl::search::sync_workspaces(&mut conn).await?;
+        if built > 0 {
+            tracing::info!(built, "built search indexes");
+        }
+    }
     crm::retention::spawn(app.db.clone(), config.retention_interval);
     crm::leads::decay::spawn(app.db.clone(), config.rescore_interval);
     let first_admin = {

@@ -3,7 +3,10 @@
 //! or a trigram GIN for FUZZY. Kept in step with the active rules after
 //! every change of a rule and every promotion: built when a rule needs
 //! one, dropped when none does. Each carries a comment naming what it
-//! compares, so one whose field changed type is built again.
+//! compares (method, column, function), so one whose field changed type is
+//! built again. A field's type change drops them (`metadata::field::retype`):
+//! until the next rule change or promotion builds them again, matching
+//! reads the table.
 
 use diesel::sql_types::Text;
 use diesel_async::AsyncPgConnection;
@@ -54,7 +57,12 @@ pub async fn sync(conn: &mut AsyncPgConnection, schema: &str, model: &Model) -> 
             wanted.push(Wanted {
                 name,
                 table: object.table.clone(),
-                comment: format!("duplicates: {} {}", criterion.method_name(), criterion.field.column),
+                comment: format!(
+                    "duplicates: {} {} {}",
+                    criterion.method_name(),
+                    criterion.field.column,
+                    criterion.function().unwrap_or("-")
+                ),
                 criterion,
             });
         }

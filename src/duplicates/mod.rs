@@ -198,6 +198,9 @@ pub async fn check(
         if !changed(&rule) {
             continue;
         }
+        if rule.action == Action::Block && !rule.lock(conn, values).await? {
+            continue;
+        }
         if let Some(found) = matching(conn, scope.schema, scope.visibility, object, &rule, values, except).await? {
             out.push(found);
         }

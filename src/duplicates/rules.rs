@@ -59,7 +59,7 @@ const DEFAULT_THRESHOLD: f64 = 0.6;
 
 impl Criterion {
     /// The function both sides go through, if any: `crm_system.normalized_email`.
-    fn function(&self) -> Option<&'static str> {
+    pub fn function(&self) -> Option<&'static str> {
         match (self.method, &self.field.kind) {
             (Method::Exact, _) => None,
             (Method::Domain, _) => Some("crm_system.domain_of"),
@@ -103,7 +103,7 @@ impl Criterion {
 
     /// The record's value as the other side compares it; `None` when the
     /// record has none (an empty value matches nothing).
-    fn value(&self, record: &serde_json::Map<String, Json>) -> Option<Sql> {
+    pub fn value(&self, record: &serde_json::Map<String, Json>) -> Option<Sql> {
         let value = record.get(&self.field.value_key()).filter(|v| !v.is_null())?;
         if value.as_str().is_some_and(|s| s.trim().is_empty()) {
             return None;
@@ -180,6 +180,27 @@ impl Rule {
             .filter(|c| c.method == Method::Fuzzy)
             .map(|c| c.threshold)
             .reduce(f64::min)
+    }
+
+    /// Waits for other transactions writing a record with the same
+    /// compared values (of the criteria that compare equal values), so two
+    /// concurrent writes cannot both pass a BLOCK rule: one commits first,
+    /// the other then sees it. `false` when the values leave a criterion
+    /// empty (the rule does not apply).
+    pub async fn lock(&self, conn: &mut AsyncPgConnection, values: &serde_json::Map<String, Json>) -> Result<bool> {
+        let mut key = Sql::raw("SELECT pg_advisory_xact_lock(hashtextextended(concat_ws('|', ");
+        key.bind(Bind::Text(Some(self.id.to_string())));
+        for criterion in &self.criteria {
+            let Some(value) = criterion.value(values) else {
+                return Ok(false);
+            };
+            if criterion.method != Method::Fuzzy {
+                key.push(", ").append(&value).push("::text");
+            }
+        }
+        key.push("), 0))");
+        key.execute(conn).await?;
+        Ok(true)
     }
 
     /// The API names of its fields.

@@ -171,7 +171,18 @@ impl Loader<HistoryKey> for RecordLoader {
         let mut conn = self.db.conn().await?;
         let mut out = HashMap::with_capacity(keys.len());
         for ((object, first, after), records) in by_page {
+            // A survivor's history holds the records merged into it.
+            let merged = crate::records::merged::merged_into(&mut conn, &self.schema, &records).await?;
             let mut pages = audit::histories(&mut conn, &self.workspace, object, &records, first, after).await?;
+            for (survivor, ids) in merged {
+                let filter = audit::Filter {
+                    workspace: Some(self.workspace.to_string()),
+                    object: Some(object.to_string()),
+                    record_ids: std::iter::once(survivor).chain(ids).collect(),
+                    ..audit::Filter::default()
+                };
+                pages.insert(survivor, audit::page(&mut conn, &filter, first, after).await?);
+            }
             for record in records {
                 let key = HistoryKey {
                     object: object.clone(),

@@ -126,7 +126,9 @@ fn merge_type() -> Object {
         )
         .field(
             merge_field_of("removedContactRoles", TypeRef::named_nn(TypeRef::INT), |m| {
-                Some(Value::from(m.merged.merge.removed.as_array().map_or(0, Vec::len)))
+                Some(Value::from(m.merged.merge.removed.as_array().map_or(0, |r| {
+                    r.iter().filter(|e| e["object"] == "ContactRole").count()
+                })))
             })
             .description(
                 "Contact roles that would have repeated one of the survivor's: deleted (or no longer primary).",

@@ -152,8 +152,10 @@ pub async fn merge(
     // The merged records go first (their values are read from before).
     let table = context.table(object);
     let mut merged_versions = serde_json::Map::new();
+    let mut removed = Vec::new();
     for before in &merged_before {
         let id = record_id(before).ok_or_else(|| CrmError::internal("record without id"))?;
+        removed.extend(release_unique(conn, context, object, request, id, before).await?);
         let after = write::soft_delete(conn, table, id).await?;
         let scope = context.check_scope(&[]);
         let written = Written {
@@ -171,7 +173,8 @@ pub async fn merge(
         entries.push(entry);
     }
 
-    let (moved, removed) = move_references(conn, context, object, request).await?;
+    let (moved, roles) = move_references(conn, context, object, request).await?;
+    removed.extend(roles);
 
     // The survivor takes the chosen values (and its version moves on).
     let (values, replaced) = chosen(request, &survivor_before, &merged_before)?;
@@ -200,6 +203,35 @@ pub async fn merge(
     Ok((Merged { merge, survivor }, entries))
 }
 
+/// A unique value the survivor takes from merged record `id` leaves that
+/// record first (deleted rows keep unique values); the merge keeps it to
+/// put it back (`{object, id, undo: "value", field, value}`).
+async fn release_unique(
+    conn: &mut AsyncPgConnection,
+    context: &RequestContext,
+    object: &ObjectDef,
+    request: &Request,
+    id: Uuid,
+    before: &Record,
+) -> Result<Vec<Json>> {
+    let mut released = Vec::new();
+    for (field, _) in request.choices.iter().filter(|(f, from)| f.unique && *from == id) {
+        let value = before.get(&field.value_key()).cloned().unwrap_or(Json::Null);
+        if value.is_null() {
+            continue;
+        }
+        let mut clear = Sql::raw("UPDATE ");
+        clear
+            .table(&context.schema, &object.table)
+            .push(" SET ")
+            .ident(&field.column);
+        clear.push(" = NULL WHERE id = ").bind(Bind::Uuid(Some(id)));
+        clear.execute(conn).await?;
+        released.push(json!({ "object": object.name, "id": id, "undo": "value", "field": field.name, "value": value }));
+    }
+    Ok(released)
+}
+
 /// What a merge keeps to be undone.
 struct Stored {
     replaced: serde_json::Map<String, Json>,
@@ -218,14 +250,41 @@ async fn lock_all(
     request: &Request,
 ) -> Result<(Record, Vec<Record>)> {
     use crate::access::{require, require_owner, Operation};
-    let survivor = locked(conn, context, object, request.survivor, &Path::root("survivorId")).await?;
-    let mut merged = Vec::new();
-    for (i, id) in request.merged.iter().enumerate() {
-        merged.push(locked(conn, context, object, *id, &Path::root("mergedIds").index(i)).await?);
+    // Locked in id order, so two merges of the same records wait, not deadlock.
+    let mut order: Vec<(Uuid, Path)> = vec![(request.survivor, Path::root("survivorId"))];
+    order.extend(
+        request
+            .merged
+            .iter()
+            .enumerate()
+            .map(|(i, id)| (*id, Path::root("mergedIds").index(i))),
+    );
+    order.sort_by_key(|(id, _)| *id);
+    let mut found = HashMap::new();
+    for (id, at) in &order {
+        found.insert(*id, locked(conn, context, object, *id, at).await?);
     }
+    let take = |found: &mut HashMap<Uuid, Record>, id: &Uuid| {
+        found
+            .remove(id)
+            .ok_or_else(|| CrmError::internal("a locked record is gone"))
+    };
+    let survivor = take(&mut found, &request.survivor)?;
+    let merged = request
+        .merged
+        .iter()
+        .map(|id| take(&mut found, id))
+        .collect::<Result<Vec<_>>>()?;
     let owner = |r: &Record| r.get("ownerId").and_then(Json::as_str).and_then(|o| o.parse().ok());
     let grant = require(&context.actor, object, Operation::Update)?;
     require_owner(&context.actor, object, Operation::Update, grant, owner(&survivor))?;
+    // Taking another record's owner is a reassignment.
+    if let Some((_, from)) = request.choices.iter().find(|(f, _)| f.name == "owner") {
+        let chosen = std::iter::once(&survivor)
+            .chain(&merged)
+            .find(|r| record_id(r) == Some(*from));
+        crate::access::require_reassign(&context.actor, object, owner(&survivor), chosen.and_then(owner))?;
+    }
     let grant = require(&context.actor, object, Operation::Delete)?;
     for record in &merged {
         require_owner(&context.actor, object, Operation::Delete, grant, owner(record))?;
@@ -402,7 +461,14 @@ async fn move_references(
             .ident(&field.column)
             .push(" = ANY(")
             .bind(merged.clone())
-            .push(") FOR UPDATE) UPDATE ");
+            .push(")");
+        if referring.name == object.name {
+            // A record of the object itself: the merged ones go, and the
+            // survivor does not come to refer to itself.
+            sql.push(" AND id <> ").bind(survivor.clone());
+            sql.push(" AND NOT id = ANY(").bind(merged.clone()).push(")");
+        }
+        sql.push(" FOR UPDATE) UPDATE ");
         sql.table(schema, &referring.table)
             .push(" t SET ")
             .ident(&field.column)

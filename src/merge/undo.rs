@@ -40,12 +40,23 @@ pub async fn unmerge(
         .object(&merge.object)
         .ok_or_else(|| CrmError::Conflict(format!("{} no longer exists", merge.object)))?
         .clone();
-    crate::access::require(&context.actor, &object, crate::access::Operation::Restore)?;
     crate::access::require(&context.actor, &object, crate::access::Operation::Update)?;
     let table = context.table(&object);
     let (survivor_before, merged_before) = unchanged(conn, table, &merge).await?;
+    let owner = |r: &crate::records::Record| r.get("ownerId").and_then(Json::as_str).and_then(|o| o.parse().ok());
+    let grant = crate::access::require(&context.actor, &object, crate::access::Operation::Restore)?;
+    for record in std::iter::once(&survivor_before).chain(&merged_before) {
+        crate::access::require_owner(
+            &context.actor,
+            &object,
+            crate::access::Operation::Restore,
+            grant,
+            owner(record),
+        )?;
+    }
     let mut entries = Vec::new();
     move_back(conn, context, &merge).await?;
+    roles_back(conn, context, &merge).await?;
     redirect_back(conn, schema, &merge).await?;
 
     // The merged records come back.
@@ -68,6 +79,7 @@ pub async fn unmerge(
 
     // The survivor takes back the values the merge replaced.
     let survivor = restore_values(conn, context, hooks, &object, &merge, &survivor_before).await?;
+    give_back_values(conn, context, &merge).await?;
     entries.push(crate::records::audit_entry(
         &object,
         Action::Unmerge,
@@ -183,11 +195,48 @@ async fn move_back(conn: &mut AsyncPgConnection, context: &RequestContext, merge
             back.execute(conn).await?;
         }
     }
+    Ok(())
+}
+
+/// Unique values the survivor took go back to the merged records they
+/// came from (once the survivor gave them back).
+async fn give_back_values(conn: &mut AsyncPgConnection, context: &RequestContext, merge: &Merge) -> Result<()> {
+    let schema: &str = &context.schema;
+    for removed in merge.removed.as_array().into_iter().flatten() {
+        if removed["undo"] != "value" {
+            continue;
+        }
+        let object = removed["object"].as_str().and_then(|o| context.model.object(o));
+        let field = object.and_then(|o| o.field(removed["field"].as_str().unwrap_or_default()));
+        let (Some(object), Some(field), Some(id)) = (object, field, uuid(&removed["id"])) else {
+            continue;
+        };
+        let Some(value) = crate::records::page::bind_from_json(field, &removed["value"]) else {
+            continue;
+        };
+        let mut back = Sql::raw("UPDATE ");
+        back.table(schema, &object.table)
+            .push(" SET ")
+            .ident(&field.column)
+            .push(" = ")
+            .bind(value);
+        back.push(" WHERE id = ").bind(Bind::Uuid(Some(id)));
+        back.execute(conn).await?;
+    }
+    Ok(())
+}
+
+/// Contact roles a merge deleted (or made no longer primary) come back.
+async fn roles_back(conn: &mut AsyncPgConnection, context: &RequestContext, merge: &Merge) -> Result<()> {
+    let schema: &str = &context.schema;
     if let Some(roles) = context.model.object("ContactRole") {
         for removed in merge.removed.as_array().into_iter().flatten() {
             let Some(id) = uuid(&removed["id"]) else {
                 continue;
             };
+            if removed["undo"] == "value" {
+                continue;
+            }
             let set = match removed["undo"].as_str() {
                 Some("primary") => " SET is_primary = true",
                 _ => " SET deleted_at = NULL",

@@ -29,6 +29,35 @@ pub fn redirected(schema: &str, object: &ObjectDef, key: &Sql) -> Sql {
 }
 
 #[derive(diesel::QueryableByName)]
+struct Tombstone {
+    #[diesel(sql_type = SqlUuid)]
+    merged_id: Uuid,
+    #[diesel(sql_type = SqlUuid)]
+    survivor_id: Uuid,
+}
+
+/// The records merged into each of `survivors` that has some (their
+/// history is the survivor's). Empty for a schema without merges.
+pub async fn merged_into(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    survivors: &[Uuid],
+) -> Result<std::collections::HashMap<Uuid, Vec<Uuid>>> {
+    let mut query = Sql::raw("SELECT merged_id, survivor_id FROM ");
+    query
+        .table(schema, "merged_record")
+        .push(" WHERE survivor_id = ANY(")
+        .bind(Bind::UuidArray(survivors.to_vec()))
+        .push(")");
+    let found: Vec<Tombstone> = query.load(conn).await?;
+    let mut out: std::collections::HashMap<Uuid, Vec<Uuid>> = std::collections::HashMap::new();
+    for tombstone in found {
+        out.entry(tombstone.survivor_id).or_default().push(tombstone.merged_id);
+    }
+    Ok(out)
+}
+
+#[derive(diesel::QueryableByName)]
 struct Survivor {
     #[diesel(sql_type = SqlUuid)]
     survivor_id: Uuid,

@@ -67,6 +67,11 @@ pub(super) async fn records(conn: &mut AsyncPgConnection, schema: &str, table: &
         let mut batch = Sql::raw("SELECT id FROM ");
         batch.table(schema, table).push(" WHERE ");
         expired(&mut batch, days);
+        // A merged record stays: its id and external id lead to its survivor.
+        batch
+            .push(" AND id NOT IN (SELECT merged_id FROM ")
+            .table(schema, "merged_record")
+            .push(")");
         if let Some(after) = after {
             batch.push(" AND id > ").bind(Bind::Uuid(Some(after)));
         }

@@ -80,15 +80,15 @@ INSERT INTO duplicate_rule (name, description, object, criteria, action, created
 -- The indexes the rules match through, kept by the server as the rules
 -- change (named and commented as it names them).
 CREATE INDEX account_name_650c26e5_dupn ON account (crm_system.normalized_text("name"));
-COMMENT ON INDEX account_name_650c26e5_dupn IS 'duplicates: NORMALIZED name';
+COMMENT ON INDEX account_name_650c26e5_dupn IS 'duplicates: NORMALIZED name crm_system.normalized_text';
 CREATE INDEX contact_email_d21c041d_dupn ON contact (crm_system.normalized_email("email"));
-COMMENT ON INDEX contact_email_d21c041d_dupn IS 'duplicates: NORMALIZED email';
+COMMENT ON INDEX contact_email_d21c041d_dupn IS 'duplicates: NORMALIZED email crm_system.normalized_email';
 CREATE INDEX contact_first_name_bcd52ed9_dupn ON contact (crm_system.normalized_text("first_name"));
-COMMENT ON INDEX contact_first_name_bcd52ed9_dupn IS 'duplicates: NORMALIZED first_name';
+COMMENT ON INDEX contact_first_name_bcd52ed9_dupn IS 'duplicates: NORMALIZED first_name crm_system.normalized_text';
 CREATE INDEX contact_last_name_92e4ee9f_dupn ON contact (crm_system.normalized_text("last_name"));
-COMMENT ON INDEX contact_last_name_92e4ee9f_dupn IS 'duplicates: NORMALIZED last_name';
+COMMENT ON INDEX contact_last_name_92e4ee9f_dupn IS 'duplicates: NORMALIZED last_name crm_system.normalized_text';
 CREATE INDEX lead_email_7af4691c_dupn ON lead (crm_system.normalized_email("email"));
-COMMENT ON INDEX lead_email_7af4691c_dupn IS 'duplicates: NORMALIZED email';
+COMMENT ON INDEX lead_email_7af4691c_dupn IS 'duplicates: NORMALIZED email crm_system.normalized_email';
 
 -- Merges: the survivor keeps the chosen values and every reference; each
 -- merged record is deleted and leaves a tombstone pointing to its

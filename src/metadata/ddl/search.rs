@@ -128,13 +128,33 @@ struct Existing {
 /// `model`: builds those whose fields changed, drops those of objects
 /// without searchable fields. Answers how many indexes it built.
 pub async fn sync(conn: &mut AsyncPgConnection, target: &Target<'_>, model: &Model) -> Result<usize> {
+    sync_schema(conn, target.schema, target.rehearsal, model).await
+}
+
+/// Brings the search indexes of every workspace (production and each
+/// sandbox) in step with its model: after an upgrade that made fields
+/// searchable (custom objects' names), before the server serves. Answers
+/// how many indexes it built.
+pub async fn sync_workspaces(conn: &mut AsyncPgConnection) -> Result<usize> {
+    let mut built = 0;
+    for workspace in crate::db::workspaces(conn).await? {
+        let model = crate::metadata::custom::Customizations::read(conn, &workspace.pg_schema)
+            .await?
+            .model()?;
+        built += sync_schema(conn, &workspace.pg_schema, false, &model).await?;
+    }
+    Ok(built)
+}
+
+/// [`sync`] in `schema`; with `rehearsal`, nothing is run.
+async fn sync_schema(conn: &mut AsyncPgConnection, schema: &str, rehearsal: bool, model: &Model) -> Result<usize> {
     let mut existing = Sql::raw(
         "SELECT c.relname::text AS name, coalesce(obj_description(c.oid, 'pg_class'), '') AS comment \
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
          WHERE c.relkind = 'i' AND n.nspname = ",
     );
     existing
-        .bind(Bind::Text(Some(target.schema.to_owned())))
+        .bind(Bind::Text(Some(schema.to_owned())))
         .push(" AND c.relname LIKE '%\\_search\\_%'");
     let existing: Vec<Existing> = existing.load(conn).await?;
     let mut built = 0;
@@ -150,14 +170,14 @@ pub async fn sync(conn: &mut AsyncPgConnection, target: &Target<'_>, model: &Mod
             }
             if found.is_some() {
                 let mut drop = Sql::raw("DROP INDEX ");
-                drop.table(target.schema, &name);
-                run(conn, target, drop).await?;
+                drop.table(schema, &name);
+                run_unless(conn, rehearsal, drop).await?;
             }
             let Some(signature) = &wanted else {
                 continue;
             };
             let mut create = Sql::raw("CREATE INDEX ");
-            create.ident(&name).push(" ON ").table(target.schema, &object.table);
+            create.ident(&name).push(" ON ").table(schema, &object.table);
             if kind == "fts" {
                 create.push(" USING gin (").append(&vector(object, None)).push(")");
             } else {
@@ -166,15 +186,20 @@ pub async fn sync(conn: &mut AsyncPgConnection, target: &Target<'_>, model: &Mod
                     .append(&text(object, None))
                     .push(" crm_system.gin_trgm_ops)");
             }
-            run(conn, target, create).await?;
+            run_unless(conn, rehearsal, create).await?;
             let mut comment = Sql::raw("COMMENT ON INDEX ");
-            comment
-                .table(target.schema, &name)
-                .push(" IS ")
-                .string_literal(signature);
-            run(conn, target, comment).await?;
+            comment.table(schema, &name).push(" IS ").string_literal(signature);
+            run_unless(conn, rehearsal, comment).await?;
             built += 1;
         }
     }
     Ok(built)
+}
+
+/// Runs `statement` unless the change only rehearses.
+async fn run_unless(conn: &mut AsyncPgConnection, rehearsal: bool, statement: Sql) -> Result<()> {
+    if !rehearsal {
+        statement.execute(conn).await?;
+    }
+    Ok(())
 }

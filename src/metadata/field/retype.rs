@@ -352,6 +352,13 @@ pub async fn change_type(
         if field.searchable {
             ddl::search::drop(conn, target, &table).await?;
         }
+        // Duplicate rules compare through indexes on the column, which the
+        // new type may not fit: they are built again by the rules' next sync.
+        for suffix in ["dupx", "dupn", "dupd", "dupf"] {
+            let mut drop = Sql::raw("DROP INDEX IF EXISTS ");
+            drop.table(schema, &ddl::index_name(&table, &field.column, suffix));
+            ddl::run(conn, target, drop).await?;
+        }
         if before.default_value.is_some() {
             ddl::set_default(conn, target, &table, &field.column, &field.kind, None).await?;
         }
