@@ -118,7 +118,14 @@ fn every_module_imports_only_modules_below_it() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
-    let rank = |name: &str| LAYERS.iter().position(|l| *l == name);
+    // Exported macros live at the crate's root: each is its module's.
+    let rank = |name: &str| {
+        let name = match name {
+            "audited" => "graphql",
+            name => name,
+        };
+        LAYERS.iter().position(|l| *l == name)
+    };
     let mut wrong = Vec::new();
     for file in files {
         let relative = file.strip_prefix(&src).unwrap();

@@ -235,8 +235,8 @@ pub fn enforce(scope: &CheckScope<'_>, object: &ObjectDef, record: Option<Uuid>,
     Ok(())
 }
 
-/// Every write of a live record: its values against the object's rules
-/// (on an update, the rules whose fields it changed).
+/// Every write of a live record: its values against the object's WARN
+/// and BLOCK rules (on an update, those whose fields it changed).
 fn written<'a>(
     conn: &'a mut AsyncPgConnection,
     scope: &'a CheckScope<'a>,
@@ -249,12 +249,16 @@ fn written<'a>(
             return Ok(());
         }
         let revived = written.before.is_some_and(deleted);
-        let changed = |rule: &Rule| match written.before {
-            Some(before) if !revived => rule.criteria.iter().any(|c| {
-                let key = c.field.value_key();
-                before.get(&key) != record.get(&key)
-            }),
-            _ => true,
+        // ALLOW rules say nothing to a write (they feed findDuplicates).
+        let changed = |rule: &Rule| {
+            rule.action != Action::Allow
+                && match written.before {
+                    Some(before) if !revived => rule.criteria.iter().any(|c| {
+                        let key = c.field.value_key();
+                        before.get(&key) != record.get(&key)
+                    }),
+                    _ => true,
+                }
         };
         let id = record_id(record);
         let found = check(conn, scope, object, record, id, &changed).await?;

@@ -5,7 +5,6 @@ use async_graphql::Value;
 use uuid::Uuid;
 
 use super::{moved_counts, Merged, Request, MAX_MERGED};
-use crate::audited;
 use crate::error::{CrmError, Result};
 use crate::graphql::input::{self, Path};
 use crate::graphql::mutation::hooks;
@@ -246,7 +245,7 @@ fn merge_field() -> Field {
             let request = request_of(&ctx, object)?;
             let dry_run = dry_run(&ctx);
             let mut rehearsed = None;
-            let done = audited!(context, |conn| {
+            let done = crate::audited!(context, |conn| {
                 let (merged, entries) = super::merge(conn, context, hooks(&ctx), object, &request).await?;
                 if dry_run {
                     rehearsed = Some(MergeValue { merged, dry_run });
@@ -293,7 +292,7 @@ fn unmerge_field() -> Field {
             };
             let dry_run = dry_run(&ctx);
             let mut rehearsed = None;
-            let done = audited!(context, |conn| {
+            let done = crate::audited!(context, |conn| {
                 let (merged, entries) = super::undo::unmerge(conn, context, hooks(&ctx), id).await?;
                 if dry_run {
                     rehearsed = Some(MergeValue { merged, dry_run });

@@ -424,6 +424,12 @@ async fn fill(
         progress,
     };
     copy.run(conn, &custom).await?;
+    // The copied duplicate rules compare through their indexes here too
+    // (replayed fields built their search indexes as they were made).
+    let model = crate::metadata::custom::Customizations::read(conn, &schema)
+        .await?
+        .model()?;
+    crate::duplicates::indexes::sync(conn, &schema, &model).await?;
     Ok(())
 }
 

@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
-use crate::metadata::ddl::search::{text, vector};
+use crate::metadata::ddl::search::{DOCUMENT, WORDS};
 use crate::metadata::ObjectDef;
 use crate::records::{Filter, Table};
 
@@ -164,43 +164,82 @@ fn title(object: &ObjectDef) -> Sql {
     sql
 }
 
-/// The hits of one object, ranked, as a `SELECT` of [`Hit`] columns.
-fn hits_of(searched: &Searched<'_>, query: &Query) -> Sql {
+/// `t.search_document` and `t.search_words`.
+fn columns() -> (Sql, Sql) {
+    let (mut document, mut words) = (Sql::new(), Sql::new());
+    document.column("t", DOCUMENT);
+    words.column("t", WORDS);
+    (document, words)
+}
+
+/// Which words of the query start a word of some record of the object the
+/// caller may see: a word that does is not taken for a typo (matching it by
+/// similarity too would only add noise, and cost).
+async fn exact_words(conn: &mut AsyncPgConnection, searched: &Searched<'_>, query: &Query) -> Result<Vec<bool>> {
+    #[derive(diesel::QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Bool>)]
+        found: Vec<bool>,
+    }
+    let (document, _) = columns();
+    let mut sql = Sql::raw("SELECT ARRAY[");
+    for (i, word) in query.words.iter().enumerate() {
+        if i > 0 {
+            sql.push(", ");
+        }
+        sql.push("EXISTS (SELECT 1")
+            .append(&searched.table.from_as("t"))
+            .push(" WHERE ");
+        sql.append(&searched.table.rows(false, "t")).push(" AND ");
+        sql.append(&document).push(" @@ ").append(&word_query(word)).push(")");
+    }
+    sql.push("]::boolean[] AS found");
+    let found: Vec<Found> = sql.load(conn).await?;
+    Ok(found.into_iter().next().map(|f| f.found).unwrap_or_default())
+}
+
+/// The hits of one object, ranked, as a `SELECT` of [`Hit`] columns:
+/// every word starts a word of the record, or (a word no record has)
+/// is similar to one. Full text hits rank 1 and more (by `ts_rank`, names
+/// over emails); hits by similarity rank by it, below 1.
+fn hits_of(searched: &Searched<'_>, query: &Query, exact: &[bool]) -> Sql {
     let object = searched.table.object;
-    let vector = vector(object, Some("t"));
-    let text = text(object, Some("t"));
+    let (document, words) = columns();
     let tsquery = query.tsquery();
     let mut sql = Sql::raw("SELECT ");
     sql.bind(Bind::Text(Some(object.name.clone())))
         .push("::text AS object, t.id, ")
         .append(&title(object))
-        .push(" AS title, round(((")
-        .append(&vector)
+        .push(" AS title, round((CASE WHEN ")
+        .append(&document)
         .push(" @@ ")
         .append(&tsquery)
-        .push(")::int + ts_rank(")
-        .append(&vector)
+        .push(" THEN 1 + ts_rank(")
+        .append(&document)
         .push(", ")
         .append(&tsquery)
-        .push(") + crm_system.word_similarity(crm_system.search_text(")
+        .push(") ELSE crm_system.word_similarity(crm_system.search_text(")
         .bind(Bind::Text(Some(query.text.clone())))
         .push("), ")
-        .append(&text)
-        .push("))::numeric, 6) AS rank")
+        .append(&words)
+        .push(") END)::numeric, 6) AS rank")
         .append(&searched.table.from_as("t"))
         .push(" WHERE ")
         .append(&searched.table.rows(false, "t"));
-    // Every word starts a word of the record, or (a typo) is similar to one.
-    for word in &query.words {
+    for (word, exact) in query
+        .words
+        .iter()
+        .zip(exact.iter().copied().chain(std::iter::repeat(false)))
+    {
         sql.push(" AND (")
-            .append(&vector)
+            .append(&document)
             .push(" @@ ")
             .append(&word_query(word));
-        if fuzzy(word) {
+        if !exact && fuzzy(word) {
             sql.push(" OR crm_system.search_text(")
                 .bind(Bind::Text(Some(word.clone())))
                 .push(") OPERATOR(crm_system.<%) ")
-                .append(&text);
+                .append(&words);
         }
         sql.push(")");
     }
@@ -226,12 +265,16 @@ pub async fn search(
     if objects.is_empty() {
         return Ok(Vec::new());
     }
+    let mut exact = Vec::with_capacity(objects.len());
+    for searched in objects {
+        exact.push(exact_words(conn, searched, query).await?);
+    }
     let mut sql = Sql::raw("SELECT object, id, title, rank::text AS rank FROM (");
     for (i, searched) in objects.iter().enumerate() {
         if i > 0 {
             sql.push(" UNION ALL ");
         }
-        sql.append(&hits_of(searched, query));
+        sql.append(&hits_of(searched, query, &exact[i]));
     }
     sql.push(") hits");
     if let Some(after) = after {

@@ -3,40 +3,45 @@
 --
 -- Search: which text fields are searchable is metadata (standard names and
 -- emails are; a custom text field is when it says `searchable`). Each
--- object with searchable fields has two expression indexes the server
--- keeps in step with its metadata: a weighted full text vector (GIN) and
--- the fields' text for trigram similarity (GIN), each with a comment
--- naming the fields it covers, so the server rebuilds only what changed.
+-- object with searchable fields has two stored generated columns the
+-- server keeps in step with its metadata — search_document, a weighted
+-- full text vector, and search_words, the fields' text for trigram
+-- similarity — each with a GIN index; a comment on search_document names
+-- the fields it covers, so the server rebuilds only what changed.
 ALTER TABLE custom_field ADD COLUMN searchable boolean NOT NULL DEFAULT false;
 
-CREATE INDEX account_search_12be0888_fts ON account
-    USING gin ((crm_system.search_vector("name", 'A')));
-COMMENT ON INDEX account_search_12be0888_fts IS 'search: name A';
-CREATE INDEX account_search_6fdfdd5e_trgm ON account
-    USING gin (crm_system.search_text(coalesce("name", '')) crm_system.gin_trgm_ops);
-COMMENT ON INDEX account_search_6fdfdd5e_trgm IS 'search: name A';
-CREATE INDEX contact_search_d3f0895e_fts ON contact
-    USING gin ((crm_system.search_vector("first_name", 'A') || crm_system.search_vector("last_name", 'A')
-                || crm_system.search_vector("email", 'B')));
-COMMENT ON INDEX contact_search_d3f0895e_fts IS 'search: first_name A, last_name A, email B';
-CREATE INDEX contact_search_89e90b4c_trgm ON contact
-    USING gin (crm_system.search_text(coalesce("first_name", '') || ' ' || coalesce("last_name", '') || ' '
-                || coalesce("email", '')) crm_system.gin_trgm_ops);
-COMMENT ON INDEX contact_search_89e90b4c_trgm IS 'search: first_name A, last_name A, email B';
-CREATE INDEX lead_search_0d7dc76e_fts ON lead
-    USING gin ((crm_system.search_vector("first_name", 'A') || crm_system.search_vector("last_name", 'A')
-                || crm_system.search_vector("company", 'C') || crm_system.search_vector("email", 'B')));
-COMMENT ON INDEX lead_search_0d7dc76e_fts IS 'search: first_name A, last_name A, company C, email B';
-CREATE INDEX lead_search_c9ce3b01_trgm ON lead
-    USING gin (crm_system.search_text(coalesce("first_name", '') || ' ' || coalesce("last_name", '') || ' '
-                || coalesce("company", '') || ' ' || coalesce("email", '')) crm_system.gin_trgm_ops);
-COMMENT ON INDEX lead_search_c9ce3b01_trgm IS 'search: first_name A, last_name A, company C, email B';
-CREATE INDEX opportunity_search_37dfdf00_fts ON opportunity
-    USING gin ((crm_system.search_vector("name", 'A')));
-COMMENT ON INDEX opportunity_search_37dfdf00_fts IS 'search: name A';
-CREATE INDEX opportunity_search_e4a2ecfb_trgm ON opportunity
-    USING gin (crm_system.search_text(coalesce("name", '')) crm_system.gin_trgm_ops);
-COMMENT ON INDEX opportunity_search_e4a2ecfb_trgm IS 'search: name A';
+ALTER TABLE account
+    ADD COLUMN search_document tsvector GENERATED ALWAYS AS (crm_system.search_vector("name", 'A')) STORED,
+    ADD COLUMN search_words text GENERATED ALWAYS AS (crm_system.search_text(coalesce("name", ''))) STORED;
+CREATE INDEX account_search_12be0888_fts ON account USING gin (search_document);
+CREATE INDEX account_search_6fdfdd5e_trgm ON account USING gin (search_words crm_system.gin_trgm_ops);
+COMMENT ON COLUMN account.search_document IS 'search: name A';
+
+ALTER TABLE contact
+    ADD COLUMN search_document tsvector GENERATED ALWAYS AS (crm_system.search_vector("first_name", 'A')
+        || crm_system.search_vector("last_name", 'A') || crm_system.search_vector("email", 'B')) STORED,
+    ADD COLUMN search_words text GENERATED ALWAYS AS (crm_system.search_text(coalesce("first_name", '') || ' '
+        || coalesce("last_name", '') || ' ' || coalesce("email", ''))) STORED;
+CREATE INDEX contact_search_d3f0895e_fts ON contact USING gin (search_document);
+CREATE INDEX contact_search_89e90b4c_trgm ON contact USING gin (search_words crm_system.gin_trgm_ops);
+COMMENT ON COLUMN contact.search_document IS 'search: first_name A, last_name A, email B';
+
+ALTER TABLE lead
+    ADD COLUMN search_document tsvector GENERATED ALWAYS AS (crm_system.search_vector("first_name", 'A')
+        || crm_system.search_vector("last_name", 'A') || crm_system.search_vector("company", 'C')
+        || crm_system.search_vector("email", 'B')) STORED,
+    ADD COLUMN search_words text GENERATED ALWAYS AS (crm_system.search_text(coalesce("first_name", '') || ' '
+        || coalesce("last_name", '') || ' ' || coalesce("company", '') || ' ' || coalesce("email", ''))) STORED;
+CREATE INDEX lead_search_0d7dc76e_fts ON lead USING gin (search_document);
+CREATE INDEX lead_search_c9ce3b01_trgm ON lead USING gin (search_words crm_system.gin_trgm_ops);
+COMMENT ON COLUMN lead.search_document IS 'search: first_name A, last_name A, company C, email B';
+
+ALTER TABLE opportunity
+    ADD COLUMN search_document tsvector GENERATED ALWAYS AS (crm_system.search_vector("name", 'A')) STORED,
+    ADD COLUMN search_words text GENERATED ALWAYS AS (crm_system.search_text(coalesce("name", ''))) STORED;
+CREATE INDEX opportunity_search_37dfdf00_fts ON opportunity USING gin (search_document);
+CREATE INDEX opportunity_search_e4a2ecfb_trgm ON opportunity USING gin (search_words crm_system.gin_trgm_ops);
+COMMENT ON COLUMN opportunity.search_document IS 'search: name A';
 
 -- Duplicate rules: configuration like scoring rules. A rule names an
 -- object, the fields that must all match (each EXACT, NORMALIZED, DOMAIN

@@ -1,16 +1,17 @@
-//! The search indexes of an object, made from which of its fields are
-//! searchable: a weighted full text vector (GIN over
-//! `crm_system.search_vector`, `simple` configuration, accents off) and
-//! the fields' text for trigram similarity (GIN over
-//! `crm_system.search_text`), which finds "Jonh" for "John".
+//! The search columns of an object, made from which of its fields are
+//! searchable: `search_document`, a weighted full text vector
+//! (`crm_system.search_vector`: `simple` configuration, accents off), and
+//! `search_words`, the fields' text for trigram similarity
+//! (`crm_system.search_text`), which finds "Jonh" for "John". Both are
+//! stored generated columns with a GIN index each: Postgres keeps them on
+//! every write, and ranking reads them instead of computing them per hit.
 //!
-//! `search` writes the same expressions in its queries (so Postgres uses
-//! the indexes), from [`vector`] and [`text`]. Each index carries a comment
-//! naming the fields it covers ([`signature`]); after every metadata change
-//! [`sync`] rebuilds the indexes whose fields changed and drops those of
-//! objects left without searchable fields, so a custom field made
-//! searchable in a sandbox is searchable there, and in production once
-//! promoted.
+//! The document column carries a comment naming the fields it covers
+//! ([`signature`]); after every metadata change [`sync`] makes the columns
+//! again for objects whose searchable fields changed (one rewrite of the
+//! table) and drops those of objects left without any, so a custom field
+//! made searchable in a sandbox is searchable there, and in production
+//! once promoted.
 
 use diesel::sql_types::Text;
 use diesel_async::AsyncPgConnection;
@@ -47,48 +48,41 @@ pub fn fields(object: &ObjectDef) -> Vec<(&FieldDef, char)> {
         .collect()
 }
 
-/// `column` of table alias `alias`, or bare (in an index definition).
-fn column(sql: &mut Sql, alias: Option<&str>, column: &str) {
-    match alias {
-        Some(alias) => sql.column(alias, column),
-        None => sql.ident(column),
-    };
-}
+/// The column holding a record's weighted full text vector.
+pub const DOCUMENT: &str = "search_document";
+/// The column holding a record's searchable text, for trigram similarity.
+pub const WORDS: &str = "search_words";
 
-/// The weighted vector of the object's searchable fields:
-/// `(crm_system.search_vector(t."name", 'A') || …)`.
-pub fn vector(object: &ObjectDef, alias: Option<&str>) -> Sql {
-    let mut sql = Sql::raw("(");
+/// The weighted vector of the object's searchable fields, as its stored
+/// column is generated: `crm_system.search_vector("name", 'A') || …`.
+fn vector(object: &ObjectDef) -> Sql {
+    let mut sql = Sql::new();
     for (i, (field, weight)) in fields(object).into_iter().enumerate() {
         if i > 0 {
             sql.push(" || ");
         }
-        sql.push("crm_system.search_vector(");
-        column(&mut sql, alias, &field.column);
+        sql.push("crm_system.search_vector(").ident(&field.column);
         sql.push(", '").push(weight.encode_utf8(&mut [0; 4])).push("')");
     }
-    sql.push(")");
     sql
 }
 
-/// The searchable fields' text, accents off and lower case, for trigram
-/// similarity: `crm_system.search_text(coalesce(t."name", '') || ' ' || …)`.
-pub fn text(object: &ObjectDef, alias: Option<&str>) -> Sql {
+/// The searchable fields' text, accents off and lower case, as its stored
+/// column is generated: `crm_system.search_text(coalesce("name", '') || ' ' || …)`.
+fn text(object: &ObjectDef) -> Sql {
     let mut sql = Sql::raw("crm_system.search_text(");
     for (i, (field, _)) in fields(object).into_iter().enumerate() {
         if i > 0 {
             sql.push(" || ' ' || ");
         }
-        sql.push("coalesce(");
-        column(&mut sql, alias, &field.column);
-        sql.push(", '')");
+        sql.push("coalesce(").ident(&field.column).push(", '')");
     }
     sql.push(")");
     sql
 }
 
-/// What the indexes of `object` cover, as their comments say it:
-/// `search: first_name A, last_name A, email B`.
+/// What the search columns of `object` cover, as the comment on its
+/// document column says it: `search: first_name A, last_name A, email B`.
 pub fn signature(object: &ObjectDef) -> String {
     let fields: Vec<String> = fields(object)
         .into_iter()
@@ -98,43 +92,38 @@ pub fn signature(object: &ObjectDef) -> String {
 }
 
 /// The names of an object's two search indexes.
-fn names(table: &str) -> [(String, &'static str); 2] {
-    [
-        (index_name(table, "search", "fts"), "fts"),
-        (index_name(table, "search", "trgm"), "trgm"),
-    ]
+fn names(table: &str) -> [String; 2] {
+    [index_name(table, "search", "fts"), index_name(table, "search", "trgm")]
 }
 
-/// Drops the search indexes of `table` (before its searchable column
-/// changes type); [`sync`] builds them again when the change finishes.
+/// Drops the search columns of `table` and their indexes (before a
+/// searchable column changes type: a generated column holds on to it);
+/// [`sync`] makes them again when the change finishes.
 pub async fn drop(conn: &mut AsyncPgConnection, target: &Target<'_>, table: &str) -> Result<()> {
-    for (name, _) in names(table) {
-        let mut drop = Sql::raw("DROP INDEX IF EXISTS ");
-        drop.table(target.schema, &name);
-        run(conn, target, drop).await?;
-    }
-    Ok(())
+    let mut drop = super::alter_table(target.schema, table);
+    drop.push(" DROP COLUMN IF EXISTS ").ident(DOCUMENT);
+    drop.push(", DROP COLUMN IF EXISTS ").ident(WORDS);
+    run(conn, target, drop).await
 }
 
 #[derive(diesel::QueryableByName)]
 struct Existing {
     #[diesel(sql_type = Text)]
-    name: String,
+    table: String,
     #[diesel(sql_type = Text)]
     comment: String,
 }
 
-/// Brings the search indexes of the workspace in `target` in step with
-/// `model`: builds those whose fields changed, drops those of objects
-/// without searchable fields. Answers how many indexes it built.
+/// Brings the search columns of the workspace in `target` in step with
+/// `model` (see [`sync_schema`]).
 pub async fn sync(conn: &mut AsyncPgConnection, target: &Target<'_>, model: &Model) -> Result<usize> {
     sync_schema(conn, target.schema, target.rehearsal, model).await
 }
 
-/// Brings the search indexes of every workspace (production and each
+/// Brings the search columns of every workspace (production and each
 /// sandbox) in step with its model: after an upgrade that made fields
 /// searchable (custom objects' names), before the server serves. Answers
-/// how many indexes it built.
+/// how many objects it made them for.
 pub async fn sync_workspaces(conn: &mut AsyncPgConnection) -> Result<usize> {
     let mut built = 0;
     for workspace in crate::db::workspaces(conn).await? {
@@ -146,16 +135,21 @@ pub async fn sync_workspaces(conn: &mut AsyncPgConnection) -> Result<usize> {
     Ok(built)
 }
 
-/// [`sync`] in `schema`; with `rehearsal`, nothing is run.
+/// Makes the search columns of each object whose searchable fields changed
+/// (stored generated columns: the table is rewritten once, and every write
+/// keeps them) with their GIN indexes, and drops those of objects left
+/// without searchable fields; with `rehearsal`, nothing is run. Answers
+/// how many objects it made them for.
 async fn sync_schema(conn: &mut AsyncPgConnection, schema: &str, rehearsal: bool, model: &Model) -> Result<usize> {
     let mut existing = Sql::raw(
-        "SELECT c.relname::text AS name, coalesce(obj_description(c.oid, 'pg_class'), '') AS comment \
-         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.relkind = 'i' AND n.nspname = ",
+        "SELECT c.relname::text AS table, coalesce(col_description(c.oid, a.attnum), '') AS comment \
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'r' AND NOT a.attisdropped AND a.attname = ",
     );
     existing
-        .bind(Bind::Text(Some(schema.to_owned())))
-        .push(" AND c.relname LIKE '%\\_search\\_%'");
+        .bind(Bind::Text(Some(DOCUMENT.to_owned())))
+        .push(" AND n.nspname = ")
+        .bind(Bind::Text(Some(schema.to_owned())));
     let existing: Vec<Existing> = existing.load(conn).await?;
     let mut built = 0;
     for object in model.objects() {
@@ -163,34 +157,44 @@ async fn sync_schema(conn: &mut AsyncPgConnection, schema: &str, rehearsal: bool
             continue;
         }
         let wanted = searched(object).then(|| signature(object));
-        for (name, kind) in names(&object.table) {
-            let found = existing.iter().find(|e| e.name == name);
-            if found.map(|f| &f.comment) == wanted.as_ref() {
-                continue;
-            }
-            if found.is_some() {
-                let mut drop = Sql::raw("DROP INDEX ");
-                drop.table(schema, &name);
-                run_unless(conn, rehearsal, drop).await?;
-            }
-            let Some(signature) = &wanted else {
-                continue;
-            };
-            let mut create = Sql::raw("CREATE INDEX ");
-            create.ident(&name).push(" ON ").table(schema, &object.table);
-            if kind == "fts" {
-                create.push(" USING gin (").append(&vector(object, None)).push(")");
-            } else {
-                create
-                    .push(" USING gin (")
-                    .append(&text(object, None))
-                    .push(" crm_system.gin_trgm_ops)");
-            }
-            run_unless(conn, rehearsal, create).await?;
-            let mut comment = Sql::raw("COMMENT ON INDEX ");
-            comment.table(schema, &name).push(" IS ").string_literal(signature);
+        let found = existing.iter().find(|e| e.table == object.table);
+        if found.map(|f| &f.comment) == wanted.as_ref() {
+            continue;
+        }
+        let mut alter = super::alter_table(schema, &object.table);
+        alter.push(" DROP COLUMN IF EXISTS ").ident(DOCUMENT);
+        alter.push(", DROP COLUMN IF EXISTS ").ident(WORDS);
+        if let Some(signature) = &wanted {
+            alter.push(", ADD COLUMN ").ident(DOCUMENT);
+            alter
+                .push(" tsvector GENERATED ALWAYS AS (")
+                .append(&vector(object))
+                .push(") STORED");
+            alter.push(", ADD COLUMN ").ident(WORDS);
+            alter
+                .push(" text GENERATED ALWAYS AS (")
+                .append(&text(object))
+                .push(") STORED");
+            run_unless(conn, rehearsal, alter).await?;
+            let [fts, trgm] = names(&object.table);
+            let mut index = Sql::raw("CREATE INDEX ");
+            index.ident(&fts).push(" ON ").table(schema, &object.table);
+            index.push(" USING gin (").ident(DOCUMENT).push(")");
+            run_unless(conn, rehearsal, index).await?;
+            let mut index = Sql::raw("CREATE INDEX ");
+            index.ident(&trgm).push(" ON ").table(schema, &object.table);
+            index
+                .push(" USING gin (")
+                .ident(WORDS)
+                .push(" crm_system.gin_trgm_ops)");
+            run_unless(conn, rehearsal, index).await?;
+            let mut comment = Sql::raw("COMMENT ON COLUMN ");
+            comment.table(schema, &object.table).push(".").ident(DOCUMENT);
+            comment.push(" IS ").string_literal(signature);
             run_unless(conn, rehearsal, comment).await?;
             built += 1;
+        } else {
+            run_unless(conn, rehearsal, alter).await?;
         }
     }
     Ok(built)
