@@ -68,25 +68,31 @@ impl Query {
         })
     }
 
-    /// The full text query: every word as a prefix, accents off.
+    /// The full text query: every word, accents off.
     fn tsquery(&self) -> Sql {
         let mut sql = Sql::raw("(");
-        for (i, word) in self.words.iter().enumerate() {
+        for i in 0..self.words.len() {
             if i > 0 {
                 sql.push(" && ");
             }
-            sql.append(&word_query(word));
+            sql.append(&self.word_query(i));
         }
         sql.push(")");
         sql
     }
-}
 
-/// One word as a full text prefix query, accents off.
-fn word_query(word: &str) -> Sql {
-    let mut sql = Sql::raw("to_tsquery('simple'::regconfig, quote_literal(crm_system.search_text(");
-    sql.bind(Bind::Text(Some(word.to_owned()))).push(")) || ':*')");
-    sql
+    /// Word `i` as a full text query, accents off: the last word as a
+    /// prefix (the one being typed), the others whole ("account" does not
+    /// stand for every "account4711" of every email).
+    fn word_query(&self, i: usize) -> Sql {
+        let mut sql = Sql::raw("to_tsquery('simple'::regconfig, quote_literal(crm_system.search_text(");
+        sql.bind(Bind::Text(Some(self.words[i].clone()))).push("))");
+        if i + 1 == self.words.len() {
+            sql.push(" || ':*'");
+        }
+        sql.push(")");
+        sql
+    }
 }
 
 /// Whether a word may match by similarity: two letters are similar to too much.
@@ -183,7 +189,7 @@ async fn exact_words(conn: &mut AsyncPgConnection, searched: &Searched<'_>, quer
     }
     let (document, _) = columns();
     let mut sql = Sql::raw("SELECT ARRAY[");
-    for (i, word) in query.words.iter().enumerate() {
+    for i in 0..query.words.len() {
         if i > 0 {
             sql.push(", ");
         }
@@ -191,9 +197,14 @@ async fn exact_words(conn: &mut AsyncPgConnection, searched: &Searched<'_>, quer
             .append(&searched.table.from_as("t"))
             .push(" WHERE ");
         sql.append(&searched.table.rows(false, "t")).push(" AND ");
-        sql.append(&document).push(" @@ ").append(&word_query(word)).push(")");
+        sql.append(&document)
+            .push(" @@ ")
+            .append(&query.word_query(i))
+            .push(")");
     }
     sql.push("]::boolean[] AS found");
+    // Planned for its words: a plan made for any word scans the table.
+    let sql = sql.planned_for_values();
     let found: Vec<Found> = sql.load(conn).await?;
     Ok(found.into_iter().next().map(|f| f.found).unwrap_or_default())
 }
@@ -226,15 +237,16 @@ fn hits_of(searched: &Searched<'_>, query: &Query, exact: &[bool]) -> Sql {
         .append(&searched.table.from_as("t"))
         .push(" WHERE ")
         .append(&searched.table.rows(false, "t"));
-    for (word, exact) in query
+    for (i, (word, exact)) in query
         .words
         .iter()
         .zip(exact.iter().copied().chain(std::iter::repeat(false)))
+        .enumerate()
     {
         sql.push(" AND (")
             .append(&document)
             .push(" @@ ")
-            .append(&word_query(word));
+            .append(&query.word_query(i));
         if !exact && fuzzy(word) {
             sql.push(" OR crm_system.search_text(")
                 .bind(Bind::Text(Some(word.clone())))
@@ -265,42 +277,53 @@ pub async fn search(
     if objects.is_empty() {
         return Ok(Vec::new());
     }
-    let mut exact = Vec::with_capacity(objects.len());
-    for searched in objects {
-        exact.push(exact_words(conn, searched, query).await?);
-    }
-    let mut sql = Sql::raw("SELECT object, id, title, rank::text AS rank FROM (");
-    for (i, searched) in objects.iter().enumerate() {
-        if i > 0 {
-            sql.push(" UNION ALL ");
+    conn.transaction::<_, CrmError, _>(async |conn| {
+        // Whether a word exists is one probe of its object's GIN index; a
+        // planner guessing a few hundred matches would scan the table for
+        // the first, so the scan is off for these probes.
+        set(conn, "enable_seqscan", "off").await?;
+        let mut exact = Vec::with_capacity(objects.len());
+        for searched in objects {
+            exact.push(exact_words(conn, searched, query).await?);
         }
-        sql.append(&hits_of(searched, query, &exact[i]));
-    }
-    sql.push(") hits");
-    if let Some(after) = after {
-        sql.push(" WHERE (rank < ")
-            .bind(Bind::Text(Some(after.rank.clone())))
-            .push("::numeric OR (rank = ")
-            .bind(Bind::Text(Some(after.rank.clone())))
-            .push("::numeric AND (object, id) > (")
-            .bind(Bind::Text(Some(after.object.clone())))
-            .push("::text, ")
-            .bind(Bind::Uuid(Some(after.id)))
-            .push(")))");
-    }
-    sql.push(" ORDER BY rank DESC, object, id LIMIT ")
-        .push(&(limit + 1).to_string());
-    let hits = conn
-        .transaction::<_, CrmError, _>(async |conn| {
-            let mut threshold = Sql::raw("SELECT set_config('pg_trgm.word_similarity_threshold', ");
-            threshold
-                .bind(Bind::Text(Some(SIMILARITY.into())))
-                .push(", true) AS row");
-            threshold.execute(conn).await?;
-            Ok(sql.load::<Hit>(conn).await?)
-        })
-        .await?;
-    Ok(hits)
+        set(conn, "enable_seqscan", "on").await?;
+        set(conn, "pg_trgm.word_similarity_threshold", SIMILARITY).await?;
+        let mut sql = Sql::raw("SELECT object, id, title, rank::text AS rank FROM (");
+        for (i, searched) in objects.iter().enumerate() {
+            if i > 0 {
+                sql.push(" UNION ALL ");
+            }
+            sql.append(&hits_of(searched, query, &exact[i]));
+        }
+        sql.push(") hits");
+        if let Some(after) = after {
+            sql.push(" WHERE (rank < ")
+                .bind(Bind::Text(Some(after.rank.clone())))
+                .push("::numeric OR (rank = ")
+                .bind(Bind::Text(Some(after.rank.clone())))
+                .push("::numeric AND (object, id) > (")
+                .bind(Bind::Text(Some(after.object.clone())))
+                .push("::text, ")
+                .bind(Bind::Uuid(Some(after.id)))
+                .push(")))");
+        }
+        sql.push(" ORDER BY rank DESC, object, id LIMIT ")
+            .push(&(limit + 1).to_string());
+        // Planned for its words: how many records a word matches decides the plan.
+        Ok(sql.planned_for_values().load::<Hit>(conn).await?)
+    })
+    .await
+}
+
+/// Sets a setting for the rest of the transaction.
+async fn set(conn: &mut AsyncPgConnection, name: &str, value: &str) -> Result<()> {
+    let mut sql = Sql::raw("SELECT set_config(");
+    sql.bind(Bind::Text(Some(name.to_owned())))
+        .push(", ")
+        .bind(Bind::Text(Some(value.to_owned())))
+        .push(", true)");
+    sql.execute(conn).await?;
+    Ok(())
 }
 
 #[cfg(test)]
