@@ -517,6 +517,21 @@ async fn merge_moves_every_reference_to_the_survivor_and_unmerge_puts_it_back() 
         ))
         .await;
     assert_eq!(audited, 1);
+    // The survivor's history holds the merged record's.
+    let history = app
+        .data(
+            "query($id: ID!) { contact(id: $id) { history { totalCount nodes { action recordId } } } }",
+            json!({ "id": survivor }),
+        )
+        .await;
+    let entries = history["contact"]["history"]["nodes"].as_array().unwrap().clone();
+    assert_eq!(history["contact"]["history"]["totalCount"], entries.len());
+    assert!(
+        entries
+            .iter()
+            .any(|e| e["action"] == "MERGE" && e["recordId"] == merged),
+        "{history:#}"
+    );
 
     // Undone: everything back as it was.
     let unmerge = "mutation($id: ID!, $dry: Boolean) { unmergeRecords(id: $id, dryRun: $dry) { undoneAt survivor { ... on Contact { phone } } } }";

@@ -77,6 +77,7 @@ fn audit_log_field() -> Field {
             Ok(Some(FieldValue::owned_any(AuditConnection {
                 page: Arc::new(page),
                 filter,
+                of_record: false,
             })))
         })
     })
@@ -116,12 +117,19 @@ fn history_of(object: &ObjectDef) -> Field {
                 record_ids: vec![id],
                 ..audit::Filter::default()
             };
-            Ok(Some(FieldValue::owned_any(AuditConnection { page, filter })))
+            Ok(Some(FieldValue::owned_any(AuditConnection {
+                page,
+                filter,
+                of_record: true,
+            })))
         })
     })
     .argument(first_argument())
     .argument(after_argument())
-    .description("Changes made to this record, newest first: who, when, which fields from what to what.")
+    .description(
+        "Changes made to this record (and to records merged into it), newest first: who, when, which fields from \
+         what to what.",
+    )
 }
 
 fn first_argument() -> InputValue {
@@ -211,6 +219,8 @@ struct AuditConnection {
     page: Arc<audit::Page>,
     /// For `totalCount`.
     filter: audit::Filter,
+    /// A record's `history`: its entries and those of records merged into it.
+    of_record: bool,
 }
 
 fn entry_field(name: &str, type_ref: TypeRef, get: fn(&Stored) -> Option<Value>) -> Field {
@@ -393,7 +403,13 @@ fn audit_connection_type() -> Object {
                     let context = context(&ctx)?;
                     let page = ctx.parent_value.try_downcast_ref::<AuditConnection>()?;
                     let mut conn = context.db.conn().await?;
-                    let count = audit::count(&mut conn, &page.filter).await?;
+                    let mut filter = page.filter.clone();
+                    if page.of_record {
+                        let merged =
+                            crate::records::merged::merged_into(&mut conn, &context.schema, &filter.record_ids).await?;
+                        filter.record_ids.extend(merged.into_values().flatten());
+                    }
+                    let count = audit::count(&mut conn, &filter).await?;
                     Ok(Some(FieldValue::value(Value::from(count))))
                 })
             })
