@@ -10,7 +10,7 @@ use super::clusters::{self, Cluster};
 use super::rules::{self, Action};
 use crate::access::{self, Operation};
 use crate::error::CrmError;
-use crate::graphql::resolve::{arg, context, resolved, text_arg};
+use crate::graphql::resolve::{after_arg, arg, context, first_arg, resolved, text_arg};
 use crate::graphql::room::Surface;
 use crate::records::{FieldSet, Record};
 
@@ -135,23 +135,8 @@ fn find_field() -> Field {
             let name = text_arg(&ctx, "object")?;
             let object = rules::object(&context.model, &name, &[])?;
             access::require(&context.actor, object, Operation::Read)?;
-            let first = match arg(&ctx, "first") {
-                None | Some(Value::Null) => DEFAULT_CLUSTERS,
-                Some(Value::Number(n)) => n
-                    .as_u64()
-                    .and_then(|n| usize::try_from(n).ok())
-                    .filter(|n| (1..=MAX_CLUSTERS).contains(n))
-                    .ok_or_else(|| CrmError::bad_input(&["first"], format!("first is 1 to {MAX_CLUSTERS}")))?,
-                Some(_) => return Err(CrmError::bad_input(&["first"], "first must be an integer")),
-            };
-            let after = match arg(&ctx, "after") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(text)) => Some(
-                    clusters::decode(text)
-                        .ok_or_else(|| CrmError::bad_input(&["after"], "not a cursor of findDuplicates"))?,
-                ),
-                Some(_) => return Err(CrmError::bad_input(&["after"], "after must be a cursor")),
-            };
+            let first = first_arg(&ctx, DEFAULT_CLUSTERS, MAX_CLUSTERS)?;
+            let after = after_arg(&ctx, "findDuplicates", clusters::decode)?;
             let rule_name = match arg(&ctx, "rule") {
                 Some(Value::String(rule)) => Some(rule.clone()),
                 _ => None,

@@ -218,6 +218,31 @@ pub fn int(value: &Value, at: &[&str]) -> Result<Option<i32>> {
     }
 }
 
+/// The `first` argument of a page: `default` when absent, 0 to `max`.
+pub fn first_arg(ctx: &ResolverContext<'_>, default: usize, max: usize) -> Result<usize> {
+    match arg(ctx, "first") {
+        None | Some(Value::Null) => Ok(default),
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| *n <= max)
+            .ok_or_else(|| CrmError::bad_input(&["first"], format!("first is 0 to {max}"))),
+        Some(_) => Err(CrmError::bad_input(&["first"], "first must be an integer")),
+    }
+}
+
+/// The `after` argument of a page, a cursor `decode` reads; refused as
+/// "not a cursor of `what`" when it cannot.
+pub fn after_arg<T>(ctx: &ResolverContext<'_>, what: &str, decode: impl Fn(&str) -> Option<T>) -> Result<Option<T>> {
+    match arg(ctx, "after") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => decode(text)
+            .map(Some)
+            .ok_or_else(|| CrmError::bad_input(&["after"], format!("not a cursor of {what}"))),
+        Some(_) => Err(CrmError::bad_input(&["after"], "after must be a cursor")),
+    }
+}
+
 /// The `id` argument, a UUID.
 pub fn id_arg(ctx: &ResolverContext<'_>) -> Result<Uuid> {
     let path = Path::root("id");

@@ -17,7 +17,9 @@ use crate::audit::{self, Action, Stored};
 use crate::error::{CrmError, Result};
 use crate::graphql::input::{self, Path};
 use crate::graphql::loader::HistoryKey;
-use crate::graphql::resolve::{arg, context, parent_field, resolved, timestamp, PageInfo, RequestContext};
+use crate::graphql::resolve::{
+    after_arg, arg, context, first_arg, parent_field, resolved, timestamp, PageInfo, RequestContext,
+};
 use crate::graphql::room::Surface;
 use crate::metadata::ObjectDef;
 use crate::records::record_id;
@@ -146,23 +148,8 @@ fn after_argument() -> InputValue {
 
 /// `first` and the entry id of `after`, checked.
 fn page_args(ctx: &ResolverContext<'_>) -> Result<(usize, Option<i64>)> {
-    let first = match arg(ctx, "first") {
-        None | Some(Value::Null) => audit::DEFAULT_PAGE,
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|n| *n <= audit::MAX_PAGE)
-            .ok_or_else(|| CrmError::bad_input(&["first"], format!("first is 0 to {}", audit::MAX_PAGE)))?,
-        Some(_) => return Err(CrmError::bad_input(&["first"], "first must be an integer")),
-    };
-    let after = match arg(ctx, "after") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(cursor)) => Some(
-            decode_cursor(cursor).ok_or_else(|| CrmError::bad_input(&["after"], "not a cursor of the audit log"))?,
-        ),
-        Some(_) => return Err(CrmError::bad_input(&["after"], "after must be a cursor")),
-    };
-    Ok((first, after))
+    let first = first_arg(ctx, audit::DEFAULT_PAGE, audit::MAX_PAGE)?;
+    Ok((first, after_arg(ctx, "the audit log", decode_cursor)?))
 }
 
 fn cursor(id: i64) -> String {

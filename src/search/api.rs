@@ -11,7 +11,7 @@ use super::{After, Hit, Query, Searched};
 use crate::access::{self, Operation};
 use crate::error::{CrmError, Result};
 use crate::graphql::input::{self, Path};
-use crate::graphql::resolve::{arg, context, resolved, text_arg, PageInfo};
+use crate::graphql::resolve::{after_arg, arg, context, first_arg, resolved, text_arg, PageInfo};
 use crate::graphql::room::{PerObject, Surface};
 use crate::metadata::ddl::search::searched;
 use crate::metadata::Model;
@@ -180,22 +180,8 @@ fn search_field() -> Field {
         resolved(async move {
             let context = context(&ctx)?;
             let query = Query::parse(&text_arg(&ctx, "query")?)?;
-            let first = match arg(&ctx, "first") {
-                None | Some(Value::Null) => DEFAULT_HITS,
-                Some(Value::Number(n)) => n
-                    .as_u64()
-                    .and_then(|n| usize::try_from(n).ok())
-                    .filter(|n| *n <= MAX_HITS)
-                    .ok_or_else(|| CrmError::bad_input(&["first"], format!("first is 0 to {MAX_HITS}")))?,
-                Some(_) => return Err(CrmError::bad_input(&["first"], "first must be an integer")),
-            };
-            let after = match arg(&ctx, "after") {
-                None | Some(Value::Null) => None,
-                Some(Value::String(text)) => Some(
-                    After::decode(text).ok_or_else(|| CrmError::bad_input(&["after"], "not a cursor of search"))?,
-                ),
-                Some(_) => return Err(CrmError::bad_input(&["after"], "after must be a cursor")),
-            };
+            let first = first_arg(&ctx, DEFAULT_HITS, MAX_HITS)?;
+            let after = after_arg(&ctx, "search", After::decode)?;
             let model = &context.model;
             let asked = objects_asked(&ctx, model)?;
             let filters = match arg(&ctx, "filter") {

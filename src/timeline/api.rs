@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::{decode, Event, Request, KINDS, OBJECTS};
 use crate::error::{CrmError, Result};
-use crate::graphql::resolve::{arg, context, resolved, timestamp, PageInfo, RequestContext};
+use crate::graphql::resolve::{after_arg, arg, context, first_arg, resolved, timestamp, PageInfo, RequestContext};
 use crate::graphql::room::Surface;
 use crate::metadata::ObjectDef;
 use crate::records::{record_id, FieldSet, Record};
@@ -364,22 +364,8 @@ fn timeline_field(object: &ObjectDef) -> Option<Field> {
 }
 
 fn request_of(ctx: &async_graphql::dynamic::ResolverContext<'_>) -> Result<Request> {
-    let first = match arg(ctx, "first") {
-        None | Some(Value::Null) => DEFAULT_EVENTS,
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|n| *n <= MAX_EVENTS)
-            .ok_or_else(|| CrmError::bad_input(&["first"], format!("first is 0 to {MAX_EVENTS}")))?,
-        Some(_) => return Err(CrmError::bad_input(&["first"], "first must be an integer")),
-    };
-    let after = match arg(ctx, "after") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => {
-            Some(decode(text).ok_or_else(|| CrmError::bad_input(&["after"], "not a cursor of a timeline"))?)
-        }
-        Some(_) => return Err(CrmError::bad_input(&["after"], "after must be a cursor")),
-    };
+    let first = first_arg(ctx, DEFAULT_EVENTS, MAX_EVENTS)?;
+    let after = after_arg(ctx, "a timeline", decode)?;
     let at = |key: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>> {
         match arg(ctx, key) {
             Some(Value::String(text)) => crate::metadata::parse_datetime(text)
