@@ -115,6 +115,22 @@ async fn search_finds_records_by_name_and_email_accents_and_typos_aside() {
     )
     .await;
     assert_eq!(titles(&search(&app, "zebra", json!({})).await), ["John Smith"]);
+    // Renaming the field keeps its object's search columns as they are.
+    let contact_index = "SELECT c.oid::bigint AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                         WHERE n.nspname = 'crm' AND c.relname ~ '^contact_search_.*_fts$'";
+    let built = app.scalar(contact_index).await;
+    app.data(
+        r#"mutation { renameCustomField(object: "Contact", name: "nickname", newName: "alias") { name } }"#,
+        json!({}),
+    )
+    .await;
+    app.data(
+        r#"mutation { createCustomField(input: { object: "Contact", name: "shoeSize", label: "Shoe size", type: INTEGER }) { name } }"#,
+        json!({}),
+    )
+    .await;
+    assert_eq!(app.scalar(contact_index).await, built, "not rebuilt for a new name");
+    assert_eq!(titles(&search(&app, "zebra", json!({})).await), ["John Smith"]);
     assert_eq!(app.scalar(others).await, before);
     let six = "SELECT count(*) AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                WHERE n.nspname = 'crm' AND c.relname ~ '^(account|lead|opportunity)_search_'";

@@ -204,7 +204,7 @@ fn find_field() -> Field {
     )
     .argument(
         InputValue::new("first", TypeRef::named(TypeRef::INT)).description(format!(
-            "Clusters per page, 1 to {MAX_CLUSTERS}; {DEFAULT_CLUSTERS} when absent."
+            "Clusters per page, 0 to {MAX_CLUSTERS}; {DEFAULT_CLUSTERS} when absent."
         )),
     )
     .argument(

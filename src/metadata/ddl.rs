@@ -390,6 +390,7 @@ pub(in crate::metadata) async fn rename_column(
     let mut ddl = alter_table(schema, table);
     ddl.push(" RENAME COLUMN ").ident(old).push(" TO ").ident(new);
     run(conn, target, ddl).await?;
+    search::renamed(conn, target, table, (old, new)).await?;
     for suffix in ["key", "idx"] {
         let mut rename = Sql::raw("ALTER INDEX IF EXISTS ");
         rename.table(schema, &index_name(table, old, suffix));

@@ -118,7 +118,9 @@ impl After {
         let text = String::from_utf8(bytes).ok()?;
         let mut parts = text.strip_prefix("search:")?.splitn(3, '|');
         let rank = parts.next()?;
-        rank.parse::<f64>().ok()?;
+        // A rank is a small plain decimal; anything else was not ours.
+        let valid = rank.chars().all(|c| c.is_ascii_digit() || c == '.' || c == '-') && rank.len() <= 32;
+        rank.parse::<f64>().ok().filter(|r| valid && r.is_finite())?;
         Some(After {
             rank: rank.to_owned(),
             object: parts.next()?.to_owned(),

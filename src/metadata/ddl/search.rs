@@ -106,6 +106,54 @@ pub async fn drop(conn: &mut AsyncPgConnection, target: &Target<'_>, table: &str
     run(conn, target, drop).await
 }
 
+/// A searchable column renamed: the generated columns follow it (Postgres
+/// keeps them on the column), so only the comment naming the fields does,
+/// and the table is not rebuilt for a name.
+pub async fn renamed(
+    conn: &mut AsyncPgConnection,
+    target: &Target<'_>,
+    table: &str,
+    (old, new): (&str, &str),
+) -> Result<()> {
+    let found: Vec<Existing> = existing(target.schema, Some(table)).load(conn).await?;
+    let Some(found) = found.into_iter().next() else {
+        return Ok(());
+    };
+    let Some(fields) = found.comment.strip_prefix("search: ") else {
+        return Ok(());
+    };
+    let fields: Vec<String> = fields
+        .split(", ")
+        .map(|entry| match entry.rsplit_once(' ') {
+            Some((column, weight)) if column == old => format!("{new} {weight}"),
+            _ => entry.to_owned(),
+        })
+        .collect();
+    let mut comment = Sql::raw("COMMENT ON COLUMN ");
+    comment.table(target.schema, table).push(".").ident(DOCUMENT);
+    comment
+        .push(" IS ")
+        .string_literal(&format!("search: {}", fields.join(", ")));
+    run(conn, target, comment).await
+}
+
+/// The tables of `schema` (or `table` alone) with a document column, and
+/// its comment.
+fn existing(schema: &str, table: Option<&str>) -> Sql {
+    let mut sql = Sql::raw(
+        "SELECT c.relname::text AS table, coalesce(col_description(c.oid, a.attnum), '') AS comment \
+         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE c.relkind = 'r' AND NOT a.attisdropped AND a.attname = ",
+    );
+    sql.bind(Bind::Text(Some(DOCUMENT.to_owned())))
+        .push(" AND n.nspname = ")
+        .bind(Bind::Text(Some(schema.to_owned())));
+    if let Some(table) = table {
+        sql.push(" AND c.relname = ").bind(Bind::Text(Some(table.to_owned())));
+    }
+    sql
+}
+
 #[derive(diesel::QueryableByName)]
 struct Existing {
     #[diesel(sql_type = Text)]
@@ -125,12 +173,23 @@ pub async fn sync(conn: &mut AsyncPgConnection, target: &Target<'_>, model: &Mod
 /// searchable (custom objects' names), before the server serves. Answers
 /// how many objects it made them for.
 pub async fn sync_workspaces(conn: &mut AsyncPgConnection) -> Result<usize> {
+    use diesel_async::AsyncConnection;
     let mut built = 0;
     for workspace in crate::db::workspaces(conn).await? {
-        let model = crate::metadata::custom::Customizations::read(conn, &workspace.pg_schema)
-            .await?
-            .model()?;
-        built += sync_schema(conn, &workspace.pg_schema, false, &model).await?;
+        let schema = workspace.pg_schema;
+        // Holding the workspace's settings row, as a metadata change does:
+        // the model read is the one the columns are made for.
+        built += conn
+            .transaction::<_, crate::error::CrmError, _>(async |conn| {
+                let mut lock = Sql::raw("SELECT 1 AS one FROM ");
+                lock.table(&schema, "workspace_settings").push(" FOR UPDATE");
+                lock.execute(conn).await?;
+                let model = crate::metadata::custom::Customizations::read(conn, &schema)
+                    .await?
+                    .model()?;
+                sync_schema(conn, &schema, false, &model).await
+            })
+            .await?;
     }
     Ok(built)
 }
@@ -141,16 +200,7 @@ pub async fn sync_workspaces(conn: &mut AsyncPgConnection) -> Result<usize> {
 /// without searchable fields; with `rehearsal`, nothing is run. Answers
 /// how many objects it made them for.
 async fn sync_schema(conn: &mut AsyncPgConnection, schema: &str, rehearsal: bool, model: &Model) -> Result<usize> {
-    let mut existing = Sql::raw(
-        "SELECT c.relname::text AS table, coalesce(col_description(c.oid, a.attnum), '') AS comment \
-         FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE c.relkind = 'r' AND NOT a.attisdropped AND a.attname = ",
-    );
-    existing
-        .bind(Bind::Text(Some(DOCUMENT.to_owned())))
-        .push(" AND n.nspname = ")
-        .bind(Bind::Text(Some(schema.to_owned())));
-    let existing: Vec<Existing> = existing.load(conn).await?;
+    let existing: Vec<Existing> = existing(schema, None).load(conn).await?;
     let mut built = 0;
     for object in model.objects() {
         if object.access != Access::Record || object.schema.is_some() {
@@ -177,6 +227,12 @@ async fn sync_schema(conn: &mut AsyncPgConnection, schema: &str, rehearsal: bool
                 .push(") STORED");
             run_unless(conn, rehearsal, alter).await?;
             let [fts, trgm] = names(&object.table);
+            // Indexes of that name on other expressions (an older layout) go.
+            for name in [&fts, &trgm] {
+                let mut drop = Sql::raw("DROP INDEX IF EXISTS ");
+                drop.table(schema, name);
+                run_unless(conn, rehearsal, drop).await?;
+            }
             let mut index = Sql::raw("CREATE INDEX ");
             index.ident(&fts).push(" ON ").table(schema, &object.table);
             index.push(" USING gin (").ident(DOCUMENT).push(")");
