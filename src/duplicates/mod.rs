@@ -82,32 +82,6 @@ struct Found {
     visible: bool,
 }
 
-/// What a hit is called in a list of matches: a person's names, else the name.
-pub fn title(object: &ObjectDef, alias: &str) -> Sql {
-    let has = |name: &str| object.field(name).map(|f| f.column.clone());
-    let mut sql = Sql::new();
-    match (has("firstName"), has("lastName"), has("name")) {
-        (Some(first), Some(last), _) => {
-            sql.push("concat_ws(' ', ")
-                .column(alias, &first)
-                .push(", ")
-                .column(alias, &last)
-                .push(")");
-        }
-        (_, _, Some(name)) => {
-            sql.push("coalesce(")
-                .column(alias, &name)
-                .push(", ")
-                .column(alias, "id")
-                .push("::text)");
-        }
-        _ => {
-            sql.column(alias, "id").push("::text");
-        }
-    }
-    sql
-}
-
 /// The live records of `object` (but `except`) that `rule` finds matching
 /// `values`; `None` when there are none (or the values leave a criterion
 /// empty, which matches nothing). Runs in the
@@ -135,7 +109,7 @@ pub async fn matching(
     }
     let table = crate::records::Table::new(schema, object);
     let mut query = Sql::raw("SELECT m.id, ");
-    query.append(&title(object, "m")).push(" AS name, ");
+    query.append(&crate::records::title(object, "m")).push(" AS name, ");
     match visibility.filter(&object.name) {
         Some(visible) => {
             query

@@ -282,6 +282,33 @@ pub async fn ids(conn: &mut diesel_async::AsyncPgConnection, query: Sql) -> Resu
     Ok(query.load::<Id>(conn).await?.into_iter().map(|row| row.id).collect())
 }
 
+/// What a record is called in lists of records of several kinds (search
+/// hits, duplicate matches): a person's names, else its name, else its id.
+pub fn title(object: &ObjectDef, alias: &str) -> Sql {
+    let has = |name: &str| object.field(name).map(|f| f.column.clone());
+    let mut sql = Sql::new();
+    match (has("firstName"), has("lastName"), has("name")) {
+        (Some(first), Some(last), _) => {
+            sql.push("concat_ws(' ', ")
+                .column(alias, &first)
+                .push(", ")
+                .column(alias, &last)
+                .push(")");
+        }
+        (_, _, Some(name)) => {
+            sql.push("coalesce(")
+                .column(alias, &name)
+                .push(", ")
+                .column(alias, "id")
+                .push("::text)");
+        }
+        _ => {
+            sql.column(alias, "id").push("::text");
+        }
+    }
+    sql
+}
+
 /// The id of a row document.
 pub fn record_id(record: &Record) -> Option<Uuid> {
     record.get("id")?.as_str()?.parse().ok()

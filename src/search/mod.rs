@@ -23,7 +23,6 @@ use uuid::Uuid;
 use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
 use crate::metadata::ddl::search::{DOCUMENT, WORDS};
-use crate::metadata::ObjectDef;
 use crate::records::{Filter, Table};
 
 /// The longest query, in characters.
@@ -150,28 +149,6 @@ pub struct Searched<'a> {
     pub filter: Option<Filter>,
 }
 
-/// What a hit shows as its title: a person's names, else the name.
-fn title(object: &ObjectDef) -> Sql {
-    let has = |name: &str| object.field(name).map(|f| f.column.clone());
-    let mut sql = Sql::new();
-    match (has("firstName"), has("lastName"), has("name")) {
-        (Some(first), Some(last), _) => {
-            sql.push("concat_ws(' ', ")
-                .column("t", &first)
-                .push(", ")
-                .column("t", &last)
-                .push(")");
-        }
-        (_, _, Some(name)) => {
-            sql.push("coalesce(").column("t", &name).push(", t.id::text)");
-        }
-        _ => {
-            sql.push("t.id::text");
-        }
-    }
-    sql
-}
-
 /// `t.search_document` and `t.search_words`.
 fn columns() -> (Sql, Sql) {
     let (mut document, mut words) = (Sql::new(), Sql::new());
@@ -222,7 +199,7 @@ fn hits_of(searched: &Searched<'_>, query: &Query, exact: &[bool]) -> Sql {
     let mut sql = Sql::raw("SELECT ");
     sql.bind(Bind::Text(Some(object.name.clone())))
         .push("::text AS object, t.id, ")
-        .append(&title(object))
+        .append(&crate::records::title(object, "t"))
         .push(" AS title, round((CASE WHEN ")
         .append(&document)
         .push(" @@ ")
