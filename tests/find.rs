@@ -347,6 +347,13 @@ async fn duplicate_rules_warn_and_block_on_every_write_path() {
     assert_eq!(clusters[0]["size"], 2);
     assert_eq!(texts(&clusters[0]["records"], &["lastName"]), ["Lovelace", "Byron"]);
     assert_eq!(clusters[0]["matchedOn"], json!(["email"]));
+    let error = app
+        .error(
+            "query { findDuplicates(object: \"Contact\", after: \"nope\") { hasNextPage } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(error["extensions"]["field"], json!(["after"]));
 }
 
 #[tokio::test]

@@ -102,25 +102,3 @@ pub async fn of_rule(
         })
         .collect())
 }
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    #[test]
-    fn cursors_round_trip() {
-        let (rule, head) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-        let cluster = super::Cluster {
-            rule: super::Rule {
-                id: rule,
-                name: "r".into(),
-                object: "Contact".into(),
-                action: super::super::rules::Action::Allow,
-                criteria: Vec::new(),
-            },
-            head,
-            records: vec![head],
-        };
-        assert_eq!(super::decode(&cluster.cursor()).unwrap(), (rule, head));
-        assert!(super::decode("nope").is_none());
-    }
-}

@@ -304,31 +304,3 @@ async fn set(conn: &mut AsyncPgConnection, name: &str, value: &str) -> Result<()
     sql.execute(conn).await?;
     Ok(())
 }
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_query_is_its_words() {
-        let query = Query::parse("  Müller, Hans-Peter ").unwrap();
-        assert_eq!(query.words, ["Müller", "Hans", "Peter"]);
-        assert!(Query::parse(" @@ ").is_err());
-        assert!(Query::parse(&"a".repeat(MAX_QUERY + 1)).is_err());
-        assert!(!fuzzy("jo"));
-        assert!(fuzzy("jon"));
-    }
-
-    #[test]
-    fn cursors_round_trip() {
-        let id = Uuid::new_v4();
-        let cursor = After::cursor("1.060793", "Contact", id);
-        let after = After::decode(&cursor).unwrap();
-        assert_eq!(
-            (after.rank.as_str(), after.object.as_str(), after.id),
-            ("1.060793", "Contact", id)
-        );
-        assert!(After::decode("bm90IGEgY3Vyc29y").is_none());
-    }
-}

@@ -327,20 +327,3 @@ pub async fn page(
         .push(&(request.first + 1).to_string());
     Ok(sql.load(conn).await?)
 }
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    #[test]
-    fn cursors_round_trip() {
-        let at = chrono::DateTime::from_timestamp_micros(1_764_000_000_123_456).unwrap();
-        let event = super::Event {
-            at,
-            key: "audit:00000000000000000042".into(),
-            kind: "FIELD_CHANGE".into(),
-            payload: serde_json::json!({}),
-        };
-        assert_eq!(super::decode(&event.cursor()).unwrap(), (at, event.key.clone()));
-        assert!(super::decode("garbage").is_none());
-    }
-}
