@@ -270,7 +270,12 @@ fn sync_indexes<'a>(conn: &'a mut AsyncPgConnection, scope: &'a CheckScope<'a>) 
 
 /// After a promotion or revert that changed rules or fields, the indexes
 /// follow the rules.
-fn promoted<'a>(conn: &'a mut AsyncPgConnection, schema: &'a str, changes: &'a [Change]) -> BoxFuture<'a, Result<()>> {
+fn promoted<'a>(
+    conn: &'a mut AsyncPgConnection,
+    schema: &'a str,
+    model: &'a crate::metadata::Model,
+    changes: &'a [Change],
+) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {
         if !changes
             .iter()
@@ -278,9 +283,6 @@ fn promoted<'a>(conn: &'a mut AsyncPgConnection, schema: &'a str, changes: &'a [
         {
             return Ok(());
         }
-        let model = crate::metadata::custom::Customizations::read(conn, schema)
-            .await?
-            .model()?;
-        indexes::sync(conn, schema, &model).await
+        indexes::sync(conn, schema, model).await
     })
 }

@@ -210,11 +210,13 @@ impl RecordHooks {
 }
 
 /// What a room does after a promotion (or revert) applied its changes, in
-/// its transaction, given the changes it made: for work that
-/// follows configuration as a whole (rescoring leads after rules changed).
+/// its transaction, given the target's schema, its model as the changes
+/// left it and the changes: for work that follows configuration as a whole
+/// (rescoring leads after rules changed, indexes after duplicate rules did).
 pub type AfterPromotion = for<'a> fn(
     &'a mut diesel_async::AsyncPgConnection,
     &'a str,
+    &'a Model,
     &'a [crate::metadata::kinds::Change],
 ) -> futures_util::future::BoxFuture<'a, crate::error::Result<()>>;
 
@@ -354,8 +356,25 @@ impl Rooms {
         Surface::of(self.0).record_hooks
     }
 
-    /// What the rooms do after a promotion.
-    pub fn after_promotion(self) -> Vec<AfterPromotion> {
-        Surface::of(self.0).after_promotion
+    /// Runs what the rooms do after a promotion (or revert, or rebase)
+    /// applied `changes` to the workspace in `schema`, in its transaction,
+    /// with the model read once for all of them.
+    pub async fn after_promotion(
+        self,
+        conn: &mut diesel_async::AsyncPgConnection,
+        schema: &str,
+        changes: &[crate::metadata::kinds::Change],
+    ) -> crate::error::Result<()> {
+        let work = Surface::of(self.0).after_promotion;
+        if work.is_empty() || changes.is_empty() {
+            return Ok(());
+        }
+        let model = crate::metadata::custom::Customizations::read(conn, schema)
+            .await?
+            .model()?;
+        for work in work {
+            work(conn, schema, &model, changes).await?;
+        }
+        Ok(())
     }
 }

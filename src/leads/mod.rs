@@ -215,7 +215,12 @@ fn rescore_everyone<'a>(conn: &'a mut AsyncPgConnection, scope: &'a CheckScope<'
 /// After a promotion or revert that changed rules, grades, or a field of
 /// leads or activities (a rule's condition or activity type may name it),
 /// every lead is rescored in its transaction.
-fn promoted<'a>(conn: &'a mut AsyncPgConnection, schema: &'a str, changes: &'a [Change]) -> BoxFuture<'a, Result<()>> {
+fn promoted<'a>(
+    conn: &'a mut AsyncPgConnection,
+    schema: &'a str,
+    model: &'a Model,
+    changes: &'a [Change],
+) -> BoxFuture<'a, Result<()>> {
     Box::pin(async move {
         let scoring = |c: &Change| match c.kind {
             Kind::ScoringRule | Kind::LeadGrade => true,
@@ -225,10 +230,7 @@ fn promoted<'a>(conn: &'a mut AsyncPgConnection, schema: &'a str, changes: &'a [
         if !changes.iter().any(scoring) {
             return Ok(());
         }
-        let model = crate::metadata::custom::Customizations::read(conn, schema)
-            .await?
-            .model()?;
-        rescore_all(conn, schema, &model).await?;
+        rescore_all(conn, schema, model).await?;
         Ok(())
     })
 }

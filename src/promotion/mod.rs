@@ -249,9 +249,7 @@ async fn promote(
             .filter(|e| e.status == Status::Applied)
             .map(|e| e.change.clone())
             .collect();
-        for work in rooms.after_promotion() {
-            work(conn, &schema, &applied).await?;
-        }
+        rooms.after_promotion(conn, &schema, &applied).await?;
     }
     match source {
         Source::Sandbox(name) => {

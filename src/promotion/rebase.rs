@@ -99,9 +99,7 @@ pub(super) async fn rebase(
                 .filter(|e| e.status == apply::Status::Ready)
                 .map(|e| e.change.clone())
                 .collect();
-            for work in rooms.after_promotion() {
-                work(conn, &schema, &applied).await?;
-            }
+            rooms.after_promotion(conn, &schema, &applied).await?;
             let mut update = Sql::raw("UPDATE crm_system.workspace SET base_version = s.metadata_version, base = ");
             update.append(&kinds::document(PRODUCTION_SCHEMA)).push(" FROM ");
             update
