@@ -25,6 +25,7 @@ pub const ROOMS: Rooms = Rooms(&[
     crate::leads::register,
     crate::merge::api::register,
     crate::timeline::api::register,
+    crate::transfer::api::register,
     crate::customize::register,
     crate::sandbox::api::register,
     crate::promotion::api::register,

@@ -62,10 +62,12 @@ pub enum Action {
     Revert,
     Merge,
     Unmerge,
+    Import,
+    RevertImport,
 }
 
 impl Action {
-    pub const ALL: [Action; 11] = [
+    pub const ALL: [Action; 13] = [
         Action::Create,
         Action::Update,
         Action::Delete,
@@ -77,6 +79,8 @@ impl Action {
         Action::Revert,
         Action::Merge,
         Action::Unmerge,
+        Action::Import,
+        Action::RevertImport,
     ];
 
     pub fn description(self) -> &'static str {
@@ -95,6 +99,10 @@ impl Action {
             Action::Revert => "A promotion was undone.",
             Action::Merge => "A record was merged into another (its survivor): it is deleted and its id leads there.",
             Action::Unmerge => "A merge was undone: the merged record is back and the survivor as it was.",
+            Action::Import => {
+                "A file was imported: its counts of records created, updated and refused (record: the import job)."
+            }
+            Action::RevertImport => "An import was reverted: what it created is gone, what it changed is as before.",
         }
     }
 
@@ -111,6 +119,8 @@ impl Action {
             Action::Revert => "REVERT",
             Action::Merge => "MERGE",
             Action::Unmerge => "UNMERGE",
+            Action::Import => "IMPORT",
+            Action::RevertImport => "REVERT_IMPORT",
         }
     }
 }

@@ -33,6 +33,7 @@ pub mod search;
 pub mod seed;
 pub mod team;
 pub mod timeline;
+pub mod transfer;
 pub mod yielding;
 
 pub use app::App;

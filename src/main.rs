@@ -107,18 +107,11 @@ enum Command {
         #[arg(long)]
         verify: bool,
     },
-    /// Export every record and all metadata of a workspace, readable without PostgreSQL.
-    Export {
-        /// The format: ndjson, one JSON document per line (metadata first, then records).
-        #[arg(long, value_enum)]
-        format: ExportFormat,
-        /// A file, or an existing folder for one <workspace>.ndjson per workspace (default: standard output).
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        /// The workspace: production or a sandbox's name; repeat the flag for several.
-        #[arg(long = "workspace", default_value = "production")]
-        workspaces: Vec<String>,
-    },
+    /// Export an object's records as CSV (`crm export contacts`), or, with `--format ndjson` and no
+    /// object, every record and all metadata of a workspace, readable without PostgreSQL.
+    Export(ExportArgs),
+    /// Import a CSV file into an object: checked row by row, loaded by COPY, all or nothing.
+    Import(ImportArgs),
     /// Remove what the workspaces' retention settings no longer keep.
     Retention {
         #[command(subcommand)]
@@ -142,10 +135,92 @@ enum Command {
 }
 
 /// The formats of `crm export`.
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum ExportFormat {
-    /// Newline-delimited JSON.
+    /// One object's records as CSV (the default with an object).
+    Csv,
+    /// Newline-delimited JSON of a whole workspace (metadata first, then records).
     Ndjson,
+}
+
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// The object to export as CSV: `Contact` or `contacts`.
+    object: Option<String>,
+    /// csv (with an object) or ndjson (a whole workspace, without one).
+    #[arg(long, value_enum)]
+    format: Option<ExportFormat>,
+    /// A file, or for ndjson an existing folder for one <workspace>.ndjson per workspace (default: standard output).
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+    /// The workspace: production or a sandbox's name; for ndjson repeat the flag for several.
+    #[arg(long = "workspace", default_value = "production")]
+    workspaces: Vec<String>,
+    /// CSV: only the records this filter holds for, in JSON as the list query takes it:
+    /// '{"lastName": {"eq": "Lee"}}'.
+    #[arg(long)]
+    filter: Option<String>,
+    /// CSV: the order, in JSON as the list query takes it: '[{"field": "LAST_NAME"}]'.
+    #[arg(long)]
+    order_by: Option<String>,
+    /// CSV: the fields, comma-separated API names (default: id and every writable field).
+    #[arg(long)]
+    fields: Option<String>,
+    /// CSV: lookups as `ids` (accountId, read back by an import) or `names` (account).
+    #[arg(long)]
+    lookups: Option<String>,
+    /// CSV: export as this user (their record visibility); default: the first admin.
+    #[arg(long)]
+    user: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The object to import into: `Contact` or `contacts`.
+    object: String,
+    /// The CSV file (UTF-8 with or without BOM, or Latin-1; `,` `;` tab or `|` separated).
+    file: PathBuf,
+    /// create (every row a new record), upsert (change the matching record, else create) or update.
+    #[arg(long, default_value = "create")]
+    mode: String,
+    /// The field rows find records by (upsert, update): id, externalId or another unique field
+    /// (default: id when a column fills it, else externalId).
+    #[arg(long)]
+    match_on: Option<String>,
+    /// HEADER=FIELD: the column HEADER fills FIELD (an API name); repeatable. Other columns are
+    /// guessed from the fields' names and labels.
+    #[arg(long = "map")]
+    map: Vec<String>,
+    /// A column to leave out; repeatable.
+    #[arg(long)]
+    ignore: Vec<String>,
+    /// FIELD=VALUE: the value of FIELD where the file leaves it empty or has no column; repeatable.
+    #[arg(long = "default")]
+    default: Vec<String>,
+    /// The dates' format when not YYYY-MM-DD, as chrono writes it: %d.%m.%Y, %m/%d/%Y.
+    #[arg(long)]
+    date_format: Option<String>,
+    /// Numbers are written 1.234,56.
+    #[arg(long)]
+    decimal_comma: bool,
+    /// The column separator (default: guessed from the header).
+    #[arg(long)]
+    delimiter: Option<String>,
+    /// utf8 or latin1 (default: guessed from the start of the file).
+    #[arg(long)]
+    encoding: Option<String>,
+    /// skip (leave bad rows out, import the rest) or abort (import nothing if a row fails).
+    #[arg(long, default_value = "skip")]
+    on_error: String,
+    /// Check the whole file, write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// production or a sandbox's name.
+    #[arg(long, default_value = "production")]
+    workspace: String,
+    /// Import as this user (the records' owner unless the file names one); default: the first admin.
+    #[arg(long)]
+    user: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -533,11 +608,19 @@ async fn run(Cli { database, command }: Cli) -> anyhow::Result<()> {
         Command::Report { command } => cli::with_app(database, async |app| cli::report::run(command, app).await).await,
         Command::Backup { output } => cli::backup::backup(database, output.as_deref()).await,
         Command::Restore { file, verify } => cli::backup::restore(database, file, *verify).await,
-        Command::Export {
-            format: ExportFormat::Ndjson,
-            output,
-            workspaces,
-        } => cli::backup::export(database, output.as_deref(), workspaces).await,
+        Command::Export(args) => match (&args.object, args.format) {
+            (None, Some(ExportFormat::Ndjson)) => {
+                cli::backup::export(database, args.output.as_deref(), &args.workspaces).await
+            }
+            (Some(object), None | Some(ExportFormat::Csv)) => {
+                cli::with_app(database, async |app| cli::transfer::export(args, object, app).await).await
+            }
+            (None, _) => anyhow::bail!("name the object to export as CSV, or export a workspace with --format ndjson"),
+            (Some(_), Some(ExportFormat::Ndjson)) => {
+                anyhow::bail!("--format ndjson exports whole workspaces: leave out the object")
+            }
+        },
+        Command::Import(args) => cli::with_app(database, async |app| cli::transfer::import(args, app).await).await,
         Command::Leads { command } => cli::with_app(database, async |app| cli::leads::run(command, app).await).await,
         Command::Retention { command } => {
             cli::with_app(database, async |app| cli::retention::run(command, app).await).await

@@ -37,3 +37,4 @@ mod sales_history;
 mod sandbox;
 mod schema_file;
 mod security;
+mod transfer;

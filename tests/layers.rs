@@ -39,6 +39,7 @@ const LAYERS: &[&str] = &[
     "leads",
     "merge",
     "timeline",
+    "transfer",
     "customize",
     "sandbox",
     "promotion",

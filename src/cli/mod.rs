@@ -16,6 +16,7 @@ pub mod schema;
 pub mod seed;
 pub mod serve;
 pub mod token;
+pub mod transfer;
 
 use std::time::Duration;
 

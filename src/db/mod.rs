@@ -39,6 +39,8 @@ pub type Conn = Object<AsyncPgConnection>;
 #[derive(Clone)]
 pub struct Database {
     pool: Pool<AsyncPgConnection>,
+    /// Where the pool connects, for work on a connection of its own.
+    url: Arc<str>,
     statements: Arc<AtomicU64>,
     /// How long a metadata change's DDL waits for a record table.
     metadata_lock_timeout: Duration,
@@ -105,6 +107,7 @@ impl Database {
             .map_err(Error::Pool)?;
         Ok(Database {
             pool,
+            url: url.into(),
             statements,
             metadata_lock_timeout: options.metadata_lock_timeout,
             health: ClusterHealth::default(),
@@ -127,6 +130,30 @@ impl Database {
             ));
         }
         Ok(self.pool.get().await?)
+    }
+
+    /// A connection outside the pool, with no statement timeout, for long
+    /// work a pooled connection cannot do (`COPY` of an import or export):
+    /// the client and the task driving its connection.
+    pub async fn dedicated(&self) -> crate::error::Result<tokio_postgres::Client> {
+        if !self.health.is_up() {
+            return Err(crate::error::CrmError::unavailable(
+                "the embedded PostgreSQL is restarting",
+            ));
+        }
+        let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
+            .await
+            .map_err(|err| crate::error::CrmError::unavailable(format!("connecting to the database: {err}")))?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!("a dedicated connection ended: {err}");
+            }
+        });
+        client
+            .batch_execute("SET statement_timeout = 0; SET TIME ZONE 'UTC'")
+            .await
+            .map_err(|err| crate::error::CrmError::internal(format_args!("setting up a connection: {err}")))?;
+        Ok(client)
     }
 
     /// How long a metadata change's DDL waits for a record table.

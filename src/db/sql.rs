@@ -191,6 +191,65 @@ impl Sql {
     }
 }
 
+impl Sql {
+    /// The statement with its values written as literals, for the one
+    /// statement PostgreSQL takes no parameters in: `COPY (SELECT …) TO
+    /// STDOUT`. Literals are quoted as `standard_conforming_strings` reads
+    /// them (the connection must have it on, PostgreSQL's default) and
+    /// cast to their type. `None` when a text holds a NUL, which no
+    /// literal can.
+    pub fn inline(&self) -> Option<String> {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Sql(sql) => out.push_str(sql),
+                Part::Ident(name) => out.push_str(&quote_ident(name)),
+                Part::Bind(bind) => out.push_str(&literal(bind)?),
+            }
+        }
+        Some(out)
+    }
+}
+
+/// `'text'`: a string literal under `standard_conforming_strings`.
+fn quote_literal(text: &str) -> Option<String> {
+    (!text.contains('\0')).then(|| format!("'{}'", text.replace('\'', "''")))
+}
+
+fn array_literal(items: impl Iterator<Item = String>, cast: &str) -> Option<String> {
+    let quoted: Option<Vec<String>> = items.map(|item| quote_literal(&item)).collect();
+    Some(format!("ARRAY[{}]::{cast}", quoted?.join(", ")))
+}
+
+/// A bound value as a typed SQL literal.
+fn literal(bind: &Bind) -> Option<String> {
+    fn typed<T>(value: &Option<T>, cast: &str, text: impl Fn(&T) -> Option<String>) -> Option<String> {
+        match value {
+            Some(value) => Some(format!("{}::{cast}", text(value)?)),
+            None => Some(format!("NULL::{cast}")),
+        }
+    }
+    match bind {
+        Bind::Text(v) => typed(v, "text", |s| quote_literal(s)),
+        Bind::Uuid(v) => typed(v, "uuid", |id| quote_literal(&id.to_string())),
+        Bind::UuidArray(ids) => array_literal(ids.iter().map(ToString::to_string), "uuid[]"),
+        Bind::Int(v) => typed(v, "integer", |n| Some(n.to_string())),
+        Bind::Decimal(v) => typed(v, "numeric", |s| quote_literal(s)),
+        Bind::Bool(v) => typed(v, "boolean", |b| Some(b.to_string())),
+        Bind::Date(v) => typed(v, "date", |d| quote_literal(&d.to_string())),
+        Bind::DateTime(v) => typed(v, "timestamptz", |t| quote_literal(&t.to_rfc3339())),
+        Bind::Bytes(bytes) => {
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            Some(format!("'\\x{hex}'::bytea"))
+        }
+        Bind::Json(v) => typed(v, "jsonb", |j| quote_literal(&j.to_string())),
+        Bind::TextArray(v) => match v {
+            Some(items) => array_literal(items.iter().cloned(), "text[]"),
+            None => Some("NULL::text[]".into()),
+        },
+    }
+}
+
 impl QueryId for Sql {
     type QueryId = ();
     const HAS_STATIC_QUERY_ID: bool = false;

@@ -27,6 +27,7 @@ mod metrics;
 mod playground;
 pub mod rate_limit;
 pub mod server;
+mod transfer;
 mod workspace;
 
 pub use server::serve;
@@ -40,7 +41,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -97,6 +98,12 @@ pub fn router(app: Arc<Shared>) -> Router {
         .route("/sandboxes/{name}/graphql", get(graphql::get).post(graphql::post))
         .route("/metrics", get(metrics::metrics))
         .route("/graphql/assets/{file}", get(playground::asset))
+        .route("/imports", post(transfer::import))
+        .route("/sandboxes/{name}/imports", post(transfer::import))
+        .route("/imports/{id}/errors.csv", get(transfer::errors))
+        .route("/sandboxes/{name}/imports/{id}/errors.csv", get(transfer::errors))
+        .route("/exports/{object}", get(transfer::export))
+        .route("/sandboxes/{name}/exports/{object}", get(transfer::export))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(middleware::from_fn(negotiate));

@@ -100,8 +100,9 @@ async fn rescore(
     rescore_locked(conn, schema, model, ids).await
 }
 
-/// [`rescore`] of leads the transaction has locked already (by writing them).
-async fn rescore_locked(
+/// [`rescore`] of leads the transaction has locked already (by writing
+/// them: a write hook, or an import's batch).
+pub async fn rescore_locked(
     conn: &mut AsyncPgConnection,
     schema: &str,
     model: &Model,

@@ -1,0 +1,3 @@
+DROP TABLE import_record;
+DROP TABLE import_error;
+DROP TABLE import_job;

@@ -1,0 +1,55 @@
+-- Imports: a job per file, the rows it refused (its error file) and what
+-- it did to each record (so `revertImport` can undo it).
+CREATE TABLE import_job (
+    id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    created_at      timestamptz NOT NULL DEFAULT now(),
+    created_by      uuid REFERENCES crm_system.users (id),
+    object          text NOT NULL,
+    format          text NOT NULL CHECK (format IN ('CSV', 'VCARD')),
+    file_name       text,
+    mode            text NOT NULL CHECK (mode IN ('CREATE', 'UPSERT', 'UPDATE')),
+    match_on        text,
+    on_error        text NOT NULL CHECK (on_error IN ('SKIP', 'ABORT')),
+    dry_run         boolean NOT NULL,
+    -- The options as given (defaults, formats, delimiter, encoding) and the
+    -- mapping used: [{"column", "header", "field"}] (field null: ignored).
+    options         jsonb NOT NULL DEFAULT '{}',
+    mapping         jsonb NOT NULL DEFAULT '[]',
+    state           text NOT NULL DEFAULT 'RUNNING'
+                    CHECK (state IN ('RUNNING', 'SUCCEEDED', 'FAILED', 'INTERRUPTED', 'REVERTED')),
+    message         text,
+    rows_read       bigint NOT NULL DEFAULT 0,
+    rows_created    bigint NOT NULL DEFAULT 0,
+    rows_updated    bigint NOT NULL DEFAULT 0,
+    rows_unchanged  bigint NOT NULL DEFAULT 0,
+    rows_failed     bigint NOT NULL DEFAULT 0,
+    warnings        bigint NOT NULL DEFAULT 0,
+    -- The import transaction's now(): the updatedAt of every record it wrote.
+    committed_at    timestamptz,
+    finished_at     timestamptz,
+    reverted_at     timestamptz,
+    reverted_by     uuid REFERENCES crm_system.users (id)
+);
+CREATE INDEX import_job_created_idx ON import_job (created_at DESC, id DESC);
+
+CREATE TABLE import_error (
+    job_id      uuid NOT NULL REFERENCES import_job (id) ON DELETE CASCADE,
+    row_number  bigint NOT NULL,
+    column_name text,
+    value       text,
+    code        text NOT NULL,
+    message     text NOT NULL,
+    -- A warning (a duplicate rule's WARN) does not refuse the row.
+    warning     boolean NOT NULL DEFAULT false
+);
+CREATE INDEX import_error_job_idx ON import_error (job_id, row_number);
+
+CREATE TABLE import_record (
+    job_id     uuid NOT NULL REFERENCES import_job (id) ON DELETE CASCADE,
+    record_id  uuid NOT NULL,
+    row_number bigint NOT NULL,
+    created    boolean NOT NULL,
+    -- An updated record's columns before the import: {column: value}.
+    before     jsonb,
+    PRIMARY KEY (job_id, record_id)
+);
