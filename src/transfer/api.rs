@@ -162,10 +162,10 @@ fn text(value: &str) -> Option<Value> {
 fn job_type() -> Object {
     Object::new("ImportJob")
         .description("An import of a file into one object: its options, progress and outcome.")
-        .field(of::<Job>("id", TypeRef::named_nn(TypeRef::ID), |j| text(&j.id.to_string())))
+        .field(of::<Job>("id", TypeRef::named_nn(TypeRef::ID), |j| text(&j.id.to_string())).description("The job."))
         .field(of::<Job>("object", TypeRef::named_nn(TypeRef::STRING), |j| text(&j.object)).description("The object imported into."))
         .field(of::<Job>("format", TypeRef::named_nn(TypeRef::STRING), |j| text(&j.format)).description("`CSV`."))
-        .field(of::<Job>("fileName", TypeRef::named(TypeRef::STRING), |j| j.file_name.as_deref().and_then(text)))
+        .field(of::<Job>("fileName", TypeRef::named(TypeRef::STRING), |j| j.file_name.as_deref().and_then(text)).description("The file's name, when the upload or the command line gave it."))
         .field(of::<Job>("mode", TypeRef::named_nn(TypeRef::STRING), |j| text(&j.mode)).description("`CREATE`, `UPSERT` or `UPDATE`."))
         .field(of::<Job>("matchOn", TypeRef::named(TypeRef::STRING), |j| j.match_on.as_deref().and_then(text)).description("The field rows find records by (UPSERT, UPDATE)."))
         .field(of::<Job>("onError", TypeRef::named_nn(TypeRef::STRING), |j| text(&j.on_error)).description("`SKIP` bad rows or `ABORT` the import."))
@@ -222,9 +222,9 @@ fn job_type() -> Object {
             })
             .description("Where to download its error file as CSV (row, column, value, code, message, warning), with your token."),
         )
-        .field(of::<Job>("createdAt", TypeRef::named_nn("DateTime"), |j| Some(timestamp(j.created_at))))
+        .field(of::<Job>("createdAt", TypeRef::named_nn("DateTime"), |j| Some(timestamp(j.created_at))).description("When it started."))
         .field(of::<Job>("createdById", TypeRef::named(TypeRef::ID), |j| j.created_by.map(|id| Value::String(id.to_string()))).description("Who ran it."))
-        .field(of::<Job>("finishedAt", TypeRef::named("DateTime"), |j| j.finished_at.map(timestamp)))
+        .field(of::<Job>("finishedAt", TypeRef::named("DateTime"), |j| j.finished_at.map(timestamp)).description("When it ended; null while it runs."))
         .field(of::<Job>("revertedAt", TypeRef::named("DateTime"), |j| j.reverted_at.map(timestamp)).description("When revertImport undid it."))
 }
 
@@ -236,8 +236,8 @@ fn status_type() -> Object {
         ))
         .field(of::<Job>("rowsRead", TypeRef::named_nn(TypeRef::INT), |j| Some(Value::from(j.rows_read))).description("Rows of the file read so far (the header aside)."))
         .field(of::<Job>("rowsImported", TypeRef::named_nn(TypeRef::INT), |j| Some(Value::from(j.rows_created + j.rows_updated))).description("Records created or changed."))
-        .field(of::<Job>("rowsCreated", TypeRef::named_nn(TypeRef::INT), |j| Some(Value::from(j.rows_created))))
-        .field(of::<Job>("rowsUpdated", TypeRef::named_nn(TypeRef::INT), |j| Some(Value::from(j.rows_updated))))
+        .field(of::<Job>("rowsCreated", TypeRef::named_nn(TypeRef::INT), |j| Some(Value::from(j.rows_created))).description("New records."))
+        .field(of::<Job>("rowsUpdated", TypeRef::named_nn(TypeRef::INT), |j| Some(Value::from(j.rows_updated))).description("Records changed."))
         .field(of::<Job>("rowsUnchanged", TypeRef::named_nn(TypeRef::INT), |j| Some(Value::from(j.rows_unchanged))).description("Rows matching a record that already had their values."))
         .field(of::<Job>("rowsFailed", TypeRef::named_nn(TypeRef::INT), |j| Some(Value::from(j.rows_failed))).description("Rows refused: see the error file."))
         .field(of::<Job>("warnings", TypeRef::named_nn(TypeRef::INT), |j| Some(Value::from(j.warnings))).description("Rows imported with a warning (a duplicate rule's WARN)."))
@@ -263,9 +263,10 @@ fn column_type() -> Object {
             })
             .description("Its position, from 0."),
         )
-        .field(of::<Column>("header", TypeRef::named_nn(TypeRef::STRING), |c| {
-            text(&c.header)
-        }))
+        .field(
+            of::<Column>("header", TypeRef::named_nn(TypeRef::STRING), |c| text(&c.header))
+                .description("Its header in the file."),
+        )
         .field(
             of::<Column>("field", TypeRef::named(TypeRef::STRING), |c| {
                 c.field.as_deref().and_then(text)
@@ -283,11 +284,11 @@ fn row_error_type() -> Object {
         .description("A row an import refused (or imported with a warning).")
         .field(of::<RowError>("row", TypeRef::named_nn(TypeRef::INT), |e| Some(Value::from(e.row_number))).description("Its line in the file, the header being row 1."))
         .field(of::<RowError>("column", TypeRef::named(TypeRef::STRING), |e| e.column_name.as_deref().and_then(text)).description("The header of the column at fault, if one is."))
-        .field(of::<RowError>("value", TypeRef::named(TypeRef::STRING), |e| e.value.as_deref().and_then(text)))
+        .field(of::<RowError>("value", TypeRef::named(TypeRef::STRING), |e| e.value.as_deref().and_then(text)).description("The cell as the file has it (its first 500 characters)."))
         .field(of::<RowError>("code", TypeRef::named_nn(TypeRef::STRING), |e| text(&e.code)).description(
             "`INVALID_VALUE`, `REQUIRED`, `NOT_FOUND`, `AMBIGUOUS`, `UNIQUE`, `DUPLICATE`, `DUPLICATE_IN_FILE`, `FORBIDDEN`, `ENCODING` or `MALFORMED`.",
         ))
-        .field(of::<RowError>("message", TypeRef::named_nn(TypeRef::STRING), |e| text(&e.message)))
+        .field(of::<RowError>("message", TypeRef::named_nn(TypeRef::STRING), |e| text(&e.message)).description("What is wrong, for people."))
         .field(of::<RowError>("warning", TypeRef::named_nn(TypeRef::BOOLEAN), |e| Some(Value::from(e.warning))).description("Imported all the same."))
 }
 
@@ -315,7 +316,10 @@ fn revert_type() -> Object {
             })
             .description("Records it had changed, given their values back."),
         )
-        .field(of::<Reverted>("dryRun", TypeRef::named_nn(TypeRef::BOOLEAN), |r| {
-            Some(Value::from(r.dry_run))
-        }))
+        .field(
+            of::<Reverted>("dryRun", TypeRef::named_nn(TypeRef::BOOLEAN), |r| {
+                Some(Value::from(r.dry_run))
+            })
+            .description("Nothing was changed: this is what it would do."),
+        )
 }
