@@ -141,6 +141,8 @@ enum ExportFormat {
     Csv,
     /// Newline-delimited JSON of a whole workspace (metadata first, then records).
     Ndjson,
+    /// Contacts as vCards (`--vcard-version 3.0` or `4.0`).
+    Vcard,
 }
 
 #[derive(clap::Args)]
@@ -172,6 +174,9 @@ struct ExportArgs {
     /// CSV: export as this user (their record visibility); default: the first admin.
     #[arg(long)]
     user: Option<String>,
+    /// vcard: the version written, 3.0 or 4.0.
+    #[arg(long, default_value = "4.0")]
+    vcard_version: String,
 }
 
 #[derive(clap::Args)]
@@ -613,9 +618,22 @@ async fn run(Cli { database, command }: Cli) -> anyhow::Result<()> {
                 cli::backup::export(database, args.output.as_deref(), &args.workspaces).await
             }
             (Some(object), None | Some(ExportFormat::Csv)) => {
-                cli::with_app(database, async |app| cli::transfer::export(args, object, app).await).await
+                cli::with_app(database, async |app| {
+                    cli::transfer::export(args, object, None, app).await
+                })
+                .await
             }
-            (None, _) => anyhow::bail!("name the object to export as CSV, or export a workspace with --format ndjson"),
+            (Some(object), Some(ExportFormat::Vcard)) => {
+                let version = Some(args.vcard_version.as_str());
+                cli::with_app(database, async |app| {
+                    cli::transfer::export(args, object, version, app).await
+                })
+                .await
+            }
+            (None, None | Some(ExportFormat::Csv)) => {
+                anyhow::bail!("name the object to export as CSV, or export a workspace with --format ndjson")
+            }
+            (None, Some(ExportFormat::Vcard)) => anyhow::bail!("name the object to export as vCards: contacts"),
             (Some(_), Some(ExportFormat::Ndjson)) => {
                 anyhow::bail!("--format ndjson exports whole workspaces: leave out the object")
             }

@@ -441,3 +441,109 @@ async fn a_kill_9_mid_import_leaves_no_record_and_the_job_interrupted() {
     assert_eq!(app.scalar("SELECT count(*) AS n FROM crm.import_record").await, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Cards as common tools write them: Apple Contacts (3.0, grouped items,
+/// `TYPE=pref`), Google Contacts (3.0), Outlook (2.1 style types), and
+/// RFC 6350's own example (4.0, `tel:` URIs, quoted TYPE lists).
+const CARDS: &str = "BEGIN:VCARD\r\nVERSION:3.0\r\nPRODID:-//Apple Inc.//iPhone OS 17.0//EN\r\n\
+N:Appleseed;Johnny;;;\r\nFN:Johnny Appleseed\r\nORG:Apple Inc.;Design\r\nTITLE:Designer\r\n\
+item1.EMAIL;type=INTERNET;type=pref:johnny@apple.test\r\nitem1.X-ABLabel:_$!<Other>!$_\r\n\
+EMAIL;type=INTERNET;type=HOME:j@home.test\r\nTEL;type=CELL;type=VOICE;type=pref:+1 408 555 0101\r\n\
+TEL;type=WORK;type=VOICE:+1 408 555 0102\r\n\
+item2.ADR;type=WORK;type=pref:;;1 Infinite Loop;Cupertino;CA;95014;United States\r\n\
+BDAY;VALUE=date:1976-04-01\r\nUID:apple-0001\r\nEND:VCARD\r\n\
+BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Gina Gómez\r\nN:Gómez;Gina;;;\r\nEMAIL;TYPE=INTERNET:gina@example.test\r\n\
+TEL;TYPE=CELL:+34 600 000 001\r\nADR;TYPE=HOME:;;Calle Mayor 1;Madrid;;28013;Spain\r\nORG:Globex\r\n\
+NOTE:Met at the trade show\\, booth 4\r\nUID:google-0002\r\nEND:VCARD\r\n\
+BEGIN:VCARD\r\nVERSION:2.1\r\nN;LANGUAGE=en-us:Doe;John\r\nFN:John Doe\r\nORG:Contoso\r\nTITLE:Buyer\r\n\
+TEL;WORK;VOICE:(425) 555-0199\r\nEMAIL;PREF;INTERNET:john.doe@contoso.test\r\nUID:outlook-0003\r\nEND:VCARD\r\n\
+BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Simon Perreault\r\nN:Perreault;Simon;;;ing. jr,M.Sc.\r\nBDAY:--0203\r\n\
+GENDER:M\r\nLANG;PREF=1:fr\r\nTEL;VALUE=uri;TYPE=\"work,voice\";PREF=1:tel:+1-418-656-9254;ext=102\r\n\
+TEL;VALUE=uri;TYPE=\"work,cell,voice,video,text\":tel:+1-418-262-6501\r\n\
+EMAIL;TYPE=work:simon.perreault@viagenie.test\r\nORG;TYPE=work:Viagenie\r\n\
+ADR;TYPE=work:;Suite D2-630;2875 Laurier;Quebec;QC;G1V 2M2;Canada\r\n\
+URL;TYPE=home:http://nomis80.org\r\nUID:urn:uuid:4fbe8971-0bc3-424c-9c26-36c3e1eff6b1\r\nEND:VCARD\r\n";
+
+#[tokio::test]
+async fn vcards_import_as_contacts_with_their_accounts_and_export_in_either_version() {
+    let app = TestApp::start().await;
+    app.create("Account", json!({ "name": "Contoso" })).await;
+    let accounts = || app.scalar("SELECT count(*) AS n FROM crm.account");
+    let before = accounts().await;
+    let (_, imported) = import(&app, &[("object", "contacts"), ("fileName", "people.vcf")], CARDS).await;
+    let status = &imported["importJob"]["status"];
+    assert_eq!(status["rowsCreated"], 4, "{imported}");
+    assert_eq!(status["rowsFailed"], 0, "{imported}");
+    assert_eq!(
+        accounts().await,
+        before + 3,
+        "Apple Inc., Globex and Viagenie are made; Contoso is found"
+    );
+    let read = "query($id: String!) { contacts(filter: { externalId: { eq: $id } }) { nodes {
+        firstName lastName email phone mobile title department birthdate mailingStreet mailingCity mailingCountry
+        account { name } } } }";
+    let johnny = app.data(read, json!({ "id": "apple-0001" })).await["contacts"]["nodes"][0].clone();
+    assert_eq!(
+        johnny,
+        json!({ "firstName": "Johnny", "lastName": "Appleseed", "email": "johnny@apple.test",
+            "phone": "+1 408 555 0102", "mobile": "+1 408 555 0101", "title": "Designer", "department": "Design",
+            "birthdate": "1976-04-01", "mailingStreet": "1 Infinite Loop", "mailingCity": "Cupertino",
+            "mailingCountry": "United States", "account": { "name": "Apple Inc." } })
+    );
+    let gina = app.data(read, json!({ "id": "google-0002" })).await["contacts"]["nodes"][0].clone();
+    assert_eq!(gina["lastName"], "Gómez");
+    assert_eq!(gina["mailingCity"], "Madrid");
+    let john = app.data(read, json!({ "id": "outlook-0003" })).await["contacts"]["nodes"][0].clone();
+    assert_eq!(
+        (john["email"].clone(), john["account"]["name"].clone()),
+        (json!("john.doe@contoso.test"), json!("Contoso"))
+    );
+    let simon = app
+        .data(read, json!({ "id": "urn:uuid:4fbe8971-0bc3-424c-9c26-36c3e1eff6b1" }))
+        .await["contacts"]["nodes"][0]
+        .clone();
+    assert_eq!(simon["mobile"], "+1-418-262-6501", "{simon}");
+    assert_eq!(simon["birthdate"], Value::Null, "a birthday without a year is left out");
+    assert_eq!(simon["mailingCity"], "Quebec");
+
+    // Exported in either version, and imported back unchanged.
+    for version in ["3.0", "4.0"] {
+        let cards = app
+            .get(&format!("/exports/contacts?format=vcard&vcardVersion={version}"), &[])
+            .await;
+        assert_eq!(cards.status.as_u16(), 200, "{}", cards.text());
+        assert!(cards.header("content-type").starts_with("text/vcard"));
+        let text = cards.text();
+        assert_eq!(text.matches("BEGIN:VCARD").count(), 4, "{text}");
+        assert!(text.contains(&format!("VERSION:{version}")), "{text}");
+        assert!(
+            text.contains("FN:Johnny Appleseed") && text.contains("ORG:Apple Inc.;Design"),
+            "{text}"
+        );
+        let (_, again) = import(
+            &app,
+            &[("object", "contacts"), ("mode", "UPSERT"), ("matchOn", "externalId")],
+            text,
+        )
+        .await;
+        let status = &again["importJob"]["status"];
+        assert_eq!(
+            (status["rowsUnchanged"].clone(), status["rowsFailed"].clone()),
+            (json!(4), json!(0)),
+            "{again}"
+        );
+    }
+    assert_eq!(accounts().await, before + 3, "no account made twice");
+
+    // The first import reverted: its contacts and the accounts it made go.
+    let id = imported["importJob"]["id"].as_str().unwrap();
+    let reverted = app
+        .data(
+            "mutation($id: ID!) { revertImport(id: $id) { recordsDeleted } }",
+            json!({ "id": id }),
+        )
+        .await;
+    assert_eq!(reverted["revertImport"]["recordsDeleted"], 7, "{reverted}");
+    assert_eq!(accounts().await, before);
+    assert_eq!(contacts(&app).await, 0);
+}

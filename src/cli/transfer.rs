@@ -209,7 +209,7 @@ fn draw(progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
 }
 
 /// `crm export OBJECT`: CSV on standard output or a file.
-pub async fn export(args: &ExportArgs, object: &str, app: &App) -> anyhow::Result<()> {
+pub async fn export(args: &ExportArgs, object: &str, vcard: Option<&str>, app: &App) -> anyhow::Result<()> {
     let workspace = args.workspaces.first().map_or("production", String::as_str);
     let target = target(app, workspace, args.user.as_deref()).await?;
     let object = target.object(object)?.clone();
@@ -225,7 +225,14 @@ pub async fn export(args: &ExportArgs, object: &str, app: &App) -> anyhow::Resul
         }
     }
     let request = export::request(&target, &object, &query)?;
-    let mut rows = Box::pin(export::stream(&target, &object, &request).await?);
+    let mut rows: std::pin::Pin<Box<dyn futures_util::Stream<Item = std::io::Result<bytes::Bytes>> + Send>> =
+        match vcard {
+            Some(version) => {
+                let version = export::vcard_version(version)?;
+                Box::pin(export::vcards(&target, &object, &request, version).await?)
+            }
+            None => Box::pin(export::stream(&target, &object, &request).await?),
+        };
     let mut out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(std::io::BufWriter::new(std::fs::File::create(path)?)),
         None => Box::new(std::io::stdout().lock()),

@@ -5,7 +5,8 @@
 //!   meanwhile with the `importJob`/`importJobs` queries);
 //! - `GET /imports/{id}/errors.csv`: a job's error file;
 //! - `GET /exports/{object}?filter=…&orderBy=…&fields=…&lookups=names`:
-//!   the records as CSV, streamed.
+//!   the records as CSV, streamed (`format=vcard&vcardVersion=3.0`:
+//!   contacts as vCards).
 //!
 //! Each also under `/sandboxes/{name}/…` for a sandbox.
 
@@ -247,6 +248,21 @@ pub(super) async fn export(
         .unwrap_or_default();
     let object = target.object(name)?.clone();
     let request = export::request(&target, &object, &query)?;
-    let rows = export::stream(&target, &object, &request).await?;
-    Ok(csv_response(Body::from_stream(rows), &format!("{}.csv", object.plural)))
+    match query.get("format").map(|f| f.to_ascii_lowercase()).as_deref() {
+        None | Some("csv") => {
+            let rows = export::stream(&target, &object, &request).await?;
+            Ok(csv_response(Body::from_stream(rows), &format!("{}.csv", object.plural)))
+        }
+        Some("vcard") => {
+            let version = export::vcard_version(query.get("vcardVersion").map_or("4.0", String::as_str))?;
+            let cards = export::vcards(&target, &object, &request, version).await?;
+            let mut response = csv_response(Body::from_stream(cards), &format!("{}.vcf", object.plural));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/vcard; charset=utf-8"),
+            );
+            Ok(response)
+        }
+        Some(_) => Err(bad("format", "format is csv or vcard")),
+    }
 }

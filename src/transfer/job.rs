@@ -123,7 +123,7 @@ pub async fn create(target: &Target, id: Uuid, object: &ObjectDef, options: &Opt
             Bind::Uuid(Some(id)),
             Bind::Uuid(Some(target.actor.user_id)),
             Bind::Text(Some(object.name.clone())),
-            Bind::Text(Some("CSV".into())),
+            Bind::Text(Some(options.format.into())),
             Bind::Text(options.file_name.clone()),
             Bind::Text(Some(options.mode.as_str().into())),
             Bind::Text(match_on),

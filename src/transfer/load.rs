@@ -63,6 +63,7 @@ pub async fn run(
         plan,
         mode: options.mode,
         job,
+        create_missing: &options.create_missing,
     }
     .run()
     .await?;
@@ -332,6 +333,7 @@ async fn write(
     let done = conn
         .transaction::<_, CrmError, _>(async |conn| {
             audit::act_as(conn, &target.trail).await?;
+            create_missing(conn, target, plan, options, job).await?;
             let (mut created, mut updated) = (0, 0);
             let highest = highest_row(conn).await?;
             let mut start = 0;
@@ -400,6 +402,60 @@ async fn write(
         },
         matched,
     ))
+}
+
+/// Makes the records rows name by a name no record has, for the lookups
+/// the options say so of (one per name, any case), owned by the actor
+/// and recorded as the import's, and points the rows at them.
+async fn create_missing(
+    conn: &mut AsyncPgConnection,
+    target: &Target,
+    plan: &Plan,
+    options: &Options,
+    job: Uuid,
+) -> Result<()> {
+    for (i, staged) in plan.staged.iter().enumerate() {
+        let Some(lookup) = staged.field.lookup() else { continue };
+        if !options.create_missing.contains(&staged.field.name) {
+            continue;
+        }
+        let Some(related) = target.model.object(&lookup.target) else {
+            continue;
+        };
+        let Some(name) = related.field("name") else { continue };
+        let actor = Bind::Uuid(Some(target.actor.user_id));
+        let mut query = Sql::raw(&format!(
+            "WITH names AS MATERIALIZED (SELECT DISTINCT ON (lower(s.c{i})) s.c{i} AS name, s.row_number, \
+             gen_random_uuid() AS id FROM {ROWS} s WHERE NOT s.failed AND s.l{i} IS NULL AND s.c{i} IS NOT NULL \
+             ORDER BY lower(s.c{i}), s.row_number), made AS (INSERT INTO "
+        ));
+        query
+            .table(&target.schema, &related.table)
+            .push(" (id, ")
+            .ident(&name.column);
+        let mut values = Sql::raw("SELECT n.id, n.name");
+        for owned in ["owner", "createdBy"] {
+            if let Some(field) = related.field(owned) {
+                query.push(", ").ident(&field.column);
+                values.push(", ").bind(actor.clone());
+            }
+        }
+        query
+            .push(") ")
+            .append(&values)
+            .push(" FROM names n), recorded AS (INSERT INTO ");
+        query
+            .table(&target.schema, "import_record")
+            .push(" (job_id, record_id, row_number, created, object) SELECT ");
+        query.bind(Bind::Uuid(Some(job))).push(", n.id, n.row_number, true, ");
+        query.bind(Bind::Text(Some(related.name.clone())));
+        query.push(&format!(
+            " FROM names n) UPDATE {ROWS} s SET l{i} = n.id FROM names n \
+             WHERE lower(s.c{i}) = lower(n.name) AND s.l{i} IS NULL AND NOT s.failed"
+        ));
+        query.execute(conn).await?;
+    }
+    Ok(())
 }
 
 fn entry(object: &ObjectDef, job: Uuid, counts: &Counts) -> Entry {

@@ -28,6 +28,7 @@ pub mod progress;
 pub mod reader;
 pub mod revert;
 mod staging;
+pub mod vcard;
 
 use std::io::Read;
 use std::sync::Arc;
@@ -154,6 +155,11 @@ pub struct Options {
     pub dry_run: bool,
     /// The file's name, for people reading the job.
     pub file_name: Option<String>,
+    /// Lookups whose records are made when no record has the name a row
+    /// gives (a vCard's ORG makes its account).
+    pub create_missing: Vec<String>,
+    /// What the file was: `CSV` or `VCARD` (found out from its start).
+    pub format: &'static str,
 }
 
 impl Options {
@@ -171,6 +177,8 @@ impl Options {
             on_error: OnError::Skip,
             dry_run: false,
             file_name: None,
+            create_missing: Vec::new(),
+            format: "CSV",
         }
     }
 }
@@ -236,6 +244,16 @@ pub async fn import(
     let mut options = options;
     options.encoding = Some(opened.encoding);
     options.delimiter = Some(opened.delimiter);
+    if opened.vcard {
+        if object.name != "Contact" {
+            return Err(CrmError::bad_input(
+                &["object"],
+                format!("vCards are imported as contacts, not as {}", object.plural),
+            ));
+        }
+        options.format = "VCARD";
+        options.create_missing.push("account".to_owned());
+    }
     let columns = mapping::resolve(&object, &opened.headers, &options)?;
     let plan = mapping::Plan::new(&object, columns, &options)?;
     let id = uuid::Uuid::new_v4();

@@ -16,6 +16,8 @@ pub struct Opened {
     pub records: csv::Reader<Box<dyn Read + Send>>,
     pub encoding: Encoding,
     pub delimiter: u8,
+    /// The file was vCards, read as rows of contacts (`vcard::COLUMNS`).
+    pub vcard: bool,
 }
 
 /// Opens `source` as CSV with the options' encoding and delimiter, or
@@ -26,6 +28,17 @@ pub fn open(mut source: Box<dyn Read + Send>, options: &Options) -> Result<Opene
         .take(SNIFF as u64)
         .read_to_end(&mut start)
         .map_err(|err| CrmError::bad_input(&["file"], format!("the file could not be read: {err}")))?;
+    if super::vcard::looks_like_vcard(&start) {
+        let cards = super::vcard::CardRows::new(Box::new(Cursor::new(start).chain(source)));
+        let options = Options {
+            delimiter: Some(b','),
+            encoding: Some(Encoding::Utf8),
+            ..options.clone()
+        };
+        let mut opened = open(Box::new(cards), &options)?;
+        opened.vcard = true;
+        return Ok(opened);
+    }
     let bom = start.starts_with(b"\xEF\xBB\xBF");
     if bom {
         start.drain(..3);
@@ -69,6 +82,7 @@ pub fn open(mut source: Box<dyn Read + Send>, options: &Options) -> Result<Opene
         records,
         encoding,
         delimiter,
+        vcard: false,
     })
 }
 

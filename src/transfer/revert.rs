@@ -43,8 +43,17 @@ pub async fn revert(target: &Target, id: Uuid, dry_run: bool) -> Result<Reverted
             let committed = job
                 .committed_at
                 .ok_or_else(|| CrmError::Conflict("the import wrote nothing".into()))?;
-            unchanged_since(conn, target, &object, id, committed).await?;
-            let deleted = delete_created(conn, target, &object, id).await?;
+            // Records of other objects it made (accounts named by vCards)
+            // go after its own, which refer to them.
+            let others = made_elsewhere(conn, target, id).await?;
+            unchanged_since(conn, target, &object, id, committed, None).await?;
+            for other in &others {
+                unchanged_since(conn, target, other, id, committed, Some(&other.name)).await?;
+            }
+            let mut deleted = delete_created(conn, target, &object, id, None).await?;
+            for other in &others {
+                deleted += delete_created(conn, target, other, id, Some(&other.name)).await?;
+            }
             let restored = restore_updated(conn, target, &object, id).await?;
             if dry_run {
                 rehearsed = Some((deleted, restored));
@@ -125,22 +134,24 @@ async fn unchanged_since(
     object: &ObjectDef,
     id: Uuid,
     committed: chrono::DateTime<chrono::Utc>,
+    other: Option<&str>,
 ) -> Result<()> {
     let mut query = Sql::raw("SELECT count(*) AS n, coalesce(string_agg(r.record_id::text, ', ') FILTER (WHERE r.rn <= 3), '') AS sample FROM (SELECT r.record_id, row_number() OVER () AS rn FROM ");
     query.table(&target.schema, "import_record").push(" r LEFT JOIN ");
     query
         .table(&target.schema, &object.table)
         .push(" t ON t.id = r.record_id WHERE r.job_id = ");
-    query
-        .bind(Bind::Uuid(Some(id)))
-        .push(" AND (t.id IS NULL OR t.updated_at <> ");
+    query.bind(Bind::Uuid(Some(id))).append(&of_object(other));
+    query.push(" AND (t.id IS NULL OR t.updated_at <> ");
     query.bind(Bind::DateTime(Some(committed))).push(")) r");
     // Lock what is reverted, so nobody changes it meanwhile.
     let mut lock = Sql::raw("SELECT t.id FROM ");
     lock.table(&target.schema, &object.table).push(" t JOIN ");
     lock.table(&target.schema, "import_record")
         .push(" r ON r.record_id = t.id WHERE r.job_id = ");
-    lock.bind(Bind::Uuid(Some(id))).push(" FOR UPDATE OF t");
+    lock.bind(Bind::Uuid(Some(id)))
+        .append(&of_object(other))
+        .push(" FOR UPDATE OF t");
     lock.execute(conn).await?;
     let changed: Vec<Changed> = query.load(conn).await?;
     match changed.first() {
@@ -154,11 +165,19 @@ async fn unchanged_since(
 
 /// Deletes the records the import created, and the history the server
 /// kept of them; refuses when other records refer to them since.
-async fn delete_created(conn: &mut AsyncPgConnection, target: &Target, object: &ObjectDef, id: Uuid) -> Result<i64> {
+async fn delete_created(
+    conn: &mut AsyncPgConnection,
+    target: &Target,
+    object: &ObjectDef,
+    id: Uuid,
+    other: Option<&str>,
+) -> Result<i64> {
     let created = |sql: &mut Sql| {
-        sql.push(" IN (SELECT record_id FROM ");
-        sql.table(&target.schema, "import_record").push(" WHERE job_id = ");
-        sql.bind(Bind::Uuid(Some(id))).push(" AND created)");
+        sql.push(" IN (SELECT r.record_id FROM ");
+        sql.table(&target.schema, "import_record").push(" r WHERE r.job_id = ");
+        sql.bind(Bind::Uuid(Some(id)))
+            .append(&of_object(other))
+            .push(" AND r.created)");
     };
     for relation in target.model.inverse_relations(&object.name) {
         if relation.child.access != Access::History || relation.child.schema.is_some() {
@@ -182,6 +201,34 @@ async fn delete_created(conn: &mut AsyncPgConnection, target: &Target, object: &
     }
 }
 
+/// ` AND r.object …`: the import's records of its own object, or of another.
+fn of_object(other: Option<&str>) -> Sql {
+    match other {
+        None => Sql::raw(" AND r.object IS NULL"),
+        Some(name) => {
+            let mut sql = Sql::raw(" AND r.object = ");
+            sql.bind(Bind::Text(Some(name.to_owned())));
+            sql
+        }
+    }
+}
+
+/// The other objects whose records the import made.
+async fn made_elsewhere(
+    conn: &mut AsyncPgConnection,
+    target: &Target,
+    id: Uuid,
+) -> Result<Vec<std::sync::Arc<ObjectDef>>> {
+    let mut query = Sql::raw("SELECT DISTINCT object AS key FROM ");
+    query.table(&target.schema, "import_record").push(" WHERE job_id = ");
+    query.bind(Bind::Uuid(Some(id))).push(" AND object IS NOT NULL");
+    let names: Vec<Key> = query.load(conn).await?;
+    Ok(names
+        .into_iter()
+        .filter_map(|k| target.model.object(&k.key).cloned())
+        .collect())
+}
+
 #[derive(diesel::QueryableByName)]
 struct Key {
     #[diesel(sql_type = Text)]
@@ -198,7 +245,8 @@ struct RecordId {
 async fn restore_updated(conn: &mut AsyncPgConnection, target: &Target, object: &ObjectDef, id: Uuid) -> Result<i64> {
     let mut keys = Sql::raw("SELECT DISTINCT jsonb_object_keys(before) AS key FROM ");
     keys.table(&target.schema, "import_record").push(" WHERE job_id = ");
-    keys.bind(Bind::Uuid(Some(id))).push(" AND NOT created");
+    keys.bind(Bind::Uuid(Some(id)))
+        .push(" AND NOT created AND object IS NULL");
     let keys: Vec<Key> = keys.load(conn).await?;
     let columns: Vec<String> = keys
         .into_iter()

@@ -49,6 +49,9 @@ CREATE TABLE import_record (
     record_id  uuid NOT NULL,
     row_number bigint NOT NULL,
     created    boolean NOT NULL,
+    -- A record of another object the import made (an account named by a
+    -- vCard's ORG); null: of the job's object.
+    object     text,
     -- An updated record's columns before the import: {column: value}.
     before     jsonb,
     PRIMARY KEY (job_id, record_id)
