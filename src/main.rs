@@ -185,9 +185,13 @@ struct ImportArgs {
     object: String,
     /// The CSV file (UTF-8 with or without BOM, or Latin-1; `,` `;` tab or `|` separated).
     file: PathBuf,
-    /// create (every row a new record), upsert (change the matching record, else create) or update.
-    #[arg(long, default_value = "create")]
-    mode: String,
+    /// create (every row a new record; the default), upsert (change the matching record, else create) or update.
+    #[arg(long)]
+    mode: Option<String>,
+    /// A saved import mapping (an ImportMapping's name): its columns, defaults, formats and mode, under what
+    /// the other flags say.
+    #[arg(long)]
+    saved_mapping: Option<String>,
     /// The field rows find records by (upsert, update): id, externalId or another unique field
     /// (default: id when a column fills it, else externalId).
     #[arg(long)]
@@ -214,9 +218,9 @@ struct ImportArgs {
     /// utf8 or latin1 (default: guessed from the start of the file).
     #[arg(long)]
     encoding: Option<String>,
-    /// skip (leave bad rows out, import the rest) or abort (import nothing if a row fails).
-    #[arg(long, default_value = "skip")]
-    on_error: String,
+    /// skip (leave bad rows out, import the rest; the default) or abort (import nothing if a row fails).
+    #[arg(long)]
+    on_error: Option<String>,
     /// Check the whole file, write nothing.
     #[arg(long)]
     dry_run: bool,

@@ -203,11 +203,11 @@ async fn bad_imports_are_refused_with_codes_and_paths_and_mappings_are_shown_fir
 
     let shown = app
         .data(
-            "{ importMapping(object: \"Contact\", headers: [\"Given name\", \"last_name\", \"Email Address\", \"Account Name\", \"Notes?\"]) { column header field note } }",
+            "{ importColumns(object: \"Contact\", headers: [\"Given name\", \"last_name\", \"Email Address\", \"Account Name\", \"Notes?\"]) { column header field note } }",
             json!({}),
         )
         .await;
-    let fields: Vec<Value> = shown["importMapping"]
+    let fields: Vec<Value> = shown["importColumns"]
         .as_array()
         .unwrap()
         .iter()
@@ -546,4 +546,108 @@ async fn vcards_import_as_contacts_with_their_accounts_and_export_in_either_vers
     assert_eq!(reverted["revertImport"]["recordsDeleted"], 7, "{reverted}");
     assert_eq!(accounts().await, before);
     assert_eq!(contacts(&app).await, 0);
+}
+
+const MAPPING: &str = "mutation($input: CreateImportMappingInput!) { createImportMapping(input: $input) { id name } }";
+
+#[tokio::test]
+async fn saved_import_mappings_are_tried_in_a_sandbox_and_promoted() {
+    let app = TestApp::start().await;
+    app.data(
+        "mutation { createSandbox(input: { name: \"imports\", mode: METADATA_ONLY }) { name } }",
+        json!({}),
+    )
+    .await;
+    let mapping = json!({ "input": { "name": "Salon leads", "object": "Contact",
+        "columns": { "Nom": "lastName", "Prénom": "firstName", "Courriel": "email", "Remarque": null },
+        "defaults": { "leadSource": "Trade show" }, "dateFormat": "%d/%m/%Y", "delimiter": ";" } });
+    // Checked when written: fields that exist, values they take.
+    let mut wrong = mapping.clone();
+    wrong["input"]["columns"]["Nom"] = json!("surname");
+    let refused = app
+        .graphql_at("/sandboxes/imports/graphql", None, MAPPING, wrong)
+        .await
+        .json();
+    assert_eq!(
+        refused["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{refused}"
+    );
+    assert_eq!(
+        refused["errors"][0]["extensions"]["field"],
+        json!(["input", "columns"]),
+        "{refused}"
+    );
+    app.sandbox_data("imports", MAPPING, mapping).await;
+
+    let file = "Nom;Prénom;Courriel;Naissance;Remarque\nDurand;Léa;lea@salon.test;;vue au stand\n";
+    let query = "object=contacts&savedMapping=Salon%20leads";
+    let in_sandbox = app
+        .request(
+            Method::POST,
+            &format!("/sandboxes/imports/imports?{query}"),
+            &[],
+            file.into(),
+        )
+        .await
+        .json();
+    assert_eq!(in_sandbox["importJob"]["status"]["rowsCreated"], 1, "{in_sandbox}");
+    let lea = app
+        .sandbox_data("imports", "{ contacts { nodes { firstName leadSource } } }", json!({}))
+        .await;
+    assert_eq!(
+        lea["contacts"]["nodes"],
+        json!([{ "firstName": "Léa", "leadSource": "TRADE_SHOW" }])
+    );
+    let (status, missing) = import(&app, &[("object", "contacts"), ("savedMapping", "Salon leads")], file).await;
+    assert_eq!(status, 400, "not in production yet: {missing}");
+    assert_eq!(missing["errors"][0]["extensions"]["field"], json!(["savedMapping"]));
+    assert_eq!(contacts(&app).await, 0, "the sandbox's import stayed there");
+
+    let diff = app
+        .data(
+            "query { sandboxDiff(name: \"imports\") { changes { kind action target } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        diff["sandboxDiff"]["changes"],
+        json!([{ "kind": "IMPORT_MAPPING", "action": "ADD", "target": "Salon leads" }])
+    );
+    let version = app
+        .scalar("SELECT metadata_version::bigint AS n FROM crm.workspace_settings")
+        .await;
+    let promoted = app
+        .data(
+            "mutation($version: Int!) { promoteSandbox(name: \"imports\", dryRun: false, expectedProductionVersion: $version) { applied } }",
+            json!({ "version": version }),
+        )
+        .await;
+    assert_eq!(promoted["promoteSandbox"]["applied"], true, "{promoted}");
+    let (_, done) = import(
+        &app,
+        &[
+            ("object", "contacts"),
+            ("savedMapping", "Salon leads"),
+            ("mode", "CREATE"),
+        ],
+        file,
+    )
+    .await;
+    assert_eq!(done["importJob"]["status"]["rowsCreated"], 1, "{done}");
+    let mapped: Vec<Value> = done["importJob"]["mapping"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["field"].clone())
+        .collect();
+    assert_eq!(
+        mapped,
+        vec![
+            json!("lastName"),
+            json!("firstName"),
+            json!("email"),
+            Value::Null,
+            Value::Null
+        ]
+    );
 }

@@ -10,7 +10,6 @@ use crm::auth::{Actor, Role};
 use crm::db::sql::{Bind, Sql};
 use crm::graphql::Workspace;
 use crm::records::Visibility;
-use crm::transfer::cells::Formats;
 use crm::transfer::export;
 use crm::transfer::progress::Phase;
 use crm::transfer::{self, Encoding, Mode, OnError, Options, Progress, Target};
@@ -84,26 +83,36 @@ fn pair(text: &str) -> anyhow::Result<(String, String)> {
     Ok((key.trim().to_owned(), value.to_owned()))
 }
 
-fn options(args: &ImportArgs) -> anyhow::Result<Options> {
+async fn options(target: &Target, args: &ImportArgs) -> anyhow::Result<Options> {
     let mut options = Options::new(&args.object);
-    options.mode = Mode::parse(&args.mode).ok_or_else(|| anyhow::anyhow!("--mode is create, upsert or update"))?;
-    options.match_on = args.match_on.clone();
-    options.on_error = OnError::parse(&args.on_error).ok_or_else(|| anyhow::anyhow!("--on-error is skip or abort"))?;
+    if let Some(name) = &args.saved_mapping {
+        transfer::saved::apply(target, name, &mut options).await?;
+    }
+    if let Some(mode) = &args.mode {
+        options.mode = Mode::parse(mode).ok_or_else(|| anyhow::anyhow!("--mode is create, upsert or update"))?;
+    }
+    if let Some(field) = &args.match_on {
+        options.match_on = Some(field.clone());
+    }
+    if let Some(policy) = &args.on_error {
+        options.on_error = OnError::parse(policy).ok_or_else(|| anyhow::anyhow!("--on-error is skip or abort"))?;
+    }
     options.dry_run = args.dry_run;
-    options.encoding = match &args.encoding {
-        Some(e) => Some(Encoding::parse(e).ok_or_else(|| anyhow::anyhow!("--encoding is utf8 or latin1"))?),
-        None => None,
-    };
-    options.delimiter = match args.delimiter.as_deref() {
-        None => None,
-        Some("tab" | "\\t") => Some(b'\t'),
-        Some(one) if one.len() == 1 => Some(one.as_bytes()[0]),
-        Some(_) => anyhow::bail!("--delimiter is one character (or tab)"),
-    };
-    options.formats = Formats {
-        date: args.date_format.clone(),
-        decimal_comma: args.decimal_comma,
-    };
+    if let Some(encoding) = &args.encoding {
+        let encoding = Encoding::parse(encoding).ok_or_else(|| anyhow::anyhow!("--encoding is utf8 or latin1"))?;
+        options.encoding = Some(encoding);
+    }
+    if let Some(delimiter) = &args.delimiter {
+        let delimiter = transfer::saved::delimiter(delimiter)
+            .ok_or_else(|| anyhow::anyhow!("--delimiter is one character (or tab)"))?;
+        options.delimiter = Some(delimiter);
+    }
+    if let Some(date) = &args.date_format {
+        options.formats.date = Some(date.clone());
+    }
+    if args.decimal_comma {
+        options.formats.decimal_comma = true;
+    }
     for map in &args.map {
         let (header, field) = pair(map)?;
         options.mapping.push((header, (!field.is_empty()).then_some(field)));
@@ -122,7 +131,7 @@ fn options(args: &ImportArgs) -> anyhow::Result<Options> {
 /// `crm import`.
 pub async fn import(args: &ImportArgs, app: &App) -> anyhow::Result<()> {
     let target = target(app, &args.workspace, args.user.as_deref()).await?;
-    let options = options(args)?;
+    let options = options(&target, args).await?;
     let file =
         std::fs::File::open(&args.file).map_err(|err| anyhow::anyhow!("cannot read {}: {err}", args.file.display()))?;
     let progress = Progress::new();

@@ -28,7 +28,6 @@ use crate::audit::Trail;
 use crate::auth::{Actor, Role};
 use crate::error::CrmError;
 use crate::records::Visibility;
-use crate::transfer::cells::Formats;
 use crate::transfer::export;
 use crate::transfer::{self, job, Encoding, Job, Mode, OnError, Options, Progress, Target};
 
@@ -72,16 +71,22 @@ fn bad(field: &str, message: impl Into<String>) -> HttpError {
     CrmError::bad_input(&[field], message).into()
 }
 
-/// The import's options from the query string.
-fn options(query: &Params) -> Result<Options, HttpError> {
+/// The import's options from the query string: a saved mapping's
+/// (`savedMapping`) first, what the query names over it.
+async fn options(target: &Target, query: &Params) -> Result<Options, HttpError> {
     let object = query
         .get("object")
         .ok_or_else(|| bad("object", "name the object to import into: ?object=Contact"))?;
     let mut options = Options::new(object);
+    if let Some(name) = query.get("savedMapping") {
+        transfer::saved::apply(target, name, &mut options).await?;
+    }
     if let Some(mode) = query.get("mode") {
         options.mode = Mode::parse(mode).ok_or_else(|| bad("mode", "mode is CREATE, UPSERT or UPDATE"))?;
     }
-    options.match_on = query.get("matchOn").cloned();
+    if let Some(field) = query.get("matchOn") {
+        options.match_on = Some(field.clone());
+    }
     if let Some(policy) = query.get("onError") {
         options.on_error = OnError::parse(policy).ok_or_else(|| bad("onError", "onError is SKIP or ABORT"))?;
     }
@@ -91,17 +96,16 @@ fn options(query: &Params) -> Result<Options, HttpError> {
             Some(Encoding::parse(encoding).ok_or_else(|| bad("encoding", "encoding is UTF8 or LATIN1"))?);
     }
     if let Some(delimiter) = query.get("delimiter") {
-        let delimiter = match delimiter.as_str() {
-            "tab" | "\\t" | "\t" => b'\t',
-            one if one.len() == 1 => one.as_bytes()[0],
-            _ => return Err(bad("delimiter", "delimiter is one character (or tab)")),
-        };
+        let delimiter = transfer::saved::delimiter(delimiter)
+            .ok_or_else(|| bad("delimiter", "delimiter is one character (or tab)"))?;
         options.delimiter = Some(delimiter);
     }
-    options.formats = Formats {
-        date: query.get("dateFormat").cloned(),
-        decimal_comma: matches!(query.get("decimalComma").map(String::as_str), Some("true" | "1")),
-    };
+    if let Some(date) = query.get("dateFormat") {
+        options.formats.date = Some(date.clone());
+    }
+    if let Some(comma) = query.get("decimalComma") {
+        options.formats.decimal_comma = matches!(comma.as_str(), "true" | "1");
+    }
     if let Some(mapping) = query.get("mapping") {
         let parsed: serde_json::Map<String, serde_json::Value> = serde_json::from_str(mapping)
             .map_err(|_| bad("mapping", "mapping is a JSON object: {\"header\": \"field\" or null}"))?;
@@ -120,8 +124,9 @@ fn options(query: &Params) -> Result<Options, HttpError> {
         }
     }
     if let Some(defaults) = query.get("defaults") {
-        options.defaults = serde_json::from_str(defaults)
+        let defaults: serde_json::Map<String, serde_json::Value> = serde_json::from_str(defaults)
             .map_err(|_| bad("defaults", "defaults is a JSON object: {\"field\": value}"))?;
+        options.defaults.extend(defaults);
     }
     options.file_name = query.get("fileName").cloned();
     Ok(options)
@@ -167,7 +172,7 @@ pub(super) async fn import(
     let path = path.map(|Path(p)| p).unwrap_or_default();
     let (mut parts, body) = request.into_parts();
     let target = target(&app, &path, &mut parts).await?;
-    let options = options(&query)?;
+    let options = options(&target, &query).await?;
     let (sender, receiver) = tokio::sync::mpsc::channel(8);
     tokio::spawn(async move {
         let mut chunks = body.into_data_stream();

@@ -1,5 +1,5 @@
 //! The GraphQL surface of imports: `importJobs`, `importJob`,
-//! `importMapping` (what an import would fill from a file's header, shown
+//! `importColumns` (what an import would fill from a file's header, shown
 //! before running it) and `revertImport`. Files themselves are uploaded
 //! over HTTP (`POST /imports`), exports downloaded from `GET /exports/…`.
 
@@ -24,10 +24,11 @@ pub fn register(surface: &mut Surface) {
     surface.object(row_error_type());
     surface.object(revert_type());
     surface.queries(
-        &["importJobs", "importJob", "importMapping"],
+        &["importJobs", "importJob", "importColumns"],
         vec![jobs_field(), job_field(), mapping_field()],
     );
     surface.mutations(vec![revert_field()]);
+    surface.on_write("ImportMapping", super::saved::check);
 }
 
 /// Where a request's import work runs, and as whom.
@@ -83,7 +84,7 @@ fn job_field() -> Field {
 }
 
 fn mapping_field() -> Field {
-    Field::new("importMapping", TypeRef::named_nn_list_nn("ImportColumn"), |ctx| {
+    Field::new("importColumns", TypeRef::named_nn_list_nn("ImportColumn"), |ctx| {
         resolved(async move {
             let context = context(&ctx)?;
             let object = target(context).object(&text_arg(&ctx, "object")?)?.clone();

@@ -27,6 +27,7 @@ pub mod mapping;
 pub mod progress;
 pub mod reader;
 pub mod revert;
+pub mod saved;
 mod staging;
 pub mod vcard;
 

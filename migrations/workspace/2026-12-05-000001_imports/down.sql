@@ -1,3 +1,4 @@
+DROP TABLE import_mapping;
 DROP TABLE import_record;
 DROP TABLE import_error;
 DROP TABLE import_job;

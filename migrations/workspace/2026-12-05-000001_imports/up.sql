@@ -56,3 +56,45 @@ CREATE TABLE import_record (
     before     jsonb,
     PRIMARY KEY (job_id, record_id)
 );
+
+-- Saved import mappings: configuration, promoted like duplicate rules.
+CREATE TABLE import_mapping (
+    id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now(),
+    version       integer NOT NULL DEFAULT 1,
+    deleted_at    timestamptz,
+    external_id   text UNIQUE CHECK (length(external_id) BETWEEN 1 AND 255),
+    owner_id      uuid REFERENCES crm_system.users (id),
+    created_by    uuid REFERENCES crm_system.users (id),
+    name          text NOT NULL CHECK (length(name) BETWEEN 1 AND 255),
+    description   text,
+    object        text NOT NULL CHECK (length(object) BETWEEN 1 AND 255),
+    columns       jsonb NOT NULL DEFAULT '{}' CHECK (jsonb_typeof(columns) = 'object'),
+    defaults      jsonb CHECK (defaults IS NULL OR jsonb_typeof(defaults) = 'object'),
+    mode          text NOT NULL DEFAULT 'CREATE' CHECK (mode IN ('CREATE', 'UPSERT', 'UPDATE')),
+    match_on      text,
+    date_format   text,
+    decimal_comma boolean NOT NULL DEFAULT false,
+    delimiter     text CHECK (length(delimiter) BETWEEN 1 AND 2),
+    encoding      text
+);
+CREATE UNIQUE INDEX import_mapping_name_key ON import_mapping (name) WHERE deleted_at IS NULL;
+CREATE INDEX import_mapping_created_at_idx ON import_mapping (created_at, id);
+CREATE INDEX import_mapping_owner_id_idx ON import_mapping (owner_id);
+CREATE INDEX import_mapping_created_by_idx ON import_mapping (created_by);
+CREATE INDEX import_mapping_deleted_idx ON import_mapping (id) WHERE deleted_at IS NOT NULL;
+
+-- A workspace whose custom objects took the names the imports bring
+-- (ImportMapping and the types of import jobs) keeps them prefixed
+-- "Custom", so its API still builds.
+CREATE TEMPORARY TABLE taken_import_names AS
+SELECT name FROM custom_object
+WHERE lower(name) IN ('importmapping', 'importjob', 'importstatus', 'importcolumn', 'importrowerror', 'importrevert')
+   OR lower(plural) IN ('importmappings', 'importjobs', 'importjob', 'importmapping');
+UPDATE custom_field SET object = 'Custom' || object WHERE object IN (SELECT name FROM taken_import_names);
+UPDATE custom_field SET lookup_object = 'Custom' || lookup_object
+WHERE lookup_object IN (SELECT name FROM taken_import_names);
+UPDATE custom_object SET name = 'Custom' || name, plural = 'custom' || upper(left(plural, 1)) || substr(plural, 2)
+WHERE name IN (SELECT name FROM taken_import_names);
+DROP TABLE taken_import_names;

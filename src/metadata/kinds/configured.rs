@@ -9,7 +9,7 @@ use super::configuration::Table;
 use super::rows::{named, Column, Property, Rows};
 use super::{text, About, Kind};
 use crate::error::{CrmError, Result};
-use crate::metadata::standard::{CHARTS, CONVERSION_TARGETS, DUPLICATE_ACTIONS};
+use crate::metadata::standard::{CHARTS, CONVERSION_TARGETS, DUPLICATE_ACTIONS, IMPORT_MODES};
 
 /// A saved report.
 pub(super) static REPORT: Rows = Rows {
@@ -162,6 +162,41 @@ pub(super) static DUPLICATE_RULE: Rows = Rows {
     changed: "writes are warned of or blocked differently",
 };
 
+/// A saved import mapping.
+pub(super) static IMPORT_MAPPING: Rows = Rows {
+    about: &About {
+        kind: Kind::ImportMapping,
+        identifier: "IMPORT_MAPPING",
+        noun: "import mapping",
+        description: "A saved way to import a kind of file into an object: columns, defaults, formats, mode.",
+        key: "importMappings",
+    },
+    table: Table {
+        name: "import_mapping",
+        audited_as: "ImportMapping",
+        in_pipeline: false,
+    },
+    properties: &[
+        Property::new("name", "name", Column::Text),
+        Property::new("description", "description", Column::Text),
+        Property::new("object", "object", Column::Text),
+        Property::new("columns", "columns", Column::Json).or("{}"),
+        Property::new("defaults", "defaults", Column::Json),
+        Property::new("mode", "mode", Column::Text).or("\"CREATE\""),
+        Property::new("matchOn", "match_on", Column::Text),
+        Property::new("dateFormat", "date_format", Column::Text),
+        Property::new("decimalComma", "decimal_comma", Column::Bool).or("false"),
+        Property::new("delimiter", "delimiter", Column::Text),
+        Property::new("encoding", "encoding", Column::Text),
+    ],
+    target: named,
+    // After the fields and objects it names.
+    phase: 5,
+    check: import_mapping,
+    removed: "imports that name it are refused",
+    changed: "imports that name it read files differently",
+};
+
 /// `name` is 1 to `max` characters.
 fn name_of(desired: &Json, noun: &str, max: usize) -> Result<()> {
     let name = text(desired, "name");
@@ -273,4 +308,36 @@ fn lead_grade(desired: &Json) -> Result<()> {
         return Err(CrmError::bad_input(&["minScore"], "a grade has a minimum score"));
     }
     int_in(desired, "minScore", -100_000..=100_000)
+}
+
+/// Named, for an object, columns an object of header → field name or null,
+/// one of the modes.
+fn import_mapping(desired: &Json) -> Result<()> {
+    name_of(desired, "import mapping", 255)?;
+    if text(desired, "object").is_empty() {
+        return Err(CrmError::bad_input(&["object"], "an import mapping names its object"));
+    }
+    let columns_ok = desired["columns"]
+        .as_object()
+        .is_some_and(|columns| columns.values().all(|field| field.is_string() || field.is_null()));
+    if !columns_ok {
+        return Err(CrmError::bad_input(
+            &["columns"],
+            "columns is an object of header → a field's API name (or null)",
+        ));
+    }
+    if !(desired["defaults"].is_null() || desired["defaults"].is_object()) {
+        return Err(CrmError::bad_input(
+            &["defaults"],
+            "defaults is an object of field → value",
+        ));
+    }
+    let mode = desired["mode"].as_str().unwrap_or("CREATE");
+    if !IMPORT_MODES.iter().any(|(value, _)| *value == mode) {
+        return Err(CrmError::bad_input(
+            &["mode"],
+            format!("{mode} is not CREATE, UPSERT or UPDATE"),
+        ));
+    }
+    Ok(())
 }

@@ -142,7 +142,7 @@ pub trait MetadataKind: Sync {
 }
 
 /// Every kind, in the order changes are listed (the order of [`Kind`]).
-static KINDS: [&dyn MetadataKind; 10] = [
+static KINDS: [&dyn MetadataKind; 11] = [
     &object::Object,
     &field::Field,
     &pipeline::Pipeline,
@@ -153,6 +153,7 @@ static KINDS: [&dyn MetadataKind; 10] = [
     &configured::SCORING_RULE,
     &configured::LEAD_GRADE,
     &configured::DUPLICATE_RULE,
+    &configured::IMPORT_MAPPING,
 ];
 
 /// Every kind of metadata, in the order changes are listed.
@@ -175,6 +176,7 @@ pub enum Kind {
     ScoringRule,
     LeadGrade,
     DuplicateRule,
+    ImportMapping,
 }
 
 impl Kind {
@@ -191,6 +193,7 @@ impl Kind {
             Kind::ScoringRule => &configured::SCORING_RULE,
             Kind::LeadGrade => &configured::LEAD_GRADE,
             Kind::DuplicateRule => &configured::DUPLICATE_RULE,
+            Kind::ImportMapping => &configured::IMPORT_MAPPING,
         }
     }
 

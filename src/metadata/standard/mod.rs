@@ -9,10 +9,12 @@
 mod accounts;
 mod activities;
 mod duplicates;
+mod imports;
 mod leads;
 mod reports;
 
 pub use duplicates::DUPLICATE_ACTIONS;
+pub use imports::IMPORT_MODES;
 pub use leads::CONVERSION_TARGETS;
 pub use reports::CHARTS;
 mod sales;
@@ -324,6 +326,7 @@ pub fn objects() -> Vec<ObjectDef> {
         leads::scoring_rule(),
         leads::lead_grade(),
         duplicates::duplicate_rule(),
+        imports::import_mapping(),
         users::user(),
     ]
 }
