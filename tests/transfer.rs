@@ -268,6 +268,31 @@ async fn an_export_imported_back_changes_nothing_and_reverts_undo_imports() {
         "{again}"
     );
     assert_eq!(app.scalar("SELECT sum(version) AS n FROM crm.contact").await, versions);
+    // Matched by external id, the file's id column is not written.
+    let (_, by_external) = import(
+        &app,
+        &[("object", "contacts"), ("mode", "UPSERT"), ("matchOn", "externalId")],
+        csv.replace(&acme, "00000000-0000-0000-0000-000000000000"),
+    )
+    .await;
+    assert_eq!(
+        by_external["importJob"]["status"]["rowsFailed"], 3,
+        "an account that is not there: {by_external}"
+    );
+    let (_, by_external) = import(
+        &app,
+        &[("object", "contacts"), ("mode", "UPSERT"), ("matchOn", "externalId")],
+        csv.lines()
+            .map(|line| {
+                line.split_once(',')
+                    .map_or(line.to_owned(), |(_, rest)| format!("{},{rest}", uuid_like()))
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .await;
+    assert_eq!(by_external["importJob"]["status"]["rowsUnchanged"], 3, "{by_external}");
+    assert_eq!(app.scalar("SELECT sum(version) AS n FROM crm.contact").await, versions);
 
     // UPSERT by external id: one changed, one new; then reverted.
     let (_, upserted) = import(
@@ -650,4 +675,85 @@ async fn saved_import_mappings_are_tried_in_a_sandbox_and_promoted() {
             Value::Null
         ]
     );
+}
+
+#[tokio::test]
+async fn imports_match_records_by_a_duplicate_rule_and_only_owners_reassign() {
+    let app = TestApp::start().await;
+    app.create(
+        "Contact",
+        json!({ "firstName": "Kim", "lastName": "Old", "email": "kim@x.test", "externalId": "K" }),
+    )
+    .await;
+    app.create("Contact", json!({ "lastName": "Twin A", "email": "twin@x.test" }))
+        .await;
+    app.create("Contact", json!({ "lastName": "Twin B", "email": "TWIN@x.test" }))
+        .await;
+    let (_, done) = import(
+        &app,
+        &[
+            ("object", "contacts"),
+            ("mode", "UPSERT"),
+            ("matchOn", "Contacts with the same email"),
+        ],
+        "email,lastName,title\n KIM@X.test ,Old,CEO\ntwin@x.test,T,CTO\nnew@x.test,New,CFO\n",
+    )
+    .await;
+    let job = &done["importJob"];
+    assert_eq!(job["matchOn"], "Contacts with the same email", "{done}");
+    let status = &job["status"];
+    assert_eq!(
+        (
+            status["rowsUpdated"].clone(),
+            status["rowsCreated"].clone(),
+            status["rowsFailed"].clone()
+        ),
+        (json!(1), json!(1), json!(1)),
+        "{done}"
+    );
+    let kim = app
+        .data(
+            "{ contacts(filter: { externalId: { eq: \"K\" } }) { nodes { title } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(kim["contacts"]["nodes"][0]["title"], "CEO");
+    let errors = app.data(JOB, json!({ "id": job["id"] })).await;
+    assert_eq!(errors["importJob"]["errors"][0]["code"], "AMBIGUOUS", "{errors}");
+    let (status, unknown) = import(
+        &app,
+        &[("object", "contacts"), ("mode", "UPDATE"), ("matchOn", "No such rule")],
+        "email\nkim@x.test\n",
+    )
+    .await;
+    assert_eq!(status, 400, "{unknown}");
+    assert_eq!(unknown["errors"][0]["extensions"]["field"], json!(["matchOn"]));
+
+    // A sales rep may not give the admin's record another owner.
+    let (_, sales) = app.user("rep@crm.test", "SALES").await;
+    let response = app
+        .request(
+            Method::POST,
+            "/imports?object=contacts&mode=UPDATE&matchOn=externalId",
+            &[("authorization", &format!("Bearer {sales}"))],
+            "externalId,owner,title\nK,rep@crm.test,Boss\n".into(),
+        )
+        .await
+        .json();
+    let status = &response["importJob"]["status"];
+    assert_eq!(
+        (status["rowsUpdated"].clone(), status["rowsFailed"].clone()),
+        (json!(0), json!(1)),
+        "{response}"
+    );
+    // Admins read every job; the rep's own token reads only the rep's.
+    let refused = app.data(JOB, json!({ "id": response["importJob"]["id"] })).await;
+    assert_eq!(refused["importJob"]["errors"][0]["code"], "FORBIDDEN", "{refused}");
+    let theirs = app.graphql_as(&sales, "{ importJobs { id } }", json!({})).await;
+    assert_eq!(theirs["data"]["importJobs"].as_array().unwrap().len(), 1, "{theirs}");
+}
+
+/// An id no record has.
+fn uuid_like() -> String {
+    "11111111-2222-3333-4444-555555555555".to_owned()
 }

@@ -35,12 +35,33 @@ const POOL_CONNECT: Duration = Duration::from_secs(5);
 /// A pooled connection.
 pub type Conn = Object<AsyncPgConnection>;
 
+/// The most connections outside the pool (imports and exports, each
+/// holding one while it streams) a server opens at once; more wait.
+const DEDICATED_CONNECTIONS: usize = 8;
+/// How long an import or export waits for one before it is refused.
+const DEDICATED_WAIT: Duration = Duration::from_secs(30);
+
+/// A connection outside the pool and its place among the few allowed.
+pub struct Dedicated {
+    pub client: tokio_postgres::Client,
+    /// Held as long as the connection is used.
+    pub slot: tokio::sync::OwnedSemaphorePermit,
+}
+
+impl std::fmt::Debug for Dedicated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dedicated").finish()
+    }
+}
+
 /// The pool plus the counters operators read on `/metrics`.
 #[derive(Clone)]
 pub struct Database {
     pool: Pool<AsyncPgConnection>,
     /// Where the pool connects, for work on a connection of its own.
     url: Arc<str>,
+    /// Connections of their own open at once (imports, exports).
+    dedicated: Arc<tokio::sync::Semaphore>,
     statements: Arc<AtomicU64>,
     /// How long a metadata change's DDL waits for a record table.
     metadata_lock_timeout: Duration,
@@ -108,6 +129,7 @@ impl Database {
         Ok(Database {
             pool,
             url: url.into(),
+            dedicated: Arc::new(tokio::sync::Semaphore::new(DEDICATED_CONNECTIONS)),
             statements,
             metadata_lock_timeout: options.metadata_lock_timeout,
             health: ClusterHealth::default(),
@@ -135,12 +157,21 @@ impl Database {
     /// A connection outside the pool, with no statement timeout, for long
     /// work a pooled connection cannot do (`COPY` of an import or export):
     /// the client and the task driving its connection.
-    pub async fn dedicated(&self) -> crate::error::Result<tokio_postgres::Client> {
+    pub async fn dedicated(&self) -> crate::error::Result<Dedicated> {
         if !self.health.is_up() {
             return Err(crate::error::CrmError::unavailable(
                 "the embedded PostgreSQL is restarting",
             ));
         }
+        let slot = tokio::time::timeout(DEDICATED_WAIT, self.dedicated.clone().acquire_owned())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .ok_or_else(|| {
+                crate::error::CrmError::Busy(format!(
+                    "{DEDICATED_CONNECTIONS} imports and exports are running; try again when one has finished"
+                ))
+            })?;
         let (client, connection) = tokio_postgres::connect(&self.url, tokio_postgres::NoTls)
             .await
             .map_err(|err| crate::error::CrmError::unavailable(format!("connecting to the database: {err}")))?;
@@ -153,7 +184,7 @@ impl Database {
             .batch_execute("SET statement_timeout = 0; SET TIME ZONE 'UTC'")
             .await
             .map_err(|err| crate::error::CrmError::internal(format_args!("setting up a connection: {err}")))?;
-        Ok(client)
+        Ok(Dedicated { client, slot })
     }
 
     /// How long a metadata change's DDL waits for a record table.

@@ -205,24 +205,67 @@ pub(super) async fn errors(
         .await?
         .filter(|job| target.actor.role == Role::Admin || job.created_by == Some(target.actor.user_id))
         .ok_or_else(|| HttpError::from(CrmError::not_found("ImportJob", id.to_string())))?;
-    let rows = job::errors(&mut conn, &target.schema, job.id, None, None).await?;
-    let mut file = csv::Writer::from_writer(Vec::new());
-    let failed = |err: csv::Error| HttpError::from(CrmError::internal(format_args!("writing an error file: {err}")));
-    file.write_record(["row", "column", "value", "code", "message", "warning"])
-        .map_err(failed)?;
-    for row in rows {
-        file.write_record([
+    drop(conn);
+    // A page of errors at a time, however many the file has.
+    let header = Some(b"row,column,value,code,message,warning\n".to_vec());
+    let pages = futures_util::stream::unfold(
+        (app.db.clone(), target.schema.clone(), job.id, header, None, false),
+        |(db, schema, job, header, after, done)| async move {
+            if let Some(header) = header {
+                return Some((Ok(bytes::Bytes::from(header)), (db, schema, job, None, after, done)));
+            }
+            if done {
+                return None;
+            }
+            let page = async {
+                let mut conn = db.conn().await?;
+                job::errors_after(&mut conn, &schema, job, after, Some(ERRORS_PAGE)).await
+            }
+            .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(err) => {
+                    return Some((
+                        Err(std::io::Error::other(err.to_string())),
+                        (db, schema, job, None, after, true),
+                    ))
+                }
+            };
+            let last = page.last().map(|(id, e)| (e.row_number, *id));
+            let done = page.len() < ERRORS_PAGE;
+            if page.is_empty() {
+                return None;
+            }
+            Some((
+                Ok(bytes::Bytes::from(error_lines(page))),
+                (db, schema, job, None, last, done),
+            ))
+        },
+    );
+    Ok(csv_response(
+        Body::from_stream(pages),
+        &format!("import-{id}-errors.csv"),
+    ))
+}
+
+/// Errors an error file reads at a time.
+const ERRORS_PAGE: usize = 5_000;
+
+/// Errors as lines of the error file.
+fn error_lines(page: Vec<(i64, job::RowError)>) -> Vec<u8> {
+    let mut file = csv::WriterBuilder::new().has_headers(false).from_writer(Vec::new());
+    for (_, row) in page {
+        // Writing into memory cannot fail.
+        let _ = file.write_record([
             row.row_number.to_string(),
             row.column_name.unwrap_or_default(),
             row.value.unwrap_or_default(),
             row.code,
             row.message,
             row.warning.to_string(),
-        ])
-        .map_err(failed)?;
+        ]);
     }
-    let bytes = file.into_inner().map_err(|err| failed(err.into_error().into()))?;
-    Ok(csv_response(Body::from(bytes), &format!("import-{id}-errors.csv")))
+    file.into_inner().unwrap_or_default()
 }
 
 fn csv_response(body: Body, file_name: &str) -> Response {

@@ -104,6 +104,9 @@ fn value(field: &FieldDef, text: &str, formats: &Formats) -> Result<Value, CellE
         FieldKind::Json => {
             let json: serde_json::Value =
                 serde_json::from_str(text).map_err(|err| CellError::invalid(format!("not a JSON value: {err}")))?;
+            if json.to_string().contains("\\u0000") {
+                return Err(CellError::invalid("JSON text cannot hold the character U+0000"));
+            }
             Value::from_json(json).map_err(|_| CellError::invalid("not a JSON value"))?
         }
         _ => Value::String(text.to_owned()),

@@ -34,6 +34,23 @@ pub fn permitted(target: &Target, object: &ObjectDef, mode: Mode) -> Result<()> 
     Ok(())
 }
 
+/// Refuses an import matching records by a duplicate rule the object has
+/// not (active), before it starts.
+pub async fn rule_exists(target: &Target, object: &ObjectDef, name: &str) -> Result<()> {
+    let mut conn = target.db.conn().await?;
+    let found = rules::active(&mut conn, &target.schema, &target.model, Some(&object.name)).await?;
+    if found.iter().any(|r| r.name == name) {
+        return Ok(());
+    }
+    Err(crate::error::CrmError::bad_input(
+        &["matchOn"],
+        format!(
+            "{name:?} is neither a field of {} nor an active duplicate rule of it",
+            object.name
+        ),
+    ))
+}
+
 /// What the checks found: rows refused, and warnings.
 #[derive(Debug, Default)]
 pub struct Found {
@@ -50,6 +67,16 @@ struct Refusal<'a> {
     code: &'a str,
     message: Sql,
     warning: bool,
+}
+
+/// How rows found their records, for the refusals after matching.
+struct FoundBy {
+    column: Option<String>,
+    value: Sql,
+    /// `externalId`, `duplicate rule Same email`.
+    what: String,
+    /// The message of a row that matched nothing.
+    missing: Sql,
 }
 
 /// The checks a staging table's rows go through, in order.
@@ -95,6 +122,8 @@ impl Checks<'_> {
     pub async fn run(mut self) -> Result<Found> {
         self.lookups().await?;
         self.targets().await?;
+        self.restorable().await?;
+        self.reassign().await?;
         self.required().await?;
         self.unique().await?;
         let warnings = self.duplicates().await?;
@@ -190,7 +219,22 @@ impl Checks<'_> {
                 resolve.execute(self.conn).await?;
             }
             self.lookup_by_name(i, &related, &table).await?;
-            if self.create_missing.contains(&staged.field.name) && related.field("name").is_some() {
+            let makes = self.create_missing.contains(&staged.field.name)
+                && related.field("name").is_some()
+                && access::require(&self.target.actor, &related, Operation::Create).is_ok();
+            if makes {
+                let longest = related.field("name").and_then(|f| f.max_length).unwrap_or(255);
+                let mut message = Sql::raw("format('a new %s''s name is at most %s characters', ");
+                message.append(&text(&related.name)).push(&format!(", {longest})"));
+                self.refuse(Refusal {
+                    condition: Sql::raw(&format!("s.l{i} IS NULL AND length(s.{c}) > {longest}")),
+                    column: self.header(i),
+                    value: Sql::raw(&format!("s.{c}")),
+                    code: "INVALID_VALUE",
+                    message,
+                    warning: false,
+                })
+                .await?;
                 continue;
             }
             let mut message = Sql::raw("format('no %s you can see has the id, external id or name %s', ");
@@ -262,6 +306,8 @@ impl Checks<'_> {
         .await?;
         if let Some(k) = self.plan.key {
             self.match_key(k).await?;
+        } else if let Some(rule) = &self.plan.match_rule {
+            self.match_rule(rule).await?;
         }
         let mut new_ids = Sql::raw(&format!("UPDATE {ROWS} s SET new_id = gen_random_uuid() WHERE "));
         new_ids.push("s.target IS NULL AND NOT s.failed");
@@ -287,37 +333,121 @@ impl Checks<'_> {
         }
         find.execute(self.conn).await?;
         let by_id = key.kind == FieldKind::Id;
-        if self.mode == Mode::Update || by_id {
-            let mut message = Sql::raw("format('no %s has the %s %s', ");
-            message
-                .append(&text(&self.object.name))
-                .push(", ")
-                .append(&text(&key.name));
-            message.push(&format!(", s.c{k})"));
+        let mut message = Sql::raw("format('no %s has the %s %s', ");
+        message
+            .append(&text(&self.object.name))
+            .push(", ")
+            .append(&text(&key.name));
+        message.push(&format!(", s.c{k})"));
+        let found_by = FoundBy {
+            column: self.header(k),
+            value: Sql::raw(&format!("s.c{k}")),
+            what: key.name.clone(),
+            missing: message,
+        };
+        self.after_match(found_by, self.mode == Mode::Update || by_id).await
+    }
+
+    /// UPSERT and UPDATE by a duplicate rule: the one stored record each
+    /// row matches by the rule's criteria; a row matching several is
+    /// refused as ambiguous.
+    async fn match_rule(&mut self, name: &str) -> Result<()> {
+        let found = rules::active(
+            self.conn,
+            &self.target.schema,
+            &self.target.model,
+            Some(&self.object.name),
+        )
+        .await?;
+        let rule = found.into_iter().find(|r| r.name == name).ok_or_else(|| {
+            crate::error::CrmError::bad_input(
+                &["matchOn"],
+                format!(
+                    "{name:?} is neither a field of {} nor an active duplicate rule of it",
+                    self.object.name
+                ),
+            )
+        })?;
+        self.incoming_view(std::slice::from_ref(&rule)).await?;
+        let mut matches = Sql::raw(
+            "(SELECT n.row_number, (array_agg(o.id ORDER BY o.id))[1] AS id, count(*) AS k \
+             FROM pg_temp.import_incoming n JOIN ",
+        );
+        matches.table(&self.target.schema, &self.object.table).push(" o ON ");
+        for (i, criterion) in rule.criteria.iter().enumerate() {
+            if i > 0 {
+                matches.push(" AND ");
+            }
+            matches.append(&criterion.pairing("n", "o"));
+        }
+        matches.push(" WHERE o.deleted_at IS NULL AND NOT n.failed GROUP BY n.row_number) m");
+        let mut find = Sql::raw(&format!("UPDATE {ROWS} s SET target = m.id FROM "));
+        find.append(&matches)
+            .push(" WHERE s.row_number = m.row_number AND m.k = 1");
+        find.execute(self.conn).await?;
+        let mut several = Sql::raw("s.row_number IN (SELECT m.row_number FROM ");
+        several.append(&matches).push(" WHERE m.k > 1)");
+        let mut message = Sql::raw("format('more than one stored %s matches by the duplicate rule %s', ");
+        message
+            .append(&text(&self.object.name))
+            .push(", ")
+            .append(&text(&rule.name))
+            .push(")");
+        self.refuse(Refusal {
+            condition: several,
+            column: None,
+            value: Sql::raw("NULL::text"),
+            code: "AMBIGUOUS",
+            message,
+            warning: false,
+        })
+        .await?;
+        self.execute("DROP VIEW pg_temp.import_incoming").await?;
+        let mut missing = Sql::raw("format('no %s matches by the duplicate rule %s', ");
+        missing
+            .append(&text(&self.object.name))
+            .push(", ")
+            .append(&text(&rule.name))
+            .push(")");
+        let found_by = FoundBy {
+            column: None,
+            value: Sql::raw("NULL::text"),
+            what: format!("duplicate rule {}", rule.name),
+            missing,
+        };
+        self.after_match(found_by, self.mode == Mode::Update).await
+    }
+
+    /// After rows are matched: refuses those that match nothing (when
+    /// `required`), those matching a record the actor may not see, and a
+    /// second row changing the same record.
+    async fn after_match(&mut self, by: FoundBy, required: bool) -> Result<()> {
+        if required {
             self.refuse(Refusal {
                 condition: Sql::raw("s.target IS NULL"),
-                column: self.header(k),
-                value: Sql::raw(&format!("s.c{k}")),
+                column: by.column.clone(),
+                value: by.value.clone(),
                 code: "NOT_FOUND",
-                message,
+                message: by.missing,
                 warning: false,
             })
             .await?;
         }
+        let all = Table::new(&self.target.schema, self.object);
         if let Some(visible) = self.target.visibility.filter(&self.object.name) {
             let mut hidden = Sql::raw("s.target IS NOT NULL AND NOT EXISTS (SELECT 1");
             hidden.append(&all.from_as("x")).push(" WHERE x.id = s.target AND (");
             hidden.append(&visible.compile(&self.target.schema, "x")).push("))");
-            let mut message = Sql::raw("format('the %s with this %s is not yours to change', ");
+            let mut message = Sql::raw("format('the %s found by %s is not yours to change', ");
             message
                 .append(&text(&self.object.name))
                 .push(", ")
-                .append(&text(&key.name))
+                .append(&text(&by.what))
                 .push(")");
             self.refuse(Refusal {
                 condition: hidden,
-                column: self.header(k),
-                value: Sql::raw(&format!("s.c{k}")),
+                column: by.column.clone(),
+                value: by.value.clone(),
                 code: "FORBIDDEN",
                 message,
                 warning: false,
@@ -325,15 +455,94 @@ impl Checks<'_> {
             .await?;
         }
         let again = earlier_same(ROWS, &[Sql::raw("n.target")]);
-        let message = Sql::raw(&format!(
-            "format('an earlier row of the file changes the same record (%s)', s.c{k})"
-        ));
-        let value = Sql::raw(&format!("s.c{k}"));
         self.refuse(Refusal {
             condition: again,
-            column: self.header(k),
-            value,
+            column: by.column,
+            value: by.value,
             code: "DUPLICATE_IN_FILE",
+            message: Sql::raw("'an earlier row of the file changes the same record'"),
+            warning: false,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// UPSERT brings a deleted record back only for an actor who may
+    /// restore it (as `upsert<Object>`); a converted lead is read-only.
+    async fn restorable(&mut self) -> Result<()> {
+        if self.plan.key.is_none() && self.plan.match_rule.is_none() {
+            return Ok(());
+        }
+        if self.object.field("convertedAt").is_some() {
+            let mut converted = Sql::raw("s.target IS NOT NULL AND EXISTS (SELECT 1 FROM ");
+            converted.table(&self.target.schema, &self.object.table);
+            converted.push(" x WHERE x.id = s.target AND x.converted_at IS NOT NULL)");
+            self.refuse(Refusal {
+                condition: converted,
+                column: None,
+                value: Sql::raw("NULL::text"),
+                code: "CONFLICT",
+                message: Sql::raw("'the lead was converted: a converted lead is read-only'"),
+                warning: false,
+            })
+            .await?;
+        }
+        if self.mode != Mode::Upsert {
+            return Ok(());
+        }
+        let mut deleted = Sql::raw("s.target IS NOT NULL AND EXISTS (SELECT 1 FROM ");
+        deleted.table(&self.target.schema, &self.object.table);
+        deleted.push(" x WHERE x.id = s.target AND x.deleted_at IS NOT NULL");
+        match access::require(&self.target.actor, self.object, Operation::Restore) {
+            Ok(access::Grant::Owned) => match self.object.field("owner") {
+                Some(owner) => {
+                    deleted.push(" AND x.").ident(&owner.column).push(" IS DISTINCT FROM ");
+                    deleted.bind(Bind::Uuid(Some(self.target.actor.user_id)));
+                }
+                None => return Ok(()),
+            },
+            Ok(_) => return Ok(()),
+            Err(_) => {}
+        }
+        deleted.push(")");
+        self.refuse(Refusal {
+            condition: deleted,
+            column: None,
+            value: Sql::raw("NULL::text"),
+            code: "FORBIDDEN",
+            message: Sql::raw("'the record it matches was deleted, and restoring it is not yours to do'"),
+            warning: false,
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Only admins and a record's owner give it another owner, as with
+    /// a mutation.
+    async fn reassign(&mut self) -> Result<()> {
+        let (Some(i), Some(owner)) = (self.plan.position("owner"), self.object.field("owner")) else {
+            return Ok(());
+        };
+        if self.target.actor.role == crate::auth::Role::Admin {
+            return Ok(());
+        }
+        let mut taken = Sql::raw(&format!(
+            "s.target IS NOT NULL AND s.l{i} IS NOT NULL AND EXISTS (SELECT 1 FROM "
+        ));
+        taken
+            .table(&self.target.schema, &self.object.table)
+            .push(" x WHERE x.id = s.target AND x.");
+        taken
+            .ident(&owner.column)
+            .push(&format!(" IS DISTINCT FROM s.l{i} AND x."));
+        taken.ident(&owner.column).push(" IS DISTINCT FROM ");
+        taken.bind(Bind::Uuid(Some(self.target.actor.user_id))).push(")");
+        let message = Sql::raw("'only its owner or an admin may give a record another owner'");
+        self.refuse(Refusal {
+            condition: taken,
+            column: self.header(i),
+            value: Sql::raw(&format!("s.c{i}")),
+            code: "FORBIDDEN",
             message,
             warning: false,
         })

@@ -75,10 +75,14 @@ fn column(target: &Target, field: &FieldDef, lookups: Lookups) -> Sql {
         }
         FieldKind::Lookup(lookup) if lookups == Lookups::Names => match target.model.object(&lookup.target) {
             Some(related) => {
+                // Only a record the caller may see is named (a list shows
+                // no other), as the API would.
+                let table = Table::new(&target.schema, related).restricted(&target.visibility);
                 sql.push("(SELECT ").append(&records::title(related, "l"));
-                sql.push(" FROM ")
-                    .table(related.schema_in(&target.schema), &related.table);
-                sql.push(" l WHERE l.id = t.").ident(&field.column).push(")");
+                sql.append(&table.from_as("l"))
+                    .push(" WHERE l.id = t.")
+                    .ident(&field.column);
+                sql.push(" AND ").append(&table.rows(false, "l")).push(")");
             }
             None => {
                 sql.push("t.").ident(&field.column);
@@ -129,7 +133,8 @@ pub async fn stream(
 ) -> Result<impl Stream<Item = std::io::Result<Bytes>> + Send + 'static> {
     crate::access::require(&target.actor, object, crate::access::Operation::Read)?;
     let statement = statement(target, object, request)?;
-    let client = target.db.dedicated().await?;
+    let connection = target.db.dedicated().await?;
+    let client = &connection.client;
     client
         .batch_execute("SET standard_conforming_strings = on")
         .await
@@ -138,9 +143,9 @@ pub async fn stream(
         .copy_out(statement.as_str())
         .await
         .map_err(|err| CrmError::internal(format_args!("starting an export: {err}")))?;
-    // The client lives as long as the stream: dropping it would end the copy.
+    // The connection lives as long as the stream: dropping it would end the copy.
     Ok(rows.map(move |chunk| {
-        let _connection = &client;
+        let _connection = &connection;
         chunk.map_err(std::io::Error::other)
     }))
 }

@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Bool, Jsonb, Nullable, Text, Timestamptz, Uuid as SqlUuid};
+use diesel::QueryableByName;
 use diesel_async::AsyncPgConnection;
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
@@ -113,7 +114,10 @@ pub async fn create(target: &Target, id: Uuid, object: &ObjectDef, options: &Opt
         "delimiter": options.delimiter.map(|d| (d as char).to_string()),
         "encoding": options.encoding.map(|e| e.as_str()),
     });
-    let match_on = plan.key.map(|k| plan.staged[k].field.name.clone());
+    let match_on = plan
+        .key
+        .map(|k| plan.staged[k].field.name.clone())
+        .or_else(|| plan.match_rule.clone());
     let mut query = Sql::raw("INSERT INTO ");
     query.table(&target.schema, "import_job").push(
         " (id, created_by, object, format, file_name, mode, match_on, on_error, dry_run, options, mapping) VALUES (",
@@ -347,7 +351,7 @@ pub async fn add_errors(target: &Target, id: Uuid, errors: &[RowError]) -> Resul
     Ok(())
 }
 
-/// Job `id`'s error file from row `after` on, in row order.
+/// Job `id`'s error file after row `after` (a whole row's errors), in row order.
 pub async fn errors(
     conn: &mut AsyncPgConnection,
     schema: &str,
@@ -355,20 +359,45 @@ pub async fn errors(
     after: Option<i64>,
     limit: Option<usize>,
 ) -> Result<Vec<RowError>> {
-    let mut query = Sql::raw("SELECT row_number, column_name, value, code, message, warning FROM ");
+    let page = errors_after(conn, schema, id, after.map(|row| (row, i64::MAX)), limit).await?;
+    Ok(page.into_iter().map(|(_, error)| error).collect())
+}
+
+#[derive(diesel::QueryableByName)]
+struct Numbered {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(embed)]
+    error: RowError,
+}
+
+/// Job `id`'s errors after `(row, id)`, with their ids: the pages of a
+/// whole error file.
+pub async fn errors_after(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    id: Uuid,
+    after: Option<(i64, i64)>,
+    limit: Option<usize>,
+) -> Result<Vec<(i64, RowError)>> {
+    let mut query = Sql::raw("SELECT id, row_number, column_name, value, code, message, warning FROM ");
     query
         .table(schema, "import_error")
         .push(" WHERE job_id = ")
         .bind(Bind::Uuid(Some(id)));
-    if let Some(after) = after {
+    if let Some((row, error)) = after {
         query
-            .push(" AND row_number > ")
-            .bind(Bind::Text(Some(after.to_string())))
-            .push("::bigint");
+            .push(" AND (row_number, id) > (")
+            .bind(Bind::Text(Some(row.to_string())));
+        query
+            .push("::bigint, ")
+            .bind(Bind::Text(Some(error.to_string())))
+            .push("::bigint)");
     }
-    query.push(" ORDER BY row_number, warning, code");
+    query.push(" ORDER BY row_number, id");
     if let Some(limit) = limit {
         query.push(" LIMIT ").push(&limit.to_string());
     }
-    Ok(query.load(conn).await?)
+    let rows: Vec<Numbered> = query.load(conn).await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.error)).collect())
 }

@@ -50,14 +50,17 @@ pub async fn run(
     job: Uuid,
     session: Session,
     progress: Arc<Progress>,
+    // The import's connection, kept (with the job's lock) by the caller
+    // until the job is finished.
+    keep: &mut Option<super::staging::Held>,
 ) -> Result<Outcome> {
     session.create(plan).await?;
     let cell_failures = stage(target, plan, options, opened, job, &session, &progress).await?;
     session.staged().await?;
-    let mut conn = session.into_diesel().await?;
+    let conn = &mut keep.insert(session.into_diesel().await?).0;
     progress.set_phase(Phase::Checking);
     let found = Checks {
-        conn: &mut conn,
+        conn: &mut *conn,
         target,
         object,
         plan,
@@ -87,7 +90,7 @@ pub async fn run(
     }
     job::progress(target, job, &counts).await?;
     progress.set_phase(Phase::Writing);
-    let (written, matched) = write(&mut conn, target, object, options, plan, job, &counts, &progress).await?;
+    let (written, matched) = write(conn, target, object, options, plan, job, &counts, &progress).await?;
     counts.created = written.created;
     counts.updated = written.updated;
     counts.unchanged = matched - written.updated;
@@ -174,10 +177,12 @@ fn read(
     progress: &Progress,
 ) -> Result<()> {
     let mut records = opened.records;
+    let guard = opened.guard;
     let mut record = csv::ByteRecord::new();
     let (mut rows, mut errors) = (Vec::with_capacity(CHUNK), Vec::new());
     let mut number = 1i64;
     loop {
+        guard.record_at(records.position().byte());
         match records.read_byte_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
@@ -188,7 +193,9 @@ fn read(
                 ))
             }
             Err(err) => {
-                number += 1;
+                number = err.position().map_or(number + 1, |p| p.line() as i64);
+                progress.rows_read.fetch_add(1, Ordering::Relaxed);
+                progress.rows_failed.fetch_add(1, Ordering::Relaxed);
                 errors.push(row_error(number, None, None, "MALFORMED", err.to_string()));
                 continue;
             }
@@ -498,10 +505,14 @@ async fn highest_row(conn: &mut AsyncPgConnection) -> Result<i64> {
 
 /// `src`: the batch's checked rows that change (`target`) or create records.
 fn batch_rows(start: i64, end: i64, changing: bool) -> Sql {
-    Sql::raw(&format!(
-        "src AS (SELECT * FROM {ROWS} s WHERE NOT s.failed AND s.{} IS NOT NULL AND s.row_number >= {start} AND s.row_number < {end})",
+    let mut sql = Sql::raw(&format!(
+        "src AS (SELECT * FROM {ROWS} s WHERE NOT s.failed AND s.{} IS NOT NULL AND s.row_number >= ",
         if changing { "target" } else { "new_id" }
-    ))
+    ));
+    sql.bind(Bind::Text(Some(start.to_string())))
+        .push("::bigint AND s.row_number < ");
+    sql.bind(Bind::Text(Some(end.to_string()))).push("::bigint)");
+    sql
 }
 
 /// The value staged field `i` takes from row `src`.
@@ -532,6 +543,13 @@ async fn update_batch(
     if fields.is_empty() && !restore {
         return Ok(0);
     }
+    // The batch's records locked in id order, as concurrent batch
+    // mutations lock theirs, so the two cannot deadlock.
+    let mut lock = Sql::raw("WITH ");
+    lock.append(&batch_rows(start, end, true)).push(" SELECT t.id FROM ");
+    lock.table(&target.schema, &object.table)
+        .push(" t JOIN src ON t.id = src.target ORDER BY t.id FOR UPDATE OF t");
+    lock.execute(conn).await?;
     let mut query = Sql::raw("WITH ");
     query.append(&batch_rows(start, end, true));
     query.push(", old AS (SELECT x.id, jsonb_build_object('deleted_at', x.deleted_at, 'version', x.version");
@@ -557,7 +575,11 @@ async fn update_batch(
     if restore {
         query.push("deleted_at = NULL, ");
     }
-    query.push("version = t.version + 1, updated_at = now() FROM src WHERE t.id = src.target AND (");
+    // Still a record the actor may change (it may have been deleted or
+    // hidden from them since the checks).
+    let table = crate::records::Table::new(&target.schema, object).restricted(&target.visibility);
+    query.push("version = t.version + 1, updated_at = now() FROM src WHERE t.id = src.target AND ");
+    query.append(&table.rows(restore, "t")).push(" AND (");
     if !fields.is_empty() {
         query.push("ROW(");
         for (n, &i) in fields.iter().enumerate() {
@@ -605,7 +627,15 @@ async fn insert_batch(
         column.ident(&staged.field.column);
         columns.push(column);
         let mut new = value(plan, i);
-        if let Some(fallback) = &staged.fallback {
+        if matches!(staged.field.name.as_str(), "owner" | "createdBy") {
+            // An empty owner cell: the actor, as without the column.
+            let mut with = Sql::raw("coalesce(");
+            with.append(&new)
+                .push(", ")
+                .bind(Bind::Uuid(Some(target.actor.user_id)))
+                .push(")");
+            new = with;
+        } else if let Some(fallback) = &staged.fallback {
             let mut with = Sql::raw("coalesce(");
             with.append(&new).push(", ").bind(Bind::Text(Some(fallback.clone())));
             with.push("::").push(cast(&staged.field)).push(")");
@@ -659,7 +689,13 @@ async fn rescore(conn: &mut AsyncPgConnection, target: &Target, job: Uuid, start
         .table(&target.schema, "import_record")
         .push(" WHERE job_id = ")
         .bind(Bind::Uuid(Some(job)));
-    query.push(&format!(" AND row_number >= {start} AND row_number < {end}"));
+    query
+        .push(" AND row_number >= ")
+        .bind(Bind::Text(Some(start.to_string())));
+    query
+        .push("::bigint AND row_number < ")
+        .bind(Bind::Text(Some(end.to_string())))
+        .push("::bigint");
     let ids: Vec<Id> = query.load(conn).await?;
     let ids: Vec<Uuid> = ids.into_iter().map(|r| r.record_id).collect();
     if !ids.is_empty() {

@@ -20,10 +20,11 @@ pub struct Column {
     pub note: String,
 }
 
-/// Letters and digits, lower case: what headers and names are compared by.
+/// Letters and digits (of any script), lower case: what headers and names
+/// are compared by.
 fn key(text: &str) -> String {
     text.chars()
-        .filter(char::is_ascii_alphanumeric)
+        .filter(|c| c.is_alphanumeric())
         .flat_map(char::to_lowercase)
         .collect()
 }
@@ -104,9 +105,16 @@ pub fn resolve(object: &ObjectDef, headers: &[String], options: &Options) -> Res
     let mut columns = guess(object, headers);
     for (i, (header, field)) in options.mapping.iter().enumerate() {
         let at = |message: String| CrmError::bad_input_at(vec!["mapping".into(), i.to_string()], message);
-        let column = columns
-            .iter_mut()
-            .find(|c| c.header == *header || key(&c.header) == key(header))
+        // The header as written first; else alike but for case, spaces and
+        // punctuation (never two headers without letters or digits).
+        let position = columns.iter().position(|c| c.header == *header).or_else(|| {
+            let wanted = key(header);
+            (!wanted.is_empty())
+                .then(|| columns.iter().position(|c| key(&c.header) == wanted))
+                .flatten()
+        });
+        let column = position
+            .map(|i| &mut columns[i])
             .ok_or_else(|| at(format!("the file has no column {header:?}")))?;
         column.field = match field {
             None => None,
@@ -163,15 +171,21 @@ pub struct Plan {
     /// UPSERT and UPDATE: the position in `staged` of the field that
     /// finds the record a row changes.
     pub key: Option<usize>,
+    /// UPSERT and UPDATE by a duplicate rule: the active rule (of the
+    /// object) whose criteria find the record a row changes.
+    pub match_rule: Option<String>,
 }
 
 impl Plan {
     pub fn new(object: &ObjectDef, mut columns: Vec<Column>, options: &Options) -> Result<Plan> {
-        if options.mode == Mode::Create {
+        // An id only finds the record a row changes: it is never written.
+        let by_id = options.mode != Mode::Create && options.match_on.as_deref().is_none_or(|m| m == "id");
+        if !by_id {
             for column in &mut columns {
                 if column.field.as_ref().is_some_and(|f| f.kind == FieldKind::Id) {
                     column.field = None;
-                    column.note = "ids of new records are given by the server".to_owned();
+                    column.note =
+                        "ids are the server's: new records get theirs, others are matched by matchOn".to_owned();
                 }
             }
         }
@@ -189,7 +203,11 @@ impl Plan {
             });
         }
         defaults(object, &mut staged, options)?;
-        let key = key_field(object, &staged, options)?;
+        let (key, match_rule) = match &options.match_on {
+            // Not a field: a duplicate rule, checked when rules are read.
+            Some(name) if options.mode != Mode::Create && object.field(name).is_none() => (None, Some(name.clone())),
+            _ => (key_field(object, &staged, options)?, None),
+        };
         if options.mode == Mode::Create {
             let missing: Vec<&str> = object
                 .fields
@@ -214,7 +232,12 @@ impl Plan {
                 format!("no column of the file fills a field of {}", object.name),
             ));
         }
-        Ok(Plan { columns, staged, key })
+        Ok(Plan {
+            columns,
+            staged,
+            key,
+            match_rule,
+        })
     }
 
     /// The staged field with this API name.
@@ -250,8 +273,9 @@ fn defaults(object: &ObjectDef, staged: &mut Vec<Staged>, options: &Options) -> 
     Ok(())
 }
 
-/// The staged field UPSERT and UPDATE find records by: `matchOn`, else
-/// `id` when a column fills it, else `externalId`.
+/// The staged field UPSERT and UPDATE find records by: `matchOn` (a field;
+/// a duplicate rule is [`Plan::match_rule`]), else `id` when a column fills
+/// it, else `externalId`.
 fn key_field(object: &ObjectDef, staged: &[Staged], options: &Options) -> Result<Option<usize>> {
     if options.mode == Mode::Create {
         return Ok(None);

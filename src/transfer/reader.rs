@@ -10,12 +10,51 @@ use crate::error::{CrmError, Result};
 /// How much of a file its encoding and separator are guessed from.
 const SNIFF: usize = 64 * 1024;
 
+/// The longest record (row) read: past it, a quote left open would have
+/// the rest of the file read as one value.
+pub const MAX_RECORD: u64 = 16 * 1024 * 1024;
+
+/// Bytes handed to the CSV reader, and where its current record began:
+/// a record longer than [`MAX_RECORD`] stops the reading.
+#[derive(Debug, Default)]
+pub struct RecordGuard {
+    read: std::sync::atomic::AtomicU64,
+    record_start: std::sync::atomic::AtomicU64,
+}
+
+impl RecordGuard {
+    /// The reader is at byte `at` of its input: a record starts there.
+    pub fn record_at(&self, at: u64) {
+        self.record_start.store(at, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The reader's input, counted against the guard.
+struct Guarded(Box<dyn Read + Send>, std::sync::Arc<RecordGuard>);
+
+impl Read for Guarded {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let n = self.0.read(out)?;
+        let read = self.1.read.fetch_add(n as u64, Relaxed) + n as u64;
+        if read.saturating_sub(self.1.record_start.load(Relaxed)) > MAX_RECORD {
+            return Err(std::io::Error::other(format!(
+                "a row is longer than {} MB: is a quote left open?",
+                MAX_RECORD / 1024 / 1024
+            )));
+        }
+        Ok(n)
+    }
+}
+
 /// An opened file: its header, and the reader positioned at its first record.
 pub struct Opened {
     pub headers: Vec<String>,
     pub records: csv::Reader<Box<dyn Read + Send>>,
     pub encoding: Encoding,
     pub delimiter: u8,
+    /// Where the reader's current record began (see [`RecordGuard`]).
+    pub guard: std::sync::Arc<RecordGuard>,
     /// The file was vCards, read as rows of contacts (`vcard::COLUMNS`).
     pub vcard: bool,
 }
@@ -60,11 +99,12 @@ pub fn open(mut source: Box<dyn Read + Send>, options: &Options) -> Result<Opene
         Encoding::Utf8 => whole,
         Encoding::Latin1 => Box::new(Latin1(whole, Vec::new(), 0)),
     };
+    let guard = std::sync::Arc::new(RecordGuard::default());
     let mut records = csv::ReaderBuilder::new()
         .delimiter(delimiter)
         .flexible(true)
         .has_headers(true)
-        .from_reader(text);
+        .from_reader(Box::new(Guarded(text, guard.clone())) as Box<dyn Read + Send>);
     let headers = records
         .byte_headers()
         .map_err(|err| CrmError::bad_input(&["file"], format!("the file's header could not be read: {err}")))?
@@ -82,6 +122,7 @@ pub fn open(mut source: Box<dyn Read + Send>, options: &Options) -> Result<Opene
         records,
         encoding,
         delimiter,
+        guard,
         vcard: false,
     })
 }

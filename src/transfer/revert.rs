@@ -35,6 +35,9 @@ pub async fn revert(target: &Target, id: Uuid, dry_run: bool) -> Result<Reverted
     let object = target.object(&found.object)?.clone();
     access::require(&target.actor, &object, Operation::Delete)?;
     access::require(&target.actor, &object, Operation::Update)?;
+    drop(conn);
+    // A large import's revert outlasts a pooled connection's statement timeout.
+    let (mut conn, _slot) = super::staging::diesel_connection(&target.db).await?;
     let mut rehearsed = None;
     let done = conn
         .transaction::<_, CrmError, _>(async |conn| {
@@ -50,11 +53,12 @@ pub async fn revert(target: &Target, id: Uuid, dry_run: bool) -> Result<Reverted
             for other in &others {
                 unchanged_since(conn, target, other, id, committed, Some(&other.name)).await?;
             }
+            // Changed records first: they may refer to records it made.
+            let restored = restore_updated(conn, target, &object, id).await?;
             let mut deleted = delete_created(conn, target, &object, id, None).await?;
             for other in &others {
                 deleted += delete_created(conn, target, other, id, Some(&other.name)).await?;
             }
-            let restored = restore_updated(conn, target, &object, id).await?;
             if dry_run {
                 rehearsed = Some((deleted, restored));
                 return Err(CrmError::Conflict("dry run".into()));

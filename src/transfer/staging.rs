@@ -23,7 +23,12 @@ pub type Row = (i64, Vec<Option<String>>);
 /// The import's connection, holding the job's lock while it lives.
 pub struct Session {
     client: tokio_postgres::Client,
+    slot: tokio::sync::OwnedSemaphorePermit,
 }
+
+/// The import's connection as a Diesel connection, with its place among
+/// the server's dedicated connections.
+pub type Held = (diesel_async::AsyncPgConnection, tokio::sync::OwnedSemaphorePermit);
 
 fn failed(what: &str) -> impl Fn(tokio_postgres::Error) -> CrmError + '_ {
     move |err| CrmError::internal(format_args!("{what}: {err}"))
@@ -33,7 +38,7 @@ impl Session {
     /// Opens the connection and takes the lock of job `id`: while it is
     /// held, the job is running.
     pub async fn open(db: &Database, id: Uuid) -> Result<Session> {
-        let client = db.dedicated().await?;
+        let crate::db::Dedicated { client, slot } = db.dedicated().await?;
         client
             .execute(
                 "SELECT pg_advisory_lock(hashtextextended($1, 0))",
@@ -41,7 +46,7 @@ impl Session {
             )
             .await
             .map_err(failed("locking the import job"))?;
-        Ok(Session { client })
+        Ok(Session { client, slot })
     }
 
     /// Creates the staging table for `plan`.
@@ -80,10 +85,11 @@ impl Session {
 
     /// The connection as a Diesel connection, for the set-based checks and
     /// the load (the staging table stays: same connection).
-    pub async fn into_diesel(self) -> Result<diesel_async::AsyncPgConnection> {
-        diesel_async::AsyncPgConnection::try_from(self.client)
+    pub async fn into_diesel(self) -> Result<Held> {
+        let conn = diesel_async::AsyncPgConnection::try_from(self.client)
             .await
-            .map_err(|err| CrmError::internal(format_args!("using the import's connection: {err}")))
+            .map_err(|err| CrmError::internal(format_args!("using the import's connection: {err}")))?;
+        Ok((conn, self.slot))
     }
 }
 
@@ -104,4 +110,14 @@ pub async fn write(writer: &mut Pin<Box<BinaryCopyInWriter>>, row: &Row) -> Resu
 /// Ends the copy; answers the rows copied.
 pub async fn finish(writer: &mut Pin<Box<BinaryCopyInWriter>>) -> Result<u64> {
     writer.as_mut().finish().await.map_err(failed("finishing the copy"))
+}
+
+/// A Diesel connection of its own, without a statement timeout, for long
+/// work (an import's revert).
+pub async fn diesel_connection(db: &Database) -> Result<Held> {
+    let crate::db::Dedicated { client, slot } = db.dedicated().await?;
+    let conn = diesel_async::AsyncPgConnection::try_from(client)
+        .await
+        .map_err(|err| CrmError::internal(format_args!("opening a connection: {err}")))?;
+    Ok((conn, slot))
 }

@@ -76,6 +76,11 @@ impl CardRows {
             }
             card.push_str(&line);
             card.push_str("\r\n");
+            if card.len() as u64 > super::reader::MAX_RECORD {
+                return Err(std::io::Error::other(
+                    "a vCard is longer than 16 MB: is its END:VCARD missing?",
+                ));
+            }
             if upper.starts_with("END:VCARD") {
                 return Ok(Some(card));
             }

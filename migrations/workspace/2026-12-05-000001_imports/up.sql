@@ -33,6 +33,7 @@ CREATE TABLE import_job (
 CREATE INDEX import_job_created_idx ON import_job (created_at DESC, id DESC);
 
 CREATE TABLE import_error (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     job_id      uuid NOT NULL REFERENCES import_job (id) ON DELETE CASCADE,
     row_number  bigint NOT NULL,
     column_name text,
@@ -42,7 +43,7 @@ CREATE TABLE import_error (
     -- A warning (a duplicate rule's WARN) does not refuse the row.
     warning     boolean NOT NULL DEFAULT false
 );
-CREATE INDEX import_error_job_idx ON import_error (job_id, row_number);
+CREATE INDEX import_error_job_idx ON import_error (job_id, row_number, id);
 
 CREATE TABLE import_record (
     job_id     uuid NOT NULL REFERENCES import_job (id) ON DELETE CASCADE,
