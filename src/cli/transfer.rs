@@ -2,6 +2,7 @@
 //! production or a sandbox, with a progress bar (rows, rows/s, errors so
 //! far) on a terminal.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -134,12 +135,14 @@ pub async fn import(args: &ImportArgs, app: &App) -> anyhow::Result<()> {
     let options = options(&target, args).await?;
     let file =
         std::fs::File::open(&args.file).map_err(|err| anyhow::anyhow!("cannot read {}: {err}", args.file.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let read = Arc::new(AtomicU64::new(0));
     let progress = Progress::new();
-    let bar = draw(progress.clone());
+    let bar = draw(progress.clone(), read.clone(), size);
     let job = transfer::import(
         &target,
         options,
-        Box::new(std::io::BufReader::new(file)),
+        Box::new(Counted(std::io::BufReader::new(file), read)),
         progress.clone(),
     )
     .await;
@@ -181,8 +184,62 @@ pub async fn import(args: &ImportArgs, app: &App) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A file read, its bytes counted for the progress bar's estimate.
+struct Counted<R>(R, Arc<AtomicU64>);
+
+impl<R: std::io::Read> std::io::Read for Counted<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.0.read(out)?;
+        self.1.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// `1m05s`.
+fn duration(seconds: f64) -> String {
+    let seconds = seconds.max(0.0).round() as u64;
+    if seconds >= 60 {
+        format!("{}m{:02}s", seconds / 60, seconds % 60)
+    } else {
+        format!("{seconds}s")
+    }
+}
+
+/// What the import is doing, with its rate and an estimate of what is left.
+fn status(progress: &Progress, read: u64, size: u64, seconds: f64) -> String {
+    match progress.phase() {
+        Phase::Reading => {
+            let fraction = if size > 0 { read as f64 / size as f64 } else { 0.0 };
+            let left = if fraction > 0.0 {
+                seconds * (1.0 - fraction) / fraction
+            } else {
+                0.0
+            };
+            format!(
+                "reading: {} rows ({:.0} rows/s), {} failed, {:.0}% of the file, about {} left to read",
+                progress.read(),
+                progress.read() as f64 / seconds,
+                progress.failed(),
+                fraction * 100.0,
+                duration(left)
+            )
+        }
+        Phase::Checking => format!("checking {} rows across the file", progress.read()),
+        Phase::Writing => {
+            let total = progress.read().saturating_sub(progress.failed()).max(1);
+            let written = progress.written();
+            format!(
+                "writing: {written} of about {total} records ({:.0}%), {} failed",
+                written as f64 * 100.0 / total as f64,
+                progress.failed()
+            )
+        }
+        Phase::Done => "done".to_owned(),
+    }
+}
+
 /// Draws the import's progress on stderr (a terminal only) until aborted.
-fn draw(progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
+fn draw(progress: Arc<Progress>, read: Arc<AtomicU64>, size: u64) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let bar = indicatif::ProgressBar::new_spinner();
         if let Ok(style) = indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}") {
@@ -191,26 +248,7 @@ fn draw(progress: Arc<Progress>) -> tokio::task::JoinHandle<()> {
         let started = std::time::Instant::now();
         loop {
             let seconds = started.elapsed().as_secs_f64().max(0.001);
-            let message = match progress.phase() {
-                Phase::Reading => format!(
-                    "reading: {} rows ({:.0} rows/s), {} failed",
-                    progress.read(),
-                    progress.read() as f64 / seconds,
-                    progress.failed()
-                ),
-                Phase::Checking => format!("checking {} rows across the file", progress.read()),
-                Phase::Writing => {
-                    let total = progress.read().saturating_sub(progress.failed()).max(1);
-                    let written = progress.written();
-                    format!(
-                        "writing: {written} of about {total} records ({:.0}%), {} failed",
-                        written as f64 * 100.0 / total as f64,
-                        progress.failed()
-                    )
-                }
-                Phase::Done => "done".to_owned(),
-            };
-            bar.set_message(message);
+            bar.set_message(status(&progress, read.load(Ordering::Relaxed), size, seconds));
             bar.tick();
             tokio::time::sleep(Duration::from_millis(200)).await;
         }

@@ -54,9 +54,11 @@ pub async fn run(
     // until the job is finished.
     keep: &mut Option<super::staging::Held>,
 ) -> Result<Outcome> {
+    let started = Instant::now();
     session.create(plan).await?;
     let cell_failures = stage(target, plan, options, opened, job, &session, &progress).await?;
     session.staged().await?;
+    let staged = started.elapsed();
     let conn = &mut keep.insert(session.into_diesel().await?).0;
     progress.set_phase(Phase::Checking);
     let found = Checks {
@@ -70,6 +72,7 @@ pub async fn run(
     }
     .run()
     .await?;
+    let checked = started.elapsed() - staged;
     let mut counts = Counts {
         read: progress.read() as i64,
         failed: cell_failures + found.failed,
@@ -91,6 +94,14 @@ pub async fn run(
     job::progress(target, job, &counts).await?;
     progress.set_phase(Phase::Writing);
     let (written, matched) = write(conn, target, object, options, plan, job, &counts, &progress).await?;
+    tracing::info!(
+        %job,
+        rows = counts.read,
+        read_and_staged_ms = staged.as_millis() as u64,
+        checked_ms = checked.as_millis() as u64,
+        written_ms = (started.elapsed() - staged - checked).as_millis() as u64,
+        "import"
+    );
     counts.created = written.created;
     counts.updated = written.updated;
     counts.unchanged = matched - written.updated;
