@@ -757,3 +757,37 @@ async fn imports_match_records_by_a_duplicate_rule_and_only_owners_reassign() {
 fn uuid_like() -> String {
     "11111111-2222-3333-4444-555555555555".to_owned()
 }
+
+#[tokio::test]
+async fn imported_leads_and_activities_are_scored_as_writes_of_them_would_be() {
+    let app = TestApp::start().await;
+    app.data(
+        "mutation($input: CreateScoringRuleInput!) { createScoringRule(input: $input) { id } }",
+        json!({ "input": { "name": "Emails", "activityType": "EMAIL", "points": 10, "maxPoints": 30 } }),
+    )
+    .await;
+    let (_, leads) = import(
+        &app,
+        &[("object", "leads")],
+        "lastName,company,externalId\nLovelace,Analytical Engines,L-1\nHopper,Navy,L-2\n",
+    )
+    .await;
+    assert_eq!(leads["importJob"]["status"]["rowsCreated"], 2, "{leads}");
+    let (_, activities) = import(
+        &app,
+        &[("object", "activities")],
+        "type,subject,lead\nEMAIL,Hello,L-1\nEMAIL,Again,L-1\nEMAIL,Hi,Hopper\n",
+    )
+    .await;
+    assert_eq!(activities["importJob"]["status"]["rowsCreated"], 3, "{activities}");
+    let scores = app
+        .data(
+            "{ leads(orderBy: [{ field: LAST_NAME }]) { nodes { lastName score } } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        scores["leads"]["nodes"],
+        json!([{ "lastName": "Hopper", "score": 10 }, { "lastName": "Lovelace", "score": 20 }])
+    );
+}

@@ -90,7 +90,7 @@ pub async fn rescore_all(conn: &mut AsyncPgConnection, schema: &str, model: &Mod
 /// the rules and values read next are those committed before, and a
 /// concurrent write or rescoring waits; answers the new score and grade of
 /// those changed. Nothing while the workspace never had a rule.
-async fn rescore(
+pub async fn rescore(
     conn: &mut AsyncPgConnection,
     schema: &str,
     model: &Model,

@@ -363,8 +363,8 @@ async fn write(
                 if options.mode != Mode::Update {
                     created += insert_batch(conn, target, object, plan, job, start, end).await?;
                 }
-                if object.name == "Lead" {
-                    rescore(conn, target, job, start, end).await?;
+                if matches!(object.name.as_str(), "Lead" | "Activity") {
+                    rescore(conn, target, object, job, start, end).await?;
                 }
                 progress
                     .rows_written
@@ -694,23 +694,47 @@ struct Id {
 }
 
 /// Scores the leads the batch wrote, as a write of each would.
-async fn rescore(conn: &mut AsyncPgConnection, target: &Target, job: Uuid, start: i64, end: i64) -> Result<()> {
-    let mut query = Sql::raw("SELECT record_id FROM ");
+async fn rescore(
+    conn: &mut AsyncPgConnection,
+    target: &Target,
+    object: &ObjectDef,
+    job: Uuid,
+    start: i64,
+    end: i64,
+) -> Result<()> {
+    // The batch's leads, or the leads its activities are about (now and before).
+    let mut query = Sql::new();
+    if object.name == "Lead" {
+        query.push("SELECT r.record_id FROM ");
+        query.table(&target.schema, "import_record").push(" r");
+    } else {
+        query.push("SELECT DISTINCT l.lead AS record_id FROM ");
+        query.table(&target.schema, "import_record").push(" r JOIN ");
+        query
+            .table(&target.schema, &object.table)
+            .push(" t ON t.id = r.record_id");
+        query.push(", LATERAL (VALUES (t.lead_id), ((r.before->>'lead_id')::uuid)) AS l(lead)");
+    }
+    query.push(" WHERE r.job_id = ").bind(Bind::Uuid(Some(job)));
     query
-        .table(&target.schema, "import_record")
-        .push(" WHERE job_id = ")
-        .bind(Bind::Uuid(Some(job)));
-    query
-        .push(" AND row_number >= ")
+        .push(" AND r.row_number >= ")
         .bind(Bind::Text(Some(start.to_string())));
     query
-        .push("::bigint AND row_number < ")
+        .push("::bigint AND r.row_number < ")
         .bind(Bind::Text(Some(end.to_string())))
         .push("::bigint");
+    if object.name != "Lead" {
+        query.push(" AND l.lead IS NOT NULL");
+    }
     let ids: Vec<Id> = query.load(conn).await?;
     let ids: Vec<Uuid> = ids.into_iter().map(|r| r.record_id).collect();
-    if !ids.is_empty() {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    if object.name == "Lead" {
         crate::leads::rescore_locked(conn, &target.schema, &target.model, &ids).await?;
+    } else {
+        crate::leads::rescore(conn, &target.schema, &target.model, &ids).await?;
     }
     Ok(())
 }
