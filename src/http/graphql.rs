@@ -262,7 +262,7 @@ fn is_unavailable(error: &async_graphql::ServerError) -> bool {
 
 /// Where clients reach this server: the configured public URL, else the
 /// address this request was sent to.
-fn base_url(app: &Shared, headers: &HeaderMap) -> Option<String> {
+pub(super) fn base_url(app: &Shared, headers: &HeaderMap) -> Option<String> {
     if let Some(url) = &app.config.public_url {
         return Some(url.trim_end_matches('/').to_owned());
     }

@@ -184,7 +184,8 @@ pub(super) async fn import(
     });
     let source = Box::new(transfer::reader::ChannelReader::new(receiver));
     let job = transfer::import(&target, options, source, Progress::new()).await?;
-    let url = format!("{}/imports/{}/errors.csv", prefix(&path), job.id);
+    let base = super::graphql::base_url(&app, &parts.headers).unwrap_or_default();
+    let url = format!("{base}{}/imports/{}/errors.csv", prefix(&path), job.id);
     Ok((StatusCode::OK, axum::Json(json!({ "importJob": job_json(&job, &url) }))).into_response())
 }
 

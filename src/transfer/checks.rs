@@ -79,6 +79,30 @@ struct FoundBy {
     missing: Sql,
 }
 
+impl<'a> Refusal<'a> {
+    /// The rows `condition` holds for are refused with `code` and `message`.
+    fn rows(condition: Sql, code: &'a str, message: Sql) -> Self {
+        Refusal {
+            condition,
+            column: None,
+            value: Sql::raw("NULL::text"),
+            code,
+            message,
+            warning: false,
+        }
+    }
+
+    /// … naming the cell at fault: its column's header and value.
+    fn cell(self, column: Option<String>, value: Sql) -> Self {
+        Refusal { column, value, ..self }
+    }
+
+    /// … or, `true`, only warned of.
+    fn warning(self, warning: bool) -> Self {
+        Refusal { warning, ..self }
+    }
+}
+
 /// The checks a staging table's rows go through, in order.
 pub struct Checks<'a> {
     pub conn: &'a mut AsyncPgConnection,
@@ -226,27 +250,27 @@ impl Checks<'_> {
                 let longest = related.field("name").and_then(|f| f.max_length).unwrap_or(255);
                 let mut message = Sql::raw("format('a new %s''s name is at most %s characters', ");
                 message.append(&text(&related.name)).push(&format!(", {longest})"));
-                self.refuse(Refusal {
-                    condition: Sql::raw(&format!("s.l{i} IS NULL AND length(s.{c}) > {longest}")),
-                    column: self.header(i),
-                    value: Sql::raw(&format!("s.{c}")),
-                    code: "INVALID_VALUE",
-                    message,
-                    warning: false,
-                })
+                self.refuse(
+                    Refusal::rows(
+                        Sql::raw(&format!("s.l{i} IS NULL AND length(s.{c}) > {longest}")),
+                        "INVALID_VALUE",
+                        message,
+                    )
+                    .cell(self.header(i), Sql::raw(&format!("s.{c}"))),
+                )
                 .await?;
                 continue;
             }
             let mut message = Sql::raw("format('no %s you can see has the id, external id or name %s', ");
             message.append(&text(&related.name)).push(&format!(", s.{c})"));
-            self.refuse(Refusal {
-                condition: Sql::raw(&format!("s.{c} IS NOT NULL AND s.l{i} IS NULL")),
-                column: self.header(i),
-                value: Sql::raw(&format!("s.{c}")),
-                code: "NOT_FOUND",
-                message,
-                warning: false,
-            })
+            self.refuse(
+                Refusal::rows(
+                    Sql::raw(&format!("s.{c} IS NOT NULL AND s.l{i} IS NULL")),
+                    "NOT_FOUND",
+                    message,
+                )
+                .cell(self.header(i), Sql::raw(&format!("s.{c}"))),
+            )
             .await?;
         }
         Ok(())
@@ -282,15 +306,8 @@ impl Checks<'_> {
             .push(&format!(" WHERE m.k = lower(s.{c}) AND m.n > 1)"));
         let mut message = Sql::raw("format('more than one %s is called %s: name it by its id or external id', ");
         message.append(&text(&related.name)).push(&format!(", s.{c})"));
-        self.refuse(Refusal {
-            condition: ambiguous,
-            column: self.header(i),
-            value: Sql::raw(&format!("s.{c}")),
-            code: "AMBIGUOUS",
-            message,
-            warning: false,
-        })
-        .await?;
+        self.refuse(Refusal::rows(ambiguous, "AMBIGUOUS", message).cell(self.header(i), Sql::raw(&format!("s.{c}"))))
+            .await?;
         Ok(())
     }
 
@@ -393,15 +410,7 @@ impl Checks<'_> {
             .push(", ")
             .append(&text(&rule.name))
             .push(")");
-        self.refuse(Refusal {
-            condition: several,
-            column: None,
-            value: Sql::raw("NULL::text"),
-            code: "AMBIGUOUS",
-            message,
-            warning: false,
-        })
-        .await?;
+        self.refuse(Refusal::rows(several, "AMBIGUOUS", message)).await?;
         self.execute("DROP VIEW pg_temp.import_incoming").await?;
         let mut missing = Sql::raw("format('no %s matches by the duplicate rule %s', ");
         missing
@@ -423,14 +432,10 @@ impl Checks<'_> {
     /// second row changing the same record.
     async fn after_match(&mut self, by: FoundBy, required: bool) -> Result<()> {
         if required {
-            self.refuse(Refusal {
-                condition: Sql::raw("s.target IS NULL"),
-                column: by.column.clone(),
-                value: by.value.clone(),
-                code: "NOT_FOUND",
-                message: by.missing,
-                warning: false,
-            })
+            self.refuse(
+                Refusal::rows(Sql::raw("s.target IS NULL"), "NOT_FOUND", by.missing)
+                    .cell(by.column.clone(), by.value.clone()),
+            )
             .await?;
         }
         let all = Table::new(&self.target.schema, self.object);
@@ -444,25 +449,18 @@ impl Checks<'_> {
                 .push(", ")
                 .append(&text(&by.what))
                 .push(")");
-            self.refuse(Refusal {
-                condition: hidden,
-                column: by.column.clone(),
-                value: by.value.clone(),
-                code: "FORBIDDEN",
-                message,
-                warning: false,
-            })
-            .await?;
+            self.refuse(Refusal::rows(hidden, "FORBIDDEN", message).cell(by.column.clone(), by.value.clone()))
+                .await?;
         }
         let again = earlier_same(ROWS, &[Sql::raw("n.target")]);
-        self.refuse(Refusal {
-            condition: again,
-            column: by.column,
-            value: by.value,
-            code: "DUPLICATE_IN_FILE",
-            message: Sql::raw("'an earlier row of the file changes the same record'"),
-            warning: false,
-        })
+        self.refuse(
+            Refusal::rows(
+                again,
+                "DUPLICATE_IN_FILE",
+                Sql::raw("'an earlier row of the file changes the same record'"),
+            )
+            .cell(by.column, by.value),
+        )
         .await?;
         Ok(())
     }
@@ -477,14 +475,11 @@ impl Checks<'_> {
             let mut converted = Sql::raw("s.target IS NOT NULL AND EXISTS (SELECT 1 FROM ");
             converted.table(&self.target.schema, &self.object.table);
             converted.push(" x WHERE x.id = s.target AND x.converted_at IS NOT NULL)");
-            self.refuse(Refusal {
-                condition: converted,
-                column: None,
-                value: Sql::raw("NULL::text"),
-                code: "CONFLICT",
-                message: Sql::raw("'the lead was converted: a converted lead is read-only'"),
-                warning: false,
-            })
+            self.refuse(Refusal::rows(
+                converted,
+                "CONFLICT",
+                Sql::raw("'the lead was converted: a converted lead is read-only'"),
+            ))
             .await?;
         }
         if self.mode != Mode::Upsert {
@@ -505,14 +500,11 @@ impl Checks<'_> {
             Err(_) => {}
         }
         deleted.push(")");
-        self.refuse(Refusal {
-            condition: deleted,
-            column: None,
-            value: Sql::raw("NULL::text"),
-            code: "FORBIDDEN",
-            message: Sql::raw("'the record it matches was deleted, and restoring it is not yours to do'"),
-            warning: false,
-        })
+        self.refuse(Refusal::rows(
+            deleted,
+            "FORBIDDEN",
+            Sql::raw("'the record it matches was deleted, and restoring it is not yours to do'"),
+        ))
         .await?;
         Ok(())
     }
@@ -538,15 +530,8 @@ impl Checks<'_> {
         taken.ident(&owner.column).push(" IS DISTINCT FROM ");
         taken.bind(Bind::Uuid(Some(self.target.actor.user_id))).push(")");
         let message = Sql::raw("'only its owner or an admin may give a record another owner'");
-        self.refuse(Refusal {
-            condition: taken,
-            column: self.header(i),
-            value: Sql::raw(&format!("s.c{i}")),
-            code: "FORBIDDEN",
-            message,
-            warning: false,
-        })
-        .await?;
+        self.refuse(Refusal::rows(taken, "FORBIDDEN", message).cell(self.header(i), Sql::raw(&format!("s.c{i}"))))
+            .await?;
         Ok(())
     }
 
@@ -578,14 +563,10 @@ impl Checks<'_> {
                 .push(", ")
                 .append(&text(&field.label))
                 .push(")");
-            self.refuse(Refusal {
-                condition: Sql::raw(&condition),
-                column: position.and_then(|i| self.header(i)),
-                value: Sql::raw("NULL::text"),
-                code: "REQUIRED",
-                message,
-                warning: false,
-            })
+            self.refuse(
+                Refusal::rows(Sql::raw(&condition), "REQUIRED", message)
+                    .cell(position.and_then(|i| self.header(i)), Sql::raw("NULL::text")),
+            )
             .await?;
         }
         Ok(())
@@ -607,14 +588,10 @@ impl Checks<'_> {
             let repeated = earlier_same(ROWS, &[Sql::raw(&format!("n.c{i}"))]);
             let mut message_text = Sql::raw("format('an earlier row of the file has the same %s', ");
             message_text.append(&text(&field.label)).push(")");
-            self.refuse(Refusal {
-                condition: repeated,
-                column: self.header(i),
-                value: Sql::raw(&format!("s.c{i}")),
-                code: "DUPLICATE_IN_FILE",
-                message: message_text,
-                warning: false,
-            })
+            self.refuse(
+                Refusal::rows(repeated, "DUPLICATE_IN_FILE", message_text)
+                    .cell(self.header(i), Sql::raw(&format!("s.c{i}"))),
+            )
             .await?;
             let mut taken = Sql::raw(&format!("s.c{i} IS NOT NULL AND EXISTS (SELECT 1"));
             taken.append(&table.from_as("x")).push(" WHERE x.").ident(&field.column);
@@ -628,15 +605,8 @@ impl Checks<'_> {
                 .push(", ")
                 .append(&text(&field.label))
                 .push(")");
-            self.refuse(Refusal {
-                condition: taken,
-                column: self.header(i),
-                value: Sql::raw(&format!("s.c{i}")),
-                code: "UNIQUE",
-                message,
-                warning: false,
-            })
-            .await?;
+            self.refuse(Refusal::rows(taken, "UNIQUE", message).cell(self.header(i), Sql::raw(&format!("s.c{i}"))))
+                .await?;
         }
         Ok(())
     }
@@ -723,14 +693,7 @@ impl Checks<'_> {
             .append(&text(&rule.name))
             .push(")");
         let mut found = self
-            .refuse(Refusal {
-                condition: stored,
-                column: None,
-                value: Sql::raw("NULL::text"),
-                code,
-                message,
-                warning,
-            })
+            .refuse(Refusal::rows(stored, code, message).warning(warning))
             .await?;
         if within_file {
             let earlier = if rule.fuzzy_threshold().is_none() {
@@ -745,14 +708,7 @@ impl Checks<'_> {
             let mut message = Sql::raw("format('matches an earlier row of the file by the duplicate rule %s', ");
             message.append(&text(&rule.name)).push(")");
             found += self
-                .refuse(Refusal {
-                    condition: earlier,
-                    column: None,
-                    value: Sql::raw("NULL::text"),
-                    code,
-                    message,
-                    warning,
-                })
+                .refuse(Refusal::rows(earlier, code, message).warning(warning))
                 .await?;
         }
         Ok(if warning { found } else { 0 })
