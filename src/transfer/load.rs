@@ -189,6 +189,12 @@ fn read(
 ) -> Result<()> {
     let mut records = opened.records;
     let guard = opened.guard;
+    // vCards: a card's row is its number in the file (plus the header's).
+    let unreadable = opened
+        .vcard
+        .then(|| opened.headers.iter().position(|h| h == super::vcard::UNREADABLE))
+        .flatten();
+    let mut cards = 1i64;
     let mut record = csv::ByteRecord::new();
     let (mut rows, mut errors) = (Vec::with_capacity(CHUNK), Vec::new());
     let mut number = 1i64;
@@ -213,6 +219,17 @@ fn read(
         }
         // The record's line in the file (a quoted value may span lines).
         number = record.position().map_or(number + 1, |p| p.line() as i64);
+        if let Some(column) = unreadable {
+            cards += 1;
+            number = cards;
+            let why = record.get(column).map(String::from_utf8_lossy).unwrap_or_default();
+            if !why.is_empty() {
+                progress.rows_read.fetch_add(1, Ordering::Relaxed);
+                progress.rows_failed.fetch_add(1, Ordering::Relaxed);
+                errors.push(row_error(number, None, None, "MALFORMED", why.into_owned()));
+                continue;
+            }
+        }
         if record.iter().all(|cell| cell.iter().all(u8::is_ascii_whitespace)) {
             continue;
         }

@@ -20,7 +20,7 @@ use calcard::vcard::{
 };
 
 /// The columns a card is read into, named as the Contact fields they fill.
-pub const COLUMNS: [&str; 17] = [
+pub const COLUMNS: [&str; 18] = [
     "firstName",
     "lastName",
     "email",
@@ -38,7 +38,12 @@ pub const COLUMNS: [&str; 17] = [
     "externalId",
     "Note",
     "URL",
+    UNREADABLE,
 ];
+
+/// The column saying why a card could not be read (empty when it could):
+/// such a card's row is refused as MALFORMED.
+pub const UNREADABLE: &str = "vCard error";
 
 /// Whether the start of a file looks like vCards.
 pub fn looks_like_vcard(start: &[u8]) -> bool {
@@ -111,8 +116,12 @@ impl Read for CardRows {
             };
             let cells = match VCard::parse(&text) {
                 Ok(card) => row(&card),
-                // A card that cannot be read keeps its row (refused: no name).
-                Err(_) => vec![String::new(); COLUMNS.len()],
+                // A card that cannot be read keeps its row, refused as MALFORMED.
+                Err(entry) => {
+                    let mut cells = vec![String::new(); COLUMNS.len()];
+                    cells[COLUMNS.len() - 1] = format!("the card could not be read ({entry:?})");
+                    cells
+                }
             };
             self.write_row(&cells);
         }
@@ -239,6 +248,7 @@ fn row(card: &VCard) -> Vec<String> {
         uid,
         card.property(&VCardProperty::Note).map(text).unwrap_or_default(),
         card.property(&VCardProperty::Url).map(text).unwrap_or_default(),
+        String::new(),
     ]
 }
 
