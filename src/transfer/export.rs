@@ -240,9 +240,8 @@ pub async fn vcards(
             format!("vCards hold contacts, not {}", object.plural),
         ));
     }
-    let fields = super::vcard::EXPORTED
-        .iter()
-        .chain(["externalId"].iter())
+    let fields = super::vcard::exported()
+        .into_iter()
         .filter_map(|name| object.field(name).cloned())
         .collect();
     let request = Request {

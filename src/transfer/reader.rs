@@ -55,7 +55,7 @@ pub struct Opened {
     pub delimiter: u8,
     /// Where the reader's current record began (see [`RecordGuard`]).
     pub guard: std::sync::Arc<RecordGuard>,
-    /// The file was vCards, read as rows of contacts (`vcard::COLUMNS`).
+    /// The file was vCards, read as rows of contacts (`vcard::CardRows`).
     pub vcard: bool,
 }
 

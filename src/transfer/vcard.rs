@@ -19,8 +19,8 @@ use calcard::vcard::{
     VCard, VCardEntry, VCardParameter, VCardParameterName, VCardProperty, VCardType, VCardValue, VCardVersion,
 };
 
-/// The columns a card is read into, named as the Contact fields they fill.
-pub const COLUMNS: [&str; 18] = [
+/// The contact fields a card holds, in the order cards are read and written.
+const FIELDS: [&str; 14] = [
     "firstName",
     "lastName",
     "email",
@@ -35,11 +35,23 @@ pub const COLUMNS: [&str; 18] = [
     "mailingState",
     "mailingPostalCode",
     "mailingCountry",
-    "externalId",
-    "Note",
-    "URL",
-    UNREADABLE,
 ];
+
+/// The columns a card is read into: the [`FIELDS`], then `externalId`
+/// (UID), fields a workspace may have (NOTE, URL) and [`UNREADABLE`].
+fn columns() -> Vec<&'static str> {
+    FIELDS
+        .iter()
+        .copied()
+        .chain(["externalId", "Note", "URL", UNREADABLE])
+        .collect()
+}
+
+/// The fields an export of contacts as cards reads, in the order [`card`]
+/// takes them: `id`, the [`FIELDS`], `externalId`.
+pub fn exported() -> Vec<&'static str> {
+    ["id"].into_iter().chain(FIELDS).chain(["externalId"]).collect()
+}
 
 /// The column saying why a card could not be read (empty when it could):
 /// such a card's row is refused as MALFORMED.
@@ -54,7 +66,7 @@ pub fn looks_like_vcard(start: &[u8]) -> bool {
         .starts_with("BEGIN:VCARD")
 }
 
-/// A `.vcf` file read as CSV rows of [`COLUMNS`], a card at a time.
+/// A `.vcf` file read as CSV rows of its [`columns`], a card at a time.
 pub struct CardRows {
     lines: std::io::Lines<BufReader<Box<dyn Read + Send>>>,
     out: VecDeque<u8>,
@@ -107,7 +119,7 @@ impl Read for CardRows {
     fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
         if !self.header {
             self.header = true;
-            let header: Vec<String> = COLUMNS.iter().map(|c| (*c).to_owned()).collect();
+            let header: Vec<String> = columns().iter().map(|c| (*c).to_owned()).collect();
             self.write_row(&header);
         }
         while self.out.is_empty() {
@@ -118,8 +130,10 @@ impl Read for CardRows {
                 Ok(card) => row(&card),
                 // A card that cannot be read keeps its row, refused as MALFORMED.
                 Err(entry) => {
-                    let mut cells = vec![String::new(); COLUMNS.len()];
-                    cells[COLUMNS.len() - 1] = format!("the card could not be read ({entry:?})");
+                    let mut cells = vec![String::new(); columns().len()];
+                    if let Some(last) = cells.last_mut() {
+                        *last = format!("the card could not be read ({entry:?})");
+                    }
                     cells
                 }
             };
@@ -188,7 +202,7 @@ fn date(entry: &VCardEntry) -> String {
     }
 }
 
-/// A card's cells in [`COLUMNS`] order.
+/// A card's cells in [`columns`] order.
 fn row(card: &VCard) -> Vec<String> {
     let (mut first, mut last) = card
         .property(&VCardProperty::N)
@@ -252,27 +266,7 @@ fn row(card: &VCard) -> Vec<String> {
     ]
 }
 
-/// The fields of a contact an export writes as a card, in the order
-/// [`card`] reads them.
-pub const EXPORTED: [&str; 15] = [
-    "id",
-    "firstName",
-    "lastName",
-    "email",
-    "phone",
-    "mobile",
-    "title",
-    "department",
-    "account",
-    "birthdate",
-    "mailingStreet",
-    "mailingCity",
-    "mailingState",
-    "mailingPostalCode",
-    "mailingCountry",
-];
-
-/// One exported contact (cells of [`EXPORTED`] then `externalId`) as a
+/// One exported contact (cells of [`exported`]) as a
 /// card in `version`.
 pub fn card(cells: &[String], version: VCardVersion) -> String {
     let cell = |i: usize| cells.get(i).map(String::as_str).unwrap_or_default();
