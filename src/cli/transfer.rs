@@ -176,7 +176,8 @@ pub async fn import(args: &ImportArgs, app: &App) -> anyhow::Result<()> {
                 if error.warning { " — warning" } else { "" }
             );
         }
-        println!("the whole error file: GET /imports/{}/errors.csv", job.id);
+        let path = transfer::job::error_file_path(&target.trail.workspace, job.id);
+        println!("the whole error file: GET {path}");
     }
     if job.state != "SUCCEEDED" {
         anyhow::bail!("the import did not succeed");

@@ -156,12 +156,6 @@ pub(super) fn job_json(job: &Job, errors_url: &str) -> serde_json::Value {
     })
 }
 
-fn prefix(path: &Params) -> String {
-    path.get("name")
-        .map(|name| format!("/sandboxes/{name}"))
-        .unwrap_or_default()
-}
-
 /// `POST /imports`: the body is the file, read as it arrives.
 pub(super) async fn import(
     State(app): State<Arc<Shared>>,
@@ -185,7 +179,7 @@ pub(super) async fn import(
     let source = Box::new(transfer::reader::ChannelReader::new(receiver));
     let job = transfer::import(&target, options, source, Progress::new()).await?;
     let base = super::graphql::base_url(&app, &parts.headers).unwrap_or_default();
-    let url = format!("{base}{}/imports/{}/errors.csv", prefix(&path), job.id);
+    let url = format!("{base}{}", job::error_file_path(&target.trail.workspace, job.id));
     Ok((StatusCode::OK, axum::Json(json!({ "importJob": job_json(&job, &url) }))).into_response())
 }
 

@@ -216,9 +216,8 @@ fn job_type() -> Object {
                     let job = ctx.parent_value.try_downcast_ref::<Job>()?;
                     let context = context(&ctx)?;
                     let base = context.base_url.clone().unwrap_or_default();
-                    let workspace = &context.trail.workspace;
-                    let prefix = if workspace == "production" { String::new() } else { format!("/sandboxes/{workspace}") };
-                    Ok(Some(FieldValue::value(Value::String(format!("{base}{prefix}/imports/{}/errors.csv", job.id)))))
+                    let path = job::error_file_path(&context.trail.workspace, job.id);
+                    Ok(Some(FieldValue::value(Value::String(format!("{base}{path}")))))
                 })
             })
             .description("Where to download its error file as CSV (row, column, value, code, message, warning), with your token."),

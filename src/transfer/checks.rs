@@ -51,6 +51,18 @@ pub async fn rule_exists(target: &Target, object: &ObjectDef, name: &str) -> Res
     ))
 }
 
+/// The staged rows (`s`) `condition` holds for.
+pub async fn count(conn: &mut AsyncPgConnection, condition: &str) -> Result<i64> {
+    #[derive(diesel::QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let query = Sql::raw(&format!("SELECT count(*) AS n FROM {ROWS} s WHERE {condition}"));
+    let rows: Vec<Count> = query.load(conn).await?;
+    Ok(rows.first().map_or(0, |c| c.n))
+}
+
 /// What the checks found: rows refused, and warnings.
 #[derive(Debug, Default)]
 pub struct Found {
@@ -191,14 +203,7 @@ impl Checks<'_> {
     }
 
     async fn count(&mut self, condition: &str) -> Result<i64> {
-        #[derive(diesel::QueryableByName)]
-        struct Count {
-            #[diesel(sql_type = BigInt)]
-            n: i64,
-        }
-        let query = Sql::raw(&format!("SELECT count(*) AS n FROM {ROWS} s WHERE {condition}"));
-        let rows: Vec<Count> = query.load(self.conn).await?;
-        Ok(rows.first().map_or(0, |c| c.n))
+        count(self.conn, condition).await
     }
 
     /// The header of the column filling staged field `i`.

@@ -144,6 +144,15 @@ pub async fn create(target: &Target, id: Uuid, object: &ObjectDef, options: &Opt
         .ok_or_else(|| CrmError::internal("an inserted import job was not returned"))
 }
 
+/// Where job `id` of `workspace` (`production` or a sandbox's name) has its
+/// error file, under the server's address.
+pub fn error_file_path(workspace: &str, id: Uuid) -> String {
+    match workspace {
+        "production" => format!("/imports/{id}/errors.csv"),
+        sandbox => format!("/sandboxes/{sandbox}/imports/{id}/errors.csv"),
+    }
+}
+
 /// Writes the counters of a running job.
 pub async fn progress(target: &Target, id: Uuid, counts: &Counts) -> Result<()> {
     let mut conn = target.db.conn().await?;

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use uuid::Uuid;
 
 use super::cells::{self, cast, Formats};
-use super::checks::{Checks, ROWS};
+use super::checks::{count, Checks, ROWS};
 use super::job::{self, Counts, Outcome, RowError};
 use super::mapping::Plan;
 use super::progress::{Phase, Progress};
@@ -515,13 +515,6 @@ fn entry(object: &ObjectDef, job: Uuid, counts: &Counts) -> Entry {
 struct Number {
     #[diesel(sql_type = BigInt)]
     n: i64,
-}
-
-async fn count(conn: &mut AsyncPgConnection, condition: &str) -> Result<i64> {
-    let rows: Vec<Number> = Sql::raw(&format!("SELECT count(*) AS n FROM {ROWS} s WHERE {condition}"))
-        .load(conn)
-        .await?;
-    Ok(rows.first().map_or(0, |r| r.n))
 }
 
 async fn highest_row(conn: &mut AsyncPgConnection) -> Result<i64> {

@@ -266,7 +266,6 @@ pub async fn import(
     // The lock comes first: a job without it reads as interrupted.
     let session = staging::Session::open(&target.db, id).await?;
     let job = job::create(target, id, &object, &options, &plan).await?;
-    progress.started(job.id);
     let mut keep = None;
     let outcome = load::run(
         target,

@@ -2,9 +2,6 @@
 //! progress bar) and, written to its job now and then, for everyone else.
 
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::Mutex;
-
-use uuid::Uuid;
 
 /// What the import is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,7 +19,6 @@ pub enum Phase {
 /// Counters of a running import, updated as it goes.
 #[derive(Debug, Default)]
 pub struct Progress {
-    job: Mutex<Option<Uuid>>,
     phase: AtomicU8,
     pub rows_read: AtomicU64,
     pub rows_failed: AtomicU64,
@@ -34,17 +30,6 @@ pub struct Progress {
 impl Progress {
     pub fn new() -> std::sync::Arc<Progress> {
         std::sync::Arc::new(Progress::default())
-    }
-
-    pub fn started(&self, job: Uuid) {
-        if let Ok(mut slot) = self.job.lock() {
-            *slot = Some(job);
-        }
-    }
-
-    /// The job, once created.
-    pub fn job(&self) -> Option<Uuid> {
-        self.job.lock().ok().and_then(|slot| *slot)
     }
 
     pub fn set_phase(&self, phase: Phase) {
