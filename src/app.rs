@@ -24,6 +24,7 @@ pub const ROOMS: Rooms = Rooms(&[
     crate::duplicates::register,
     crate::leads::register,
     crate::merge::api::register,
+    crate::automation::register,
     crate::timeline::api::register,
     crate::transfer::api::register,
     crate::customize::register,
@@ -202,6 +203,7 @@ impl crate::notify::Subscriber for App {
             Announcement::WorkspaceReplaced { workspace } => self.schemas.invalidate(&workspace),
             Announcement::TokenRevoked { id } => self.auth.forget(id),
             Announcement::UserChanged { id } => self.auth.forget_user(id),
+            Announcement::Automation { .. } => crate::automation::worker::wake(),
         }
     }
 

@@ -35,6 +35,9 @@ pub struct Trail {
     pub request_id: Option<String>,
     /// `production` or a sandbox's name.
     pub workspace: String,
+    /// Made by a workflow rule (for the actor, when there is one): audited
+    /// as `AUTOMATION`.
+    pub automated: bool,
 }
 
 impl Trail {
@@ -44,6 +47,24 @@ impl Trail {
             actor: None,
             request_id: None,
             workspace: workspace.to_owned(),
+            automated: false,
+        }
+    }
+
+    /// A change workflow rules make with no request behind it (a schedule,
+    /// a resumed wait).
+    pub fn automation(workspace: &str) -> Self {
+        Trail {
+            automated: true,
+            ..Trail::cli(workspace)
+        }
+    }
+
+    /// The same trail, for changes a workflow rule makes on its behalf.
+    pub fn automated(&self) -> Self {
+        Trail {
+            automated: true,
+            ..self.clone()
         }
     }
 }
@@ -211,7 +232,13 @@ pub async fn append(conn: &mut AsyncPgConnection, trail: &Trail, entries: &[Entr
         query
             .bind(Bind::Text(actor.map(|a| a.role.as_str().to_owned())))
             .push(", ");
-        query.push(if actor.is_some() { "'API'" } else { "'CLI'" }).push(", ");
+        query
+            .push(match (trail.automated, actor.is_some()) {
+                (true, _) => "'AUTOMATION'",
+                (false, true) => "'API'",
+                (false, false) => "'CLI'",
+            })
+            .push(", ");
         query.bind(Bind::Text(trail.request_id.clone())).push(", ");
         query.bind(Bind::Text(Some(trail.workspace.clone()))).push(", ");
         query.bind(Bind::Text(Some(entry.object.clone()))).push(", ");

@@ -73,6 +73,48 @@ pub struct Config {
     /// How often `serve` rescores every lead (see `leads::decay`); zero
     /// turns it off.
     pub rescore_interval: Duration,
+    /// How often automation's worker looks for due work (timers, schedules,
+    /// emails to send) when nothing wakes it sooner; zero turns it off.
+    pub automation_interval: Duration,
+    /// Where automation's emails are sent; none: they wait in the outbox.
+    pub smtp: Option<SmtpConfig>,
+    /// The address automation's emails come from.
+    pub smtp_from: String,
+}
+
+/// The SMTP server automation sends through: the server's setting, never
+/// a workspace's (sandboxes have none to copy).
+#[derive(Clone)]
+pub struct SmtpConfig {
+    pub host: String,
+    pub port: u16,
+    pub security: SmtpSecurity,
+    pub user: Option<String>,
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for SmtpConfig {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmtpConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("security", &self.security)
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How the connection to the SMTP server is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SmtpSecurity {
+    /// Plain text (a relay on this machine or a test server).
+    None,
+    /// STARTTLS after connecting (port 587).
+    #[value(name = "starttls")]
+    StartTls,
+    /// TLS from the start (port 465).
+    Tls,
 }
 
 impl Default for Config {
@@ -101,6 +143,9 @@ impl Default for Config {
             public_url: None,
             retention_interval: Duration::from_secs(3600),
             rescore_interval: Duration::from_secs(86_400),
+            automation_interval: Duration::from_secs(2),
+            smtp: None,
+            smtp_from: "crm@localhost".to_owned(),
         }
     }
 }

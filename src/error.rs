@@ -59,6 +59,15 @@ pub enum CrmError {
         field: Vec<String>,
         duplicates: Vec<serde_json::Value>,
     },
+    /// A validation rule refuses the write (`violations`: every rule that
+    /// does, `{ rule, message, field }`): the first one's message, at its
+    /// field. Nothing changed.
+    #[error("{message}")]
+    ValidationFailed {
+        message: String,
+        field: Vec<String>,
+        violations: Vec<serde_json::Value>,
+    },
     /// The record moved on since the client read it.
     #[error("{object} {id} is at version {current}, not the expected version {expected}: reload it and try again")]
     VersionConflict {
@@ -159,6 +168,7 @@ impl CrmError {
             | CrmError::DataConflict { .. }
             | CrmError::Refused { .. } => "CONFLICT",
             CrmError::Duplicate { .. } => "DUPLICATE",
+            CrmError::ValidationFailed { .. } => "VALIDATION_FAILED",
             CrmError::Unauthenticated(_) => "UNAUTHENTICATED",
             CrmError::Forbidden { .. } => "FORBIDDEN",
             CrmError::RateLimited(_) => "RATE_LIMITED",
@@ -191,6 +201,7 @@ impl ErrorExtensions for CrmError {
             | CrmError::DataConflict { field, .. }
             | CrmError::LossyChange { field, .. }
             | CrmError::Duplicate { field, .. }
+            | CrmError::ValidationFailed { field, .. }
                 if !field.is_empty() =>
             {
                 Some(field.clone())
@@ -212,7 +223,8 @@ impl ErrorExtensions for CrmError {
             _ => None,
         };
         let duplicates = match err {
-            CrmError::Duplicate { duplicates, .. } => Some(duplicates.clone()),
+            CrmError::Duplicate { duplicates, .. } => Some(("duplicates", duplicates.clone())),
+            CrmError::ValidationFailed { violations, .. } => Some(("violations", violations.clone())),
             _ => None,
         };
         let current_version = match err {
@@ -239,11 +251,11 @@ impl ErrorExtensions for CrmError {
                 let blockers = blockers.into_iter().map(async_graphql::Value::String).collect();
                 ext.set("blockers", async_graphql::Value::List(blockers));
             }
-            if let Some(duplicates) = duplicates {
-                let duplicates = duplicates
+            if let Some((key, items)) = duplicates {
+                let items = items
                     .into_iter()
                     .map(|d| async_graphql::Value::from_json(d).unwrap_or(async_graphql::Value::Null));
-                ext.set("duplicates", async_graphql::Value::List(duplicates.collect()));
+                ext.set(key, async_graphql::Value::List(items.collect()));
             }
             if let Some((count, samples)) = violations {
                 ext.set("count", count);

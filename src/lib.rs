@@ -12,6 +12,7 @@ pub mod analytics;
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod automation;
 pub mod backup;
 pub mod config;
 pub mod customize;

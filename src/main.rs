@@ -547,6 +547,28 @@ struct ServeArgs {
     /// it also runs a minute after start. 0 turns it off.
     #[arg(long, env = "CRM_RESCORE_INTERVAL_S", default_value_t = 86400)]
     rescore_interval_s: u64,
+    /// Milliseconds between looks for automation work that is due (timers, schedules, emails to retry);
+    /// emails are also sent as soon as their write commits. 0 turns automation's worker off.
+    #[arg(long, env = "CRM_AUTOMATION_INTERVAL_MS", default_value_t = 2000)]
+    automation_interval_ms: u64,
+    /// The SMTP server automation's emails go through; without it they wait in the outbox (`emails`).
+    #[arg(long, env = "CRM_SMTP_HOST")]
+    smtp_host: Option<String>,
+    /// Its port (default: 25 with --smtp-security none, 587 with starttls, 465 with tls).
+    #[arg(long, env = "CRM_SMTP_PORT")]
+    smtp_port: Option<u16>,
+    /// How the connection is protected.
+    #[arg(long, env = "CRM_SMTP_SECURITY", value_enum, default_value = "starttls")]
+    smtp_security: crm::config::SmtpSecurity,
+    /// The user to authenticate as (with --smtp-password).
+    #[arg(long, env = "CRM_SMTP_USER")]
+    smtp_user: Option<String>,
+    /// The password (prefer the environment variable: flags show in `ps`).
+    #[arg(long, env = "CRM_SMTP_PASSWORD", hide_env_values = true)]
+    smtp_password: Option<String>,
+    /// The address emails come from.
+    #[arg(long, env = "CRM_SMTP_FROM", default_value = "crm@localhost")]
+    smtp_from: String,
 }
 
 fn main() -> ExitCode {

@@ -37,6 +37,8 @@ pub enum Announcement {
     TokenRevoked { id: Uuid },
     /// A user's role or active flag may have changed.
     UserChanged { id: Uuid },
+    /// Automation has work to do now in a workspace (an email to send).
+    Automation { workspace: String },
 }
 
 /// Announces a change on `conn` (on commit, inside a transaction).

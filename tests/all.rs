@@ -10,6 +10,7 @@ mod support;
 mod access;
 mod analytics;
 mod auth;
+mod automation;
 mod backup;
 mod batching;
 mod cli;

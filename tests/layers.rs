@@ -38,6 +38,7 @@ const LAYERS: &[&str] = &[
     "duplicates",
     "leads",
     "merge",
+    "automation",
     "timeline",
     "transfer",
     "customize",

@@ -56,6 +56,19 @@ pub fn config(database: &DatabaseArgs, serve: Option<&ServeArgs>) -> Config {
         config.public_url = serve.public_url.clone();
         config.retention_interval = Duration::from_secs(serve.retention_interval_s);
         config.rescore_interval = Duration::from_secs(serve.rescore_interval_s);
+        config.automation_interval = Duration::from_millis(serve.automation_interval_ms);
+        config.smtp = serve.smtp_host.clone().map(|host| crm::config::SmtpConfig {
+            host,
+            port: serve.smtp_port.unwrap_or(match serve.smtp_security {
+                crm::config::SmtpSecurity::None => 25,
+                crm::config::SmtpSecurity::StartTls => 587,
+                crm::config::SmtpSecurity::Tls => 465,
+            }),
+            security: serve.smtp_security,
+            user: serve.smtp_user.clone(),
+            password: serve.smtp_password.clone(),
+        });
+        config.smtp_from = serve.smtp_from.clone();
     }
     config
 }

@@ -26,7 +26,7 @@ use uuid::Uuid;
 use crate::access::Visibility;
 use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
-use crate::graphql::room::{CheckScope, Surface, Written};
+use crate::graphql::room::{CheckScope, RecordHooks, Surface, Written};
 use crate::metadata::kinds::{Change, Kind};
 use crate::metadata::ObjectDef;
 use crate::records::{record_id, Record};
@@ -214,13 +214,14 @@ pub fn enforce(scope: &CheckScope<'_>, object: &ObjectDef, record: Option<Uuid>,
 fn written<'a>(
     conn: &'a mut AsyncPgConnection,
     scope: &'a CheckScope<'a>,
+    _hooks: &'a RecordHooks,
     object: &'a ObjectDef,
     written: Written<'a>,
-) -> BoxFuture<'a, Result<()>> {
+) -> BoxFuture<'a, Result<Option<Record>>> {
     Box::pin(async move {
         let record = written.record;
         if object.access != crate::metadata::Access::Record || deleted(record) {
-            return Ok(());
+            return Ok(None);
         }
         let revived = written.before.is_some_and(deleted);
         // ALLOW rules say nothing to a write (they feed findDuplicates).
@@ -236,7 +237,8 @@ fn written<'a>(
         };
         let id = record_id(record);
         let found = check(conn, scope, object, record, id, &changed).await?;
-        enforce(scope, object, id, &found)
+        enforce(scope, object, id, &found)?;
+        Ok(None)
     })
 }
 

@@ -3,6 +3,7 @@
 
 pub mod cache;
 pub mod compiled;
+mod filter_input;
 pub mod input;
 pub mod limits;
 pub mod loader;
@@ -378,6 +379,14 @@ async fn run(
     if !duplicates.is_empty() {
         if let Ok(value) = Value::from_json(serde_json::Value::Array(duplicates)) {
             response.extensions.insert("duplicates".into(), value);
+        }
+    }
+    // What a saved rule means for the records there are (a validation
+    // rule's count of records it would refuse).
+    if let Some(impact) = notices.take_impact() {
+        let impact = serde_json::to_value(impact).unwrap_or_default();
+        if let Ok(value) = Value::from_json(impact) {
+            response.extensions.insert("dataImpact".into(), value);
         }
     }
     // Resolvers' errors carry a code and the position of their field;

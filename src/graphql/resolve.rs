@@ -75,6 +75,7 @@ impl RequestContext {
                 actor: Some(caller.actor.clone()),
                 request_id: caller.request_id,
                 workspace: workspace.name.clone(),
+                automated: false,
             },
             actor: caller.actor,
             authenticator: caller.authenticator,
@@ -97,6 +98,8 @@ impl RequestContext {
             at,
             follow_ups: &self.follow_ups,
             notices: &self.notices,
+            trail: &self.trail,
+            cascade: &[],
         }
     }
 

@@ -64,12 +64,26 @@ pub struct CheckScope<'a> {
     pub follow_ups: &'a FollowUps,
     /// Where warnings for the response go.
     pub notices: &'a Notices,
+    /// Who writes, as the audit log records it.
+    pub trail: &'a crate::audit::Trail,
+    /// The workflow rules whose actions led to this write, outermost
+    /// first, each with the record it fired for: empty for a write a
+    /// client (or a promotion) made. Automation's loop guard and depth.
+    pub cascade: &'a [Firing],
 }
 
+/// A workflow rule firing for a record: `(rule id, record id)`.
+pub type Firing = (uuid::Uuid, uuid::Uuid);
+
 /// What a request's writes report beside their answer, in the response's
-/// `extensions`: the matches of WARN duplicate rules, under `duplicates`.
+/// `extensions`: the matches of WARN duplicate rules, under `duplicates`;
+/// and what a checked configuration change means for existing records (a
+/// promotion reports it as the change's data impact).
 #[derive(Default)]
-pub struct Notices(std::sync::Mutex<Vec<serde_json::Value>>);
+pub struct Notices(
+    std::sync::Mutex<Vec<serde_json::Value>>,
+    std::sync::Mutex<Option<crate::metadata::kinds::DataImpact>>,
+);
 
 impl Notices {
     /// Adds a duplicate warning.
@@ -78,6 +92,17 @@ impl Notices {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push(warning);
+    }
+
+    /// Says what the configuration row just checked means for the records
+    /// that exist (a new validation rule's count of records it refuses).
+    pub fn impact(&self, impact: crate::metadata::kinds::DataImpact) {
+        *self.1.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(impact);
+    }
+
+    /// The impact said, taken.
+    pub fn take_impact(&self) -> Option<crate::metadata::kinds::DataImpact> {
+        self.1.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
     }
 
     /// How many warnings there are (to drop those of a write that failed).
@@ -144,13 +169,17 @@ impl FollowUps {
     }
 }
 
-/// A hook on the records of every object (duplicate rules apply to any).
-pub type EveryRecordHook = for<'a> fn(
-    &'a mut diesel_async::AsyncPgConnection,
-    &'a CheckScope<'a>,
-    &'a ObjectDef,
-    Written<'a>,
-) -> futures_util::future::BoxFuture<'a, crate::error::Result<()>>;
+/// A hook on the records of every object (duplicate rules, automation
+/// apply to any). It is given the schema's hooks, to run them on records
+/// it writes itself, and may answer the record as it now stands.
+pub type EveryRecordHook =
+    for<'a> fn(
+        &'a mut diesel_async::AsyncPgConnection,
+        &'a CheckScope<'a>,
+        &'a RecordHooks,
+        &'a ObjectDef,
+        Written<'a>,
+    ) -> futures_util::future::BoxFuture<'a, crate::error::Result<Option<crate::records::Record>>>;
 
 /// The hooks of a schema by object name, and those of every object, kept
 /// as the schema's data.
@@ -170,13 +199,15 @@ impl RecordHooks {
         object: &ObjectDef,
         written: Written<'a>,
     ) -> crate::error::Result<crate::records::Record> {
-        let now = self.run_own(conn, scope, object, written).await?;
+        let mut now = self.run_own(conn, scope, object, written).await?;
         for hook in &self.1 {
             let written = Written {
                 before: written.before,
                 record: &now,
             };
-            hook(conn, scope, object, written).await?;
+            if let Some(changed) = hook(conn, scope, self, object, written).await? {
+                now = changed;
+            }
         }
         Ok(now)
     }

@@ -53,7 +53,10 @@ pub fn register(surface: &mut Surface) {
         Enum::new("AuditVia")
             .description("Where a change came from.")
             .item(EnumItem::new("API").description("A GraphQL request."))
-            .item(EnumItem::new("CLI").description("The `crm` command line.")),
+            .item(EnumItem::new("CLI").description("The `crm` command line."))
+            .item(EnumItem::new("AUTOMATION").description(
+                "A workflow rule: in a request's transaction (the actor is the request's) or on a schedule (no actor).",
+            )),
     );
     surface.queries(&["auditLog"], vec![audit_log_field()]);
     surface.record_field(history_field);

@@ -343,6 +343,7 @@ impl From<CrmError> for HttpError {
             | CrmError::DataConflict { .. }
             | CrmError::Refused { .. }
             | CrmError::Duplicate { .. }
+            | CrmError::ValidationFailed { .. }
             | CrmError::VersionConflict { .. } => StatusCode::CONFLICT,
             // The request timeout, or a failure of the server's own: a
             // retry may succeed.

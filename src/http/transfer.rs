@@ -63,6 +63,7 @@ async fn target(app: &Arc<Shared>, path: &Params, parts: &mut axum::http::reques
             actor: Some(actor),
             request_id,
             workspace: workspace.name.clone(),
+            automated: false,
         },
     })
 }

@@ -293,9 +293,12 @@ pub async fn run(
         let before = schema_now.as_deref().cloned();
         let tried = conn
             .transaction::<_, CrmError, _>(async |conn| {
-                let lossy = make(conn, target, entry).await?;
+                let mut lossy = make(conn, target, entry).await?;
                 if let Some(checks) = &checks {
-                    checked(conn, checks, target, entry).await?;
+                    // What a configuration row means for existing records
+                    // (a validation rule's refusals), when the change loses nothing.
+                    let said = checked(conn, checks, target, entry).await?;
+                    lossy = lossy.or(said);
                 }
                 let schema = match (before, rooms) {
                     (Some(before), Some(rooms)) if entry.change.kind.def().in_schema() => {
@@ -427,12 +430,17 @@ fn impact(err: &CrmError) -> Option<DataImpact> {
 /// Runs the rooms' check of the row a change of configuration wrote (a
 /// promoted report must mean something in the target), against the
 /// target's model as the change left it.
-async fn checked(conn: &mut AsyncPgConnection, checks: &RecordHooks, target: &Target<'_>, entry: &Entry) -> Result<()> {
+async fn checked(
+    conn: &mut AsyncPgConnection,
+    checks: &RecordHooks,
+    target: &Target<'_>,
+    entry: &Entry,
+) -> Result<Option<DataImpact>> {
     let Some(table) = entry.change.kind.def().table() else {
-        return Ok(());
+        return Ok(None);
     };
     if entry.desired.as_ref().is_none_or(deleted) {
-        return Ok(());
+        return Ok(None);
     }
     let model = Customizations::read(conn, target.schema).await?.model()?;
     let Some(object) = model
@@ -440,19 +448,19 @@ async fn checked(conn: &mut AsyncPgConnection, checks: &RecordHooks, target: &Ta
         .iter()
         .find(|o| o.table == table && o.schema.is_none() && checks.hooks(o))
     else {
-        return Ok(());
+        return Ok(None);
     };
     let id = entry
         .current
         .as_ref()
         .map_or(entry.change.id.as_str(), |item| item.id.as_str());
     let Ok(id) = uuid::Uuid::parse_str(id) else {
-        return Ok(());
+        return Ok(None);
     };
     let rows = crate::records::Table::new(target.schema, object);
     let found = crate::records::get_many(conn, rows, &crate::records::FieldSet::all(object), &[id]).await?;
     let Some(record) = found.get(&id) else {
-        return Ok(());
+        return Ok(None);
     };
     let visibility = crate::access::Visibility::all();
     // What rooms do after configuration changes is theirs to do after the
@@ -466,10 +474,12 @@ async fn checked(conn: &mut AsyncPgConnection, checks: &RecordHooks, target: &Ta
         at: &[],
         follow_ups: &follow_ups,
         notices: &notices,
+        trail: target.trail,
+        cascade: &[],
     };
     let written = Written { before: None, record };
     checks.run(conn, &scope, object, written).await?;
-    Ok(())
+    Ok(notices.take_impact())
 }
 
 /// Brings the target's item from what it is to what the entry wants.

@@ -115,6 +115,13 @@ pub enum Filter {
         /// anything about a record its reader cannot see.
         visible: Option<Box<Filter>>,
     },
+    /// Rule conditions only: the condition on the record's values before
+    /// the write, read from the alias `<alias>p` the statement provides
+    /// (all null for a new record).
+    Previous(Box<Filter>),
+    /// Rule conditions only: any of these columns differs from its value
+    /// before the write (in `<alias>p`).
+    Changed(Vec<String>),
 }
 
 /// The most values (in `in`/`notIn` lists and conditions) one filter may
@@ -152,6 +159,8 @@ impl Filter {
             Filter::IsNull { .. } => 0,
             Filter::Compare { .. } | Filter::Text { .. } | Filter::Array { .. } | Filter::JsonContains { .. } => 1,
             Filter::Related { inner, visible, .. } => inner.values() + visible.as_ref().map_or(0, |v| v.values()),
+            Filter::Previous(inner) => inner.values(),
+            Filter::Changed(_) => 0,
         }
     }
 }
@@ -169,6 +178,23 @@ impl Filter {
                 sql
             }
             Filter::Compare { column, op, value } => comparison(alias, column, *op, value),
+            Filter::Previous(inner) => inner.compile(schema, &previous(alias)),
+            Filter::Changed(columns) => {
+                let before = previous(alias);
+                let changes: Vec<Sql> = columns
+                    .iter()
+                    .map(|column| {
+                        let mut sql = Sql::new();
+                        sql.column(alias, column)
+                            .push(" IS DISTINCT FROM ")
+                            .column(&before, column);
+                        sql
+                    })
+                    .collect();
+                let mut sql = Sql::raw("(");
+                sql.join(&changes, " OR ").push(")");
+                sql
+            }
             Filter::In {
                 column,
                 values,
@@ -226,6 +252,11 @@ impl Filter {
             }
         }
     }
+}
+
+/// The alias of the values before a write, beside the record's `alias`.
+pub fn previous(alias: &str) -> String {
+    format!("{alias}p")
 }
 
 /// `items` joined by `separator` (` AND `, ` OR `), each in parentheses;

@@ -28,6 +28,7 @@ const TYPES: &[(&str, &str)] = &[
     ("STAGE_CHANGE", "TimelineStageChange"),
     ("CONVERSION", "TimelineConversion"),
     ("MERGE", "TimelineMerge"),
+    ("AUTOMATION", "TimelineAutomation"),
 ];
 
 /// Adds `timeline` to accounts, contacts, deals and leads, and its types.
@@ -49,6 +50,7 @@ pub fn register(surface: &mut Surface) {
             stage_change_type(),
             conversion_type(),
             merge_type(),
+            automation_type(),
             edge_type(),
             connection_type(),
         ],
@@ -231,6 +233,41 @@ fn merge_type() -> Object {
             .description("When it was undone, if it was."),
         )
         .field(actor_field())
+}
+
+fn automation_type() -> Object {
+    common(Object::new("TimelineAutomation").description("A workflow rule that fired for the record."))
+        .field(
+            payload_field("runId", TypeRef::named_nn(TypeRef::ID), |p| {
+                p["id"].as_str().map(|s| Value::String(s.into()))
+            })
+            .description("The run (`workflowRuns`)."),
+        )
+        .field(
+            payload_field("ruleName", TypeRef::named_nn(TypeRef::STRING), |p| {
+                p["ruleName"].as_str().map(|s| Value::String(s.into()))
+            })
+            .description("The rule's name when it fired."),
+        )
+        .field(
+            payload_field("status", TypeRef::named_nn("WorkflowRunStatus"), |p| {
+                p["status"].as_str().map(|s| Value::Enum(Name::new(s)))
+            })
+            .description("How the run ended, or that it waits."),
+        )
+        .field(
+            payload_field("actions", TypeRef::named_nn("JSON"), |p| {
+                Value::from_json(p["actions"].clone()).ok()
+            })
+            .description("What each action did."),
+        )
+        .field(
+            payload_field("error", TypeRef::named(TypeRef::STRING), |p| {
+                p["error"].as_str().map(|s| Value::String(s.into()))
+            })
+            .description("Why it failed, if it did."),
+        )
+        .field(record_field("record", "AnyRecord", "recordId", false).description("The record it fired for."))
 }
 
 fn edge_type() -> Object {
@@ -416,6 +453,7 @@ fn named(events: &[Event]) -> HashMap<String, Vec<Uuid>> {
                 add("Contact", &p["contactId"]);
                 add("Opportunity", &p["opportunityId"]);
             }
+            "AUTOMATION" => add(p["object"].as_str().unwrap_or_default(), &p["recordId"]),
             _ => add(p["object"].as_str().unwrap_or_default(), &p["survivorId"]),
         }
     }

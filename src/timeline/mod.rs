@@ -1,6 +1,7 @@
 //! The 360° timeline: everything that happened to a customer, newest
 //! first, on one keyset-paged list — activities (done and planned), field
-//! changes from the audit log, stage moves, lead conversions and merges.
+//! changes from the audit log, stage moves, lead conversions, merges and
+//! the workflow rules that fired.
 //! An account's timeline holds its contacts' and deals' events too (and
 //! those of the leads converted into it), unless the client asks for its
 //! own only; a merged record's past is its survivor's.
@@ -35,6 +36,10 @@ pub const KINDS: &[(&str, &str)] = &[
     ("STAGE_CHANGE", "A deal moving to a stage."),
     ("CONVERSION", "A lead converted into an account, a contact and a deal."),
     ("MERGE", "Duplicates merged into the record."),
+    (
+        "AUTOMATION",
+        "A workflow rule fired for the record: what it did, or why it failed.",
+    ),
 ];
 
 /// The objects with a timeline.
@@ -288,6 +293,20 @@ fn merges(context: &RequestContext, view: &InView, request: &Request) -> Sql {
     sql
 }
 
+/// Workflow rules that fired for the records in view.
+fn automation(context: &RequestContext, view: &InView, request: &Request) -> Sql {
+    let schema: &str = &context.schema;
+    let mut sql = Sql::raw(
+        "SELECT r.started_at AS at, 'run:' || r.id AS key, 'AUTOMATION' AS kind, \
+         jsonb_build_object('id', r.id, 'ruleId', r.rule_id, 'ruleName', r.rule_name, 'object', r.object, 'recordId', r.record_id, \
+         'trigger', r.trigger, 'status', r.status, 'actions', r.actions, 'error', r.error) AS payload FROM ",
+    );
+    sql.table(schema, "workflow_run").push(" r WHERE r.record_id = ANY(");
+    sql.bind(Bind::UuidArray(view.all())).push(")");
+    window(&mut sql, "r.started_at", "('run:' || r.id)", request);
+    sql
+}
+
 /// One page of events, newest first; `first + 1` are read so the caller
 /// knows whether more follow.
 pub async fn page(
@@ -311,6 +330,9 @@ pub async fn page(
     }
     if wants(request, "MERGE") {
         parts.push(merges(context, view, request));
+    }
+    if wants(request, "AUTOMATION") {
+        parts.push(automation(context, view, request));
     }
     if parts.is_empty() {
         return Ok(Vec::new());

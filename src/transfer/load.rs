@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use diesel::sql_types::{BigInt, Uuid as SqlUuid};
+use diesel::sql_types::BigInt;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::Value as Json;
 use tokio::sync::mpsc;
@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use super::cells::{self, cast, Formats};
 use super::checks::{count, Checks, ROWS};
+use super::follow;
 use super::job::{self, Counts, Outcome, RowError};
 use super::mapping::Plan;
 use super::progress::{Phase, Progress};
@@ -104,6 +105,7 @@ pub async fn run(
     );
     counts.created = written.created;
     counts.updated = written.updated;
+    counts.failed = written.failed;
     counts.unchanged = matched - written.updated;
     let succeeded = options.dry_run || written.recorded;
     Ok(Outcome {
@@ -345,6 +347,8 @@ fn cells_of(
 struct Written {
     created: i64,
     updated: i64,
+    /// Rows failed, validation rules' refusals at write time included.
+    failed: i64,
     /// The job was finished in the committed transaction.
     recorded: bool,
 }
@@ -365,6 +369,7 @@ async fn write(
 ) -> Result<(Written, i64)> {
     let matched = count(conn, "NOT s.failed AND s.target IS NOT NULL").await?;
     let mut rehearsed = None;
+    let mut failed = counts.failed;
     let done = conn
         .transaction::<_, CrmError, _>(async |conn| {
             audit::act_as(conn, &target.trail).await?;
@@ -374,14 +379,14 @@ async fn write(
             let mut start = 0;
             while start <= highest {
                 let end = start + BATCH;
-                if options.mode != Mode::Create {
-                    updated += update_batch(conn, target, object, plan, options.mode, job, start, end).await?;
-                }
-                if options.mode != Mode::Update {
-                    created += insert_batch(conn, target, object, plan, job, start, end).await?;
-                }
+                let (batch_updated, batch_created, refused) =
+                    batch(conn, target, object, options, plan, job, (start, end), progress).await?;
+                failed += refused;
+                updated += batch_updated;
+                created += batch_created;
+                follow::timers(conn, target, object, job, (start, end)).await?;
                 if matches!(object.name.as_str(), "Lead" | "Activity") {
-                    rescore(conn, target, object, job, start, end).await?;
+                    follow::rescore(conn, target, object, job, start, end).await?;
                 }
                 progress
                     .rows_written
@@ -392,6 +397,7 @@ async fn write(
                     &Counts {
                         created,
                         updated,
+                        failed,
                         ..counts.clone()
                     },
                 )
@@ -405,6 +411,7 @@ async fn write(
                     created,
                     updated,
                     unchanged: matched - updated,
+                    failed,
                     ..counts.clone()
                 },
                 recorded: true,
@@ -433,10 +440,63 @@ async fn write(
         Written {
             created,
             updated,
+            failed,
             recorded,
         },
         matched,
     ))
+}
+
+/// Writes the batch `start..end`, then checks it by validation rules:
+/// refused rows are taken out (listed in the error file) and the batch
+/// written again without them; with `onError: ABORT` the import fails.
+/// Answers how many records it updated and created, and rows it refused.
+#[allow(clippy::too_many_arguments)]
+async fn batch(
+    conn: &mut AsyncPgConnection,
+    target: &Target,
+    object: &ObjectDef,
+    options: &Options,
+    plan: &Plan,
+    job: Uuid,
+    (start, end): (i64, i64),
+    progress: &Progress,
+) -> Result<(i64, i64, i64)> {
+    let mut failed = 0;
+    loop {
+        let mut refused = Vec::new();
+        let tried = conn
+            .transaction::<_, CrmError, _>(async |conn| {
+                let mut written = (0, 0);
+                if options.mode != Mode::Create {
+                    written.0 = update_batch(conn, target, object, plan, options.mode, job, start, end).await?;
+                }
+                if options.mode != Mode::Update {
+                    written.1 = insert_batch(conn, target, object, plan, job, start, end).await?;
+                }
+                refused = follow::refused(conn, target, object, plan, job, (start, end)).await?;
+                if refused.is_empty() {
+                    Ok(written)
+                } else {
+                    Err(CrmError::Conflict("refused by validation rules".into()))
+                }
+            })
+            .await;
+        if refused.is_empty() {
+            let (updated, created) = tried?;
+            return Ok((updated, created, failed));
+        }
+        job::add_errors(target, job, &refused).await?;
+        failed += refused.len() as i64;
+        progress.rows_failed.fetch_add(refused.len() as u64, Ordering::Relaxed);
+        if options.on_error == OnError::Abort {
+            return Err(CrmError::Conflict(format!(
+                "row {}: {}; nothing was imported (onError: ABORT). See the error file.",
+                refused[0].row_number, refused[0].message
+            )));
+        }
+        follow::exclude(conn, &refused).await?;
+    }
 }
 
 /// Makes the records rows name by a name no record has, for the lookups
@@ -695,56 +755,4 @@ async fn insert_batch(
         .bind(Bind::Uuid(Some(job)))
         .push(", src.new_id, src.row_number, true FROM src");
     Ok(query.execute(conn).await? as i64)
-}
-
-#[derive(diesel::QueryableByName)]
-struct Id {
-    #[diesel(sql_type = SqlUuid)]
-    record_id: Uuid,
-}
-
-/// Scores the leads the batch wrote, as a write of each would.
-async fn rescore(
-    conn: &mut AsyncPgConnection,
-    target: &Target,
-    object: &ObjectDef,
-    job: Uuid,
-    start: i64,
-    end: i64,
-) -> Result<()> {
-    // The batch's leads, or the leads its activities are about (now and before).
-    let mut query = Sql::new();
-    if object.name == "Lead" {
-        query.push("SELECT r.record_id FROM ");
-        query.table(&target.schema, "import_record").push(" r");
-    } else {
-        query.push("SELECT DISTINCT l.lead AS record_id FROM ");
-        query.table(&target.schema, "import_record").push(" r JOIN ");
-        query
-            .table(&target.schema, &object.table)
-            .push(" t ON t.id = r.record_id");
-        query.push(", LATERAL (VALUES (t.lead_id), ((r.before->>'lead_id')::uuid)) AS l(lead)");
-    }
-    query.push(" WHERE r.job_id = ").bind(Bind::Uuid(Some(job)));
-    query
-        .push(" AND r.row_number >= ")
-        .bind(Bind::Text(Some(start.to_string())));
-    query
-        .push("::bigint AND r.row_number < ")
-        .bind(Bind::Text(Some(end.to_string())))
-        .push("::bigint");
-    if object.name != "Lead" {
-        query.push(" AND l.lead IS NOT NULL");
-    }
-    let ids: Vec<Id> = query.load(conn).await?;
-    let ids: Vec<Uuid> = ids.into_iter().map(|r| r.record_id).collect();
-    if ids.is_empty() {
-        return Ok(());
-    }
-    if object.name == "Lead" {
-        crate::leads::rescore_locked(conn, &target.schema, &target.model, &ids).await?;
-    } else {
-        crate::leads::rescore(conn, &target.schema, &target.model, &ids).await?;
-    }
-    Ok(())
 }

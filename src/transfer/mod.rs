@@ -21,6 +21,7 @@ pub mod api;
 pub mod cells;
 mod checks;
 pub mod export;
+mod follow;
 pub mod job;
 mod load;
 pub mod mapping;

@@ -262,6 +262,21 @@ impl TestApp {
         }
     }
 
+    /// A server that also runs automation's worker, as `crm serve` does
+    /// (sending emails through `config.smtp`).
+    pub async fn start_automated(config: Config) -> TestApp {
+        let app = TestApp::start_with(config.clone()).await;
+        crm::automation::worker::spawn(app.app.db.clone(), crm::app::ROOMS.record_hooks(), &config);
+        app
+    }
+
+    /// Another server with automation's worker on the same database.
+    pub async fn second_automated(&self, config: &Config) -> TestApp {
+        let second = self.second_server().await;
+        crm::automation::worker::spawn(second.app.db.clone(), crm::app::ROOMS.record_hooks(), config);
+        second
+    }
+
     /// Another server on the same database (as a second process would be),
     /// with the same admin token.
     pub async fn second_server(&self) -> TestApp {

@@ -1,5 +1,6 @@
 //! The configuration-row kinds (see `rows`): saved reports, lead field
-//! mappings, scoring rules, lead grades and duplicate rules. What each state may hold is
+//! mappings, scoring rules, lead grades, duplicate rules, import mappings,
+//! validation rules, workflow rules and email templates. What each state may hold is
 //! checked here as its table would; what it means (fields, conditions)
 //! is the rooms' check.
 
@@ -9,7 +10,7 @@ use super::configuration::Table;
 use super::rows::{named, Column, Property, Rows};
 use super::{text, About, Kind};
 use crate::error::{CrmError, Result};
-use crate::metadata::standard::{CHARTS, CONVERSION_TARGETS, DUPLICATE_ACTIONS, IMPORT_MODES};
+use crate::metadata::standard::{CHARTS, CONVERSION_TARGETS, DUPLICATE_ACTIONS, IMPORT_MODES, WORKFLOW_TRIGGERS};
 
 /// A saved report.
 pub(super) static REPORT: Rows = Rows {
@@ -197,6 +198,106 @@ pub(super) static IMPORT_MAPPING: Rows = Rows {
     changed: "imports that name it read files differently",
 };
 
+/// A validation rule.
+pub(super) static VALIDATION_RULE: Rows = Rows {
+    about: &About {
+        kind: Kind::ValidationRule,
+        identifier: "VALIDATION_RULE",
+        noun: "validation rule",
+        description: "A condition that refuses writes, with the message and field the writer is told.",
+        key: "validationRules",
+    },
+    table: Table {
+        name: "validation_rule",
+        audited_as: "ValidationRule",
+        in_pipeline: false,
+    },
+    properties: &[
+        Property::new("name", "name", Column::Text),
+        Property::new("description", "description", Column::Text),
+        Property::new("object", "object", Column::Text),
+        Property::new("errorCondition", "error_condition", Column::Json),
+        Property::new("message", "message", Column::Text),
+        Property::new("field", "field", Column::Text),
+        Property::new("isActive", "is_active", Column::Bool).or("true"),
+    ],
+    target: named,
+    // After the fields and objects it names.
+    phase: 5,
+    check: validation_rule,
+    removed: "writes it refused go through",
+    changed: "writes are refused differently",
+};
+
+/// A workflow rule.
+pub(super) static WORKFLOW_RULE: Rows = Rows {
+    about: &About {
+        kind: Kind::WorkflowRule,
+        identifier: "WORKFLOW_RULE",
+        noun: "workflow rule",
+        description: "What happens when a record is created, changed, deleted, or a time comes: its actions.",
+        key: "workflowRules",
+    },
+    table: Table {
+        name: "workflow_rule",
+        audited_as: "WorkflowRule",
+        in_pipeline: false,
+    },
+    properties: &[
+        Property::new("name", "name", Column::Text),
+        Property::new("description", "description", Column::Text),
+        Property::new("object", "object", Column::Text),
+        Property::new("trigger", "trigger", Column::Text),
+        Property::new("triggerFields", "trigger_fields", Column::Json),
+        Property::new("condition", "condition", Column::Json),
+        Property::new("whenBecomesTrue", "when_becomes_true", Column::Bool).or("false"),
+        Property::new("scoreThreshold", "score_threshold", Column::Int),
+        Property::new("schedule", "schedule", Column::Text),
+        Property::new("dateField", "date_field", Column::Text),
+        Property::new("offsetMinutes", "offset_minutes", Column::Int),
+        Property::new("actions", "actions", Column::Json).or("[]"),
+        Property::new("isActive", "is_active", Column::Bool).or("true"),
+    ],
+    target: named,
+    // After the fields, objects and email templates it names.
+    phase: 6,
+    check: workflow_rule,
+    removed: "what it did on writes and schedules stops (emails, field updates, tasks)",
+    changed: "writes and schedules do something else",
+};
+
+/// An email template.
+pub(super) static EMAIL_TEMPLATE: Rows = Rows {
+    about: &About {
+        kind: Kind::EmailTemplate,
+        identifier: "EMAIL_TEMPLATE",
+        noun: "email template",
+        description: "An email filled from a record's fields, sent by workflow rules.",
+        key: "emailTemplates",
+    },
+    table: Table {
+        name: "email_template",
+        audited_as: "EmailTemplate",
+        in_pipeline: false,
+    },
+    properties: &[
+        Property::new("name", "name", Column::Text),
+        Property::new("description", "description", Column::Text),
+        Property::new("object", "object", Column::Text),
+        Property::new("subject", "subject", Column::Text),
+        Property::new("textBody", "text_body", Column::Text),
+        Property::new("htmlBody", "html_body", Column::Text),
+        Property::new("fromName", "from_name", Column::Text),
+        Property::new("replyTo", "reply_to", Column::Text),
+    ],
+    target: named,
+    // After the fields it fills from.
+    phase: 5,
+    check: email_template,
+    removed: "workflow rules that send it fail",
+    changed: "the emails sent from it change",
+};
+
 /// `name` is 1 to `max` characters.
 fn name_of(desired: &Json, noun: &str, max: usize) -> Result<()> {
     let name = text(desired, "name");
@@ -337,6 +438,71 @@ fn import_mapping(desired: &Json) -> Result<()> {
         return Err(CrmError::bad_input(
             &["mode"],
             format!("{mode} is not CREATE, UPSERT or UPDATE"),
+        ));
+    }
+    Ok(())
+}
+
+/// Named, for an object, with a condition and a message.
+fn validation_rule(desired: &Json) -> Result<()> {
+    name_of(desired, "validation rule", 255)?;
+    if text(desired, "object").is_empty() {
+        return Err(CrmError::bad_input(&["object"], "a validation rule names its object"));
+    }
+    if !desired["errorCondition"].is_object() {
+        return Err(CrmError::bad_input(
+            &["errorCondition"],
+            "errorCondition is a filter of the object",
+        ));
+    }
+    let message = text(desired, "message");
+    if message.trim().is_empty() || message.chars().count() > 1000 {
+        return Err(CrmError::bad_input(
+            &["message"],
+            "a validation rule's message is 1 to 1000 characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Named, for an object, one of the triggers, actions a list.
+fn workflow_rule(desired: &Json) -> Result<()> {
+    name_of(desired, "workflow rule", 255)?;
+    if text(desired, "object").is_empty() {
+        return Err(CrmError::bad_input(&["object"], "a workflow rule names its object"));
+    }
+    let trigger = text(desired, "trigger");
+    if !WORKFLOW_TRIGGERS.iter().any(|(value, _)| *value == trigger) {
+        return Err(CrmError::bad_input(
+            &["trigger"],
+            format!("{trigger} is not a workflow trigger"),
+        ));
+    }
+    if !(desired["condition"].is_null() || desired["condition"].is_object()) {
+        return Err(CrmError::bad_input(
+            &["condition"],
+            "condition is a filter of the object",
+        ));
+    }
+    if !(desired["actions"].is_null() || desired["actions"].is_array()) {
+        return Err(CrmError::bad_input(&["actions"], "actions is a list"));
+    }
+    Ok(())
+}
+
+/// Named, for an object, with a subject and a body.
+fn email_template(desired: &Json) -> Result<()> {
+    name_of(desired, "email template", 255)?;
+    if text(desired, "object").is_empty() {
+        return Err(CrmError::bad_input(&["object"], "an email template names its object"));
+    }
+    if text(desired, "subject").trim().is_empty() {
+        return Err(CrmError::bad_input(&["subject"], "an email template has a subject"));
+    }
+    if desired["textBody"].is_null() && desired["htmlBody"].is_null() {
+        return Err(CrmError::bad_input(
+            &["textBody"],
+            "an email template has a text or an HTML body",
         ));
     }
     Ok(())

@@ -142,7 +142,7 @@ pub trait MetadataKind: Sync {
 }
 
 /// Every kind, in the order changes are listed (the order of [`Kind`]).
-static KINDS: [&dyn MetadataKind; 11] = [
+static KINDS: [&dyn MetadataKind; 14] = [
     &object::Object,
     &field::Field,
     &pipeline::Pipeline,
@@ -154,6 +154,9 @@ static KINDS: [&dyn MetadataKind; 11] = [
     &configured::LEAD_GRADE,
     &configured::DUPLICATE_RULE,
     &configured::IMPORT_MAPPING,
+    &configured::VALIDATION_RULE,
+    &configured::EMAIL_TEMPLATE,
+    &configured::WORKFLOW_RULE,
 ];
 
 /// Every kind of metadata, in the order changes are listed.
@@ -177,6 +180,9 @@ pub enum Kind {
     LeadGrade,
     DuplicateRule,
     ImportMapping,
+    ValidationRule,
+    EmailTemplate,
+    WorkflowRule,
 }
 
 impl Kind {
@@ -194,6 +200,9 @@ impl Kind {
             Kind::LeadGrade => &configured::LEAD_GRADE,
             Kind::DuplicateRule => &configured::DUPLICATE_RULE,
             Kind::ImportMapping => &configured::IMPORT_MAPPING,
+            Kind::ValidationRule => &configured::VALIDATION_RULE,
+            Kind::EmailTemplate => &configured::EMAIL_TEMPLATE,
+            Kind::WorkflowRule => &configured::WORKFLOW_RULE,
         }
     }
 

@@ -8,11 +8,13 @@
 
 mod accounts;
 mod activities;
+mod automation;
 mod duplicates;
 mod imports;
 mod leads;
 mod reports;
 
+pub use automation::WORKFLOW_TRIGGERS;
 pub use duplicates::DUPLICATE_ACTIONS;
 pub use imports::IMPORT_MODES;
 pub use leads::CONVERSION_TARGETS;
@@ -327,6 +329,9 @@ pub fn objects() -> Vec<ObjectDef> {
         leads::lead_grade(),
         duplicates::duplicate_rule(),
         imports::import_mapping(),
+        automation::validation_rule(),
+        automation::workflow_rule(),
+        automation::email_template(),
         users::user(),
     ]
 }

@@ -1,0 +1,223 @@
+//! Automation: validation rules, workflow rules and the emails they send.
+//!
+//! Both kinds of rules are configuration (`ValidationRule`,
+//! `WorkflowRule`, `EmailTemplate`; the `VALIDATION_RULE`,
+//! `WORKFLOW_RULE` and `EMAIL_TEMPLATE` kinds): made in a sandbox,
+//! diffed, promoted and reverted like the other rules. On every write of
+//! a record (API mutations, batches, upserts, lead conversions, and the
+//! rules' own changes), one statement evaluates the active rules'
+//! conditions against the record as written and as it was (`changed`,
+//! `previous`): a validation rule that holds refuses the write with
+//! `VALIDATION_FAILED`; a workflow rule whose trigger and condition hold
+//! runs its actions in a savepoint of the write's transaction (`run`), so
+//! a failing rule is recorded, not fatal. Imports check validation rules
+//! a batch at a time (`validation::import_batch`).
+//!
+//! What happens later — a date offset's time coming, a cron schedule, a
+//! run waiting, an email to deliver — is a row (`workflow_timer`,
+//! `workflow_state`, `email_outbox`) the worker (`worker`) takes with
+//! `FOR UPDATE SKIP LOCKED`, so any number of servers run each once.
+//! Emails of a sandbox are rendered and kept (CAPTURED), never sent,
+//! unless an admin allowed their recipient domain for that sandbox.
+
+pub mod api;
+pub mod email;
+pub mod rules;
+pub mod run;
+pub mod template;
+pub mod timers;
+pub mod validation;
+pub mod worker;
+
+use diesel::sql_types::{Array, Bool};
+use diesel_async::AsyncPgConnection;
+use futures_util::future::BoxFuture;
+use serde_json::Value as Json;
+use uuid::Uuid;
+
+use crate::db::sql::{Bind, Sql};
+use crate::error::Result;
+use crate::graphql::room::{CheckScope, RecordHooks, Surface, Written};
+use crate::metadata::kinds::{Change, Kind};
+use crate::metadata::{Access, ObjectDef};
+use crate::records::{record_id, Filter, Record};
+
+/// The room: rules checked and run on every write, their configuration
+/// checked when saved, `workflowRuns`, `emails`, `capturedEmails`.
+pub fn register(surface: &mut Surface) {
+    surface.on_every_write(written);
+    surface.on_write("ValidationRule", validation::rule_written);
+    surface.on_write("WorkflowRule", run::rule_written);
+    surface.on_write("EmailTemplate", email::template_written);
+    surface.after_promotion(promoted);
+    api::register(surface);
+}
+
+/// What a write did to a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Created,
+    Updated,
+    Deleted,
+    Restored,
+}
+
+impl Event {
+    pub fn of(written: Written<'_>) -> Event {
+        match written.before {
+            None => Event::Created,
+            Some(before) if !deleted(before) && deleted(written.record) => Event::Deleted,
+            Some(before) if deleted(before) && !deleted(written.record) => Event::Restored,
+            Some(_) => Event::Updated,
+        }
+    }
+}
+
+/// Whether a record is deleted.
+pub fn deleted(record: &Record) -> bool {
+    record.get("deletedAt").is_some_and(|at| !at.is_null())
+}
+
+/// Every write of a record: its object's validation rules, then its
+/// workflow rules; answers the record as the rules left it.
+fn written<'a>(
+    conn: &'a mut AsyncPgConnection,
+    scope: &'a CheckScope<'a>,
+    hooks: &'a RecordHooks,
+    object: &'a ObjectDef,
+    written: Written<'a>,
+) -> BoxFuture<'a, Result<Option<Record>>> {
+    Box::pin(async move {
+        if object.access != Access::Record {
+            return Ok(None);
+        }
+        let Some(id) = record_id(written.record) else {
+            return Ok(None);
+        };
+        let rules = rules::active(conn, scope.schema, scope.model, object).await?;
+        if rules.is_empty() {
+            return Ok(None);
+        }
+        let event = Event::of(written);
+        let validated = matches!(event, Event::Created | Event::Updated);
+        let mut conditions: Vec<Filter> = Vec::new();
+        if validated {
+            conditions.extend(rules.validation.iter().map(|rule| rule.condition.clone()));
+        }
+        let candidates = run::candidates(&rules.workflow, object, written, event);
+        for candidate in &candidates {
+            if let Some(condition) = &candidate.rule.condition {
+                conditions.push(condition.clone());
+                if candidate.becomes_true {
+                    conditions.push(Filter::Previous(Box::new(condition.clone())));
+                }
+            }
+        }
+        let hits = evaluate(conn, scope.schema, object, id, written.before, &conditions).await?;
+        let mut hits = hits.into_iter();
+        if validated {
+            let failed: Vec<bool> = hits.by_ref().take(rules.validation.len()).collect();
+            validation::enforce(scope, &rules.validation, &failed)?;
+        }
+        timers::follow(conn, scope.schema, &rules.workflow, id, written, event).await?;
+        let mut firing = Vec::new();
+        for candidate in candidates {
+            let holds = match &candidate.rule.condition {
+                None => true,
+                Some(_) => {
+                    let now = hits.next().unwrap_or(false);
+                    let before = candidate.becomes_true && hits.next().unwrap_or(false);
+                    now && !before
+                }
+            };
+            if holds {
+                firing.push(candidate.rule);
+            }
+        }
+        if firing.is_empty() {
+            return Ok(None);
+        }
+        run::fire_all(conn, scope, hooks, object, &firing, written.record.clone()).await
+    })
+}
+
+#[derive(diesel::QueryableByName)]
+struct Hits {
+    #[diesel(sql_type = Array<Bool>)]
+    hits: Vec<bool>,
+}
+
+/// Whether each of `conditions` holds for the record `id` as it is now
+/// (alias `t`) and was before the write (`tp`, from `before`; all null
+/// for a new record), in one statement.
+pub async fn evaluate(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    object: &ObjectDef,
+    id: Uuid,
+    before: Option<&Record>,
+    conditions: &[Filter],
+) -> Result<Vec<bool>> {
+    if conditions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parts: Vec<Sql> = conditions
+        .iter()
+        .map(|condition| {
+            let mut part = Sql::raw("coalesce((");
+            part.append(&condition.compile(schema, "t")).push("), false)");
+            part
+        })
+        .collect();
+    let mut query = Sql::raw("SELECT ARRAY[");
+    query.join(&parts, ", ").push("]::boolean[] AS hits FROM ");
+    query
+        .table(schema, &object.table)
+        .push(" t LEFT JOIN LATERAL jsonb_populate_record(NULL::");
+    query.table(schema, &object.table).push(", ");
+    query
+        .bind(Bind::Json(before.map(|before| columns_of(object, before))))
+        .push(") tp ON true WHERE t.id = ");
+    query.bind(Bind::Uuid(Some(id)));
+    let rows: Vec<Hits> = query.load(conn).await?;
+    Ok(rows
+        .into_iter()
+        .next()
+        .map_or_else(|| vec![false; conditions.len()], |row| row.hits))
+}
+
+/// A record document (API names) as its table's columns, for
+/// `jsonb_populate_record`.
+pub fn columns_of(object: &ObjectDef, record: &Record) -> Json {
+    let mut columns = serde_json::Map::new();
+    for field in &object.fields {
+        if let Some(value) = record.get(&field.value_key()) {
+            columns.insert(field.column.clone(), value.clone());
+        }
+    }
+    if let Some(at) = record.get("deletedAt") {
+        columns.insert("deleted_at".into(), at.clone());
+    }
+    Json::Object(columns)
+}
+
+/// After a promotion or revert that changed workflow rules: their timers
+/// and schedules follow them.
+fn promoted<'a>(
+    conn: &'a mut AsyncPgConnection,
+    schema: &'a str,
+    model: &'a crate::metadata::Model,
+    changes: &'a [Change],
+) -> BoxFuture<'a, Result<()>> {
+    Box::pin(async move {
+        let ids: Vec<Uuid> = changes
+            .iter()
+            .filter(|c| c.kind == Kind::WorkflowRule)
+            .filter_map(|c| Uuid::parse_str(&c.id).ok())
+            .collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        timers::sync(conn, schema, model, &ids).await
+    })
+}
