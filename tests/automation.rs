@@ -537,22 +537,25 @@ const CAPTURED: &str = "{ capturedEmails { subject to status textBody htmlBody h
 async fn auto_responders_send_over_smtp_from_production_and_sandboxes_capture_them() {
     let sink = Sink::start().await;
     let app = TestApp::start_automated(sink.config()).await;
+    // The auto-responder is built in a sandbox.
     app.data(
+        "mutation { createSandbox(input: { name: \"qa\" }) { name } }",
+        json!({}),
+    )
+    .await;
+    app.sandbox_data(
+        "qa",
         "mutation($input: CreateEmailTemplateInput!) { createEmailTemplate(input: $input) { id } }",
         json!({ "input": { "name": "Welcome", "object": "Lead", "subject": "Welcome, {{lead.firstName|friend}}",
             "textBody": "Hi {{lead.firstName}}, thanks for writing about {{lead.company}}.",
             "htmlBody": "<p>Hi {{lead.firstName}}</p>", "fromName": "Acme Sales" } }),
     )
     .await;
-    app.data(
+    app.sandbox_data(
+        "qa",
         CREATE_WORKFLOW,
         json!({ "input": { "name": "Auto-responder", "object": "Lead", "trigger": "CREATED",
             "actions": [{ "type": "SEND_EMAIL", "template": "Welcome", "to": ["email"] }] } }),
-    )
-    .await;
-    app.data(
-        "mutation { createSandbox(input: { name: \"qa\" }) { name } }",
-        json!({}),
     )
     .await;
 
@@ -579,6 +582,25 @@ async fn auto_responders_send_over_smtp_from_production_and_sandboxes_capture_th
         .any(|h| h["name"] == "From" && h["value"].as_str().unwrap().contains("Acme Sales")));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(sink.connections(), 0, "a sandbox sends nothing over the network");
+
+    // Promoted with its template, it answers production's leads.
+    let version = app
+        .scalar("SELECT metadata_version::bigint AS n FROM crm.workspace_settings")
+        .await;
+    let promoted = app
+        .data(
+            "mutation($version: Int!) { promoteSandbox(name: \"qa\", dryRun: false, expectedProductionVersion: $version) { applied changes { kind status } } }",
+            json!({ "version": version }),
+        )
+        .await;
+    assert_eq!(promoted["promoteSandbox"]["applied"], true, "{promoted:#}");
+    let kinds: Vec<&str> = promoted["promoteSandbox"]["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["EMAIL_TEMPLATE", "WORKFLOW_RULE"], "{promoted:#}");
 
     // Production's is sent through the SMTP server.
     let grace = app
@@ -771,4 +793,155 @@ async fn follow_ups_and_waits_fire_once_each_with_two_servers() {
         )
         .await;
     assert_eq!(bad_cron["extensions"]["field"], json!(["input", "schedule"]));
+}
+
+#[tokio::test]
+async fn workflow_triggers_on_stages_deletions_scores_and_owners_with_the_fewest_deals_and_stop_deep_cascades() {
+    let app = TestApp::start().await;
+    let (ana, _) = app.user("ana@example.com", "SALES").await;
+    let (ben, _) = app.user("ben@example.com", "SALES").await;
+    for name in ["One", "Two"] {
+        app.create("Opportunity", json!({ "name": name, "ownerId": ana })).await;
+    }
+    app.data(
+        CREATE_WORKFLOW,
+        json!({ "input": { "name": "Least busy", "object": "Lead", "trigger": "CREATED",
+            "actions": [{ "type": "ASSIGN_OWNER", "strategy": "LEAST_OPEN_DEALS", "users": [ana, ben] }] } }),
+    )
+    .await;
+    let lead = app
+        .data(CREATE_LEAD, json!({ "input": { "lastName": "Busy", "company": "Co" } }))
+        .await["createLead"]
+        .clone();
+    assert_eq!(lead["ownerId"], ben, "Ben has no open deals, Ana two");
+
+    // A deal moving to a won stage makes a kick-off task.
+    app.data(
+        CREATE_WORKFLOW,
+        json!({ "input": { "name": "Kick-off", "object": "Opportunity", "trigger": "STAGE_CHANGED",
+            "condition": { "isWon": { "eq": true } },
+            "actions": [{ "type": "CREATE_RECORD", "object": "Activity", "values": { "type": "TASK", "subject": "Kick off {{opportunity.name}}" } }] } }),
+    )
+    .await;
+    let deal = app.create("Opportunity", json!({ "name": "Big" })).await;
+    let won = app
+        .data(
+            "{ stages(filter: { name: { eq: \"Closed Won\" } }) { nodes { id } } }",
+            json!({}),
+        )
+        .await["stages"]["nodes"][0]["id"]
+        .clone();
+    app.data(
+        "mutation($id: ID!, $stage: ID!) { updateOpportunity(id: $id, input: { stageId: $stage }) { id } }",
+        json!({ "id": deal, "stage": won }),
+    )
+    .await;
+    let tasks = app
+        .data(
+            "query($id: ID!) { opportunity(id: $id) { activities { nodes { subject } } } }",
+            json!({ "id": deal }),
+        )
+        .await;
+    assert_eq!(
+        tasks["opportunity"]["activities"]["nodes"][0]["subject"], "Kick off Big",
+        "{tasks:#}"
+    );
+
+    // A deleted account leaves a note; a DELETED rule cannot change it.
+    app.data(
+        CREATE_WORKFLOW,
+        json!({ "input": { "name": "Deleted accounts", "object": "Account", "trigger": "DELETED",
+            "actions": [{ "type": "CREATE_RECORD", "object": "Activity", "values": { "type": "NOTE", "subject": "{{account.name}} was deleted" } }] } }),
+    )
+    .await;
+    let account = app.create("Account", json!({ "name": "Gone Ltd" })).await;
+    app.data(
+        "mutation($id: ID!) { deleteAccount(id: $id) { id } }",
+        json!({ "id": account }),
+    )
+    .await;
+    assert_eq!(
+        app.scalar("SELECT count(*) AS n FROM crm.activity WHERE subject = 'Gone Ltd was deleted'")
+            .await,
+        1
+    );
+    let refused = app
+        .error(
+            CREATE_WORKFLOW,
+            json!({ "input": { "name": "Undelete", "object": "Account", "trigger": "DELETED",
+                "actions": [{ "type": "SET_FIELDS", "values": { "name": "x" } }] } }),
+        )
+        .await;
+    assert_eq!(refused["extensions"]["field"], json!(["input", "actions", 0]));
+
+    // An email logged on a lead lifts its score past 50: SCORE_CROSSED.
+    app.data(
+        "mutation { createScoringRule(input: { name: \"Emails\", activityType: \"EMAIL\", points: 60 }) { id } }",
+        json!({}),
+    )
+    .await;
+    app.data(
+        CREATE_WORKFLOW,
+        json!({ "input": { "name": "Marketing qualified", "object": "Lead", "trigger": "SCORE_CROSSED", "scoreThreshold": 50,
+            "actions": [{ "type": "SET_FIELDS", "values": { "rating": "HOT" } }] } }),
+    )
+    .await;
+    let scored = app
+        .create("Lead", json!({ "lastName": "Scored", "company": "Co" }))
+        .await;
+    app.create(
+        "Activity",
+        json!({ "type": "EMAIL", "subject": "Hello", "leadId": scored }),
+    )
+    .await;
+    let lead = app
+        .data(
+            "query($id: ID!) { lead(id: $id) { score rating } }",
+            json!({ "id": scored }),
+        )
+        .await;
+    assert_eq!(lead["lead"], json!({ "score": 60, "rating": "HOT" }), "{lead:#}");
+
+    // Rules that fire each other in a chain stop five levels deep.
+    let chain = [
+        ("title", "company", json!("Chained")),
+        ("company", "phone", json!("+1 555 0100")),
+        ("phone", "firstName", json!("Chain")),
+        ("firstName", "rating", json!("WARM")),
+        ("rating", "source", json!("WEB")),
+        ("source", "status", json!("WORKING")),
+    ];
+    let mut ids = Vec::new();
+    for (i, (on, sets, value)) in chain.iter().enumerate() {
+        let mut values = serde_json::Map::new();
+        values.insert((*sets).to_owned(), value.clone());
+        let id = app
+            .data(
+                CREATE_WORKFLOW,
+                json!({ "input": { "name": format!("Chain {i}"), "object": "Lead", "trigger": "UPDATED", "triggerFields": [on],
+                    "condition": { "lastName": { "eq": "Chain" } },
+                    "actions": [{ "type": "SET_FIELDS", "values": values }] } }),
+            )
+            .await["createWorkflowRule"]["id"]
+            .clone();
+        ids.push(id);
+    }
+    let chained = app
+        .create("Lead", json!({ "lastName": "Chain", "company": "Start" }))
+        .await;
+    let after = app
+        .data(
+            "mutation($id: ID!) { updateLead(id: $id, input: { title: \"Go\" }) { source status } }",
+            json!({ "id": chained }),
+        )
+        .await;
+    assert_eq!(
+        after["updateLead"],
+        json!({ "source": "WEB", "status": "NEW" }),
+        "{after:#}"
+    );
+    let last = app.data(RUNS, json!({ "rule": ids[5] })).await["workflowRuns"][0].clone();
+    assert_eq!(last["status"], "FAILED");
+    assert_eq!(last["depth"], 5);
+    assert!(last["error"].as_str().unwrap().contains("levels deep"), "{last:#}");
 }

@@ -20,6 +20,7 @@
 //! Emails of a sandbox are rendered and kept (CAPTURED), never sent,
 //! unless an admin allowed their recipient domain for that sandbox.
 
+pub mod actions;
 pub mod api;
 pub mod email;
 pub mod rules;
@@ -47,7 +48,7 @@ use crate::records::{record_id, Filter, Record};
 pub fn register(surface: &mut Surface) {
     surface.on_every_write(written);
     surface.on_write("ValidationRule", validation::rule_written);
-    surface.on_write("WorkflowRule", run::rule_written);
+    surface.on_write("WorkflowRule", rules::rule_written);
     surface.on_write("EmailTemplate", email::template_written);
     surface.after_promotion(promoted);
     api::register(surface);
@@ -73,6 +74,14 @@ impl Event {
     }
 }
 
+/// Whether a write changed a record's values, not just its life state.
+fn values_changed(before: &Record, after: &Record) -> bool {
+    const BOOKKEEPING: &[&str] = &["deletedAt", "updatedAt", "version"];
+    after
+        .iter()
+        .any(|(key, value)| !BOOKKEEPING.contains(&key.as_str()) && before.get(key) != Some(value))
+}
+
 /// Whether a record is deleted.
 pub fn deleted(record: &Record) -> bool {
     record.get("deletedAt").is_some_and(|at| !at.is_null())
@@ -91,54 +100,120 @@ fn written<'a>(
         if object.access != Access::Record {
             return Ok(None);
         }
-        let Some(id) = record_id(written.record) else {
-            return Ok(None);
-        };
-        let rules = rules::active(conn, scope.schema, scope.model, object).await?;
-        if rules.is_empty() {
-            return Ok(None);
+        let now = react(conn, scope, hooks, object, written, false).await?;
+        // Leads the write rescored (an activity's): their scores may have
+        // crossed a SCORE_CROSSED rule's threshold.
+        for (lead, before, after) in scope.rescored.take() {
+            rescored(conn, scope, hooks, lead, before, after).await?;
         }
-        let event = Event::of(written);
-        let validated = matches!(event, Event::Created | Event::Updated);
-        let mut conditions: Vec<Filter> = Vec::new();
-        if validated {
-            conditions.extend(rules.validation.iter().map(|rule| rule.condition.clone()));
-        }
-        let candidates = run::candidates(&rules.workflow, object, written, event);
-        for candidate in &candidates {
-            if let Some(condition) = &candidate.rule.condition {
-                conditions.push(condition.clone());
-                if candidate.becomes_true {
-                    conditions.push(Filter::Previous(Box::new(condition.clone())));
-                }
-            }
-        }
-        let hits = evaluate(conn, scope.schema, object, id, written.before, &conditions).await?;
-        let mut hits = hits.into_iter();
-        if validated {
-            let failed: Vec<bool> = hits.by_ref().take(rules.validation.len()).collect();
-            validation::enforce(scope, &rules.validation, &failed)?;
-        }
-        timers::follow(conn, scope.schema, &rules.workflow, id, written, event).await?;
-        let mut firing = Vec::new();
-        for candidate in candidates {
-            let holds = match &candidate.rule.condition {
-                None => true,
-                Some(_) => {
-                    let now = hits.next().unwrap_or(false);
-                    let before = candidate.becomes_true && hits.next().unwrap_or(false);
-                    now && !before
-                }
-            };
-            if holds {
-                firing.push(candidate.rule);
-            }
-        }
-        if firing.is_empty() {
-            return Ok(None);
-        }
-        run::fire_all(conn, scope, hooks, object, &firing, written.record.clone()).await
+        Ok(now)
     })
+}
+
+/// The rules of `object` for a write of one of its records: validation,
+/// then workflow (only SCORE_CROSSED ones, for `scores_only`).
+async fn react(
+    conn: &mut AsyncPgConnection,
+    scope: &CheckScope<'_>,
+    hooks: &RecordHooks,
+    object: &ObjectDef,
+    written: Written<'_>,
+    scores_only: bool,
+) -> Result<Option<Record>> {
+    let Some(id) = record_id(written.record) else {
+        return Ok(None);
+    };
+    let mut rules = rules::active(conn, scope.schema, scope.model, object).await?;
+    if scores_only {
+        rules.validation.clear();
+        rules
+            .workflow
+            .retain(|rule| rule.trigger == rules::Trigger::ScoreCrossed);
+    }
+    if rules.is_empty() {
+        return Ok(None);
+    }
+    let event = Event::of(written);
+    // A restore that also changes values (an upsert onto a deleted
+    // record) is checked like an update; a plain restore is not.
+    let validated = match event {
+        Event::Created | Event::Updated => true,
+        Event::Restored => written
+            .before
+            .is_some_and(|before| values_changed(before, written.record)),
+        Event::Deleted => false,
+    };
+    let mut conditions: Vec<Filter> = Vec::new();
+    if validated {
+        conditions.extend(rules.validation.iter().map(|rule| rule.condition.clone()));
+    }
+    let candidates = run::candidates(&rules.workflow, object, written, event);
+    for candidate in &candidates {
+        if let Some(condition) = &candidate.rule.condition {
+            conditions.push(condition.clone());
+            if candidate.becomes_true {
+                conditions.push(Filter::Previous(Box::new(condition.before_write())));
+            }
+        }
+    }
+    let hits = evaluate(conn, scope.schema, object, id, written.before, &conditions).await?;
+    let mut hits = hits.into_iter();
+    if validated {
+        let failed: Vec<bool> = hits.by_ref().take(rules.validation.len()).collect();
+        validation::enforce(scope, &rules.validation, &failed)?;
+    }
+    if !scores_only {
+        timers::follow(conn, scope.schema, &rules.workflow, id, written, event).await?;
+    }
+    let mut firing = Vec::new();
+    for candidate in candidates {
+        let holds = match &candidate.rule.condition {
+            None => true,
+            Some(_) => {
+                let now = hits.next().unwrap_or(false);
+                let before = candidate.becomes_true && hits.next().unwrap_or(false);
+                now && !before
+            }
+        };
+        if holds {
+            firing.push((candidate.rule, run::Start::New));
+        }
+    }
+    if firing.is_empty() {
+        return Ok(None);
+    }
+    run::fire_all(conn, scope, hooks, object, &firing, written.record.clone()).await
+}
+
+/// A lead another write rescored from `before` to `after`: its
+/// SCORE_CROSSED rules, as if the lead had been written with its score.
+async fn rescored(
+    conn: &mut AsyncPgConnection,
+    scope: &CheckScope<'_>,
+    hooks: &RecordHooks,
+    lead: Uuid,
+    before: i32,
+    after: i32,
+) -> Result<()> {
+    if after <= before {
+        return Ok(());
+    }
+    let Some(object) = scope.model.object("Lead") else {
+        return Ok(());
+    };
+    let table = crate::records::Table::new(scope.schema, object);
+    let found = crate::records::get_many(conn, table, &crate::records::FieldSet::all(object), &[lead]).await?;
+    let Some(record) = found.get(&lead) else {
+        return Ok(());
+    };
+    let mut was = (**record).clone();
+    was.insert("score".into(), Json::from(before));
+    let was: Record = std::sync::Arc::new(was);
+    let written = Written {
+        before: Some(&was),
+        record,
+    };
+    react(conn, scope, hooks, object, written, true).await.map(drop)
 }
 
 #[derive(diesel::QueryableByName)]
@@ -184,6 +259,43 @@ pub async fn evaluate(
         .into_iter()
         .next()
         .map_or_else(|| vec![false; conditions.len()], |row| row.hits))
+}
+
+/// Refuses conditions PostgreSQL cannot run on the object's table (an
+/// operator its field's type has not: `contains` on a number), at `at`:
+/// checked when a rule is saved, so no write fails for it later. Runs in
+/// a savepoint, so a refusal leaves the caller's transaction usable.
+pub async fn compiles(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    object: &ObjectDef,
+    conditions: &[Filter],
+    at: &crate::graphql::input::Path,
+) -> Result<()> {
+    let parts: Vec<Sql> = conditions
+        .iter()
+        .map(|condition| {
+            let mut part = Sql::raw("coalesce((");
+            part.append(&condition.compile(schema, "t")).push("), false)");
+            part
+        })
+        .collect();
+    let mut query = Sql::raw("SELECT ");
+    query.join(&parts, ", ").push(" FROM ").table(schema, &object.table);
+    query.push(" t CROSS JOIN LATERAL (SELECT t.*) tp WHERE false");
+    let tried = diesel_async::AsyncConnection::transaction::<_, crate::error::CrmError, _>(conn, async |conn| {
+        query.execute(conn).await?;
+        Ok(())
+    })
+    .await;
+    match tried {
+        Err(err @ (crate::error::CrmError::Unavailable(_) | crate::error::CrmError::Timeout(_))) => Err(err),
+        Err(_) => Err(at.error(
+            "the condition compares a field in a way its type does not allow (text operators on a number, a list or \
+             a date?)",
+        )),
+        Ok(()) => Ok(()),
+    }
 }
 
 /// A record document (API names) as its table's columns, for

@@ -6,14 +6,16 @@
 use async_graphql::Value;
 use diesel::sql_types::Text;
 use diesel_async::AsyncPgConnection;
+use futures_util::future::BoxFuture;
 use serde_json::Value as Json;
 use uuid::Uuid;
 
 use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
 use crate::graphql::input::{self, Path};
+use crate::graphql::room::{CheckScope, Written};
 use crate::metadata::{Access, FieldDef, FieldKind, Model, ObjectDef};
-use crate::records::Filter;
+use crate::records::{record_id, Filter, Record};
 
 /// The most actions one rule carries.
 const MAX_ACTIONS: usize = 20;
@@ -348,6 +350,17 @@ pub fn workflow(model: &Model, object: &ObjectDef, row: &Json, at: &[String]) ->
         _ => None,
     };
     let actions = actions(model, object, &row["actions"], &at.at("actions"))?;
+    if trigger == Trigger::Deleted {
+        if let Some(i) = actions
+            .iter()
+            .position(|a| matches!(a, Action::SetFields { .. } | Action::AssignOwner { .. }))
+        {
+            return Err(at
+                .at("actions")
+                .index(i)
+                .error("a DELETED rule cannot change the deleted record; it can make records and send emails"));
+        }
+    }
     Ok(WorkflowRule {
         id: id_of(row)?,
         name: text(row, "name"),
@@ -489,5 +502,101 @@ fn strings(item: &Json, key: &str, at: &Path) -> Result<Vec<String>> {
             })
             .collect(),
         _ => Err(at.at(key).error(format!("{key} is a list of strings"))),
+    }
+}
+
+/// A rule saved through the API or a promotion must fit the model: its
+/// fields, templates (of its object) and users exist. Its timers and
+/// schedule follow it.
+pub fn rule_written<'a>(
+    conn: &'a mut AsyncPgConnection,
+    scope: &'a CheckScope<'a>,
+    written: Written<'a>,
+) -> BoxFuture<'a, Result<Option<Record>>> {
+    Box::pin(async move {
+        let id = record_id(written.record).ok_or_else(|| CrmError::internal("a rule without an id"))?;
+        if !super::deleted(written.record) {
+            let row = super::validation::stored_row(written.record);
+            let at = Path::from_parts(scope.at);
+            let object = self::object(scope.model, row["object"].as_str().unwrap_or_default(), &at)?;
+            let rule = workflow(scope.model, object, &row, scope.at)?;
+            if let Some(condition) = &rule.condition {
+                if matches!(rule.trigger, Trigger::Schedule | Trigger::DateOffset) && condition.compares_writes() {
+                    return Err(at.at("condition").error(
+                        "a SCHEDULE or DATE_OFFSET rule fires for records at rest: its condition cannot say changed or previous",
+                    ));
+                }
+                let mut conditions = vec![condition.clone()];
+                if rule.when_becomes_true {
+                    conditions.push(Filter::Previous(Box::new(condition.before_write())));
+                }
+                super::compiles(conn, scope.schema, object, &conditions, &at.at("condition")).await?;
+            }
+            check_names(conn, scope, &rule, &at).await?;
+        }
+        super::timers::sync(conn, scope.schema, scope.model, &[id]).await?;
+        let mut reset = Sql::raw("UPDATE ");
+        reset
+            .table(scope.schema, "workflow_state")
+            .push(" SET next_run_at = NULL, schedule = NULL WHERE rule_id = ");
+        reset.bind(Bind::Uuid(Some(id)));
+        reset.execute(conn).await?;
+        Ok(None)
+    })
+}
+
+#[derive(diesel::QueryableByName)]
+struct Template {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Text)]
+    object: String,
+}
+
+/// The templates and users a rule's actions name exist.
+async fn check_names(
+    conn: &mut AsyncPgConnection,
+    scope: &CheckScope<'_>,
+    rule: &WorkflowRule,
+    at: &Path,
+) -> Result<()> {
+    for (i, action) in rule.actions.iter().enumerate() {
+        let at = at.at("actions").index(i);
+        match action {
+            Action::SendEmail { template, .. } => {
+                let mut query = Sql::raw("SELECT name, object FROM ");
+                query
+                    .table(scope.schema, "email_template")
+                    .push(" WHERE deleted_at IS NULL AND name = ");
+                query.bind(Bind::Text(Some(template.clone())));
+                let found: Vec<Template> = query.load(conn).await?;
+                match found.first() {
+                    None => return Err(at.at("template").error(format!("no email template named {template}"))),
+                    Some(t) if t.object != rule.object => {
+                        return Err(at.at("template").error(format!(
+                            "{} is a template for {}, not {}",
+                            t.name, t.object, rule.object
+                        )))
+                    }
+                    Some(_) => {}
+                }
+            }
+            Action::AssignOwner { users, .. } => {
+                users_at(conn, users, &at).await?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+async fn users_at(conn: &mut AsyncPgConnection, names: &[String], at: &Path) -> Result<()> {
+    match super::actions::users(conn, names).await {
+        Err(CrmError::BadUserInput { message, field }) => {
+            let mut path = at.parts().to_vec();
+            path.extend(field);
+            Err(CrmError::bad_input_at(path, message))
+        }
+        other => other.map(drop),
     }
 }

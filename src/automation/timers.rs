@@ -172,6 +172,17 @@ pub async fn for_records(
         query.append(&due).push(" IS NOT NULL");
         query.push(" ON CONFLICT (rule_id, record_id) WHERE run_id IS NULL DO UPDATE SET due_at = EXCLUDED.due_at");
         query.execute(conn).await?;
+        // A record whose date the import emptied has no time to fire at.
+        let mut gone = Sql::raw("DELETE FROM ");
+        gone.table(schema, "workflow_timer")
+            .push(" w USING ")
+            .table(schema, &object.table);
+        gone.push(" t WHERE w.run_id IS NULL AND w.rule_id = ")
+            .bind(Bind::Uuid(Some(rule.id)));
+        gone.push(" AND w.record_id = t.id AND t.id = ANY(")
+            .bind(Bind::UuidArray(ids.to_vec()));
+        gone.push(") AND ").append(&due).push(" IS NULL");
+        gone.execute(conn).await?;
     }
     Ok(())
 }

@@ -73,6 +73,8 @@ pub fn rule_written<'a>(
         let at = crate::graphql::input::Path::from_parts(scope.at);
         let object = rules::object(scope.model, row["object"].as_str().unwrap_or_default(), &at)?;
         let rule = rules::validation(scope.model, object, &row, scope.at)?;
+        let condition = std::slice::from_ref(&rule.condition);
+        super::compiles(conn, scope.schema, object, condition, &at.at("errorCondition")).await?;
         let active = written.record.get("isActive").and_then(Json::as_bool).unwrap_or(true);
         if active {
             scope.notices.impact(impact(conn, scope.schema, object, &rule).await?);

@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::db::sql::{Bind, Sql};
 use crate::db::Database;
 use crate::error::{CrmError, Result};
-use crate::graphql::room::{CheckScope, FollowUps, Notices, RecordHooks};
+use crate::graphql::room::{CheckScope, Fired, Firing, FollowUps, Notices, RecordHooks, Rescored};
 use crate::metadata::custom::Customizations;
 use crate::metadata::Model;
 use crate::records::{FieldSet, Table};
@@ -113,8 +113,7 @@ impl Worker {
         };
         for workspace in workspaces {
             if let Err(err) = self.workspace(&workspace).await {
-                // A sandbox deleted meanwhile is not an error worth more.
-                tracing::debug!(%err, workspace = %workspace.name, "automation work in a workspace failed");
+                tracing::warn!(%err, workspace = %workspace.name, "automation work in a workspace failed");
             }
         }
         Ok(())
@@ -167,6 +166,8 @@ impl Worker {
             run_id: Option<Uuid>,
             #[diesel(sql_type = Nullable<diesel::sql_types::Integer>)]
             next_action: Option<i32>,
+            #[diesel(sql_type = Nullable<diesel::sql_types::Integer>)]
+            depth: Option<i32>,
         }
         let schema = workspace.pg_schema.as_str();
         let mut conn = self.db.conn().await?;
@@ -181,7 +182,7 @@ impl Worker {
             query
                 .push(&TIMER_BATCH.to_string())
                 .push(" FOR UPDATE SKIP LOCKED) RETURNING rule_id, record_id, run_id)");
-            query.push(" SELECT taken.rule_id, taken.record_id, taken.run_id, r.next_action FROM taken LEFT JOIN ");
+            query.push(" SELECT taken.rule_id, taken.record_id, taken.run_id, r.next_action, r.depth FROM taken LEFT JOIN ");
             query
                 .table(schema, "workflow_run")
                 .push(" r ON r.id = taken.run_id AND r.status = 'WAITING'");
@@ -206,8 +207,25 @@ impl Worker {
                     (Some(_), None) => continue,
                     (None, _) => Start::New,
                 };
-                self.due(conn, schema, &model, &context, rule, timer.record_id, start)
-                    .await?;
+                // A resumed run goes on as deep in its cascade as it was.
+                let depth = usize::try_from(timer.depth.unwrap_or(0)).unwrap_or(0);
+                let done = conn
+                    .transaction::<_, CrmError, _>(async |conn| {
+                        self.due(conn, schema, &model, &context, rule, timer.record_id, start, depth)
+                            .await
+                    })
+                    .await;
+                // One failing timer does not hold back the others: it is
+                // dropped (its run, if any, recorded FAILED) and logged.
+                if let Err(err) = done {
+                    if matches!(err, CrmError::Unavailable(_) | CrmError::Timeout(_)) {
+                        return Err(err);
+                    }
+                    tracing::warn!(%err, rule = %timer.rule_id, record = %timer.record_id, "a due workflow rule failed");
+                    if let Start::Resume { run, .. } = start {
+                        run::finish(conn, schema, run, "FAILED", &err.to_string()).await?;
+                    }
+                }
             }
             context.finish(conn, schema, &model).await?;
             Ok(timers.len())
@@ -227,9 +245,10 @@ impl Worker {
         rule: Option<&(WorkflowRule, bool)>,
         record: Uuid,
         start: Start,
+        depth: usize,
     ) -> Result<()> {
         let cancel = async |conn: &mut AsyncPgConnection, why: &str| match start {
-            Start::Resume { run, .. } => run::cancel(conn, schema, run, why).await,
+            Start::Resume { run, .. } => run::finish(conn, schema, run, "CANCELLED", why).await,
             Start::New => Ok(()),
         };
         let Some((rule, true)) = rule else {
@@ -244,21 +263,16 @@ impl Worker {
             return cancel(conn, "the record is deleted").await;
         };
         if let Some(condition) = &rule.condition {
-            let holds = super::evaluate(
-                conn,
-                schema,
-                object,
-                record,
-                Some(&found),
-                std::slice::from_ref(condition),
-            )
-            .await?;
+            // No write to compare with: `changed` and `previous` hold.
+            let at_rest = [condition.at_rest()];
+            let holds = super::evaluate(conn, schema, object, record, Some(&found), &at_rest).await?;
             if !holds.first().copied().unwrap_or(false) {
                 return cancel(conn, "the rule's condition no longer holds").await;
             }
         }
-        let scope = context.scope(model, schema);
-        run::fire(conn, &scope, &self.hooks, object, rule, found, start).await?;
+        let chain = vec![(Uuid::nil(), record); depth];
+        let scope = context.scope(model, schema, &chain);
+        run::fire_all(conn, &scope, &self.hooks, object, &[(rule, start)], found).await?;
         Ok(())
     }
 
@@ -309,7 +323,18 @@ impl Worker {
                 let Some(cron) = &rule.schedule else { continue };
                 let fresh = state.schedule != state.rule_schedule || state.next_run_at.is_none();
                 if !fresh {
-                    self.scheduled(conn, schema, &model, &context, &rule).await?;
+                    let done = conn
+                        .transaction::<_, CrmError, _>(async |conn| {
+                            self.scheduled(conn, schema, &model, &context, &rule).await
+                        })
+                        .await;
+                    // A failing schedule is logged and tried at its next time.
+                    if let Err(err) = done {
+                        if matches!(err, CrmError::Unavailable(_) | CrmError::Timeout(_)) {
+                            return Err(err);
+                        }
+                        tracing::warn!(%err, rule = %rule.name, "a scheduled workflow rule failed");
+                    }
                 }
                 let next = cron.find_next_occurrence(&now, false).ok();
                 let mut set = Sql::raw("UPDATE ");
@@ -356,8 +381,8 @@ impl Worker {
             let found = crate::records::get_many(conn, table, &FieldSet::all(object), chunk).await?;
             for id in chunk {
                 if let Some(record) = found.get(id) {
-                    let scope = context.scope(model, schema);
-                    run::fire(conn, &scope, &self.hooks, object, rule, record.clone(), Start::New).await?;
+                    let scope = context.scope(model, schema, &[]);
+                    run::fire_all(conn, &scope, &self.hooks, object, &[(rule, Start::New)], record.clone()).await?;
                 }
             }
         }
@@ -384,6 +409,18 @@ impl Worker {
         };
         let mut conn = self.db.conn().await?;
         conn.transaction::<_, CrmError, _>(async |conn| {
+            // A sandbox's allow-list may have shrunk since its emails were
+            // queued: those no longer allowed are captured, not sent.
+            let mut recheck = Sql::raw("UPDATE ");
+            recheck.table(schema, "email_outbox").push(
+                " e SET status = 'CAPTURED', last_error = 'its recipient domains are no longer allowed for this sandbox' \
+                 FROM crm_system.workspace w WHERE w.pg_schema = ",
+            );
+            recheck.bind(Bind::Text(Some(schema.to_owned()))).push(
+                " AND w.kind = 'sandbox' AND e.status = 'PENDING' AND EXISTS (SELECT 1 FROM unnest(e.recipients) r \
+                 WHERE NOT lower(split_part(r, '@', 2)) = ANY(w.email_domains))",
+            );
+            recheck.execute(conn).await?;
             let mut query = Sql::raw("SELECT id, sender, recipients, message, attempts FROM ");
             query.table(schema, "email_outbox");
             query.push(" WHERE status = 'PENDING' AND next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT ");
@@ -449,6 +486,8 @@ struct Context {
     everything: Visibility,
     follow_ups: FollowUps,
     notices: Notices,
+    fired: Fired,
+    rescored: Rescored,
 }
 
 impl Context {
@@ -458,10 +497,12 @@ impl Context {
             everything: Visibility::all(),
             follow_ups: FollowUps::default(),
             notices: Notices::default(),
+            fired: Fired::default(),
+            rescored: Rescored::default(),
         }
     }
 
-    fn scope<'a>(&'a self, model: &'a Model, schema: &'a str) -> CheckScope<'a> {
+    fn scope<'a>(&'a self, model: &'a Model, schema: &'a str, cascade: &'a [Firing]) -> CheckScope<'a> {
         CheckScope {
             model,
             schema,
@@ -470,13 +511,15 @@ impl Context {
             follow_ups: &self.follow_ups,
             notices: &self.notices,
             trail: &self.trail,
-            cascade: &[],
+            cascade,
+            fired: &self.fired,
+            rescored: &self.rescored,
         }
     }
 
     /// Runs what the transaction's writes asked for, before it commits.
     async fn finish(&self, conn: &mut AsyncPgConnection, schema: &str, model: &Model) -> Result<()> {
-        let scope = self.scope(model, schema);
+        let scope = self.scope(model, schema, &[]);
         self.follow_ups.run(conn, &scope).await
     }
 }

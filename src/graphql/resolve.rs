@@ -48,6 +48,10 @@ pub struct RequestContext {
     pub follow_ups: super::room::FollowUps,
     /// What the request's writes report beside their answer.
     pub notices: Arc<super::room::Notices>,
+    /// The workflow rules the current write's transaction fired.
+    pub fired: super::room::Fired,
+    /// Leads the current write's hooks rescored.
+    pub rescored: super::room::Rescored,
 }
 
 impl RequestContext {
@@ -86,6 +90,8 @@ impl RequestContext {
             record_visibility: entry.record_visibility.clone(),
             follow_ups: Default::default(),
             notices: Default::default(),
+            fired: Default::default(),
+            rescored: Default::default(),
         }
     }
 
@@ -100,6 +106,8 @@ impl RequestContext {
             notices: &self.notices,
             trail: &self.trail,
             cascade: &[],
+            fired: &self.fired,
+            rescored: &self.rescored,
         }
     }
 

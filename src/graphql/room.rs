@@ -68,8 +68,61 @@ pub struct CheckScope<'a> {
     pub trail: &'a crate::audit::Trail,
     /// The workflow rules whose actions led to this write, outermost
     /// first, each with the record it fired for: empty for a write a
-    /// client (or a promotion) made. Automation's loop guard and depth.
+    /// client (or a promotion) made. Automation's depth.
     pub cascade: &'a [Firing],
+    /// The rules fired in this transaction, for each record: a rule fires
+    /// once per record per transaction (automation's loop guard).
+    pub fired: &'a Fired,
+    /// Leads a hook rescored besides the record written (an activity's
+    /// lead), for automation's SCORE_CROSSED rules.
+    pub rescored: &'a Rescored,
+}
+
+/// Leads rescored by a write of another record: `(lead, score before,
+/// score after)`.
+#[derive(Default)]
+pub struct Rescored(std::sync::Mutex<Vec<(uuid::Uuid, i32, i32)>>);
+
+impl Rescored {
+    pub fn push(&self, lead: uuid::Uuid, before: i32, after: i32) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((lead, before, after));
+    }
+
+    /// The leads rescored so far, taken.
+    pub fn take(&self) -> Vec<(uuid::Uuid, i32, i32)> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+}
+
+/// The workflow rules a transaction fired, by record.
+#[derive(Default)]
+pub struct Fired(std::sync::Mutex<std::collections::HashSet<Firing>>);
+
+impl Fired {
+    /// Notes that `firing` fires now: false when it fired before in this
+    /// transaction, or when the transaction fired `most` rules already.
+    pub fn first(&self, firing: Firing, most: usize) -> bool {
+        let mut fired = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        fired.len() < most && fired.insert(firing)
+    }
+
+    /// How many rules fired so far.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+
+    /// Whether none did.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets them (the transaction ended).
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
 }
 
 /// A workflow rule firing for a record: `(rule id, record id)`.

@@ -95,7 +95,7 @@ pub async fn rescore(
     schema: &str,
     model: &Model,
     ids: &[Uuid],
-) -> Result<Vec<(Uuid, i32, Option<String>)>> {
+) -> Result<Vec<scoring::Rescored>> {
     scoring::lock(conn, schema, ids).await?;
     rescore_locked(conn, schema, model, ids).await
 }
@@ -107,7 +107,7 @@ pub async fn rescore_locked(
     schema: &str,
     model: &Model,
     ids: &[Uuid],
-) -> Result<Vec<(Uuid, i32, Option<String>)>> {
+) -> Result<Vec<scoring::Rescored>> {
     let Some(rules) = scoring::rules(conn, schema, model).await? else {
         return Ok(Vec::new());
     };
@@ -145,10 +145,10 @@ fn lead_written<'a>(
         };
         // The write locked the lead.
         let changed = rescore_locked(conn, scope.schema, scope.model, &[id]).await?;
-        Ok(changed.into_iter().next().map(|(_, score, grade)| {
+        Ok(changed.into_iter().next().map(|scored| {
             let mut now = (**record).clone();
-            now.insert("score".into(), json!(score));
-            now.insert("grade".into(), json!(grade));
+            now.insert("score".into(), json!(scored.score));
+            now.insert("grade".into(), json!(scored.grade));
             Arc::new(now)
         }))
     })
@@ -169,7 +169,10 @@ fn activity_written<'a>(
         let mut leads: Vec<Uuid> = written.before.and_then(lead).into_iter().collect();
         leads.extend(lead(written.record).filter(|id| !leads.contains(id)));
         if !leads.is_empty() {
-            rescore(conn, scope.schema, scope.model, &leads).await?;
+            // Automation hears of scores that moved (SCORE_CROSSED rules).
+            for scored in rescore(conn, scope.schema, scope.model, &leads).await? {
+                scope.rescored.push(scored.id, scored.before, scored.score);
+            }
         }
         Ok(None)
     })

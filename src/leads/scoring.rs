@@ -289,16 +289,13 @@ impl Scorer<'_> {
 
     /// Stores the score and grade of the leads `which` selects (on `t`)
     /// where they changed; answers the leads changed, with both.
-    async fn store(
-        &self,
-        conn: &mut AsyncPgConnection,
-        which: &Sql,
-        ids_in_batch: usize,
-    ) -> Result<Vec<(Uuid, i32, Option<String>)>> {
+    async fn store(&self, conn: &mut AsyncPgConnection, which: &Sql, ids_in_batch: usize) -> Result<Vec<Rescored>> {
         #[derive(diesel::QueryableByName)]
         struct Stored {
             #[diesel(sql_type = diesel::sql_types::Uuid)]
             id: Uuid,
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            before: i32,
             #[diesel(sql_type = diesel::sql_types::Integer)]
             score: i32,
             #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
@@ -309,10 +306,13 @@ impl Scorer<'_> {
         sql.push("), graded AS (SELECT id, score, ")
             .append(&self.grade("scored.score"))
             .push(" AS grade FROM scored) UPDATE ");
+        sql.table(self.schema, "lead")
+            .push(" AS l SET score = graded.score, grade = graded.grade FROM graded JOIN ");
+        // `o`, the same rows as the statement began: their scores before.
         sql.table(self.schema, "lead").push(
-            " AS l SET score = graded.score, grade = graded.grade FROM graded WHERE l.id = graded.id \
+            " AS o ON o.id = graded.id WHERE l.id = graded.id \
              AND (l.score IS DISTINCT FROM graded.score OR l.grade IS DISTINCT FROM graded.grade) \
-             RETURNING l.id, l.score, l.grade",
+             RETURNING l.id, o.score AS before, l.score, l.grade",
         );
         // A batch is planned for its values; a write's few leads reuse the
         // connection's prepared statement (the same rules, the same text).
@@ -322,19 +322,33 @@ impl Scorer<'_> {
             sql
         };
         let rows: Vec<Stored> = sql.load(conn).await?;
-        Ok(rows.into_iter().map(|r| (r.id, r.score, r.grade)).collect())
+        Ok(rows
+            .into_iter()
+            .map(|r| Rescored {
+                id: r.id,
+                before: r.before,
+                score: r.score,
+                grade: r.grade,
+            })
+            .collect())
     }
 
     /// Rescores the unconverted leads among `ids`; answers those changed.
-    pub async fn rescore(
-        &self,
-        conn: &mut AsyncPgConnection,
-        ids: &[Uuid],
-    ) -> Result<Vec<(Uuid, i32, Option<String>)>> {
+    pub async fn rescore(&self, conn: &mut AsyncPgConnection, ids: &[Uuid]) -> Result<Vec<Rescored>> {
         let mut which = Sql::raw("t.converted_at IS NULL AND t.id = ANY(");
         which.bind(Bind::UuidArray(ids.to_vec())).push(")");
         self.store(conn, &which, ids.len()).await
     }
+}
+
+/// A lead whose score or grade a rescoring changed.
+#[derive(Debug, Clone)]
+pub struct Rescored {
+    pub id: Uuid,
+    /// Its score before.
+    pub before: i32,
+    pub score: i32,
+    pub grade: Option<String>,
 }
 
 /// The next batch of live unconverted leads after `after`, by id.

@@ -476,6 +476,8 @@ async fn checked(
         notices: &notices,
         trail: target.trail,
         cascade: &[],
+        fired: &Default::default(),
+        rescored: &Default::default(),
     };
     let written = Written { before: None, record };
     checks.run(conn, &scope, object, written).await?;

@@ -166,6 +166,44 @@ impl Filter {
 }
 
 impl Filter {
+    /// The condition as it held before a write, to be compiled under
+    /// [`Filter::Previous`]: `previous` is then the values themselves and
+    /// `changed` is false (nothing had changed yet).
+    pub fn before_write(&self) -> Filter {
+        self.map_changes(&|filter| match filter {
+            Filter::Previous(inner) => (**inner).clone(),
+            _ => Filter::Any(Vec::new()),
+        })
+    }
+
+    /// The condition of a record at rest (a timer's or a schedule's, a
+    /// waiting run's): no write to compare with, so `changed` and
+    /// `previous` hold.
+    pub fn at_rest(&self) -> Filter {
+        self.map_changes(&|_| Filter::All(Vec::new()))
+    }
+
+    /// The filter with each `changed` and `previous` replaced by `with`.
+    fn map_changes(&self, with: &dyn Fn(&Filter) -> Filter) -> Filter {
+        match self {
+            Filter::All(items) => Filter::All(items.iter().map(|f| f.map_changes(with)).collect()),
+            Filter::Any(items) => Filter::Any(items.iter().map(|f| f.map_changes(with)).collect()),
+            Filter::Not(inner) => Filter::Not(Box::new(inner.map_changes(with))),
+            Filter::Previous(_) | Filter::Changed(_) => with(self),
+            other => other.clone(),
+        }
+    }
+
+    /// Whether the condition says `changed` or `previous` anywhere.
+    pub fn compares_writes(&self) -> bool {
+        match self {
+            Filter::All(items) | Filter::Any(items) => items.iter().any(Filter::compares_writes),
+            Filter::Not(inner) => inner.compares_writes(),
+            Filter::Previous(_) | Filter::Changed(_) => true,
+            _ => false,
+        }
+    }
+
     /// The condition as SQL on table alias `alias`; related tables are read
     /// from the workspace schema `schema`.
     pub fn compile(&self, schema: &str, alias: &str) -> Sql {

@@ -430,6 +430,11 @@ async fn fill(
         .await?
         .model()?;
     crate::duplicates::indexes::sync(conn, &schema, &model).await?;
+    // Copied DATE_OFFSET rules fire for the copied records too (at times
+    // still to come; only what the sandbox captures leaves it).
+    let rules = crate::automation::rules::with_trigger(conn, &schema, &model, "DATE_OFFSET").await?;
+    let ids: Vec<uuid::Uuid> = rules.iter().map(|rule| rule.id).collect();
+    crate::automation::timers::sync(conn, &schema, &model, &ids).await?;
     Ok(())
 }
 

@@ -367,7 +367,7 @@ async fn write(
     counts: &Counts,
     progress: &Progress,
 ) -> Result<(Written, i64)> {
-    let matched = count(conn, "NOT s.failed AND s.target IS NOT NULL").await?;
+    let mut matched = 0;
     let mut rehearsed = None;
     let mut failed = counts.failed;
     let done = conn
@@ -404,6 +404,8 @@ async fn write(
                 .await?;
                 start = end;
             }
+            // Rows validation rules refused are no longer matched.
+            matched = count(conn, "NOT s.failed AND s.target IS NOT NULL").await?;
             let outcome = Outcome {
                 succeeded: true,
                 message: None,
