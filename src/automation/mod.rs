@@ -123,12 +123,18 @@ async fn react(
     let Some(id) = record_id(written.record) else {
         return Ok(None);
     };
-    let mut rules = rules::active(conn, scope.schema, scope.model, object).await?;
+    let mut rules = rules::active_in(conn, scope, object).await?;
     if scores_only {
-        rules.validation.clear();
-        rules
+        let workflow = rules
             .workflow
-            .retain(|rule| rule.trigger == rules::Trigger::ScoreCrossed);
+            .iter()
+            .filter(|rule| rule.trigger == rules::Trigger::ScoreCrossed)
+            .cloned()
+            .collect();
+        rules = std::sync::Arc::new(rules::Rules {
+            validation: Vec::new(),
+            workflow,
+        });
     }
     if rules.is_empty() {
         return Ok(None);

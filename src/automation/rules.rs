@@ -189,6 +189,22 @@ pub async fn active(conn: &mut AsyncPgConnection, schema: &str, model: &Model, o
     Ok(rules)
 }
 
+/// [`active`], read once per transaction: a write's nested writes (the
+/// fields its rules set) read the same rules.
+pub async fn active_in(
+    conn: &mut AsyncPgConnection,
+    scope: &CheckScope<'_>,
+    object: &ObjectDef,
+) -> Result<std::sync::Arc<Rules>> {
+    let key = format!("rules:{}.{}", scope.schema, object.name);
+    if let Some(rules) = scope.state.kept(&key).and_then(|kept| kept.downcast::<Rules>().ok()) {
+        return Ok(rules);
+    }
+    let rules = std::sync::Arc::new(active(conn, scope.schema, scope.model, object).await?);
+    scope.state.keep(key, rules.clone());
+    Ok(rules)
+}
+
 /// The active workflow rules of every object with `trigger`, for the
 /// worker (schedules, date offsets).
 pub async fn with_trigger(

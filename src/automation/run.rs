@@ -99,11 +99,11 @@ pub async fn fire_all(
     let mut runnable = Vec::new();
     for (rule, start) in rules {
         let mut run = Run::new(rule, &object.name, id, scope.cascade.len(), *start);
-        if scope.fired.len() >= MAX_FIRINGS {
+        if scope.state.len() >= MAX_FIRINGS {
             run.error = Some(format!(
                 "stopped: {MAX_FIRINGS} workflow rules fired in one transaction (rules making records that fire rules?)"
             ));
-        } else if !scope.fired.first((rule.id, id), MAX_FIRINGS) {
+        } else if !scope.state.first((rule.id, id), MAX_FIRINGS) {
             // It fired for this record in this transaction already.
             continue;
         } else if scope.cascade.len() >= MAX_DEPTH {
@@ -132,9 +132,7 @@ pub async fn fire_all(
             }
         }
     }
-    for run in &runs {
-        run.save(conn, scope.schema).await?;
-    }
+    save(conn, scope.schema, &runs).await?;
     Ok(now)
 }
 
@@ -164,7 +162,7 @@ async fn pass(
         notices: &notices,
         trail: &trail,
         cascade: &chain,
-        fired: scope.fired,
+        state: scope.state,
         rescored: scope.rescored,
     };
     let mut draft = record.clone();
@@ -278,75 +276,99 @@ impl<'r> Run<'r> {
         self.error = Some(error);
     }
 
-    /// Records the run (and, waiting, when it goes on).
-    async fn save(&self, conn: &mut AsyncPgConnection, schema: &str) -> Result<()> {
-        let (next, resume) = match self.waiting {
+    /// When a waiting run goes on: the action and the instant.
+    fn resume(&self) -> (Option<i32>, Option<DateTime<Utc>>) {
+        match self.waiting {
             Some((next, at)) => (Some(i32::try_from(next).unwrap_or(i32::MAX)), Some(at)),
             None => (None, None),
-        };
-        let finished = if self.waiting.is_some() { "NULL" } else { "now()" };
-        let mut query;
-        if self.resumed {
-            query = Sql::raw("UPDATE ");
-            query.table(schema, "workflow_run").push(" SET status = ");
-            query.bind(Bind::Text(Some(self.status.to_owned())));
-            query
-                .push(", actions = actions || ")
-                .bind(Bind::Json(Some(Json::Array(self.actions.clone()))));
-            query.push(", error = ").bind(Bind::Text(self.error.clone()));
-            query.push(", finished_at = ").push(finished);
-            query.push(", next_action = ").bind(Bind::Int(next));
-            query.push(", resume_at = ").bind(Bind::DateTime(resume));
-            query.push(" WHERE id = ").bind(Bind::Uuid(Some(self.id)));
-        } else {
-            query = Sql::raw("INSERT INTO ");
-            query.table(schema, "workflow_run").push(
-                " (id, rule_id, rule_name, object, record_id, trigger, status, actions, error, depth, finished_at, \
-                 next_action, resume_at) VALUES (",
-            );
-            query.bind(Bind::Uuid(Some(self.id))).push(", ");
-            query.bind(Bind::Uuid(Some(self.rule.id))).push(", ");
-            query.bind(Bind::Text(Some(self.rule.name.clone()))).push(", ");
-            query.bind(Bind::Text(Some(self.object.to_owned()))).push(", ");
-            query.bind(Bind::Uuid(Some(self.record))).push(", ");
-            query
-                .bind(Bind::Text(Some(self.rule.trigger.as_str().to_owned())))
-                .push(", ");
-            query.bind(Bind::Text(Some(self.status.to_owned()))).push(", ");
-            query
-                .bind(Bind::Json(Some(Json::Array(self.actions.clone()))))
-                .push(", ");
-            query.bind(Bind::Text(self.error.clone())).push(", ");
-            query
-                .bind(Bind::Int(Some(i32::try_from(self.depth).unwrap_or(i32::MAX))))
-                .push(", ");
-            query.push(finished).push(", ");
-            query
-                .bind(Bind::Int(next))
-                .push(", ")
-                .bind(Bind::DateTime(resume))
-                .push(")");
         }
+    }
+
+    /// `(id, rule_id, …, resume_at)` of a new run's row.
+    fn values(&self) -> Sql {
+        let (next, resume) = self.resume();
+        let mut row = Sql::raw("(");
+        row.bind(Bind::Uuid(Some(self.id))).push(", ");
+        row.bind(Bind::Uuid(Some(self.rule.id))).push(", ");
+        row.bind(Bind::Text(Some(self.rule.name.clone()))).push(", ");
+        row.bind(Bind::Text(Some(self.object.to_owned()))).push(", ");
+        row.bind(Bind::Uuid(Some(self.record))).push(", ");
+        row.bind(Bind::Text(Some(self.rule.trigger.as_str().to_owned())))
+            .push(", ");
+        row.bind(Bind::Text(Some(self.status.to_owned()))).push(", ");
+        row.bind(Bind::Json(Some(Json::Array(self.actions.clone())))).push(", ");
+        row.bind(Bind::Text(self.error.clone())).push(", ");
+        row.bind(Bind::Int(Some(i32::try_from(self.depth).unwrap_or(i32::MAX))));
+        row.push(if self.waiting.is_some() {
+            ", NULL, "
+        } else {
+            ", now(), "
+        });
+        row.bind(Bind::Int(next))
+            .push(", ")
+            .bind(Bind::DateTime(resume))
+            .push(")");
+        row
+    }
+}
+
+/// Records runs: the new ones in one statement, a resumed one by updating
+/// its row; and when the waiting ones go on.
+async fn save(conn: &mut AsyncPgConnection, schema: &str, runs: &[Run<'_>]) -> Result<()> {
+    let new: Vec<Sql> = runs.iter().filter(|r| !r.resumed).map(Run::values).collect();
+    if !new.is_empty() {
+        let mut insert = Sql::raw("INSERT INTO ");
+        insert.table(schema, "workflow_run").push(
+            " (id, rule_id, rule_name, object, record_id, trigger, status, actions, error, depth, finished_at, \
+             next_action, resume_at) VALUES ",
+        );
+        insert.join(&new, ", ");
+        insert.execute(conn).await?;
+    }
+    for run in runs.iter().filter(|r| r.resumed) {
+        let (next, resume) = run.resume();
+        let mut query = Sql::raw("UPDATE ");
+        query.table(schema, "workflow_run").push(" SET status = ");
+        query.bind(Bind::Text(Some(run.status.to_owned())));
+        query
+            .push(", actions = actions || ")
+            .bind(Bind::Json(Some(Json::Array(run.actions.clone()))));
+        query.push(", error = ").bind(Bind::Text(run.error.clone()));
+        query.push(if run.waiting.is_some() {
+            ", finished_at = NULL"
+        } else {
+            ", finished_at = now()"
+        });
+        query.push(", next_action = ").bind(Bind::Int(next));
+        query.push(", resume_at = ").bind(Bind::DateTime(resume));
+        query.push(" WHERE id = ").bind(Bind::Uuid(Some(run.id)));
         query.execute(conn).await?;
-        if let Some(at) = resume {
-            let mut timer = Sql::raw("INSERT INTO ");
-            timer
-                .table(schema, "workflow_timer")
-                .push(" (rule_id, record_id, due_at, run_id) VALUES (");
-            timer
-                .bind(Bind::Uuid(Some(self.rule.id)))
+    }
+    let timers: Vec<Sql> = runs
+        .iter()
+        .filter_map(|run| {
+            let at = run.resume().1?;
+            let mut row = Sql::raw("(");
+            row.bind(Bind::Uuid(Some(run.rule.id)))
                 .push(", ")
-                .bind(Bind::Uuid(Some(self.record)));
-            timer
-                .push(", ")
+                .bind(Bind::Uuid(Some(run.record)));
+            row.push(", ")
                 .bind(Bind::DateTime(Some(at)))
                 .push(", ")
-                .bind(Bind::Uuid(Some(self.id)))
+                .bind(Bind::Uuid(Some(run.id)))
                 .push(")");
-            timer.execute(conn).await?;
-        }
-        Ok(())
+            Some(row)
+        })
+        .collect();
+    if !timers.is_empty() {
+        let mut insert = Sql::raw("INSERT INTO ");
+        insert
+            .table(schema, "workflow_timer")
+            .push(" (rule_id, record_id, due_at, run_id) VALUES ");
+        insert.join(&timers, ", ");
+        insert.execute(conn).await?;
     }
+    Ok(())
 }
 
 /// Ends a waiting run that will not go on: CANCELLED (its rule is off or

@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::db::sql::{Bind, Sql};
 use crate::db::Database;
 use crate::error::{CrmError, Result};
-use crate::graphql::room::{CheckScope, Fired, Firing, FollowUps, Notices, RecordHooks, Rescored};
+use crate::graphql::room::{CheckScope, Firing, FollowUps, Notices, RecordHooks, Rescored, TransactionState};
 use crate::metadata::custom::Customizations;
 use crate::metadata::Model;
 use crate::records::{FieldSet, Table};
@@ -271,7 +271,12 @@ impl Worker {
             }
         }
         let chain = vec![(Uuid::nil(), record); depth];
-        let scope = context.scope(model, schema, &chain);
+        // Each due firing has a transaction's budget of its own.
+        let state = TransactionState::default();
+        let scope = CheckScope {
+            state: &state,
+            ..context.scope(model, schema, &chain)
+        };
         run::fire_all(conn, &scope, &self.hooks, object, &[(rule, start)], found).await?;
         Ok(())
     }
@@ -381,7 +386,11 @@ impl Worker {
             let found = crate::records::get_many(conn, table, &FieldSet::all(object), chunk).await?;
             for id in chunk {
                 if let Some(record) = found.get(id) {
-                    let scope = context.scope(model, schema, &[]);
+                    let state = TransactionState::default();
+                    let scope = CheckScope {
+                        state: &state,
+                        ..context.scope(model, schema, &[])
+                    };
                     run::fire_all(conn, &scope, &self.hooks, object, &[(rule, Start::New)], record.clone()).await?;
                 }
             }
@@ -486,7 +495,7 @@ struct Context {
     everything: Visibility,
     follow_ups: FollowUps,
     notices: Notices,
-    fired: Fired,
+    state: TransactionState,
     rescored: Rescored,
 }
 
@@ -497,7 +506,7 @@ impl Context {
             everything: Visibility::all(),
             follow_ups: FollowUps::default(),
             notices: Notices::default(),
-            fired: Fired::default(),
+            state: TransactionState::default(),
             rescored: Rescored::default(),
         }
     }
@@ -512,7 +521,7 @@ impl Context {
             notices: &self.notices,
             trail: &self.trail,
             cascade,
-            fired: &self.fired,
+            state: &self.state,
             rescored: &self.rescored,
         }
     }

@@ -168,7 +168,22 @@ pub async fn check(
     changed: &(dyn Fn(&Rule) -> bool + Sync),
 ) -> Result<Vec<Matches>> {
     let mut out = Vec::new();
-    for rule in rules::active(conn, scope.schema, scope.model, Some(&object.name)).await? {
+    // Read once per transaction: the fields workflow rules set in the same
+    // transaction are checked against the same rules.
+    let key = format!("duplicates:{}.{}", scope.schema, object.name);
+    let kept = scope
+        .state
+        .kept(&key)
+        .and_then(|kept| kept.downcast::<Vec<Rule>>().ok());
+    let active = match kept {
+        Some(active) => active,
+        None => {
+            let active = std::sync::Arc::new(rules::active(conn, scope.schema, scope.model, Some(&object.name)).await?);
+            scope.state.keep(key, active.clone());
+            active
+        }
+    };
+    for rule in active.iter().cloned() {
         if !changed(&rule) {
             continue;
         }

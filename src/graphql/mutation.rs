@@ -68,7 +68,7 @@ macro_rules! audited {
     ($context:expr, |$conn:ident| $body:block) => {{
         let context: &$crate::graphql::resolve::RequestContext = $context;
         let notices = context.notices.len();
-        context.fired.clear();
+        context.state.clear();
         let mut conn = context.db.conn().await?;
         let done =
             diesel_async::AsyncConnection::transaction::<_, $crate::error::CrmError, _>(&mut conn, async |$conn| {
@@ -82,7 +82,7 @@ macro_rules! audited {
         // What a failed write asked for is not the next one's to do, and
         // what it warned of did not happen.
         context.follow_ups.clear();
-        context.fired.clear();
+        context.state.clear();
         if done.is_err() {
             context.notices.truncate(notices);
         }

@@ -49,7 +49,7 @@ pub struct RequestContext {
     /// What the request's writes report beside their answer.
     pub notices: Arc<super::room::Notices>,
     /// The workflow rules the current write's transaction fired.
-    pub fired: super::room::Fired,
+    pub state: super::room::TransactionState,
     /// Leads the current write's hooks rescored.
     pub rescored: super::room::Rescored,
 }
@@ -90,7 +90,7 @@ impl RequestContext {
             record_visibility: entry.record_visibility.clone(),
             follow_ups: Default::default(),
             notices: Default::default(),
-            fired: Default::default(),
+            state: Default::default(),
             rescored: Default::default(),
         }
     }
@@ -106,7 +106,7 @@ impl RequestContext {
             notices: &self.notices,
             trail: &self.trail,
             cascade: &[],
-            fired: &self.fired,
+            state: &self.state,
             rescored: &self.rescored,
         }
     }

@@ -70,9 +70,10 @@ pub struct CheckScope<'a> {
     /// first, each with the record it fired for: empty for a write a
     /// client (or a promotion) made. Automation's depth.
     pub cascade: &'a [Firing],
-    /// The rules fired in this transaction, for each record: a rule fires
-    /// once per record per transaction (automation's loop guard).
-    pub fired: &'a Fired,
+    /// What the transaction's writes share: the workflow rules fired for
+    /// each record (a rule fires once per record per transaction,
+    /// automation's loop guard) and what rooms read once per transaction.
+    pub state: &'a TransactionState,
     /// Leads a hook rescored besides the record written (an activity's
     /// lead), for automation's SCORE_CROSSED rules.
     pub rescored: &'a Rescored,
@@ -97,11 +98,20 @@ impl Rescored {
     }
 }
 
-/// The workflow rules a transaction fired, by record.
+/// What one transaction's writes share: the workflow rules it fired, by
+/// record; and what rooms read once for it (an object's active rules,
+/// scoring and duplicate rules, which the nested writes of workflow rules
+/// read again), never across transactions.
 #[derive(Default)]
-pub struct Fired(std::sync::Mutex<std::collections::HashSet<Firing>>);
+pub struct TransactionState(
+    std::sync::Mutex<std::collections::HashSet<Firing>>,
+    std::sync::Mutex<std::collections::HashMap<String, Kept>>,
+);
 
-impl Fired {
+/// A value kept for a transaction.
+pub type Kept = std::sync::Arc<dyn std::any::Any + Send + Sync>;
+
+impl TransactionState {
     /// Notes that `firing` fires now: false when it fired before in this
     /// transaction, or when the transaction fired `most` rules already.
     pub fn first(&self, firing: Firing, most: usize) -> bool {
@@ -119,9 +129,27 @@ impl Fired {
         self.len() == 0
     }
 
-    /// Forgets them (the transaction ended).
+    /// The value kept under `key` in this transaction, if any.
+    pub fn kept(&self, key: &str) -> Option<Kept> {
+        self.1
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    /// Keeps `value` under `key` until the transaction ends.
+    pub fn keep(&self, key: String, value: Kept) {
+        self.1
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(key, value);
+    }
+
+    /// Forgets everything (the transaction ended).
     pub fn clear(&self) {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.1.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 }
 

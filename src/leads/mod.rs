@@ -144,7 +144,7 @@ fn lead_written<'a>(
             return Ok(None);
         };
         // The write locked the lead.
-        let changed = rescore_locked(conn, scope.schema, scope.model, &[id]).await?;
+        let changed = rescore_in(conn, scope, &[id]).await?;
         Ok(changed.into_iter().next().map(|scored| {
             let mut now = (**record).clone();
             now.insert("score".into(), json!(scored.score));
@@ -152,6 +152,37 @@ fn lead_written<'a>(
             Arc::new(now)
         }))
     })
+}
+
+/// [`rescore_locked`] in a write's transaction, the rules read once for
+/// it (the fields workflow rules set are scored by the same rules).
+async fn rescore_in(
+    conn: &mut AsyncPgConnection,
+    scope: &CheckScope<'_>,
+    ids: &[Uuid],
+) -> Result<Vec<scoring::Rescored>> {
+    let key = format!("scoring:{}", scope.schema);
+    let kept = scope
+        .state
+        .kept(&key)
+        .and_then(|kept| kept.downcast::<Option<Vec<scoring::Rule>>>().ok());
+    let rules = match kept {
+        Some(rules) => rules,
+        None => {
+            let rules = Arc::new(scoring::rules(conn, scope.schema, scope.model).await?);
+            scope.state.keep(key, rules.clone());
+            rules
+        }
+    };
+    let Some(rules) = rules.as_ref() else {
+        return Ok(Vec::new());
+    };
+    let scorer = Scorer {
+        schema: scope.schema,
+        rules,
+        now: Utc::now(),
+    };
+    scorer.rescore(conn, ids).await
 }
 
 /// A lead's activities count for its score: its score follows them.

@@ -476,7 +476,7 @@ async fn checked(
         notices: &notices,
         trail: target.trail,
         cascade: &[],
-        fired: &Default::default(),
+        state: &Default::default(),
         rescored: &Default::default(),
     };
     let written = Written { before: None, record };
