@@ -474,6 +474,14 @@ async fn workflow_rules_change_records_make_tasks_assign_owners_and_record_each_
         )
         .await["createWorkflowRule"]["id"]
         .clone();
+    let welcome = app
+        .data(
+            CREATE_WORKFLOW,
+            json!({ "input": { "name": "Welcome task", "object": "Lead", "trigger": "CREATED",
+                "actions": [{ "type": "CREATE_RECORD", "object": "Activity", "values": { "type": "TASK", "subject": "Welcome {{lead.lastName}}" } }] } }),
+        )
+        .await["createWorkflowRule"]["id"]
+        .clone();
     let kept = app
         .data(
             CREATE_LEAD,
@@ -487,6 +495,14 @@ async fn workflow_rules_change_records_make_tasks_assign_owners_and_record_each_
     assert!(
         failed["error"].as_str().unwrap().contains("Forbidden is not a company"),
         "{failed:#}"
+    );
+    // The rule that fired beside it still made its task.
+    let beside = app.data(RUNS, json!({ "rule": welcome })).await["workflowRuns"][0].clone();
+    assert_eq!(beside["status"], "SUCCEEDED", "{beside:#}");
+    assert_eq!(
+        app.scalar("SELECT count(*) AS n FROM crm.activity WHERE subject = 'Welcome Kept'")
+            .await,
+        1
     );
 
     // The runs are on the record's timeline.
@@ -901,6 +917,39 @@ async fn workflow_triggers_on_stages_deletions_scores_and_owners_with_the_fewest
         )
         .await;
     assert_eq!(lead["lead"], json!({ "score": 60, "rating": "HOT" }), "{lead:#}");
+
+    // A batch of 400 leads fires three rules for each: 1,200 firings in one
+    // transaction, each write's cascade well inside its budget.
+    for (name, field, value) in [
+        ("Batch title", "title", "Batched"),
+        ("Batch phone", "phone", "+1 555 0199"),
+        ("Batch rating", "rating", "COLD"),
+    ] {
+        let mut values = serde_json::Map::new();
+        values.insert(field.to_owned(), json!(value));
+        app.data(
+            CREATE_WORKFLOW,
+            json!({ "input": { "name": name, "object": "Lead", "trigger": "CREATED", "condition": { "company": { "eq": "Batch" } },
+                "actions": [{ "type": "SET_FIELDS", "values": values }] } }),
+        )
+        .await;
+    }
+    let inputs: Vec<Value> = (0..400)
+        .map(|i| json!({ "lastName": format!("B{i}"), "company": "Batch" }))
+        .collect();
+    app.data(
+        "mutation($inputs: [CreateLeadInput!]!) { createLeads(inputs: $inputs) { id } }",
+        json!({ "inputs": inputs }),
+    )
+    .await;
+    assert_eq!(
+        app.scalar(
+            "SELECT count(*) AS n FROM crm.lead WHERE company = 'Batch' AND title = 'Batched' \
+             AND phone = '+1 555 0199' AND rating = 'COLD'"
+        )
+        .await,
+        400
+    );
 
     // Rules that fire each other in a chain stop five levels deep.
     let chain = [

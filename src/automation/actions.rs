@@ -73,10 +73,26 @@ pub async fn run(
 fn set(done: &mut Done, assignments: Vec<write::Assignment>) {
     let mut draft = (*done.draft).clone();
     for (field, value) in &assignments {
-        draft.insert(field.value_key(), shown(value));
+        let mut value = shown(value);
+        // Money and percentages are stored with two places: show them so.
+        if matches!(field.kind, FieldKind::Currency | FieldKind::Percent) {
+            if let Some(text) = value.as_str() {
+                value = Json::String(two_places(text));
+            }
+        }
+        draft.insert(field.value_key(), value);
     }
     done.draft = std::sync::Arc::new(draft);
     done.sets.extend(assignments);
+}
+
+/// A decimal's text with at least two places (`12.5` → `12.50`).
+fn two_places(text: &str) -> String {
+    match text.split_once('.') {
+        None => format!("{text}.00"),
+        Some((_, places)) if places.len() < 2 => format!("{text}{}", "0".repeat(2 - places.len())),
+        Some(_) => text.to_owned(),
+    }
 }
 
 /// A value as a record document holds it.

@@ -162,87 +162,67 @@ fn run_type() -> Object {
 }
 
 fn email_type() -> Object {
-    Object::new("Email")
-        .description("An email automation rendered: sent, to be sent, failed, or captured in a sandbox.")
-        .field(json("id", TypeRef::named_nn(TypeRef::ID), "The email."))
-        .field(json(
-            "createdAt",
-            TypeRef::named_nn("DateTime"),
-            "When the rule rendered it.",
-        ))
-        .field(json_enum(
-            "status",
-            TypeRef::named_nn("EmailStatus"),
-            "Where it stands.",
-        ))
-        .field(json(
-            "ruleId",
-            TypeRef::named(TypeRef::ID),
-            "The workflow rule that sent it.",
-        ))
-        .field(json("runId", TypeRef::named(TypeRef::ID), "The rule's run."))
-        .field(json(
-            "template",
-            TypeRef::named(TypeRef::STRING),
-            "The template's name.",
-        ))
-        .field(json("object", TypeRef::named(TypeRef::STRING), "The record's object."))
-        .field(json(
-            "recordId",
-            TypeRef::named(TypeRef::ID),
-            "The record it was filled from.",
-        ))
-        .field(json(
-            "from",
-            TypeRef::named_nn(TypeRef::STRING),
-            "The sender's address.",
-        ))
-        .field(json(
-            "to",
-            TypeRef::named_nn_list_nn(TypeRef::STRING),
-            "The recipients' addresses.",
-        ))
-        .field(json("subject", TypeRef::named_nn(TypeRef::STRING), "The subject line."))
-        .field(json(
-            "textBody",
-            TypeRef::named(TypeRef::STRING),
-            "The plain-text body.",
-        ))
-        .field(json("htmlBody", TypeRef::named(TypeRef::STRING), "The HTML body."))
-        .field(
-            Field::new("headers", TypeRef::named_nn_list_nn("EmailHeader"), |ctx| {
-                resolved(async move {
-                    let headers = ctx
-                        .parent_value
-                        .try_downcast_ref::<Json>()
-                        .ok()
-                        .and_then(|p| p["message"].as_str().map(headers))
-                        .unwrap_or_default();
-                    Ok(Some(FieldValue::list(headers.into_iter().map(FieldValue::owned_any))))
-                })
+    rendered(
+        Object::new("Email")
+            .description("An email automation rendered: sent, to be sent, failed, or captured in a sandbox."),
+    )
+    .field(json("id", TypeRef::named_nn(TypeRef::ID), "The email."))
+    .field(json(
+        "createdAt",
+        TypeRef::named_nn("DateTime"),
+        "When the rule rendered it.",
+    ))
+    .field(json_enum(
+        "status",
+        TypeRef::named_nn("EmailStatus"),
+        "Where it stands.",
+    ))
+    .field(json(
+        "ruleId",
+        TypeRef::named(TypeRef::ID),
+        "The workflow rule that sent it.",
+    ))
+    .field(json("runId", TypeRef::named(TypeRef::ID), "The rule's run."))
+    .field(json(
+        "template",
+        TypeRef::named(TypeRef::STRING),
+        "The template's name.",
+    ))
+    .field(json("object", TypeRef::named(TypeRef::STRING), "The record's object."))
+    .field(json(
+        "recordId",
+        TypeRef::named(TypeRef::ID),
+        "The record it was filled from.",
+    ))
+    .field(
+        Field::new("headers", TypeRef::named_nn_list_nn("EmailHeader"), |ctx| {
+            resolved(async move {
+                let headers = ctx
+                    .parent_value
+                    .try_downcast_ref::<Json>()
+                    .ok()
+                    .and_then(|p| p["message"].as_str().map(headers))
+                    .unwrap_or_default();
+                Ok(Some(FieldValue::list(headers.into_iter().map(FieldValue::owned_any))))
             })
-            .description("The message's headers, in order (folded lines unfolded)."),
-        )
-        .field(json(
-            "message",
-            TypeRef::named_nn(TypeRef::STRING),
-            "The whole message as sent (or as it would be): headers and MIME body.",
-        ))
-        .field(json(
-            "attempts",
-            TypeRef::named_nn(TypeRef::INT),
-            "How many times sending it was tried.",
-        ))
-        .field(json(
-            "lastError",
-            TypeRef::named(TypeRef::STRING),
-            "Why the last try failed.",
-        ))
-        .field(json(
-            "sentAt",
-            TypeRef::named("DateTime"),
-            "When the SMTP server accepted it.",
-        ))
+        })
+        .description("The message's headers, in order (folded lines unfolded)."),
+    )
+    .field(json(
+        "attempts",
+        TypeRef::named_nn(TypeRef::INT),
+        "How many times sending it was tried.",
+    ))
+    .field(json(
+        "lastError",
+        TypeRef::named(TypeRef::STRING),
+        "Why the last try failed.",
+    ))
+    .field(json(
+        "sentAt",
+        TypeRef::named("DateTime"),
+        "When the SMTP server accepted it.",
+    ))
 }
 
 fn header_type() -> Object {
@@ -261,8 +241,15 @@ fn header_type() -> Object {
 }
 
 fn preview_type() -> Object {
-    Object::new("EmailPreview")
-        .description("A template filled from a record, as SEND_EMAIL would send it (nothing is sent).")
+    rendered(
+        Object::new("EmailPreview")
+            .description("A template filled from a record, as SEND_EMAIL would send it (nothing is sent)."),
+    )
+}
+
+/// The fields of a rendered message, an email's or a preview's.
+fn rendered(object: Object) -> Object {
+    object
         .field(json(
             "from",
             TypeRef::named_nn(TypeRef::STRING),
@@ -287,7 +274,7 @@ fn preview_type() -> Object {
         .field(json(
             "message",
             TypeRef::named_nn(TypeRef::STRING),
-            "The whole message.",
+            "The whole message as sent (or as it would be): headers and MIME body.",
         ))
 }
 

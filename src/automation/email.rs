@@ -20,7 +20,6 @@ use super::template::{self, Values};
 use crate::config::{SmtpConfig, SmtpSecurity};
 use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
-use crate::graphql::input::Path;
 use crate::graphql::room::{CheckScope, Written};
 use crate::metadata::ObjectDef;
 use crate::records::{record_id, Record};
@@ -344,12 +343,10 @@ pub fn template_written<'a>(
     written: Written<'a>,
 ) -> BoxFuture<'a, Result<Option<Record>>> {
     Box::pin(async move {
-        if super::deleted(written.record) {
+        let Some((_, at, object)) = super::saved(scope, written.record)? else {
             return Ok(None);
-        }
-        let at = Path::from_parts(scope.at);
+        };
         let text = |key: &str| written.record.get(key).and_then(Json::as_str).map(str::to_owned);
-        let object = rules::object(scope.model, &text("object").unwrap_or_default(), &at)?;
         for key in ["subject", "textBody", "htmlBody"] {
             if let Some(body) = text(key) {
                 template::check(scope.model, object, &body, &at.at(key))?;

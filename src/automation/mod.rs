@@ -82,6 +82,22 @@ fn values_changed(before: &Record, after: &Record) -> bool {
         .any(|(key, value)| !BOOKKEEPING.contains(&key.as_str()) && before.get(key) != Some(value))
 }
 
+/// A live configuration record just saved (a rule, a template) as its
+/// stored row, where its fields are in the request, and the object it
+/// names; `None` for a deleted one (nothing to check).
+pub fn saved<'m>(
+    scope: &CheckScope<'m>,
+    record: &Record,
+) -> Result<Option<(Json, crate::graphql::input::Path, &'m ObjectDef)>> {
+    if deleted(record) {
+        return Ok(None);
+    }
+    let row = validation::stored_row(record);
+    let at = crate::graphql::input::Path::from_parts(scope.at);
+    let object = rules::object(scope.model, row["object"].as_str().unwrap_or_default(), &at)?;
+    Ok(Some((row, at, object)))
+}
+
 /// Whether a record is deleted.
 pub fn deleted(record: &Record) -> bool {
     record.get("deletedAt").is_some_and(|at| !at.is_null())
@@ -100,10 +116,12 @@ fn written<'a>(
         if object.access != Access::Record {
             return Ok(None);
         }
+        // Leads this write rescored (an activity's), taken before its own
+        // rules write anything: their scores may have crossed a
+        // SCORE_CROSSED rule's threshold.
+        let moved = scope.rescored.take();
         let now = react(conn, scope, hooks, object, written, false).await?;
-        // Leads the write rescored (an activity's): their scores may have
-        // crossed a SCORE_CROSSED rule's threshold.
-        for (lead, before, after) in scope.rescored.take() {
+        for (lead, before, after) in moved {
             rescored(conn, scope, hooks, lead, before, after).await?;
         }
         Ok(now)
@@ -242,14 +260,7 @@ pub async fn evaluate(
     if conditions.is_empty() {
         return Ok(Vec::new());
     }
-    let parts: Vec<Sql> = conditions
-        .iter()
-        .map(|condition| {
-            let mut part = Sql::raw("coalesce((");
-            part.append(&condition.compile(schema, "t")).push("), false)");
-            part
-        })
-        .collect();
+    let parts = held(schema, conditions);
     let mut query = Sql::raw("SELECT ARRAY[");
     query.join(&parts, ", ").push("]::boolean[] AS hits FROM ");
     query
@@ -267,6 +278,18 @@ pub async fn evaluate(
         .map_or_else(|| vec![false; conditions.len()], |row| row.hits))
 }
 
+/// Each condition as a boolean on the row `t` (a null comparison: false).
+fn held(schema: &str, conditions: &[Filter]) -> Vec<Sql> {
+    conditions
+        .iter()
+        .map(|condition| {
+            let mut part = Sql::raw("coalesce((");
+            part.append(&condition.compile(schema, "t")).push("), false)");
+            part
+        })
+        .collect()
+}
+
 /// Refuses conditions PostgreSQL cannot run on the object's table (an
 /// operator its field's type has not: `contains` on a number), at `at`:
 /// checked when a rule is saved, so no write fails for it later. Runs in
@@ -278,14 +301,7 @@ pub async fn compiles(
     conditions: &[Filter],
     at: &crate::graphql::input::Path,
 ) -> Result<()> {
-    let parts: Vec<Sql> = conditions
-        .iter()
-        .map(|condition| {
-            let mut part = Sql::raw("coalesce((");
-            part.append(&condition.compile(schema, "t")).push("), false)");
-            part
-        })
-        .collect();
+    let parts = held(schema, conditions);
     let mut query = Sql::raw("SELECT ");
     query.join(&parts, ", ").push(" FROM ").table(schema, &object.table);
     query.push(" t CROSS JOIN LATERAL (SELECT t.*) tp WHERE false");

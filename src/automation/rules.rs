@@ -531,10 +531,7 @@ pub fn rule_written<'a>(
 ) -> BoxFuture<'a, Result<Option<Record>>> {
     Box::pin(async move {
         let id = record_id(written.record).ok_or_else(|| CrmError::internal("a rule without an id"))?;
-        if !super::deleted(written.record) {
-            let row = super::validation::stored_row(written.record);
-            let at = Path::from_parts(scope.at);
-            let object = self::object(scope.model, row["object"].as_str().unwrap_or_default(), &at)?;
+        if let Some((row, at, object)) = super::saved(scope, written.record)? {
             let rule = workflow(scope.model, object, &row, scope.at)?;
             if let Some(condition) = &rule.condition {
                 if matches!(rule.trigger, Trigger::Schedule | Trigger::DateOffset) && condition.compares_writes() {

@@ -23,15 +23,15 @@ use crate::access::Visibility;
 use crate::audit::{self, Action as AuditAction};
 use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
-use crate::graphql::room::{CheckScope, Firing, Notices, RecordHooks};
+use crate::graphql::room::{CheckScope, Fire, Firing, Notices, RecordHooks};
 use crate::metadata::ObjectDef;
 use crate::records::{self, record_id, write, Record, Table};
 
 /// How many rules deep a cascade goes (a rule's change firing another).
 pub const MAX_DEPTH: usize = 5;
 
-/// The most rule firings one transaction makes (rules that make records
-/// that fire rules that make records …).
+/// The most rule firings one write's cascade makes (rules that make
+/// records that fire rules that make records …).
 pub const MAX_FIRINGS: usize = 1000;
 
 /// A rule whose trigger matches a write, before its condition is known.
@@ -97,37 +97,56 @@ pub async fn fire_all(
     };
     let mut runs = Vec::new();
     let mut runnable = Vec::new();
+    // The record whose write began this cascade: its budget of firings.
+    let root = scope.cascade.first().map_or(id, |(_, record)| *record);
     for (rule, start) in rules {
         let mut run = Run::new(rule, &object.name, id, scope.cascade.len(), *start);
-        if scope.state.len() >= MAX_FIRINGS {
-            run.error = Some(format!(
-                "stopped: {MAX_FIRINGS} workflow rules fired in one transaction (rules making records that fire rules?)"
-            ));
-        } else if !scope.state.first((rule.id, id), MAX_FIRINGS) {
-            // It fired for this record in this transaction already.
-            continue;
-        } else if scope.cascade.len() >= MAX_DEPTH {
-            run.error = Some(format!(
-                "stopped: workflow rules fired each other {MAX_DEPTH} levels deep (a loop between rules?)"
-            ));
-        } else {
-            runnable.push(runs.len());
+        match scope.state.fire((rule.id, id), root, MAX_FIRINGS) {
+            Fire::Again => continue,
+            Fire::TooMany => {
+                run.error = Some(format!(
+                    "stopped: one write's rules fired {MAX_FIRINGS} rules (rules making records that fire rules?)"
+                ));
+            }
+            Fire::Yes if scope.cascade.len() >= MAX_DEPTH => {
+                run.error = Some(format!(
+                    "stopped: workflow rules fired each other {MAX_DEPTH} levels deep (a loop between rules?)"
+                ));
+            }
+            Fire::Yes => runnable.push(runs.len()),
         }
         runs.push(run);
     }
     let mut now = None;
-    if !runnable.is_empty() {
+    while !runnable.is_empty() {
+        let mut setting = Vec::new();
         let passed = conn
             .transaction::<_, CrmError, _>(async |conn| {
-                pass(conn, scope, hooks, object, &record, &mut runs, &runnable).await
+                pass(conn, scope, hooks, object, &record, &mut runs, &runnable, &mut setting).await
             })
             .await;
         match passed {
-            Ok(record) => now = record,
+            Ok(record) => {
+                now = record;
+                break;
+            }
             Err(err @ (CrmError::Unavailable(_) | CrmError::Timeout(_))) => return Err(err),
             Err(err) => {
+                // The fields the rules set were refused (a validation rule,
+                // a constraint): those rules fail; the pass is made again
+                // without them, so the others' emails and records stand.
+                let others: Vec<usize> = runnable.iter().copied().filter(|i| !setting.contains(i)).collect();
+                let why = if setting.is_empty() {
+                    format!("undone with the rules that fired with it: {err}")
+                } else {
+                    format!("the fields it set were refused: {err}")
+                };
+                for &i in if setting.is_empty() { &runnable } else { &setting } {
+                    runs[i].fail(why.clone());
+                }
+                runnable = if setting.is_empty() { Vec::new() } else { others };
                 for &i in &runnable {
-                    runs[i].fail(format!("undone with the rules that fired with it: {err}"));
+                    runs[i].reset();
                 }
             }
         }
@@ -137,7 +156,9 @@ pub async fn fire_all(
 }
 
 /// One pass: every runnable rule's actions, then the fields they set in
-/// one update, checked and hooked as an API update.
+/// one update, checked and hooked as an API update. `setting` is told
+/// which rules set fields (they fail if the update is refused).
+#[allow(clippy::too_many_arguments)]
 async fn pass(
     conn: &mut AsyncPgConnection,
     scope: &CheckScope<'_>,
@@ -146,6 +167,7 @@ async fn pass(
     record: &Record,
     runs: &mut [Run<'_>],
     runnable: &[usize],
+    setting: &mut Vec<usize>,
 ) -> Result<Option<Record>> {
     let id = record_id(record).ok_or_else(|| CrmError::internal("a record without an id"))?;
     let first = runnable.first().map_or(Uuid::nil(), |&i| runs[i].rule.id);
@@ -187,6 +209,9 @@ async fn pass(
         };
         match tried {
             Ok(done) => {
+                if !done.sets.is_empty() {
+                    setting.push(i);
+                }
                 sets.extend(done.sets);
                 draft = done.draft;
                 runs[i].succeed(done.actions, done.waiting);
@@ -266,6 +291,14 @@ impl<'r> Run<'r> {
         self.status = if waiting.is_some() { "WAITING" } else { "SUCCEEDED" };
         self.actions = actions;
         self.waiting = waiting;
+        self.error = None;
+    }
+
+    /// Back to not run (its pass is made again).
+    fn reset(&mut self) {
+        self.status = "FAILED";
+        self.actions.clear();
+        self.waiting = None;
         self.error = None;
     }
 

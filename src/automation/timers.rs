@@ -106,10 +106,40 @@ fn due_sql(rule: &WorkflowRule, field: &FieldDef) -> Sql {
     at
 }
 
-/// Brings the timers of the workflow rules `only` (all, for `None`) in
-/// line with what the rules now say: the timers of rules gone, off or no
-/// longer DATE_OFFSET are removed; those of active DATE_OFFSET rules are
-/// made again for every live record whose time is still to come.
+/// Sets the timers of `rule` for the live records of its object that
+/// `which` (a condition on `t`) selects and whose time is `when` (a
+/// condition on the time, `> now()`, `IS NOT NULL`).
+async fn set_for(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    model: &Model,
+    rule: &WorkflowRule,
+    which: &Sql,
+    when: &str,
+) -> Result<()> {
+    let (Some(object), Some(field)) = (model.object(&rule.object), &rule.date_field) else {
+        return Ok(());
+    };
+    let due = due_sql(rule, field);
+    let mut query = Sql::raw("INSERT INTO ");
+    query
+        .table(schema, "workflow_timer")
+        .push(" (rule_id, record_id, due_at) SELECT ");
+    query.bind(Bind::Uuid(Some(rule.id))).push(", t.id, ").append(&due);
+    query
+        .push(" FROM ")
+        .table(schema, &object.table)
+        .push(" t WHERE t.deleted_at IS NULL AND ");
+    query.append(which).push(" AND ").append(&due).push(when);
+    query.push(" ON CONFLICT (rule_id, record_id) WHERE run_id IS NULL DO UPDATE SET due_at = EXCLUDED.due_at");
+    query.execute(conn).await?;
+    Ok(())
+}
+
+/// Brings the timers of the workflow rules `only` in line with what the
+/// rules now say: the timers of rules gone, off or no longer DATE_OFFSET
+/// are removed; those of active DATE_OFFSET rules are made again for every
+/// live record whose time is still to come.
 pub async fn sync(conn: &mut AsyncPgConnection, schema: &str, model: &Model, only: &[Uuid]) -> Result<()> {
     let rules = rules::with_trigger(conn, schema, model, "DATE_OFFSET").await?;
     let mut clear = Sql::raw("DELETE FROM ");
@@ -119,22 +149,7 @@ pub async fn sync(conn: &mut AsyncPgConnection, schema: &str, model: &Model, onl
     clear.bind(Bind::UuidArray(only.to_vec())).push(")");
     clear.execute(conn).await?;
     for rule in rules.iter().filter(|r| only.contains(&r.id)) {
-        let (Some(object), Some(field)) = (model.object(&rule.object), &rule.date_field) else {
-            continue;
-        };
-        let due = due_sql(rule, field);
-        let mut query = Sql::raw("INSERT INTO ");
-        query
-            .table(schema, "workflow_timer")
-            .push(" (rule_id, record_id, due_at) SELECT ");
-        query.bind(Bind::Uuid(Some(rule.id))).push(", t.id, ").append(&due);
-        query
-            .push(" FROM ")
-            .table(schema, &object.table)
-            .push(" t WHERE t.deleted_at IS NULL AND ");
-        query.append(&due).push(" > now()");
-        query.push(" ON CONFLICT (rule_id, record_id) WHERE run_id IS NULL DO UPDATE SET due_at = EXCLUDED.due_at");
-        query.execute(conn).await?;
+        set_for(conn, schema, model, rule, &Sql::raw("true"), " > now()").await?;
     }
     Ok(())
 }
@@ -153,35 +168,22 @@ pub async fn for_records(
     }
     let rules = rules::with_trigger(conn, schema, model, "DATE_OFFSET").await?;
     for rule in rules.iter().filter(|r| r.object == object) {
+        let mut which = Sql::raw("t.id = ANY(");
+        which.bind(Bind::UuidArray(ids.to_vec())).push(")");
+        set_for(conn, schema, model, rule, &which, " IS NOT NULL").await?;
         let (Some(object), Some(field)) = (model.object(&rule.object), &rule.date_field) else {
             continue;
         };
-        let due = due_sql(rule, field);
-        let mut query = Sql::raw("INSERT INTO ");
-        query
-            .table(schema, "workflow_timer")
-            .push(" (rule_id, record_id, due_at) SELECT ");
-        query.bind(Bind::Uuid(Some(rule.id))).push(", t.id, ").append(&due);
-        query
-            .push(" FROM ")
-            .table(schema, &object.table)
-            .push(" t WHERE t.id = ANY(");
-        query
-            .bind(Bind::UuidArray(ids.to_vec()))
-            .push(") AND t.deleted_at IS NULL AND ");
-        query.append(&due).push(" IS NOT NULL");
-        query.push(" ON CONFLICT (rule_id, record_id) WHERE run_id IS NULL DO UPDATE SET due_at = EXCLUDED.due_at");
-        query.execute(conn).await?;
         // A record whose date the import emptied has no time to fire at.
+        let due = due_sql(rule, field);
         let mut gone = Sql::raw("DELETE FROM ");
         gone.table(schema, "workflow_timer")
             .push(" w USING ")
             .table(schema, &object.table);
         gone.push(" t WHERE w.run_id IS NULL AND w.rule_id = ")
             .bind(Bind::Uuid(Some(rule.id)));
-        gone.push(" AND w.record_id = t.id AND t.id = ANY(")
-            .bind(Bind::UuidArray(ids.to_vec()));
-        gone.push(") AND ").append(&due).push(" IS NULL");
+        gone.push(" AND w.record_id = t.id AND ").append(&which);
+        gone.push(" AND ").append(&due).push(" IS NULL");
         gone.execute(conn).await?;
     }
     Ok(())

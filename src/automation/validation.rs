@@ -66,12 +66,9 @@ pub fn rule_written<'a>(
     written: Written<'a>,
 ) -> BoxFuture<'a, Result<Option<Record>>> {
     Box::pin(async move {
-        if super::deleted(written.record) {
+        let Some((row, at, object)) = super::saved(scope, written.record)? else {
             return Ok(None);
-        }
-        let row = stored_row(written.record);
-        let at = crate::graphql::input::Path::from_parts(scope.at);
-        let object = rules::object(scope.model, row["object"].as_str().unwrap_or_default(), &at)?;
+        };
         let rule = rules::validation(scope.model, object, &row, scope.at)?;
         let condition = std::slice::from_ref(&rule.condition);
         super::compiles(conn, scope.schema, object, condition, &at.at("errorCondition")).await?;

@@ -142,11 +142,23 @@ impl Worker {
             rows.into_iter().next()
         };
         let Some(due) = due else { return Ok(()) };
+        // Each kind of work goes on whatever happened to the others.
         if due.timers {
-            while self.timers(workspace).await? == TIMER_BATCH as usize {}
+            loop {
+                match self.timers(workspace).await {
+                    Ok(taken) if taken == TIMER_BATCH as usize => {}
+                    Ok(_) => break,
+                    Err(err) => {
+                        tracing::warn!(%err, workspace = %workspace.name, "due workflow timers failed");
+                        break;
+                    }
+                }
+            }
         }
         if due.schedules {
-            self.schedules(workspace).await?;
+            if let Err(err) = self.schedules(workspace).await {
+                tracing::warn!(%err, workspace = %workspace.name, "scheduled workflow rules failed");
+            }
         }
         if due.emails {
             while self.emails(schema).await? == EMAIL_BATCH as usize {}
@@ -218,7 +230,7 @@ impl Worker {
                 // One failing timer does not hold back the others: it is
                 // dropped (its run, if any, recorded FAILED) and logged.
                 if let Err(err) = done {
-                    if matches!(err, CrmError::Unavailable(_) | CrmError::Timeout(_)) {
+                    if matches!(err, CrmError::Unavailable(_)) {
                         return Err(err);
                     }
                     tracing::warn!(%err, rule = %timer.rule_id, record = %timer.record_id, "a due workflow rule failed");
@@ -335,7 +347,7 @@ impl Worker {
                         .await;
                     // A failing schedule is logged and tried at its next time.
                     if let Err(err) = done {
-                        if matches!(err, CrmError::Unavailable(_) | CrmError::Timeout(_)) {
+                        if matches!(err, CrmError::Unavailable(_)) {
                             return Err(err);
                         }
                         tracing::warn!(%err, rule = %rule.name, "a scheduled workflow rule failed");

@@ -69,6 +69,7 @@ macro_rules! audited {
         let context: &$crate::graphql::resolve::RequestContext = $context;
         let notices = context.notices.len();
         context.state.clear();
+        context.rescored.clear();
         let mut conn = context.db.conn().await?;
         let done =
             diesel_async::AsyncConnection::transaction::<_, $crate::error::CrmError, _>(&mut conn, async |$conn| {
@@ -83,6 +84,7 @@ macro_rules! audited {
         // what it warned of did not happen.
         context.follow_ups.clear();
         context.state.clear();
+        context.rescored.clear();
         if done.is_err() {
             context.notices.truncate(notices);
         }

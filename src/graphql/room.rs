@@ -92,6 +92,11 @@ impl Rescored {
             .push((lead, before, after));
     }
 
+    /// Forgets them (the transaction ended).
+    pub fn clear(&self) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
     /// The leads rescored so far, taken.
     pub fn take(&self) -> Vec<(uuid::Uuid, i32, i32)> {
         std::mem::take(&mut *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
@@ -106,17 +111,40 @@ impl Rescored {
 pub struct TransactionState(
     std::sync::Mutex<std::collections::HashSet<Firing>>,
     std::sync::Mutex<std::collections::HashMap<String, Kept>>,
+    /// Firings by the record whose write began their cascade.
+    std::sync::Mutex<std::collections::HashMap<uuid::Uuid, usize>>,
 );
+
+/// Whether a rule may fire for a record now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fire {
+    Yes,
+    /// It fired for this record in this transaction already.
+    Again,
+    /// The write that began this cascade fired `most` rules already.
+    TooMany,
+}
 
 /// A value kept for a transaction.
 pub type Kept = std::sync::Arc<dyn std::any::Any + Send + Sync>;
 
 impl TransactionState {
-    /// Notes that `firing` fires now: false when it fired before in this
-    /// transaction, or when the transaction fired `most` rules already.
-    pub fn first(&self, firing: Firing, most: usize) -> bool {
+    /// Notes that `firing` fires now, in the cascade a write of `root`
+    /// began, unless it fired before in this transaction or that cascade
+    /// fired `most` rules already.
+    pub fn fire(&self, firing: Firing, root: uuid::Uuid, most: usize) -> Fire {
         let mut fired = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        fired.len() < most && fired.insert(firing)
+        if fired.contains(&firing) {
+            return Fire::Again;
+        }
+        let mut counts = self.2.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let count = counts.entry(root).or_default();
+        if *count >= most {
+            return Fire::TooMany;
+        }
+        *count += 1;
+        fired.insert(firing);
+        Fire::Yes
     }
 
     /// How many rules fired so far.
@@ -150,6 +178,7 @@ impl TransactionState {
     pub fn clear(&self) {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
         self.1.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+        self.2.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
     }
 }
 

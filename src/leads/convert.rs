@@ -656,6 +656,9 @@ pub async fn run(
 ) -> Result<Vec<Conversion>> {
     let mut conn = context.db.conn().await?;
     let mut rehearsed = None;
+    // What automation noted in the request's earlier transactions is not this one's.
+    context.state.clear();
+    context.rescored.clear();
     let done = conn
         .transaction::<_, CrmError, _>(async |conn| {
             audit::act_as(conn, &context.trail).await?;
@@ -678,6 +681,8 @@ pub async fn run(
         .await;
     // What a failed or rehearsed write asked for is not the next one's.
     context.follow_ups.clear();
+    context.state.clear();
+    context.rescored.clear();
     match rehearsed {
         Some(conversions) => Ok(conversions),
         None => done,

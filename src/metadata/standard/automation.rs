@@ -165,7 +165,7 @@ pub(super) fn workflow_rule() -> ObjectDef {
             "when_becomes_true",
             "Only when the condition becomes true",
             Boolean,
-            "Fire on an update only when the condition held before the update and holds after it.",
+            "Fire on an update only when the condition did not hold before the update and holds after it.",
         )
         .required()
         .default("false"),
