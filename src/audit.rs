@@ -210,8 +210,17 @@ pub async fn act_as(conn: &mut AsyncPgConnection, trail: &Trail) -> Result<()> {
 /// Appends entries in one statement, on the connection (and so in the
 /// transaction) of the change they describe.
 pub async fn append(conn: &mut AsyncPgConnection, trail: &Trail, entries: &[Entry]) -> Result<()> {
+    if let Some(query) = appending(trail, entries) {
+        query.execute(conn).await?;
+    }
+    Ok(())
+}
+
+/// The statement [`append`] runs (`None` for no entries), for a caller that
+/// runs it with another one (a data-modifying `WITH`).
+pub fn appending(trail: &Trail, entries: &[Entry]) -> Option<Sql> {
     if entries.is_empty() {
-        return Ok(());
+        return None;
     }
     let mut query = Sql::raw(
         "INSERT INTO crm_system.audit_log \
@@ -246,8 +255,7 @@ pub async fn append(conn: &mut AsyncPgConnection, trail: &Trail, entries: &[Entr
         query.push("'").push(entry.action.as_str()).push("', ");
         query.bind(Bind::Json(Some(Json::Array(changes)))).push(")");
     }
-    query.execute(conn).await?;
-    Ok(())
+    Some(query)
 }
 
 /// An entry as read back.

@@ -180,10 +180,18 @@ async fn react(
             }
         }
     }
+    // Validation answers the update of a rules' pass computed already.
+    let kept = validated.then(|| kept_validated(scope, written.record)).flatten();
+    if kept.is_some() {
+        conditions.drain(..rules.validation.len());
+    }
     let hits = evaluate(conn, scope.schema, object, id, written.before, &conditions).await?;
     let mut hits = hits.into_iter();
     if validated {
-        let failed: Vec<bool> = hits.by_ref().take(rules.validation.len()).collect();
+        let failed: Vec<bool> = match kept {
+            Some(kept) => kept,
+            None => hits.by_ref().take(rules.validation.len()).collect(),
+        };
         validation::enforce(scope, &rules.validation, &failed)?;
     }
     if !scores_only {
@@ -276,6 +284,41 @@ pub async fn evaluate(
         .into_iter()
         .next()
         .map_or_else(|| vec![false; conditions.len()], |row| row.hits))
+}
+
+/// The conditions as one array of booleans on the row `t` as written and
+/// the row before it, `tp` (from `before`): an expression for the
+/// `RETURNING` of an update of `t`.
+pub fn held_before(schema: &str, object: &ObjectDef, before: &Record, conditions: &[Filter]) -> Sql {
+    let mut sql = Sql::raw("(SELECT ARRAY[");
+    sql.join(&held(schema, conditions), ", ")
+        .push("]::boolean[] FROM jsonb_populate_record(NULL::");
+    sql.table(schema, &object.table).push(", ");
+    sql.bind(Bind::Json(Some(columns_of(object, before)))).push(") tp)");
+    sql
+}
+
+/// The key validation answers are kept under for a record at a version.
+fn validated_key(record: &Record) -> Option<String> {
+    let id = record_id(record)?;
+    let version = record.get("version")?.as_i64()?;
+    Some(format!("validated:{id}:{version}"))
+}
+
+/// Keeps what an update's `RETURNING` answered of the validation rules,
+/// for the hooks of that write.
+pub fn keep_validated(scope: &CheckScope<'_>, record: &Record, hits: Vec<bool>) {
+    if let Some(key) = validated_key(record) {
+        scope.state.keep(key, std::sync::Arc::new((record.clone(), hits)));
+    }
+}
+
+/// The kept answers for the record, while it is as they were computed of
+/// (a hook before, scoring, may have changed it since).
+fn kept_validated(scope: &CheckScope<'_>, record: &Record) -> Option<Vec<bool>> {
+    let kept = scope.state.kept(&validated_key(record)?)?;
+    let kept = kept.downcast::<(Record, Vec<bool>)>().ok()?;
+    (*kept.0 == **record).then(|| kept.1.clone())
 }
 
 /// Each condition as a boolean on the row `t` (a null comparison: false).

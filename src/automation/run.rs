@@ -17,7 +17,7 @@ use serde_json::Value as Json;
 use uuid::Uuid;
 
 use super::actions;
-use super::rules::{Action, Trigger, WorkflowRule};
+use super::rules::{self, Action, Trigger, WorkflowRule};
 use super::{Event, Written};
 use crate::access::Visibility;
 use crate::audit::{self, Action as AuditAction};
@@ -25,7 +25,7 @@ use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
 use crate::graphql::room::{CheckScope, Fire, Firing, Notices, RecordHooks};
 use crate::metadata::ObjectDef;
-use crate::records::{self, record_id, write, Record, Table};
+use crate::records::{self, record_id, write, Filter, Record, Table};
 
 /// How many rules deep a cascade goes (a rule's change firing another).
 pub const MAX_DEPTH: usize = 5;
@@ -118,11 +118,15 @@ pub async fn fire_all(
         runs.push(run);
     }
     let mut now = None;
+    // Whether the pass recorded the new runs with its last statement.
+    let mut saved = false;
     while !runnable.is_empty() {
         let mut setting = Vec::new();
+        saved = false;
         let passed = conn
             .transaction::<_, CrmError, _>(async |conn| {
-                pass(conn, scope, hooks, object, &record, &mut runs, &runnable, &mut setting).await
+                let done = (&mut setting, &mut saved);
+                pass(conn, scope, hooks, object, &record, &mut runs, &runnable, done).await
             })
             .await;
         match passed {
@@ -132,6 +136,7 @@ pub async fn fire_all(
             }
             Err(err @ (CrmError::Unavailable(_) | CrmError::Timeout(_))) => return Err(err),
             Err(err) => {
+                saved = false;
                 // The fields the rules set were refused (a validation rule,
                 // a constraint): those rules fail; the pass is made again
                 // without them, so the others' emails and records stand.
@@ -151,7 +156,7 @@ pub async fn fire_all(
             }
         }
     }
-    save(conn, scope.schema, &runs).await?;
+    save(conn, scope.schema, &runs, saved).await?;
     Ok(now)
 }
 
@@ -167,7 +172,7 @@ async fn pass(
     record: &Record,
     runs: &mut [Run<'_>],
     runnable: &[usize],
-    setting: &mut Vec<usize>,
+    (setting, saved): (&mut Vec<usize>, &mut bool),
 ) -> Result<Option<Record>> {
     let id = record_id(record).ok_or_else(|| CrmError::internal("a record without an id"))?;
     let first = runnable.first().map_or(Uuid::nil(), |&i| runs[i].rule.id);
@@ -229,23 +234,39 @@ async fn pass(
         merged.retain(|(f, _)| f.name != field.name);
         merged.push((field, value));
     }
-    let updated = write::update(
-        conn,
-        scope.model,
-        Table::new(scope.schema, object),
-        id,
-        &merged,
-        None,
-        &[],
-    )
-    .await?;
+    // The object's validation rules are checked of the row as the update
+    // leaves it in the update itself; the hooks find the answer kept.
+    let validation = rules::active_in(conn, scope, object).await?;
+    let conditions: Vec<Filter> = validation.validation.iter().map(|v| v.condition.clone()).collect();
+    let table = Table::new(scope.schema, object);
+    let updated = if conditions.is_empty() {
+        write::update(conn, scope.model, table, id, &merged, None, &[]).await?
+    } else {
+        let also = super::held_before(scope.schema, object, record, &conditions);
+        let (updated, hits) = write::update_also(conn, scope.model, table, id, &merged, &also).await?;
+        let hits: Vec<bool> = serde_json::from_value(hits).unwrap_or_default();
+        super::keep_validated(scope, &updated, hits);
+        updated
+    };
     let written = Written {
         before: Some(record),
         record: &updated,
     };
     let updated = hooks.run(conn, &nested, object, written).await?;
     let entry = records::audit_entry(object, AuditAction::Update, Some(record), &updated);
-    audit::append(conn, &trail, &[entry]).await?;
+    // The audit entry and the runs, in one statement: the pass's last.
+    match (audit::appending(&trail, &[entry]), new_runs(scope.schema, runs)) {
+        (Some(audited), Some(recorded)) => {
+            let mut both = Sql::raw("WITH audited AS (");
+            both.append(&audited).push(") ").append(&recorded);
+            both.execute(conn).await?;
+            *saved = true;
+        }
+        (Some(audited), None) => {
+            audited.execute(conn).await?;
+        }
+        _ => {}
+    }
     Ok(Some(updated))
 }
 
@@ -345,17 +366,26 @@ impl<'r> Run<'r> {
     }
 }
 
-/// Records runs: the new ones in one statement, a resumed one by updating
-/// its row; and when the waiting ones go on.
-async fn save(conn: &mut AsyncPgConnection, schema: &str, runs: &[Run<'_>]) -> Result<()> {
+/// The statement recording the new runs, if any.
+fn new_runs(schema: &str, runs: &[Run<'_>]) -> Option<Sql> {
     let new: Vec<Sql> = runs.iter().filter(|r| !r.resumed).map(Run::values).collect();
-    if !new.is_empty() {
-        let mut insert = Sql::raw("INSERT INTO ");
-        insert.table(schema, "workflow_run").push(
-            " (id, rule_id, rule_name, object, record_id, trigger, status, actions, error, depth, finished_at, \
-             next_action, resume_at) VALUES ",
-        );
-        insert.join(&new, ", ");
+    if new.is_empty() {
+        return None;
+    }
+    let mut insert = Sql::raw("INSERT INTO ");
+    insert.table(schema, "workflow_run").push(
+        " (id, rule_id, rule_name, object, record_id, trigger, status, actions, error, depth, finished_at, \
+         next_action, resume_at) VALUES ",
+    );
+    insert.join(&new, ", ");
+    Some(insert)
+}
+
+/// Records runs: the new ones in one statement (unless `saved` says the
+/// pass did), a resumed one by updating its row; and when the waiting
+/// ones go on.
+async fn save(conn: &mut AsyncPgConnection, schema: &str, runs: &[Run<'_>], saved: bool) -> Result<()> {
+    if let Some(insert) = new_runs(schema, runs).filter(|_| !saved) {
         insert.execute(conn).await?;
     }
     for run in runs.iter().filter(|r| r.resumed) {

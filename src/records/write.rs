@@ -86,6 +86,52 @@ pub async fn update(
     path: &[String],
 ) -> Result<Record> {
     check_lookups(conn, model, table, values, path).await?;
+    let query = update_query(table, id, values, expected_version);
+    let rows = returning(conn, query, table.object, path).await?;
+    if rows.is_empty() {
+        return Err(explain_missed_update(conn, table, id, expected_version).await);
+    }
+    one(rows, table.object, &id.to_string())
+}
+
+/// [`update`], answering beside the record the value of `also`, an
+/// expression on the updated row `t` (what a rule checks of the row as
+/// written), in the same statement.
+pub async fn update_also(
+    conn: &mut AsyncPgConnection,
+    model: &Model,
+    table: Table<'_>,
+    id: Uuid,
+    values: &[Assignment],
+    also: &Sql,
+) -> Result<(Record, serde_json::Value)> {
+    #[derive(diesel::QueryableByName)]
+    struct Updated {
+        #[diesel(sql_type = diesel::sql_types::Jsonb)]
+        doc: serde_json::Value,
+        #[diesel(sql_type = diesel::sql_types::Jsonb)]
+        also: serde_json::Value,
+    }
+    check_lookups(conn, model, table, values, &[]).await?;
+    let mut query = update_query(table, id, values, None);
+    query
+        .push(" RETURNING ")
+        .append(&projection(table.object, &FieldSet::all(table.object), T))
+        .push(" AS doc, to_jsonb(")
+        .append(also)
+        .push(") AS also");
+    let rows: Vec<Updated> = query
+        .load(conn)
+        .await
+        .map_err(|e| constraint_error(e, table.object, &[]))?;
+    match rows.into_iter().next() {
+        Some(row) => Ok((into_record(row.doc), row.also)),
+        None => Err(explain_missed_update(conn, table, id, None).await),
+    }
+}
+
+/// `UPDATE … SET … WHERE` the live record `id` the request may change.
+fn update_query(table: Table<'_>, id: Uuid, values: &[Assignment], expected_version: Option<i32>) -> Sql {
     let mut sets: Vec<Sql> = values
         .iter()
         .map(|(field, value)| {
@@ -107,11 +153,7 @@ pub async fn update(
     if let Some(version) = expected_version {
         query.push(" AND t.version = ").bind(Bind::Int(Some(version)));
     }
-    let rows = returning(conn, query, table.object, path).await?;
-    if rows.is_empty() {
-        return Err(explain_missed_update(conn, table, id, expected_version).await);
-    }
-    one(rows, table.object, &id.to_string())
+    query
 }
 
 /// The record `id` as it is now (deleted or not), locked until the
