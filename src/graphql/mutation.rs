@@ -177,10 +177,10 @@ pub async fn create_one(
         before: None,
         record: &record,
     };
-    let record = hooks
-        .run(conn, &context.check_scope(path.parts()), object, written)
+    let (record, audited) = hooks
+        .run_audited(conn, &context.check_scope(path.parts()), object, written)
         .await?;
-    let entry = records::audit_entry(object, Action::Create, None, &record);
+    let entry = records::audit_entry(object, Action::Create, None, &audited);
     Ok((record, entry))
 }
 
@@ -219,10 +219,10 @@ pub async fn update_one(
         before: before.as_ref(),
         record: &record,
     };
-    let record = hooks
-        .run(conn, &context.check_scope(path.parts()), object, written)
+    let (record, audited) = hooks
+        .run_audited(conn, &context.check_scope(path.parts()), object, written)
         .await?;
-    let entry = records::audit_entry(object, Action::Update, before.as_ref(), &record);
+    let entry = records::audit_entry(object, Action::Update, before.as_ref(), &audited);
     Ok((record, entry))
 }
 
@@ -250,10 +250,10 @@ async fn update_survivor(
         before: Some(&before),
         record: &record,
     };
-    let record = hooks
-        .run(conn, &context.check_scope(path.parts()), object, written)
+    let (record, audited) = hooks
+        .run_audited(conn, &context.check_scope(path.parts()), object, written)
         .await?;
-    let entry = records::audit_entry(object, Action::Update, Some(&before), &record);
+    let entry = records::audit_entry(object, Action::Update, Some(&before), &audited);
     Ok((record, entry))
 }
 
@@ -504,8 +504,8 @@ fn upsert(object: &Arc<ObjectDef>) -> Field {
                         before: before.as_ref(),
                         record: &record,
                     };
-                    let record = hooks(&ctx).run(conn, &scope, &object, written).await?;
-                    let entry = records::audit_entry(&object, action, before.as_ref(), &record);
+                    let (record, audited) = hooks(&ctx).run_audited(conn, &scope, &object, written).await?;
+                    let entry = records::audit_entry(&object, action, before.as_ref(), &audited);
                     (record, vec![entry])
                 }
             })?;
@@ -639,10 +639,10 @@ fn state_change(object: &Arc<ObjectDef>, change: StateChange) -> Field {
                     before: before.as_ref(),
                     record: &record,
                 };
-                let record = hooks(&ctx)
-                    .run(conn, &context.check_scope(&[]), &object, written)
+                let (record, audited) = hooks(&ctx)
+                    .run_audited(conn, &context.check_scope(&[]), &object, written)
                     .await?;
-                let entry = records::audit_entry(&object, action, before.as_ref(), &record);
+                let entry = records::audit_entry(&object, action, before.as_ref(), &audited);
                 (record, vec![entry])
             })?;
             Ok(Some(FieldValue::owned_any(record)))

@@ -309,7 +309,23 @@ impl RecordHooks {
         object: &ObjectDef,
         written: Written<'a>,
     ) -> crate::error::Result<crate::records::Record> {
-        let mut now = self.run_own(conn, scope, object, written).await?;
+        Ok(self.run_audited(conn, scope, object, written).await?.0)
+    }
+
+    /// [`RecordHooks::run`], answering beside the record as it stands the
+    /// record as the write itself left it (with what its object's own
+    /// hooks keep in step, a lead's score): what the writer's audit entry
+    /// says. What the hooks of every object changed after that (the fields
+    /// workflow rules set) is theirs, audited as `AUTOMATION`.
+    pub async fn run_audited<'a>(
+        &self,
+        conn: &'a mut diesel_async::AsyncPgConnection,
+        scope: &'a CheckScope<'a>,
+        object: &ObjectDef,
+        written: Written<'a>,
+    ) -> crate::error::Result<(crate::records::Record, crate::records::Record)> {
+        let own = self.run_own(conn, scope, object, written).await?;
+        let mut now = own.clone();
         for hook in &self.1 {
             let written = Written {
                 before: written.before,
@@ -319,7 +335,7 @@ impl RecordHooks {
                 now = changed;
             }
         }
-        Ok(now)
+        Ok((now, own))
     }
 
     /// Runs only the hooks of `object`'s own records, not those of every

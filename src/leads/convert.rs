@@ -517,12 +517,12 @@ impl Made<'_, '_> {
                 before: Some(&before),
                 record: &record,
             };
-            let record = self
+            let (_, audited) = self
                 .hooks
-                .run(self.conn, &self.context.check_scope(&[]), object, written)
+                .run_audited(self.conn, &self.context.check_scope(&[]), object, written)
                 .await?;
             self.entries
-                .push(records::audit_entry(object, Action::Update, Some(&before), &record));
+                .push(records::audit_entry(object, Action::Update, Some(&before), &audited));
             moved += 1;
         }
         Ok(moved)
@@ -559,12 +559,12 @@ impl Made<'_, '_> {
             before: Some(self.lead),
             record: &record,
         };
-        let record = self
+        let (record, audited) = self
             .hooks
-            .run(self.conn, &self.context.check_scope(at.parts()), object, written)
+            .run_audited(self.conn, &self.context.check_scope(at.parts()), object, written)
             .await?;
         self.entries
-            .push(records::audit_entry(object, Action::Update, Some(self.lead), &record));
+            .push(records::audit_entry(object, Action::Update, Some(self.lead), &audited));
         Ok(record)
     }
 }
