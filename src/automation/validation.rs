@@ -144,11 +144,11 @@ pub async fn impact(
 }
 
 #[derive(diesel::QueryableByName)]
-pub struct ImportRefusal {
+struct ImportRefusal {
     #[diesel(sql_type = BigInt)]
-    pub row_number: i64,
+    row_number: i64,
     #[diesel(sql_type = Text)]
-    pub rule: String,
+    rule: String,
 }
 
 /// The rows of an import's batch (`row_number` in `start..end`) whose

@@ -147,16 +147,6 @@ impl TransactionState {
         Fire::Yes
     }
 
-    /// How many rules fired so far.
-    pub fn len(&self) -> usize {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
-    }
-
-    /// Whether none did.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The value kept under `key` in this transaction, if any.
     pub fn kept(&self, key: &str) -> Option<Kept> {
         self.1
