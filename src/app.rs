@@ -24,7 +24,9 @@ pub const ROOMS: Rooms = Rooms(&[
     crate::duplicates::register,
     crate::leads::register,
     crate::merge::api::register,
+    crate::webhooks::register,
     crate::automation::register,
+    crate::live::register,
     crate::timeline::api::register,
     crate::transfer::api::register,
     crate::customize::register,
@@ -204,6 +206,10 @@ impl crate::notify::Subscriber for App {
             Announcement::TokenRevoked { id } => self.auth.forget(id),
             Announcement::UserChanged { id } => self.auth.forget_user(id),
             Announcement::Automation { .. } => crate::automation::worker::wake(),
+            Announcement::Events { schema, tx } => {
+                crate::webhooks::delivery::wake();
+                crate::live::feed::committed(&self.db, &schema, tx).await;
+            }
         }
     }
 

@@ -80,6 +80,13 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// The address automation's emails come from.
     pub smtp_from: String,
+    /// How long the first retry of a failed webhook delivery waits (later
+    /// ones wait longer: see `webhooks::delivery`).
+    pub webhook_retry_base: Duration,
+    /// How long a webhook receiver has to answer an attempt.
+    pub webhook_timeout: Duration,
+    /// GraphQL subscription connections one token may hold open at once.
+    pub subscription_connections_per_token: usize,
 }
 
 /// The SMTP server automation sends through: the server's setting, never
@@ -146,6 +153,9 @@ impl Default for Config {
             automation_interval: Duration::from_secs(2),
             smtp: None,
             smtp_from: "crm@localhost".to_owned(),
+            webhook_retry_base: Duration::from_secs(5),
+            webhook_timeout: Duration::from_secs(10),
+            subscription_connections_per_token: 20,
         }
     }
 }

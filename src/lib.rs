@@ -23,6 +23,7 @@ pub mod graphql;
 pub mod history;
 pub mod http;
 pub mod leads;
+pub mod live;
 pub mod merge;
 pub mod metadata;
 pub mod notify;
@@ -35,6 +36,7 @@ pub mod seed;
 pub mod team;
 pub mod timeline;
 pub mod transfer;
+pub mod webhooks;
 pub mod yielding;
 
 pub use app::App;

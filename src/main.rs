@@ -569,6 +569,18 @@ struct ServeArgs {
     /// The address emails come from.
     #[arg(long, env = "CRM_SMTP_FROM", default_value = "crm@localhost")]
     smtp_from: String,
+    /// Milliseconds before the first retry of a failed webhook delivery; the later ones wait 12, 60, 180, 720,
+    /// 1440, 2880, 5760 and 6480 times as long (10 tries over about 24 hours at the default: 5 s, 1 min,
+    /// 5 min, 15 min, 1 h, 2 h, 4 h, 8 h, 9 h), give or take a fifth; then the delivery is a dead letter
+    /// (`redeliverWebhook` sends it again).
+    #[arg(long, env = "CRM_WEBHOOK_RETRY_BASE_MS", default_value_t = 5000)]
+    webhook_retry_base_ms: u64,
+    /// Milliseconds a webhook receiver has to answer a delivery before the attempt counts as failed.
+    #[arg(long, env = "CRM_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    webhook_timeout_ms: u64,
+    /// GraphQL subscription (WebSocket) connections one API token may hold open at once on this server.
+    #[arg(long, env = "CRM_SUBSCRIPTION_CONNECTIONS_PER_TOKEN", default_value_t = 20)]
+    subscription_connections_per_token: usize,
 }
 
 fn main() -> ExitCode {

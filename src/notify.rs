@@ -39,6 +39,10 @@ pub enum Announcement {
     UserChanged { id: Uuid },
     /// Automation has work to do now in a workspace (an email to send).
     Automation { workspace: String },
+    /// A transaction (`tx`, its id) appended record events in the
+    /// workspace whose Postgres schema is `schema`: webhooks to deliver,
+    /// GraphQL subscriptions to feed.
+    Events { schema: String, tx: i64 },
 }
 
 /// Announces a change on `conn` (on commit, inside a transaction).

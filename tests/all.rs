@@ -39,3 +39,4 @@ mod sandbox;
 mod schema_file;
 mod security;
 mod transfer;
+mod webhooks;

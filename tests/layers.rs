@@ -38,7 +38,10 @@ const LAYERS: &[&str] = &[
     "duplicates",
     "leads",
     "merge",
+    "webhooks",
     "automation",
+    // Live updates (GraphQL subscriptions), fed by the webhooks' events.
+    "live",
     "timeline",
     "transfer",
     "customize",

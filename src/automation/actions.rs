@@ -2,7 +2,8 @@
 //! ASSIGN_OWNER compute the fields to set (written by the pass, once),
 //! applied to a draft of the record that later actions read; CREATE_RECORD
 //! makes a record about it (checked and hooked like an API create);
-//! SEND_EMAIL renders a template into the outbox; WAIT pauses the run.
+//! SEND_EMAIL renders a template into the outbox; WEBHOOK posts the record
+//! through the webhooks' outbox; WAIT pauses the run.
 
 use async_graphql::Value;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -161,8 +162,40 @@ async fn act(
             let sent = super::email::enqueue(conn, scope, object, &done.draft, rule, run, template, to).await?;
             Ok(json!({ "type": kind, "emailId": sent.id, "to": sent.to, "status": sent.status }))
         }
+        Action::Webhook { subscription } => {
+            let (id, status) = webhook(conn, scope, object, &done.draft, rule, subscription).await?;
+            Ok(json!({ "type": kind, "webhook": subscription, "eventId": id, "status": status }))
+        }
         Action::Wait { minutes } => Ok(json!({ "type": kind, "minutes": minutes })),
     }
+}
+
+/// Posts the record, as the rule left it so far, to the subscription
+/// named `name` (through the outbox: sent after commit, captured in a
+/// sandbox); answers the event and the delivery's status (none when the
+/// subscription is disabled here).
+async fn webhook(
+    conn: &mut AsyncPgConnection,
+    scope: &CheckScope<'_>,
+    object: &ObjectDef,
+    record: &Record,
+    rule: &WorkflowRule,
+    name: &str,
+) -> Result<(Uuid, String)> {
+    let (subscription, _) = crate::webhooks::subscription_named(conn, scope.schema, name)
+        .await?
+        .ok_or_else(|| CrmError::bad_input(&["webhook"], format!("no webhook subscription named {name}")))?;
+    let event = crate::webhooks::NewEvent {
+        object,
+        record,
+        event: "WORKFLOW",
+        previous: None,
+        changed: Vec::new(),
+        actor: scope.trail.actor.as_ref().map(|actor| actor.user_id),
+        rule: Some(&rule.name),
+    };
+    let (id, status) = crate::webhooks::append(conn, scope.schema, &event, Some(subscription)).await?;
+    Ok((id, status.unwrap_or_else(|| "DISABLED".to_owned())))
 }
 
 /// A rule's values with their placeholders filled from the record.

@@ -6,8 +6,8 @@
 //! really send) and `retryEmail`. The rules and templates themselves are
 //! configuration objects with the engine's CRUD (`createWorkflowRule` …).
 
-use async_graphql::dynamic::{Enum, EnumItem, Field, FieldFuture, FieldValue, InputValue, Object, TypeRef};
-use async_graphql::{Name, Value};
+use async_graphql::dynamic::{Enum, EnumItem, Field, FieldValue, InputValue, Object, TypeRef};
+use async_graphql::Value;
 use serde_json::Value as Json;
 use uuid::Uuid;
 
@@ -15,8 +15,11 @@ use crate::access::{self, AdminPermission};
 use crate::audit::{self, Action};
 use crate::db::sql::{Bind, JsonRow, Sql};
 use crate::error::{CrmError, Result};
-use crate::graphql::input::{self, Path};
-use crate::graphql::resolve::{arg, context, enum_name, first_arg, id_arg, resolved, text_arg, RequestContext};
+use crate::graphql::input::Path;
+use crate::graphql::resolve::{
+    arg, context, enum_name, first_arg, id_arg, instant, json_enum_field as json_enum, json_field as json,
+    json_rows as rows, optional_id as id_of, resolved, text_arg, RequestContext,
+};
 use crate::graphql::room::Surface;
 use crate::records::FieldSet;
 
@@ -72,34 +75,6 @@ fn email_status() -> Enum {
         .item(EnumItem::new("CAPTURED").description(
             "Rendered in a sandbox and kept, never sent (its recipients' domains are not allowed for the sandbox).",
         ))
-}
-
-/// A field read off a JSON parent by its own name.
-fn json(name: &'static str, type_ref: TypeRef, description: &str) -> Field {
-    Field::new(name, type_ref, move |ctx| {
-        let value = ctx
-            .parent_value
-            .try_downcast_ref::<Json>()
-            .ok()
-            .map(|parent| parent[name].clone())
-            .filter(|value| !value.is_null())
-            .and_then(|value| Value::from_json(value).ok());
-        FieldFuture::from_value(value)
-    })
-    .description(description)
-}
-
-/// An enum field read off a JSON parent.
-fn json_enum(name: &'static str, type_ref: TypeRef, description: &str) -> Field {
-    Field::new(name, type_ref, move |ctx| {
-        let value = ctx
-            .parent_value
-            .try_downcast_ref::<Json>()
-            .ok()
-            .and_then(|parent| parent[name].as_str().map(|s| Value::Enum(Name::new(s))));
-        FieldFuture::from_value(value)
-    })
-    .description(description)
 }
 
 fn run_type() -> Object {
@@ -298,14 +273,6 @@ fn headers(message: &str) -> Vec<Json> {
 }
 
 /// An optional id argument.
-fn id_of(ctx: &async_graphql::dynamic::ResolverContext<'_>, name: &str) -> Result<Option<Uuid>> {
-    match arg(ctx, name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => input::parse_id(text, &Path::root(name)).map(Some),
-        Some(_) => Err(CrmError::bad_input(&[name], format!("{name} must be an id"))),
-    }
-}
-
 fn runs_field() -> Field {
     Field::new("workflowRuns", TypeRef::named_nn_list_nn("WorkflowRun"), |ctx| {
         resolved(async move {
@@ -338,23 +305,6 @@ fn runs_field() -> Field {
     .argument(InputValue::new("recordId", TypeRef::named(TypeRef::ID)).description("Only the runs for this record."))
     .argument(InputValue::new("status", TypeRef::named("WorkflowRunStatus")).description("Only runs that ended so."))
     .argument(InputValue::new("first", TypeRef::named(TypeRef::INT)).description("How many (default 50, at most 500)."))
-}
-
-/// `to_char` of an instant column as the API writes instants.
-fn instant(column: &str) -> Sql {
-    let mut sql = Sql::raw("to_char(");
-    sql.push(column)
-        .push(" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
-    sql
-}
-
-/// Loads JSON rows and answers them as a list.
-async fn rows<'a>(context: &RequestContext, query: Sql) -> Result<Option<FieldValue<'a>>> {
-    let mut conn = context.db.conn().await?;
-    let rows: Vec<JsonRow> = query.load(&mut conn).await?;
-    Ok(Some(FieldValue::list(
-        rows.into_iter().map(|r| FieldValue::owned_any(r.row)),
-    )))
 }
 
 /// The SELECT of emails as the `Email` type reads them.

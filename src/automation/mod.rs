@@ -55,24 +55,7 @@ pub fn register(surface: &mut Surface) {
 }
 
 /// What a write did to a record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
-    Created,
-    Updated,
-    Deleted,
-    Restored,
-}
-
-impl Event {
-    pub fn of(written: Written<'_>) -> Event {
-        match written.before {
-            None => Event::Created,
-            Some(before) if !deleted(before) && deleted(written.record) => Event::Deleted,
-            Some(before) if deleted(before) && !deleted(written.record) => Event::Restored,
-            Some(_) => Event::Updated,
-        }
-    }
-}
+pub use crate::graphql::room::RecordEvent as Event;
 
 /// Whether a write changed a record's values, not just its life state.
 fn values_changed(before: &Record, after: &Record) -> bool {
@@ -100,7 +83,7 @@ pub fn saved<'m>(
 
 /// Whether a record is deleted.
 pub fn deleted(record: &Record) -> bool {
-    record.get("deletedAt").is_some_and(|at| !at.is_null())
+    crate::records::is_deleted(record)
 }
 
 /// Every write of a record: its object's validation rules, then its

@@ -102,6 +102,9 @@ pub enum Action {
     /// Renders a template into the outbox, to `to`: fields holding an
     /// address, `owner`, or addresses.
     SendEmail { template: String, to: Vec<String> },
+    /// Posts the record to a webhook subscription's URL, through the
+    /// webhooks' outbox.
+    Webhook { subscription: String },
     /// Pauses the run.
     Wait { minutes: i64 },
 }
@@ -114,6 +117,7 @@ impl Action {
             Action::CreateRecord { .. } => "CREATE_RECORD",
             Action::AssignOwner { .. } => "ASSIGN_OWNER",
             Action::SendEmail { .. } => "SEND_EMAIL",
+            Action::Webhook { .. } => "WEBHOOK",
             Action::Wait { .. } => "WAIT",
         }
     }
@@ -490,6 +494,13 @@ fn action(model: &Model, object: &ObjectDef, item: &Json, at: &Path) -> Result<A
             }
             Ok(Action::SendEmail { template, to })
         }
+        "WEBHOOK" => {
+            let subscription = item["webhook"].as_str().unwrap_or_default().to_owned();
+            if subscription.is_empty() {
+                return Err(at.at("webhook").error("WEBHOOK names a webhook subscription"));
+            }
+            Ok(Action::Webhook { subscription })
+        }
         "WAIT" => {
             let minutes = item["minutes"]
                 .as_i64()
@@ -498,7 +509,7 @@ fn action(model: &Model, object: &ObjectDef, item: &Json, at: &Path) -> Result<A
             Ok(Action::Wait { minutes })
         }
         other => Err(at.at("type").error(format!(
-            "{other} is not SET_FIELDS, CREATE_RECORD, ASSIGN_OWNER, SEND_EMAIL or WAIT"
+            "{other} is not SET_FIELDS, CREATE_RECORD, ASSIGN_OWNER, SEND_EMAIL, WEBHOOK or WAIT"
         ))),
     }
 }
@@ -596,6 +607,23 @@ async fn check_names(
             }
             Action::AssignOwner { users, .. } => {
                 users_at(conn, users, &at).await?;
+            }
+            Action::Webhook { subscription } => {
+                let found = crate::webhooks::subscription_named(conn, scope.schema, subscription).await?;
+                match found {
+                    None => {
+                        return Err(at
+                            .at("webhook")
+                            .error(format!("no webhook subscription named {subscription}")))
+                    }
+                    Some((_, object)) if object != rule.object => {
+                        return Err(at.at("webhook").error(format!(
+                            "{subscription} is a subscription for {object}, not {}",
+                            rule.object
+                        )))
+                    }
+                    Some(_) => {}
+                }
             }
             _ => {}
         }

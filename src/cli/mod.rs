@@ -69,6 +69,9 @@ pub fn config(database: &DatabaseArgs, serve: Option<&ServeArgs>) -> Config {
             password: serve.smtp_password.clone(),
         });
         config.smtp_from = serve.smtp_from.clone();
+        config.webhook_retry_base = Duration::from_millis(serve.webhook_retry_base_ms);
+        config.webhook_timeout = Duration::from_millis(serve.webhook_timeout_ms.max(1));
+        config.subscription_connections_per_token = serve.subscription_connections_per_token;
     }
     config
 }

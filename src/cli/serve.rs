@@ -36,6 +36,7 @@ async fn serve_on(config: &Config, server: &DatabaseServer) -> anyhow::Result<()
     crm::retention::spawn(app.db.clone(), config.retention_interval);
     crm::leads::decay::spawn(app.db.clone(), config.rescore_interval);
     crm::automation::worker::spawn(app.db.clone(), crm::app::ROOMS.record_hooks(), config);
+    crm::webhooks::delivery::spawn(app.db.clone(), config);
     let first_admin = {
         let mut conn = app.db.conn().await?;
         auth::first_admin(&mut conn).await?

@@ -86,6 +86,12 @@ pub struct PoolOptions {
 }
 
 impl Database {
+    /// Identifies this pool among those of the process (one per server;
+    /// tests run several): for process-wide state kept per server.
+    pub fn id(&self) -> usize {
+        Arc::as_ptr(&self.statements) as usize
+    }
+
     /// Builds the pool. Every connection gets the configured
     /// `statement_timeout`, UTC as its time zone, and a counter of the SQL
     /// statements it runs (the N+1 guard in the tests reads it).

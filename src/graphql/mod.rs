@@ -356,6 +356,30 @@ pub async fn answer(entry: &WorkspaceSchema, db: &Database, caller: Caller, requ
     }
 }
 
+/// Runs a request over a long-lived connection (a WebSocket): a
+/// subscription's stream of responses, or a query's one, each error with
+/// a stable `extensions.code`.
+pub fn stream(
+    entry: &WorkspaceSchema,
+    db: &Database,
+    caller: Caller,
+    request: Request,
+) -> futures_util::stream::BoxStream<'static, Response> {
+    use futures_util::StreamExt;
+    let visibility = Visibility::of(&caller.actor, entry.record_visibility.get(), &entry.model);
+    let context = RequestContext::new(db.clone(), entry, caller, visibility);
+    entry
+        .schema
+        .execute_stream(request.data(context))
+        .map(|mut response| {
+            for error in &mut response.errors {
+                ensure_code(error);
+            }
+            response
+        })
+        .boxed()
+}
+
 /// Runs a request through the resolvers and gives every error a stable
 /// `extensions.code`.
 pub async fn execute(entry: &WorkspaceSchema, db: &Database, caller: Caller, request: Request) -> Response {

@@ -566,3 +566,57 @@ pub fn connection_type(object: &ObjectDef) -> Object {
             .description("Records matching the filter, on all pages (counted only when asked)."),
         )
 }
+
+/// A field read off a JSON parent (a row document) by its own name.
+pub fn json_field(name: &'static str, type_ref: TypeRef, description: &str) -> Field {
+    Field::new(name, type_ref, move |ctx| {
+        let value = ctx
+            .parent_value
+            .try_downcast_ref::<Json>()
+            .ok()
+            .map(|parent| parent[name].clone())
+            .filter(|value| !value.is_null())
+            .and_then(|value| Value::from_json(value).ok());
+        FieldFuture::from_value(value)
+    })
+    .description(description)
+}
+
+/// An enum field read off a JSON parent.
+pub fn json_enum_field(name: &'static str, type_ref: TypeRef, description: &str) -> Field {
+    Field::new(name, type_ref, move |ctx| {
+        let value = ctx
+            .parent_value
+            .try_downcast_ref::<Json>()
+            .ok()
+            .and_then(|parent| parent[name].as_str().map(|s| Value::Enum(Name::new(s))));
+        FieldFuture::from_value(value)
+    })
+    .description(description)
+}
+
+/// An optional id argument, a UUID.
+pub fn optional_id(ctx: &ResolverContext<'_>, name: &str) -> Result<Option<Uuid>> {
+    match arg(ctx, name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => input::parse_id(text, &Path::root(name)).map(Some),
+        Some(_) => Err(CrmError::bad_input(&[name], format!("{name} must be an id"))),
+    }
+}
+
+/// `to_char` of an instant column as the API writes instants.
+pub fn instant(column: &str) -> crate::db::sql::Sql {
+    let mut sql = crate::db::sql::Sql::raw("to_char(");
+    sql.push(column)
+        .push(" AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')");
+    sql
+}
+
+/// Loads row documents (`SELECT … AS row`) and answers them as a list.
+pub async fn json_rows<'a>(context: &RequestContext, query: crate::db::sql::Sql) -> Result<Option<FieldValue<'a>>> {
+    let mut conn = context.db.conn().await?;
+    let rows: Vec<crate::db::sql::JsonRow> = query.load(&mut conn).await?;
+    Ok(Some(FieldValue::list(
+        rows.into_iter().map(|r| FieldValue::owned_any(r.row)),
+    )))
+}

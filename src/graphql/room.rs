@@ -23,6 +23,7 @@ pub struct Surface {
     /// The names of `queries`: no object may take them for its own.
     pub(super) query_names: Vec<&'static str>,
     pub(super) mutations: Vec<Field>,
+    pub(super) subscriptions: Vec<async_graphql::dynamic::SubscriptionField>,
     pub(super) record_fields: Vec<fn(&ObjectDef) -> Option<Field>>,
     pub(super) per_object: Vec<fn(&Model, &ObjectDef) -> PerObject>,
     pub(super) per_model: Vec<fn(&Model) -> PerObject>,
@@ -50,6 +51,44 @@ pub type RecordHook =
 pub struct Written<'a> {
     pub before: Option<&'a crate::records::Record>,
     pub record: &'a crate::records::Record,
+}
+
+impl Written<'_> {
+    /// What the write did to the record.
+    pub fn event(&self) -> RecordEvent {
+        RecordEvent::of(*self)
+    }
+}
+
+/// What a write did to a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordEvent {
+    Created,
+    Updated,
+    Deleted,
+    Restored,
+}
+
+impl RecordEvent {
+    pub fn of(written: Written<'_>) -> RecordEvent {
+        use crate::records::is_deleted;
+        match written.before {
+            None => RecordEvent::Created,
+            Some(before) if !is_deleted(before) && is_deleted(written.record) => RecordEvent::Deleted,
+            Some(before) if is_deleted(before) && !is_deleted(written.record) => RecordEvent::Restored,
+            Some(_) => RecordEvent::Updated,
+        }
+    }
+
+    /// Its name in the API: `CREATED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordEvent::Created => "CREATED",
+            RecordEvent::Updated => "UPDATED",
+            RecordEvent::Deleted => "DELETED",
+            RecordEvent::Restored => "RESTORED",
+        }
+    }
 }
 
 /// What a record is checked against: the workspace's model (after the
@@ -427,6 +466,11 @@ impl Surface {
     /// Root mutation fields.
     pub fn mutations(&mut self, fields: Vec<Field>) {
         self.mutations.extend(fields);
+    }
+
+    /// Root subscription fields (live updates over WebSocket).
+    pub fn subscriptions(&mut self, fields: Vec<async_graphql::dynamic::SubscriptionField>) {
+        self.subscriptions.extend(fields);
     }
 
     /// The names of the root queries the rooms add.

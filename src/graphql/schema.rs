@@ -92,7 +92,11 @@ pub fn build(model: &Model, limits: Option<Limits>, surface: Surface) -> Result<
     let mut query = Object::new("Query").description("Read CRM records.");
     let mut mutation = Object::new("Mutation").description("Create, change, delete and restore CRM records.");
     let mut types = Types {
-        builder: Some(Schema::build("Query", Some("Mutation"), None)),
+        builder: Some(Schema::build(
+            "Query",
+            Some("Mutation"),
+            (!surface.subscriptions.is_empty()).then_some("Subscription"),
+        )),
         seen: HashSet::new(),
         duplicate: None,
     };
@@ -152,6 +156,14 @@ pub fn build(model: &Model, limits: Option<Limits>, surface: Surface) -> Result<
     }
     types.object(query);
     types.object(mutation);
+    if !surface.subscriptions.is_empty() {
+        let mut subscription = async_graphql::dynamic::Subscription::new("Subscription")
+            .description("Live updates over WebSocket (graphql-transport-ws), at the workspace's GraphQL URL.");
+        for field in surface.subscriptions {
+            subscription = subscription.field(field);
+        }
+        types.builder = types.builder.take().map(|builder| builder.register(subscription));
+    }
     if let Some(name) = types.duplicate {
         return Err(SchemaError(format!("the type {name} is defined twice")));
     }

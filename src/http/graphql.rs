@@ -65,6 +65,20 @@ pub(super) async fn get(
     request: Request,
 ) -> Result<Response, HttpError> {
     let (mut parts, _) = request.into_parts();
+    if is_upgrade(&parts.headers) {
+        let upgrade: axum::extract::ws::WebSocketUpgrade =
+            parts
+                .extract()
+                .await
+                .map_err(|err: axum::extract::ws::rejection::WebSocketUpgradeRejection| {
+                    HttpError::bad_request(StatusCode::BAD_REQUEST, err.body_text())
+                })?;
+        let held = parts
+            .extensions
+            .get::<super::server::Connection>()
+            .map(super::server::Connection::hold_open);
+        return super::subscriptions::upgrade(app, endpoint, upgrade, &parts.headers, held);
+    }
     let query = query.unwrap_or_default();
     let asks = |name: &str| query.split('&').any(|pair| pair.starts_with(name));
     if accepts(&parts.headers, "text/html") && !asks("query=") && !asks("extensions=") {
@@ -90,6 +104,14 @@ pub(super) async fn get(
     }
     let workspace = deadline::by_deadline(&app, deadline, endpoint.resolve(&app, &actor)).await?;
     run(app, &parts.headers, actor, workspace, request, deadline).await
+}
+
+/// Whether a request asks to upgrade to a WebSocket.
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
 }
 
 /// Refuses with 415 a body not declared as JSON.

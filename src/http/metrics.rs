@@ -44,11 +44,19 @@ pub(super) async fn metrics(State(app): State<Arc<Shared>>, _caller: Actor) -> R
          crm_remembered_tokens {}\n\
          # HELP crm_retention_purged_rows_total Rows the retention job removed for good: deleted records, old audit log entries.\n\
          # TYPE crm_retention_purged_rows_total counter\n\
-         crm_retention_purged_rows_total {}\n",
+         crm_retention_purged_rows_total {}\n\
+         # HELP crm_subscription_connections GraphQL WebSocket connections open on this server.\n\
+         # TYPE crm_subscription_connections gauge\n\
+         crm_subscription_connections {}\n\
+         # HELP crm_subscriptions GraphQL subscriptions (recordChanged) open on this server.\n\
+         # TYPE crm_subscriptions gauge\n\
+         crm_subscriptions {}\n",
         app.db.statements_run(),
         app.schemas.compiled_answers(),
         app.auth.remembered(),
-        crate::retention::purged_rows()
+        crate::retention::purged_rows(),
+        super::subscriptions::open_connections(),
+        crate::live::feed::listeners()
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }

@@ -27,6 +27,7 @@ mod metrics;
 mod playground;
 pub mod rate_limit;
 pub mod server;
+mod subscriptions;
 mod transfer;
 mod workspace;
 

@@ -28,7 +28,6 @@ use axum::Router;
 use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
@@ -56,14 +55,18 @@ pub async fn serve(
         header: app.config.header_timeout,
         idle: app.config.idle_timeout,
     };
-    let slots = Arc::new(Semaphore::new(connection_cap(&app.config)));
+    let cap = connection_cap(&app.config);
+    let slots = Arc::new(Semaphore::new(cap));
     let router = super::router(app.clone());
     let mut http = http1::Builder::new();
     // A backstop only: `Watched` closes such connections sooner.
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.idle + limits.header)
         .keep_alive(true);
-    let graceful = GracefulShutdown::new();
+    // Told to every connection at shutdown: each finishes the request in
+    // flight and closes (hyper's graceful shutdown, done here because
+    // hyper-util's does not take connections that may upgrade).
+    let (stopping, stop) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let slot = tokio::select! {
@@ -80,9 +83,20 @@ pub async fn serve(
         };
         let activity = Arc::new(Activity::default());
         let io = TokioIo::new(Watched::new(stream, activity.clone(), limits));
-        let connection = graceful.watch(http.serve_connection(io, requests(router.clone(), peer, activity)));
+        let connection = http
+            .serve_connection(io, requests(router.clone(), peer, activity))
+            .with_upgrades();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            let mut connection = std::pin::pin!(connection);
+            let closed = tokio::select! {
+                closed = connection.as_mut() => closed,
+                _ = async { stop.wait_for(|stopping| *stopping).await.map(drop) } => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(err) = closed {
                 tracing::debug!(%peer, "connection closed: {err}");
             }
             drop(slot);
@@ -90,7 +104,9 @@ pub async fn serve(
     }
     drop(listener);
     let patience = app.config.shutdown_timeout;
-    if tokio::time::timeout(patience, graceful.shutdown()).await.is_err() {
+    let _ = stopping.send(true);
+    let all = u32::try_from(cap).unwrap_or(u32::MAX);
+    if tokio::time::timeout(patience, slots.acquire_many(all)).await.is_err() {
         tracing::warn!(
             timeout_ms = patience.as_millis(),
             "requests still in flight after the shutdown timeout; stopping anyway"
@@ -180,6 +196,23 @@ struct Activity {
     open: AtomicUsize,
 }
 
+/// The connection a request came on, for a handler that takes it over (a
+/// WebSocket upgrade).
+#[derive(Debug, Clone)]
+pub(super) struct Connection(Arc<Activity>);
+
+impl Connection {
+    /// Keeps the connection busy (no idle timeout) until the answer is
+    /// dropped: for a WebSocket, which outlives its upgrade request.
+    pub(super) fn hold_open(&self) -> HeldOpen {
+        HeldOpen(OpenRequest::start(self.0.clone()))
+    }
+}
+
+/// A connection held busy.
+#[derive(Debug)]
+pub(super) struct HeldOpen(#[allow(dead_code)] OpenRequest);
+
 /// Counts a request as open until dropped with its response's body.
 #[derive(Debug)]
 struct OpenRequest(Arc<Activity>);
@@ -210,6 +243,7 @@ fn requests(
 {
     hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
+        request.extensions_mut().insert(Connection(activity.clone()));
         let open = OpenRequest::start(activity.clone());
         let response = router.clone().oneshot(request);
         async move {

@@ -39,10 +39,20 @@ impl<S: Send + Sync> FromRequestParts<S> for Endpoint {
 impl Endpoint {
     /// The workspace `actor` reaches here, or the refusal.
     pub(super) async fn resolve(&self, app: &Shared, actor: &Actor) -> Result<Workspace, HttpError> {
+        self.reach(app, actor).await.map_err(|err| match err {
+            CrmError::NotFound { .. } | CrmError::Forbidden { .. } => HttpError::from(err),
+            err => HttpError::unavailable(err),
+        })
+    }
+
+    /// The workspace `actor` reaches here: NOT_FOUND for a sandbox that
+    /// does not exist (or no longer does), FORBIDDEN for a user neither an
+    /// admin nor granted it, another error when the database cannot say.
+    pub(super) async fn reach(&self, app: &Shared, actor: &Actor) -> Result<Workspace, CrmError> {
         let Endpoint::Sandbox(name) = self else {
             return Ok(Workspace::production());
         };
-        let not_found = || HttpError::from(CrmError::not_found("Sandbox", name));
+        let not_found = || CrmError::not_found("Sandbox", name);
         if crate::sandbox::check_name(name).is_err() {
             return Err(not_found());
         }
@@ -51,11 +61,8 @@ impl Endpoint {
         let workspace = match app.schemas.cached(name) {
             Some(entry) => entry.workspace.clone(),
             None => {
-                let mut conn = app.db.conn().await.map_err(HttpError::unavailable)?;
-                match crate::sandbox::find(&mut conn, name)
-                    .await
-                    .map_err(HttpError::unavailable)?
-                {
+                let mut conn = app.db.conn().await?;
+                match crate::sandbox::find(&mut conn, name).await? {
                     Some(sandbox) => Workspace {
                         name: sandbox.name,
                         pg_schema: sandbox.pg_schema,
@@ -65,18 +72,14 @@ impl Endpoint {
             }
         };
         if actor.role != Role::Admin {
-            let mut conn = app.db.conn().await.map_err(HttpError::unavailable)?;
-            let granted = crate::sandbox::may_use(&mut conn, name, actor.user_id)
-                .await
-                .map_err(HttpError::unavailable)?;
-            if !granted {
+            let mut conn = app.db.conn().await?;
+            if !crate::sandbox::may_use(&mut conn, name, actor.user_id).await? {
                 return Err(CrmError::Forbidden {
                     permission: "sandbox.use".into(),
                     message: format!(
                         "you have no access to the sandbox {name}: an admin can grant it (grantSandboxAccess)"
                     ),
-                }
-                .into());
+                });
             }
         }
         Ok(workspace)

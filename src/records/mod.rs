@@ -309,6 +309,11 @@ pub fn title(object: &ObjectDef, alias: &str) -> Sql {
     sql
 }
 
+/// Whether a record is deleted (it carries `deletedAt`).
+pub fn is_deleted(record: &Record) -> bool {
+    record.get("deletedAt").is_some_and(|at| !at.is_null())
+}
+
 /// The id of a row document.
 pub fn record_id(record: &Record) -> Option<Uuid> {
     record.get("id")?.as_str()?.parse().ok()

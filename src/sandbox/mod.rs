@@ -435,6 +435,8 @@ async fn fill(
     let rules = crate::automation::rules::with_trigger(conn, &schema, &model, "DATE_OFFSET").await?;
     let ids: Vec<uuid::Uuid> = rules.iter().map(|rule| rule.id).collect();
     crate::automation::timers::sync(conn, &schema, &model, &ids).await?;
+    // Copied webhook subscriptions start disabled, with secrets of their own.
+    crate::webhooks::copied(conn, &schema).await?;
     Ok(())
 }
 

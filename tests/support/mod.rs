@@ -262,18 +262,22 @@ impl TestApp {
         }
     }
 
-    /// A server that also runs automation's worker, as `crm serve` does
-    /// (sending emails through `config.smtp`).
+    /// A server that also runs automation's worker and the webhooks'
+    /// delivery worker, as `crm serve` does (sending emails through
+    /// `config.smtp`).
     pub async fn start_automated(config: Config) -> TestApp {
         let app = TestApp::start_with(config.clone()).await;
         crm::automation::worker::spawn(app.app.db.clone(), crm::app::ROOMS.record_hooks(), &config);
+        crm::webhooks::delivery::spawn(app.app.db.clone(), &config);
         app
     }
 
-    /// Another server with automation's worker on the same database.
+    /// Another server with automation's and the webhooks' workers on the
+    /// same database.
     pub async fn second_automated(&self, config: &Config) -> TestApp {
         let second = self.second_server().await;
         crm::automation::worker::spawn(second.app.db.clone(), crm::app::ROOMS.record_hooks(), config);
+        crm::webhooks::delivery::spawn(second.app.db.clone(), config);
         second
     }
 

@@ -1,6 +1,7 @@
 //! The configuration-row kinds (see `rows`): saved reports, lead field
 //! mappings, scoring rules, lead grades, duplicate rules, import mappings,
-//! validation rules, workflow rules and email templates. What each state may hold is
+//! validation rules, workflow rules, email templates and webhook
+//! subscriptions. What each state may hold is
 //! checked here as its table would; what it means (fields, conditions)
 //! is the rooms' check.
 
@@ -298,6 +299,39 @@ pub(super) static EMAIL_TEMPLATE: Rows = Rows {
     changed: "the emails sent from it change",
 };
 
+/// A webhook subscription. Its secret and disabled state are not
+/// properties: each workspace keeps its own.
+pub(super) static WEBHOOK_SUBSCRIPTION: Rows = Rows {
+    about: &About {
+        kind: Kind::WebhookSubscription,
+        identifier: "WEBHOOK_SUBSCRIPTION",
+        noun: "webhook subscription",
+        description: "Where the changes of an object's records are posted, signed.",
+        key: "webhookSubscriptions",
+    },
+    table: Table {
+        name: "webhook_subscription",
+        audited_as: "WebhookSubscription",
+        in_pipeline: false,
+    },
+    properties: &[
+        Property::new("name", "name", Column::Text),
+        Property::new("description", "description", Column::Text),
+        Property::new("url", "url", Column::Text),
+        Property::new("object", "object", Column::Text),
+        Property::new("events", "events", Column::Json).or("[]"),
+        Property::new("fields", "fields", Column::Json),
+        Property::new("isActive", "is_active", Column::Bool).or("true"),
+    ],
+    target: named,
+    // After the fields and objects it names; before the workflow rules
+    // that call it.
+    phase: 5,
+    check: webhook_subscription,
+    removed: "its receiver gets no more events, and workflow rules that call it fail",
+    changed: "its receiver gets other events or payloads",
+};
+
 /// `name` is 1 to `max` characters.
 fn name_of(desired: &Json, noun: &str, max: usize) -> Result<()> {
     let name = text(desired, "name");
@@ -504,6 +538,27 @@ fn email_template(desired: &Json) -> Result<()> {
             &["textBody"],
             "an email template has a text or an HTML body",
         ));
+    }
+    Ok(())
+}
+
+/// Named, for an object, with a URL, lists of events and fields (what
+/// they hold is checked against the model when saved: `webhooks`).
+fn webhook_subscription(desired: &Json) -> Result<()> {
+    name_of(desired, "webhook subscription", 255)?;
+    if text(desired, "object").is_empty() {
+        return Err(CrmError::bad_input(
+            &["object"],
+            "a webhook subscription names its object",
+        ));
+    }
+    if text(desired, "url").is_empty() {
+        return Err(CrmError::bad_input(&["url"], "a webhook subscription has a URL"));
+    }
+    for key in ["events", "fields"] {
+        if !(desired[key].is_null() || desired[key].is_array()) {
+            return Err(CrmError::bad_input(&[key], format!("{key} is a list")));
+        }
     }
     Ok(())
 }

@@ -142,7 +142,7 @@ pub trait MetadataKind: Sync {
 }
 
 /// Every kind, in the order changes are listed (the order of [`Kind`]).
-static KINDS: [&dyn MetadataKind; 14] = [
+static KINDS: [&dyn MetadataKind; 15] = [
     &object::Object,
     &field::Field,
     &pipeline::Pipeline,
@@ -156,6 +156,7 @@ static KINDS: [&dyn MetadataKind; 14] = [
     &configured::IMPORT_MAPPING,
     &configured::VALIDATION_RULE,
     &configured::EMAIL_TEMPLATE,
+    &configured::WEBHOOK_SUBSCRIPTION,
     &configured::WORKFLOW_RULE,
 ];
 
@@ -182,6 +183,7 @@ pub enum Kind {
     ImportMapping,
     ValidationRule,
     EmailTemplate,
+    WebhookSubscription,
     WorkflowRule,
 }
 
@@ -202,6 +204,7 @@ impl Kind {
             Kind::ImportMapping => &configured::IMPORT_MAPPING,
             Kind::ValidationRule => &configured::VALIDATION_RULE,
             Kind::EmailTemplate => &configured::EMAIL_TEMPLATE,
+            Kind::WebhookSubscription => &configured::WEBHOOK_SUBSCRIPTION,
             Kind::WorkflowRule => &configured::WORKFLOW_RULE,
         }
     }

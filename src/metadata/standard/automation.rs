@@ -110,82 +110,90 @@ pub(super) fn workflow_rule() -> ObjectDef {
         "When something happens to a record (its trigger) and the condition holds, the rule's actions run: \
          SET_FIELDS and ASSIGN_OWNER change the record, CREATE_RECORD makes a task or any record, SEND_EMAIL \
          renders a template into the outbox (sent after the write commits; captured, never sent, in a sandbox), \
-         WAIT pauses the run for a while, after which it goes on if the condition still holds. Record triggers run \
+         WEBHOOK posts the record to a webhook subscription's URL the same way, WAIT pauses the run for a while, after which it goes on if the condition still holds. Record triggers run \
          in the write's transaction; each rule's actions succeed or fail together without failing the write. Every \
          run is recorded (`workflowRuns`, the record's timeline).",
     );
     rule.access = Access::Configuration;
     rule.fields(
         vec![
-        F::new(
-            "name",
-            "name",
-            "Rule name",
-            Text,
-            "The rule's name, unique among live rules.",
-        )
-        .required()
-        .max(255),
-        F::new("description", "description", "Description", LongText, "What the rule is for.").max(32_000),
-        F::new(
-            "object",
-            "object",
-            "Object",
-            Text,
-            "The object whose records it acts on: `Lead`, a custom object's name.",
-        )
-        .required()
-        .max(255),
-        F::new(
-            "trigger",
-            "trigger",
-            "Trigger",
-            picklist(WORKFLOW_TRIGGERS),
-            "When the rule fires.",
-        )
-        .required(),
-        F::new(
-            "triggerFields",
-            "trigger_fields",
-            "Trigger fields",
-            Json,
-            "UPDATED and CREATED_OR_UPDATED: fire on an update only when one of these fields changes: \
+            F::new(
+                "name",
+                "name",
+                "Rule name",
+                Text,
+                "The rule's name, unique among live rules.",
+            )
+            .required()
+            .max(255),
+            F::new(
+                "description",
+                "description",
+                "Description",
+                LongText,
+                "What the rule is for.",
+            )
+            .max(32_000),
+            F::new(
+                "object",
+                "object",
+                "Object",
+                Text,
+                "The object whose records it acts on: `Lead`, a custom object's name.",
+            )
+            .required()
+            .max(255),
+            F::new(
+                "trigger",
+                "trigger",
+                "Trigger",
+                picklist(WORKFLOW_TRIGGERS),
+                "When the rule fires.",
+            )
+            .required(),
+            F::new(
+                "triggerFields",
+                "trigger_fields",
+                "Trigger fields",
+                Json,
+                "UPDATED and CREATED_OR_UPDATED: fire on an update only when one of these fields changes: \
              `[\"status\", \"amount\"]`.",
-        ),
-        F::new(
-            "condition",
-            "condition",
-            "Condition",
-            Json,
-            "A filter of the object the record must match (with `changed` and `previous`, as validation rules): \
+            ),
+            F::new(
+                "condition",
+                "condition",
+                "Condition",
+                Json,
+                "A filter of the object the record must match (with `changed` and `previous`, as validation rules): \
              `{ \"amount\": { \"gt\": \"50000\" } }`. None: every record.",
-        ),
-        F::new(
-            "whenBecomesTrue",
-            "when_becomes_true",
-            "Only when the condition becomes true",
-            Boolean,
-            "Fire on an update only when the condition did not hold before the update and holds after it.",
-        )
-        .required()
-        .default("false"),
-        F::new(
-            "actions",
-            "actions",
-            "Actions",
-            Json,
-            "What the rule does, in order: `[{ \"type\": \"SET_FIELDS\", \"values\": { \"rating\": \"HOT\" } }, \
+            ),
+            F::new(
+                "whenBecomesTrue",
+                "when_becomes_true",
+                "Only when the condition becomes true",
+                Boolean,
+                "Fire on an update only when the condition did not hold before the update and holds after it.",
+            )
+            .required()
+            .default("false"),
+            F::new(
+                "actions",
+                "actions",
+                "Actions",
+                Json,
+                "What the rule does, in order: `[{ \"type\": \"SET_FIELDS\", \"values\": { \"rating\": \"HOT\" } }, \
              { \"type\": \"CREATE_RECORD\", \"object\": \"Activity\", \"values\": { \"type\": \"TASK\", \"subject\": \
              \"Call {{lead.firstName}}\" }, \"dueInMinutes\": 1440 }, { \"type\": \"ASSIGN_OWNER\", \"strategy\": \
              \"ROUND_ROBIN\", \"users\": [\"ana@example.com\", \"ben@example.com\"] }, { \"type\": \"SEND_EMAIL\", \
-             \"template\": \"Welcome\", \"to\": [\"email\"] }, { \"type\": \"WAIT\", \"minutes\": 2880 }]`. ASSIGN_OWNER \
+             \"template\": \"Welcome\", \"to\": [\"email\"] }, { \"type\": \"WEBHOOK\", \"webhook\": \"Billing\" }, \
+             { \"type\": \"WAIT\", \"minutes\": 2880 }]`. ASSIGN_OWNER \
              strategies: FIXED, ROUND_ROBIN, LEAST_OPEN_DEALS; SEND_EMAIL `to`: a field holding an address, `owner`, \
              or an address.",
-        )
-        .required(),
-        F::new("isActive", "is_active", "Active", Boolean, "Inactive rules never fire.")
-            .required()
-            .default("true"),
+            )
+            .required(),
+            F::new("isActive", "is_active", "Active", Boolean, "Inactive rules never fire.")
+                .required()
+                .default("true"),
         ]
         .into_iter()
         .chain(trigger_settings())

@@ -19,8 +19,10 @@ pub use duplicates::DUPLICATE_ACTIONS;
 pub use imports::IMPORT_MODES;
 pub use leads::CONVERSION_TARGETS;
 pub use reports::CHARTS;
+pub use webhooks::RECORD_EVENTS;
 mod sales;
 mod users;
+mod webhooks;
 
 use super::{Access, FieldDef, FieldKind, Lookup, ObjectDef, Personal, PicklistOption};
 
@@ -332,6 +334,7 @@ pub fn objects() -> Vec<ObjectDef> {
         automation::validation_rule(),
         automation::workflow_rule(),
         automation::email_template(),
+        webhooks::webhook_subscription(),
         users::user(),
     ]
 }

@@ -1,0 +1,3 @@
+DROP TABLE webhook_delivery;
+DROP TABLE record_event;
+DROP TABLE webhook_subscription;
