@@ -82,6 +82,9 @@ pub enum Grant {
     Granted,
 }
 
+/// Configuration only admins may read.
+const ADMIN_ONLY: &[&str] = &["WebhookSubscription"];
+
 /// What `role` may do with records of `object`.
 pub fn grant(role: Role, object: &ObjectDef, operation: Operation) -> Grant {
     use Operation::*;
@@ -97,6 +100,9 @@ pub fn grant(role: Role, object: &ObjectDef, operation: Operation) -> Grant {
     let writable = object.access == Access::Record
         && (writes.contains(&object.name.as_str()) || (object.custom && role == Role::Sales));
     match operation {
+        // Webhook URLs often carry credentials (`?token=`): admins only
+        // (and no one else sees their rows: `Visibility::of`).
+        Read if ADMIN_ONLY.contains(&object.name.as_str()) => Grant::Denied,
         Read => Grant::Granted,
         Create | Update if writable => Grant::Granted,
         Delete | Restore if writable && role == Role::Sales => Grant::Owned,
@@ -204,14 +210,27 @@ pub use crate::records::Visibility;
 impl Visibility {
     /// What `actor` sees in a workspace with this setting.
     pub fn of(actor: &Actor, setting: RecordVisibility, model: &Model) -> Self {
-        if actor.role != Role::Sales || setting == RecordVisibility::All {
+        if actor.role == Role::Admin {
             return Visibility::all();
+        }
+        // Configuration only admins read is no one else's to see, on
+        // either execution path.
+        let hidden = ADMIN_ONLY.iter().map(|name| {
+            let none = Filter::IsNull {
+                column: "id".into(),
+                is_null: true,
+            };
+            ((*name).to_owned(), none)
+        });
+        if actor.role != Role::Sales || setting == RecordVisibility::All {
+            return Visibility::restricted(hidden.collect());
         }
         let filters = model
             .objects()
             .iter()
             .filter(|object| matches!(object.access, Access::Record | Access::History))
             .map(|object| (object.name.clone(), owned_or_child(model, object, actor.user_id)))
+            .chain(hidden)
             .collect();
         Visibility::restricted(filters)
     }

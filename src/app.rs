@@ -41,6 +41,9 @@ pub struct App {
     shared: Arc<http::Shared>,
     /// Dropping it stops the task listening for other servers' changes.
     _listener: tokio::sync::oneshot::Sender<()>,
+    /// Committed record events to read for this server's subscriptions, in
+    /// the order announced, off the listener's loop (`live::feed`).
+    events: tokio::sync::mpsc::UnboundedSender<(String, i64)>,
 }
 
 impl std::fmt::Debug for App {
@@ -100,6 +103,8 @@ impl App {
         let auth = Arc::new(Authenticator::new(db.clone()));
         let limits = RateLimits::new(&config);
         let (stop, stopped) = tokio::sync::oneshot::channel();
+        let (events, committed) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(crate::live::feed::follow(db.clone(), committed));
         let app = Arc::new(App {
             shared: Arc::new(http::Shared {
                 config,
@@ -109,6 +114,7 @@ impl App {
                 limits,
             }),
             _listener: stop,
+            events,
         });
         tokio::spawn(crate::notify::listen(
             Arc::downgrade(&app),
@@ -207,8 +213,10 @@ impl crate::notify::Subscriber for App {
             Announcement::UserChanged { id } => self.auth.forget_user(id),
             Announcement::Automation { .. } => crate::automation::worker::wake(),
             Announcement::Events { schema, tx } => {
-                crate::webhooks::delivery::wake();
-                crate::live::feed::committed(&self.db, &schema, tx).await;
+                crate::webhooks::delivery::wake(&schema);
+                if crate::live::feed::listeners() > 0 {
+                    let _ = self.events.send((schema, tx));
+                }
             }
         }
     }

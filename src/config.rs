@@ -87,6 +87,8 @@ pub struct Config {
     pub webhook_timeout: Duration,
     /// GraphQL subscription connections one token may hold open at once.
     pub subscription_connections_per_token: usize,
+    /// Whether webhooks may be posted to this machine and private networks.
+    pub webhook_allow_private: bool,
 }
 
 /// The SMTP server automation sends through: the server's setting, never
@@ -156,6 +158,7 @@ impl Default for Config {
             webhook_retry_base: Duration::from_secs(5),
             webhook_timeout: Duration::from_secs(10),
             subscription_connections_per_token: 20,
+            webhook_allow_private: false,
         }
     }
 }

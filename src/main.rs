@@ -581,6 +581,10 @@ struct ServeArgs {
     /// GraphQL subscription (WebSocket) connections one API token may hold open at once on this server.
     #[arg(long, env = "CRM_SUBSCRIPTION_CONNECTIONS_PER_TOKEN", default_value_t = 20)]
     subscription_connections_per_token: usize,
+    /// Lets webhooks be posted to this machine and private networks (10.0.0.0/8, 192.168.0.0/16, 127.0.0.1,
+    /// 169.254.0.0/16 …): receivers inside the company network. Off, such URLs fail their deliveries.
+    #[arg(long, env = "CRM_WEBHOOK_ALLOW_PRIVATE_NETWORKS")]
+    webhook_allow_private_networks: bool,
 }
 
 fn main() -> ExitCode {

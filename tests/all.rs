@@ -26,6 +26,7 @@ mod impact;
 mod kill;
 mod layers;
 mod leads;
+mod live;
 mod locks;
 mod metadata;
 mod model;

@@ -143,6 +143,8 @@ fn delivering(retry_base: Duration) -> Config {
     Config {
         automation_interval: Duration::from_millis(100),
         webhook_retry_base: retry_base,
+        // The receiver is on this machine.
+        webhook_allow_private: true,
         ..Config::default()
     }
 }
@@ -460,11 +462,38 @@ async fn subscriptions_are_checked_when_saved_and_workflow_rules_post_through_th
     assert_eq!(body["type"], "lead.workflow");
     assert_eq!(body["data"]["rule"], "Tell the desk");
     assert_eq!(body["data"]["id"], big.as_str());
+    // Imported records are told too (rules do not fire for them).
+    subscribe(
+        &app,
+        json!({ "name": "Imports", "url": receiver.url, "object": "Contact", "events": ["CREATED"] }),
+    )
+    .await;
+    let imported = app
+        .request(
+            hyper::Method::POST,
+            "/imports?object=contacts",
+            &[("content-type", "text/csv")],
+            b"lastName,email\nOne,one@example.com\nTwo,two@example.com\n".to_vec(),
+        )
+        .await;
+    assert_eq!(imported.status, 200, "{}", imported.text());
+    let accepted = receiver.until_accepted(3).await;
+    let mut names: Vec<String> = accepted[1..]
+        .iter()
+        .map(|r| r.json()["data"]["record"]["lastName"].as_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["One", "Two"]);
+    assert!(accepted[1..].iter().all(|r| r.json()["type"] == "contact.created"));
     let runs = app.data("query { workflowRuns { actions } }", json!({})).await;
     assert_eq!(runs["workflowRuns"][0]["actions"][0]["type"], "WEBHOOK");
     assert_eq!(runs["workflowRuns"][0]["actions"][0]["status"], "PENDING");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(receiver.received().len(), 1, "the rule's event only");
+    assert_eq!(
+        receiver.received().len(),
+        3,
+        "the rule's event and the imported contacts only"
+    );
 }
 
 #[tokio::test]
@@ -580,6 +609,8 @@ async fn server(app: &TestApp) -> (Child, std::net::SocketAddr) {
         .env("DATABASE_URL", &app.database_url)
         .env("CRM_AUTOMATION_INTERVAL_MS", "100")
         .env("CRM_WEBHOOK_RETRY_BASE_MS", "20")
+        .env("CRM_WEBHOOK_TIMEOUT_MS", "2000")
+        .env("CRM_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -665,4 +696,60 @@ async fn a_server_killed_between_commit_and_delivery_delivers_after_restart() {
         5,
         "no event of the failed write"
     );
+}
+
+#[tokio::test]
+async fn webhooks_reach_neither_this_machine_nor_private_networks_unless_allowed_and_only_admins_read_them() {
+    let app = TestApp::start_automated(Config {
+        automation_interval: Duration::from_millis(100),
+        ..Config::default()
+    })
+    .await;
+    for (name, url) in [
+        ("Literal", "http://127.0.0.1:9/hooks"),
+        ("Named", "http://localhost:9/hooks"),
+        ("Metadata", "http://169.254.169.254/latest"),
+    ] {
+        subscribe(
+            &app,
+            json!({ "name": name, "url": url, "object": "Account", "events": ["CREATED"] }),
+        )
+        .await;
+    }
+    app.create("Account", json!({ "name": "Inside" })).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let found = app
+            .data(
+                "query { webhookDeliveries { subscription attempts lastError } }",
+                json!({}),
+            )
+            .await;
+        let tried: Vec<&Value> = found["webhookDeliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["attempts"].as_i64() > Some(0))
+            .collect();
+        if tried.len() == 3 {
+            for delivery in tried {
+                let error = delivery["lastError"].as_str().unwrap();
+                assert!(error.contains("private network"), "{delivery}");
+            }
+            break;
+        }
+        assert!(Instant::now() < deadline, "never tried: {found}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Webhook URLs may carry credentials: only admins see subscriptions.
+    for role in ["SALES", "READ_ONLY"] {
+        let (_, token) = app.user(&format!("{role}@example.com"), role).await;
+        for _ in 0..2 {
+            // Twice: through the resolvers, then the compiled plan.
+            let seen = app
+                .graphql_as(&token, "query { webhookSubscriptions { nodes { url } } }", json!({}))
+                .await;
+            assert_eq!(seen["data"]["webhookSubscriptions"]["nodes"], json!([]), "{seen}");
+        }
+    }
 }

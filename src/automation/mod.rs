@@ -269,6 +269,40 @@ pub async fn evaluate(
         .map_or_else(|| vec![false; conditions.len()], |row| row.hits))
 }
 
+/// Whether each of `conditions` holds for `record` as a write left it
+/// (alias `t`, built from the document, not read from its table: what a
+/// later write did is not seen) and as it was before (`tp`).
+pub async fn evaluate_record(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    object: &ObjectDef,
+    record: &Record,
+    before: Option<&Record>,
+    conditions: &[Filter],
+) -> Result<Vec<bool>> {
+    if conditions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let parts = held(schema, conditions);
+    let mut query = Sql::raw("SELECT ARRAY[");
+    query
+        .join(&parts, ", ")
+        .push("]::boolean[] AS hits FROM jsonb_populate_record(NULL::");
+    query.table(schema, &object.table).push(", ");
+    query
+        .bind(Bind::Json(Some(columns_of(object, record))))
+        .push(") t LEFT JOIN LATERAL jsonb_populate_record(NULL::");
+    query.table(schema, &object.table).push(", ");
+    query
+        .bind(Bind::Json(before.map(|before| columns_of(object, before))))
+        .push(") tp ON true");
+    let rows: Vec<Hits> = query.load(conn).await?;
+    Ok(rows
+        .into_iter()
+        .next()
+        .map_or_else(|| vec![false; conditions.len()], |row| row.hits))
+}
+
 /// The conditions as one array of booleans on the row `t` as written and
 /// the row before it, `tp` (from `before`): an expression for the
 /// `RETURNING` of an update of `t`.

@@ -72,6 +72,7 @@ pub fn config(database: &DatabaseArgs, serve: Option<&ServeArgs>) -> Config {
         config.webhook_retry_base = Duration::from_millis(serve.webhook_retry_base_ms);
         config.webhook_timeout = Duration::from_millis(serve.webhook_timeout_ms.max(1));
         config.subscription_connections_per_token = serve.subscription_connections_per_token;
+        config.webhook_allow_private = serve.webhook_allow_private_networks;
     }
     config
 }

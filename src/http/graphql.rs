@@ -138,7 +138,7 @@ fn require_json(headers: &HeaderMap) -> Result<(), HttpError> {
 /// braces and brackets bounds selection depth plus argument nesting (input
 /// objects and lists), so no recursive walk after it can exhaust the stack.
 /// The exact depth check runs after it.
-fn too_deep(app: &Shared, request: &async_graphql::Request) -> Result<(), HttpError> {
+pub(super) fn too_deep(app: &Shared, request: &async_graphql::Request) -> Result<(), CrmError> {
     use crate::graphql::limits::{nesting, variables_nesting, ARGUMENT_NESTING};
     let bound = app.config.max_depth + ARGUMENT_NESTING;
     let text = nesting(request.query.as_bytes());
@@ -155,7 +155,7 @@ fn too_deep(app: &Shared, request: &async_graphql::Request) -> Result<(), HttpEr
     } else {
         format!("the variables nest lists and objects {variables} levels deep; at most {ARGUMENT_NESTING} are allowed")
     };
-    Err(CrmError::QueryTooComplex(message).into())
+    Err(CrmError::QueryTooComplex(message))
 }
 
 /// Whether the operation a request would run is a mutation.

@@ -83,8 +83,15 @@ pub async fn serve(
         };
         let activity = Arc::new(Activity::default());
         let io = TokioIo::new(Watched::new(stream, activity.clone(), limits));
+        // A WebSocket takes the slot over (it outlives its upgrade).
+        let slot = Arc::new(std::sync::Mutex::new(Some(slot)));
+        let taken = Connection {
+            activity: activity.clone(),
+            slot: slot.clone(),
+            stop: stop.clone(),
+        };
         let connection = http
-            .serve_connection(io, requests(router.clone(), peer, activity))
+            .serve_connection(io, requests(router.clone(), peer, taken))
             .with_upgrades();
         let mut stop = stop.clone();
         tokio::spawn(async move {
@@ -199,19 +206,45 @@ struct Activity {
 /// The connection a request came on, for a handler that takes it over (a
 /// WebSocket upgrade).
 #[derive(Debug, Clone)]
-pub(super) struct Connection(Arc<Activity>);
+pub(super) struct Connection {
+    activity: Arc<Activity>,
+    /// Its place among the connections the server holds at once.
+    slot: Arc<std::sync::Mutex<Option<tokio::sync::OwnedSemaphorePermit>>>,
+    /// True once the server is shutting down.
+    stop: tokio::sync::watch::Receiver<bool>,
+}
 
 impl Connection {
-    /// Keeps the connection busy (no idle timeout) until the answer is
-    /// dropped: for a WebSocket, which outlives its upgrade request.
+    /// Takes the connection over for a WebSocket, which outlives its
+    /// upgrade request: it stays busy (no idle timeout) and keeps its
+    /// place among the server's connections until the answer is dropped.
     pub(super) fn hold_open(&self) -> HeldOpen {
-        HeldOpen(OpenRequest::start(self.0.clone()))
+        HeldOpen {
+            _open: OpenRequest::start(self.activity.clone()),
+            _slot: self
+                .slot
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take(),
+            stop: self.stop.clone(),
+        }
     }
 }
 
-/// A connection held busy.
+/// A connection taken over.
 #[derive(Debug)]
-pub(super) struct HeldOpen(#[allow(dead_code)] OpenRequest);
+pub(super) struct HeldOpen {
+    _open: OpenRequest,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    stop: tokio::sync::watch::Receiver<bool>,
+}
+
+impl HeldOpen {
+    /// Resolves when the server starts shutting down.
+    pub(super) async fn stopping(&mut self) {
+        let _ = self.stop.wait_for(|stopping| *stopping).await;
+    }
+}
 
 /// Counts a request as open until dropped with its response's body.
 #[derive(Debug)]
@@ -238,13 +271,13 @@ impl Drop for OpenRequest {
 fn requests(
     router: Router,
     peer: SocketAddr,
-    activity: Arc<Activity>,
+    connection: Connection,
 ) -> impl hyper::service::Service<Request<Incoming>, Response = Response<Sent>, Error = Infallible, Future: Send> + Clone
 {
     hyper::service::service_fn(move |mut request: Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
-        request.extensions_mut().insert(Connection(activity.clone()));
-        let open = OpenRequest::start(activity.clone());
+        request.extensions_mut().insert(connection.clone());
+        let open = OpenRequest::start(connection.activity.clone());
         let response = router.clone().oneshot(request);
         async move {
             let response = response.await?;

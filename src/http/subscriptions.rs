@@ -4,8 +4,13 @@
 //! API token comes in `connection_init`'s payload (`{ "authorization":
 //! "Bearer …" }`, as browsers cannot set headers on a WebSocket) or the
 //! upgrade request's `Authorization` header; the workspace is the URL's,
-//! checked as for any request (a sandbox's grants). One token holds at
-//! most `subscription_connections_per_token` connections on a server.
+//! checked as for any request (a sandbox's grants) and again every 5 s
+//! (a revoked token, a changed role or a withdrawn grant close it with
+//! 4403). Every operation passes the checks of an HTTP request (rate
+//! limit, persisted queries, nesting). One token holds at most
+//! `subscription_connections_per_token` connections on a server, each
+//! running at most 100 operations; a client has 10 s to send
+//! `connection_init` (else 4408); a shutdown closes sockets with 1001.
 
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -28,9 +33,9 @@ use super::{HttpError, Shared};
 use crate::error::CrmError;
 use crate::graphql::{self, Caller, WorkspaceSchema};
 
-/// How often the server pings an idle connection (keeping proxies and
-/// the idle timeout from closing it).
-const PING_EVERY: Duration = Duration::from_secs(20);
+/// How often the server pings a connection (keeping proxies from closing
+/// it) and checks its token, role and grant again.
+const PING_EVERY: Duration = Duration::from_secs(5);
 /// The largest message a client may send.
 const MAX_MESSAGE: usize = 256 * 1024;
 
@@ -76,6 +81,12 @@ pub(super) fn open_connections() -> usize {
 struct Session {
     entry: Arc<WorkspaceSchema>,
     caller: Caller,
+    /// The `Authorization` it authenticated with, checked again now and
+    /// then (a revoked token, a changed role, a withdrawn sandbox grant end
+    /// the connection).
+    authorization: Option<String>,
+    /// The token (or user) its operations count against.
+    token: Uuid,
     _counted: Counted,
 }
 
@@ -85,6 +96,29 @@ struct Session {
 struct Connection {
     app: Arc<Shared>,
     session: Arc<OnceLock<Session>>,
+    /// Operations running on it.
+    running: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Operations (subscriptions) one connection may run at once.
+const OPERATIONS_PER_CONNECTION: usize = 100;
+/// How long a client has to send `connection_init`.
+const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// An operation counted as running on its connection until dropped.
+struct Running(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A response of one error with its code.
+fn refusal(err: CrmError) -> BoxStream<'static, GraphqlResponse> {
+    use async_graphql::ErrorExtensions;
+    let error = err.extend().into_server_error(async_graphql::Pos::default());
+    futures_util::stream::once(async move { GraphqlResponse::from_errors(vec![error]) }).boxed()
 }
 
 impl Executor for Connection {
@@ -95,14 +129,39 @@ impl Executor for Connection {
             .unwrap_or_else(|| GraphqlResponse::from_errors(Vec::new()))
     }
 
-    fn execute_stream(&self, request: GraphqlRequest, _: Option<Arc<Data>>) -> BoxStream<'static, GraphqlResponse> {
-        match self.session.get() {
-            Some(session) => graphql::stream(&session.entry, &self.app.db, session.caller.clone(), request),
-            None => {
-                let error = async_graphql::ServerError::new("send connection_init with an API token first", None);
-                futures_util::stream::once(async move { GraphqlResponse::from_errors(vec![error]) }).boxed()
-            }
+    fn execute_stream(&self, mut request: GraphqlRequest, _: Option<Arc<Data>>) -> BoxStream<'static, GraphqlResponse> {
+        use std::sync::atomic::Ordering;
+        let Some(session) = self.session.get() else {
+            return refusal(CrmError::Unauthenticated(
+                "send connection_init with an API token first".into(),
+            ));
+        };
+        // The checks of every HTTP request: its allowance, persisted
+        // queries, the nesting of the document.
+        if self.app.limits.check_token(session.token).is_err() {
+            return refusal(CrmError::RateLimited(
+                "this token is over its rate limit: try again shortly".into(),
+            ));
         }
+        if let Err(err) = crate::graphql::persisted::resolve(&mut request) {
+            return refusal(err);
+        }
+        if let Err(err) = super::graphql::too_deep(&self.app, &request) {
+            return refusal(err);
+        }
+        if self.running.fetch_add(1, Ordering::SeqCst) >= OPERATIONS_PER_CONNECTION {
+            self.running.fetch_sub(1, Ordering::SeqCst);
+            return refusal(CrmError::Conflict(format!(
+                "a connection runs at most {OPERATIONS_PER_CONNECTION} operations at once: complete one first"
+            )));
+        }
+        let running = Running(self.running.clone());
+        graphql::stream(&session.entry, &self.app.db, session.caller.clone(), request)
+            .map(move |response| {
+                let _ = &running;
+                response
+            })
+            .boxed()
     }
 }
 
@@ -137,9 +196,7 @@ pub(super) fn upgrade(
         .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .max_message_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
-            // The connection is busy as long as it is open.
-            let _held = held;
-            serve(app, endpoint, socket, protocol, authorization, base_url).await;
+            serve(app, endpoint, socket, protocol, authorization, base_url, held).await;
         }))
 }
 
@@ -158,6 +215,16 @@ fn token_of(payload: &Json) -> Option<String> {
     })
 }
 
+/// A close frame's reason: at most 123 bytes (the rest of its 125), cut
+/// at a character.
+fn close_reason(reason: &str) -> String {
+    let mut end = reason.len().min(123);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    reason[..end].to_owned()
+}
+
 /// Authenticates a connection and reaches its workspace.
 async fn start(
     app: &Arc<Shared>,
@@ -167,9 +234,10 @@ async fn start(
 ) -> Result<Session, CrmError> {
     let actor = app.auth.authenticate(authorization.as_deref()).await?;
     let token = actor.token_id.unwrap_or(actor.user_id);
+    let token_id = token;
     app.limits
         .check_token(token)
-        .map_err(|_| CrmError::Conflict("this token is over its rate limit: try again shortly".into()))?;
+        .map_err(|_| CrmError::RateLimited("this token is over its rate limit: try again shortly".into()))?;
     let cap = app.config.subscription_connections_per_token;
     let counted = Counted::take(token, cap).ok_or_else(|| {
         CrmError::Conflict(format!(
@@ -187,10 +255,43 @@ async fn start(
             schemas: Some(app.schemas.clone()),
             base_url,
         },
+        authorization,
+        token: token_id,
         _counted: counted,
     })
 }
 
+/// Why a session may no longer go on, if so: its token no longer
+/// authenticates, its user's role changed, or it lost its sandbox.
+async fn withdrawn(app: &Shared, endpoint: &Endpoint, session: &Session) -> Option<String> {
+    match app.auth.authenticate(session.authorization.as_deref()).await {
+        Ok(actor) if actor.role != session.caller.actor.role => Some("your role changed: connect again".into()),
+        Ok(actor) => match endpoint.reach(app, &actor).await {
+            Ok(_) | Err(CrmError::Unavailable(_) | CrmError::Timeout(_) | CrmError::Internal { .. }) => None,
+            Err(err) => Some(err.to_string()),
+        },
+        Err(err @ CrmError::Unauthenticated(_)) => Some(err.to_string()),
+        // The token store cannot say now: the next look will.
+        Err(_) => None,
+    }
+}
+
+/// A refusal of `connection_init` a client may read: its own mistakes
+/// in full, the server's troubles in general words.
+fn refused(err: &CrmError) -> String {
+    match err {
+        CrmError::Unauthenticated(_)
+        | CrmError::Forbidden { .. }
+        | CrmError::NotFound { .. }
+        | CrmError::Conflict(_)
+        | CrmError::RateLimited(_) => err.to_string(),
+        _ => "the server cannot check the token now: try again shortly".into(),
+    }
+}
+
+/// Serves one WebSocket until the client or the server closes it. `held`
+/// keeps the connection's place among the server's (and tells of a
+/// shutdown, which closes it with 1001).
 async fn serve(
     app: Arc<Shared>,
     endpoint: Endpoint,
@@ -198,12 +299,17 @@ async fn serve(
     protocol: WebSocketProtocols,
     header: Option<String>,
     base_url: Option<String>,
+    mut held: Option<HeldOpen>,
 ) {
     let session = Arc::new(OnceLock::new());
     let executor = Connection {
         app: app.clone(),
         session: session.clone(),
+        running: Arc::default(),
     };
+    let checked = session.clone();
+    let watcher = (app.clone(), endpoint.clone());
+    let started = session.clone();
     let (mut sink, stream) = socket.split();
     let input = stream
         .take_while(|message| futures_util::future::ready(message.is_ok()))
@@ -222,25 +328,49 @@ async fn serve(
                     let _ = session.set(started);
                     Ok(Data::default())
                 }
-                Err(err) => Err(async_graphql::Error::new(err.to_string())),
+                Err(err) => Err(async_graphql::Error::new(refused(&err))),
             }
         })
         .map(|message| match message {
             WsMessage::Text(text) => Message::Text(text.into()),
             WsMessage::Close(code, reason) => Message::Close(Some(CloseFrame {
-                code,
-                reason: reason.into(),
+                // A refused connection_init: 4403 Forbidden, as
+                // graphql-transport-ws asks (async-graphql says 1002).
+                code: if code == 1002 && started.get().is_none() {
+                    4403
+                } else {
+                    code
+                },
+                reason: close_reason(&reason).into(),
             })),
         });
     let mut ping = tokio::time::interval(PING_EVERY);
     ping.tick().await;
+    let init = tokio::time::sleep(INIT_TIMEOUT);
+    tokio::pin!(init);
+    let close = |code: u16, reason: &str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: close_reason(reason).into(),
+        }))
+    };
     loop {
         let message = tokio::select! {
             next = output.next() => match next {
                 Some(message) => message,
                 None => break,
             },
-            _ = ping.tick() => Message::Ping(Vec::new().into()),
+            () = &mut init, if checked.get().is_none() => close(4408, "connection_init was not sent in time"),
+            () = async { match held.as_mut() { Some(held) => held.stopping().await, None => std::future::pending().await } } => {
+                close(1001, "the server is shutting down")
+            }
+            _ = ping.tick() => match checked.get() {
+                Some(started) => match withdrawn(&watcher.0, &watcher.1, started).await {
+                    Some(reason) => close(4403, &reason),
+                    None => Message::Ping(Vec::new().into()),
+                },
+                None => Message::Ping(Vec::new().into()),
+            },
         };
         let closing = matches!(message, Message::Close(_));
         if sink.send(message).await.is_err() || closing {

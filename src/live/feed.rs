@@ -26,6 +26,10 @@ pub struct Batch {
     /// The workspace's Postgres schema.
     pub schema: String,
     pub events: Vec<Event>,
+    /// Whether each event met a set of conditions (by the event and the
+    /// conditions' text), checked once for every subscriber who has the
+    /// same visibility and filter (a thousand dashboards of one team).
+    pub checked: std::sync::Mutex<std::collections::HashMap<(Uuid, String), Arc<tokio::sync::OnceCell<bool>>>>,
 }
 
 /// A committed event of a record.
@@ -61,22 +65,26 @@ pub fn listeners() -> usize {
     FEED.receiver_count()
 }
 
-/// A transaction `tx` committed events in `schema`: reads them and hands
-/// them to the open subscriptions.
-pub async fn committed(db: &Database, schema: &str, tx: i64) {
-    if FEED.receiver_count() == 0 {
-        return;
-    }
-    match read(db, schema, tx).await {
-        Ok(events) if events.is_empty() => {}
-        Ok(events) => {
-            let _ = FEED.send(Arc::new(Batch {
-                server: db.id(),
-                schema: schema.to_owned(),
-                events,
-            }));
+/// Reads the events of each transaction announced on `committed`
+/// (`(schema, tx)`, in the order announced) and hands them to the open
+/// subscriptions; ends when the server is gone.
+pub async fn follow(db: Database, mut committed: tokio::sync::mpsc::UnboundedReceiver<(String, i64)>) {
+    while let Some((schema, tx)) = committed.recv().await {
+        if FEED.receiver_count() == 0 {
+            continue;
         }
-        Err(err) => tracing::warn!(%err, schema, tx, "reading committed events for subscriptions failed"),
+        match read(&db, &schema, tx).await {
+            Ok(events) if events.is_empty() => {}
+            Ok(events) => {
+                let _ = FEED.send(Arc::new(Batch {
+                    server: db.id(),
+                    schema,
+                    events,
+                    checked: std::sync::Mutex::default(),
+                }));
+            }
+            Err(err) => tracing::warn!(%err, schema, tx, "reading committed events for subscriptions failed"),
+        }
     }
 }
 

@@ -109,13 +109,33 @@ fn change_type() -> Object {
         )
 }
 
-/// What one subscription asked for.
+/// What one subscription asked for, and who asked.
 struct Wanted {
     schema: Arc<str>,
     object: Arc<ObjectDef>,
     events: HashSet<String>,
-    /// The subscriber's visibility of the object, then their filter.
-    conditions: Vec<Filter>,
+    filter: Option<Filter>,
+    actor: crate::auth::Actor,
+    model: Arc<crate::metadata::Model>,
+    /// The workspace's `recordVisibility`, as it is when each event is
+    /// sent (an admin may change it while the subscription runs).
+    setting: Arc<crate::access::VisibilitySetting>,
+}
+
+impl Wanted {
+    /// The subscriber's visibility of the object now, then their filter,
+    /// and their text (subscribers with the same share each event's check).
+    fn conditions(&self) -> (Vec<Filter>, String) {
+        let visibility = crate::records::Visibility::of(&self.actor, self.setting.get(), &self.model);
+        let conditions: Vec<Filter> = visibility
+            .filter(&self.object.name)
+            .cloned()
+            .into_iter()
+            .chain(self.filter.clone())
+            .collect();
+        let key = format!("{conditions:?}");
+        (conditions, key)
+    }
 }
 
 fn record_changed() -> SubscriptionField {
@@ -153,15 +173,10 @@ fn wanted(context: &RequestContext, ctx: &async_graphql::dynamic::ResolverContex
         .filter(|object| object.access == Access::Record)
         .ok_or_else(|| CrmError::bad_input(&["object"], format!("{name} is not an object with records")))?;
     access::require(&context.actor, object, Operation::Read)?;
-    let mut conditions = Vec::new();
-    if let Some(visible) = context.visibility.filter(&object.name) {
-        conditions.push(visible.clone());
-    }
-    if let Some(filter) = arg(ctx, "filter").filter(|v| !matches!(v, Value::Null)) {
-        if let Some(filter) = input::rule_condition(&context.model, object, filter, &Path::root("filter"))? {
-            conditions.push(filter);
-        }
-    }
+    let filter = match arg(ctx, "filter").filter(|v| !matches!(v, Value::Null)) {
+        Some(filter) => input::rule_condition(&context.model, object, filter, &Path::root("filter"))?,
+        None => None,
+    };
     let events: HashSet<String> = match arg(ctx, "events") {
         Some(Value::List(items)) => items.iter().filter_map(|item| enum_name(Some(item))).collect(),
         _ => RECORD_EVENTS.iter().map(|(name, _)| (*name).to_owned()).collect(),
@@ -170,7 +185,10 @@ fn wanted(context: &RequestContext, ctx: &async_graphql::dynamic::ResolverContex
         schema: context.schema.clone(),
         object: object.clone(),
         events,
-        conditions,
+        filter,
+        actor: context.actor.clone(),
+        model: context.model.clone(),
+        setting: context.record_visibility.clone(),
     })
 }
 
@@ -213,6 +231,7 @@ async fn matching<'a>(db: &crate::db::Database, wanted: &Wanted, batch: &feed::B
     if batch.server != db.id() || batch.schema != *wanted.schema {
         return found;
     }
+    let (conditions, key) = wanted.conditions();
     for event in &batch.events {
         if event.object != wanted.object.name || !wanted.events.contains(&event.event) {
             continue;
@@ -221,30 +240,8 @@ async fn matching<'a>(db: &crate::db::Database, wanted: &Wanted, batch: &feed::B
             Json::Object(map) => Arc::new(map.clone()),
             _ => continue,
         };
-        if !wanted.conditions.is_empty() {
-            let before = before(&record, event.previous.as_ref());
-            let held = match db.conn().await {
-                Ok(mut conn) => {
-                    crate::automation::evaluate(
-                        &mut conn,
-                        &wanted.schema,
-                        &wanted.object,
-                        event.record_id,
-                        before.as_ref(),
-                        &wanted.conditions,
-                    )
-                    .await
-                }
-                Err(err) => Err(err),
-            };
-            match held {
-                Ok(held) if held.iter().all(|h| *h) => {}
-                Ok(_) => continue,
-                Err(err) => {
-                    tracing::warn!(%err, "checking a change for a subscription failed; it is not sent");
-                    continue;
-                }
-            }
+        if !conditions.is_empty() && !holds(db, wanted, (&conditions, &key), batch, event, &record).await {
+            continue;
         }
         found.push(FieldValue::owned_any(Change {
             event: event.clone(),
@@ -252,6 +249,51 @@ async fn matching<'a>(db: &crate::db::Database, wanted: &Wanted, batch: &feed::B
         }));
     }
     found
+}
+
+/// Whether `event` meets the subscription's conditions (what it may see,
+/// its filter), checked once per batch for all subscribers alike.
+async fn holds(
+    db: &crate::db::Database,
+    wanted: &Wanted,
+    (conditions, key): (&[Filter], &str),
+    batch: &feed::Batch,
+    event: &feed::Event,
+    record: &Record,
+) -> bool {
+    let cell = batch
+        .checked
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .entry((event.id, key.to_owned()))
+        .or_default()
+        .clone();
+    *cell
+        .get_or_init(async || {
+            let before = before(record, event.previous.as_ref());
+            let held = match db.conn().await {
+                Ok(mut conn) => {
+                    crate::automation::evaluate_record(
+                        &mut conn,
+                        &wanted.schema,
+                        &wanted.object,
+                        record,
+                        before.as_ref(),
+                        conditions,
+                    )
+                    .await
+                }
+                Err(err) => Err(err),
+            };
+            match held {
+                Ok(held) => held.iter().all(|h| *h),
+                Err(err) => {
+                    tracing::warn!(%err, "checking a change for a subscription failed; it is not sent");
+                    false
+                }
+            }
+        })
+        .await
 }
 
 /// The record before an update: as it is, with its changed fields'

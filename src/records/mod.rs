@@ -40,7 +40,7 @@ pub type Record = std::sync::Arc<serde_json::Map<String, Json>>;
 pub struct Visibility(Option<Arc<HashMap<String, Filter>>>);
 
 impl Visibility {
-    /// Nothing hidden: every role but sales under `OWNED`, and the server's own work.
+    /// Nothing hidden: admins, and the server's own work.
     pub fn all() -> Self {
         Visibility(None)
     }

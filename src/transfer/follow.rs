@@ -5,7 +5,9 @@
 //! are set for the records written, and leads are scored. Record-event
 //! workflow rules (created, updated …) do not fire for imported rows, as
 //! with Salesforce's import wizard: a file of ten thousand leads does not
-//! send ten thousand welcome emails.
+//! send ten thousand welcome emails. Their record events are appended
+//! (`webhooks::imported`): webhook receivers and live subscribers hear
+//! of every imported record.
 
 use diesel::sql_types::Uuid as SqlUuid;
 use diesel_async::AsyncPgConnection;

@@ -386,9 +386,12 @@ fn redeliver_field() -> Field {
             let mut update = Sql::raw("UPDATE ");
             update.table(&context.schema, "webhook_delivery").push(
                 " SET status = 'PENDING', attempts = 0, next_attempt_at = now(), last_error = NULL \
-                 WHERE status IN ('FAILED', 'DELIVERED') AND id = ",
+                 WHERE status IN ('FAILED', 'DELIVERED') AND subscription_id IN (SELECT id FROM ",
             );
-            update.bind(Bind::Uuid(Some(id)));
+            update
+                .table(&context.schema, "webhook_subscription")
+                .push(" WHERE deleted_at IS NULL) AND id = ")
+                .bind(Bind::Uuid(Some(id)));
             let changed = update.execute(&mut conn).await?;
             let mut read = select(&context.schema);
             read.push(" WHERE d.id = ").bind(Bind::Uuid(Some(id)));
@@ -400,11 +403,11 @@ fn redeliver_field() -> Field {
                 .ok_or_else(|| CrmError::not_found("WebhookDelivery", id))?;
             if changed == 0 {
                 return Err(CrmError::Conflict(format!(
-                    "only a FAILED or DELIVERED delivery is sent again; this one is {}",
+                    "only a FAILED or DELIVERED delivery of a live subscription is sent again; this one is {}",
                     delivery["status"].as_str().unwrap_or_default()
                 )));
             }
-            super::delivery::wake();
+            super::delivery::wake(&context.schema);
             Ok(Some(FieldValue::owned_any(delivery)))
         })
     })
@@ -440,7 +443,7 @@ async fn change_state(context: &RequestContext, id: Uuid, set: &str, field: &str
         };
         ((), vec![entry])
     })?;
-    super::delivery::wake();
+    super::delivery::wake(&context.schema);
     state(context, id).await
 }
 

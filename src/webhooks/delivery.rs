@@ -1,16 +1,18 @@
-//! The delivery worker every server runs: takes due deliveries with
-//! `FOR UPDATE SKIP LOCKED` (so any number of servers send each once) in
-//! the transaction that records their outcome, posts them concurrently,
-//! and retries failures with exponential backoff and jitter (10 tries over
-//! about a day at the default base) before keeping them as dead letters.
+//! The delivery worker every server runs: claims due deliveries with
+//! `FOR UPDATE SKIP LOCKED` (so any number of servers send each once),
+//! leasing them for as long as a try may take, posts them concurrently
+//! with no transaction open, records how each went, and retries failures
+//! with exponential backoff and jitter (10 tries over about a day at the
+//! default base) before keeping them as dead letters.
 //!
 //! Per subscription and record, a delivery waits until the ones before it
 //! are done (delivered, or dead), so a receiver sees a record's events in
 //! the order they were written. An answer of 410 Gone disables the
 //! subscription. A server killed after commit leaves its deliveries
-//! pending, and the next look (of any server) sends them; one killed
-//! between a receiver's answer and the commit sends that batch again with
-//! the same `webhook-id`: at least once, as Standard Webhooks expects.
+//! pending, and the next look (of any server) sends them (those it had
+//! claimed once their lease ends); one killed between a receiver's answer
+//! and recording it sends that delivery again with the same `webhook-id`:
+//! at least once, as Standard Webhooks expects.
 
 use std::time::Duration;
 
@@ -42,17 +44,99 @@ pub const MAX_ATTEMPTS: i32 = 10;
 const BACKOFF: [u32; 9] = [1, 12, 60, 180, 720, 1440, 2880, 5760, 6480];
 /// How long events are kept once nothing waits on them.
 const EVENT_RETENTION_DAYS: i32 = 30;
+/// How much longer than a try's timeout a claim lasts.
+const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// The most of a receiver's answer read (and thrown away).
 const ANSWER_LIMIT: usize = 64 * 1024;
 
 static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+/// The workspaces (Postgres schemas) whose events committed since the
+/// worker last looked: a wake looks at those only.
+static DUE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 
-/// Has this process's worker look for deliveries now (events committed).
-pub fn wake() {
+/// Has this process's worker look for deliveries of the workspace in
+/// `schema` now (events committed there).
+pub fn wake(schema: &str) {
+    {
+        let mut due = DUE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !due.iter().any(|s| s == schema) {
+            due.push(schema.to_owned());
+        }
+    }
     WAKE.notify_waiters();
 }
 
-type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+type Https = hyper_rustls::HttpsConnector<HttpConnector<Resolver>>;
+
+/// Resolves receivers' names, refusing addresses on this machine and in
+/// private networks unless the server allows them (`--webhook-allow-private-networks`):
+/// an admin's URL must not reach the database port or a cloud's metadata
+/// service (169.254.169.254) from inside.
+#[derive(Clone)]
+struct Resolver {
+    allow_private: bool,
+}
+
+impl tower::Service<hyper_util::client::legacy::connect::dns::Name> for Resolver {
+    type Response = std::vec::IntoIter<std::net::SocketAddr>;
+    type Error = std::io::Error;
+    type Future = futures_util::future::BoxFuture<'static, std::io::Result<Self::Response>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: hyper_util::client::legacy::connect::dns::Name) -> Self::Future {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let found: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<std::net::SocketAddr> = found
+                .iter()
+                .copied()
+                .filter(|a| allow_private || public(a.ip()))
+                .collect();
+            if public.is_empty() && !found.is_empty() {
+                return Err(std::io::Error::other(format!(
+                    "{host} is on this machine or a private network, which webhooks may not reach \
+                     (--webhook-allow-private-networks)"
+                )));
+            }
+            Ok(public.into_iter())
+        })
+    }
+}
+
+/// Whether an address is on the public internet (not this machine, a
+/// private or link-local network, or a shared or reserved range).
+pub fn public(ip: std::net::IpAddr) -> bool {
+    use std::net::IpAddr;
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b)))
+        }
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => public(IpAddr::V4(v4)),
+            None => {
+                let first = v6.segments()[0];
+                !(v6.is_loopback()
+                    || v6.is_unspecified()
+                    || v6.is_multicast()
+                    || (first & 0xfe00) == 0xfc00
+                    || (first & 0xffc0) == 0xfe80)
+            }
+        },
+    }
+}
 
 /// What the worker works with.
 #[derive(Clone)]
@@ -61,6 +145,7 @@ pub struct Deliverer {
     client: Client<Https, Full<Bytes>>,
     retry_base: Duration,
     timeout: Duration,
+    allow_private: bool,
 }
 
 /// Starts the worker: a look at every workspace whenever events commit
@@ -74,9 +159,17 @@ pub fn spawn(db: Database, config: &Config) {
     let interval = config.automation_interval;
     tokio::spawn(async move {
         let mut pruned = std::time::Instant::now();
+        let mut woken_only = false;
         loop {
             let woken = WAKE.notified();
-            if let Err(err) = deliverer.tick().await {
+            let done = if woken_only {
+                let due = std::mem::take(&mut *DUE.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
+                deliverer.schemas(&due).await;
+                Ok(())
+            } else {
+                deliverer.tick().await
+            };
+            if let Err(err) = done {
                 tracing::warn!(%err, "delivering webhooks failed; it is tried again");
             }
             if pruned.elapsed() > Duration::from_secs(3600) {
@@ -85,18 +178,16 @@ pub fn spawn(db: Database, config: &Config) {
                     tracing::warn!(%err, "removing old record events failed");
                 }
             }
-            tokio::select! {
-                () = woken => {}
-                () = tokio::time::sleep(interval) => {}
-            }
+            woken_only = tokio::select! {
+                () = woken => true,
+                () = tokio::time::sleep(interval) => false,
+            };
         }
     });
 }
 
 #[derive(QueryableByName)]
 struct Workspace {
-    #[diesel(sql_type = Text)]
-    name: String,
     #[diesel(sql_type = Text)]
     pg_schema: String,
 }
@@ -132,11 +223,16 @@ enum Outcome {
 
 impl Deliverer {
     pub fn new(db: Database, config: &Config) -> Deliverer {
+        let mut http = HttpConnector::new_with_resolver(Resolver {
+            allow_private: config.webhook_allow_private,
+        });
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.webhook_timeout));
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_webpki_roots()
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(http);
         let client = Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(https);
@@ -145,6 +241,7 @@ impl Deliverer {
             client,
             retry_base: config.webhook_retry_base,
             timeout: config.webhook_timeout,
+            allow_private: config.webhook_allow_private,
         }
     }
 
@@ -152,55 +249,80 @@ impl Deliverer {
     pub async fn tick(&self) -> Result<()> {
         let workspaces: Vec<Workspace> = {
             let mut conn = self.db.conn().await?;
-            Sql::raw("SELECT name, pg_schema FROM crm_system.workspace ORDER BY kind DESC, name")
+            Sql::raw("SELECT pg_schema FROM crm_system.workspace ORDER BY kind DESC, name")
                 .load(&mut conn)
                 .await?
         };
-        for workspace in workspaces {
+        let schemas: Vec<String> = workspaces.into_iter().map(|w| w.pg_schema).collect();
+        self.schemas(&schemas).await;
+        Ok(())
+    }
+
+    /// Sends what is due in the workspaces of `schemas`, a batch at a time.
+    async fn schemas(&self, schemas: &[String]) {
+        for schema in schemas {
             loop {
-                match self.batch(&workspace.pg_schema).await {
+                match self.batch(schema).await {
                     Ok(taken) if taken < BATCH as usize => break,
                     Ok(_) => {}
                     Err(err) => {
-                        tracing::warn!(%err, workspace = %workspace.name, "delivering webhooks failed");
+                        tracing::warn!(%err, schema, "delivering webhooks failed");
                         break;
                     }
                 }
             }
         }
-        Ok(())
     }
 
-    /// Takes up to [`BATCH`] due deliveries of the workspace in `schema`,
-    /// sends them and records how each went, in one transaction.
+    /// Takes up to [`BATCH`] due deliveries of the workspace in `schema`
+    /// (leased for the time a try may take, in a statement of its own:
+    /// no transaction stays open while receivers answer), sends them and
+    /// records how each went, in a short transaction.
     async fn batch(&self, schema: &str) -> Result<usize> {
+        let lease = self.timeout + LEASE_MARGIN;
+        let due: Vec<Due> = {
+            let mut conn = self.db.conn().await?;
+            claim(schema, lease).load(&mut conn).await?
+        };
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let outcomes: Vec<(Uuid, Uuid, i32, Outcome)> = futures_util::stream::iter(due)
+            .map(async |due| {
+                let outcome = if due.captured {
+                    Outcome::Captured
+                } else {
+                    self.post(&due).await
+                };
+                (due.id, due.subscription_id, due.attempts, outcome)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        let taken = outcomes.len();
         let mut conn = self.db.conn().await?;
-        conn.transaction::<_, CrmError, _>(async |conn| {
-            let due: Vec<Due> = due(schema).load(conn).await?;
-            if due.is_empty() {
-                return Ok(0);
-            }
-            let outcomes: Vec<(Uuid, Uuid, i32, Outcome)> = futures_util::stream::iter(due)
-                .map(async |due| {
-                    let outcome = if due.captured {
-                        Outcome::Captured
-                    } else {
-                        self.post(&due).await
-                    };
-                    (due.id, due.subscription_id, due.attempts, outcome)
-                })
-                .buffer_unordered(CONCURRENCY)
-                .collect()
-                .await;
-            let taken = outcomes.len();
-            self.record(conn, schema, outcomes).await?;
-            Ok(taken)
-        })
-        .await
+        conn.transaction::<_, CrmError, _>(async |conn| self.record(conn, schema, outcomes).await)
+            .await?;
+        Ok(taken)
     }
 
     /// Posts one delivery.
     async fn post(&self, due: &Due) -> Outcome {
+        // An address written in the URL is not resolved: checked here.
+        let literal = due
+            .url
+            .parse::<hyper::Uri>()
+            .ok()
+            .and_then(|uri| uri.host().map(|h| h.trim_matches(['[', ']']).to_owned()))
+            .and_then(|host| host.parse::<std::net::IpAddr>().ok());
+        if literal.is_some_and(|ip| !self.allow_private && !public(ip)) {
+            return Outcome::Failed(
+                None,
+                "the URL's address is on this machine or a private network, which webhooks may not reach \
+                 (--webhook-allow-private-networks)"
+                    .into(),
+            );
+        }
         let body = sign::body(&due.event);
         let mut request = hyper::Request::post(due.url.as_str());
         for (name, value) in sign::headers(&due.secret, due.id, Utc::now().timestamp(), &body) {
@@ -321,7 +443,7 @@ impl Deliverer {
     async fn prune(&self) -> Result<()> {
         let workspaces: Vec<Workspace> = {
             let mut conn = self.db.conn().await?;
-            Sql::raw("SELECT name, pg_schema FROM crm_system.workspace")
+            Sql::raw("SELECT pg_schema FROM crm_system.workspace")
                 .load(&mut conn)
                 .await?
         };
@@ -344,32 +466,43 @@ impl Deliverer {
     }
 }
 
-/// The deliveries of the workspace in `schema` due now, oldest first,
-/// each the first of its subscription and record still pending, locked
-/// (others skip them).
-fn due(schema: &str) -> Sql {
-    let mut query = Sql::raw("SELECT d.id, d.attempts, d.subscription_id, w.url, w.secret, ");
-    query.push("(coalesce(ws.kind, 'production') = 'sandbox' AND NOT w.url = ANY(ws.webhook_urls)) AS captured, ");
-    query.push(sign::EVENT_COLUMNS).push(" FROM ");
+/// Claims the deliveries of the workspace in `schema` due now, oldest
+/// first, each the first of its subscription and record still pending:
+/// leased for `lease` (others skip them meanwhile; a server that dies
+/// holding them leaves them to the next look once the lease ends).
+fn claim(schema: &str, lease: Duration) -> Sql {
+    let mut query = Sql::raw("WITH due AS (SELECT d.id FROM ");
     query
         .table(schema, "webhook_delivery")
         .push(" d JOIN ")
         .table(schema, "webhook_subscription");
-    query
-        .push(" w ON w.id = d.subscription_id JOIN ")
-        .table(schema, "record_event");
-    query
-        .push(" e ON e.id = d.event_id LEFT JOIN crm_system.workspace ws ON ws.pg_schema = ")
-        .bind(Bind::Text(Some(schema.to_owned())));
     query.push(
-        " WHERE d.status = 'PENDING' AND d.next_attempt_at <= now() AND w.disabled_at IS NULL AND NOT EXISTS \
-         (SELECT 1 FROM ",
+        " w ON w.id = d.subscription_id WHERE d.status = 'PENDING' AND d.next_attempt_at <= now() \
+         AND w.disabled_at IS NULL AND w.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM ",
     );
     query.table(schema, "webhook_delivery").push(
         " p WHERE p.subscription_id = d.subscription_id AND p.record_id = d.record_id AND p.status = 'PENDING' \
          AND p.seq < d.seq) ORDER BY d.seq LIMIT ",
     );
-    query.push(&BATCH.to_string()).push(" FOR UPDATE OF d SKIP LOCKED");
+    query
+        .push(&BATCH.to_string())
+        .push(" FOR UPDATE OF d SKIP LOCKED), claimed AS (UPDATE ");
+    query
+        .table(schema, "webhook_delivery")
+        .push(" d SET next_attempt_at = now() + make_interval(secs => ")
+        .push(&format!("{:.3}", lease.as_secs_f64()))
+        .push(") FROM due WHERE d.id = due.id RETURNING d.id, d.attempts, d.subscription_id, d.event_id, d.seq) ");
+    query.push("SELECT c.id, c.attempts, c.subscription_id, w.url, w.secret, ");
+    query.push("(coalesce(ws.kind, 'production') = 'sandbox' AND NOT w.url = ANY(ws.webhook_urls)) AS captured, ");
+    query.push(sign::EVENT_COLUMNS).push(" FROM claimed c JOIN ");
+    query
+        .table(schema, "webhook_subscription")
+        .push(" w ON w.id = c.subscription_id JOIN ")
+        .table(schema, "record_event");
+    query
+        .push(" e ON e.id = c.event_id LEFT JOIN crm_system.workspace ws ON ws.pg_schema = ")
+        .bind(Bind::Text(Some(schema.to_owned())))
+        .push(" ORDER BY c.seq");
     query
 }
 

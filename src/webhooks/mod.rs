@@ -152,41 +152,98 @@ pub async fn append(
         .bind(Bind::Uuid(event.actor))
         .push(", ")
         .bind(Bind::Text(event.rule.map(str::to_owned)))
-        .push(") RETURNING id, tx), d AS (INSERT INTO ");
-    query
-        .table(schema, "webhook_delivery")
-        .push(" (event_id, subscription_id, record_id, status) SELECT e.id, w.id, ");
-    query.bind(Bind::Uuid(Some(id))).push(
-        ", CASE WHEN ws.kind = 'sandbox' AND NOT w.url = ANY(ws.webhook_urls) THEN 'CAPTURED' ELSE 'PENDING' END \
-         FROM e CROSS JOIN ",
-    );
-    query
-        .table(schema, "webhook_subscription")
-        .push(" w LEFT JOIN crm_system.workspace ws ON ws.pg_schema = ");
-    query
-        .bind(Bind::Text(Some(schema.to_owned())))
-        .push(" WHERE w.deleted_at IS NULL AND w.disabled_at IS NULL AND ");
-    match to {
-        Some(subscription) => query.push("w.id = ").bind(Bind::Uuid(Some(subscription))),
-        None => query
-            .push("w.is_active AND w.object = ")
-            .bind(Bind::Text(Some(event.object.name.clone())))
-            .push(" AND w.events ? ")
-            .bind(Bind::Text(Some(event.event.to_owned()))),
-    };
-    query.push(" RETURNING status), n AS (SELECT pg_notify(");
-    query
-        .bind(Bind::Text(Some(crate::notify::CHANNEL.to_owned())))
-        .push(", json_build_object('kind', 'events', 'schema', ");
-    query
-        .bind(Bind::Text(Some(schema.to_owned())))
-        .push(", 'tx', e.tx)::text) FROM e) SELECT e.id, (SELECT status FROM d LIMIT 1) AS status FROM e, n");
+        .push(") RETURNING id, record_id, event, tx)");
+    deliveries(&mut query, schema, &event.object.name, to);
+    query.push(" SELECT e.id, (SELECT status FROM d LIMIT 1) AS status FROM e, n");
     let rows: Vec<Appended> = query.load(conn).await?;
     let row = rows
         .into_iter()
         .next()
         .ok_or_else(|| CrmError::internal("an event was not appended"))?;
     Ok((row.id, row.status))
+}
+
+/// The deliveries of the events in CTE `e` (`id, record_id, event, tx`)
+/// as CTE `d` — to every active subscription of `object` and the event,
+/// or only to `to` — and the announcement of their transaction as `n`.
+/// A sandbox's deliveries are CAPTURED unless their URL is allowed for it.
+fn deliveries(query: &mut Sql, schema: &str, object: &str, to: Option<Uuid>) {
+    query
+        .push(", d AS (INSERT INTO ")
+        .table(schema, "webhook_delivery")
+        .push(
+            " (event_id, subscription_id, record_id, status) SELECT e.id, w.id, e.record_id, \
+         CASE WHEN ws.kind = 'sandbox' AND NOT w.url = ANY(ws.webhook_urls) THEN 'CAPTURED' ELSE 'PENDING' END \
+         FROM e CROSS JOIN ",
+        );
+    query
+        .table(schema, "webhook_subscription")
+        .push(" w LEFT JOIN crm_system.workspace ws ON ws.pg_schema = ");
+    query
+        .bind(Bind::Text(Some(schema.to_owned())))
+        .push(" WHERE w.deleted_at IS NULL AND w.disabled_at IS NULL AND w.is_active AND ");
+    match to {
+        Some(subscription) => query.push("w.id = ").bind(Bind::Uuid(Some(subscription))),
+        None => query
+            .push("w.object = ")
+            .bind(Bind::Text(Some(object.to_owned())))
+            .push(" AND w.events ? e.event"),
+    };
+    query.push(" ORDER BY e.record_id RETURNING status), n AS (SELECT pg_notify(");
+    query
+        .bind(Bind::Text(Some(crate::notify::CHANNEL.to_owned())))
+        .push(", json_build_object('kind', 'events', 'schema', ");
+    query
+        .bind(Bind::Text(Some(schema.to_owned())))
+        .push(", 'tx', tx)::text) FROM (SELECT DISTINCT tx FROM e) t)");
+}
+
+/// The events of the records the batch `start..end` of import `job`
+/// wrote, CREATED or UPDATED each (without the previous values), with
+/// their deliveries, in the import's transaction: as a write of each
+/// would append them.
+pub async fn imported(
+    conn: &mut AsyncPgConnection,
+    schema: &str,
+    object: &ObjectDef,
+    actor: Option<Uuid>,
+    job: Uuid,
+    (start, end): (i64, i64),
+) -> Result<()> {
+    let mut query = Sql::raw("WITH e AS (INSERT INTO ");
+    query
+        .table(schema, "record_event")
+        .push(" (tx, object, record_id, event, record, actor_id) SELECT pg_current_xact_id()::text::bigint, ");
+    query
+        .bind(Bind::Text(Some(object.name.clone())))
+        .push(", r.record_id, CASE WHEN r.created THEN 'CREATED' ELSE 'UPDATED' END, ");
+    query
+        .append(&crate::records::projection(
+            object,
+            &crate::records::FieldSet::all(object),
+            "t",
+        ))
+        .push(", ");
+    query
+        .bind(Bind::Uuid(actor))
+        .push(" FROM ")
+        .table(schema, "import_record");
+    query
+        .push(" r JOIN ")
+        .table(schema, &object.table)
+        .push(" t ON t.id = r.record_id WHERE r.job_id = ");
+    query.bind(Bind::Uuid(Some(job)));
+    query
+        .push(" AND r.object IS NULL AND r.row_number >= ")
+        .push(&start.to_string());
+    query
+        .push(" AND r.row_number < ")
+        .push(&end.to_string())
+        .push(" ORDER BY r.row_number RETURNING id, record_id, event, tx)");
+    deliveries(&mut query, schema, &object.name, None);
+    query.push(" SELECT count(*)::int AS n FROM n");
+    query.execute(conn).await?;
+    Ok(())
 }
 
 /// A subscription saved through the API or a promotion: its object has

@@ -70,12 +70,21 @@ pub fn event_type(object: &str, event: &str) -> String {
     format!("{object}.{}", event.to_lowercase())
 }
 
+/// Whether a record document's `key` is one of `fields` (a lookup's
+/// `owner` is its `ownerId`); the id always is.
+fn kept(key: &str, fields: &[String]) -> bool {
+    key == "id"
+        || fields
+            .iter()
+            .any(|f| f == key || key.strip_suffix("Id").is_some_and(|lookup| lookup == f))
+}
+
 /// Keeps of a record document only `fields` (and its id); all for none.
 fn only(document: &Json, fields: Option<&[String]>) -> Json {
     match (document, fields) {
         (Json::Object(map), Some(fields)) => Json::Object(
             map.iter()
-                .filter(|(key, _)| key.as_str() == "id" || fields.iter().any(|f| f == *key))
+                .filter(|(key, _)| kept(key, fields))
                 .map(|(key, value)| (key.clone(), value.clone()))
                 .collect(),
         ),
@@ -103,7 +112,7 @@ pub fn body(event: &Event) -> String {
         data["changedFields"] = event
             .changed
             .iter()
-            .filter(|key| fields.is_none_or(|fields| fields.contains(key)))
+            .filter(|key| fields.is_none_or(|fields| kept(key, fields)))
             .cloned()
             .collect();
     }
