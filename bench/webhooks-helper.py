@@ -128,7 +128,7 @@ async def live(host, port, token, connections, per_connection, events, with_filt
     for n in range(events):
         record, at = await loop.run_in_executor(None, create, conn, token, f"Live {n}")
         committed[record] = at
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.1)
     deadline = time.time() + 30
     expected = connections * per_connection
     while time.time() < deadline and sum(len(arrivals.get(r, [])) for r in committed) < expected * events:

@@ -12,7 +12,6 @@ use serde_json::Value as Json;
 use uuid::Uuid;
 
 use crate::access::{self, AdminPermission};
-use crate::audit::{self, Action};
 use crate::db::sql::{Bind, JsonRow, Sql};
 use crate::error::{CrmError, Result};
 use crate::graphql::input::Path;
@@ -22,6 +21,7 @@ use crate::graphql::resolve::{
 };
 use crate::graphql::room::Surface;
 use crate::records::FieldSet;
+use crate::webhooks::allow_list::{self, AllowList};
 
 /// Adds the queries, mutations and their types.
 pub fn register(surface: &mut Surface) {
@@ -429,24 +429,6 @@ fn preview_field() -> Field {
     )
 }
 
-#[derive(diesel::QueryableByName)]
-struct Domains {
-    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
-    email_domains: Vec<String>,
-}
-
-/// A sandbox's allowed recipient domains; NOT_FOUND for no such sandbox.
-async fn domains_of(conn: &mut diesel_async::AsyncPgConnection, sandbox: &str) -> Result<Vec<String>> {
-    let mut query = Sql::raw("SELECT email_domains FROM crm_system.workspace WHERE kind = 'sandbox' AND name = ");
-    query.bind(Bind::Text(Some(sandbox.to_owned())));
-    let found: Vec<Domains> = query.load(conn).await?;
-    found
-        .into_iter()
-        .next()
-        .map(|d| d.email_domains)
-        .ok_or_else(|| CrmError::not_found("Sandbox", sandbox))
-}
-
 fn domains_field() -> Field {
     Field::new(
         "sandboxEmailDomains",
@@ -457,7 +439,7 @@ fn domains_field() -> Field {
                 access::require_admin(&context.actor, AdminPermission::ManageSandboxes)?;
                 let sandbox = text_arg(&ctx, "sandbox")?;
                 let mut conn = context.db.conn().await?;
-                let domains = domains_of(&mut conn, &sandbox).await?;
+                let domains = allow_list::read(&mut conn, &sandbox, AllowList::EmailDomains).await?;
                 Ok(Some(FieldValue::list(
                     domains.into_iter().map(|d| FieldValue::value(Value::String(d))),
                 )))
@@ -507,26 +489,7 @@ fn set_domains_field() -> Field {
                         }
                     }
                 }
-                let updated = crate::audited!(context, |conn| {
-                    let before = domains_of(conn, &sandbox).await?;
-                    let mut query = Sql::raw("UPDATE crm_system.workspace SET email_domains = ");
-                    query
-                        .bind(Bind::TextArray(Some(domains.clone())))
-                        .push(" WHERE kind = 'sandbox' AND name = ");
-                    query.bind(Bind::Text(Some(sandbox.clone())));
-                    query.execute(conn).await?;
-                    let entry = audit::Entry {
-                        object: "Sandbox".into(),
-                        record_id: None,
-                        action: Action::Update,
-                        changes: vec![audit::Change {
-                            field: format!("{sandbox}.emailDomains"),
-                            before: Json::from(before),
-                            after: Json::from(domains.clone()),
-                        }],
-                    };
-                    (domains.clone(), vec![entry])
-                })?;
+                let updated = allow_list::set(context, &sandbox, AllowList::EmailDomains, domains).await?;
                 Ok(Some(FieldValue::list(
                     updated.into_iter().map(|d| FieldValue::value(Value::String(d))),
                 )))

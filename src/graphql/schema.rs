@@ -95,7 +95,8 @@ pub fn build(model: &Model, limits: Option<Limits>, surface: Surface) -> Result<
         builder: Some(Schema::build(
             "Query",
             Some("Mutation"),
-            (!surface.subscriptions.is_empty()).then_some("Subscription"),
+            // Not `Subscription`: a CRM's custom object may well be named so.
+            (!surface.subscriptions.is_empty()).then_some("SubscriptionRoot"),
         )),
         seen: HashSet::new(),
         duplicate: None,
@@ -157,7 +158,7 @@ pub fn build(model: &Model, limits: Option<Limits>, surface: Surface) -> Result<
     types.object(query);
     types.object(mutation);
     if !surface.subscriptions.is_empty() {
-        let mut subscription = async_graphql::dynamic::Subscription::new("Subscription")
+        let mut subscription = async_graphql::dynamic::Subscription::new("SubscriptionRoot")
             .description("Live updates over WebSocket (graphql-transport-ws), at the workspace's GraphQL URL.");
         for field in surface.subscriptions {
             subscription = subscription.field(field);

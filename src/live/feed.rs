@@ -29,8 +29,11 @@ pub struct Batch {
     /// Whether each event met a set of conditions (by the event and the
     /// conditions' text), checked once for every subscriber who has the
     /// same visibility and filter (a thousand dashboards of one team).
-    pub checked: std::sync::Mutex<std::collections::HashMap<(Uuid, String), Arc<tokio::sync::OnceCell<bool>>>>,
+    pub checked: std::sync::Mutex<std::collections::HashMap<(Uuid, String), Checked>>,
 }
+
+/// Whether an event met a set of conditions, once known.
+pub type Checked = Arc<tokio::sync::OnceCell<bool>>;
 
 /// A committed event of a record.
 #[derive(Debug, Clone, diesel::QueryableByName)]

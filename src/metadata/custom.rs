@@ -131,6 +131,7 @@ const RESERVED_FIELD_NAMES: &[&str] = &[
 const RESERVED_OBJECT_NAMES: &[&str] = &[
     "Query",
     "Mutation",
+    "SubscriptionRoot",
     "Object",
     "Field",
     "Me",

@@ -11,6 +11,7 @@ use async_graphql::Value;
 use serde_json::{json, Value as Json};
 use uuid::Uuid;
 
+use super::allow_list::{self, AllowList};
 use super::sign;
 use crate::access::{self, AdminPermission};
 use crate::audit::{self, Action};
@@ -231,20 +232,25 @@ fn select(schema: &str) -> Sql {
     query.append(&instant("d.last_attempt_at")).push(", 'deliveredAt', ");
     query.append(&instant("d.delivered_at")).push(", 'createdAt', ");
     query.append(&instant("d.created_at"));
-    query.push(") AS document, w.secret, coalesce(d.last_attempt_at, d.created_at) AS signed_at, ");
+    query.push(
+        ") AS document, coalesce(st.secret, '') AS secret, coalesce(d.last_attempt_at, d.created_at) AS signed_at, ",
+    );
     query.push(sign::EVENT_COLUMNS).push(" FROM ");
     query
         .table(schema, "webhook_delivery")
         .push(" d JOIN ")
         .table(schema, "webhook_subscription");
     query
-        .push(" w ON w.id = d.subscription_id JOIN ")
+        .push(" w ON w.id = d.subscription_id LEFT JOIN ")
+        .table(schema, "webhook_state");
+    query
+        .push(" st ON st.subscription_id = w.id JOIN ")
         .table(schema, "record_event");
     query.push(" e ON e.id = d.event_id");
     query
 }
 
-async fn load<'a>(context: &RequestContext, query: Sql) -> Result<Vec<Json>> {
+async fn load(context: &RequestContext, query: Sql) -> Result<Vec<Json>> {
     let mut conn = context.db.conn().await?;
     let rows: Vec<sign::Loaded> = query.load(&mut conn).await?;
     Ok(rows.into_iter().map(rendered).collect())
@@ -304,9 +310,9 @@ fn deliveries_field(name: &'static str, captured: bool) -> Field {
 
 /// A subscription's state, by its id.
 async fn state(context: &RequestContext, id: Uuid) -> Result<Json> {
-    let mut query = Sql::raw("SELECT jsonb_build_object('enabled', w.disabled_at IS NULL, 'disabledAt', ");
-    query.append(&instant("w.disabled_at"));
-    query.push(", 'disabledReason', w.disabled_reason, 'pending', (SELECT count(*) FROM ");
+    let mut query = Sql::raw("SELECT jsonb_build_object('enabled', st.disabled_at IS NULL, 'disabledAt', ");
+    query.append(&instant("st.disabled_at"));
+    query.push(", 'disabledReason', st.disabled_reason, 'pending', (SELECT count(*) FROM ");
     query
         .table(&context.schema, "webhook_delivery")
         .push(" d WHERE d.subscription_id = w.id AND d.status = 'PENDING'), 'failed', (SELECT count(*) FROM ");
@@ -315,7 +321,9 @@ async fn state(context: &RequestContext, id: Uuid) -> Result<Json> {
         .push(" d WHERE d.subscription_id = w.id AND d.status = 'FAILED')) AS row FROM ");
     query
         .table(&context.schema, "webhook_subscription")
-        .push(" w WHERE w.id = ")
+        .push(" w LEFT JOIN ")
+        .table(&context.schema, "webhook_state")
+        .push(" st ON st.subscription_id = w.id WHERE w.id = ")
         .bind(Bind::Uuid(Some(id)));
     let mut conn = context.db.conn().await?;
     let rows: Vec<crate::db::sql::JsonRow> = query.load(&mut conn).await?;
@@ -348,24 +356,30 @@ fn subscription_arg(ctx: &async_graphql::dynamic::ResolverContext<'_>, name: &st
     optional_id(ctx, name)?.ok_or_else(|| CrmError::bad_input(&[name], format!("{name} is required")))
 }
 
+/// A live subscription's secret.
+async fn secret_of(context: &RequestContext, id: Uuid) -> Result<String> {
+    let mut query = Sql::raw("SELECT jsonb_build_object('secret', st.secret) AS row FROM ");
+    query
+        .table(&context.schema, "webhook_subscription")
+        .push(" w JOIN ")
+        .table(&context.schema, "webhook_state")
+        .push(" st ON st.subscription_id = w.id WHERE w.deleted_at IS NULL AND w.id = ")
+        .bind(Bind::Uuid(Some(id)));
+    let mut conn = context.db.conn().await?;
+    let rows: Vec<crate::db::sql::JsonRow> = query.load(&mut conn).await?;
+    rows.into_iter()
+        .next()
+        .and_then(|row| row.row["secret"].as_str().map(str::to_owned))
+        .ok_or_else(|| CrmError::not_found("WebhookSubscription", id))
+}
+
 fn secret_field() -> Field {
     Field::new("webhookSecret", TypeRef::named_nn(TypeRef::STRING), |ctx| {
         resolved(async move {
             let context = context(&ctx)?;
             admin(context)?;
             let id = subscription_arg(&ctx, "subscriptionId")?;
-            let mut query = Sql::raw("SELECT jsonb_build_object('secret', secret) AS row FROM ");
-            query
-                .table(&context.schema, "webhook_subscription")
-                .push(" WHERE deleted_at IS NULL AND id = ")
-                .bind(Bind::Uuid(Some(id)));
-            let mut conn = context.db.conn().await?;
-            let rows: Vec<crate::db::sql::JsonRow> = query.load(&mut conn).await?;
-            let secret = rows
-                .into_iter()
-                .next()
-                .and_then(|row| row.row["secret"].as_str().map(str::to_owned))
-                .ok_or_else(|| CrmError::not_found("WebhookSubscription", id))?;
+            let secret = secret_of(context, id).await?;
             Ok(Some(FieldValue::value(Value::String(secret))))
         })
     })
@@ -421,13 +435,17 @@ fn redeliver_field() -> Field {
 /// Changes a subscription's own state in an audited transaction.
 async fn change_state(context: &RequestContext, id: Uuid, set: &str, field: &str) -> Result<Json> {
     crate::audited!(context, |conn| {
+        super::stated(conn, &context.schema).await?;
         let mut update = Sql::raw("UPDATE ");
         update
-            .table(&context.schema, "webhook_subscription")
+            .table(&context.schema, "webhook_state")
             .push(" SET ")
             .push(set)
+            .push(" WHERE subscription_id = (SELECT id FROM ")
+            .table(&context.schema, "webhook_subscription")
             .push(" WHERE deleted_at IS NULL AND id = ")
-            .bind(Bind::Uuid(Some(id)));
+            .bind(Bind::Uuid(Some(id)))
+            .push(")");
         if update.execute(conn).await? == 0 {
             return Err(CrmError::not_found("WebhookSubscription", id));
         }
@@ -486,41 +504,12 @@ fn rotate_field() -> Field {
             let id = id_arg(&ctx)?;
             let set = format!("secret = {}", super::NEW_SECRET);
             change_state(context, id, &set, "secret").await?;
-            let mut query = Sql::raw("SELECT jsonb_build_object('secret', secret) AS row FROM ");
-            query
-                .table(&context.schema, "webhook_subscription")
-                .push(" WHERE id = ")
-                .bind(Bind::Uuid(Some(id)));
-            let mut conn = context.db.conn().await?;
-            let rows: Vec<crate::db::sql::JsonRow> = query.load(&mut conn).await?;
-            let secret = rows
-                .into_iter()
-                .next()
-                .and_then(|row| row.row["secret"].as_str().map(str::to_owned))
-                .unwrap_or_default();
+            let secret = secret_of(context, id).await?;
             Ok(Some(FieldValue::value(Value::String(secret))))
         })
     })
     .description("Gives a subscription a new signing secret, answered once here (then read with `webhookSecret`).")
     .argument(InputValue::new("id", TypeRef::named_nn(TypeRef::ID)).description("The subscription."))
-}
-
-#[derive(diesel::QueryableByName)]
-struct Urls {
-    #[diesel(sql_type = diesel::sql_types::Array<diesel::sql_types::Text>)]
-    webhook_urls: Vec<String>,
-}
-
-/// A sandbox's allowed URLs; NOT_FOUND for no such sandbox.
-async fn urls_of(conn: &mut diesel_async::AsyncPgConnection, sandbox: &str) -> Result<Vec<String>> {
-    let mut query = Sql::raw("SELECT webhook_urls FROM crm_system.workspace WHERE kind = 'sandbox' AND name = ");
-    query.bind(Bind::Text(Some(sandbox.to_owned())));
-    let found: Vec<Urls> = query.load(conn).await?;
-    found
-        .into_iter()
-        .next()
-        .map(|u| u.webhook_urls)
-        .ok_or_else(|| CrmError::not_found("Sandbox", sandbox))
 }
 
 fn urls_field() -> Field {
@@ -533,7 +522,7 @@ fn urls_field() -> Field {
                 access::require_admin(&context.actor, AdminPermission::ManageSandboxes)?;
                 let sandbox = text_arg(&ctx, "sandbox")?;
                 let mut conn = context.db.conn().await?;
-                let urls = urls_of(&mut conn, &sandbox).await?;
+                let urls = allow_list::read(&mut conn, &sandbox, AllowList::WebhookUrls).await?;
                 Ok(Some(FieldValue::list(
                     urls.into_iter().map(|u| FieldValue::value(Value::String(u))),
                 )))
@@ -568,26 +557,7 @@ fn set_urls_field() -> Field {
                         }
                     }
                 }
-                let updated = crate::audited!(context, |conn| {
-                    let before = urls_of(conn, &sandbox).await?;
-                    let mut query = Sql::raw("UPDATE crm_system.workspace SET webhook_urls = ");
-                    query
-                        .bind(Bind::TextArray(Some(urls.clone())))
-                        .push(" WHERE kind = 'sandbox' AND name = ");
-                    query.bind(Bind::Text(Some(sandbox.clone())));
-                    query.execute(conn).await?;
-                    let entry = audit::Entry {
-                        object: "Sandbox".into(),
-                        record_id: None,
-                        action: Action::Update,
-                        changes: vec![audit::Change {
-                            field: format!("{sandbox}.webhookUrls"),
-                            before: Json::from(before),
-                            after: Json::from(urls.clone()),
-                        }],
-                    };
-                    (urls.clone(), vec![entry])
-                })?;
+                let updated = allow_list::set(context, &sandbox, AllowList::WebhookUrls, urls).await?;
                 Ok(Some(FieldValue::list(
                     updated.into_iter().map(|u| FieldValue::value(Value::String(u))),
                 )))

@@ -254,6 +254,14 @@ impl Deliverer {
                 .await?
         };
         let schemas: Vec<String> = workspaces.into_iter().map(|w| w.pg_schema).collect();
+        {
+            // A subscription made without its state (none should be) is
+            // given one, so it is signed and sent.
+            let mut conn = self.db.conn().await?;
+            for schema in &schemas {
+                super::stated(&mut conn, schema).await?;
+            }
+        }
         self.schemas(&schemas).await;
         Ok(())
     }
@@ -373,9 +381,10 @@ impl Deliverer {
                     update.bind(Bind::Uuid(Some(id)));
                     update.execute(conn).await?;
                     let mut disable = Sql::raw("UPDATE ");
-                    disable
-                        .table(schema, "webhook_subscription")
-                        .push(" SET disabled_at = now(), disabled_reason = 'GONE' WHERE disabled_at IS NULL AND id = ");
+                    disable.table(schema, "webhook_state").push(
+                        " SET disabled_at = now(), disabled_reason = 'GONE' WHERE disabled_at IS NULL \
+                         AND subscription_id = ",
+                    );
                     disable.bind(Bind::Uuid(Some(subscription)));
                     disable.execute(conn).await?;
                 }
@@ -476,9 +485,12 @@ fn claim(schema: &str, lease: Duration) -> Sql {
         .table(schema, "webhook_delivery")
         .push(" d JOIN ")
         .table(schema, "webhook_subscription");
+    query
+        .push(" w ON w.id = d.subscription_id JOIN ")
+        .table(schema, "webhook_state");
     query.push(
-        " w ON w.id = d.subscription_id WHERE d.status = 'PENDING' AND d.next_attempt_at <= now() \
-         AND w.disabled_at IS NULL AND w.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM ",
+        " st ON st.subscription_id = w.id WHERE d.status = 'PENDING' AND d.next_attempt_at <= now() \
+         AND st.disabled_at IS NULL AND w.deleted_at IS NULL AND NOT EXISTS (SELECT 1 FROM ",
     );
     query.table(schema, "webhook_delivery").push(
         " p WHERE p.subscription_id = d.subscription_id AND p.record_id = d.record_id AND p.status = 'PENDING' \
@@ -492,12 +504,15 @@ fn claim(schema: &str, lease: Duration) -> Sql {
         .push(" d SET next_attempt_at = now() + make_interval(secs => ")
         .push(&format!("{:.3}", lease.as_secs_f64()))
         .push(") FROM due WHERE d.id = due.id RETURNING d.id, d.attempts, d.subscription_id, d.event_id, d.seq) ");
-    query.push("SELECT c.id, c.attempts, c.subscription_id, w.url, w.secret, ");
+    query.push("SELECT c.id, c.attempts, c.subscription_id, w.url, st.secret, ");
     query.push("(coalesce(ws.kind, 'production') = 'sandbox' AND NOT w.url = ANY(ws.webhook_urls)) AS captured, ");
     query.push(sign::EVENT_COLUMNS).push(" FROM claimed c JOIN ");
     query
         .table(schema, "webhook_subscription")
         .push(" w ON w.id = c.subscription_id JOIN ")
+        .table(schema, "webhook_state");
+    query
+        .push(" st ON st.subscription_id = w.id JOIN ")
         .table(schema, "record_event");
     query
         .push(" e ON e.id = c.event_id LEFT JOIN crm_system.workspace ws ON ws.pg_schema = ")

@@ -15,6 +15,7 @@
 //!
 //! The same events feed GraphQL subscriptions (`live`).
 
+pub mod allow_list;
 pub mod api;
 pub mod delivery;
 pub mod sign;
@@ -178,10 +179,12 @@ fn deliveries(query: &mut Sql, schema: &str, object: &str, to: Option<Uuid>) {
         );
     query
         .table(schema, "webhook_subscription")
-        .push(" w LEFT JOIN crm_system.workspace ws ON ws.pg_schema = ");
+        .push(" w LEFT JOIN ")
+        .table(schema, "webhook_state")
+        .push(" st ON st.subscription_id = w.id LEFT JOIN crm_system.workspace ws ON ws.pg_schema = ");
     query
         .bind(Bind::Text(Some(schema.to_owned())))
-        .push(" WHERE w.deleted_at IS NULL AND w.disabled_at IS NULL AND w.is_active AND ");
+        .push(" WHERE w.deleted_at IS NULL AND st.disabled_at IS NULL AND w.is_active AND ");
     match to {
         Some(subscription) => query.push("w.id = ").bind(Bind::Uuid(Some(subscription))),
         None => query
@@ -256,6 +259,9 @@ fn subscription_written<'a>(
 ) -> BoxFuture<'a, Result<Option<Record>>> {
     Box::pin(async move {
         let at = crate::graphql::input::Path::from_parts(scope.at);
+        // Its secret, made here (a promoted subscription gets one of this
+        // workspace's own).
+        stated(conn, scope.schema).await?;
         if crate::records::is_deleted(written.record) {
             if let Some(id) = record_id(written.record) {
                 let mut query = Sql::raw("UPDATE ");
@@ -318,18 +324,38 @@ pub fn is_http_url(url: &str) -> bool {
 pub const NEW_SECRET: &str = "'whsec_' || encode(sha256(convert_to(gen_random_uuid()::text || \
                               gen_random_uuid()::text || clock_timestamp()::text, 'UTF8')), 'base64')";
 
-/// After a sandbox was filled from production: the subscriptions it
-/// copied get secrets of their own and start disabled, so nothing a
-/// sandbox does reaches production's receivers until an admin says so.
-pub async fn copied(conn: &mut AsyncPgConnection, schema: &str) -> Result<()> {
-    let mut query = Sql::raw("UPDATE ");
+/// Gives every subscription of the workspace in `schema` its state (a
+/// secret of its own) if it has none yet.
+pub async fn stated(conn: &mut AsyncPgConnection, schema: &str) -> Result<()> {
+    let mut query = Sql::raw("INSERT INTO ");
     query
-        .table(schema, "webhook_subscription")
-        .push(" SET secret = ")
-        .push(NEW_SECRET)
-        .push(", disabled_at = CASE WHEN deleted_at IS NULL THEN now() END, disabled_reason = CASE WHEN deleted_at IS NULL THEN 'COPIED' END");
+        .table(schema, "webhook_state")
+        .push(" (subscription_id) SELECT w.id FROM ")
+        .table(schema, "webhook_subscription");
+    query
+        .push(" w WHERE NOT EXISTS (SELECT 1 FROM ")
+        .table(schema, "webhook_state")
+        .push(" st WHERE st.subscription_id = w.id) ON CONFLICT DO NOTHING");
     query.execute(conn).await?;
     Ok(())
+}
+
+/// After a sandbox was filled from production: the subscriptions it
+/// copied get secrets of their own (production's are never copied) and
+/// start disabled, so nothing a sandbox does reaches production's
+/// receivers until an admin says so.
+pub async fn copied(conn: &mut AsyncPgConnection, schema: &str) -> Result<()> {
+    let mut query = Sql::raw("INSERT INTO ");
+    query
+        .table(schema, "webhook_state")
+        .push(" (subscription_id, disabled_at, disabled_reason) SELECT id, now(), 'COPIED' FROM ")
+        .table(schema, "webhook_subscription");
+    query.push(" WHERE deleted_at IS NULL ON CONFLICT (subscription_id) DO UPDATE SET secret = ");
+    query
+        .push(NEW_SECRET)
+        .push(", disabled_at = now(), disabled_reason = 'COPIED'");
+    query.execute(conn).await?;
+    stated(conn, schema).await
 }
 
 #[derive(diesel::QueryableByName)]

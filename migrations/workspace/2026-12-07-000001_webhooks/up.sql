@@ -3,9 +3,8 @@
 -- like rules) get one delivery per matching event, sent after commit by
 -- the delivery worker of any server, signed per Standard Webhooks.
 
--- A subscription: which events of which object go to which URL. The
--- secret and the disabled state are the workspace's own, never promoted
--- nor copied: every workspace (and so every sandbox) makes its own secret.
+-- A subscription: which events of which object go to which URL
+-- (metadata: promoted, reverted, in changeset files).
 CREATE TABLE webhook_subscription (
     id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     created_at      timestamptz NOT NULL DEFAULT now(),
@@ -24,11 +23,7 @@ CREATE TABLE webhook_subscription (
     events          jsonb NOT NULL DEFAULT '[]',
     -- The fields a payload carries (null: all).
     fields          jsonb,
-    is_active       boolean NOT NULL DEFAULT true,
-    -- "whsec_" and 32 random bytes in base64.
-    secret          text NOT NULL DEFAULT 'whsec_' || encode(sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text || clock_timestamp()::text, 'UTF8')), 'base64'),
-    disabled_at     timestamptz,
-    disabled_reason text
+    is_active       boolean NOT NULL DEFAULT true
 );
 CREATE UNIQUE INDEX webhook_subscription_name_key ON webhook_subscription (name) WHERE deleted_at IS NULL;
 CREATE INDEX webhook_subscription_created_at_idx ON webhook_subscription (created_at, id);
@@ -36,6 +31,18 @@ CREATE INDEX webhook_subscription_owner_id_idx ON webhook_subscription (owner_id
 CREATE INDEX webhook_subscription_created_by_idx ON webhook_subscription (created_by);
 CREATE INDEX webhook_subscription_deleted_idx ON webhook_subscription (id) WHERE deleted_at IS NOT NULL;
 CREATE INDEX webhook_subscription_object_idx ON webhook_subscription (object) WHERE deleted_at IS NULL;
+
+-- What each workspace keeps of its own about a subscription, never
+-- promoted nor copied: its signing secret (every workspace, so every
+-- sandbox, makes its own) and whether it is disabled here (410 Gone,
+-- copied into a sandbox, by hand).
+CREATE TABLE webhook_state (
+    subscription_id uuid PRIMARY KEY REFERENCES webhook_subscription (id) ON DELETE CASCADE,
+    -- "whsec_" and 32 random bytes in base64.
+    secret          text NOT NULL DEFAULT 'whsec_' || encode(sha256(convert_to(gen_random_uuid()::text || gen_random_uuid()::text || clock_timestamp()::text, 'UTF8')), 'base64'),
+    disabled_at     timestamptz,
+    disabled_reason text
+);
 
 -- What happened to a record, in the write's transaction: the feed of
 -- webhooks and of GraphQL subscriptions.
@@ -87,7 +94,8 @@ CREATE INDEX webhook_delivery_created_idx ON webhook_delivery (created_at DESC, 
 CREATE TEMPORARY TABLE taken_webhook_names AS
 SELECT name FROM custom_object
 WHERE lower(name) IN ('webhooksubscription', 'webhookdelivery', 'webhookdeliverystatus', 'webhookheader',
-                      'recordchange', 'recordevent', 'webhookstate')
+                      'recordchange', 'recordevent', 'webhookstate', 'webhooksubscriptionstate',
+                      'subscriptionroot')
    OR lower(plural) IN ('webhooksubscriptions', 'webhookdeliveries', 'capturedwebhooks', 'webhooksubscription');
 UPDATE custom_field SET object = 'Custom' || object WHERE object IN (SELECT name FROM taken_webhook_names);
 UPDATE custom_field SET lookup_object = 'Custom' || lookup_object

@@ -299,8 +299,8 @@ pub(super) static EMAIL_TEMPLATE: Rows = Rows {
     changed: "the emails sent from it change",
 };
 
-/// A webhook subscription. Its secret and disabled state are not
-/// properties: each workspace keeps its own.
+/// A webhook subscription. Its secret and disabled state are each
+/// workspace's own (`webhook_state`), not metadata.
 pub(super) static WEBHOOK_SUBSCRIPTION: Rows = Rows {
     about: &About {
         kind: Kind::WebhookSubscription,

@@ -96,13 +96,7 @@ impl MetadataKind for Rows {
     }
 
     fn document_sql(&self, schema: &str) -> String {
-        // What each workspace keeps of its own (a webhook's signing secret,
-        // whether it is disabled here) is not metadata: never in a
-        // document, so never in a sandbox's base, a changeset or an export.
-        table_rows(schema, self.table.name, "t.created_at, t.id").replace(
-            "to_jsonb(t)",
-            "(to_jsonb(t) - 'secret' - 'disabled_at' - 'disabled_reason')",
-        )
+        table_rows(schema, self.table.name, "t.created_at, t.id")
     }
 
     fn read(&self, doc: &Json) -> Vec<(String, Json)> {
