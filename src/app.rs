@@ -213,7 +213,7 @@ impl crate::notify::Subscriber for App {
             Announcement::UserChanged { id } => self.auth.forget_user(id),
             Announcement::Automation { .. } => crate::automation::worker::wake(),
             Announcement::Events { schema, tx } => {
-                crate::webhooks::delivery::wake(&schema);
+                crate::webhooks::delivery::wake(&self.db, &schema);
                 if crate::live::feed::listeners() > 0 {
                     let _ = self.events.send((schema, tx));
                 }
@@ -222,6 +222,7 @@ impl crate::notify::Subscriber for App {
     }
 
     async fn catch_up(&self) {
+        crate::live::feed::missed(&self.db);
         for workspace in self.schemas.cached_workspaces() {
             self.schemas.refresh(&self.db, &workspace).await;
             self.schemas.reload_settings(&self.db, &workspace.name).await;

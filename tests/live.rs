@@ -199,6 +199,17 @@ async fn connections_need_a_token_are_capped_per_token_and_a_sandbox_sees_only_i
         )
         .await;
     assert_eq!(plain.status, 400, "{}", plain.text());
+    // Over HTTP, a subscription is told where it runs.
+    let over_http = app
+        .graphql_at(
+            "/graphql",
+            None,
+            "subscription { recordChanged(object: \"Lead\") { id } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(over_http.status, 400, "{}", over_http.text());
+    assert!(over_http.text().contains("WebSocket"), "{}", over_http.text());
     // A bad token: the connection is closed (4403).
     let mut socket = open(&app, "/graphql").await;
     let init = json!({ "type": "connection_init", "payload": { "authorization": "Bearer nope" } });

@@ -73,11 +73,8 @@ pub(super) async fn get(
                 .map_err(|err: axum::extract::ws::rejection::WebSocketUpgradeRejection| {
                     HttpError::bad_request(StatusCode::BAD_REQUEST, err.body_text())
                 })?;
-        let held = parts
-            .extensions
-            .get::<super::server::Connection>()
-            .map(super::server::Connection::hold_open);
-        return super::subscriptions::upgrade(app, endpoint, upgrade, &parts.headers, held);
+        let connection = parts.extensions.get::<super::server::Connection>().cloned();
+        return super::subscriptions::upgrade(app, endpoint, upgrade, &parts.headers, connection);
     }
     let query = query.unwrap_or_default();
     let asks = |name: &str| query.split('&').any(|pair| pair.starts_with(name));
@@ -160,11 +157,16 @@ pub(super) fn too_deep(app: &Shared, request: &async_graphql::Request) -> Result
 
 /// Whether the operation a request would run is a mutation.
 fn is_mutation(request: &async_graphql::Request) -> bool {
+    operation_is(request, OperationType::Mutation)
+}
+
+/// Whether the operation a request would run is of type `ty`.
+fn operation_is(request: &async_graphql::Request, ty: OperationType) -> bool {
     let Ok(document) = crate::graphql::cache::document(&request.query) else {
         return false;
     };
     crate::graphql::compiled::operation(&document, request.operation_name.as_deref())
-        .is_some_and(|operation| operation.ty == OperationType::Mutation)
+        .is_some_and(|operation| operation.ty == ty)
 }
 
 /// Answers a GraphQL request by its `deadline` (the request timeout from
@@ -184,6 +186,13 @@ async fn run(
         return Err(HttpError::bad_request(
             StatusCode::BAD_REQUEST,
             "the request has no query",
+        ));
+    }
+    if operation_is(&request, OperationType::Subscription) {
+        return Err(HttpError::bad_request(
+            StatusCode::BAD_REQUEST,
+            "subscriptions run over a WebSocket at this URL (graphql-transport-ws, as graphql-ws, Apollo Client and \
+             urql speak it), not over HTTP",
         ));
     }
     let unbounded = actor.role == Role::Admin && is_mutation(&request);

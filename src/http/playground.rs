@@ -52,6 +52,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         "text/javascript",
         include_bytes!("../../assets/graphiql/react-dom.production.min.js"),
     ),
+    (
+        "graphql-ws.min.js",
+        "text/javascript",
+        include_bytes!("../../assets/graphiql/graphql-ws.min.js"),
+    ),
 ];
 
 /// `GET /graphql/assets/{file}`: one of the vendored files, which browsers
@@ -102,8 +107,24 @@ fn playground(workspace: &str, endpoint: &str) -> Html<String> {
 <script src="/graphql/assets/react.production.min.js"></script>
 <script src="/graphql/assets/react-dom.production.min.js"></script>
 <script src="/graphql/assets/graphiql.min.js"></script>
+<script src="/graphql/assets/graphql-ws.min.js"></script>
 <script>
-  const fetcher = GraphiQL.createFetcher({{ url: {endpoint} }});
+  // Subscriptions go over a WebSocket to the same URL, with the token of
+  // the Authorization header in the headers tab.
+  let authorization = null;
+  const wsUrl = new URL({endpoint}, location.href);
+  wsUrl.protocol = wsUrl.protocol === 'https:' ? 'wss:' : 'ws:';
+  const wsClient = graphqlWs.createClient({{
+    url: wsUrl.href,
+    lazy: true,
+    connectionParams: () => ({{ authorization }}),
+  }});
+  const http = GraphiQL.createFetcher({{ url: {endpoint}, wsClient }});
+  const fetcher = (params, options) => {{
+    const headers = (options && options.headers) || {{}};
+    authorization = headers.Authorization || headers.authorization || null;
+    return http(params, options);
+  }};
   const defaultQuery = `# Welcome to the CRM GraphQL playground ({title}).
 # Run it with the play button or Ctrl-Enter.
 # The Docs panel (top left) lists every type and field.

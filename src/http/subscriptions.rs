@@ -31,7 +31,7 @@ use super::server::HeldOpen;
 use super::workspace::Endpoint;
 use super::{HttpError, Shared};
 use crate::error::CrmError;
-use crate::graphql::{self, Caller, WorkspaceSchema};
+use crate::graphql::{self, Caller};
 
 /// How often the server pings a connection (keeping proxies from closing
 /// it) and checks its token, role and grant again.
@@ -79,7 +79,11 @@ pub(super) fn open_connections() -> usize {
 
 /// Who a connection serves, once `connection_init` authenticated it.
 struct Session {
-    entry: Arc<WorkspaceSchema>,
+    /// Its workspace: each operation runs on its schema as it is then.
+    workspace: crate::graphql::Workspace,
+    /// The workspace's `recordVisibility` when it began: a change ends a
+    /// sales rep's connection (what they may see changed).
+    visibility: crate::access::RecordVisibility,
     caller: Caller,
     /// The `Authorization` it authenticated with, checked again now and
     /// then (a revoked token, a changed role, a withdrawn sandbox grant end
@@ -102,6 +106,9 @@ struct Connection {
 
 /// Operations (subscriptions) one connection may run at once.
 const OPERATIONS_PER_CONNECTION: usize = 100;
+/// How long the periodic check of a session may take before it is left
+/// for the next one.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a client has to send `connection_init`.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -156,12 +163,21 @@ impl Executor for Connection {
             )));
         }
         let running = Running(self.running.clone());
-        graphql::stream(&session.entry, &self.app.db, session.caller.clone(), request)
-            .map(move |response| {
-                let _ = &running;
-                response
-            })
-            .boxed()
+        let app = self.app.clone();
+        let workspace = session.workspace.clone();
+        let caller = session.caller.clone();
+        futures_util::stream::once(async move {
+            match app.schemas.get(&app.db, &workspace).await {
+                Ok(entry) => graphql::stream(&entry, &app.db, caller, request),
+                Err(err) => refusal(err),
+            }
+        })
+        .flatten()
+        .map(move |response| {
+            let _ = &running;
+            response
+        })
+        .boxed()
     }
 }
 
@@ -171,16 +187,14 @@ pub(super) fn upgrade(
     endpoint: Endpoint,
     upgrade: WebSocketUpgrade,
     headers: &axum::http::HeaderMap,
-    held: Option<HeldOpen>,
+    connection: Option<super::server::Connection>,
 ) -> Result<Response, HttpError> {
-    let protocol = headers
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
+    // The subprotocol the answer names is the one spoken.
+    let upgrade = upgrade.protocols(ALL_WEBSOCKET_PROTOCOLS);
+    let protocol = upgrade
+        .selected_protocol()
         .and_then(|value| value.to_str().ok())
-        .and_then(|protocols| {
-            protocols
-                .split(',')
-                .find_map(|p| WebSocketProtocols::from_str(p.trim()).ok())
-        })
+        .and_then(|name| WebSocketProtocols::from_str(name).ok())
         .ok_or_else(|| {
             HttpError::bad_request(
                 axum::http::StatusCode::BAD_REQUEST,
@@ -192,8 +206,10 @@ pub(super) fn upgrade(
         .and_then(|value| value.to_str().ok())
         .map(str::to_owned);
     let base_url = super::graphql::base_url(&app, headers);
+    // Taken over only now the upgrade is accepted: the socket keeps the
+    // connection's place among the server's.
+    let held = connection.as_ref().map(super::server::Connection::hold_open);
     Ok(upgrade
-        .protocols(ALL_WEBSOCKET_PROTOCOLS)
         .max_message_size(MAX_MESSAGE)
         .on_upgrade(move |socket| async move {
             serve(app, endpoint, socket, protocol, authorization, base_url, held).await;
@@ -247,7 +263,8 @@ async fn start(
     let workspace = endpoint.reach(app, &actor).await?;
     let entry = app.schemas.get(&app.db, &workspace).await?;
     Ok(Session {
-        entry,
+        visibility: entry.record_visibility.get(),
+        workspace,
         caller: Caller {
             actor,
             request_id: None,
@@ -264,6 +281,13 @@ async fn start(
 /// Why a session may no longer go on, if so: its token no longer
 /// authenticates, its user's role changed, or it lost its sandbox.
 async fn withdrawn(app: &Shared, endpoint: &Endpoint, session: &Session) -> Option<String> {
+    let visibility = app
+        .schemas
+        .cached(&session.workspace.name)
+        .map(|entry| entry.record_visibility.get());
+    if session.caller.actor.role == crate::auth::Role::Sales && visibility.is_some_and(|v| v != session.visibility) {
+        return Some("the workspace's record visibility changed: connect again".into());
+    }
     match app.auth.authenticate(session.authorization.as_deref()).await {
         Ok(actor) if actor.role != session.caller.actor.role => Some("your role changed: connect again".into()),
         Ok(actor) => match endpoint.reach(app, &actor).await {
@@ -309,6 +333,9 @@ async fn serve(
     };
     let checked = session.clone();
     let watcher = (app.clone(), endpoint.clone());
+    // Set when connection_init arrives (its check may take a while).
+    let initialized = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let init_seen = initialized.clone();
     let started = session.clone();
     let (mut sink, stream) = socket.split();
     let input = stream
@@ -322,6 +349,7 @@ async fn serve(
         });
     let mut output = async_graphql::http::WebSocket::new(executor, input, protocol)
         .on_connection_init(move |payload: Json| async move {
+            init_seen.store(true, std::sync::atomic::Ordering::SeqCst);
             let authorization = token_of(&payload).or(header);
             match start(&app, &endpoint, authorization, base_url).await {
                 Ok(started) => {
@@ -360,14 +388,17 @@ async fn serve(
                 Some(message) => message,
                 None => break,
             },
-            () = &mut init, if checked.get().is_none() => close(4408, "connection_init was not sent in time"),
+            () = &mut init, if !initialized.load(std::sync::atomic::Ordering::SeqCst) => {
+                close(4408, "connection_init was not sent in time")
+            }
             () = async { match held.as_mut() { Some(held) => held.stopping().await, None => std::future::pending().await } } => {
                 close(1001, "the server is shutting down")
             }
             _ = ping.tick() => match checked.get() {
-                Some(started) => match withdrawn(&watcher.0, &watcher.1, started).await {
-                    Some(reason) => close(4403, &reason),
-                    None => Message::Ping(Vec::new().into()),
+                // A database slow to answer does not hold the socket up.
+                Some(started) => match tokio::time::timeout(CHECK_TIMEOUT, withdrawn(&watcher.0, &watcher.1, started)).await {
+                    Ok(Some(reason)) => close(4403, &reason),
+                    _ => Message::Ping(Vec::new().into()),
                 },
                 None => Message::Ping(Vec::new().into()),
             },

@@ -26,6 +26,9 @@ pub struct Batch {
     /// The workspace's Postgres schema.
     pub schema: String,
     pub events: Vec<Event>,
+    /// Events may have been missed (the server lost its connection to the
+    /// announcements for a while): subscribers are told to read again.
+    pub missed: bool,
     /// Whether each event met a set of conditions (by the event and the
     /// conditions' text), checked once for every subscriber who has the
     /// same visibility and filter (a thousand dashboards of one team).
@@ -83,12 +86,25 @@ pub async fn follow(db: Database, mut committed: tokio::sync::mpsc::UnboundedRec
                     server: db.id(),
                     schema,
                     events,
+                    missed: false,
                     checked: std::sync::Mutex::default(),
                 }));
             }
             Err(err) => tracing::warn!(%err, schema, tx, "reading committed events for subscriptions failed"),
         }
     }
+}
+
+/// The server over `db` may have missed announcements (its listening
+/// connection was lost): its subscribers are told so.
+pub fn missed(db: &Database) {
+    let _ = FEED.send(Arc::new(Batch {
+        server: db.id(),
+        schema: String::new(),
+        events: Vec::new(),
+        missed: true,
+        checked: std::sync::Mutex::default(),
+    }));
 }
 
 async fn read(db: &Database, schema: &str, tx: i64) -> crate::error::Result<Vec<Event>> {

@@ -208,6 +208,12 @@ fn changes<'a>(
         let wanted = wanted.clone();
         async move {
             match next {
+                Ok(batch) if batch.missed && batch.server == db.id() => Err(CrmError::Unavailable(
+                    "the server lost its connection to the database for a while and may have missed changes: read \
+                     the records again"
+                        .into(),
+                )
+                .extend()),
                 Ok(batch) => Ok(matching(&db, &wanted, &batch).await),
                 Err(RecvError::Lagged(missed)) => Err(CrmError::Unavailable(format!(
                     "this subscription fell behind and missed {missed} transactions' changes: read the records again"

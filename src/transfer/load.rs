@@ -385,11 +385,12 @@ async fn write(
                 updated += batch_updated;
                 created += batch_created;
                 follow::timers(conn, target, object, job, (start, end)).await?;
-                let actor = target.trail.actor.as_ref().map(|actor| actor.user_id);
-                crate::webhooks::imported(conn, &target.schema, object, actor, job, (start, end)).await?;
                 if matches!(object.name.as_str(), "Lead" | "Activity") {
                     follow::rescore(conn, target, object, job, start, end).await?;
                 }
+                // After scoring: the events carry the records as they stand.
+                let actor = target.trail.actor.as_ref().map(|actor| actor.user_id);
+                crate::webhooks::imported(conn, &target.schema, object, actor, job, (start, end)).await?;
                 progress
                     .rows_written
                     .store((created + updated) as u64, Ordering::Relaxed);

@@ -421,7 +421,7 @@ fn redeliver_field() -> Field {
                     delivery["status"].as_str().unwrap_or_default()
                 )));
             }
-            super::delivery::wake(&context.schema);
+            super::delivery::wake(&context.db, &context.schema);
             Ok(Some(FieldValue::owned_any(delivery)))
         })
     })
@@ -461,7 +461,7 @@ async fn change_state(context: &RequestContext, id: Uuid, set: &str, field: &str
         };
         ((), vec![entry])
     })?;
-    super::delivery::wake(&context.schema);
+    super::delivery::wake(&context.db, &context.schema);
     state(context, id).await
 }
 

@@ -33,10 +33,11 @@ use crate::db::sql::{Bind, Sql};
 use crate::db::Database;
 use crate::error::{CrmError, Result};
 
-/// Deliveries one transaction takes.
-const BATCH: i64 = 200;
-/// Deliveries posted at once.
+/// Deliveries posted at once, and taken at once: a claim lasts as long
+/// as one try may take (its timeout), so every delivery it takes is
+/// posted within it.
 const CONCURRENCY: usize = 64;
+const BATCH: i64 = CONCURRENCY as i64;
 /// Tries before a delivery is a dead letter.
 pub const MAX_ATTEMPTS: i32 = 10;
 /// The wait after each failed try, in units of the retry base (5 s by
@@ -51,19 +52,31 @@ const ANSWER_LIMIT: usize = 64 * 1024;
 
 static WAKE: tokio::sync::Notify = tokio::sync::Notify::const_new();
 /// The workspaces (Postgres schemas) whose events committed since the
-/// worker last looked: a wake looks at those only.
-static DUE: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+/// worker of a server ([`Database::id`]) last looked: a wake looks at
+/// those only.
+static DUE: std::sync::Mutex<Vec<(usize, String)>> = std::sync::Mutex::new(Vec::new());
 
-/// Has this process's worker look for deliveries of the workspace in
-/// `schema` now (events committed there).
-pub fn wake(schema: &str) {
+/// Has the worker of the server over `db` look for deliveries of the
+/// workspace in `schema` now (events committed there).
+pub fn wake(db: &Database, schema: &str) {
     {
         let mut due = DUE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !due.iter().any(|s| s == schema) {
-            due.push(schema.to_owned());
+        let entry = (db.id(), schema.to_owned());
+        if !due.contains(&entry) {
+            due.push(entry);
         }
     }
     WAKE.notify_waiters();
+}
+
+/// The workspaces woken for the server over `db`, taken.
+fn woken(db: &Database) -> Vec<String> {
+    let mut due = DUE.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut *due)
+        .into_iter()
+        .partition(|(id, _)| *id == db.id());
+    *due = others;
+    mine.into_iter().map(|(_, schema)| schema).collect()
 }
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector<Resolver>>;
@@ -159,14 +172,17 @@ pub fn spawn(db: Database, config: &Config) {
     let interval = config.automation_interval;
     tokio::spawn(async move {
         let mut pruned = std::time::Instant::now();
+        // Every workspace is looked at once an interval at least (retries,
+        // claims that ran out), however often commits wake the worker.
+        let mut looked = std::time::Instant::now();
         let mut woken_only = false;
         loop {
-            let woken = WAKE.notified();
-            let done = if woken_only {
-                let due = std::mem::take(&mut *DUE.lock().unwrap_or_else(std::sync::PoisonError::into_inner));
-                deliverer.schemas(&due).await;
+            let notified = WAKE.notified();
+            let done = if woken_only && looked.elapsed() < interval {
+                deliverer.schemas(&woken(&deliverer.db)).await;
                 Ok(())
             } else {
+                looked = std::time::Instant::now();
                 deliverer.tick().await
             };
             if let Err(err) = done {
@@ -179,7 +195,7 @@ pub fn spawn(db: Database, config: &Config) {
                 }
             }
             woken_only = tokio::select! {
-                () = woken => true,
+                () = notified => true,
                 () = tokio::time::sleep(interval) => false,
             };
         }
@@ -208,6 +224,10 @@ struct Due {
     /// A sandbox's delivery whose URL is no longer allowed.
     #[diesel(sql_type = Bool)]
     captured: bool,
+    /// Until when it is claimed: its outcome is recorded only while the
+    /// claim holds (no other worker took it since).
+    #[diesel(sql_type = diesel::sql_types::Timestamptz)]
+    leased_until: chrono::DateTime<Utc>,
     #[diesel(embed)]
     event: Event,
 }
@@ -292,9 +312,9 @@ impl Deliverer {
             let mut conn = self.db.conn().await?;
             claim(schema, lease).load(&mut conn).await?
         };
-        if due.is_empty() {
+        let Some(leased_until) = due.first().map(|d| d.leased_until) else {
             return Ok(0);
-        }
+        };
         let outcomes: Vec<(Uuid, Uuid, i32, Outcome)> = futures_util::stream::iter(due)
             .map(async |due| {
                 let outcome = if due.captured {
@@ -309,7 +329,7 @@ impl Deliverer {
             .await;
         let taken = outcomes.len();
         let mut conn = self.db.conn().await?;
-        conn.transaction::<_, CrmError, _>(async |conn| self.record(conn, schema, outcomes).await)
+        conn.transaction::<_, CrmError, _>(async |conn| self.record(conn, schema, leased_until, outcomes).await)
             .await?;
         Ok(taken)
     }
@@ -357,14 +377,21 @@ impl Deliverer {
         }
     }
 
-    /// Records each outcome: delivered ones at once, failures with their
-    /// next try (or as dead letters), a 410's subscription disabled.
+    /// Records each outcome while its claim (until `leased_until`) holds:
+    /// delivered ones at once, failures with their next try (or as dead
+    /// letters), a 410's subscription disabled.
     async fn record(
         &self,
         conn: &mut AsyncPgConnection,
         schema: &str,
+        leased_until: chrono::DateTime<Utc>,
         outcomes: Vec<(Uuid, Uuid, i32, Outcome)>,
     ) -> Result<()> {
+        let claimed = |update: &mut Sql| {
+            update
+                .push(" AND status = 'PENDING' AND next_attempt_at = ")
+                .bind(Bind::DateTime(Some(leased_until)));
+        };
         let mut delivered: Vec<(Uuid, u16)> = Vec::new();
         let mut captured = Vec::new();
         for (id, subscription, attempts, outcome) in outcomes {
@@ -379,7 +406,10 @@ impl Deliverer {
                          was disabled' WHERE id = ",
                     );
                     update.bind(Bind::Uuid(Some(id)));
-                    update.execute(conn).await?;
+                    claimed(&mut update);
+                    if update.execute(conn).await? == 0 {
+                        continue;
+                    }
                     let mut disable = Sql::raw("UPDATE ");
                     disable.table(schema, "webhook_state").push(
                         " SET disabled_at = now(), disabled_reason = 'GONE' WHERE disabled_at IS NULL \
@@ -404,6 +434,7 @@ impl Deliverer {
                             .push(")"),
                     };
                     update.push(" WHERE id = ").bind(Bind::Uuid(Some(id)));
+                    claimed(&mut update);
                     update.execute(conn).await?;
                 }
             }
@@ -416,13 +447,14 @@ impl Deliverer {
             let mut update = Sql::raw("UPDATE ");
             update.table(schema, "webhook_delivery").push(
                 " d SET status = 'DELIVERED', attempts = d.attempts + 1, last_attempt_at = now(), delivered_at = \
-                 now(), last_error = NULL, response_status = u.status::integer FROM unnest(",
+                 now(), last_error = NULL, response_status = u.code::integer FROM unnest(",
             );
             update
                 .bind(Bind::UuidArray(ids))
                 .push("::uuid[], ")
                 .bind(Bind::TextArray(Some(statuses)))
-                .push("::text[]) AS u(id, status) WHERE d.id = u.id");
+                .push("::text[]) AS u(delivery, code) WHERE d.id = u.delivery");
+            claimed(&mut update);
             update.execute(conn).await?;
         }
         if !captured.is_empty() {
@@ -432,6 +464,7 @@ impl Deliverer {
                 .push(" SET status = 'CAPTURED' WHERE id = ANY(")
                 .bind(Bind::UuidArray(captured))
                 .push(")");
+            claimed(&mut update);
             update.execute(conn).await?;
         }
         Ok(())
@@ -503,8 +536,11 @@ fn claim(schema: &str, lease: Duration) -> Sql {
         .table(schema, "webhook_delivery")
         .push(" d SET next_attempt_at = now() + make_interval(secs => ")
         .push(&format!("{:.3}", lease.as_secs_f64()))
-        .push(") FROM due WHERE d.id = due.id RETURNING d.id, d.attempts, d.subscription_id, d.event_id, d.seq) ");
-    query.push("SELECT c.id, c.attempts, c.subscription_id, w.url, st.secret, ");
+        .push(
+            ") FROM due WHERE d.id = due.id RETURNING d.id, d.attempts, d.subscription_id, d.event_id, d.seq, \
+             d.next_attempt_at) ",
+        );
+    query.push("SELECT c.id, c.attempts, c.subscription_id, w.url, st.secret, c.next_attempt_at AS leased_until, ");
     query.push("(coalesce(ws.kind, 'production') = 'sandbox' AND NOT w.url = ANY(ws.webhook_urls)) AS captured, ");
     query.push(sign::EVENT_COLUMNS).push(" FROM claimed c JOIN ");
     query
