@@ -13,3 +13,18 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int(
 
 # A process's peak resident memory (VmHWM), in MB.
 peak_rss() { awk '/VmHWM/ { printf "%.0f", $2 / 1024 }' "/proc/$1/status"; }
+
+# A commit's release binary, built from `git archive` in its own folder
+# (once: kept in BASELINE_BUILD_DIR, /tmp/crm-baseline by default).
+baseline_binary() {
+    local rev dir
+    rev=$(git rev-parse --short "$1")
+    dir=${BASELINE_BUILD_DIR:-/tmp/crm-baseline}/$rev
+    if [ ! -x "$dir/target/release/crm" ]; then
+        echo "building the baseline $rev in $dir" >&2
+        mkdir -p "$dir"
+        git archive "$rev" | tar -x -C "$dir"
+        (cd "$dir" && cargo build --release --quiet)
+    fi
+    echo "$dir/target/release/crm"
+}

@@ -43,8 +43,13 @@ def receive(port, fail_rate, log_path):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
+    class Server(http.server.ThreadingHTTPServer):
+        # The default backlog (5) drops connections a burst opens at once,
+        # and the kernel retries them a second later.
+        request_queue_size = 1024
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", port), Handler)
     server.serve_forever()
 
 

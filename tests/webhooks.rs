@@ -609,7 +609,7 @@ async fn server(app: &TestApp) -> (Child, std::net::SocketAddr) {
         .env("DATABASE_URL", &app.database_url)
         .env("CRM_AUTOMATION_INTERVAL_MS", "100")
         .env("CRM_WEBHOOK_RETRY_BASE_MS", "20")
-        .env("CRM_WEBHOOK_TIMEOUT_MS", "2000")
+        .env("CRM_WEBHOOK_TIMEOUT_MS", "1000")
         .env("CRM_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())

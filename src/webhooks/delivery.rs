@@ -33,11 +33,14 @@ use crate::db::sql::{Bind, Sql};
 use crate::db::Database;
 use crate::error::{CrmError, Result};
 
-/// Deliveries posted at once, and taken at once: a claim lasts as long
-/// as one try may take (its timeout), so every delivery it takes is
-/// posted within it.
+/// Deliveries posted at once.
 const CONCURRENCY: usize = 64;
-const BATCH: i64 = CONCURRENCY as i64;
+/// Rounds of posts one claim takes deliveries for: it lasts as long as
+/// that many tries may take (their timeout), so every delivery it takes
+/// is posted within it.
+const ROUNDS: u32 = 4;
+/// Deliveries one claim takes.
+const BATCH: i64 = CONCURRENCY as i64 * ROUNDS as i64;
 /// Tries before a delivery is a dead letter.
 pub const MAX_ATTEMPTS: i32 = 10;
 /// The wait after each failed try, in units of the retry base (5 s by
@@ -46,7 +49,7 @@ const BACKOFF: [u32; 9] = [1, 12, 60, 180, 720, 1440, 2880, 5760, 6480];
 /// How long events are kept once nothing waits on them.
 const EVENT_RETENTION_DAYS: i32 = 30;
 /// How much longer than a try's timeout a claim lasts.
-const LEASE_MARGIN: Duration = Duration::from_secs(5);
+const LEASE_MARGIN: Duration = Duration::from_secs(2);
 /// The most of a receiver's answer read (and thrown away).
 const ANSWER_LIMIT: usize = 64 * 1024;
 
@@ -307,7 +310,7 @@ impl Deliverer {
     /// no transaction stays open while receivers answer), sends them and
     /// records how each went, in a short transaction.
     async fn batch(&self, schema: &str) -> Result<usize> {
-        let lease = self.timeout + LEASE_MARGIN;
+        let lease = self.timeout * ROUNDS + LEASE_MARGIN;
         let due: Vec<Due> = {
             let mut conn = self.db.conn().await?;
             claim(schema, lease).load(&mut conn).await?
