@@ -430,24 +430,11 @@ fn preview_field() -> Field {
 }
 
 fn domains_field() -> Field {
-    Field::new(
+    allow_list::query_field(
         "sandboxEmailDomains",
-        TypeRef::named_nn_list_nn(TypeRef::STRING),
-        |ctx| {
-            resolved(async move {
-                let context = context(&ctx)?;
-                access::require_admin(&context.actor, AdminPermission::ManageSandboxes)?;
-                let sandbox = text_arg(&ctx, "sandbox")?;
-                let mut conn = context.db.conn().await?;
-                let domains = allow_list::read(&mut conn, &sandbox, AllowList::EmailDomains).await?;
-                Ok(Some(FieldValue::list(
-                    domains.into_iter().map(|d| FieldValue::value(Value::String(d))),
-                )))
-            })
-        },
+        AllowList::EmailDomains,
+        "The recipient domains a sandbox's emails are really sent to; all others are captured.",
     )
-    .description("The recipient domains a sandbox's emails are really sent to; all others are captured.")
-    .argument(InputValue::new("sandbox", TypeRef::named_nn(TypeRef::STRING)).description("The sandbox's name."))
 }
 
 /// A domain name as an allow-list holds it: lower case, letters, digits,
@@ -471,39 +458,13 @@ fn domain(text: &str, at: &Path) -> Result<String> {
 }
 
 fn set_domains_field() -> Field {
-    Field::new(
+    allow_list::mutation_field(
         "setSandboxEmailDomains",
-        TypeRef::named_nn_list_nn(TypeRef::STRING),
-        |ctx| {
-            resolved(async move {
-                let context = context(&ctx)?;
-                access::require_admin(&context.actor, AdminPermission::ManageSandboxes)?;
-                let sandbox = text_arg(&ctx, "sandbox")?;
-                let mut domains = Vec::new();
-                if let Some(Value::List(items)) = arg(&ctx, "domains") {
-                    for (i, item) in items.iter().enumerate() {
-                        let Value::String(text) = item else { continue };
-                        let domain = domain(text, &Path::root("domains").index(i))?;
-                        if !domains.contains(&domain) {
-                            domains.push(domain);
-                        }
-                    }
-                }
-                let updated = allow_list::set(context, &sandbox, AllowList::EmailDomains, domains).await?;
-                Ok(Some(FieldValue::list(
-                    updated.into_iter().map(|d| FieldValue::value(Value::String(d))),
-                )))
-            })
-        },
-    )
-    .description(
+        AllowList::EmailDomains,
+        ("domains", "Domain names: `example.com` (the team's own test inboxes)."),
+        domain,
         "Sets the recipient domains a sandbox's emails are really sent to (through the server's SMTP server): an \
          email goes out only when every recipient is in one of them; the others are captured. Empty: capture all.",
-    )
-    .argument(InputValue::new("sandbox", TypeRef::named_nn(TypeRef::STRING)).description("The sandbox's name."))
-    .argument(
-        InputValue::new("domains", TypeRef::named_nn_list_nn(TypeRef::STRING))
-            .description("Domain names: `example.com` (the team's own test inboxes)."),
     )
 }
 

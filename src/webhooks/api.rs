@@ -19,7 +19,7 @@ use crate::db::sql::{Bind, Sql};
 use crate::error::{CrmError, Result};
 use crate::graphql::input::Path;
 use crate::graphql::resolve::{
-    arg, context, enum_name, first_arg, id_arg, instant, json_enum_field, json_field, optional_id, resolved, text_arg,
+    arg, context, enum_name, first_arg, id_arg, instant, json_enum_field, json_field, optional_id, resolved,
     RequestContext,
 };
 use crate::graphql::room::Surface;
@@ -513,61 +513,30 @@ fn rotate_field() -> Field {
 }
 
 fn urls_field() -> Field {
-    Field::new(
+    allow_list::query_field(
         "sandboxWebhookUrls",
-        TypeRef::named_nn_list_nn(TypeRef::STRING),
-        |ctx| {
-            resolved(async move {
-                let context = context(&ctx)?;
-                access::require_admin(&context.actor, AdminPermission::ManageSandboxes)?;
-                let sandbox = text_arg(&ctx, "sandbox")?;
-                let mut conn = context.db.conn().await?;
-                let urls = allow_list::read(&mut conn, &sandbox, AllowList::WebhookUrls).await?;
-                Ok(Some(FieldValue::list(
-                    urls.into_iter().map(|u| FieldValue::value(Value::String(u))),
-                )))
-            })
-        },
+        AllowList::WebhookUrls,
+        "The webhook URLs a sandbox's deliveries are really posted to; all others are captured.",
     )
-    .description("The webhook URLs a sandbox's deliveries are really posted to; all others are captured.")
-    .argument(InputValue::new("sandbox", TypeRef::named_nn(TypeRef::STRING)).description("The sandbox's name."))
+}
+
+/// A URL as a sandbox's allow-list holds it.
+fn url(text: &str, at: &Path) -> Result<String> {
+    let url = text.trim().to_owned();
+    if super::is_http_url(&url) {
+        Ok(url)
+    } else {
+        Err(at.error(format!("{url} is not an http(s) URL")))
+    }
 }
 
 fn set_urls_field() -> Field {
-    Field::new(
+    allow_list::mutation_field(
         "setSandboxWebhookUrls",
-        TypeRef::named_nn_list_nn(TypeRef::STRING),
-        |ctx| {
-            resolved(async move {
-                let context = context(&ctx)?;
-                access::require_admin(&context.actor, AdminPermission::ManageSandboxes)?;
-                let sandbox = text_arg(&ctx, "sandbox")?;
-                let mut urls = Vec::new();
-                if let Some(Value::List(items)) = arg(&ctx, "urls") {
-                    for (i, item) in items.iter().enumerate() {
-                        let Value::String(url) = item else { continue };
-                        let url = url.trim().to_owned();
-                        if !super::is_http_url(&url) {
-                            return Err(Path::root("urls")
-                                .index(i)
-                                .error(format!("{url} is not an http(s) URL")));
-                        }
-                        if !urls.contains(&url) {
-                            urls.push(url);
-                        }
-                    }
-                }
-                let updated = allow_list::set(context, &sandbox, AllowList::WebhookUrls, urls).await?;
-                Ok(Some(FieldValue::list(
-                    updated.into_iter().map(|u| FieldValue::value(Value::String(u))),
-                )))
-            })
-        },
-    )
-    .description(
+        AllowList::WebhookUrls,
+        ("urls", "Webhook URLs."),
+        url,
         "Sets the URLs a sandbox's webhook deliveries are really posted to (exactly as a subscription's `url` \
          says): a test receiver of the team's. Deliveries to any other URL are captured. Empty: capture all.",
     )
-    .argument(InputValue::new("sandbox", TypeRef::named_nn(TypeRef::STRING)).description("The sandbox's name."))
-    .argument(InputValue::new("urls", TypeRef::named_nn_list_nn(TypeRef::STRING)).description("Webhook URLs."))
 }
