@@ -35,10 +35,11 @@ const LAYERS: &[&str] = &[
     "history",
     "analytics",
     "search",
+    // The log of committed changes every write appends to (merges too).
+    "webhooks",
     "duplicates",
     "leads",
     "merge",
-    "webhooks",
     "automation",
     // Live updates (GraphQL subscriptions), fed by the webhooks' events.
     "live",

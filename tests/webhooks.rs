@@ -753,3 +753,63 @@ async fn webhooks_reach_neither_this_machine_nor_private_networks_unless_allowed
         }
     }
 }
+
+#[tokio::test]
+async fn merges_and_their_undo_are_told_like_any_write() {
+    let receiver = Receiver::start().await;
+    let app = TestApp::start_automated(delivering(Duration::from_millis(20))).await;
+    subscribe(
+        &app,
+        json!({ "name": "Contacts", "url": receiver.url, "object": "Contact",
+                "events": ["CREATED", "UPDATED", "DELETED", "RESTORED"] }),
+    )
+    .await;
+    let survivor = app.create("Contact", json!({ "lastName": "Lovelace" })).await;
+    let merged = app
+        .create("Contact", json!({ "lastName": "Lovelace", "phone": "+44 20 1234" }))
+        .await;
+    let merge = "mutation($s: ID!, $m: [ID!]!, $p: ID!) { mergeRecords(object: \"Contact\", survivorId: $s, \
+                 mergedIds: $m, fieldChoices: [{ field: \"phone\", recordId: $p }]) { id } }";
+    let vars = json!({ "s": survivor, "m": [merged], "p": merged });
+    // A dry run tells no one.
+    let dry = "mutation($s: ID!, $m: [ID!]!) { mergeRecords(object: \"Contact\", survivorId: $s, mergedIds: $m, \
+               dryRun: true) { id } }";
+    app.data(dry, json!({ "s": survivor, "m": [merged] })).await;
+    let done = app.data(merge, vars).await;
+    let id = done["mergeRecords"]["id"].clone();
+    app.data(
+        "mutation($id: ID!) { unmergeRecords(id: $id) { undoneAt } }",
+        json!({ "id": id }),
+    )
+    .await;
+    let accepted = receiver.until_accepted(6).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut told: Vec<(String, String)> = receiver
+        .accepted()
+        .iter()
+        .map(|r| {
+            let body = r.json();
+            (
+                body["type"].as_str().unwrap().to_owned(),
+                body["data"]["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    told.sort();
+    let mut expected = vec![
+        ("contact.created".to_owned(), survivor.clone()),
+        ("contact.created".to_owned(), merged.clone()),
+        ("contact.deleted".to_owned(), merged.clone()),
+        ("contact.updated".to_owned(), survivor.clone()),
+        ("contact.restored".to_owned(), merged.clone()),
+        ("contact.updated".to_owned(), survivor.clone()),
+    ];
+    expected.sort();
+    assert_eq!(told, expected, "{accepted:?}");
+    let phone = accepted
+        .iter()
+        .map(Received::json)
+        .find(|b| b["type"] == "contact.updated")
+        .unwrap();
+    assert_eq!(phone["data"]["changedFields"], json!(["phone"]), "{phone}");
+}

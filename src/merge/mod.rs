@@ -163,6 +163,11 @@ pub async fn merge(
             record: &after,
         };
         let after = hooks.run_own(conn, &scope, object, written).await?;
+        let told = Written {
+            before: Some(before),
+            record: &after,
+        };
+        crate::webhooks::told(conn, &scope, object, told).await?;
         merged_versions.insert(id.to_string(), json!(version(&after)));
         let mut entry = crate::records::audit_entry(object, Action::Merge, Some(before), &after);
         entry.changes.push(crate::audit::Change {
@@ -185,6 +190,11 @@ pub async fn merge(
         record: &survivor,
     };
     let survivor = hooks.run_own(conn, &scope, object, written).await?;
+    let told = Written {
+        before: Some(&survivor_before),
+        record: &survivor,
+    };
+    crate::webhooks::told(conn, &scope, object, told).await?;
     entries.push(crate::records::audit_entry(
         object,
         Action::Update,

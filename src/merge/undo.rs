@@ -69,6 +69,11 @@ pub async fn unmerge(
             record: &after,
         };
         let after = hooks.run_own(conn, &scope, &object, written).await?;
+        let told = Written {
+            before: Some(before),
+            record: &after,
+        };
+        crate::webhooks::told(conn, &scope, &object, told).await?;
         entries.push(crate::records::audit_entry(
             &object,
             Action::Unmerge,
@@ -286,15 +291,15 @@ async fn restore_values(
     )
     .await?;
     let scope = context.check_scope(&[]);
-    hooks
-        .run_own(
-            conn,
-            &scope,
-            object,
-            Written {
-                before: Some(before),
-                record: &after,
-            },
-        )
-        .await
+    let written = Written {
+        before: Some(before),
+        record: &after,
+    };
+    let now = hooks.run_own(conn, &scope, object, written).await?;
+    let told = Written {
+        before: Some(before),
+        record: &now,
+    };
+    crate::webhooks::told(conn, &scope, object, told).await?;
+    Ok(now)
 }

@@ -73,7 +73,19 @@ fn written<'a>(
     object: &'a ObjectDef,
     written: Written<'a>,
 ) -> BoxFuture<'a, Result<Option<Record>>> {
-    Box::pin(async move {
+    Box::pin(told(conn, scope, object, written))
+}
+
+/// Appends the event of a write (and its deliveries): for writes that run
+/// only their object's own hooks (a merge's records), as every other
+/// write's hook does.
+pub async fn told(
+    conn: &mut AsyncPgConnection,
+    scope: &CheckScope<'_>,
+    object: &ObjectDef,
+    written: Written<'_>,
+) -> Result<Option<Record>> {
+    {
         if object.access != Access::Record {
             return Ok(None);
         }
@@ -95,7 +107,7 @@ fn written<'a>(
         };
         append(conn, scope.schema, &event, None).await?;
         Ok(None)
-    })
+    }
 }
 
 /// An event to append.
