@@ -594,6 +594,50 @@ async fn a_sandbox_captures_its_webhooks_and_sends_nothing_unless_allowed() {
     app.create("Lead", json!({ "lastName": "Production" })).await;
     let accepted = receiver.until_accepted(2).await;
     verify(&production_secret, &accepted[1]);
+
+    // A subscription made in the sandbox is promoted like a rule: the only
+    // change (the copied one's disabled state and secret are not metadata),
+    // with a secret of production's own.
+    let made = app
+        .sandbox_data(
+            "hooks",
+            SUBSCRIBE,
+            json!({ "input": { "name": "Ledger", "url": receiver.url, "object": "Account", "events": ["CREATED"] } }),
+        )
+        .await;
+    let in_sandbox = made["createWebhookSubscription"]["id"].as_str().unwrap().to_owned();
+    let sandbox_ledger = secret(&app, path, &in_sandbox).await;
+    let version = app
+        .scalar("SELECT metadata_version::bigint AS n FROM crm.workspace_settings")
+        .await;
+    let promoted = app
+        .data(
+            "mutation($version: Int!) { promoteSandbox(name: \"hooks\", dryRun: false, \
+             expectedProductionVersion: $version) { applied changes { kind target } } }",
+            json!({ "version": version }),
+        )
+        .await;
+    assert_eq!(promoted["promoteSandbox"]["applied"], true, "{promoted:#}");
+    assert_eq!(
+        promoted["promoteSandbox"]["changes"],
+        json!([{ "kind": "WEBHOOK_SUBSCRIPTION", "target": "Ledger" }]),
+        "{promoted:#}"
+    );
+    let production_ledger = secret(&app, "/graphql", &in_sandbox).await;
+    assert_ne!(
+        production_ledger, sandbox_ledger,
+        "a promoted subscription gets production's own secret"
+    );
+    let billing = app
+        .data(
+            "query($id: ID!) { webhookSubscription(id: $id) { state { enabled } } }",
+            json!({ "id": production }),
+        )
+        .await;
+    assert_eq!(
+        billing["webhookSubscription"]["state"]["enabled"], true,
+        "the sandbox's disabled state stays there"
+    );
 }
 
 /// `crm serve` in its own process on the test's database, delivering
