@@ -205,12 +205,6 @@ pub fn spawn(db: Database, config: &Config) {
     });
 }
 
-#[derive(QueryableByName)]
-struct Workspace {
-    #[diesel(sql_type = Text)]
-    pg_schema: String,
-}
-
 /// A delivery taken to be sent.
 #[derive(QueryableByName)]
 struct Due {
@@ -270,11 +264,9 @@ impl Deliverer {
 
     /// One look at every workspace: sends what is due, a batch at a time.
     pub async fn tick(&self) -> Result<()> {
-        let workspaces: Vec<Workspace> = {
+        let workspaces = {
             let mut conn = self.db.conn().await?;
-            Sql::raw("SELECT pg_schema FROM crm_system.workspace ORDER BY kind DESC, name")
-                .load(&mut conn)
-                .await?
+            crate::db::workspaces(&mut conn).await?
         };
         let schemas: Vec<String> = workspaces.into_iter().map(|w| w.pg_schema).collect();
         {
@@ -486,11 +478,9 @@ impl Deliverer {
     /// Removes events past [`EVENT_RETENTION_DAYS`] that no delivery
     /// waits on (pending ones and dead letters keep theirs).
     async fn prune(&self) -> Result<()> {
-        let workspaces: Vec<Workspace> = {
+        let workspaces = {
             let mut conn = self.db.conn().await?;
-            Sql::raw("SELECT pg_schema FROM crm_system.workspace")
-                .load(&mut conn)
-                .await?
+            crate::db::workspaces(&mut conn).await?
         };
         for workspace in workspaces {
             let schema = &workspace.pg_schema;
