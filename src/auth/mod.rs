@@ -8,6 +8,9 @@
 //! revoking a token through this server forgets it at once, through
 //! another within that time. Ids with no live token are not remembered:
 //! made-up ids cannot fill the memory or push real tokens out of it.
+//!
+//! A browser signs in to the console once with a token and then sends a
+//! session cookie instead (`session`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -38,6 +41,9 @@ const REMEMBERED_TOKENS: usize = 10_000;
 pub const FIRST_ADMIN_EMAIL: &str = "admin@crm.local";
 
 pub use crate::actor::{Actor, Role};
+pub use session::{OpenedSession, SESSION_COOKIE};
+
+mod session;
 
 /// A token just created: the only time its text exists.
 #[derive(Debug, Clone)]
@@ -386,6 +392,12 @@ impl Authenticator {
         if !constant_time_eq(&sha256(secret), &stored) {
             return Err(unknown());
         }
+        self.actor_of(id, &row).await
+    }
+
+    /// The actor of the live token `id` whose secret was checked (or whose
+    /// session's was): refused once the token expired.
+    async fn actor_of(&self, id: Uuid, row: &TokenRow) -> Result<Actor> {
         if let Some(expired) = row.expires_at.filter(|at| *at <= Utc::now()) {
             return Err(CrmError::Unauthenticated(format!(
                 "the API token expired at {}",
