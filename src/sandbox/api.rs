@@ -14,13 +14,14 @@ use crate::graphql::resolve::{
     arg, context, enum_name, int, parent_field, resolved, text_arg, timestamp, RequestContext,
 };
 use crate::graphql::room::Surface;
-use crate::sandbox::{self, Filling, Mode, NewSandbox, Sandbox, Silent};
+use crate::sandbox::progress::{self, Made, Tracked};
+use crate::sandbox::{self, Filling, Mode, NewSandbox, Sandbox};
 use crate::team::api::load_user;
 
 /// Adds the sandbox queries and mutations and their types.
 pub fn register(surface: &mut Surface) {
     surface.types(types());
-    surface.queries(&["sandboxes", "sandbox"], query_fields());
+    surface.queries(&["sandboxes", "sandbox", "sandboxProgress"], query_fields());
     surface.mutations(mutation_fields());
 }
 
@@ -60,7 +61,7 @@ fn types() -> (Vec<Object>, Vec<InputObject>, Vec<Enum>) {
                 ),
         )];
     (
-        vec![sandbox_type(), size_type(), deleted_type()],
+        vec![sandbox_type(), size_type(), deleted_type(), progress_type()],
         inputs,
         vec![mode, status],
     )
@@ -290,7 +291,55 @@ fn query_fields() -> Vec<Field> {
         })
         .argument(name_argument())
         .description("One sandbox; null when there is none. Admins only, on the production endpoint."),
+        Field::new("sandboxProgress", TypeRef::named("SandboxProgress"), |ctx| {
+            resolved(async move {
+                manager(&ctx)?;
+                let name = text_arg(&ctx, "name")?;
+                Ok(progress::current(&name).map(FieldValue::owned_any))
+            })
+        })
+        .argument(name_argument())
+        .description(
+            "How the making (createSandbox) or refreshing of a sandbox goes while it runs on this server; null \
+             when none is under way here. Admins only.",
+        ),
     ]
+}
+
+fn progress_type() -> Object {
+    let made = |name: &str, type_ref: TypeRef, get: fn(&Made) -> Option<Value>| parent_field(name, type_ref, get);
+    Object::new("SandboxProgress")
+        .description("A sandbox being made or refreshed: the step under way and the rows copied so far.")
+        .field(
+            made("name", TypeRef::named_nn(TypeRef::STRING), |m| {
+                Some(Value::String(m.name.clone()))
+            })
+            .description("The sandbox's name."),
+        )
+        .field(
+            made("step", TypeRef::named_nn(TypeRef::STRING), |m| {
+                Some(Value::String(m.step.clone()))
+            })
+            .description("The step under way: `copying contact`, `indexing` …"),
+        )
+        .field(
+            made("rowsEstimated", TypeRef::named_nn(TypeRef::FLOAT), |m| {
+                Some(Value::from(m.rows_estimated as f64))
+            })
+            .description("About how many rows its mode copies in all (0 before copying begins)."),
+        )
+        .field(
+            made("rowsCopied", TypeRef::named_nn(TypeRef::FLOAT), |m| {
+                Some(Value::from(m.rows_copied as f64))
+            })
+            .description("Rows copied so far."),
+        )
+        .field(
+            made("startedAt", TypeRef::named_nn("DateTime"), |m| {
+                Some(timestamp(m.started_at))
+            })
+            .description("When it began."),
+        )
 }
 
 fn mutation_fields() -> Vec<Field> {
@@ -299,7 +348,8 @@ fn mutation_fields() -> Vec<Field> {
             resolved(async move {
                 let context = manager(&ctx)?;
                 let new = new_sandbox(arg(&ctx, "input"))?;
-                let made = sandbox::create(&context.db, &context.trail, &new, &Silent).await?;
+                let tracked = Tracked::new(&new.name);
+                let made = sandbox::create(&context.db, &context.trail, &new, &tracked).await?;
                 Ok(Some(FieldValue::owned_any(made)))
             })
         })
@@ -330,7 +380,8 @@ fn mutation_fields() -> Vec<Field> {
                     _ => current.masked,
                 };
                 let filling = Filling::new(mode, sample_size, mask, &["sampleSize"])?;
-                let made = sandbox::refresh(&context.db, &context.trail, &name, &filling, &Silent).await?;
+                let tracked = Tracked::new(&name);
+                let made = sandbox::refresh(&context.db, &context.trail, &name, &filling, &tracked).await?;
                 if let Some(schemas) = &context.schemas {
                     schemas.invalidate(&name);
                 }

@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod copy;
+pub mod progress;
 
 use chrono::{DateTime, Utc};
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamptz};
@@ -197,12 +198,6 @@ pub trait Progress: Send + Sync {
     /// `rows` more rows were copied.
     fn copied(&self, _rows: u64) {}
 }
-
-/// No progress reports (the GraphQL API).
-#[derive(Debug, Clone, Copy)]
-pub struct Silent;
-
-impl Progress for Silent {}
 
 /// Why a name cannot name a sandbox, if it cannot.
 pub fn check_name(name: &str) -> std::result::Result<(), String> {
