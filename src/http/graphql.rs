@@ -112,7 +112,7 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 }
 
 /// Refuses with 415 a body not declared as JSON.
-fn require_json(headers: &HeaderMap) -> Result<(), HttpError> {
+pub(super) fn require_json(headers: &HeaderMap) -> Result<(), HttpError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

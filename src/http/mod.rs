@@ -11,7 +11,8 @@
 //! all of them.
 //!
 //! `graphql` answers GraphQL over HTTP, `playground` serves the browser
-//! page and its vendored assets, `metrics` the Prometheus text. `server`
+//! page and its vendored assets, `console` the admin console and its
+//! sign-in, `metrics` the Prometheus text. `server`
 //! serves the router with limits on connections, `deadline` bounds how
 //! long a request may take, `rate_limit` how often a token (or an address
 //! failing to authenticate) may call.
@@ -21,6 +22,7 @@
 //! here depends on how the server is put together.
 
 mod caller;
+mod console;
 mod deadline;
 mod graphql;
 mod metrics;
@@ -105,6 +107,11 @@ pub fn router(app: Arc<Shared>) -> Router {
         .route("/sandboxes/{name}/imports/{id}/errors.csv", get(transfer::errors))
         .route("/exports/{object}", get(transfer::export))
         .route("/sandboxes/{name}/exports/{object}", get(transfer::export))
+        .route("/console", get(console::page))
+        .route("/console/", get(console::page))
+        .route("/console/assets/{file}", get(console::asset))
+        .route("/console/session", post(console::sign_in).delete(console::sign_out))
+        .route("/sandboxes/{name}/changeset.json", get(console::changeset))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .layer(middleware::from_fn(negotiate));
