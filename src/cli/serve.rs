@@ -56,6 +56,10 @@ async fn serve_on(config: &Config, server: &DatabaseServer) -> anyhow::Result<()
         "  GraphQL endpoint and playground: http://{host}:{}/graphql",
         address.port()
     );
+    println!(
+        "  Admin console: http://{host}:{}/console (sign in with an API token)",
+        address.port()
+    );
     let token_file = config.data_dir.join("admin-token");
     match first_admin {
         Some(issued) => {
