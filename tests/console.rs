@@ -69,6 +69,17 @@ async fn an_admin_reviews_promotes_and_reverts_a_sandbox_in_the_browser() {
     let acme = app.create("Account", json!({ "name": "Acme & <b>Sons</b>" })).await;
     app.create("Account", json!({ "name": "Globex" })).await;
     deals(&app).await;
+    let csv = "Name,Website\nInitech,https://initech.test\n,https://nameless.test\n";
+    let imported = app
+        .request(
+            Method::POST,
+            "/imports?object=accounts",
+            &[("content-type", "text/csv")],
+            csv.into(),
+        )
+        .await;
+    assert_eq!(imported.status, 200, "{}", imported.text());
+    let job = imported.json()["importJob"]["id"].as_str().unwrap().to_owned();
 
     let browser = Browser::launch().await;
     browser.goto(&format!("{base}/console")).await;
@@ -103,7 +114,7 @@ async fn an_admin_reviews_promotes_and_reverts_a_sandbox_in_the_browser() {
 
     browser.click("Review").await;
     browser.see("Review sandbox review → production").await;
-    browser.see("Data impact: 2 records").await;
+    browser.see("Data impact: 3 records").await;
     let text = browser.text().await;
     assert!(text.contains("BREAKING"), "{text}");
     assert!(text.contains("Account.region"), "{text}");
@@ -115,7 +126,7 @@ async fn an_admin_reviews_promotes_and_reverts_a_sandbox_in_the_browser() {
     let samples = browser
         .eval("[...document.querySelectorAll('a[href^=\"#/records/production/Account/\"]')].length")
         .await;
-    assert_eq!(samples, json!(2), "two sample records are linked");
+    assert_eq!(samples, json!(3), "the three sample records are linked");
     assert!(
         browser.disabled("Promote to production").await,
         "blocked while production's data refuses"
@@ -166,6 +177,36 @@ async fn an_admin_reviews_promotes_and_reverts_a_sandbox_in_the_browser() {
     let fields = account_fields(&app).await;
     assert!(fields.contains(&"region".to_owned()), "{fields:?}");
     assert!(!fields.contains(&"legacyCode".to_owned()), "{fields:?}");
+    // The record page reads production's fields as they are now (the
+    // deleted one is gone, the promoted one is there).
+    browser.eval(&format!("location.hash = '{sample}'")).await;
+    browser.see("Region").await;
+    assert!(!browser.text().await.contains("Legacy code"));
+    assert_eq!(
+        browser.eval("document.querySelectorAll('[role=alert]').length").await,
+        json!(0)
+    );
+
+    // The imports page: the job, its counts, its error file (same origin).
+    browser.click("Imports").await;
+    browser.see("1 refused").await;
+    let error_file = browser
+        .eval("[...document.querySelectorAll('a')].find((a) => a.textContent === 'Error file (CSV)').getAttribute('href')")
+        .await;
+    assert_eq!(error_file, json!(format!("/imports/{job}/errors.csv")));
+    let fetched = browser
+        .eval(&format!(
+            "fetch('/imports/{job}/errors.csv').then(async (r) => [r.status, await r.text()])"
+        ))
+        .await;
+    assert_eq!(fetched[0], json!(200), "{fetched}");
+    assert!(fetched[1].as_str().unwrap().starts_with("row,column"), "{fetched}");
+    // The session signs no upload: a form could send one cross-site.
+    let upload = browser
+        .eval("fetch('/imports?object=accounts', { method: 'POST', headers: { 'content-type': 'text/csv' }, body: 'Name\\nX\\n' }).then((r) => r.status)")
+        .await;
+    assert_eq!(upload, json!(401));
+    browser.click("Sandboxes").await;
 
     browser.click("History").await;
     browser.see("Promotion history").await;
@@ -337,10 +378,10 @@ async fn console_sessions_are_http_only_cookies_that_end_with_their_token() {
     }
     assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
     let behind_tls = sign_in(&sales, vec![("x-forwarded-proto", "https".into())]).await;
+    let tls_cookie = behind_tls.header("set-cookie");
     assert!(
-        behind_tls.header("set-cookie").contains("; Secure"),
-        "{}",
-        behind_tls.header("set-cookie")
+        tls_cookie.starts_with("__Host-crm_session=") && tls_cookie.contains("; Secure"),
+        "{tls_cookie}"
     );
     let session = cookie.split(';').next().unwrap().to_owned();
 
@@ -366,6 +407,33 @@ async fn console_sessions_are_http_only_cookies_that_end_with_their_token() {
         "{}",
         same_origin.text()
     );
+    // The origin is scheme, host and port: the same host over another
+    // scheme or port is another site; a proxy in front says what the
+    // browser reached.
+    for origin in ["https://localhost", "http://localhost:8081", "null"] {
+        let refused = ask("{ me { role } }", vec![("origin", origin.into())]).await;
+        assert_eq!(refused.status, 401, "{origin}: {}", refused.text());
+    }
+    let proxied = ask(
+        "{ me { role } }",
+        vec![
+            ("origin", "https://crm.example.com".into()),
+            ("x-forwarded-proto", "https".into()),
+            ("x-forwarded-host", "crm.example.com".into()),
+        ],
+    )
+    .await;
+    assert_eq!(proxied.json()["data"]["me"]["role"], "SALES", "{}", proxied.text());
+    // A session signs reads and JSON only, never what a form can send.
+    let upload = app
+        .request_without_token(
+            Method::POST,
+            "/imports?object=accounts",
+            &[("content-type", "text/plain"), ("cookie", session.as_str())],
+            b"Name\nFormed\n".to_vec(),
+        )
+        .await;
+    assert_eq!(upload.status, 401, "{}", upload.text());
     // A rep sees what the role allows: no sandboxes, no changeset files.
     let sandboxes = ask("{ sandboxes { name } }", vec![]).await;
     assert_eq!(
@@ -554,7 +622,18 @@ async fn conflicts_are_resolved_side_by_side_sandboxes_show_captured_webhooks_an
     let workspaces = browser
         .eval("[...document.querySelectorAll('#workspace option')].map((o) => o.value)")
         .await;
-    assert_eq!(workspaces, json!(["production"]), "the admin's sandboxes went with the admin");
+    assert_eq!(
+        workspaces,
+        json!(["production"]),
+        "the admin's sandboxes went with the admin"
+    );
+    browser
+        .see("Rule runs and what sandboxes capture are shown to admins.")
+        .await;
+    assert_eq!(
+        browser.eval("document.querySelectorAll('[role=alert]').length").await,
+        json!(0)
+    );
     browser.eval("location.hash = '#/sandboxes'").await;
     browser.see("Admins only").await;
     let requests = browser.requests();

@@ -63,9 +63,14 @@
   function useQuery(load, deps) {
     const [state, setState] = useState({ data: null, error: null });
     const [tick, setTick] = useState(0);
+    const inputs = useRef(null);
     useEffect(() => {
       let live = true;
-      setState((s) => ({ data: s.data, error: null }));
+      // New inputs show nothing of the old answer; a reload keeps it shown.
+      const key = JSON.stringify(deps);
+      const same = inputs.current === key;
+      inputs.current = key;
+      setState((s) => ({ data: same ? s.data : null, error: null }));
       load().then(
         (data) => live && setState({ data, error: null }),
         (error) => live && setState({ data: null, error }),
@@ -129,12 +134,22 @@
   /** A button that asks "are you sure" in place before it acts. */
   function ConfirmButton({ label, confirm, onConfirm, disabled, danger }) {
     const [asking, setAsking] = useState(false);
+    const yes = useRef(null);
+    const button = useRef(null);
+    const wasAsking = useRef(false);
+    // The keyboard follows the question: to "Yes" when it opens, back to
+    // the button when it closes.
+    useEffect(() => {
+      if (asking && yes.current) yes.current.focus();
+      if (!asking && wasAsking.current && button.current) button.current.focus();
+      wasAsking.current = asking;
+    }, [asking]);
     if (!asking) {
-      return html`<button type="button" disabled=${disabled} onClick=${() => setAsking(true)}>${label}</button>`;
+      return html`<button type="button" ref=${button} disabled=${disabled} onClick=${() => setAsking(true)}>${label}</button>`;
     }
     return html`<span class="actions" role="group" aria-label=${label}>
       <span>${confirm}</span>
-      <button type="button" class=${danger ? 'danger' : 'primary'} onClick=${() => {
+      <button type="button" ref=${yes} class=${danger ? 'danger' : 'primary'} onClick=${() => {
         setAsking(false);
         onConfirm();
       }}>Yes, ${label.toLowerCase()}</button>
@@ -280,7 +295,7 @@
   function pageFor(page, rest, ctx) {
     switch (page) {
       case 'sandboxes':
-        return rest.length ? html`<${Review} name=${rest[0]} />` : html`<${Sandboxes} onChange=${ctx.refreshWorkspaces} />`;
+        return rest.length ? html`<${Review} key=${rest[0]} name=${rest[0]} />` : html`<${Sandboxes} onChange=${ctx.refreshWorkspaces} />`;
       case 'history':
         return html`<${History} />`;
       case 'pipeline':
@@ -288,7 +303,7 @@
       case 'imports':
         return html`<${Imports} workspace=${ctx.workspace} />`;
       case 'automation':
-        return html`<${Automation} workspace=${ctx.workspace} />`;
+        return html`<${Automation} workspace=${ctx.workspace} admin=${ctx.me.role === 'ADMIN'} />`;
       case 'records':
         return html`<${RecordPage} workspace=${rest[0]} object=${rest[1]} id=${rest[2]} />`;
       default:
@@ -316,18 +331,25 @@
       run(async () => {
         setNotice(null);
         setProgress({ name, verb, step: 'starting', rowsCopied: 0, rowsEstimated: 0 });
-        const timer = setInterval(async () => {
+        let done = false;
+        let timer = null;
+        // One poll at a time, and none once the mutation has answered.
+        const poll = async () => {
           const p = await gql(PRODUCTION, 'query($n: String!) { sandboxProgress(name: $n) { step rowsCopied rowsEstimated } }', {
             n: name,
           }).catch(() => null);
+          if (done) return;
           if (p && p.sandboxProgress) setProgress({ name, verb, ...p.sandboxProgress });
-        }, 250);
+          timer = setTimeout(poll, 250);
+        };
+        timer = setTimeout(poll, 250);
         try {
           await gql(PRODUCTION, mutation, variables);
           setNotice(`Sandbox ${name} ${verb === 'Creating' ? 'created' : 'refreshed'}.`);
           changed();
         } finally {
-          clearInterval(timer);
+          done = true;
+          clearTimeout(timer);
           setProgress(null);
         }
       });
@@ -419,7 +441,7 @@
       <td>
         <div class="actions">
           <a class="button primary" href=${link('sandboxes', s.name)}>Review</a>
-          <a class="button" href=${s.endpoint} target="_blank" rel="noopener">Playground</a>
+          <a class="button" href=${endpointOf(s.name)} target="_blank" rel="noopener">Playground</a>
           <${ConfirmButton} label="Refresh" confirm="Start over from production? Its changes are lost." disabled=${busy}
             onConfirm=${onRefresh} danger />
           <${ConfirmButton} label="Delete" confirm=${`Delete ${s.name} and everything in it?`} disabled=${busy}
@@ -627,7 +649,7 @@
       <div class="actions">
         <a class="button" href=${`/sandboxes/${encodeURIComponent(name)}/changeset.json`} download=${`${name}.changeset.json`}>
           Download changeset</a>
-        <a class="button" href=${data.sandbox.endpoint} target="_blank" rel="noopener">Open its playground</a>
+        <a class="button" href=${endpointOf(name)} target="_blank" rel="noopener">Open its playground</a>
         <button type="button" onClick=${reload}>Reload the diff</button>
       </div>
       ${report.blockers.length > 0 &&
@@ -636,8 +658,8 @@
       <h2>Changes (${report.changes.length})</h2>
       ${report.changes.length === 0 && html`<p>The sandbox has no changes from its base.</p>`}
       ${groupBy(report.changes, objectOf).map(
-        ([object, changes]) => html`<section aria-labelledby=${'group-' + object}>
-          <h3 id=${'group-' + object}>${object}</h3>
+        ([object, changes], i) => html`<section aria-labelledby=${'group-' + i}>
+          <h3 id=${'group-' + i}>${object}</h3>
           ${changes.map(
             (c) => html`<${Change} key=${c.key} change=${c} production=${production.get(c.key)} resolution=${resolutions[c.key]}
               onResolve=${(key, take) => setResolutions({ ...resolutions, [key]: take })} />`,
@@ -710,6 +732,8 @@
     const [run, busy, error] = useAction();
     const REVERT = `mutation($id: ID!, $d: Boolean!, $l: Boolean) { revertPromotion(id: $id, dryRun: $d, allowLossy: $l) { ${REPORT_FIELDS} } }`;
     const revertable = p.status === 'APPLIED' && p.kind !== 'REVERT';
+    // A dry run answers for the options it was run with.
+    useEffect(() => setPreview(null), [allowLossy]);
     const dry = () => run(async () => setPreview((await gql(PRODUCTION, REVERT, { id: p.id, d: true, l: allowLossy })).revertPromotion));
     const revert = () =>
       run(async () => {
@@ -782,6 +806,8 @@
     const year = new Date().getUTCFullYear();
     const [range, setRange] = useState({ from: `${year}-01-01`, to: `${year}-12-31`, period: 'QUARTER' });
     const [pipelineId, setPipelineId] = useState('');
+    const [currency, setCurrency] = useState('');
+    useEffect(() => setPipelineId(''), [workspace]);
     const [pipelines, pipelinesError] = useQuery(
       () => gql(workspace, '{ pipelines(first: 100) { nodes { id name isDefault staleAfterDays } } users(first: 500) { nodes { id name } } }'),
       [workspace],
@@ -819,13 +845,18 @@
       </form>
       ${!data && !error && chosen && html`<${Loading} what="the forecast" />`}
       ${pipelines && !chosen && html`<p>This workspace has no pipeline.</p>`}
-      ${data && html`<${PipelineCharts} data=${data} owner=${owner} stale=${chosen.staleAfterDays} workspace=${workspace} />`}`;
+      ${data && html`<${PipelineCharts} data=${data} owner=${owner} stale=${chosen.staleAfterDays} workspace=${workspace}
+        currency=${currency} setCurrency=${setCurrency} />`}`;
   }
 
-  function PipelineCharts({ data, owner, stale, workspace }) {
+  function PipelineCharts({ data, owner, stale, workspace, currency, setCurrency }) {
     const f = data.funnel;
-    const periods = [...new Set(data.forecast.map((r) => r.period))].sort();
-    const owners = [...new Set(data.forecast.map((r) => r.ownerId || ''))];
+    // Amounts in different currencies are never added: the chart shows one.
+    const currencies = [...new Set(data.forecast.map((r) => r.currency))].sort();
+    const shown = currencies.includes(currency) ? currency : currencies[0] || '';
+    const rows = data.forecast.filter((r) => r.currency === shown);
+    const periods = [...new Set(rows.map((r) => r.period))].sort();
+    const owners = [...new Set(rows.map((r) => r.ownerId || ''))];
     const forecastConfig = {
       type: 'bar',
       data: {
@@ -834,11 +865,11 @@
           label: owner(o || null),
           backgroundColor: PALETTE[i % PALETTE.length],
           data: periods.map((p) =>
-            data.forecast.filter((r) => r.period === p && (r.ownerId || '') === o).reduce((sum, r) => sum + Number(r.weighted), 0)),
+            rows.filter((r) => r.period === p && (r.ownerId || '') === o).reduce((sum, r) => sum + Number(r.weighted), 0)),
         })),
       },
       options: { responsive: true, maintainAspectRatio: false, animation: false,
-        scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: 'Weighted amount' } } } },
+        scales: { x: { stacked: true }, y: { stacked: true, title: { display: true, text: `Weighted amount (${shown})` } } } },
     };
     const funnelConfig = {
       type: 'bar',
@@ -852,7 +883,7 @@
       },
       options: { indexAxis: 'y', responsive: true, maintainAspectRatio: false, animation: false },
     };
-    const total = data.forecast.reduce((sum, r) => sum + Number(r.weighted), 0);
+    const total = rows.reduce((sum, r) => sum + Number(r.weighted), 0);
     return html`
       <div class="summary" aria-label="Pipeline figures">
         <div>Win rate <b>${fmtPercent(f.winRate)}</b></div>
@@ -863,8 +894,11 @@
       </div>
       <div class="grid2">
         <section aria-labelledby="forecast-h"><h2 id="forecast-h">Forecast by period and owner</h2>
+          ${currencies.length > 1 &&
+          html`<label for="currency">Currency</label>${' '}<select id="currency" value=${shown} onChange=${(e) => setCurrency(e.target.value)}>
+            ${currencies.map((c) => html`<option value=${c}>${c}</option>`)}</select>`}
           <${ChartBox} config=${forecastConfig}
-            summary=${`Weighted forecast over ${plural(periods.length, 'period')} and ${plural(owners.length, 'owner')}: ${fmtNumber(total, 2)} in all`} />
+            summary=${`Weighted forecast over ${plural(periods.length, 'period')} and ${plural(owners.length, 'owner')}: ${fmtNumber(total, 2)} ${shown} in all`} />
         </section>
         <section aria-labelledby="funnel-h"><h2 id="funnel-h">Funnel by stage</h2>
           <${ChartBox} config=${funnelConfig}
@@ -900,11 +934,16 @@
 
   function Imports({ workspace }) {
     const [data, error, reload] = useQuery(
-      () => gql(workspace, `{ importJobs(first: 50) { id object format fileName mode status message dryRun createdAt finishedAt
-        revertedAt errorFileUrl errors(first: 5) { row column code message warning } } }`),
+      () => gql(workspace, `{ importJobs(first: 50) { id object format fileName mode message dryRun createdAt finishedAt revertedAt
+        status { state rowsRead rowsImported rowsCreated rowsUpdated rowsFailed warnings }
+        errors(first: 5) { row column code message warning } } }`),
       [workspace],
     );
-    const running = data && data.importJobs.some((j) => !j.finishedAt);
+    const running = data && data.importJobs.some((j) => j.status.state === 'RUNNING');
+    const errorFile = (j) =>
+      workspace === PRODUCTION
+        ? `/imports/${encodeURIComponent(j.id)}/errors.csv`
+        : `/sandboxes/${encodeURIComponent(workspace)}/imports/${encodeURIComponent(j.id)}/errors.csv`;
     useEffect(() => {
       if (!running) return undefined;
       const timer = setTimeout(reload, 1000);
@@ -918,33 +957,44 @@
       ${data && data.importJobs.length === 0 && html`<p>No imports yet.</p>`}
       ${data && data.importJobs.length > 0 &&
       html`<table><thead><tr><th scope="col">Started</th><th scope="col">File</th><th scope="col">Object</th><th scope="col">Mode</th>
-          <th scope="col">Status</th><th scope="col">Outcome</th><th scope="col">Errors</th></tr></thead>
+          <th scope="col">Status</th><th scope="col">Rows</th><th scope="col">Errors</th></tr></thead>
         <tbody>${data.importJobs.map((j) => html`<tr>
           <td>${fmtTime(j.createdAt)}</td><td>${j.fileName || j.format}${j.dryRun ? ' (dry run)' : ''}</td><td>${j.object}</td>
-          <td>${j.mode}</td><td><${Badge} value=${j.status} />${j.revertedAt ? html` <${Badge} value="REVERTED" />` : ''}</td>
-          <td>${j.message || (j.finishedAt ? '' : 'running…')}</td>
+          <td>${j.mode}</td><td><${Badge} value=${j.status.state} />${j.revertedAt ? html` <${Badge} value="REVERTED" />` : ''}
+            ${j.message && html`<div class="hint">${j.message}</div>`}</td>
+          <td>${fmtNumber(j.status.rowsRead)} read: ${fmtNumber(j.status.rowsCreated)} created, ${fmtNumber(j.status.rowsUpdated)} updated,
+            ${fmtNumber(j.status.rowsFailed)} refused${j.status.warnings ? `, ${j.status.warnings} warnings` : ''}
+            ${j.status.state === 'RUNNING' && html`<div><progress aria-label=${`Import of ${j.fileName || j.object} running`}></progress></div>`}</td>
           <td>${j.errors.length > 0
             ? html`<ul>${j.errors.map((e) => html`<li>row ${e.row}${e.column ? ` (${e.column})` : ''}: ${e.message}</li>`)}</ul>
-                <a href=${j.errorFileUrl} download>Error file (CSV)</a>`
+                <a href=${errorFile(j)} download>Error file (CSV)</a>`
             : 'none'}</td></tr>`)}</tbody></table>`}`;
   }
 
   // ---- Automation ---------------------------------------------------------------------
 
-  function Automation({ workspace }) {
+  function Automation({ workspace, admin }) {
     const sandbox = workspace !== PRODUCTION;
-    const [data, error] = useQuery(
+    const [rules, rulesError] = useQuery(
       () => gql(workspace, `{ workflowRules(first: 100) { nodes { id name object trigger isActive } }
-        validationRules(first: 100) { nodes { id name object isActive } }
-        workflowRuns(first: 30) { id ruleName object recordId trigger status error startedAt } }`),
+        validationRules(first: 100) { nodes { id name object isActive } } }`),
       [workspace],
     );
+    // Runs and captured messages are for admins.
+    const [runs, runsError] = useQuery(
+      () => (admin
+        ? gql(workspace, '{ workflowRuns(first: 30) { id ruleName object recordId trigger status error startedAt } }')
+        : Promise.resolve(null)),
+      [workspace, admin],
+    );
+    const data = rules && { ...rules, workflowRuns: runs ? runs.workflowRuns : [] };
+    const error = rulesError || runsError;
     const [captured, capturedError] = useQuery(
-      () => (sandbox
+      () => (sandbox && admin
         ? gql(workspace, `{ capturedEmails(first: 20) { id createdAt from to subject textBody htmlBody template }
             capturedWebhooks(first: 20) { id createdAt url type subscription payload headers { name value } } }`)
         : Promise.resolve(null)),
-      [workspace],
+      [workspace, admin],
     );
     return html`<h1>Automation — ${sandbox ? 'sandbox ' + workspace : 'production'}</h1>
       <${ErrorBox} error=${error || capturedError} />
@@ -960,7 +1010,7 @@
         </table>`}</section>
       </div>
       <h2>Recent runs</h2>
-      ${data.workflowRuns.length === 0 ? html`<p>No rule has run yet.</p>` : html`<table>
+      ${!admin ? html`<p class="hint">Rule runs and what sandboxes capture are shown to admins.</p>` : data.workflowRuns.length === 0 ? html`<p>No rule has run yet.</p>` : html`<table>
         <thead><tr><th scope="col">Started</th><th scope="col">Rule</th><th scope="col">Record</th><th scope="col">Trigger</th><th scope="col">Status</th></tr></thead>
         <tbody>${data.workflowRuns.map((r) => html`<tr><td>${fmtTime(r.startedAt)}</td><td>${r.ruleName}</td>
           <td><a href=${link('records', workspace, r.object, r.recordId)}>${r.object} ${r.recordId.slice(0, 8)}</a></td>
@@ -990,8 +1040,10 @@
 
   function RecordPage({ workspace, object, id }) {
     const [data, error] = useQuery(async () => {
-      const meta = await gql(workspace, 'query($o: String!) { object(name: $o) { name label fields { name label type lookupObject } } }', { o: object });
+      const meta = await gql(workspace, 'query($o: String!) { object(name: $o) { name label fields { name label type lookupObject deletedAt } } }', { o: object });
       if (!meta.object) throw new ApiError(`There is no object ${object}.`, 'NOT_FOUND');
+      // Deleted fields (listed to admins) have no GraphQL field.
+      meta.object.fields = meta.object.fields.filter((f) => !f.deletedAt);
       const field = meta.object.name.charAt(0).toLowerCase() + meta.object.name.slice(1);
       // A lookup is read as the record it refers to, by id.
       const names = meta.object.fields.map((f) => (f.lookupObject ? `${f.name} { id }` : f.name));

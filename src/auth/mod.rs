@@ -41,7 +41,7 @@ const REMEMBERED_TOKENS: usize = 10_000;
 pub const FIRST_ADMIN_EMAIL: &str = "admin@crm.local";
 
 pub use crate::actor::{Actor, Role};
-pub use session::{OpenedSession, SESSION_COOKIE};
+pub use session::{OpenedSession, SESSION_COOKIE, SESSION_COOKIE_SECURE};
 
 mod session;
 

@@ -20,6 +20,10 @@ use crate::error::{CrmError, Result};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "crm_session";
+/// Its name when set over HTTPS: browsers keep a `__Host-` cookie only when
+/// it is `Secure`, for the whole host and no wider, so a sibling subdomain
+/// cannot plant one.
+pub const SESSION_COOKIE_SECURE: &str = "__Host-crm_session";
 /// How long a session lasts at most (less when its token expires sooner).
 const SESSION_HOURS: i32 = 12;
 
@@ -44,10 +48,10 @@ struct SessionRow {
 }
 
 impl Authenticator {
-    /// Signs a browser in with an API token (the text a user pasted): a
-    /// new session for it, ending after [`SESSION_HOURS`] or with the token.
-    pub async fn open_session(&self, token: &str) -> Result<OpenedSession> {
-        let actor = self.authenticate(Some(&format!("Bearer {}", token.trim()))).await?;
+    /// Signs a browser in for the actor of an API token it presented
+    /// (checked with [`Authenticator::authenticate`]): a new session,
+    /// ending after [`SESSION_HOURS`] or with the token.
+    pub async fn open_session(&self, actor: Actor) -> Result<OpenedSession> {
         let token_id = actor
             .token_id
             .ok_or_else(|| CrmError::Unauthenticated("sign in with an API token".into()))?;

@@ -11,19 +11,20 @@
 //!
 //! A browser signed in to the console sends its session cookie instead of
 //! a token. The cookie is `SameSite=Strict`, and is taken only from a
-//! request whose `Origin` (when it has one) is this server's own, so
-//! another site's page can neither send it nor use it; the API still
-//! refuses form posts (`application/json` only), which need no preflight.
+//! request whose `Origin` (when it has one) is this server's own, and only
+//! for reads (GET) and JSON bodies: a form, the one cross-site request
+//! that needs no preflight, can send neither, so another site's page can
+//! neither send the cookie nor use it.
 
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Method};
 
 use super::rate_limit::ClientAddress;
 use super::{HttpError, Shared};
-use crate::auth::{Actor, SESSION_COOKIE};
+use crate::auth::{Actor, SESSION_COOKIE, SESSION_COOKIE_SECURE};
 use crate::error::CrmError;
 
 impl FromRequestParts<Arc<Shared>> for Actor {
@@ -32,10 +33,10 @@ impl FromRequestParts<Arc<Shared>> for Actor {
     async fn from_request_parts(parts: &mut Parts, app: &Arc<Shared>) -> Result<Self, Self::Rejection> {
         let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let checked = match (authorization, session_cookie(&parts.headers)) {
-            (None, Some(cookie)) if same_origin(&parts.headers) => app.auth.authenticate_session(cookie).await,
-            (None, Some(_)) => Err(CrmError::Unauthenticated(
-                "a console session is only accepted from the console's own origin".into(),
-            )),
+            (None, Some(cookie)) => match session_refusal(app, parts) {
+                None => app.auth.authenticate_session(cookie).await,
+                Some(refusal) => Err(CrmError::Unauthenticated(refusal.into())),
+            },
             _ => app.auth.authenticate(authorization).await,
         };
         match checked {
@@ -55,7 +56,27 @@ impl FromRequestParts<Arc<Shared>> for Actor {
     }
 }
 
-/// The console session cookie a request carries, if any.
+/// Why a request may not act by its session cookie, if it may not.
+fn session_refusal(app: &Shared, parts: &Parts) -> Option<&'static str> {
+    if !same_origin(app, &parts.headers) {
+        return Some("a console session is only accepted from the console's own origin");
+    }
+    let json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
+    if parts.method != Method::GET && parts.method != Method::HEAD && !json {
+        return Some(
+            "a console session signs reads and JSON requests only: send this one with \
+             `Authorization: Bearer <token>`",
+        );
+    }
+    None
+}
+
+/// The console session cookie a request carries, if any (`__Host-` named
+/// when it was set over HTTPS).
 pub(super) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
     headers
         .get_all(header::COOKIE)
@@ -64,18 +85,35 @@ pub(super) fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .flat_map(|value| value.split(';'))
         .find_map(|pair| {
             let (name, value) = pair.trim().split_once('=')?;
-            (name == SESSION_COOKIE).then_some(value)
+            (name == SESSION_COOKIE_SECURE || name == SESSION_COOKIE).then_some(value)
         })
 }
 
 /// Whether a request comes from a page of this server (or says nothing of
 /// where it comes from, as a browser's same-origin GET does): its `Origin`
-/// names the host it was sent to.
-pub(super) fn same_origin(headers: &HeaderMap) -> bool {
+/// (scheme, host and port) is the public URL's, or the one the request was
+/// sent to (as a proxy in front tells it: `X-Forwarded-Proto`,
+/// `X-Forwarded-Host`). A page cannot set those headers on another
+/// origin's request without a preflight, which this server refuses.
+pub(super) fn same_origin(app: &Shared, headers: &HeaderMap) -> bool {
     let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let origin_host = origin.split_once("://").map_or("", |(_, rest)| rest);
-    !host.is_empty() && origin_host.eq_ignore_ascii_case(host)
+    let origin = origin.trim().trim_end_matches('/');
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    if let Some(public) = app.config.public_url.as_deref() {
+        let public = public.trim_end_matches('/');
+        let public_origin = match public.split_once("://") {
+            Some((scheme, rest)) => format!("{scheme}://{}", rest.split('/').next().unwrap_or("")),
+            None => public.to_owned(),
+        };
+        if origin.eq_ignore_ascii_case(&public_origin) {
+            return true;
+        }
+    }
+    let scheme = text("x-forwarded-proto").unwrap_or("http");
+    let Some(host) = text("x-forwarded-host").or_else(|| text(header::HOST.as_str())) else {
+        return false;
+    };
+    origin.eq_ignore_ascii_case(&format!("{scheme}://{host}"))
 }

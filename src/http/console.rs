@@ -21,7 +21,7 @@ use super::caller::session_cookie;
 use super::rate_limit::ClientAddress;
 use super::{deadline, HttpError, Shared};
 use crate::access::{self, AdminPermission};
-use crate::auth::{Actor, SESSION_COOKIE};
+use crate::auth::{Actor, SESSION_COOKIE, SESSION_COOKIE_SECURE};
 use crate::error::CrmError;
 
 /// What the console's page may load and call: this origin only.
@@ -119,7 +119,7 @@ struct SignIn {
 pub(super) async fn sign_in(State(app): State<Arc<Shared>>, request: Request) -> Result<Response, HttpError> {
     let (mut parts, body) = request.into_parts();
     super::graphql::require_json(&parts.headers)?;
-    if !super::caller::same_origin(&parts.headers) {
+    if !super::caller::same_origin(&app, &parts.headers) {
         return Err(HttpError::from(CrmError::Forbidden {
             permission: "console.signIn".into(),
             message: "sign in from the console's own page".into(),
@@ -132,8 +132,8 @@ pub(super) async fn sign_in(State(app): State<Arc<Shared>>, request: Request) ->
             format!("the body is not {{\"token\": …}}: {err}"),
         )
     })?;
-    let opened = match app.auth.open_session(&token).await {
-        Ok(opened) => opened,
+    let actor = match app.auth.authenticate(Some(&format!("Bearer {}", token.trim()))).await {
+        Ok(actor) => actor,
         Err(err @ CrmError::Unauthenticated(_)) => {
             let Ok(ClientAddress(client)) = ClientAddress::from_request_parts(&mut parts, &app).await;
             app.limits.check_failure(client)?;
@@ -141,9 +141,18 @@ pub(super) async fn sign_in(State(app): State<Arc<Shared>>, request: Request) ->
         }
         Err(err) => return Err(HttpError::unavailable(err)),
     };
+    // A sign-in spends one request of the token's allowance.
+    if let Some(token) = actor.token_id {
+        app.limits.check_token(token)?;
+    }
+    let opened = app.auth.open_session(actor).await.map_err(|err| match err {
+        err @ CrmError::Unauthenticated(_) => HttpError::from(err),
+        err => HttpError::unavailable(err),
+    })?;
     let max_age = (opened.expires_at - chrono::Utc::now()).num_seconds().max(0);
     let cookie = format!(
-        "{SESSION_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        "{}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{}",
+        cookie_name(&app, &parts.headers),
         opened.cookie,
         secure(&app, &parts.headers)
     );
@@ -162,7 +171,8 @@ pub(super) async fn sign_out(State(app): State<Arc<Shared>>, headers: HeaderMap)
         app.auth.close_session(cookie).await.map_err(HttpError::unavailable)?;
     }
     let cookie = format!(
-        "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{}",
+        cookie_name(&app, &headers),
         secure(&app, &headers)
     );
     Ok(signed(cookie, json!({ "signedOut": true })))
@@ -182,6 +192,15 @@ fn signed(cookie: String, body: serde_json::Value) -> Response {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
+}
+
+/// The session cookie's name: `__Host-` prefixed over HTTPS.
+fn cookie_name(app: &Shared, headers: &HeaderMap) -> &'static str {
+    if secure(app, headers).is_empty() {
+        SESSION_COOKIE
+    } else {
+        SESSION_COOKIE_SECURE
+    }
 }
 
 /// `; Secure` when the browser reached the server over HTTPS: directly

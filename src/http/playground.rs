@@ -120,10 +120,16 @@ fn playground(workspace: &str, endpoint: &str) -> Html<String> {
     connectionParams: () => ({{ authorization }}),
   }});
   const http = GraphiQL.createFetcher({{ url: {endpoint}, wsClient }});
+  // The headers tab starts with a placeholder; until a token replaces it,
+  // nothing is sent in its name (a browser signed in to the console is
+  // then known by its session cookie).
   const fetcher = (params, options) => {{
-    const headers = (options && options.headers) || {{}};
+    const headers = {{ ...((options && options.headers) || {{}}) }};
+    for (const name of Object.keys(headers)) {{
+      if (name.toLowerCase() === 'authorization' && String(headers[name]).includes('<paste')) delete headers[name];
+    }}
     authorization = headers.Authorization || headers.authorization || null;
-    return http(params, options);
+    return http(params, {{ ...(options || {{}}), headers }});
   }};
   const defaultQuery = `# Welcome to the CRM GraphQL playground ({title}).
 # Run it with the play button or Ctrl-Enter.

@@ -7,6 +7,7 @@
 //! tells it when the sandbox is made).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
@@ -22,7 +23,12 @@ pub struct Made {
     pub rows_estimated: u64,
     pub rows_copied: u64,
     pub started_at: DateTime<Utc>,
+    /// Which making of the sandbox this is (a second attempt with the
+    /// same name, refused or not, must not end the first one's report).
+    run: u64,
 }
+
+static RUNS: AtomicU64 = AtomicU64::new(0);
 
 static UNDER_WAY: Mutex<Option<HashMap<String, Made>>> = Mutex::new(None);
 
@@ -40,6 +46,7 @@ pub fn current(name: &str) -> Option<Made> {
 #[derive(Debug)]
 pub struct Tracked {
     name: String,
+    run: u64,
 }
 
 impl Tracked {
@@ -50,13 +57,22 @@ impl Tracked {
             rows_estimated: 0,
             rows_copied: 0,
             started_at: Utc::now(),
+            run: RUNS.fetch_add(1, Ordering::Relaxed),
         };
-        with(|under_way| under_way.insert(name.to_owned(), made));
-        Tracked { name: name.to_owned() }
+        let run = made.run;
+        // While one making of the sandbox runs, another (which its lock
+        // will refuse or hold) reports nothing over it.
+        with(|under_way| {
+            under_way.entry(name.to_owned()).or_insert(made);
+        });
+        Tracked {
+            name: name.to_owned(),
+            run,
+        }
     }
 
     fn update(&self, f: impl FnOnce(&mut Made)) {
-        with(|under_way| under_way.get_mut(&self.name).map(f));
+        with(|under_way| under_way.get_mut(&self.name).filter(|made| made.run == self.run).map(f));
     }
 }
 
@@ -76,6 +92,10 @@ impl Progress for Tracked {
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        with(|under_way| under_way.remove(&self.name));
+        with(|under_way| {
+            if under_way.get(&self.name).is_some_and(|made| made.run == self.run) {
+                under_way.remove(&self.name);
+            }
+        });
     }
 }
