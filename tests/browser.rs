@@ -349,4 +349,14 @@ impl Browser {
             .filter_map(|event| event["params"]["request"]["url"].as_str().map(str::to_owned))
             .collect()
     }
+
+    /// The URLs the page requested outside `origin` (`http://host:port`);
+    /// `data:` URLs (such as a date input's icon) are inline, not requests.
+    pub fn requests_beyond(&self, origin: &str) -> Vec<String> {
+        let inside = format!("{origin}/");
+        self.requests()
+            .into_iter()
+            .filter(|url| !url.starts_with(&inside) && !url.starts_with("data:"))
+            .collect()
+    }
 }

@@ -243,11 +243,7 @@ async fn an_admin_reviews_promotes_and_reverts_a_sandbox_in_the_browser() {
 
     let requests = browser.requests();
     assert!(requests.len() > 10, "{requests:?}");
-    // (`data:` URLs, such as the date inputs' icon, are inline: no network.)
-    let elsewhere: Vec<&String> = requests
-        .iter()
-        .filter(|url| !url.starts_with(&format!("{base}/")) && !url.starts_with("data:"))
-        .collect();
+    let elsewhere = browser.requests_beyond(&base);
     assert!(
         elsewhere.is_empty(),
         "the page reached beyond its origin: {elsewhere:?}"
@@ -337,6 +333,12 @@ async fn review_page_is_accessible(browser: &Browser) {
         )
         .await;
     assert_eq!(low, json!([]), "text below WCAG AA contrast");
+}
+
+/// A request with no body that a browser holding `cookie` sends.
+async fn with_cookie(app: &TestApp, method: Method, path: &str, cookie: &str) -> crate::support::HttpResponse {
+    app.request_without_token(method, path, &[("cookie", cookie)], Vec::new())
+        .await
 }
 
 #[tokio::test]
@@ -447,14 +449,7 @@ async fn console_sessions_are_http_only_cookies_that_end_with_their_token() {
         json!({}),
     )
     .await;
-    let file = app
-        .request_without_token(
-            Method::GET,
-            "/sandboxes/qa/changeset.json",
-            &[("cookie", session.as_str())],
-            Vec::new(),
-        )
-        .await;
+    let file = with_cookie(&app, Method::GET, "/sandboxes/qa/changeset.json", &session).await;
     assert_eq!(file.status, 403, "{}", file.text());
     let admin_file = app.get("/sandboxes/qa/changeset.json", &[]).await;
     assert_eq!(admin_file.status, 200, "{}", admin_file.text());
@@ -477,14 +472,7 @@ async fn console_sessions_are_http_only_cookies_that_end_with_their_token() {
     // Signing out ends a session on the server, not only in the browser.
     let admin = sign_in(&app.token, vec![]).await;
     let admin_session = admin.header("set-cookie").split(';').next().unwrap().to_owned();
-    let out = app
-        .request_without_token(
-            Method::DELETE,
-            "/console/session",
-            &[("cookie", admin_session.as_str())],
-            Vec::new(),
-        )
-        .await;
+    let out = with_cookie(&app, Method::DELETE, "/console/session", &admin_session).await;
     assert_eq!(out.status, 200);
     assert!(out.header("set-cookie").contains("Max-Age=0"));
     let body = json!({ "query": "{ me { role } }" }).to_string().into_bytes();
@@ -636,11 +624,7 @@ async fn conflicts_are_resolved_side_by_side_sandboxes_show_captured_webhooks_an
     );
     browser.eval("location.hash = '#/sandboxes'").await;
     browser.see("Admins only").await;
-    let requests = browser.requests();
-    let elsewhere: Vec<&String> = requests
-        .iter()
-        .filter(|url| !url.starts_with(&format!("{base}/")) && !url.starts_with("data:"))
-        .collect();
+    let elsewhere = browser.requests_beyond(&base);
     assert!(
         elsewhere.is_empty(),
         "the page reached beyond its origin: {elsewhere:?}"

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{FromRequestParts, Path, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
@@ -161,7 +161,7 @@ pub(super) async fn sign_in(State(app): State<Arc<Shared>>, request: Request) ->
         "role": opened.actor.role.as_str(),
         "expiresAt": opened.expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     });
-    Ok(signed(cookie, body))
+    Ok(json_answer(body.to_string(), header::SET_COOKIE, &cookie))
 }
 
 /// `DELETE /console/session`: signs out (the session ends on every server)
@@ -175,21 +175,26 @@ pub(super) async fn sign_out(State(app): State<Arc<Shared>>, headers: HeaderMap)
         cookie_name(&app, &headers),
         secure(&app, &headers)
     );
-    Ok(signed(cookie, json!({ "signedOut": true })))
+    Ok(json_answer(
+        json!({ "signedOut": true }).to_string(),
+        header::SET_COOKIE,
+        &cookie,
+    ))
 }
 
-/// A JSON answer that sets the session cookie.
-fn signed(cookie: String, body: serde_json::Value) -> Response {
+/// A JSON answer no one keeps, with one more header (the session cookie,
+/// a file name).
+fn json_answer(body: String, name: HeaderName, value: &str) -> Response {
     let mut response = (
         [
             (header::CONTENT_TYPE, "application/json"),
             (header::CACHE_CONTROL, "no-store"),
         ],
-        body.to_string(),
+        body,
     )
         .into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
-        response.headers_mut().insert(header::SET_COOKIE, value);
+    if let Ok(value) = HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, value);
     }
     response
 }
@@ -237,16 +242,5 @@ pub(super) async fn changeset(
     let mut conn = app.db.conn().await.map_err(HttpError::unavailable)?;
     let file = crate::promotion::export(&mut conn, &name).await?;
     let disposition = format!("attachment; filename=\"{name}.changeset.json\"");
-    let mut response = (
-        [
-            (header::CONTENT_TYPE, "application/json"),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        file.to_text(),
-    )
-        .into_response();
-    if let Ok(value) = HeaderValue::from_str(&disposition) {
-        response.headers_mut().insert(header::CONTENT_DISPOSITION, value);
-    }
-    Ok(response)
+    Ok(json_answer(file.to_text(), header::CONTENT_DISPOSITION, &disposition))
 }
