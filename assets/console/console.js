@@ -204,7 +204,7 @@
     return html`<main id="main" class="signin">
       <h1>Sign in to the CRM console</h1>
       <p class="hint">Paste an API token once: the server trades it for a session cookie this page
-        cannot read, which ends after 12 hours, when you sign out, or when the token is revoked.
+        cannot read, which ends after 12 hours, when you sign out, or when the token is revoked.${' '}
         <code>serve</code> prints the first admin token; <code>crm token create</code> makes more.</p>
       <form onSubmit=${submit}>
         <p><label for="token">API token</label><br />
@@ -371,7 +371,7 @@
       html`<div class="panel muted" role="status" aria-live="polite">
         ${progress.verb} sandbox <b>${progress.name}</b>: ${progress.step}
         ${progress.rowsEstimated > 0
-          ? html` — ${fmtNumber(progress.rowsCopied)} of about ${fmtNumber(progress.rowsEstimated)} rows
+          ? html` — ${fmtNumber(progress.rowsCopied)} of about ${fmtNumber(progress.rowsEstimated)} rows${' '}
               <progress max=${progress.rowsEstimated} value=${Math.min(progress.rowsCopied, progress.rowsEstimated)}
                 aria-label="Rows copied"></progress>`
           : html` <progress aria-label="Working"></progress>`}
@@ -467,7 +467,7 @@
     return html`<div class="panel muted">
       <p class="hint">Admins use every sandbox; others only those they are granted.</p>
       <ul>${sandbox.grantedUsers.map(
-        (u) => html`<li>${u.name} (${u.email})
+        (u) => html`<li>${u.name} (${u.email})${' '}
           <button type="button" disabled=${busy} onClick=${() => change('revokeSandboxAccess', u.id)}
             aria-label=${`Revoke ${u.name}'s access`}>Revoke</button></li>`,
       )}</ul>
@@ -704,7 +704,7 @@
   function Promoted({ report }) {
     const id = report.promotion && report.promotion.id;
     return html`<div class="notice" role="status">
-      <b>Promoted.</b> Production's metadata went from version ${report.versionBefore} to ${report.versionAfter}.
+      <b>Promoted.</b> Production's metadata went from version ${report.versionBefore} to ${report.versionAfter}.${' '}
       ${id && html` It can be undone from <a href=${link('history')}>History</a>.`}
     </div>`;
   }
@@ -962,7 +962,7 @@
           <td>${fmtTime(j.createdAt)}</td><td>${j.fileName || j.format}${j.dryRun ? ' (dry run)' : ''}</td><td>${j.object}</td>
           <td>${j.mode}</td><td><${Badge} value=${j.status.state} />${j.revertedAt ? html` <${Badge} value="REVERTED" />` : ''}
             ${j.message && html`<div class="hint">${j.message}</div>`}</td>
-          <td>${fmtNumber(j.status.rowsRead)} read: ${fmtNumber(j.status.rowsCreated)} created, ${fmtNumber(j.status.rowsUpdated)} updated,
+          <td>${fmtNumber(j.status.rowsRead)} read: ${fmtNumber(j.status.rowsCreated)} created, ${fmtNumber(j.status.rowsUpdated)} updated,${' '}
             ${fmtNumber(j.status.rowsFailed)} refused${j.status.warnings ? `, ${j.status.warnings} warnings` : ''}
             ${j.status.state === 'RUNNING' && html`<div><progress aria-label=${`Import of ${j.fileName || j.object} running`}></progress></div>`}</td>
           <td>${j.errors.length > 0
