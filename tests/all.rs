@@ -39,6 +39,7 @@ mod reports;
 mod retention;
 mod sales_history;
 mod sandbox;
+mod scale;
 mod schema_file;
 mod security;
 mod transfer;

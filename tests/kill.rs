@@ -4,14 +4,14 @@
 //! then the process killed with SIGKILL), leave the database fully before.
 //! (The promotion's own is in `promotion`.)
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
 use hyper::Method;
 use serde_json::{json, Value};
 
-use crate::support::{http_request, TestApp};
+use crate::support::{crm_process, http_request, serve_process, TestApp};
 
 /// A connection holding `lock` (SQL run inside an open transaction) until
 /// it commits.
@@ -58,31 +58,7 @@ async fn kill(app: &TestApp, mut child: Child, lock: AsyncPgConnection) {
 }
 
 fn crm(app: &TestApp, args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_crm"))
-        .args(args)
-        .env("DATABASE_URL", &app.database_url)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
-}
-
-/// `crm serve` in its own process on the test's database, and its address.
-async fn server(app: &TestApp) -> (Child, std::net::SocketAddr) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = crm(app, &["serve", "--port", &port.to_string()]);
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "crm serve did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (child, addr)
+    crm_process(app, args, &[])
 }
 
 /// Sends a GraphQL request to `addr` without waiting for the answer.
@@ -198,7 +174,7 @@ async fn a_type_change_rewriting_its_table_killed_midway_leaves_the_field_as_it_
             .await;
     }
     let version = count(&app, "SELECT metadata_version::bigint AS n FROM crm.workspace_settings").await;
-    let (child, addr) = server(&app).await;
+    let (child, addr) = serve_process(&app, &[]).await;
     // A write in flight holds the accounts: the ALTER TABLE waits for it.
     let lock = holding(&app, "LOCK TABLE crm.account IN ROW EXCLUSIVE MODE").await;
     send(
@@ -252,7 +228,7 @@ async fn a_batch_killed_midway_changes_none_of_its_records() {
     for n in 0..5 {
         ids.push(app.create("Account", json!({ "name": format!("Acme {n}") })).await);
     }
-    let (child, addr) = server(&app).await;
+    let (child, addr) = serve_process(&app, &[]).await;
     // The last record of the batch is locked by another writer: the batch
     // has changed the first four when it waits for it.
     let lock = holding(

@@ -6,7 +6,7 @@
 //! events, none invented.
 
 use std::collections::{HashMap, HashSet};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -18,11 +18,11 @@ use hmac::{KeyInit, Mac};
 use http_body_util::{BodyExt, Full};
 use serde_json::{json, Value};
 
-use crate::support::TestApp;
+use crate::support::{serve_process, TestApp};
 
 /// One request the receiver got, and what it answered.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     headers: HashMap<String, String>,
     body: String,
     answered: u16,
@@ -32,7 +32,7 @@ impl Received {
     fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap()
     }
-    fn id(&self) -> &str {
+    pub(crate) fn id(&self) -> &str {
         &self.headers["webhook-id"]
     }
     fn accepted(&self) -> bool {
@@ -43,8 +43,8 @@ impl Received {
 /// A webhook receiver on a port of this host: answers every request with
 /// `status` (after `failures` answers of 500), and keeps what it got.
 #[derive(Clone)]
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     status: Arc<AtomicU16>,
     failures: Arc<AtomicUsize>,
     connections: Arc<AtomicUsize>,
@@ -52,7 +52,7 @@ struct Receiver {
 }
 
 impl Receiver {
-    async fn start() -> Receiver {
+    pub(crate) async fn start() -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let receiver = Receiver {
             url: format!("http://{}/hooks", listener.local_addr().unwrap()),
@@ -111,7 +111,7 @@ impl Receiver {
         receiver
     }
 
-    fn received(&self) -> Vec<Received> {
+    pub(crate) fn received(&self) -> Vec<Received> {
         self.received.lock().unwrap().clone()
     }
 
@@ -120,7 +120,7 @@ impl Receiver {
     }
 
     /// Waits until it accepted `n` deliveries.
-    async fn until_accepted(&self, n: usize) -> Vec<Received> {
+    pub(crate) async fn until_accepted(&self, n: usize) -> Vec<Received> {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let accepted = self.accepted();
@@ -642,32 +642,17 @@ async fn a_sandbox_captures_its_webhooks_and_sends_nothing_unless_allowed() {
 
 /// `crm serve` in its own process on the test's database, delivering
 /// webhooks (retries 20 ms apart), and its address.
-async fn server(app: &TestApp) -> (Child, std::net::SocketAddr) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_crm"))
-        .args(["serve", "--port", &port.to_string()])
-        .env("DATABASE_URL", &app.database_url)
-        .env("CRM_AUTOMATION_INTERVAL_MS", "100")
-        .env("CRM_WEBHOOK_RETRY_BASE_MS", "20")
-        .env("CRM_WEBHOOK_TIMEOUT_MS", "1000")
-        .env("CRM_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while tokio::net::TcpStream::connect(addr).await.is_err() {
-        assert!(Instant::now() < deadline, "crm serve did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    (child, addr)
+pub(crate) async fn server(app: &TestApp) -> (Child, std::net::SocketAddr) {
+    serve_process(app, DELIVERING).await
 }
+
+/// What `crm serve` processes that deliver webhooks are started with.
+pub(crate) const DELIVERING: &[(&str, &str)] = &[
+    ("CRM_AUTOMATION_INTERVAL_MS", "100"),
+    ("CRM_WEBHOOK_RETRY_BASE_MS", "20"),
+    ("CRM_WEBHOOK_TIMEOUT_MS", "1000"),
+    ("CRM_WEBHOOK_ALLOW_PRIVATE_NETWORKS", "true"),
+];
 
 #[tokio::test]
 async fn a_server_killed_between_commit_and_delivery_delivers_after_restart() {

@@ -448,3 +448,35 @@ impl TestApp {
         data[format!("create{object}")]["id"].as_str().unwrap().to_owned()
     }
 }
+
+/// `crm <args>` in its own process on the test's database, with `env`
+/// (`CRM_*` settings) and quiet logs.
+pub fn crm_process(app: &TestApp, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_crm"))
+        .args(args)
+        .env("DATABASE_URL", &app.database_url)
+        .env("RUST_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// `crm serve` in its own process on the test's database, once it
+/// accepts connections, and its address.
+pub async fn serve_process(app: &TestApp, env: &[(&str, &str)]) -> (std::process::Child, std::net::SocketAddr) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = crm_process(app, &["serve", "--port", &port.to_string()], env);
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while tokio::net::TcpStream::connect(addr).await.is_err() {
+        assert!(std::time::Instant::now() < deadline, "crm serve did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    (child, addr)
+}
