@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::db::embedded::{lock_for_serving, FolderLock};
+use crate::db::replicas::Replicas;
 use crate::db::{self, ClusterHealth, ClusterOptions, Database, EmbeddedPostgres, PoolOptions, Supervisor};
 use crate::graphql::{Limits, Room, Rooms, SchemaCache};
 use crate::http::{self, rate_limit::RateLimits};
@@ -102,6 +103,19 @@ impl App {
         let schemas = Arc::new(SchemaCache::new(limits, ROOMS));
         let auth = Arc::new(Authenticator::new(db.clone()));
         let limits = RateLimits::new(&config);
+        let replicas = Replicas::connect(
+            &db,
+            &config.replica_urls,
+            &PoolOptions {
+                size: config.pool_size,
+                statement_timeout: config.statement_timeout,
+                metadata_lock_timeout: config.metadata_lock_timeout,
+            },
+            config.replica_max_lag,
+        )?;
+        if let Some(replicas) = &replicas {
+            replicas.spawn_checks();
+        }
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let (events, committed) = tokio::sync::mpsc::unbounded_channel();
         tokio::spawn(crate::live::feed::follow(db.clone(), committed));
@@ -112,6 +126,7 @@ impl App {
                 schemas,
                 auth,
                 limits,
+                replicas,
             }),
             _listener: stop,
             events,
@@ -196,10 +211,21 @@ impl DatabaseServer {
     }
 }
 
+impl App {
+    /// Reads wait for a metadata change on their replica before they meet
+    /// the schema built from it.
+    async fn replicas_catch_up(&self) {
+        if let Some(replicas) = &self.replicas {
+            replicas.metadata_changed().await;
+        }
+    }
+}
+
 impl crate::notify::Subscriber for App {
     async fn apply(&self, announcement: Announcement) {
         match announcement {
             Announcement::Metadata { workspace, version } => {
+                self.replicas_catch_up().await;
                 // Not built here yet: the first request builds the new one.
                 if let Some(entry) = self.schemas.cached(&workspace) {
                     if entry.metadata_version < version {
@@ -207,8 +233,14 @@ impl crate::notify::Subscriber for App {
                     }
                 }
             }
-            Announcement::Settings { workspace } => self.schemas.settings_changed(&self.db, &workspace).await,
-            Announcement::WorkspaceReplaced { workspace } => self.schemas.invalidate(&workspace),
+            Announcement::Settings { workspace } => {
+                self.replicas_catch_up().await;
+                self.schemas.settings_changed(&self.db, &workspace).await;
+            }
+            Announcement::WorkspaceReplaced { workspace } => {
+                self.replicas_catch_up().await;
+                self.schemas.invalidate(&workspace);
+            }
             Announcement::TokenRevoked { id } => self.auth.forget(id),
             Announcement::UserChanged { id } => self.auth.forget_user(id),
             Announcement::Automation { .. } => crate::automation::worker::wake(),

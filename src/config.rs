@@ -17,6 +17,11 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// An external PostgreSQL server; when unset the embedded cluster is used.
     pub database_url: Option<String>,
+    /// Streaming replicas of the database: read-only operations may run
+    /// there (see `db::replicas`).
+    pub replica_urls: Vec<String>,
+    /// How far behind the primary a replica may be and still take reads.
+    pub replica_max_lag: Duration,
     /// Maximum connections in the pool.
     pub pool_size: usize,
     /// Postgres `statement_timeout` applied to every pooled connection.
@@ -152,6 +157,8 @@ impl Default for Config {
             public_url: None,
             retention_interval: Duration::from_secs(3600),
             rescore_interval: Duration::from_secs(86_400),
+            replica_urls: Vec::new(),
+            replica_max_lag: Duration::from_secs(1),
             automation_interval: Duration::from_secs(2),
             smtp: None,
             smtp_from: "crm@localhost".to_owned(),

@@ -539,6 +539,13 @@ struct ServeArgs {
     /// the sandbox endpoint URLs the API gives out; default: the request's Host.
     #[arg(long, env = "CRM_PUBLIC_URL")]
     public_url: Option<String>,
+    /// A streaming replica of the database (repeatable; the environment variable takes a comma-separated
+    /// list): read-only operations run there while it is healthy and caught up, mutations on the primary.
+    #[arg(long = "replica-url", env = "CRM_REPLICA_URLS", value_delimiter = ',')]
+    replica_urls: Vec<String>,
+    /// How far (in time) a replica may lag behind the primary and still take reads.
+    #[arg(long, env = "CRM_REPLICA_MAX_LAG_MS", default_value_t = 1000)]
+    replica_max_lag_ms: u64,
     /// Seconds between runs of the retention job (removing deleted records and audit entries past the
     /// workspaces' retention settings); it also runs shortly after start. 0 turns it off.
     #[arg(long, env = "CRM_RETENTION_INTERVAL_S", default_value_t = 3600)]

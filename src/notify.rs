@@ -1,7 +1,7 @@
 //! Changes one server announces to every server on the same database,
 //! through Postgres `LISTEN/NOTIFY`: a metadata change (rebuild that
 //! workspace's schema), a settings change (read `recordVisibility` again),
-//! a sandbox made again or deleted (forget its schema), a revoked token or
+//! a sandbox made, made again or deleted (forget its schema), a revoked token or
 //! a changed user (check their tokens again).
 //!
 //! An announcement made inside a transaction is delivered when it commits,
@@ -30,8 +30,8 @@ pub enum Announcement {
     Metadata { workspace: String, version: i32 },
     /// A workspace's settings changed.
     Settings { workspace: String },
-    /// A sandbox was made again from production, or deleted: whatever is
-    /// cached of it is stale.
+    /// A sandbox was made, made again from production, or deleted:
+    /// whatever is cached of it is stale.
     WorkspaceReplaced { workspace: String },
     /// An API token was revoked.
     TokenRevoked { id: Uuid },

@@ -35,6 +35,7 @@ mod model;
 mod mutations;
 mod promotion;
 mod queries;
+mod replicas;
 mod reports;
 mod retention;
 mod sales_history;

@@ -54,6 +54,8 @@ pub fn config(database: &DatabaseArgs, serve: Option<&ServeArgs>) -> Config {
         config.shutdown_timeout = Duration::from_millis(serve.shutdown_timeout_ms);
         config.max_connections = usize::try_from(serve.max_connections).unwrap_or(usize::MAX);
         config.public_url = serve.public_url.clone();
+        config.replica_urls = serve.replica_urls.clone();
+        config.replica_max_lag = Duration::from_millis(serve.replica_max_lag_ms);
         config.retention_interval = Duration::from_secs(serve.retention_interval_s);
         config.rescore_interval = Duration::from_secs(serve.rescore_interval_s);
         config.automation_interval = Duration::from_millis(serve.automation_interval_ms);

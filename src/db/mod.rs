@@ -4,6 +4,7 @@
 pub mod embedded;
 mod error;
 pub mod migrate;
+pub mod replicas;
 pub mod sql;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -227,7 +227,21 @@ async fn answer(
         schemas: Some(app.schemas.clone()),
         base_url: base_url(&app, headers),
     };
-    let (response, executed) = match graphql::answer(&entry, &app.db, caller, request).await {
+    // A read-only operation may run on a replica (see `db::replicas`); a
+    // mutation runs on the primary, and the caller's later reads wait for it.
+    let mutation = is_mutation(&request);
+    let token = caller.actor.token_id;
+    let db = match &app.replicas {
+        Some(replicas) if !mutation => replicas.for_read(token).0,
+        _ => app.db.clone(),
+    };
+    let answered = graphql::answer(&entry, &db, caller, request).await;
+    if mutation {
+        if let Some(replicas) = &app.replicas {
+            replicas.wrote(token).await;
+        }
+    }
+    let (response, executed) = match answered {
         graphql::Answer::Compiled(body) => {
             tracing::info!(
                 operation = %operation,

@@ -50,13 +50,49 @@ pub(super) async fn metrics(State(app): State<Arc<Shared>>, _caller: Actor) -> R
          crm_subscription_connections {}\n\
          # HELP crm_subscriptions GraphQL subscriptions (recordChanged) open on this server.\n\
          # TYPE crm_subscriptions gauge\n\
-         crm_subscriptions {}\n",
+         crm_subscriptions {}\n{}",
         app.db.statements_run(),
         app.schemas.compiled_answers(),
         app.auth.remembered(),
         crate::retention::purged_rows(),
         super::subscriptions::open_connections(),
-        crate::live::feed::listeners()
+        crate::live::feed::listeners(),
+        replicas(&app)
     );
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
+}
+
+/// The read replicas' lines: each one's health and lag, and where reads
+/// went.
+fn replicas(app: &Shared) -> String {
+    let Some(replicas) = &app.replicas else {
+        return String::new();
+    };
+    let mut text = String::from(
+        "# HELP crm_replica_healthy Whether the replica takes reads (answers, and is within --replica-max-lag-ms).\n\
+         # TYPE crm_replica_healthy gauge\n",
+    );
+    let states = replicas.states();
+    for (i, (healthy, _)) in states.iter().enumerate() {
+        text.push_str(&format!(
+            "crm_replica_healthy{{replica=\"{i}\"}} {}\n",
+            u8::from(*healthy)
+        ));
+    }
+    text.push_str(
+        "# HELP crm_replica_lag_bytes WAL the primary has written that the replica has not replayed.\n\
+         # TYPE crm_replica_lag_bytes gauge\n",
+    );
+    for (i, (_, lag)) in states.iter().enumerate() {
+        text.push_str(&format!("crm_replica_lag_bytes{{replica=\"{i}\"}} {lag}\n"));
+    }
+    text.push_str(&format!(
+        "# HELP crm_reads_routed_total Read-only GraphQL operations, by where they ran.\n\
+         # TYPE crm_reads_routed_total counter\n\
+         crm_reads_routed_total{{to=\"replica\"}} {}\n\
+         crm_reads_routed_total{{to=\"primary\"}} {}\n",
+        replicas.routed_to_replica.load(std::sync::atomic::Ordering::Relaxed),
+        replicas.routed_to_primary.load(std::sync::atomic::Ordering::Relaxed),
+    ));
+    text
 }

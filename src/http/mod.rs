@@ -73,6 +73,8 @@ pub struct Shared {
     pub auth: Arc<Authenticator>,
     /// How often a token, or an address failing to authenticate, may call.
     pub limits: RateLimits,
+    /// Read replicas, when configured: where read-only operations run.
+    pub replicas: Option<Arc<crate::db::replicas::Replicas>>,
 }
 
 impl std::fmt::Debug for Shared {

@@ -294,7 +294,13 @@ pub async fn create(db: &Database, trail: &Trail, new: &NewSandbox, progress: &d
             action: Action::Create,
             changes: settings_changes(&new.name, &new.filling),
         };
-        audit::append(conn, trail, &[entry]).await
+        audit::append(conn, trail, &[entry]).await?;
+        // No server has anything of it to forget; reads routed to replicas
+        // wait for it (`db::replicas`).
+        let made = Announcement::WorkspaceReplaced {
+            workspace: new.name.clone(),
+        };
+        notify::announce(conn, &made).await
     })
     .await
 }

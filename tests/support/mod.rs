@@ -247,7 +247,11 @@ impl TestApp {
     }
 
     pub async fn start_with(config: Config) -> TestApp {
-        let database_url = fresh_database().await;
+        TestApp::on(config, fresh_database().await).await
+    }
+
+    /// A server with `config` on the migrated database at `database_url`.
+    pub async fn on(config: Config, database_url: String) -> TestApp {
         let app = App::new(config, &database_url).expect("building the app");
         let token = {
             let mut conn = app.db.conn().await.unwrap();
