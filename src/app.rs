@@ -254,6 +254,9 @@ impl crate::notify::Subscriber for App {
     }
 
     async fn catch_up(&self) {
+        // Announcements were missed: reads wait until replicas have what
+        // the primary has now.
+        self.replicas_catch_up().await;
         crate::live::feed::missed(&self.db);
         for workspace in self.schemas.cached_workspaces() {
             self.schemas.refresh(&self.db, &workspace).await;

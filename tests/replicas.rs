@@ -176,6 +176,13 @@ async fn reads_go_to_a_healthy_replica_never_to_their_own_past_and_fail_over_to_
     assert_eq!(sandboxed["data"]["accounts"]["totalCount"], 20, "{sandboxed}");
     assert_eq!(metric(&app, "crm_reads_routed_total{to=\"replica\"}").await, before + 1);
 
+    // A promotion's rehearsal writes (then rolls back): it reads the
+    // primary, and answers.
+    let before = metric(&app, "crm_reads_routed_total{to=\"primary\"}").await;
+    let diff = app.data(r#"{ sandboxDiff(name: "qa") { canApply } }"#, json!({})).await;
+    assert!(diff["sandboxDiff"]["canApply"].is_boolean(), "{diff}");
+    assert_eq!(metric(&app, "crm_reads_routed_total{to=\"primary\"}").await, before + 1);
+
     // Replay paused: the replica falls behind, is taken out, and reads go
     // to the primary; resumed, it is put back.
     let mut standby = AsyncPgConnection::establish(&replica.url("crm")).await.unwrap();

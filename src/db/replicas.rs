@@ -155,9 +155,20 @@ impl Replicas {
 
     /// One round of checks: the primary's position, then each replica's.
     async fn check(&self) {
-        let Ok(now) = self.primary_position().await else {
+        let sampled = tokio::time::timeout(CHECK_TIMEOUT, self.primary_position()).await;
+        let Ok(Ok(now)) = sampled else {
+            // Lag cannot be bounded without the primary's position: no
+            // replica takes reads until it is read again.
+            for replica in &self.list {
+                replica.healthy.store(false, Ordering::Relaxed);
+            }
             return;
         };
+        // A metadata change whose position could not be read: this
+        // position, read after it, is past it.
+        let _ = self
+            .floor
+            .compare_exchange(u64::MAX, now, Ordering::Relaxed, Ordering::Relaxed);
         let due = {
             let mut samples = self.samples.lock().unwrap_or_else(PoisonError::into_inner);
             samples.push_back((Instant::now(), now));
@@ -223,7 +234,7 @@ impl Replicas {
                 self.floor.fetch_max(position, Ordering::Relaxed);
             }
             // Cannot tell how far: read from the primary until the next
-            // check finds a position.
+            // check reads a position (`check`).
             Err(_) => {
                 self.floor.store(u64::MAX, Ordering::Relaxed);
             }
@@ -235,12 +246,6 @@ impl Replicas {
     /// primary.
     pub fn for_read(&self, token: Option<Uuid>) -> (Database, Route) {
         let mut needed = self.floor.load(Ordering::Relaxed);
-        if needed == u64::MAX {
-            if let Some((_, now)) = self.samples.lock().unwrap_or_else(PoisonError::into_inner).back() {
-                needed = *now;
-                self.floor.store(needed, Ordering::Relaxed);
-            }
-        }
         if let Some(token) = token {
             let writes = self.writes.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(lsn) = writes.get(&token) {

@@ -24,6 +24,7 @@ use serde_json::json;
 use super::workspace::Endpoint;
 use super::{accepts, deadline, errors_body, graphql_response, playground, Format, HttpError, Shared};
 use crate::auth::{Actor, Role};
+use crate::db::replicas::Route;
 use crate::error::CrmError;
 use crate::graphql::{self, Caller, Workspace};
 
@@ -155,6 +156,92 @@ pub(super) fn too_deep(app: &Shared, request: &async_graphql::Request) -> Result
     Err(CrmError::QueryTooComplex(message))
 }
 
+/// Root query fields that must read the primary: a promotion's rehearsal
+/// (a transaction that writes, then rolls back) and import jobs (a running
+/// job is checked by its advisory lock, which lives on the primary).
+const PRIMARY_READS: &[&str] = &["sandboxDiff", "importJob", "importJobs"];
+
+/// Answers on the primary or a replica (see `db::replicas`): a mutation
+/// runs on the primary, and the caller's later reads wait for it; a
+/// read-only operation may run on a replica, and runs again on the primary
+/// if the replica failed it (it died between checks, a recovery conflict
+/// cancelled it, or it has not replayed a change this server already
+/// serves).
+async fn routed(
+    app: &Shared,
+    entry: &graphql::WorkspaceSchema,
+    caller: Caller,
+    request: async_graphql::Request,
+) -> graphql::Answer {
+    let Some(replicas) = &app.replicas else {
+        return graphql::answer(entry, &app.db, caller, request).await;
+    };
+    let token = caller.actor.token_id;
+    if is_mutation(&request) {
+        let answered = graphql::answer(entry, &app.db, caller, request).await;
+        replicas.wrote(token).await;
+        return answered;
+    }
+    if reads_primary(&request) {
+        replicas
+            .routed_to_primary
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        return graphql::answer(entry, &app.db, caller, request).await;
+    }
+    let (db, route) = replicas.for_read(token);
+    if route == Route::Primary {
+        return graphql::answer(entry, &app.db, caller, request).await;
+    }
+    let again = (caller.clone(), copy(&request));
+    let answered = graphql::answer(entry, &db, caller, request).await;
+    if failed_on_replica(&answered) {
+        tracing::warn!("a read failed on a replica; answered by the primary");
+        let (caller, request) = again;
+        return graphql::answer(entry, &app.db, caller, request).await;
+    }
+    answered
+}
+
+/// Whether a request reads a root field that must read the primary.
+fn reads_primary(request: &async_graphql::Request) -> bool {
+    use async_graphql::parser::types::Selection;
+    let Ok(document) = crate::graphql::cache::document(&request.query) else {
+        return false;
+    };
+    let Some(operation) = crate::graphql::compiled::operation(&document, request.operation_name.as_deref()) else {
+        return false;
+    };
+    operation.selection_set.node.items.iter().any(|item| match &item.node {
+        Selection::Field(field) => PRIMARY_READS.contains(&field.node.name.node.as_str()),
+        // Fragments at the root: the primary, to be safe.
+        _ => true,
+    })
+}
+
+/// A request as it arrived, to run again.
+fn copy(request: &async_graphql::Request) -> async_graphql::Request {
+    let mut copy = async_graphql::Request::new(request.query.clone()).variables(request.variables.clone());
+    copy.operation_name.clone_from(&request.operation_name);
+    copy.extensions.clone_from(&request.extensions);
+    copy
+}
+
+/// Whether an answer failed for the database's sake (not the caller's).
+fn failed_on_replica(answered: &graphql::Answer) -> bool {
+    match answered {
+        graphql::Answer::Compiled(body) => body.contains("\"errors\""),
+        graphql::Answer::Resolved { response, .. } => response.errors.iter().any(|error| {
+            let code = error
+                .extensions
+                .as_ref()
+                .and_then(|extensions| extensions.get("code"))
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            code.contains("INTERNAL") || code.contains("UNAVAILABLE")
+        }),
+    }
+}
+
 /// Whether the operation a request would run is a mutation.
 fn is_mutation(request: &async_graphql::Request) -> bool {
     operation_is(request, OperationType::Mutation)
@@ -227,21 +314,7 @@ async fn answer(
         schemas: Some(app.schemas.clone()),
         base_url: base_url(&app, headers),
     };
-    // A read-only operation may run on a replica (see `db::replicas`); a
-    // mutation runs on the primary, and the caller's later reads wait for it.
-    let mutation = is_mutation(&request);
-    let token = caller.actor.token_id;
-    let db = match &app.replicas {
-        Some(replicas) if !mutation => replicas.for_read(token).0,
-        _ => app.db.clone(),
-    };
-    let answered = graphql::answer(&entry, &db, caller, request).await;
-    if mutation {
-        if let Some(replicas) = &app.replicas {
-            replicas.wrote(token).await;
-        }
-    }
-    let (response, executed) = match answered {
+    let (response, executed) = match routed(&app, &entry, caller, request).await {
         graphql::Answer::Compiled(body) => {
             tracing::info!(
                 operation = %operation,

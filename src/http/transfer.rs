@@ -179,6 +179,10 @@ pub(super) async fn import(
     });
     let source = Box::new(transfer::reader::ChannelReader::new(receiver));
     let job = transfer::import(&target, options, source, Progress::new()).await?;
+    if let Some(replicas) = &app.replicas {
+        // The importer's reads wait for what it imported.
+        replicas.wrote(target.actor.token_id).await;
+    }
     let base = super::graphql::base_url(&app, &parts.headers).unwrap_or_default();
     let url = format!("{base}{}", job::error_file_path(&target.trail.workspace, job.id));
     Ok((StatusCode::OK, axum::Json(json!({ "importJob": job_json(&job, &url) }))).into_response())
