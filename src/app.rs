@@ -86,15 +86,12 @@ impl App {
     }
 
     fn build(config: Config, database_url: &str, health: ClusterHealth) -> Result<Arc<App>, db::Error> {
-        let db = Database::connect(
-            database_url,
-            &PoolOptions {
-                size: config.pool_size,
-                statement_timeout: config.statement_timeout,
-                metadata_lock_timeout: config.metadata_lock_timeout,
-            },
-        )?
-        .supervised_by(health);
+        let pool = PoolOptions {
+            size: config.pool_size,
+            statement_timeout: config.statement_timeout,
+            metadata_lock_timeout: config.metadata_lock_timeout,
+        };
+        let db = Database::connect(database_url, &pool)?.supervised_by(health);
         let limits = Limits {
             max_depth: config.max_depth,
             max_complexity: config.max_complexity,
@@ -103,16 +100,7 @@ impl App {
         let schemas = Arc::new(SchemaCache::new(limits, ROOMS));
         let auth = Arc::new(Authenticator::new(db.clone()));
         let limits = RateLimits::new(&config);
-        let replicas = Replicas::connect(
-            &db,
-            &config.replica_urls,
-            &PoolOptions {
-                size: config.pool_size,
-                statement_timeout: config.statement_timeout,
-                metadata_lock_timeout: config.metadata_lock_timeout,
-            },
-            config.replica_max_lag,
-        )?;
+        let replicas = Replicas::connect(&db, &config.replica_urls, &pool, config.replica_max_lag)?;
         if let Some(replicas) = &replicas {
             replicas.spawn_checks();
         }

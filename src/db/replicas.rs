@@ -264,6 +264,12 @@ impl Replicas {
         (self.primary.clone(), Route::Primary)
     }
 
+    /// The primary, for a read that must run there.
+    pub fn primary_read(&self) -> (Database, Route) {
+        self.routed_to_primary.fetch_add(1, Ordering::Relaxed);
+        (self.primary.clone(), Route::Primary)
+    }
+
     /// Each replica's health and lag in bytes, for `/metrics`.
     pub fn states(&self) -> Vec<(bool, u64)> {
         self.list

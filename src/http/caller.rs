@@ -39,20 +39,31 @@ impl FromRequestParts<Arc<Shared>> for Actor {
             },
             _ => app.auth.authenticate(authorization).await,
         };
-        match checked {
-            Ok(actor) => {
-                if let Some(token) = actor.token_id {
-                    app.limits.check_token(token)?;
-                }
-                Ok(actor)
+        admit(app, parts, checked).await
+    }
+}
+
+/// What a token (or session) check comes to: the actor, once it has spent
+/// one request of its token's allowance; a failed authentication, counted
+/// against the client's address; 503 when the token store cannot say.
+pub(super) async fn admit(
+    app: &Arc<Shared>,
+    parts: &mut Parts,
+    checked: crate::error::Result<Actor>,
+) -> Result<Actor, HttpError> {
+    match checked {
+        Ok(actor) => {
+            if let Some(token) = actor.token_id {
+                app.limits.check_token(token)?;
             }
-            Err(err @ CrmError::Unauthenticated(_)) => {
-                let Ok(ClientAddress(client)) = ClientAddress::from_request_parts(parts, app).await;
-                app.limits.check_failure(client)?;
-                Err(err.into())
-            }
-            Err(err) => Err(HttpError::unavailable(err)),
+            Ok(actor)
         }
+        Err(err @ CrmError::Unauthenticated(_)) => {
+            let Ok(ClientAddress(client)) = ClientAddress::from_request_parts(parts, app).await;
+            app.limits.check_failure(client)?;
+            Err(err.into())
+        }
+        Err(err) => Err(HttpError::unavailable(err)),
     }
 }
 
@@ -61,12 +72,7 @@ fn session_refusal(app: &Shared, parts: &Parts) -> Option<&'static str> {
     if !same_origin(app, &parts.headers) {
         return Some("a console session is only accepted from the console's own origin");
     }
-    let json = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"));
-    if parts.method != Method::GET && parts.method != Method::HEAD && !json {
+    if parts.method != Method::GET && parts.method != Method::HEAD && !super::is_json(&parts.headers) {
         return Some(
             "a console session signs reads and JSON requests only: send this one with \
              `Authorization: Bearer <token>`",

@@ -11,14 +11,13 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequestParts, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::caller::session_cookie;
-use super::rate_limit::ClientAddress;
 use super::{deadline, HttpError, Shared};
 use crate::access::{self, AdminPermission};
 use crate::auth::{Actor, SESSION_COOKIE, SESSION_COOKIE_SECURE};
@@ -82,21 +81,9 @@ pub(super) async fn page() -> Response {
 
 /// `GET /console/assets/{file}`.
 pub(super) async fn asset(Path(file): Path<String>) -> Response {
-    match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, content_type, bytes)) => {
-            let mut response = (
-                [
-                    (header::CONTENT_TYPE, *content_type),
-                    (header::CACHE_CONTROL, "no-cache"),
-                ],
-                *bytes,
-            )
-                .into_response();
-            guard(response.headers_mut());
-            response
-        }
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
+    let mut response = super::playground::vendored(ASSETS, &file, "no-cache");
+    guard(response.headers_mut());
+    response
 }
 
 /// Headers that keep the console's responses to this origin.
@@ -132,19 +119,10 @@ pub(super) async fn sign_in(State(app): State<Arc<Shared>>, request: Request) ->
             format!("the body is not {{\"token\": …}}: {err}"),
         )
     })?;
-    let actor = match app.auth.authenticate(Some(&format!("Bearer {}", token.trim()))).await {
-        Ok(actor) => actor,
-        Err(err @ CrmError::Unauthenticated(_)) => {
-            let Ok(ClientAddress(client)) = ClientAddress::from_request_parts(&mut parts, &app).await;
-            app.limits.check_failure(client)?;
-            return Err(err.into());
-        }
-        Err(err) => return Err(HttpError::unavailable(err)),
-    };
-    // A sign-in spends one request of the token's allowance.
-    if let Some(token) = actor.token_id {
-        app.limits.check_token(token)?;
-    }
+    // A sign-in spends one request of the token's allowance, and a bad
+    // token counts against the address, as any request's would.
+    let checked = app.auth.authenticate(Some(&format!("Bearer {}", token.trim()))).await;
+    let actor = super::caller::admit(&app, &mut parts, checked).await?;
     let opened = app.auth.open_session(actor).await.map_err(|err| match err {
         err @ CrmError::Unauthenticated(_) => HttpError::from(err),
         err => HttpError::unavailable(err),

@@ -114,15 +114,7 @@ fn is_upgrade(headers: &HeaderMap) -> bool {
 
 /// Refuses with 415 a body not declared as JSON.
 pub(super) fn require_json(headers: &HeaderMap) -> Result<(), HttpError> {
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if content_type
-        .trim_start()
-        .to_ascii_lowercase()
-        .starts_with("application/json")
-    {
+    if super::is_json(headers) {
         return Ok(());
     }
     Err(HttpError::bad_request(
@@ -177,18 +169,15 @@ async fn routed(
         return graphql::answer(entry, &app.db, caller, request).await;
     };
     let token = caller.actor.token_id;
-    if is_mutation(&request) {
-        let answered = graphql::answer(entry, &app.db, caller, request).await;
-        replicas.wrote(token).await;
-        return answered;
-    }
-    if reads_primary(&request) {
-        replicas
-            .routed_to_primary
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        return graphql::answer(entry, &app.db, caller, request).await;
-    }
-    let (db, route) = replicas.for_read(token);
+    let (db, route) = match needs(&request) {
+        Needs::Primary { writes: true } => {
+            let answered = graphql::answer(entry, &app.db, caller, request).await;
+            replicas.wrote(token).await;
+            return answered;
+        }
+        Needs::Primary { writes: false } => replicas.primary_read(),
+        Needs::Any => replicas.for_read(token),
+    };
     if route == Route::Primary {
         return graphql::answer(entry, &app.db, caller, request).await;
     }
@@ -202,20 +191,38 @@ async fn routed(
     answered
 }
 
-/// Whether a request reads a root field that must read the primary.
-fn reads_primary(request: &async_graphql::Request) -> bool {
+/// Which database an operation may run on.
+enum Needs {
+    /// A mutation (`writes`), or a read of a root field in `PRIMARY_READS`.
+    Primary {
+        writes: bool,
+    },
+    Any,
+}
+
+/// What the operation a request would run needs, from one look at it (an
+/// operation that cannot be found fails the same wherever it runs).
+fn needs(request: &async_graphql::Request) -> Needs {
     use async_graphql::parser::types::Selection;
     let Ok(document) = crate::graphql::cache::document(&request.query) else {
-        return false;
+        return Needs::Any;
     };
     let Some(operation) = crate::graphql::compiled::operation(&document, request.operation_name.as_deref()) else {
-        return false;
+        return Needs::Any;
     };
-    operation.selection_set.node.items.iter().any(|item| match &item.node {
+    if operation.ty == OperationType::Mutation {
+        return Needs::Primary { writes: true };
+    }
+    let primary = operation.selection_set.node.items.iter().any(|item| match &item.node {
         Selection::Field(field) => PRIMARY_READS.contains(&field.node.name.node.as_str()),
         // Fragments at the root: the primary, to be safe.
         _ => true,
-    })
+    });
+    if primary {
+        Needs::Primary { writes: false }
+    } else {
+        Needs::Any
+    }
 }
 
 /// A request as it arrived, to run again.
@@ -231,13 +238,8 @@ fn failed_on_replica(answered: &graphql::Answer) -> bool {
     match answered {
         graphql::Answer::Compiled(body) => body.contains("\"errors\""),
         graphql::Answer::Resolved { response, .. } => response.errors.iter().any(|error| {
-            let code = error
-                .extensions
-                .as_ref()
-                .and_then(|extensions| extensions.get("code"))
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            code.contains("INTERNAL") || code.contains("UNAVAILABLE")
+            let code = error.extensions.as_ref().and_then(|extensions| extensions.get("code"));
+            matches!(code, Some(async_graphql::Value::String(code)) if code == "INTERNAL" || code == "UNAVAILABLE")
         }),
     }
 }

@@ -231,6 +231,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Format {
     }
 }
 
+/// Whether a request's body is declared as JSON.
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("application/json"))
+}
+
 /// Whether the client lists `media_type` among those it accepts.
 fn accepts(headers: &HeaderMap, media_type: &str) -> bool {
     headers

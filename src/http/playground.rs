@@ -62,16 +62,29 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
 /// `GET /graphql/assets/{file}`: one of the vendored files, which browsers
 /// may keep for a day.
 pub(super) async fn asset(method: Method, Path(file): Path<String>) -> Response {
-    match ASSETS.iter().find(|(name, _, _)| *name == file) {
-        Some((_, content_type, bytes)) if method == Method::GET => (
+    if method != Method::GET {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    vendored(ASSETS, &file, "public, max-age=86400")
+}
+
+/// The file `file` of `assets` (name, media type, bytes) with its media type
+/// and `cache_control`, or 404.
+pub(super) fn vendored(
+    assets: &'static [(&'static str, &'static str, &'static [u8])],
+    file: &str,
+    cache_control: &'static str,
+) -> Response {
+    match assets.iter().find(|(name, _, _)| *name == file) {
+        Some((_, content_type, bytes)) => (
             [
                 (header::CONTENT_TYPE, *content_type),
-                (header::CACHE_CONTROL, "public, max-age=86400"),
+                (header::CACHE_CONTROL, cache_control),
             ],
             *bytes,
         )
             .into_response(),
-        _ => StatusCode::NOT_FOUND.into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
     }
 }
 
